@@ -1,0 +1,70 @@
+/*
+ * atomic.h — the only door to atomics in ringo.
+ *
+ * Every shared access in src/ goes through one of these named wrappers, so a
+ * reader can see the ordering at the call site and grep for it.  Each call
+ * site carries a comment naming what it pairs with and what breaks without
+ * it; a relaxed access says why relaxed is enough.
+ *
+ * The wrappers are the C11 <stdatomic.h> operations on _Atomic objects:
+ *   load_relaxed / store_relaxed   no ordering (counters, hints, racy reads
+ *                                  whose staleness is harmless)
+ *   load_acquire / store_release   one-way publication
+ *   xchg / cas (acq_rel)           read-modify-write that both observes a
+ *                                  publication and publishes
+ *   *_seqcst and smp_mb()          Dekker-style store-then-load handshakes
+ *                                  (sleep/wake, park/cancel) where a later
+ *                                  load must not be satisfied before an
+ *                                  earlier store is visible (StoreLoad).
+ */
+#ifndef RINGO_ATOMIC_H
+#define RINGO_ATOMIC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#define load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
+#define store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
+#define load_acquire(p)      atomic_load_explicit((p), memory_order_acquire)
+#define store_release(p, v)  atomic_store_explicit((p), (v), memory_order_release)
+#define load_seqcst(p)       atomic_load_explicit((p), memory_order_seq_cst)
+#define store_seqcst(p, v)   atomic_store_explicit((p), (v), memory_order_seq_cst)
+
+#define fetch_add_relaxed(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
+#define fetch_add_acq_rel(p, v) atomic_fetch_add_explicit((p), (v), memory_order_acq_rel)
+#define fetch_sub_acq_rel(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_acq_rel)
+#define fetch_or_acq_rel(p, v)  atomic_fetch_or_explicit((p), (v), memory_order_acq_rel)
+#define xchg_acq_rel(p, v)      atomic_exchange_explicit((p), (v), memory_order_acq_rel)
+#define xchg_acquire(p, v)      atomic_exchange_explicit((p), (v), memory_order_acquire)
+#define xchg_seqcst(p, v)       atomic_exchange_explicit((p), (v), memory_order_seq_cst)
+
+/* Strong compare-and-swap; *expected is updated on failure. */
+#define cas_acq_rel(p, expected, desired)                                   \
+    atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \
+                                            memory_order_acq_rel,           \
+                                            memory_order_acquire)
+#define cas_release(p, expected, desired)                                   \
+    atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \
+                                            memory_order_release,           \
+                                            memory_order_relaxed)
+#define cas_seqcst(p, expected, desired)                                    \
+    atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \
+                                            memory_order_seq_cst,           \
+                                            memory_order_seq_cst)
+
+/* Full barrier: orders every earlier load/store before every later one. */
+#define smp_mb() atomic_thread_fence(memory_order_seq_cst)
+
+/* A pause hint for spin loops. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+#endif /* RINGO_ATOMIC_H */

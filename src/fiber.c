@@ -1,0 +1,358 @@
+/*
+ * fiber.c — goroutine stacks and machine contexts.
+ *
+ * Stacks.  Go programs start a million goroutines without a thought, so a
+ * stack must cost about one resident page and few kernel objects:
+ *
+ *   - Stacks are carved from regions of STACKS_PER_REGION slots, each region
+ *     one mmap(MAP_NORESERVE) so overcommit accounting never refuses it and
+ *     the kernel commits pages only as a fiber touches them.  A slot is
+ *     [ guard or canary page | usable stack ... | struct stack header ].
+ *   - Slots are carved out of a region only when first needed, so mapping
+ *     a region touches nothing, and a stack costs memory only for the
+ *     pages its goroutine touches (usually one: the header and the first
+ *     frames share the top page).  Regions are MADV_NOHUGEPAGE: a huge
+ *     page would commit 2 MiB for thirty mostly idle stacks.
+ *   - A PROT_NONE guard page splits the region's mapping in two, and the
+ *     kernel allows vm.max_map_count (65530 by default) mappings per
+ *     process.  So only the first guard_budget stacks get a real guard
+ *     (default max_map_count / 4, leaving most mappings to the program);
+ *     the rest keep an unprotected page there, and overflow is caught by
+ *     checks on the stack pointer instead: at every switch away from the
+ *     fiber (stack_sp_ok), and in the SIGSEGV handler, which sees the
+ *     faulting stack pointer below the stack when the overflow runs off
+ *     the slot.  A canary word in that page was rejected: the first read
+ *     of an untouched page is a page fault, which costs 20 us on a
+ *     virtualised machine — per goroutine.
+ *   - Free stacks go to a per-proc LIFO cache (no locks, hot memory first);
+ *     past STACK_CACHE_MAX they go back to the global pool, after
+ *     MADV_DONTNEED returns their pages to the kernel.
+ *
+ * Invariants: a stack is in exactly one of {a goroutine, one proc's cache,
+ * the global pool}.  Regions are unmapped only by fiber_fini(), when no
+ * proc runs.  The global pool and region list are under pool_lock.
+ *
+ * Rejected: one mmap per stack (two mappings each with a guard: 32k
+ * goroutines at most); no guard at all (a silent overflow into a neighbour);
+ * malloc'd stacks (no guard, and glibc would commit the whole stack).
+ */
+#include "fiber.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
+/* Slots per region: 1024 stacks of 64 KiB is 68 MiB of address space,
+ * reserved but not committed (MAP_NORESERVE, untouched until used).  Large
+ * regions keep mmap off the spawn path: spawning a million goroutines maps
+ * about a thousand regions (tests/bench/spawn). */
+#define STACKS_PER_REGION 1024
+
+/* Stacks a proc keeps for reuse before handing them back to the kernel.
+ * Spawn + exit of an empty goroutine reuses the hottest cached stack
+ * (tests/bench/spawn); a server that peaks at many connections returns the
+ * excess.  4096 × 64 KiB of address space, at most a page resident each. */
+#define STACK_CACHE_MAX 4096
+
+/* A goroutine whose stack pointer is this close to the end of its stack
+ * at a switch has overflowed or is about to: the switch itself and the
+ * signal handler frames need room. */
+#define STACK_RED_ZONE 256
+
+struct region {
+    struct region *next;
+    char *base;
+    size_t len;
+    size_t fresh;     /* slots below this index have been handed out at least once */
+    struct region *next_fresh;   /* link in the list of regions with fresh slots */
+};
+
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct region *regions;      /* every region; under pool_lock */
+static struct region *fresh_regions; /* regions with never-used slots; under pool_lock */
+static struct stack *pool;          /* free stacks, under pool_lock */
+static size_t page_size;
+static size_t usable_size;          /* stack bytes below the header */
+static size_t slot_size;            /* page + usable_size + header, page aligned */
+static long guard_budget;           /* stacks that may still get a guard; under pool_lock */
+static long stack_avail;            /* see stack_reserve(); under pool_lock */
+
+#define HDR_SIZE ((sizeof(struct stack) + 63) & ~(size_t)63)
+
+static long read_max_map_count(void)
+{
+    long v = 65530;
+    FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = 65530;
+        fclose(f);
+    }
+    return v;
+}
+
+int fiber_init(size_t stack_size)
+{
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    if (stack_size == 0)
+        stack_size = 64 * 1024;
+    if (stack_size < 16 * 1024)
+        stack_size = 16 * 1024;
+    if (stack_size > ((size_t)1 << 30))
+        return -EINVAL;
+    slot_size = (page_size + stack_size + HDR_SIZE + page_size - 1) & ~(page_size - 1);
+    usable_size = slot_size - page_size - HDR_SIZE;
+
+    const char *env = getenv("RINGO_GUARD_STACKS");
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        guard_budget = (*end == '\0' && v >= 0) ? v : 0;
+    } else {
+        guard_budget = read_max_map_count() / 4;
+    }
+    return 0;
+}
+
+size_t fiber_stack_size(void)
+{
+    return usable_size;
+}
+
+void fiber_fini(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct region *r = regions;
+    regions = NULL;
+    fresh_regions = NULL;
+    pool = NULL;
+    stack_avail = 0;
+    pthread_mutex_unlock(&pool_lock);
+    while (r) {
+        struct region *next = r->next;
+#ifdef HAVE_VALGRIND_VALGRIND_H
+        for (size_t i = 0; i < r->fresh; i++) {
+            struct stack *s = (struct stack *)(r->base + (i + 1) * slot_size - HDR_SIZE);
+            if (s->vg_id)
+                VALGRIND_STACK_DEREGISTER(s->vg_id);
+        }
+#endif
+        munmap(r->base, r->len);
+        free(r);
+        r = next;
+    }
+}
+
+/* Map a new region.  Its slots are handed out by carve() as they are
+ * first needed, so mapping touches no memory.  Under pool_lock. */
+static int region_new(void)
+{
+    struct region *r = malloc(sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    r->len = slot_size * STACKS_PER_REGION;
+    r->fresh = 0;
+    r->base = mmap(NULL, r->len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r->base == MAP_FAILED) {
+        free(r);
+        return -ENOMEM;
+    }
+#ifdef MADV_NOHUGEPAGE
+    madvise(r->base, r->len, MADV_NOHUGEPAGE); /* best effort */
+#endif
+    r->next = regions;
+    regions = r;
+    r->next_fresh = fresh_regions;
+    fresh_regions = r;
+    stack_avail += STACKS_PER_REGION;
+    return 0;
+}
+
+/* Hand out a never-used slot, with a guard page while the budget lasts.
+ * NULL if every region is fully carved.  Under pool_lock. */
+static struct stack *carve(void)
+{
+    struct region *r = fresh_regions;
+    if (!r)
+        return NULL;
+    char *slot = r->base + r->fresh * slot_size;
+    if (++r->fresh == STACKS_PER_REGION)
+        fresh_regions = r->next_fresh;
+    struct stack *s = (struct stack *)(slot + slot_size - HDR_SIZE);
+    s->lo = slot + page_size;
+    s->guarded = false;
+    if (guard_budget > 0) {
+        if (mprotect(slot, page_size, PROT_NONE) == 0) {
+            s->guarded = true;
+            guard_budget--;
+        } else {
+            guard_budget = 0; /* out of mappings: canaries from now on */
+        }
+    }
+    s->vg_id = 0;
+#ifdef HAVE_VALGRIND_VALGRIND_H
+    if (RUNNING_ON_VALGRIND)
+        s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s);
+#endif
+    return s;
+}
+
+struct stack *stack_get(struct stack_cache *c)
+{
+    struct stack *s = c->head;
+    if (s) {
+        c->head = s->next;
+        c->n--;
+        return s;
+    }
+    pthread_mutex_lock(&pool_lock);
+    s = pool;
+    if (s) {
+        pool = s->next;
+    } else if (!(s = carve())) {
+        /* Every reserved stack is in use or in another proc's cache: map
+         * more rather than fail (the reservation said there was room). */
+        if (region_new() == 0)
+            s = carve();
+    }
+    pthread_mutex_unlock(&pool_lock);
+    if (!s)
+        errno = ENOMEM;
+    return s;
+}
+
+void stack_put(struct stack_cache *c, struct stack *s)
+{
+    if (c->n < STACK_CACHE_MAX) {
+        s->next = c->head;
+        c->head = s;
+        c->n++;
+        return;
+    }
+    /* Return the pages, keeping the header's page (it holds the header). */
+    char *top_page = (char *)((uintptr_t)s & ~(uintptr_t)(page_size - 1));
+    if (top_page > s->lo)
+        madvise(s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
+    pthread_mutex_lock(&pool_lock);
+    s->next = pool;
+    pool = s;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+void stack_cache_drain(struct stack_cache *c)
+{
+    struct stack *s = c->head;
+    c->head = NULL;
+    c->n = 0;
+    if (!s)
+        return;
+    struct stack *last = s;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&pool_lock);
+    last->next = pool;
+    pool = s;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+char *stack_top(struct stack *s)
+{
+    uintptr_t top = (uintptr_t)s;
+#ifdef RINGO_SWITCH_UCONTEXT
+    (void)0; /* the ucontext_t is inside the header */
+#endif
+    return (char *)(top & ~(uintptr_t)15);
+}
+
+bool stack_sp_ok(const struct stack *s, const void *sp)
+{
+    const char *p = sp;
+    return p >= s->lo + STACK_RED_ZONE && p <= (const char *)s;
+}
+
+bool stack_guard_hit(const struct stack *s, const void *addr)
+{
+    const char *a = addr;
+    return a >= s->lo - page_size && a < s->lo;
+}
+
+#ifdef RINGO_SWITCH_UCONTEXT
+
+void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
+{
+    ucontext_t *uc = &s->uc;
+    getcontext(uc);
+    uc->uc_stack.ss_sp = s->lo;
+    uc->uc_stack.ss_size = (size_t)(stack_top(s) - s->lo);
+    uc->uc_link = NULL;
+    makecontext(uc, entry, 0);
+    ctx->uc = uc;
+}
+
+void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to)
+{
+    swapcontext(from->uc, to->uc);
+}
+
+#else /* the assembly switch */
+
+void ringo__ctx_switch(void **save_sp, void *load_sp);
+void ringo__ctx_start(void);
+
+void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
+{
+    /* See switch_x86_64.S for the frame.  After the final ret the stack
+     * pointer is top - 16: 16-byte aligned, as ringo__ctx_start's call needs. */
+    uint64_t *sp = (uint64_t *)(stack_top(s) - 16) - 8;
+    uint32_t mxcsr = 0x1f80;   /* all exceptions masked, round to nearest */
+    uint16_t fpucw = 0x037f;   /* x87 default */
+    sp[0] = (uint64_t)mxcsr | ((uint64_t)fpucw << 32);
+    sp[1] = 0;                          /* r15 */
+    sp[2] = 0;                          /* r14 */
+    sp[3] = 0;                          /* r13 */
+    sp[4] = (uint64_t)(uintptr_t)entry; /* r12 */
+    sp[5] = 0;                          /* rbx */
+    sp[6] = 0;                          /* rbp */
+    sp[7] = (uint64_t)(uintptr_t)ringo__ctx_start;
+    ctx->sp = sp;
+}
+
+void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to)
+{
+    ringo__ctx_switch(&from->sp, to->sp);
+}
+
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Stack credit accounting (see sched.c "Stack credit").  stack_avail is
+ * the number of mapped stacks not promised to a goroutine. */
+int stack_reserve(long n)
+{
+    pthread_mutex_lock(&pool_lock);
+    while (stack_avail < n) {
+        if (region_new() != 0) {
+            pthread_mutex_unlock(&pool_lock);
+            return -ENOMEM;
+        }
+    }
+    stack_avail -= n;
+    pthread_mutex_unlock(&pool_lock);
+    return 0;
+}
+
+void stack_unreserve(long n)
+{
+    pthread_mutex_lock(&pool_lock);
+    stack_avail += n;
+    pthread_mutex_unlock(&pool_lock);
+}

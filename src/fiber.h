@@ -1,0 +1,82 @@
+/*
+ * fiber.h — machine contexts and goroutine stacks.
+ */
+#ifndef RINGO_FIBER_H
+#define RINGO_FIBER_H
+
+#include "config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef RINGO_SWITCH_UCONTEXT
+#include <ucontext.h>
+#endif
+
+/* A saved machine context.  The asm switch keeps only a stack pointer (the
+ * registers are on the stack); the ucontext switch keeps a ucontext_t, which
+ * for goroutines lives at the top of their own stack. */
+struct fiber_ctx {
+#ifdef RINGO_SWITCH_UCONTEXT
+    ucontext_t *uc;
+#else
+    void *sp;
+#endif
+};
+
+/*
+ * A goroutine stack.  The header lives at the very top of the stack memory
+ * (the first page a fiber touches anyway), so a cached stack costs no extra
+ * allocation; below it is the usable stack, and below that a page that is
+ * a PROT_NONE guard while the guard budget lasts (see fiber.c).
+ */
+struct stack {
+    struct stack *next;   /* cache / free list link; owner of the list only */
+    char *lo;             /* lowest usable byte (just above guard/canary page) */
+    unsigned vg_id;       /* valgrind stack id (0 without valgrind) */
+    bool guarded;         /* true: lo - page is PROT_NONE */
+#ifdef RINGO_SWITCH_UCONTEXT
+    ucontext_t uc;        /* the fiber's context lives with its stack */
+#endif
+};
+
+/* Per-proc cache of free stacks: a LIFO, so the most recently used (and
+ * most likely cache- and TLB-hot) stack is reused first.  Owner proc only. */
+struct stack_cache {
+    struct stack *head;
+    size_t n;
+};
+
+/* Process-wide stack configuration for one run. */
+int  fiber_init(size_t stack_size);   /* 0 or -errno; reads RINGO_GUARD_STACKS */
+void fiber_fini(void);                /* unmap every stack region */
+size_t fiber_stack_size(void);
+
+/* Stack cache operations; all on the calling proc's own cache. */
+struct stack *stack_get(struct stack_cache *c);        /* NULL with errno = ENOMEM */
+void stack_put(struct stack_cache *c, struct stack *s);
+void stack_cache_drain(struct stack_cache *c);         /* hand everything back */
+
+/* The usable top of s (16-byte aligned, just below the header). */
+char *stack_top(struct stack *s);
+
+/* Promise n stacks to goroutines not started yet (mapping regions as
+ * needed): 0 or -ENOMEM.  stack_unreserve gives promises back. */
+int  stack_reserve(long n);
+void stack_unreserve(long n);
+
+/* Build a context that starts entry() on stack s.  entry never returns. */
+void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void));
+
+/* Switch from the running context (saved in *from) to *to. */
+void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to);
+
+/* True if sp lies inside s with room to spare.  Checked at every switch
+ * away from a goroutine, and on SIGSEGV with the faulting stack pointer. */
+bool stack_sp_ok(const struct stack *s, const void *sp);
+
+/* If addr lies in the guard page of s, true. */
+bool stack_guard_hit(const struct stack *s, const void *addr);
+
+#endif /* RINGO_FIBER_H */

@@ -1,0 +1,240 @@
+/*
+ * internal.h — goroutines, procs, and the park/ready protocol every blocking
+ * primitive is built on.
+ *
+ * Blocking, in one paragraph.  A goroutine that must wait calls
+ * park_prepare(), which hands out a fresh *token* and publishes it in the
+ * goroutine's park word; it then registers itself wherever the wake will come
+ * from (a channel queue, an io_uring SQE whose user_data is a struct rop, a
+ * timer) together with that token, and calls park_commit(), which switches
+ * away.  Whoever wants to end the wait — the channel peer, the CQE handler,
+ * the deadline timer, ringo_cancel() — must first win claim(g, token), one
+ * compare-and-swap on the park word; only the winner writes g->result and
+ * calls ready(g).  So a wait ends exactly once, and a stale waker (the token
+ * of an earlier wait) always loses.
+ */
+#ifndef RINGO_INTERNAL_H
+#define RINGO_INTERNAL_H
+
+#include "config.h"
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "atomic.h"
+#include "fiber.h"
+#include "timer.h"
+
+struct rproc;
+
+/* Goroutine states, as ringo_dump() prints them.  Owner proc writes them
+ * (relaxed: they are a diagnostic, read racily by dumps). */
+enum gstate {
+    G_FREE = 0,     /* in a free list */
+    G_RUNNABLE,     /* in a run queue or inbox, or about to be */
+    G_RUNNING,
+    G_WAITING,      /* parked; reason says on what */
+};
+
+/* Why a goroutine waits; the dump prints Go's words for them. */
+enum wait_reason {
+    W_NONE = 0,
+    W_SLEEP,
+    W_CHAN_SEND,
+    W_CHAN_RECV,
+    W_SELECT,
+    W_SELECT_NOCASES,
+    W_MUTEX,
+    W_WAITGROUP,
+    W_COND,
+    W_IO,
+    W_OFFLOAD,
+    W_YIELD,        /* never parked: used for runnable */
+};
+
+/* Park word layout (struct rg.park):
+ *   bit 0      CLAIMED  the current wait has been ended (or there is none)
+ *   bit 1      INTR     the wait may be ended by cancellation/deadline
+ *   bits 2-63  token    of the current wait (g->park_seq)
+ */
+#define PARK_CLAIMED 1ull
+#define PARK_INTR    2ull
+
+/* park_prepare flags */
+#define PARK_INTERRUPTIBLE 1   /* deadline and cancellation end the wait */
+
+struct rg {
+    /* -- scheduling: owner proc only, unless noted -- */
+    struct rg *next;            /* run queue / inbox / free list link: whoever holds the queue */
+    struct fiber_ctx ctx;       /* saved context while not running */
+    struct stack *stack;        /* NULL until first run */
+    _Atomic(struct rproc *) p;  /* owner proc; fixed once started (release at start, acquire in cancel) */
+    void (*fn)(void *);
+    void *arg;
+    _Atomic int64_t id;         /* written with release at spawn and 0 at exit; read acquire by ringo_cancel */
+    uint32_t slot;              /* index in the goroutine table; fixed for the struct's life */
+    uint32_t gen;               /* incarnations of this struct; owner */
+    _Atomic uint8_t state;      /* enum gstate; owner writes relaxed, dumps read relaxed */
+    uint8_t reason;             /* enum wait_reason; owner */
+    bool started;               /* has a stack and has run; never donated after */
+    bool bound;                 /* ringo_go_on: never donated */
+
+    /* -- parking -- */
+    _Atomic uint64_t park;      /* see "Park word layout"; CAS by any waker, store seq_cst by owner */
+    uint64_t park_seq;          /* last token handed out; owner */
+    int32_t result;             /* written by the claim winner before ready(); read by g after it resumes */
+    int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner */
+    int32_t wake_at_result;     /* result the timer delivers (0 for a sleep, -ETIMEDOUT for a deadline) */
+    uint64_t timer_token;       /* token the timer claims with */
+    struct rtimer timer;        /* owner proc's heap */
+    void *io_op;                /* the struct rop in flight while parked in I/O; owner */
+
+    /* -- deadlines and cancellation -- */
+    int64_t deadline;           /* owner */
+    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see sched.c */
+};
+
+/* An io_uring operation a goroutine waits on; lives on its stack. */
+struct rop {
+    struct rg *g;
+    uint64_t token;
+    int32_t res;
+};
+
+/* Reserved user_data values; every other value is a struct rop *. */
+#define UD_IGNORE 0ull   /* completions nobody waits for (cancel requests, MSG_RING sender side) */
+#define UD_WAKE   1ull   /* a cross-proc wake posted by IORING_OP_MSG_RING */
+#define UD_EVENTFD 2ull  /* the proc's eventfd became readable */
+
+/* Work handed to a proc by another thread (cancel requests, remote timers). */
+struct rtask {
+    struct rtask *next;
+    void (*run)(struct rproc *p, struct rtask *t);
+};
+
+struct proc_stats {
+    _Atomic uint64_t spawned, switches, submissions, completions, enters, cross_wakes;
+};
+
+struct rproc {
+    int idx;
+    pthread_t thread;
+    struct io_uring ring;       /* owner thread only (SINGLE_ISSUER) */
+    bool ring_ok;
+    int ring_fd;                /* for MSG_RING from other procs; read-only after setup */
+    int efd;                    /* eventfd other threads write to wake us; read-only after setup */
+    uint64_t efd_buf;
+
+    struct fiber_ctx g0;        /* the proc thread's own context (scheduler loop) */
+#ifdef RINGO_SWITCH_UCONTEXT
+    ucontext_t g0_uc;
+#endif
+    void *g0_stack_lo;          /* thread stack bounds, for sanitizer annotations */
+    size_t g0_stack_size;
+    struct rg *cur;             /* running goroutine, NULL in the scheduler loop; owner */
+    struct rg *dead;            /* exited goroutine whose stack is reclaimed after the next switch */
+
+    struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks */
+    size_t runq_len;
+    _Atomic(struct rg *) inbox;         /* MPSC LIFO of goroutines readied by other threads */
+    _Atomic(struct rtask *) tasks;      /* MPSC LIFO of tasks from other threads */
+    _Atomic int sleeping;               /* 1 while (about to be) blocked in io_uring_enter; see sched.c */
+    _Atomic int hungry;                 /* 1 while out of work and asking for donations */
+    bool idle;                          /* counted in rt.idle_procs; under rt.idle_lock */
+
+    struct timer_heap timers;   /* owner */
+    uint32_t inflight;          /* SQEs whose completion a goroutine waits on; owner (read by deadlock check under idle_lock) */
+    uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
+    unsigned tick;              /* schedule counter, for periodic polls; owner */
+
+    size_t fresh;               /* unstarted, unbound goroutines in the run queue (donatable); owner */
+    long credit;                /* stack credits held (see sched.c "Stack credit"); owner */
+    bool msg_ring;              /* this ring can post IORING_OP_MSG_RING; read-only after setup */
+    struct stack_cache stacks;  /* owner */
+    struct rg *gfree;           /* recycled goroutine structs; owner */
+    size_t ngfree;
+
+    void *altstack;             /* SIGSEGV alternate stack */
+    struct proc_stats st;       /* owner writes relaxed; ringo_stats sums them */
+};
+
+/* Runtime-wide state for the run in progress (runtime.c). */
+struct runtime {
+    _Atomic int active;         /* 1 while a run is in progress (between setup and teardown) */
+    unsigned nprocs;
+    struct rproc **procs;
+    _Atomic int64_t live;       /* user goroutines alive (ringo_count) */
+    _Atomic int stopping;       /* 0 running, 1 every goroutine done, 2 deadlock */
+    _Atomic int foreign;        /* a plain thread has called in: deadlock detection off */
+    _Atomic unsigned rr;        /* round robin for spawns from plain threads */
+    _Atomic unsigned hungry;    /* procs asking for work */
+    pthread_mutex_t idle_lock;
+    unsigned idle_procs;        /* under idle_lock */
+    bool use_msg_ring;          /* probed once per run */
+    bool use_defer_taskrun;
+    unsigned ring_entries;
+};
+
+extern struct runtime rt;
+extern __thread struct rproc *tls_proc;
+
+static inline struct rg *self_g(void)
+{
+    struct rproc *p = tls_proc;
+    return p ? p->cur : NULL;
+}
+
+/* Mark that a plain thread called into the runtime (deadlock detection off). */
+void note_foreign(void);
+
+/* park/ready protocol (sched.c) */
+uint64_t park_prepare(struct rg *g, int reason, int flags);
+int  park_commit(struct rg *g, uint64_t token, int flags);
+bool claim(struct rg *g, uint64_t token);
+void ready(struct rg *g, int result);
+
+/* Goroutine-level checks shared by every blocking call: -ECANCELED,
+ * -ETIMEDOUT or 0. */
+int  block_check(struct rg *g);
+bool g_cancelled(struct rg *g);
+
+/* Switch to the next runnable goroutine (or the scheduler loop), leaving the
+ * caller as it is (callers set its state first). */
+void sched_switch(struct rproc *p, struct rg *g);
+
+/* Spawn; proc < 0 picks the caller's proc (or round robin). */
+int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg);
+
+/* Wake a proc that may be asleep in io_uring_enter. */
+void proc_wake(struct rproc *target);
+void proc_post_task(struct rproc *target, struct rtask *t);
+
+/* The scheduler loop of one proc thread; returns when the run stops. */
+void proc_main(struct rproc *p);
+
+/* Goroutine table (sched.c). */
+void gtable_fini(void);
+int  gtable_init(void);
+struct rg *gtable_lookup(int64_t id);
+void gtable_foreach(void (*fn)(struct rg *g, void *arg), void *arg);
+void gtable_reset_foreign(void);
+
+/* ring.c */
+int  ring_setup(struct rproc *p);
+void ring_teardown(struct rproc *p);
+struct io_uring_sqe *ring_sqe(struct rproc *p);
+int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason);
+int  ring_poll(struct rproc *p, bool block, int64_t deadline);
+void ring_flush(struct rproc *p);
+void ring_send_wake(struct rproc *from, struct rproc *to);
+
+/* runtime.c */
+void rt_goroutine_done(void);
+void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void bug(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void rt_check_deadlock(struct rproc *p);
+void dump_all(int fd);
+
+#endif /* RINGO_INTERNAL_H */

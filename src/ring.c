@@ -1,0 +1,257 @@
+/*
+ * ring.c — one io_uring per proc: setup and feature probe, SQE supply,
+ * the round's single io_uring_enter, completion dispatch, and cross-proc
+ * wake messages.
+ *
+ * Every SQE a goroutine waits on carries a struct rop * as user_data (on the
+ * goroutine's stack, alive until its completion arrives, because the
+ * goroutine stays parked until then); a few small values are reserved
+ * (UD_*, sched.h).  p->inflight counts the SQEs with a waiting goroutine;
+ * it is what deadlock detection asks ("is any I/O in flight?").
+ *
+ * Setup flags: IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
+ * (6.1+) when available, since only the proc's own thread ever submits and
+ * deferring task work to our enter avoids interrupting a running goroutine;
+ * else IORING_SETUP_COOP_TASKRUN (5.19+); else none.  RINGO_NO_DEFER_TASKRUN
+ * forces the plain setup.  The CQ is four times the SQ, and with
+ * IORING_FEAT_NODROP (5.5+) an overflowing CQ keeps completions in the
+ * kernel's backlog rather than losing them; ring_sqe() submits when the SQ
+ * is full rather than failing.
+ *
+ * Waking another proc: IORING_OP_MSG_RING (5.18+) posts a CQE straight into
+ * the target ring, which ends its io_uring_enter wait.  Plain threads (which
+ * have no ring) and kernels without MSG_RING write the target's eventfd,
+ * which the target ring watches with IORING_OP_POLL_ADD.  RINGO_NO_MSG_RING
+ * forces the eventfd path.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ringo.h"
+
+static bool env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+static void efd_arm(struct rproc *p)
+{
+    struct io_uring_sqe *sqe = ring_sqe(p);
+    io_uring_prep_poll_add(sqe, p->efd, POLLIN);
+    io_uring_sqe_set_data64(sqe, UD_EVENTFD);
+    /* not counted in p->inflight: it is the runtime's, not a goroutine's */
+}
+
+int ring_setup(struct rproc *p)
+{
+    struct io_uring_params params;
+    unsigned entries = rt.ring_entries;
+    int r = -EINVAL;
+    bool no_defer = env_set("RINGO_NO_DEFER_TASKRUN");
+    static const unsigned flag_sets[] = {
+#if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+#endif
+#ifdef IORING_SETUP_COOP_TASKRUN
+        IORING_SETUP_COOP_TASKRUN,
+#endif
+        0,
+    };
+    size_t nsets = sizeof flag_sets / sizeof flag_sets[0];
+    for (size_t i = no_defer ? nsets - 1 : 0; i < nsets; i++) {
+        memset(&params, 0, sizeof params);
+        params.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+        params.cq_entries = entries * 4;
+        r = io_uring_queue_init_params(entries, &p->ring, &params);
+        if (r == 0) {
+#if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN
+            if (p->idx == 0)
+                rt.use_defer_taskrun = (flag_sets[i] & IORING_SETUP_DEFER_TASKRUN) != 0;
+#endif
+            break;
+        }
+        if (r != -EINVAL)
+            break; /* ENOSYS, EPERM, ENOMEM: no flag set will help */
+    }
+    if (r < 0)
+        return r;
+    p->ring_ok = true;
+    p->ring_fd = p->ring.ring_fd;
+
+    p->msg_ring = false;
+#if HAVE_DECL_IORING_OP_MSG_RING
+    if (!env_set("RINGO_NO_MSG_RING")) {
+        struct io_uring_probe *probe = io_uring_get_probe_ring(&p->ring);
+        if (probe) {
+            p->msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+            io_uring_free_probe(probe);
+        }
+    }
+#endif
+
+    p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->efd < 0) {
+        r = -errno;
+        io_uring_queue_exit(&p->ring);
+        p->ring_ok = false;
+        return r;
+    }
+    efd_arm(p);
+    return 0;
+}
+
+void ring_teardown(struct rproc *p)
+{
+    if (p->ring_ok)
+        io_uring_queue_exit(&p->ring);
+    p->ring_ok = false;
+    if (p->efd >= 0)
+        close(p->efd);
+    p->efd = -1;
+}
+
+static unsigned reap(struct rproc *p);
+
+void ring_flush(struct rproc *p)
+{
+    if (!p->unsubmitted)
+        return;
+    int r = io_uring_submit(&p->ring);
+    fetch_add_relaxed(&p->st.enters, 1);
+    if (r >= 0)
+        p->unsubmitted = 0;
+    /* On -EBUSY / -EAGAIN the SQEs stay queued and the next enter retries;
+     * completions reaped meanwhile free kernel resources. */
+}
+
+struct io_uring_sqe *ring_sqe(struct rproc *p)
+{
+    struct io_uring_sqe *sqe;
+    while (!(sqe = io_uring_get_sqe(&p->ring))) {
+        /* SQ full: submit what is queued.  Completions are not lost: a full
+         * CQ overflows into the kernel's backlog (IORING_FEAT_NODROP) and
+         * the next reap drains it. */
+        int r = io_uring_submit(&p->ring);
+        fetch_add_relaxed(&p->st.enters, 1);
+        if (r >= 0)
+            p->unsubmitted = 0;
+        else
+            reap(p); /* -EBUSY: the backlog must be drained first */
+    }
+    p->unsubmitted++;
+    fetch_add_relaxed(&p->st.submissions, 1); /* owner-only; relaxed for ringo_stats */
+    return sqe;
+}
+
+static void dispatch(struct rproc *p, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = cqe->user_data;
+    if (ud == UD_IGNORE || ud == UD_WAKE)
+        return;
+    if (ud == UD_EVENTFD) {
+        uint64_t v;
+        while (read(p->efd, &v, sizeof v) > 0)
+            ;
+        if (!load_relaxed(&rt.stopping))
+            efd_arm(p);
+        return;
+    }
+    struct rop *op = (struct rop *)(uintptr_t)ud;
+    op->res = cqe->res;
+    p->inflight--;
+    if (claim(op->g, op->token))
+        ready(op->g, cqe->res);
+}
+
+/* One CQE at a time, consumed before it is dispatched, so a dispatch that
+ * needs an SQE (and may submit when the SQ is full) can never see a CQE
+ * twice. */
+static unsigned reap(struct rproc *p)
+{
+    struct io_uring_cqe *cqe, copy;
+    unsigned n = 0;
+    while (io_uring_peek_cqe(&p->ring, &cqe) == 0) {
+        copy = *cqe;
+        io_uring_cqe_seen(&p->ring, cqe);
+        dispatch(p, &copy);
+        n++;
+    }
+    if (n)
+        fetch_add_relaxed(&p->st.completions, n);
+    return n;
+}
+
+int ring_poll(struct rproc *p, bool block, int64_t deadline)
+{
+    int r = 0;
+    if (block) {
+        struct __kernel_timespec ts, *tsp = NULL;
+        if (deadline != INT64_MAX) {
+            int64_t d = deadline - now_ns();
+            if (d < 0)
+                d = 0;
+            ts.tv_sec = d / 1000000000;
+            ts.tv_nsec = d % 1000000000;
+            tsp = &ts;
+        }
+        struct io_uring_cqe *cqe;
+        r = io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, tsp, NULL);
+        fetch_add_relaxed(&p->st.enters, 1);
+        if (r >= 0)
+            p->unsubmitted = 0;
+        else if (r == -ETIME || r == -EINTR)
+            p->unsubmitted = io_uring_sq_ready(&p->ring);
+    } else if (rt.use_defer_taskrun && p->inflight) {
+        /* Deferred completions are only posted inside an enter. */
+        r = io_uring_submit_and_get_events(&p->ring);
+        fetch_add_relaxed(&p->st.enters, 1);
+        if (r >= 0)
+            p->unsubmitted = 0;
+    } else if (p->unsubmitted) {
+        ring_flush(p);
+    }
+    reap(p);
+    if (p->timers.n)
+        timer_run(p, &p->timers, now_ns());
+    return r;
+}
+
+int ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason)
+{
+    struct rop op = { .g = g, .res = 0 };
+    op.token = park_prepare(g, reason, 0);
+    g->io_op = &op;
+    io_uring_sqe_set_data(sqe, &op);
+    p->inflight++;
+    park_commit(g, op.token, 0);
+    g->io_op = NULL;
+    return op.res;
+}
+
+void ring_send_wake(struct rproc *from, struct rproc *to)
+{
+#if HAVE_DECL_IORING_OP_MSG_RING
+    if (from && from->msg_ring && from->ring_ok) {
+        struct io_uring_sqe *sqe = ring_sqe(from);
+        io_uring_prep_msg_ring(sqe, to->ring_fd, 0, UD_WAKE, 0);
+        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+        /* Submit now: the wake must not wait for the end of our round. */
+        ring_flush(from);
+        return;
+    }
+#endif
+    (void)from;
+    uint64_t one = 1;
+    ssize_t w = write(to->efd, &one, sizeof one);
+    (void)w; /* EAGAIN means the counter is saturated: a wake is pending anyway */
+}

@@ -1,0 +1,533 @@
+/*
+ * runtime.c — ringo_run: starting and stopping the procs, termination,
+ * deadlock detection and reporting, fatal errors and stack-overflow reports.
+ *
+ * A run: ringo_run() starts one thread per proc; each pins itself to a CPU
+ * and sets up its own io_uring (SINGLE_ISSUER rings must be created by the
+ * thread that submits), then all wait at a barrier until every ring is up or
+ * one has failed.  The main goroutine is placed on proc 0 and the procs
+ * start their loops.  The run ends when the last goroutine exits
+ * (rt.stopping = 1) or when deadlock is detected (rt.stopping = 2); either
+ * way every proc is woken, leaves its loop and tears its ring down, and the
+ * calling thread joins them and frees what the run allocated.
+ *
+ * Deadlock: a proc that has nothing to run, no I/O in flight and no timers
+ * registers as idle under rt.idle_lock.  When the last proc registers, and
+ * no plain thread has called in this run (it could still release a
+ * goroutine), and no inbox or task list holds work, nothing can ever run
+ * again: that is Go's "all goroutines are asleep".  The check is under the
+ * lock because a proc unregisters (under the lock) before it drains its
+ * inbox, so work pushed to an idle proc is always seen by the checker.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "ringo.h"
+
+struct runtime rt = {
+    .idle_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* One run at a time: ringo_run is not re-entrant. */
+static _Atomic int run_busy;
+
+/* Totals of the last finished run, for ringo_stats after ringo_run. */
+static struct ringo_stats last_totals;
+static pthread_mutex_t totals_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Thread start barrier. */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cond = PTHREAD_COND_INITIALIZER;
+static unsigned start_ready;    /* procs whose setup finished (ok or not); under start_lock */
+static int start_err;           /* first setup error; under start_lock */
+static int start_go;            /* 1 run, -1 abort; under start_lock */
+
+static struct sigaction old_segv;
+static bool segv_installed;
+
+#define ALTSTACK_SIZE (64 * 1024)
+
+void note_foreign(void)
+{
+    /* relaxed: a plain thread's call is itself the event; the flag only
+     * needs to be seen by a later deadlock check, which reads it under
+     * idle_lock after the proc that got the work registered idle, and
+     * that proc's wake (inbox push, release) carries it. */
+    if (!load_relaxed(&rt.foreign))
+        store_seqcst(&rt.foreign, 1);
+}
+
+static const char *state_word(struct rg *g)
+{
+    switch (load_relaxed(&g->state)) {
+    case G_RUNNABLE: return "runnable";
+    case G_RUNNING: return "running";
+    case G_WAITING: break;
+    default: return "dead";
+    }
+    switch (g->reason) {
+    case W_SLEEP: return "sleep";
+    case W_CHAN_SEND: return "chan send";
+    case W_CHAN_RECV: return "chan receive";
+    case W_SELECT: return "select";
+    case W_SELECT_NOCASES: return "select (no cases)";
+    case W_MUTEX: return "mutex";
+    case W_WAITGROUP: return "waitgroup";
+    case W_COND: return "cond";
+    case W_IO: return "io";
+    case W_OFFLOAD: return "offload";
+    default: return "waiting";
+    }
+}
+
+static void fn_name(void (*fn)(void *), char *buf, size_t len)
+{
+    Dl_info info;
+    if (dladdr((void *)(uintptr_t)fn, &info) && info.dli_sname)
+        snprintf(buf, len, "%s", info.dli_sname);
+    else
+        snprintf(buf, len, "?");
+}
+
+struct dump_ctx { int fd; bool with_proc; };
+
+static void dump_one(struct rg *g, void *arg)
+{
+    struct dump_ctx *d = arg;
+    char name[128];
+    fn_name(g->fn, name, sizeof name);
+    struct rproc *p = load_relaxed(&g->p);
+    if (d->with_proc)
+        dprintf(d->fd, "goroutine %lld [%s]: created by %s at %p on proc %d\n",
+                (long long)load_relaxed(&g->id), state_word(g), name,
+                (void *)(uintptr_t)g->fn, p ? p->idx : -1);
+    else
+        dprintf(d->fd, "goroutine %lld [%s]: created by %s at %p\n",
+                (long long)load_relaxed(&g->id), state_word(g), name,
+                (void *)(uintptr_t)g->fn);
+}
+
+void dump_all(int fd)
+{
+    struct dump_ctx d = { .fd = fd, .with_proc = false };
+    gtable_foreach(dump_one, &d);
+}
+
+void ringo_dump(int fd)
+{
+    if (!load_acquire(&rt.active)) {
+        dprintf(fd, "ringo: no run in progress\n");
+        return;
+    }
+    struct dump_ctx d = { .fd = fd, .with_proc = true };
+    gtable_foreach(dump_one, &d);
+}
+
+static void vreport(const char *prefix, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    struct rg *g = self_g();
+    if (g) {
+        char name[128];
+        fn_name(g->fn, name, sizeof name);
+        dprintf(2, "%s%s\n\ngoroutine %lld [running]: created by %s at %p\n", prefix, msg,
+                (long long)load_relaxed(&g->id), name, (void *)(uintptr_t)g->fn);
+    } else {
+        dprintf(2, "%s%s\n\n(not in a goroutine)\n", prefix, msg);
+    }
+}
+
+void fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport("ringo: fatal error: ", fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+void bug(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport("ringo: internal error (a bug in ringo): ", fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+/* Called under rt.idle_lock by a proc that just registered idle. */
+void rt_check_deadlock(struct rproc *self)
+{
+    if (rt.idle_procs != rt.nprocs)
+        return;
+    if (load_seqcst(&rt.foreign) || load_relaxed(&rt.stopping) || load_acquire(&rt.live) <= 0)
+        return;
+    for (unsigned i = 0; i < rt.nprocs; i++) {
+        struct rproc *q = rt.procs[i];
+        if (load_acquire(&q->inbox) || load_acquire(&q->tasks) || q->inflight || q->timers.n)
+            return;
+    }
+    store_seqcst(&rt.stopping, 2);
+    dprintf(2, "ringo: all goroutines are asleep - deadlock!\n\n");
+    dump_all(2);
+    for (unsigned i = 0; i < rt.nprocs; i++)
+        if (rt.procs[i] != self)
+            proc_wake(rt.procs[i]);
+}
+
+void rt_goroutine_done(void)
+{
+    /* acq_rel: the exit of the last goroutine happens before ringo_run returns */
+    if (fetch_sub_acq_rel(&rt.live, 1) == 1) {
+        store_seqcst(&rt.stopping, 1);
+        for (unsigned i = 0; i < rt.nprocs; i++)
+            if (rt.procs[i] != tls_proc)
+                proc_wake(rt.procs[i]);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Stack overflow */
+
+static void write_str(const char *s)
+{
+    ssize_t r = write(2, s, strlen(s));
+    (void)r;
+}
+
+static void segv_handler(int sig, siginfo_t *si, void *uctx)
+{
+    struct rproc *p = tls_proc;
+    struct rg *g = p ? p->cur : NULL;
+    /* A fault in the guard page, or with the stack pointer outside the
+     * running goroutine's stack (a stack without a guard overflows into
+     * the memory below until something faults), is a stack overflow. */
+    const void *sp = NULL;
+#if defined(__x86_64__)
+    sp = (const void *)(uintptr_t)((ucontext_t *)uctx)->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    sp = (const void *)(uintptr_t)((ucontext_t *)uctx)->uc_mcontext.sp;
+#endif
+    if (g && g->stack &&
+        (stack_guard_hit(g->stack, si->si_addr) || (sp && !stack_sp_ok(g->stack, sp)))) {
+        char num[24], *e = num + sizeof num;
+        *--e = '\0';
+        unsigned long long id = (unsigned long long)load_relaxed(&g->id);
+        do {
+            *--e = (char)('0' + id % 10);
+            id /= 10;
+        } while (id);
+        write_str("ringo: fatal error: goroutine ");
+        write_str(e);
+        write_str(" stack overflow\n");
+        signal(SIGABRT, SIG_DFL);
+        abort();
+    }
+    /* Not ours: hand the fault to whoever had SIGSEGV before us. */
+    if (old_segv.sa_flags & SA_SIGINFO) {
+        if (old_segv.sa_sigaction) {
+            old_segv.sa_sigaction(sig, si, uctx);
+            return;
+        }
+    } else if (old_segv.sa_handler != SIG_DFL && old_segv.sa_handler != SIG_IGN) {
+        old_segv.sa_handler(sig);
+        return;
+    }
+    /* Default action: restore it and let the instruction fault again. */
+    signal(SIGSEGV, SIG_DFL);
+}
+
+static void segv_install(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = segv_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&sa.sa_mask);
+    segv_installed = sigaction(SIGSEGV, &sa, &old_segv) == 0;
+}
+
+static void segv_restore(void)
+{
+    if (segv_installed)
+        sigaction(SIGSEGV, &old_segv, NULL);
+    segv_installed = false;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Proc threads */
+
+static int cpu_list[CPU_SETSIZE];
+static int ncpus;
+
+static void *proc_thread(void *arg)
+{
+    struct rproc *p = arg;
+    tls_proc = p;
+
+    if (ncpus > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(cpu_list[p->idx % ncpus], &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+    }
+    pthread_attr_t attr;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, &p->g0_stack_lo, &p->g0_stack_size);
+        pthread_attr_destroy(&attr);
+    }
+    stack_t ss = { .ss_sp = p->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
+    sigaltstack(&ss, NULL);
+#ifdef RINGO_SWITCH_UCONTEXT
+    p->g0.uc = &p->g0_uc;
+#endif
+
+    int r = ring_setup(p);
+    pthread_mutex_lock(&start_lock);
+    if (r < 0 && !start_err)
+        start_err = r;
+    start_ready++;
+    pthread_cond_broadcast(&start_cond);
+    while (!start_go)
+        pthread_cond_wait(&start_cond, &start_lock);
+    int go = start_go;
+    pthread_mutex_unlock(&start_lock);
+
+    if (go > 0)
+        proc_main(p);
+
+    ring_teardown(p);
+    stack_cache_drain(&p->stacks);
+    ss.ss_flags = SS_DISABLE;
+    sigaltstack(&ss, NULL);
+    tls_proc = NULL;
+    return NULL;
+}
+
+static unsigned default_procs(void)
+{
+    cpu_set_t set;
+    ncpus = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        for (int c = 0; c < CPU_SETSIZE; c++)
+            if (CPU_ISSET(c, &set))
+                cpu_list[ncpus++] = c;
+    }
+    return ncpus > 0 ? (unsigned)ncpus : 1;
+}
+
+static void collect_totals(void)
+{
+    struct ringo_stats t;
+    memset(&t, 0, sizeof t);
+    for (unsigned i = 0; i < rt.nprocs; i++) {
+        struct proc_stats *s = &rt.procs[i]->st;
+        t.spawned += load_relaxed(&s->spawned);
+        t.switches += load_relaxed(&s->switches);
+        t.submissions += load_relaxed(&s->submissions);
+        t.completions += load_relaxed(&s->completions);
+        t.enters += load_relaxed(&s->enters);
+        t.cross_wakes += load_relaxed(&s->cross_wakes);
+    }
+    int64_t live = load_relaxed(&rt.live);
+    t.goroutines = live > 0 ? (uint64_t)live : 0;
+    pthread_mutex_lock(&totals_lock);
+    last_totals = t;
+    pthread_mutex_unlock(&totals_lock);
+}
+
+int ringo_stats(struct ringo_stats *out)
+{
+    if (!out)
+        return -EINVAL;
+    if (load_acquire(&rt.active)) {
+        collect_totals();
+    }
+    pthread_mutex_lock(&totals_lock);
+    *out = last_totals;
+    pthread_mutex_unlock(&totals_lock);
+    return 0;
+}
+
+const char *ringo_version(void)
+{
+    return PACKAGE_VERSION;
+}
+
+static void free_procs(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct rproc *p = rt.procs[i];
+        if (!p)
+            continue;
+        timer_heap_free(&p->timers);
+        if (p->altstack)
+            munmap(p->altstack, ALTSTACK_SIZE);
+        free(p);
+    }
+    free(rt.procs);
+    rt.procs = NULL;
+}
+
+static const char *setup_reason(int err)
+{
+    switch (-err) {
+    case ENOSYS: return "the kernel has no io_uring (ENOSYS)";
+    case EPERM: return "io_uring is disabled (EPERM: kernel.io_uring_disabled, or a seccomp profile)";
+    case ENOMEM: return "not enough locked memory for the rings (ENOMEM; see ulimit -l)";
+    default: return strerror(-err);
+    }
+}
+
+int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
+{
+    if (!main_fn)
+        return -EINVAL;
+    if (tls_proc)
+        return -EBUSY;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&run_busy, &expected, 1))
+        return -EBUSY;
+
+    unsigned nprocs = cfg ? cfg->procs : 0;
+    unsigned ncpu = default_procs();
+    if (nprocs == 0) {
+        const char *env = getenv("RINGO_PROCS");
+        if (env && *env) {
+            char *end;
+            long v = strtol(env, &end, 10);
+            if (*end == '\0' && v > 0 && v <= 4096)
+                nprocs = (unsigned)v;
+        }
+    }
+    if (nprocs == 0)
+        nprocs = ncpu;
+    if (nprocs > 4096) {
+        store_release(&run_busy, 0);
+        return -EINVAL;
+    }
+    unsigned entries = cfg && cfg->ring_entries ? cfg->ring_entries : 256;
+    if (entries > 32768)
+        entries = 32768;
+
+    int r = fiber_init(cfg ? cfg->stack_size : 0);
+    if (r) {
+        store_release(&run_busy, 0);
+        return r;
+    }
+    r = gtable_init();
+    if (r) {
+        store_release(&run_busy, 0);
+        return r;
+    }
+
+    rt.nprocs = nprocs;
+    rt.ring_entries = entries;
+    store_relaxed(&rt.live, 0);
+    store_relaxed(&rt.stopping, 0);
+    store_relaxed(&rt.foreign, 0);
+    store_relaxed(&rt.hungry, 0);
+    store_relaxed(&rt.rr, 0);
+    rt.idle_procs = 0;
+    rt.use_defer_taskrun = false;
+    rt.procs = calloc(nprocs, sizeof *rt.procs);
+    if (!rt.procs) {
+        r = -ENOMEM;
+        goto fail_early;
+    }
+    for (unsigned i = 0; i < nprocs; i++) {
+        struct rproc *p = calloc(1, sizeof *p);
+        if (!p) {
+            r = -ENOMEM;
+            goto fail_procs;
+        }
+        rt.procs[i] = p;
+        p->idx = (int)i;
+        p->efd = -1;
+        p->altstack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p->altstack == MAP_FAILED) {
+            p->altstack = NULL;
+            r = -ENOMEM;
+            goto fail_procs;
+        }
+    }
+    memset(&last_totals, 0, sizeof last_totals);
+
+    segv_install();
+    start_ready = 0;
+    start_err = 0;
+    start_go = 0;
+    unsigned started = 0;
+    for (; started < nprocs; started++) {
+        if (pthread_create(&rt.procs[started]->thread, NULL, proc_thread, rt.procs[started]) != 0) {
+            r = -EAGAIN;
+            break;
+        }
+    }
+    pthread_mutex_lock(&start_lock);
+    while (start_ready < started)
+        pthread_cond_wait(&start_cond, &start_lock);
+    if (started < nprocs || start_err) {
+        if (!r)
+            r = start_err;
+        start_go = -1;
+        pthread_cond_broadcast(&start_cond);
+        pthread_mutex_unlock(&start_lock);
+        for (unsigned i = 0; i < started; i++)
+            pthread_join(rt.procs[i]->thread, NULL);
+        if (start_err)
+            dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(start_err));
+        segv_restore();
+        goto fail_procs;
+    }
+    pthread_mutex_unlock(&start_lock);
+
+    store_release(&rt.active, 1);
+    int64_t mid = spawn(0, true, main_fn, arg);
+    store_relaxed(&rt.foreign, 0); /* spawning main from this thread is not a plain-thread call */
+    if (mid < 0) {
+        r = (int)mid;
+        store_seqcst(&rt.stopping, 1);
+    }
+    pthread_mutex_lock(&start_lock);
+    start_go = 1;
+    pthread_cond_broadcast(&start_cond);
+    pthread_mutex_unlock(&start_lock);
+    for (unsigned i = 0; i < nprocs; i++)
+        pthread_join(rt.procs[i]->thread, NULL);
+
+    if (!r && load_relaxed(&rt.stopping) == 2)
+        r = -EDEADLK;
+    collect_totals();
+    store_release(&rt.active, 0);
+    segv_restore();
+    free_procs(nprocs);
+    gtable_reset_foreign();
+    gtable_fini();
+    fiber_fini();
+    store_release(&run_busy, 0);
+    return r;
+
+fail_procs:
+    free_procs(nprocs);
+fail_early:
+    gtable_fini();
+    fiber_fini();
+    store_release(&run_busy, 0);
+    return r;
+}

@@ -1,0 +1,930 @@
+/*
+ * sched.c — goroutines, run queues, parking and waking, and each proc's
+ * scheduler loop.
+ *
+ * What lives here.  A goroutine (struct rg) is spawned onto a proc's local
+ * run queue without a stack; it gets one from the proc's stack cache the
+ * first time it runs, so spawning a million goroutines that each run and exit
+ * reuses one hot stack (tests/bench/spawn).  Started goroutines never change
+ * proc.  A proc runs its queue in FIFO order, switching directly from the
+ * goroutine that blocks to the next one; only when the queue is empty does
+ * it switch to its scheduler loop (g0, the proc thread's own stack), which
+ * submits every SQE of the round and waits for completions in one
+ * io_uring_enter, bounded by the nearest timer.
+ *
+ * Invariants.
+ *   - A goroutine is in at most one of: a proc's run queue, a proc's inbox,
+ *     a free list; and it is in one only while its park word is CLAIMED
+ *     (ready() is called once per wait, by the claim winner).
+ *   - p->cur is the goroutine running on p (NULL while g0 runs).
+ *   - Only p's thread touches p's run queue, timers, ring, stack cache and
+ *     free list.  Other threads reach p through p->inbox and p->tasks
+ *     (lock-free MPSC stacks) and proc_wake().
+ *   - rt.live counts goroutines that have been spawned and not exited.
+ *
+ * Proc sleeping/waking.  A proc that runs out of work spins briefly on its
+ * inbox (waking a sleeping vCPU costs 23-30 us, so cross-proc hand-offs in
+ * quick succession should find it awake), then sleeps in io_uring_enter.
+ * The race to close is the lost wake-up: a waker pushes to the inbox just
+ * after the proc last looked at it, sees no reason to wake it, and the proc
+ * sleeps with work queued.  The handshake (Dekker's, with a full barrier on
+ * each side):
+ *
+ *        proc p (going to sleep)              waker w (other thread)
+ *        -----------------------              ----------------------
+ *        store p->sleeping = 1                push g on p->inbox (CAS)
+ *        smp_mb()            (A) <---------> smp_mb()            (B)
+ *        load p->inbox, p->tasks              load p->sleeping
+ *        if empty: io_uring_enter(wait)       if 1 and xchg(sleeping,0)==1:
+ *                                                 send MSG_RING / eventfd
+ *
+ * (A) pairs with (B): at least one side sees the other's store, so "p sees
+ * an empty inbox AND w sees sleeping == 0" cannot happen.  If w sees 1, its
+ * wake makes p's enter return (a CQE arrives on p's ring); the xchg makes
+ * sure only one waker pays for the wake.  A wake that arrives after p woke
+ * up by itself is a harmless extra CQE (UD_WAKE).
+ *
+ * Parking.  See sched.h.  Cancellation adds a second handshake: ringo_cancel
+ * stores cancel_id then loads the park word; park_commit stores the park word
+ * (in park_prepare) then loads cancel_id; both seq_cst, so either the
+ * canceller sees the goroutine parked (and asks its proc to interrupt it) or
+ * the goroutine sees itself cancelled before it switches away.
+ *
+ * Rejected.  A shared global run queue (a lock or a contended CAS on every
+ * spawn and wake); Go-style work stealing of any runnable goroutine (started
+ * goroutines must stay on their proc); switching through g0 on every block
+ * (two switches per hand-off instead of one).  Idle procs instead advertise
+ * hunger and busy procs donate goroutines that have not started yet.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include "ringo.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RINGO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RINGO_ASAN 1
+#endif
+#endif
+#ifdef RINGO_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+__thread struct rproc *tls_proc __attribute__((tls_model("initial-exec")));
+
+/* Every POLL_EVERY switches a busy proc also reaps completions and its
+ * inbox, so I/O and cross-proc wakes are not starved by goroutines that
+ * keep yielding (Go checks its global queue every 61 ticks for the same
+ * reason).  Lower costs more get_events system calls under load. */
+#define POLL_EVERY 64
+
+/* How long an idle proc spins on its inbox before sleeping.  A sleeping
+ * vCPU takes 23-30 us to wake, so a proc that receives a steady stream of
+ * cross-proc hand-offs should stay awake across short gaps
+ * (tests/bench/pingpong with 2 procs).  Go's idle Ps spin for similar
+ * reasons. */
+#define SPIN_NS 50000
+
+/* Goroutines a busy proc donates to a hungry one at most per donation. */
+#define DONATE_MAX 64
+
+/* Stack credits a proc takes from (and gives back to) the global pool at a
+ * time; see "Stack credit" below. */
+#define CREDIT_BATCH 64
+
+/* ---------------------------------------------------------------------- */
+/* Goroutine table: id -> struct rg.
+ *
+ * ringo_cancel(id) must find a goroutine from any thread without a lock on
+ * the spawn path.  Goroutine structs are never freed during a run, only
+ * recycled, and each has a permanent slot in gtab.  An id encodes the slot
+ * and the struct's incarnation: id = (gen << SLOT_BITS | slot) + 1, so the
+ * first 16M goroutines have small ids and a recycled struct never repeats
+ * an id.  A lookup reads gtab[slot] and compares g->id (acquire) with the id.
+ */
+#define SLOT_BITS 24
+#define SLOT_MAX (1u << SLOT_BITS)
+#define GCHUNK 64
+
+static _Atomic(struct rg *) *gtab;       /* mmap'd, SLOT_MAX entries */
+static _Atomic uint32_t gtab_next;        /* next unused slot */
+struct gchunk { struct gchunk *next; struct rg g[GCHUNK]; };
+static pthread_mutex_t gchunk_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct gchunk *gchunks;            /* under gchunk_lock */
+
+int gtable_init(void)
+{
+    void *m = mmap(NULL, SLOT_MAX * sizeof(*gtab), PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED)
+        return -ENOMEM;
+    gtab = m;
+    store_relaxed(&gtab_next, 0);
+    return 0;
+}
+
+void gtable_fini(void)
+{
+    pthread_mutex_lock(&gchunk_lock);
+    struct gchunk *c = gchunks;
+    gchunks = NULL;
+    pthread_mutex_unlock(&gchunk_lock);
+    while (c) {
+        struct gchunk *n = c->next;
+        free(c);
+        c = n;
+    }
+    if (gtab)
+        munmap((void *)gtab, SLOT_MAX * sizeof(*gtab));
+    gtab = NULL;
+}
+
+/* Allocate a fresh chunk of goroutine structs and chain them on *list. */
+static int gchunk_new(struct rg **list, size_t *n)
+{
+    uint32_t base = fetch_add_relaxed(&gtab_next, GCHUNK); /* relaxed: only uniqueness matters */
+    if (base + GCHUNK > SLOT_MAX)
+        return -ENOMEM;
+    struct gchunk *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    for (int i = GCHUNK - 1; i >= 0; i--) {
+        struct rg *g = &c->g[i];
+        g->slot = base + (uint32_t)i;
+        g->gen = UINT32_MAX; /* the first incarnation becomes 0 */
+        store_relaxed(&g->park, PARK_CLAIMED);
+        /* release: a lookup that finds the pointer sees the slot fields */
+        store_release(&gtab[g->slot], g);
+        g->next = *list;
+        *list = g;
+        (*n)++;
+    }
+    pthread_mutex_lock(&gchunk_lock);
+    c->next = gchunks;
+    gchunks = c;
+    pthread_mutex_unlock(&gchunk_lock);
+    return 0;
+}
+
+struct rg *gtable_lookup(int64_t id)
+{
+    if (id <= 0 || !gtab)
+        return NULL;
+    uint64_t slot = (uint64_t)(id - 1) & (SLOT_MAX - 1);
+    if (slot >= load_relaxed(&gtab_next))
+        return NULL;
+    /* acquire: pairs with the release in gchunk_new */
+    struct rg *g = load_acquire(&gtab[slot]);
+    if (!g || load_acquire(&g->id) != id)
+        return NULL;
+    return g;
+}
+
+void gtable_foreach(void (*fn)(struct rg *g, void *arg), void *arg)
+{
+    uint32_t n = load_relaxed(&gtab_next);
+    for (uint32_t s = 0; s < n; s++) {
+        struct rg *g = load_acquire(&gtab[s]);
+        if (g && load_acquire(&g->id) > 0)
+            fn(g, arg);
+    }
+}
+
+/* Plain threads (no proc) allocate from this list, under gchunk_lock. */
+static struct rg *foreign_gfree;
+static size_t foreign_ngfree;
+
+static struct rg *g_alloc(struct rproc *p)
+{
+    struct rg *g;
+    if (p) {
+        if (!p->gfree && gchunk_new(&p->gfree, &p->ngfree) != 0)
+            return NULL;
+        g = p->gfree;
+        p->gfree = g->next;
+        p->ngfree--;
+    } else {
+        pthread_mutex_lock(&gchunk_lock);
+        if (!foreign_gfree) {
+            pthread_mutex_unlock(&gchunk_lock);
+            struct rg *list = NULL;
+            size_t n = 0;
+            if (gchunk_new(&list, &n) != 0)
+                return NULL;
+            pthread_mutex_lock(&gchunk_lock);
+            struct rg *last = list;
+            while (last->next)
+                last = last->next;
+            last->next = foreign_gfree;
+            foreign_gfree = list;
+            foreign_ngfree += n;
+        }
+        g = foreign_gfree;
+        foreign_gfree = g->next;
+        foreign_ngfree--;
+        pthread_mutex_unlock(&gchunk_lock);
+    }
+    return g;
+}
+
+void gtable_reset_foreign(void)
+{
+    foreign_gfree = NULL;
+    foreign_ngfree = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Stack credit.
+ *
+ * A goroutine gets its stack when it first runs, but ringo_go must fail
+ * with -ENOMEM up front when no stack could be had.  So spawning takes one
+ * credit, a promise of a stack, and exiting gives it back.  Credits come
+ * from the global pool in batches (the pool maps regions to back them), so
+ * the common spawn costs a decrement of a proc-local counter.
+ */
+static int credit_take(struct rproc *p)
+{
+    if (!p)
+        return stack_reserve(1);
+    if (p->credit == 0) {
+        int r = stack_reserve(CREDIT_BATCH);
+        if (r)
+            return r;
+        p->credit = CREDIT_BATCH;
+    }
+    p->credit--;
+    return 0;
+}
+
+static void credit_give(struct rproc *p)
+{
+    p->credit++;
+    if (p->credit > 4 * CREDIT_BATCH) {
+        stack_unreserve(2 * CREDIT_BATCH);
+        p->credit -= 2 * CREDIT_BATCH;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* Queues */
+
+static inline void runq_push(struct rproc *p, struct rg *g)
+{
+    if (!g->started && !g->bound)
+        p->fresh++;
+    g->next = NULL;
+    if (p->runq_tail)
+        p->runq_tail->next = g;
+    else
+        p->runq_head = g;
+    p->runq_tail = g;
+    p->runq_len++;
+}
+
+static inline struct rg *runq_pop(struct rproc *p)
+{
+    struct rg *g = p->runq_head;
+    if (g) {
+        p->runq_head = g->next;
+        if (!p->runq_head)
+            p->runq_tail = NULL;
+        p->runq_len--;
+        if (!g->started && !g->bound)
+            p->fresh--;
+    }
+    return g;
+}
+
+/* Push a chain first..last (linked by ->next) onto p's inbox. */
+static void inbox_push_chain(struct rproc *p, struct rg *first, struct rg *last)
+{
+    struct rg *head = load_relaxed(&p->inbox);
+    do {
+        last->next = head;
+        /* release: publishes the goroutines' fields (result, state) to the
+         * owner's acquire xchg in inbox_drain */
+    } while (!atomic_compare_exchange_weak_explicit(&p->inbox, &head, first,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
+}
+
+/* Move the inbox to the run queue, oldest first. */
+static bool inbox_drain(struct rproc *p)
+{
+    if (!load_relaxed(&p->inbox)) /* relaxed peek: a miss is caught by the next poll or the sleep handshake */
+        return false;
+    /* acquire: pairs with the release CAS in inbox_push_chain */
+    struct rg *g = xchg_acquire(&p->inbox, NULL);
+    struct rg *rev = NULL;
+    while (g) {
+        struct rg *n = g->next;
+        g->next = rev;
+        rev = g;
+        g = n;
+    }
+    while (rev) {
+        struct rg *n = rev->next;
+        runq_push(p, rev);
+        rev = n;
+    }
+    return true;
+}
+
+void proc_post_task(struct rproc *p, struct rtask *t)
+{
+    struct rtask *head = load_relaxed(&p->tasks);
+    do {
+        t->next = head;
+        /* release: publishes the task's contents to tasks_run's acquire */
+    } while (!atomic_compare_exchange_weak_explicit(&p->tasks, &head, t,
+                                                    memory_order_release,
+                                                    memory_order_relaxed));
+    proc_wake(p);
+}
+
+static void tasks_run(struct rproc *p)
+{
+    if (!load_relaxed(&p->tasks)) /* relaxed peek, as in inbox_drain */
+        return;
+    struct rtask *t = xchg_acquire(&p->tasks, NULL); /* pairs with proc_post_task */
+    struct rtask *rev = NULL;
+    while (t) {
+        struct rtask *n = t->next;
+        t->next = rev;
+        rev = t;
+        t = n;
+    }
+    while (rev) {
+        struct rtask *n = rev->next;
+        rev->run(p, rev);
+        rev = n;
+    }
+}
+
+void proc_wake(struct rproc *target)
+{
+    /* (B): orders the caller's push (inbox/tasks/stopping) before the load
+     * of target->sleeping; pairs with (A) in proc_sleep. */
+    smp_mb();
+    if (!load_relaxed(&target->sleeping))
+        return;
+    /* Only the waker that flips 1 -> 0 sends the wake. */
+    if (xchg_acq_rel(&target->sleeping, 0) != 1)
+        return;
+    ring_send_wake(tls_proc, target);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Park / claim / ready */
+
+uint64_t park_prepare(struct rg *g, int reason, int flags)
+{
+    uint64_t token = ++g->park_seq;
+    g->reason = (uint8_t)reason;
+    g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
+    g->wake_at_result = -ETIMEDOUT;
+    g->io_op = NULL;
+    /* seq_cst: the store half of the park/cancel handshake (see top). */
+    store_seqcst(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    return token;
+}
+
+bool claim(struct rg *g, uint64_t token)
+{
+    uint64_t cur = load_relaxed(&g->park);
+    for (;;) {
+        if ((cur >> 2) != token || (cur & PARK_CLAIMED))
+            return false;
+        /* acq_rel: the winner sees everything the parker published before
+         * parking (its waiter records) and publishes its own writes. */
+        if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
+            return true;
+    }
+}
+
+static void g_timer_fire(struct rproc *p, struct rtimer *t)
+{
+    (void)p;
+    struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
+    if (claim(g, g->timer_token))
+        ready(g, g->wake_at_result);
+}
+
+void ready(struct rg *g, int result)
+{
+    g->result = result;
+    store_relaxed(&g->state, G_RUNNABLE);
+    struct rproc *owner = load_relaxed(&g->p); /* fixed since the goroutine started */
+    struct rproc *p = tls_proc;
+    if (owner == p) {
+        runq_push(p, g);
+        return;
+    }
+    if (p)
+        fetch_add_relaxed(&p->st.cross_wakes, 1);
+    else
+        note_foreign();
+    inbox_push_chain(owner, g, g);
+    proc_wake(owner);
+}
+
+bool g_cancelled(struct rg *g)
+{
+    return load_relaxed(&g->cancel_id) == load_relaxed(&g->id);
+}
+
+int block_check(struct rg *g)
+{
+    if (g_cancelled(g))
+        return -ECANCELED;
+    if (g->deadline != RINGO_NEVER && now_ns() >= g->deadline)
+        return -ETIMEDOUT;
+    return 0;
+}
+
+int park_commit(struct rg *g, uint64_t token, int flags)
+{
+    struct rproc *p = tls_proc;
+    if (g->wake_at != RINGO_NEVER) {
+        g->timer_token = token;
+        g->timer.fire = g_timer_fire;
+        if (timer_arm(&p->timers, &g->timer, g->wake_at) != 0) {
+            /* No memory for the heap: poll the deadline by yielding. */
+            if (now_ns() >= g->wake_at && claim(g, token)) {
+                g->result = g->wake_at_result;
+                goto out;
+            }
+        }
+    }
+    /* seq_cst load: the load half of the park/cancel handshake. */
+    if ((flags & PARK_INTERRUPTIBLE) &&
+        load_seqcst(&g->cancel_id) == load_relaxed(&g->id) && claim(g, token)) {
+        g->result = -ECANCELED;
+        goto out;
+    }
+    store_relaxed(&g->state, G_WAITING);
+    sched_switch(p, g);
+out:
+    if (g->timer.idx)
+        timer_disarm(&p->timers, &g->timer);
+    store_relaxed(&g->state, G_RUNNING);
+    return g->result;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Switching */
+
+static void reclaim_dead(struct rproc *p)
+{
+    struct rg *d = p->dead;
+    p->dead = NULL;
+    stack_put(&p->stacks, d->stack);
+    d->stack = NULL;
+    d->next = p->gfree;
+    p->gfree = d;
+    p->ngfree++;
+}
+
+static inline void after_switch(struct rproc *p, void *fake)
+{
+#ifdef RINGO_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#else
+    (void)fake;
+#endif
+    if (p->dead)
+        reclaim_dead(p);
+}
+
+static void g_entry(void);
+
+/* Switch from the running context (goroutine `from`, or g0 when NULL) to
+ * `to` (or g0 when NULL).  `dying`: from never runs again. */
+static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dying)
+{
+    if (from && !stack_sp_ok(from->stack, __builtin_frame_address(0)))
+        fatal("goroutine %lld stack overflow", (long long)load_relaxed(&from->id));
+    if (to && !to->started) {
+        struct stack *s = stack_get(&p->stacks);
+        if (!s)
+            fatal("out of memory for goroutine stacks (goroutine %lld)",
+                  (long long)load_relaxed(&to->id));
+        to->stack = s;
+        to->started = true;
+#ifdef RINGO_ASAN
+        /* A reused stack still carries the poisoned redzones of frames that
+         * were live when its last goroutine exited (ringo_exit unwinds
+         * nothing); the new goroutine starts on clean shadow. */
+        __asan_unpoison_memory_region(s->lo, (size_t)(stack_top(s) - s->lo));
+#endif
+        fiber_make(&to->ctx, s, g_entry);
+    }
+    p->cur = to;
+    if (to)
+        store_relaxed(&to->state, G_RUNNING);
+    fetch_add_relaxed(&p->st.switches, 1); /* owner-only counter; relaxed for ringo_stats readers */
+    struct fiber_ctx *fc = from ? &from->ctx : &p->g0;
+    struct fiber_ctx *tc = to ? &to->ctx : &p->g0;
+#ifdef RINGO_ASAN
+    void *fake = NULL;
+    const void *bottom = to ? (const void *)to->stack->lo : p->g0_stack_lo;
+    size_t size = to ? (size_t)(stack_top(to->stack) - to->stack->lo) : p->g0_stack_size;
+    __sanitizer_start_switch_fiber(dying ? NULL : &fake, bottom, size);
+#else
+    void *fake = NULL;
+    (void)dying;
+#endif
+    fiber_switch(fc, tc);
+    after_switch(p, fake);
+}
+
+static void poll_cheap(struct rproc *p)
+{
+    tasks_run(p);
+    inbox_drain(p);
+    if (p->timers.n)
+        timer_run(p, &p->timers, now_ns());
+}
+
+/* Give unstarted goroutines to a hungry proc.  Called by a busy proc that
+ * has some (p->fresh > 0). */
+static void donate(struct rproc *p)
+{
+    struct rproc *to = NULL;
+    for (unsigned i = 1; i < rt.nprocs; i++) {
+        struct rproc *q = rt.procs[(p->idx + i) % rt.nprocs];
+        if (load_relaxed(&q->hungry) && xchg_acq_rel(&q->hungry, 0) == 1) {
+            fetch_sub_acq_rel(&rt.hungry, 1);
+            to = q;
+            break;
+        }
+    }
+    if (!to)
+        return;
+    size_t want = (p->fresh + 1) / 2;
+    if (want > DONATE_MAX)
+        want = DONATE_MAX;
+    struct rg *first = NULL, *last = NULL;
+    struct rg **link = &p->runq_head, *prev = NULL;
+    size_t n = 0, scanned = 0;
+    while (*link && n < want && scanned < 4 * DONATE_MAX) {
+        struct rg *g = *link;
+        scanned++;
+        if (!g->started && !g->bound) {
+            *link = g->next;
+            if (p->runq_tail == g)
+                p->runq_tail = prev;
+            p->runq_len--;
+            p->fresh--;
+            store_relaxed(&g->p, to);
+            g->next = NULL;
+            if (last)
+                last->next = g;
+            else
+                first = g;
+            last = g;
+            n++;
+        } else {
+            prev = g;
+            link = &g->next;
+        }
+    }
+    if (first) {
+        inbox_push_chain(to, first, last);
+        proc_wake(to);
+    }
+}
+
+static inline struct rg *next_runnable(struct rproc *p)
+{
+    if (++p->tick % POLL_EVERY == 0) {
+        poll_cheap(p);
+        if (p->inflight || p->unsubmitted)
+            ring_poll(p, false, 0);
+    } else if (!p->runq_head) {
+        poll_cheap(p);
+    }
+    /* relaxed: a hint; a missed donation waits for the next schedule */
+    if (p->fresh && load_relaxed(&rt.hungry) && (p->runq_len > 1 || p->cur))
+        donate(p);
+    return runq_pop(p);
+}
+
+void sched_switch(struct rproc *p, struct rg *g)
+{
+    struct rg *next = next_runnable(p);
+    if (next == g)
+        return; /* readied while parking: keep running */
+    switch_to(p, g, next, false);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Goroutine entry and exit */
+
+static _Noreturn void g_exit(struct rproc *p, struct rg *g)
+{
+    if (g->timer.idx)
+        timer_disarm(&p->timers, &g->timer);
+    store_relaxed(&g->state, G_FREE);
+    /* release: cancel lookups that still see the old id saw a live goroutine */
+    store_release(&g->id, 0);
+    credit_give(p);
+    p->dead = g;
+    rt_goroutine_done();
+    struct rg *next = next_runnable(p);
+    switch_to(p, g, next, true);
+    bug("dead goroutine resumed");
+}
+
+static void g_entry(void)
+{
+    struct rproc *p = tls_proc;
+    after_switch(p, NULL);
+    struct rg *g = p->cur;
+    g->fn(g->arg);
+    g_exit(p, g);
+}
+
+int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
+{
+    if (!fn)
+        return -EINVAL;
+    if (!load_acquire(&rt.active) || load_relaxed(&rt.stopping))
+        return -EINVAL;
+    struct rproc *me = tls_proc;
+    struct rproc *target;
+    if (proc >= 0) {
+        if ((unsigned)proc >= rt.nprocs)
+            return -EINVAL;
+        target = rt.procs[proc];
+    } else if (me) {
+        target = me;
+    } else {
+        target = rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
+    }
+    if (!me)
+        note_foreign();
+    int r = credit_take(me);
+    if (r)
+        return r;
+    struct rg *g = g_alloc(me);
+    if (!g) {
+        if (me)
+            credit_give(me);
+        else
+            stack_unreserve(1);
+        return -ENOMEM;
+    }
+    g->gen++;
+    int64_t id = (int64_t)(((uint64_t)g->gen << SLOT_BITS) | g->slot) + 1;
+    g->fn = fn;
+    g->arg = arg;
+    g->stack = NULL;
+    g->started = false;
+    g->bound = bound;
+    g->deadline = RINGO_NEVER;
+    g->reason = W_NONE;
+    g->io_op = NULL;
+    g->timer.idx = 0;
+    store_relaxed(&g->cancel_id, 0);
+    store_relaxed(&g->park, PARK_CLAIMED | (g->park_seq << 2));
+    store_relaxed(&g->state, G_RUNNABLE);
+    store_relaxed(&g->p, target);
+    /* release: a lookup that sees the id sees the fields above */
+    store_release(&g->id, id);
+    fetch_add_acq_rel(&rt.live, 1); /* before the goroutine can run (and exit) */
+    if (me)
+        fetch_add_relaxed(&me->st.spawned, 1);
+    else
+        fetch_add_relaxed(&rt.procs[0]->st.spawned, 1); /* counted, approximately placed */
+    if (target == me) {
+        runq_push(me, g);
+    } else {
+        if (me)
+            fetch_add_relaxed(&me->st.cross_wakes, 1);
+        inbox_push_chain(target, g, g);
+        proc_wake(target);
+    }
+    return id;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Public goroutine API */
+
+int64_t ringo_go(void (*fn)(void *), void *arg)
+{
+    return spawn(-1, false, fn, arg);
+}
+
+int64_t ringo_go_on(int proc, void (*fn)(void *), void *arg)
+{
+    if (proc < 0)
+        return -EINVAL;
+    return spawn(proc, true, fn, arg);
+}
+
+void ringo_yield(void)
+{
+    struct rproc *p = tls_proc;
+    struct rg *g = p ? p->cur : NULL;
+    if (!g) {
+        sched_yield();
+        return;
+    }
+    store_relaxed(&g->state, G_RUNNABLE);
+    runq_push(p, g);
+    struct rg *next = next_runnable(p);
+    if (next != g)
+        switch_to(p, g, next, false);
+    store_relaxed(&g->state, G_RUNNING);
+}
+
+_Noreturn void ringo_exit(void)
+{
+    struct rproc *p = tls_proc;
+    struct rg *g = p ? p->cur : NULL;
+    if (!g)
+        fatal("ringo_exit called outside a goroutine");
+    g_exit(p, g);
+}
+
+int64_t ringo_id(void)
+{
+    struct rg *g = self_g();
+    return g ? load_relaxed(&g->id) : 0;
+}
+
+int ringo_proc(void)
+{
+    struct rproc *p = tls_proc;
+    return p && p->cur ? p->idx : -1;
+}
+
+int ringo_nprocs(void)
+{
+    return load_acquire(&rt.active) ? (int)rt.nprocs : 0;
+}
+
+size_t ringo_count(void)
+{
+    int64_t n = load_relaxed(&rt.live); /* a snapshot, like runtime.NumGoroutine */
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* Cancel request delivered to the goroutine's proc. */
+struct cancel_task {
+    struct rtask t;
+    struct rg *g;
+    int64_t id;
+};
+
+/* On g's own proc: end g's current wait because it was cancelled. */
+static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
+{
+    if (load_relaxed(&g->id) != id || load_relaxed(&g->p) != p)
+        return; /* exited meanwhile */
+    uint64_t park = load_acquire(&g->park);
+    if (park & PARK_CLAIMED)
+        return; /* not parked: the next blocking call sees the flag */
+    if (park & PARK_INTR) {
+        if (claim(g, park >> 2))
+            ready(g, -ECANCELED);
+    } else if (g->io_op) {
+        struct io_uring_sqe *sqe = ring_sqe(p);
+        io_uring_prep_cancel(sqe, g->io_op, 0);
+        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+    }
+}
+
+static void cancel_run(struct rproc *p, struct rtask *t)
+{
+    struct cancel_task *ct = (struct cancel_task *)t;
+    struct rg *g = ct->g;
+    int64_t id = ct->id;
+    free(ct);
+    cancel_interrupt(p, g, id);
+}
+
+int ringo_cancel(int64_t id)
+{
+    struct rg *g = gtable_lookup(id);
+    if (!g)
+        return -ESRCH;
+    int64_t cur = load_relaxed(&g->cancel_id);
+    for (;;) {
+        if (cur == id)
+            return 0; /* already cancelled */
+        if (load_acquire(&g->id) != id)
+            return -ESRCH;
+        /* seq_cst: the store half of the cancel/park handshake (see top);
+         * the load of g->park below must not pass it. */
+        if (cas_seqcst(&g->cancel_id, &cur, id))
+            break;
+    }
+    uint64_t park = load_seqcst(&g->park);
+    if (park & PARK_CLAIMED)
+        return 0; /* running or runnable: it checks on its next block */
+    struct rproc *owner = load_acquire(&g->p);
+    struct rproc *me = tls_proc;
+    if (owner == me && me) {
+        cancel_interrupt(me, g, id);
+        return 0;
+    }
+    struct cancel_task *ct = malloc(sizeof *ct);
+    if (!ct)
+        return -ENOMEM;
+    ct->t.run = cancel_run;
+    ct->g = g;
+    ct->id = id;
+    if (!me)
+        note_foreign();
+    proc_post_task(owner, &ct->t);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The scheduler loop */
+
+static void proc_sleep(struct rproc *p)
+{
+    if (p->unsubmitted)
+        ring_flush(p);
+
+    /* Spin briefly when other procs may hand us work. */
+    if (rt.nprocs > 1 && !p->timers.n) {
+        if (!load_relaxed(&p->hungry)) {
+            store_relaxed(&p->hungry, 1);
+            fetch_add_acq_rel(&rt.hungry, 1);
+        }
+        int64_t until = now_ns() + SPIN_NS;
+        for (unsigned i = 0;; i++) {
+            if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) ||
+                load_relaxed(&rt.stopping))
+                goto unhungry;
+            if (!rt.use_defer_taskrun && p->inflight && io_uring_cq_ready(&p->ring))
+                goto unhungry;
+            cpu_relax();
+            if ((i & 63) == 63 && now_ns() >= until)
+                break;
+        }
+    }
+
+    store_relaxed(&p->sleeping, 1);
+    /* (A): orders the store of sleeping before the loads of inbox/tasks;
+     * pairs with (B) in proc_wake. */
+    smp_mb();
+    if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) || load_relaxed(&rt.stopping)) {
+        store_relaxed(&p->sleeping, 0);
+        goto unhungry;
+    }
+    bool idle = !p->inflight && !p->timers.n;
+    if (idle) {
+        pthread_mutex_lock(&rt.idle_lock);
+        p->idle = true;
+        rt.idle_procs++;
+        rt_check_deadlock(p);
+        pthread_mutex_unlock(&rt.idle_lock);
+    }
+    if (!load_relaxed(&rt.stopping))
+        ring_poll(p, true, timer_next(&p->timers));
+    store_relaxed(&p->sleeping, 0);
+    if (idle) {
+        pthread_mutex_lock(&rt.idle_lock);
+        p->idle = false;
+        rt.idle_procs--;
+        pthread_mutex_unlock(&rt.idle_lock);
+    }
+unhungry:
+    if (load_relaxed(&p->hungry) && xchg_acq_rel(&p->hungry, 0) == 1)
+        fetch_sub_acq_rel(&rt.hungry, 1);
+}
+
+void proc_main(struct rproc *p)
+{
+    p->cur = NULL;
+    for (;;) {
+        poll_cheap(p);
+        if (p->inflight || p->unsubmitted)
+            ring_poll(p, false, 0);
+        struct rg *g = runq_pop(p);
+        if (g) {
+            switch_to(p, NULL, g, false);
+            continue;
+        }
+        if (load_acquire(&rt.stopping))
+            break;
+        proc_sleep(p);
+    }
+}

@@ -1,0 +1,62 @@
+/*
+ * switch_x86_64.S — the fiber context switch for x86-64 (System V ABI).
+ *
+ * ringo__ctx_switch(void **save_sp, void *load_sp) saves the callee-saved
+ * registers (rbx, rbp, r12-r15), the SSE control/status word (mxcsr) and the
+ * x87 control word on the current stack, stores the stack pointer in
+ * *save_sp, loads load_sp and restores the same set from there.  Caller-saved
+ * registers need no saving: the switch is an ordinary call.  The frame is
+ *
+ *      load_sp -> [ mxcsr | x87 cw ]  8 bytes
+ *                 r15 r14 r13 r12 rbx rbp
+ *                 return address
+ *
+ * A new fiber's frame (built by fiber_make in fiber.c) has r12 = the entry
+ * function and the return address = ringo__ctx_start, which calls r12 on
+ * an aligned stack and traps if it ever returns (the entry never does).
+ */
+	.text
+	.globl	ringo__ctx_switch
+	.hidden	ringo__ctx_switch
+	.type	ringo__ctx_switch, @function
+	.p2align 4
+ringo__ctx_switch:
+	.cfi_startproc
+	pushq	%rbp
+	pushq	%rbx
+	pushq	%r12
+	pushq	%r13
+	pushq	%r14
+	pushq	%r15
+	subq	$8, %rsp
+	stmxcsr	(%rsp)
+	fnstcw	4(%rsp)
+	movq	%rsp, (%rdi)
+	movq	%rsi, %rsp
+	ldmxcsr	(%rsp)
+	fldcw	4(%rsp)
+	addq	$8, %rsp
+	popq	%r15
+	popq	%r14
+	popq	%r13
+	popq	%r12
+	popq	%rbx
+	popq	%rbp
+	ret
+	.cfi_endproc
+	.size	ringo__ctx_switch, .-ringo__ctx_switch
+
+	.globl	ringo__ctx_start
+	.hidden	ringo__ctx_start
+	.type	ringo__ctx_start, @function
+	.p2align 4
+ringo__ctx_start:
+	.cfi_startproc
+	.cfi_undefined rip	/* the outermost frame of a fiber: stop unwinding */
+	xorl	%ebp, %ebp
+	callq	*%r12
+	ud2
+	.cfi_endproc
+	.size	ringo__ctx_start, .-ringo__ctx_start
+
+	.section .note.GNU-stack,"",@progbits

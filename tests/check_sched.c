@@ -1,0 +1,671 @@
+/*
+ * check_sched.c — the runtime: ringo_run, goroutines, procs, yield, exit,
+ * ids, counts, cancellation, deadlock detection, repeated runs, spawns from
+ * plain threads, setup failures and stack overflow.
+ */
+#include "testutil.h"
+
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+static unsigned nprocs_param = 1;
+
+/* ------------------------------------------------------------------ */
+
+static atomic_int counter;
+
+static void bump(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&counter, 1);
+}
+
+static void main_spawns(void *arg)
+{
+    long n = (long)arg;
+    for (long i = 0; i < n; i++)
+        ck_assert_int_gt(ringo_go(bump, NULL), 0);
+}
+
+START_TEST(run_waits_for_every_goroutine)
+{
+    atomic_store(&counter, 0);
+    RUN(main_spawns, (void *)1000L, nprocs_param);
+    ck_assert_int_eq(atomic_load(&counter), 1000);
+}
+END_TEST
+
+static void main_nested(void *arg);
+static void nested(void *arg)
+{
+    long depth = (long)arg;
+    atomic_fetch_add(&counter, 1);
+    if (depth > 0) {
+        ringo_go(nested, (void *)(depth - 1));
+        ringo_go(nested, (void *)(depth - 1));
+    }
+}
+static void main_nested(void *arg)
+{
+    (void)arg;
+    ringo_go(nested, (void *)9L);
+}
+
+START_TEST(run_waits_for_grandchildren)
+{
+    atomic_store(&counter, 0);
+    RUN(main_nested, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&counter), 1023); /* 2^10 - 1 */
+}
+END_TEST
+
+START_TEST(run_rejects_bad_input)
+{
+    ck_assert_int_eq(ringo_run(NULL, NULL, NULL), -EINVAL);
+    struct ringo_config cfg = { .procs = 100000 };
+    ck_assert_int_eq(ringo_run(bump, NULL, &cfg), -EINVAL);
+}
+END_TEST
+
+static void main_reenter(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_run(bump, NULL, NULL), -EBUSY);
+}
+
+START_TEST(run_is_not_reentrant)
+{
+    RUN(main_reenter, NULL, nprocs_param);
+}
+END_TEST
+
+START_TEST(run_can_be_repeated)
+{
+    for (int i = 0; i < 20; i++) {
+        atomic_store(&counter, 0);
+        RUN(main_spawns, (void *)50L, (unsigned)(i % 2 + 1));
+        ck_assert_int_eq(atomic_load(&counter), 50);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static void main_ids(void *arg)
+{
+    (void)arg;
+    ck_assert_int_gt(ringo_id(), 0);
+    ck_assert_int_eq(ringo_nprocs(), (int)nprocs_param);
+    ck_assert_int_ge(ringo_proc(), 0);
+    ck_assert_int_lt(ringo_proc(), (int)nprocs_param);
+    ck_assert_uint_eq(ringo_count(), 1);
+    int64_t a = ringo_go(bump, NULL), b = ringo_go(bump, NULL);
+    ck_assert_int_gt(a, 0);
+    ck_assert_int_gt(b, 0);
+    ck_assert_int_ne(a, b);
+    ck_assert_int_ne(a, ringo_id());
+    ck_assert_uint_eq(ringo_count(), 3);
+    while (ringo_count() > 1)
+        ringo_yield();
+}
+
+START_TEST(ids_procs_and_count)
+{
+    ck_assert_int_eq(ringo_id(), 0);
+    ck_assert_int_eq(ringo_proc(), -1);
+    ck_assert_int_eq(ringo_nprocs(), 0);
+    ck_assert_uint_eq(ringo_count(), 0);
+    RUN(main_ids, NULL, nprocs_param);
+    ck_assert_uint_eq(ringo_count(), 0);
+}
+END_TEST
+
+static int64_t seen_ids[64];
+
+static void record_id(void *arg)
+{
+    seen_ids[(long)arg] = ringo_id();
+}
+
+static void main_unique_ids(void *arg)
+{
+    (void)arg;
+    for (long round = 0; round < 4; round++) {
+        for (long i = 0; i < 16; i++)
+            ringo_go(record_id, (void *)(round * 16 + i));
+        while (ringo_count() > 1)
+            ringo_yield();
+    }
+}
+
+START_TEST(ids_are_never_reused)
+{
+    RUN(main_unique_ids, NULL, nprocs_param);
+    for (int i = 0; i < 64; i++) {
+        ck_assert_int_gt(seen_ids[i], 0);
+        for (int j = 0; j < i; j++)
+            ck_assert_int_ne(seen_ids[i], seen_ids[j]);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static int order[16];
+static int norder;
+
+static void yielder(void *arg)
+{
+    long id = (long)arg;
+    for (int i = 0; i < 3; i++) {
+        order[norder++] = (int)id;
+        ringo_yield();
+    }
+}
+
+static void main_yield(void *arg)
+{
+    (void)arg;
+    norder = 0;
+    ringo_go_on(0, yielder, (void *)1L);
+    ringo_go_on(0, yielder, (void *)2L);
+}
+
+START_TEST(yield_round_robins)
+{
+    RUN(main_yield, NULL, 1);
+    ck_assert_int_eq(norder, 6);
+    int expect[6] = { 1, 2, 1, 2, 1, 2 };
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(order[i], expect[i]);
+}
+END_TEST
+
+static atomic_int after_exit;
+
+static void exits_early(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&counter, 1);
+    ringo_exit();
+    atomic_fetch_add(&after_exit, 1); /* never reached */
+}
+
+static void deep_exit(int depth)
+{
+    if (depth == 0)
+        ringo_exit();
+    deep_exit(depth - 1);
+    atomic_fetch_add(&after_exit, 1);
+}
+
+static void exits_deep(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&counter, 1);
+    deep_exit(50);
+}
+
+static void main_exit(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        ringo_go(exits_early, NULL);
+        ringo_go(exits_deep, NULL);
+    }
+    ringo_exit(); /* main may exit first; the run waits for the others */
+}
+
+START_TEST(exit_ends_only_the_caller)
+{
+    atomic_store(&counter, 0);
+    atomic_store(&after_exit, 0);
+    RUN(main_exit, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&counter), 200);
+    ck_assert_int_eq(atomic_load(&after_exit), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static atomic_int on_proc_ok;
+
+static void check_on_proc(void *arg)
+{
+    long want = (long)arg;
+    for (int i = 0; i < 10; i++) {
+        if (ringo_proc() != want)
+            return;
+        ringo_yield();
+        ringo_sleep(100 * US);
+    }
+    atomic_fetch_add(&on_proc_ok, 1);
+}
+
+static void main_go_on(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_go_on(-1, bump, NULL), -EINVAL);
+    ck_assert_int_eq(ringo_go_on(ringo_nprocs(), bump, NULL), -EINVAL);
+    ck_assert_int_eq(ringo_go(NULL, NULL), -EINVAL);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_gt(ringo_go_on(i % ringo_nprocs(), check_on_proc,
+                                     (void *)(long)(i % ringo_nprocs())), 0);
+}
+
+START_TEST(go_on_binds_to_proc)
+{
+    atomic_store(&on_proc_ok, 0);
+    RUN(main_go_on, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&on_proc_ok), 20);
+}
+END_TEST
+
+START_TEST(go_outside_runtime_fails)
+{
+    ck_assert_int_eq(ringo_go(bump, NULL), -EINVAL);
+    ck_assert_int_eq(ringo_go_on(0, bump, NULL), -EINVAL);
+}
+END_TEST
+
+/* A started goroutine never changes proc, even while others are moved. */
+static atomic_int stayed;
+
+static void stays(void *arg)
+{
+    (void)arg;
+    int p = ringo_proc();
+    for (int i = 0; i < 50; i++) {
+        ringo_sleep(10 * US);
+        ringo_yield();
+        if (ringo_proc() != p)
+            return;
+    }
+    atomic_fetch_add(&stayed, 1);
+}
+
+static int procs_used[2];
+
+static void busy_note_proc(void *arg)
+{
+    (void)arg;
+    int64_t until = ringo_now() + 2 * MS;
+    while (ringo_now() < until)
+        ;
+    __atomic_store_n(&procs_used[ringo_proc()], 1, __ATOMIC_RELAXED);
+}
+
+static void main_spread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++)
+        ringo_go(stays, NULL);
+    for (int i = 0; i < 50; i++)
+        ringo_go(busy_note_proc, NULL);
+}
+
+START_TEST(idle_proc_takes_unstarted_goroutines)
+{
+    atomic_store(&stayed, 0);
+    memset(procs_used, 0, sizeof procs_used);
+    RUN(main_spread, NULL, 2);
+    ck_assert_int_eq(atomic_load(&stayed), 200);
+    /* Everything was spawned on proc 0; proc 1 must have taken some. */
+    ck_assert_int_eq(procs_used[0] + procs_used[1], 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static void sleeper_forever(void *arg)
+{
+    (void)arg;
+    int r = ringo_sleep(RINGO_NEVER);
+    ck_assert_int_eq(r, -ECANCELED);
+    atomic_fetch_add(&counter, 1);
+    /* cancellation is permanent */
+    ck_assert_int_eq(ringo_sleep(1), -ECANCELED);
+    ck_assert_int_eq(ringo_sleep(0), -ECANCELED);
+}
+
+static void cancelled_before_start(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_sleep(10 * MS), -ECANCELED);
+    atomic_fetch_add(&counter, 1);
+}
+
+static void main_cancel(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_cancel(0), -ESRCH);
+    ck_assert_int_eq(ringo_cancel(-5), -ESRCH);
+    ck_assert_int_eq(ringo_cancel(123456789), -ESRCH);
+    int64_t ids[20];
+    for (int i = 0; i < 20; i++)
+        ids[i] = ringo_go_on(i % ringo_nprocs(), sleeper_forever, NULL);
+    ringo_sleep(5 * MS);
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(ringo_cancel(ids[i]), 0);
+    /* a goroutine that has not started yet */
+    int64_t id = ringo_go(cancelled_before_start, NULL);
+    ck_assert_int_eq(ringo_cancel(id), 0);
+    ck_assert_int_eq(ringo_cancel(id), 0); /* twice is fine */
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    /* finished goroutines are no longer live */
+    ck_assert_int_eq(ringo_cancel(ids[0]), -ESRCH);
+    ck_assert_int_eq(ringo_cancel(id), -ESRCH);
+}
+
+START_TEST(cancel_ends_waits)
+{
+    atomic_store(&counter, 0);
+    RUN(main_cancel, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&counter), 21);
+}
+END_TEST
+
+static void self_cancel(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_cancel(ringo_id()), 0);
+    ck_assert_int_eq(ringo_sleep(1 * MS), -ECANCELED);
+    ck_assert_int_eq(ringo_sleep_until(ringo_now() - 1), -ECANCELED);
+}
+
+START_TEST(cancel_self)
+{
+    RUN(self_cancel, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static atomic_int thread_spawned;
+
+static void from_thread(void *arg)
+{
+    (void)arg;
+    ringo_sleep(1 * MS);
+    atomic_fetch_add(&thread_spawned, 1);
+}
+
+static void *plain_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        int64_t id = ringo_go(from_thread, NULL);
+        if (id <= 0)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void main_thread_spawn(void *arg)
+{
+    (void)arg;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, plain_thread, NULL), 0);
+    /* keep the run alive until the thread has spawned its goroutines */
+    while (atomic_load(&thread_spawned) < 100)
+        ringo_sleep(1 * MS);
+    void *ret;
+    pthread_join(t, &ret); /* blocks this proc briefly; the thread is done */
+    ck_assert_ptr_null(ret);
+}
+
+START_TEST(go_from_plain_thread)
+{
+    atomic_store(&thread_spawned, 0);
+    RUN(main_thread_spawn, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&thread_spawned), 100);
+}
+END_TEST
+
+static void main_cancel_from_thread(void *arg);
+static int64_t victim;
+static void *cancel_thread(void *arg)
+{
+    (void)arg;
+    usleep(5000);
+    return (void *)(intptr_t)ringo_cancel(victim);
+}
+static void main_cancel_from_thread(void *arg)
+{
+    (void)arg;
+    victim = ringo_go(sleeper_forever, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, cancel_thread, NULL);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    void *ret;
+    pthread_join(t, &ret);
+    ck_assert_int_eq((int)(intptr_t)ret, 0);
+}
+
+START_TEST(cancel_from_plain_thread)
+{
+    atomic_store(&counter, 0);
+    RUN(main_cancel_from_thread, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&counter), 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+START_TEST(sleep_forever_is_not_deadlock)
+{
+    /* A goroutine sleeping forever keeps its timer, as in Go: the run stays
+     * alive until it is cancelled. */
+    atomic_store(&counter, 0);
+    RUN(main_cancel, NULL, nprocs_param);
+}
+END_TEST
+
+START_TEST(plain_thread_sleep_falls_back)
+{
+    int64_t t0 = ringo_now();
+    ck_assert_int_eq(ringo_sleep(2 * MS), 0);
+    ck_assert_int_ge(ringo_now() - t0, 2 * MS);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static void spin_children(void *arg)
+{
+    long n = (long)arg;
+    for (long i = 0; i < n; i++)
+        ck_assert_int_gt(ringo_go(bump, NULL), 0);
+}
+
+START_TEST(hundred_thousand_goroutines)
+{
+    atomic_store(&counter, 0);
+    RUN(spin_children, (void *)100000L, nprocs_param);
+    ck_assert_int_eq(atomic_load(&counter), 100000);
+}
+END_TEST
+
+static struct ringo_stats stats_seen;
+
+static void main_stats(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_stats(NULL), -EINVAL);
+    for (int i = 0; i < 10; i++)
+        ringo_go(bump, NULL);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(ringo_stats(&stats_seen), 0);
+}
+
+START_TEST(stats_count_the_run)
+{
+    RUN(main_stats, NULL, nprocs_param);
+    ck_assert_uint_ge(stats_seen.spawned, 11);
+    ck_assert_uint_ge(stats_seen.switches, 11);
+    ck_assert_uint_ge(stats_seen.goroutines, 1);
+    struct ringo_stats after;
+    ck_assert_int_eq(ringo_stats(&after), 0);
+    ck_assert_uint_eq(after.spawned, 11);
+    ck_assert_uint_eq(after.goroutines, 0);
+    ck_assert_uint_ge(after.enters, 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Setup failures: io_uring refused by a seccomp filter, as container
+ * runtimes do. */
+
+static void install_uring_filter(int err)
+{
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (err & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
+    ck_assert_int_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+    ck_assert_int_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+}
+
+static void child_uring_eperm(void)
+{
+    install_uring_filter(EPERM);
+    int r = ringo_run(bump, NULL, NULL);
+    _exit(r == -EPERM ? 0 : 1);
+}
+
+static void child_uring_enosys(void)
+{
+    install_uring_filter(ENOSYS);
+    int r = ringo_run(bump, NULL, NULL);
+    if (r != -ENOSYS)
+        _exit(1);
+    /* and the runtime is still usable for a later attempt's bookkeeping */
+    _exit(ringo_go(bump, NULL) == -EINVAL ? 0 : 2);
+}
+
+START_TEST(setup_failure_is_reported)
+{
+    char buf[4096];
+    int st = run_captured(child_uring_eperm, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "ringo: io_uring is not available") != NULL, "stderr: %s", buf);
+    ck_assert_msg(strstr(buf, "EPERM") != NULL, "stderr: %s", buf);
+    st = run_captured(child_uring_enosys, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "ENOSYS") != NULL, "stderr: %s", buf);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Stack overflow: a message, then abort. */
+
+static int recurse(int n)
+{
+    volatile char pad[512];
+    pad[0] = (char)n;
+    return n == 0 ? pad[0] : recurse(n - 1) + pad[0];
+}
+
+static void overflow(void *arg)
+{
+    (void)arg;
+    recurse(1 << 20);
+}
+
+static void overflow_main(void *arg)
+{
+    (void)arg;
+    ringo_go(overflow, NULL);
+}
+
+static void child_overflow(void)
+{
+    ringo_run(overflow_main, NULL, NULL);
+    _exit(3); /* must not get here */
+}
+
+static void child_overflow_canary(void)
+{
+    setenv("RINGO_GUARD_STACKS", "0", 1);
+    ringo_run(overflow_main, NULL, NULL);
+    _exit(3);
+}
+
+START_TEST(stack_overflow_guard_page)
+{
+    char buf[4096];
+    int st = run_captured(child_overflow, buf, sizeof buf);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "ringo: fatal error: goroutine ") != NULL, "stderr: %s", buf);
+    ck_assert_msg(strstr(buf, " stack overflow") != NULL, "stderr: %s", buf);
+}
+END_TEST
+
+START_TEST(stack_overflow_canary)
+{
+    char buf[4096];
+    int st = run_captured(child_overflow_canary, buf, sizeof buf);
+    /* Without a guard page the overflow runs into the neighbouring stack
+     * slot (mapped) or off the region (a fault); either way the report
+     * must name the overflow. */
+    ck_assert_msg(WIFSIGNALED(st), "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "stack overflow") != NULL, "stderr: %s", buf);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("sched");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, run_waits_for_every_goroutine);
+    tcase_add_test(tc, run_waits_for_grandchildren);
+    tcase_add_test(tc, run_rejects_bad_input);
+    tcase_add_test(tc, run_is_not_reentrant);
+    tcase_add_test(tc, run_can_be_repeated);
+    tcase_add_test(tc, ids_procs_and_count);
+    tcase_add_test(tc, ids_are_never_reused);
+    tcase_add_test(tc, yield_round_robins);
+    tcase_add_test(tc, exit_ends_only_the_caller);
+    tcase_add_test(tc, go_on_binds_to_proc);
+    tcase_add_test(tc, go_outside_runtime_fails);
+    tcase_add_test(tc, idle_proc_takes_unstarted_goroutines);
+    tcase_add_test(tc, cancel_ends_waits);
+    tcase_add_test(tc, cancel_self);
+    tcase_add_test(tc, go_from_plain_thread);
+    tcase_add_test(tc, cancel_from_plain_thread);
+    tcase_add_test(tc, sleep_forever_is_not_deadlock);
+    tcase_add_test(tc, plain_thread_sleep_falls_back);
+    tcase_add_test(tc, hundred_thousand_goroutines);
+    tcase_add_test(tc, stats_count_the_run);
+    tcase_add_test(tc, setup_failure_is_reported);
+    tcase_add_test(tc, stack_overflow_guard_page);
+    tcase_add_test(tc, stack_overflow_canary);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    skip_without_io_uring();
+    int failed = 0;
+    for (nprocs_param = 1; nprocs_param <= 2; nprocs_param++) {
+        printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
+        SRunner *sr = srunner_create(suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed += srunner_ntests_failed(sr);
+        srunner_free(sr);
+    }
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,251 @@
+/*
+ * check_time.c — ringo_now, sleeps, deadlines, cancellation of sleepers,
+ * and many concurrent sleepers.  Bounds on lateness are loose on purpose
+ * (a shared machine may stall a thread for a long time): they catch a
+ * sleep that ignores its argument, never a slow machine.
+ */
+#include "testutil.h"
+
+static unsigned nprocs_param = 1;
+
+/* Lateness allowed before a sleep counts as broken. */
+#define SLACK (500 * MS)
+
+START_TEST(now_is_monotonic)
+{
+    int64_t a = ringo_now();
+    int64_t b = ringo_now();
+    ck_assert_int_gt(a, 0);
+    ck_assert_int_ge(b, a);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t c = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    ck_assert_int_ge(c, b);
+    ck_assert_int_lt(c - b, 1000 * MS);
+}
+END_TEST
+
+static void sleeps(void *arg)
+{
+    (void)arg;
+    for (int64_t d = 1 * MS; d <= 16 * MS; d *= 2) {
+        int64_t t0 = ringo_now();
+        ck_assert_int_eq(ringo_sleep(d), 0);
+        int64_t took = ringo_now() - t0;
+        ck_assert_int_ge(took, d);
+        ck_assert_int_lt(took, d + SLACK);
+    }
+    int64_t until = ringo_now() + 3 * MS;
+    ck_assert_int_eq(ringo_sleep_until(until), 0);
+    ck_assert_int_ge(ringo_now(), until);
+}
+
+START_TEST(sleep_lasts_at_least_its_duration)
+{
+    RUN(sleeps, NULL, nprocs_param);
+}
+END_TEST
+
+static int trace[8];
+static int ntrace;
+
+static void other(void *arg)
+{
+    (void)arg;
+    trace[ntrace++] = 2;
+}
+
+static void zero_sleeps_yield(void *arg)
+{
+    (void)arg;
+    ntrace = 0;
+    ringo_go_on(ringo_proc(), other, NULL);
+    trace[ntrace++] = 1;
+    ck_assert_int_eq(ringo_sleep(0), 0); /* yields: other runs now */
+    trace[ntrace++] = 3;
+    ringo_go_on(ringo_proc(), other, NULL);
+    ck_assert_int_eq(ringo_sleep(-5), 0);
+    trace[ntrace++] = 3;
+    ringo_go_on(ringo_proc(), other, NULL);
+    ck_assert_int_eq(ringo_sleep_until(ringo_now() - 1 * MS), 0);
+    trace[ntrace++] = 3;
+}
+
+START_TEST(nonpositive_sleep_yields_once)
+{
+    RUN(zero_sleeps_yield, NULL, nprocs_param);
+    int expect[] = { 1, 2, 3, 2, 3, 2, 3 };
+    ck_assert_int_eq(ntrace, 7);
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_eq(trace[i], expect[i]);
+}
+END_TEST
+
+static void deadline_child(void *arg)
+{
+    int64_t *out = arg;
+    *out = ringo_deadline();
+}
+
+static void deadlines(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_deadline(), RINGO_NEVER);
+    int64_t dl = ringo_now() + 10 * MS;
+    ck_assert_int_eq(ringo_deadline_set(dl), RINGO_NEVER);
+    ck_assert_int_eq(ringo_deadline(), dl);
+
+    /* a new goroutine does not inherit the deadline */
+    int64_t child_dl = 0;
+    ringo_go_on(ringo_proc(), deadline_child, &child_dl);
+
+    int64_t t0 = ringo_now();
+    ck_assert_int_eq(ringo_sleep(10000 * MS), -ETIMEDOUT);
+    int64_t took = ringo_now() - t0;
+    ck_assert_int_ge(ringo_now(), dl);
+    ck_assert_int_lt(took, 10 * MS + SLACK);
+    ck_assert_int_eq(child_dl, RINGO_NEVER);
+
+    /* past deadline: checked on entry, the sleep is not attempted */
+    ck_assert_int_eq(ringo_sleep(0), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_sleep(1), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_sleep_until(0), -ETIMEDOUT);
+
+    /* a sleep shorter than the deadline completes normally */
+    ck_assert_int_eq(ringo_deadline_set(ringo_now() + 1000 * MS), dl);
+    ck_assert_int_eq(ringo_sleep(1 * MS), 0);
+    ck_assert_int_gt(ringo_deadline_set(RINGO_NEVER), 0);
+    ck_assert_int_eq(ringo_sleep(1 * MS), 0);
+}
+
+START_TEST(deadline_ends_a_sleep)
+{
+    RUN(deadlines, NULL, nprocs_param);
+}
+END_TEST
+
+START_TEST(deadline_outside_goroutine)
+{
+    ck_assert_int_eq(ringo_deadline(), RINGO_NEVER);
+    ck_assert_int_eq(ringo_deadline_set(12345), RINGO_NEVER);
+    ck_assert_int_eq(ringo_deadline(), RINGO_NEVER);
+}
+END_TEST
+
+static atomic_int cancelled_ok;
+
+static void long_sleeper(void *arg)
+{
+    int64_t dl = (int64_t)(intptr_t)arg;
+    if (dl)
+        ringo_deadline_set(ringo_now() + dl);
+    int64_t t0 = ringo_now();
+    int r = ringo_sleep(5000 * MS);
+    if (r == -ECANCELED && ringo_now() - t0 < 4000 * MS)
+        atomic_fetch_add(&cancelled_ok, 1);
+}
+
+static void cancel_sleepers(void *arg)
+{
+    (void)arg;
+    int64_t a = ringo_go(long_sleeper, NULL);
+    int64_t b = ringo_go_on(ringo_nprocs() - 1, long_sleeper, NULL);
+    /* deadline later than the cancel: cancellation ends it */
+    int64_t c = ringo_go(long_sleeper, (void *)(intptr_t)(2000 * MS));
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(ringo_cancel(a), 0);
+    ck_assert_int_eq(ringo_cancel(b), 0);
+    ck_assert_int_eq(ringo_cancel(c), 0);
+}
+
+START_TEST(cancel_ends_a_sleep)
+{
+    atomic_store(&cancelled_ok, 0);
+    RUN(cancel_sleepers, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&cancelled_ok), 3);
+}
+END_TEST
+
+static void both_passed(void *arg)
+{
+    (void)arg;
+    ringo_deadline_set(ringo_now() - 1);
+    ringo_cancel(ringo_id());
+    ck_assert_int_eq(ringo_sleep(1 * MS), -ECANCELED); /* cancellation wins */
+}
+
+START_TEST(cancel_wins_over_deadline)
+{
+    RUN(both_passed, NULL, nprocs_param);
+}
+END_TEST
+
+/* 100,000 goroutines sleeping 10 ms at once. */
+#define NSLEEPERS 100000
+static atomic_int woke;
+static atomic_llong worst_late;
+
+static void sleeper10(void *arg)
+{
+    (void)arg;
+    int64_t want = ringo_now() + 10 * MS;
+    ck_assert_int_eq(ringo_sleep_until(want), 0);
+    int64_t late = ringo_now() - want;
+    ck_assert_int_ge(late, 0);
+    long long w = atomic_load(&worst_late);
+    while (late > w && !atomic_compare_exchange_weak(&worst_late, &w, late))
+        ;
+    atomic_fetch_add(&woke, 1);
+}
+
+static void many_sleepers(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NSLEEPERS; i++)
+        ck_assert_int_gt(ringo_go(sleeper10, NULL), 0);
+}
+
+START_TEST(hundred_thousand_sleepers)
+{
+    atomic_store(&woke, 0);
+    atomic_store(&worst_late, 0);
+    int64_t t0 = ringo_now();
+    RUN(many_sleepers, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&woke), NSLEEPERS);
+    /* generous: catches an O(n^2) timer structure, not a slow machine */
+    ck_assert_int_lt(ringo_now() - t0, 20000 * MS);
+    printf("  100k sleepers on %u proc(s): wall %.1f ms, worst lateness %.1f ms\n", nprocs_param,
+           (double)(ringo_now() - t0) / MS, (double)atomic_load(&worst_late) / MS);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("time");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, now_is_monotonic);
+    tcase_add_test(tc, sleep_lasts_at_least_its_duration);
+    tcase_add_test(tc, nonpositive_sleep_yields_once);
+    tcase_add_test(tc, deadline_ends_a_sleep);
+    tcase_add_test(tc, deadline_outside_goroutine);
+    tcase_add_test(tc, cancel_ends_a_sleep);
+    tcase_add_test(tc, cancel_wins_over_deadline);
+    tcase_add_test(tc, hundred_thousand_sleepers);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    skip_without_io_uring();
+    int failed = 0;
+    for (nprocs_param = 1; nprocs_param <= 2; nprocs_param++) {
+        printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
+        SRunner *sr = srunner_create(suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed += srunner_ntests_failed(sr);
+        srunner_free(sr);
+    }
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,107 @@
+/*
+ * testutil.h — helpers shared by the libcheck test programs.
+ *
+ * Every test runs in its own forked child (libcheck's CK_FORK), so a hang is
+ * a timeout and a crash is a failure of that test only.  RUN(fn, procs)
+ * runs fn as the main goroutine on that many procs and asserts that
+ * ringo_run returned 0.
+ */
+#ifndef RINGO_TESTUTIL_H
+#define RINGO_TESTUTIL_H
+
+#define _GNU_SOURCE 1
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ringo.h>
+
+#define MS 1000000LL
+#define US 1000LL
+
+static inline void testutil_nop(void *arg)
+{
+    (void)arg;
+}
+
+/* Skip the whole program (exit 77) when io_uring cannot be set up here. */
+static inline void skip_without_io_uring(void)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 2);
+        _exit(ringo_run(testutil_nop, NULL, NULL) == 0 ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        printf("SKIP: io_uring is not available on this machine\n");
+        exit(77);
+    }
+}
+
+static inline int run_procs(void (*fn)(void *), void *arg, unsigned procs)
+{
+    struct ringo_config cfg = { .procs = procs };
+    return ringo_run(fn, arg, &cfg);
+}
+
+#define RUN(fn, arg, procs) ck_assert_int_eq(run_procs((fn), (arg), (procs)), 0)
+
+/* Run fn in a forked child with stderr captured; returns the child's
+ * wait status and fills buf with what it wrote to stderr. */
+static inline int run_captured(void (*fn)(void), char *buf, size_t len)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(fds[0]);
+        dup2(fds[1], 2);
+        struct rlimit no_core = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &no_core);
+        fn();
+        _exit(0);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < len && (r = read(fds[0], buf + got, len - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+    char sink[4096];
+    while (read(fds[0], sink, sizeof sink) > 0)
+        ;
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
+static inline size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+#endif /* RINGO_TESTUTIL_H */
