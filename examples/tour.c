@@ -1,9 +1,11 @@
 /*
  * tour — ringo at work: goroutines on several procs, sleeps, deadlines,
- * cancellation and the runtime's own counters.
+ * cancellation, channels, a worker pool, select with a timeout, and the
+ * runtime's own counters.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <ringo.h>
@@ -29,6 +31,94 @@ static void forever(void *arg)
 static void spinner(void *arg)
 {
     (void)arg;
+}
+
+/* --- channels ----------------------------------------------------------- */
+
+struct job { int n; long result; };
+
+static long fib(int n)
+{
+    return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
+
+struct pool { ringo_chan *jobs, *results; };
+
+struct worker_arg { ringo_chan *jobs, *results; };
+
+static void worker(void *arg)
+{
+    /* Each worker owns references to the channels it uses, so main may
+     * release its own whenever it is done with them. */
+    struct worker_arg w = *(struct worker_arg *)arg;
+    free(arg);
+    struct job j;
+    while (ringo_chan_recv(w.jobs, &j) == 0) { /* -EPIPE once closed and drained */
+        j.result = fib(j.n);
+        ringo_chan_send(w.results, &j);
+    }
+    ringo_chan_release(w.jobs);
+    ringo_chan_release(w.results);
+}
+
+static void say(void *arg)
+{
+    ringo_chan *c = arg;
+    const char *words[] = { "hello", "from", "another", "goroutine" };
+    for (int i = 0; i < 4; i++)
+        ringo_chan_send(c, &words[i]);
+    ringo_chan_close(c);
+}
+
+static void channels(void)
+{
+    printf("5. Goroutines talk over channels:\n  ");
+    ringo_chan *c = ringo_chan_make(sizeof(const char *), 0);
+    ringo_go(say, c);
+    const char *word;
+    while (ringo_chan_recv(c, &word) == 0)
+        printf("%s ", word);
+    printf("(channel closed)\n\n");
+    ringo_chan_release(c);
+
+    printf("6. A pool of 4 workers computes fib(20..29):\n");
+    struct pool pl = { ringo_chan_make(sizeof(struct job), 10),
+                       ringo_chan_make(sizeof(struct job), 10) };
+    for (int i = 0; i < 4; i++) {
+        struct worker_arg *w = malloc(sizeof *w);
+        w->jobs = ringo_chan_retain(pl.jobs);
+        w->results = ringo_chan_retain(pl.results);
+        ringo_go(worker, w);
+    }
+    for (int n = 20; n < 30; n++) {
+        struct job j = { n, 0 };
+        ringo_chan_send(pl.jobs, &j);
+    }
+    ringo_chan_close(pl.jobs);
+    for (int i = 0; i < 10; i++) {
+        struct job j;
+        ringo_chan_recv(pl.results, &j);
+        printf("  fib(%d) = %ld\n", j.n, j.result);
+    }
+    ringo_chan_release(pl.jobs);
+    ringo_chan_release(pl.results);
+    printf("\n");
+
+    printf("7. select with a timeout:\n");
+    ringo_chan *quiet = ringo_chan_make(sizeof(int), 0);
+    ringo_chan *timeout = ringo_after(30 * MS);
+    int v;
+    int64_t fired;
+    struct ringo_case cases[] = {
+        { quiet, RINGO_RECV, &v, 0 },
+        { timeout, RINGO_RECV, &fired, 0 },
+    };
+    int64_t t0 = ringo_now();
+    int which = ringo_select(cases, 2, 0);
+    printf("  case %d won after %lld ms: %s\n\n", which, (long long)((ringo_now() - t0) / MS),
+           which == 1 ? "nobody spoke, the timer fired" : "a value arrived");
+    ringo_chan_release(timeout);
+    ringo_chan_release(quiet);
 }
 
 static void tour(void *arg)
@@ -64,6 +154,8 @@ static void tour(void *arg)
     while (ringo_count() > 1)
         ringo_yield();
     printf("  in %.1f ms\n\n", (double)(ringo_now() - t0) / MS);
+
+    channels();
 
     struct ringo_stats st;
     ringo_stats(&st);

@@ -70,6 +70,44 @@ RINGO_API int64_t  ringo_deadline_set(int64_t when);
 RINGO_API int64_t  ringo_deadline(void);
 
 /*
+ * Channels: Go's chan.  Elements are copied by value (elem_size bytes);
+ * cap 0 is unbuffered.  A NULL channel is Go's nil channel: never ready.
+ * Send on a closed channel, and close of a closed one, return -EPIPE;
+ * receive drains a closed channel, then returns -EPIPE with *elem zeroed.
+ */
+typedef struct ringo_chan ringo_chan;
+enum { RINGO_SEND = 1, RINGO_RECV = 2 };
+
+RINGO_API ringo_chan *ringo_chan_make(size_t elem_size, size_t cap);
+RINGO_API ringo_chan *ringo_chan_retain(ringo_chan *c);
+RINGO_API void        ringo_chan_release(ringo_chan *c);
+RINGO_API int         ringo_chan_send(ringo_chan *c, const void *elem);
+RINGO_API int         ringo_chan_recv(ringo_chan *c, void *elem);
+RINGO_API int         ringo_chan_try_send(ringo_chan *c, const void *elem);
+RINGO_API int         ringo_chan_try_recv(ringo_chan *c, void *elem);
+RINGO_API int         ringo_chan_close(ringo_chan *c);
+RINGO_API size_t      ringo_chan_len(const ringo_chan *c);
+RINGO_API size_t      ringo_chan_cap(const ringo_chan *c);
+
+/*
+ * Select: wait for the first of several channel operations, as Go's
+ * select; among ready cases one is chosen uniformly at random.
+ */
+struct ringo_case {
+    ringo_chan *chan;  /* NULL: this case is never ready (Go's nil channel) */
+    int         op;    /* RINGO_SEND or RINGO_RECV */
+    void       *elem;  /* value to send / where to store the received value */
+    int         err;   /* out: 0, or -EPIPE when the channel was closed */
+};
+#define RINGO_NONBLOCK 1
+RINGO_API int ringo_select(struct ringo_case *cases, size_t n, int flags);
+
+/* Timers as channels (cap 1, elem int64_t: the ringo_now() of the firing). */
+RINGO_API ringo_chan *ringo_after(int64_t ns);
+RINGO_API ringo_chan *ringo_tick(int64_t period);
+RINGO_API void        ringo_tick_stop(ringo_chan *t);
+
+/*
  * Introspection.
  */
 struct ringo_stats {

@@ -50,6 +50,11 @@
 #include <valgrind/valgrind.h>
 #endif
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RINGO_ASAN_FIBER 1
+#include <sanitizer/asan_interface.h>
+#endif
+
 /* Slots per region: 1024 stacks of 64 KiB is 68 MiB of address space,
  * reserved but not committed (MAP_NORESERVE, untouched until used).  Large
  * regions keep mmap off the spawn path: spawning a million goroutines maps
@@ -144,6 +149,12 @@ void fiber_fini(void)
             if (s->vg_id)
                 VALGRIND_STACK_DEREGISTER(s->vg_id);
         }
+#endif
+#ifdef RINGO_ASAN_FIBER
+        /* Goroutines discarded after a deadlock leave poisoned redzones;
+         * munmap does not clear the shadow, and a later mapping at the
+         * same addresses would inherit it. */
+        __asan_unpoison_memory_region(r->base, r->len);
 #endif
         munmap(r->base, r->len);
         free(r);

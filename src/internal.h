@@ -28,6 +28,7 @@
 #include "timer.h"
 
 struct rproc;
+struct sudog;
 
 /* Goroutine states, as ringo_dump() prints them.  Owner proc writes them
  * (relaxed: they are a diagnostic, read racily by dumps). */
@@ -90,6 +91,8 @@ struct rg {
     uint64_t timer_token;       /* token the timer claims with */
     struct rtimer timer;        /* owner proc's heap */
     void *io_op;                /* the struct rop in flight while parked in I/O; owner */
+    struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
+    unsigned nsudogs;
 
     /* -- deadlines and cancellation -- */
     int64_t deadline;           /* owner */
@@ -107,6 +110,8 @@ struct rop {
 #define UD_IGNORE 0ull   /* completions nobody waits for (cancel requests, MSG_RING sender side) */
 #define UD_WAKE   1ull   /* a cross-proc wake posted by IORING_OP_MSG_RING */
 #define UD_EVENTFD 2ull  /* the proc's eventfd became readable */
+#define UD_WAKE_SENT 16ull          /* + target proc index: our MSG_RING to that proc */
+#define UD_WAKE_SENT_MAX 4096ull    /* procs at most; user_data below 4112 is never a pointer */
 
 /* Work handed to a proc by another thread (cancel requests, remote timers). */
 struct rtask {
@@ -114,9 +119,14 @@ struct rtask {
     void (*run)(struct rproc *p, struct rtask *t);
 };
 
+/* Counters written by their proc only, read by ringo_stats from any
+ * thread.  stat_add is a relaxed load and store, not a locked
+ * read-modify-write: there is one writer, and a reader only needs a value
+ * that is not torn. */
 struct proc_stats {
     _Atomic uint64_t spawned, switches, submissions, completions, enters, cross_wakes;
 };
+#define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
 struct rproc {
     int idx;
@@ -145,10 +155,14 @@ struct rproc {
     bool idle;                          /* counted in rt.idle_procs; under rt.idle_lock */
 
     struct timer_heap timers;   /* owner */
+    size_t timer_promised;      /* heap slots promised: started goroutines + runtime timers; owner */
+    struct rtask flush_task;    /* "hand your stack cache to the pool" (sched.c g_start) */
+    _Atomic int flush_pending;  /* flush_task is queued; xchg by the asker, cleared by the owner */
     uint32_t inflight;          /* SQEs whose completion a goroutine waits on; owner (read by deadlock check under idle_lock) */
     uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
     unsigned tick;              /* schedule counter, for periodic polls; owner */
 
+    uint64_t rng;               /* select's random choice (xorshift); owner */
     size_t fresh;               /* unstarted, unbound goroutines in the run queue (donatable); owner */
     long credit;                /* stack credits held (see sched.c "Stack credit"); owner */
     bool msg_ring;              /* this ring can post IORING_OP_MSG_RING; read-only after setup */
@@ -165,11 +179,13 @@ struct runtime {
     _Atomic int active;         /* 1 while a run is in progress (between setup and teardown) */
     unsigned nprocs;
     struct rproc **procs;
-    _Atomic int64_t live;       /* user goroutines alive (ringo_count) */
+    _Atomic int64_t live;       /* user goroutines alive (ringo_count), | LIVE_STOPPED once the run ends */
+    _Atomic int foreign_ops;    /* plain threads inside a call that touches the procs */
     _Atomic int stopping;       /* 0 running, 1 every goroutine done, 2 deadlock */
     _Atomic int foreign;        /* a plain thread has called in: deadlock detection off */
     _Atomic unsigned rr;        /* round robin for spawns from plain threads */
     _Atomic unsigned hungry;    /* procs asking for work */
+    _Atomic uint64_t foreign_spawned; /* goroutines spawned by plain threads (ringo_stats) */
     pthread_mutex_t idle_lock;
     unsigned idle_procs;        /* under idle_lock */
     bool use_msg_ring;          /* probed once per run */
@@ -178,6 +194,37 @@ struct runtime {
 };
 
 extern struct runtime rt;
+
+/* rt.live: set, with a zero count, by the CAS that ends the run; from then
+ * on no goroutine can be spawned (spawn's CAS sees it). */
+#define LIVE_STOPPED ((int64_t)1 << 62)
+
+/* A plain thread brackets every call that touches the procs' memory
+ * (inboxes, eventfds, the goroutine table) with these.  Handshake with
+ * ringo_run's teardown:
+ *
+ *     plain thread                      ringo_run
+ *     fetch_add(foreign_ops)            store(active, 0)
+ *     smp (seq_cst)        <-------->   smp (seq_cst)
+ *     load(active): 0 -> undo, fail     load(foreign_ops) until 0, then free
+ *
+ * Both seq_cst: either the thread sees active == 0 and touches nothing, or
+ * the teardown sees it counted and waits for its foreign_exit. */
+static inline bool foreign_enter(void)
+{
+    atomic_fetch_add_explicit(&rt.foreign_ops, 1, memory_order_seq_cst);
+    if (!load_seqcst(&rt.active)) {
+        atomic_fetch_sub_explicit(&rt.foreign_ops, 1, memory_order_release);
+        return false;
+    }
+    return true;
+}
+
+static inline void foreign_exit(void)
+{
+    /* release: our touches of the procs happen before the teardown's free */
+    atomic_fetch_sub_explicit(&rt.foreign_ops, 1, memory_order_release);
+}
 extern __thread struct rproc *tls_proc;
 
 static inline struct rg *self_g(void)
@@ -206,10 +253,12 @@ void sched_switch(struct rproc *p, struct rg *g);
 
 /* Spawn; proc < 0 picks the caller's proc (or round robin). */
 int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg);
+int64_t spawn_main(void (*fn)(void *), void *arg);
 
 /* Wake a proc that may be asleep in io_uring_enter. */
 void proc_wake(struct rproc *target);
 void proc_post_task(struct rproc *target, struct rtask *t);
+void proc_init_tasks(struct rproc *p);
 
 /* The scheduler loop of one proc thread; returns when the run stops. */
 void proc_main(struct rproc *p);

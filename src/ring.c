@@ -115,9 +115,8 @@ void ring_teardown(struct rproc *p)
     if (p->ring_ok)
         io_uring_queue_exit(&p->ring);
     p->ring_ok = false;
-    if (p->efd >= 0)
-        close(p->efd);
-    p->efd = -1;
+    /* p->efd stays open until ringo_run has waited out plain threads that
+     * may still write it (free_procs closes it). */
 }
 
 static unsigned reap(struct rproc *p);
@@ -127,7 +126,7 @@ void ring_flush(struct rproc *p)
     if (!p->unsubmitted)
         return;
     int r = io_uring_submit(&p->ring);
-    fetch_add_relaxed(&p->st.enters, 1);
+    stat_add(p->st.enters, 1);
     if (r >= 0)
         p->unsubmitted = 0;
     /* On -EBUSY / -EAGAIN the SQEs stay queued and the next enter retries;
@@ -142,14 +141,14 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
          * CQ overflows into the kernel's backlog (IORING_FEAT_NODROP) and
          * the next reap drains it. */
         int r = io_uring_submit(&p->ring);
-        fetch_add_relaxed(&p->st.enters, 1);
+        stat_add(p->st.enters, 1);
         if (r >= 0)
             p->unsubmitted = 0;
         else
             reap(p); /* -EBUSY: the backlog must be drained first */
     }
     p->unsubmitted++;
-    fetch_add_relaxed(&p->st.submissions, 1); /* owner-only; relaxed for ringo_stats */
+    stat_add(p->st.submissions, 1);
     return sqe;
 }
 
@@ -158,6 +157,18 @@ static void dispatch(struct rproc *p, struct io_uring_cqe *cqe)
     uint64_t ud = cqe->user_data;
     if (ud == UD_IGNORE || ud == UD_WAKE)
         return;
+    if (ud >= UD_WAKE_SENT && ud < UD_WAKE_SENT + UD_WAKE_SENT_MAX) {
+        /* Our MSG_RING to another proc.  If it failed (the target's CQ
+         * overflowed, no memory), the target cleared no flag we can retry
+         * on — its sleeping flag was already taken by our xchg — so wake it
+         * through its eventfd instead. */
+        if (cqe->res < 0) {
+            uint64_t one = 1;
+            ssize_t w = write(rt.procs[ud - UD_WAKE_SENT]->efd, &one, sizeof one);
+            (void)w;
+        }
+        return;
+    }
     if (ud == UD_EVENTFD) {
         uint64_t v;
         while (read(p->efd, &v, sizeof v) > 0)
@@ -187,7 +198,7 @@ static unsigned reap(struct rproc *p)
         n++;
     }
     if (n)
-        fetch_add_relaxed(&p->st.completions, n);
+        stat_add(p->st.completions, n);
     return n;
 }
 
@@ -206,7 +217,7 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
         }
         struct io_uring_cqe *cqe;
         r = io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, tsp, NULL);
-        fetch_add_relaxed(&p->st.enters, 1);
+        stat_add(p->st.enters, 1);
         if (r >= 0)
             p->unsubmitted = 0;
         else if (r == -ETIME || r == -EINTR)
@@ -214,7 +225,7 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
     } else if (rt.use_defer_taskrun && p->inflight) {
         /* Deferred completions are only posted inside an enter. */
         r = io_uring_submit_and_get_events(&p->ring);
-        fetch_add_relaxed(&p->st.enters, 1);
+        stat_add(p->st.enters, 1);
         if (r >= 0)
             p->unsubmitted = 0;
     } else if (p->unsubmitted) {
@@ -233,6 +244,16 @@ int ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int re
     g->io_op = &op;
     io_uring_sqe_set_data(sqe, &op);
     p->inflight++;
+    /* The load half of the cancel handshake for I/O (sched.c): park_prepare
+     * published the park word with a seq_cst store; a ringo_cancel that
+     * saw it still CLAIMED (we were running) did not ask for an
+     * ASYNC_CANCEL, so we must see its cancel_id here and ask ourselves.
+     * The op's own CQE still ends the wait. */
+    if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id)) {
+        struct io_uring_sqe *c = ring_sqe(p);
+        io_uring_prep_cancel(c, &op, 0);
+        io_uring_sqe_set_data64(c, UD_IGNORE);
+    }
     park_commit(g, op.token, 0);
     g->io_op = NULL;
     return op.res;
@@ -244,7 +265,7 @@ void ring_send_wake(struct rproc *from, struct rproc *to)
     if (from && from->msg_ring && from->ring_ok) {
         struct io_uring_sqe *sqe = ring_sqe(from);
         io_uring_prep_msg_ring(sqe, to->ring_fd, 0, UD_WAKE, 0);
-        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+        io_uring_sqe_set_data64(sqe, UD_WAKE_SENT + (uint64_t)to->idx);
         /* Submit now: the wake must not wait for the end of our round. */
         ring_flush(from);
         return;

@@ -21,6 +21,7 @@
  */
 #include "config.h"
 
+#include "chan.h"
 #include "internal.h"
 
 #include <dlfcn.h>
@@ -174,7 +175,8 @@ void rt_check_deadlock(struct rproc *self)
 {
     if (rt.idle_procs != rt.nprocs)
         return;
-    if (load_seqcst(&rt.foreign) || load_relaxed(&rt.stopping) || load_acquire(&rt.live) <= 0)
+    if (load_seqcst(&rt.foreign) || load_relaxed(&rt.stopping) ||
+        (load_acquire(&rt.live) & ~LIVE_STOPPED) <= 0)
         return;
     for (unsigned i = 0; i < rt.nprocs; i++) {
         struct rproc *q = rt.procs[i];
@@ -192,12 +194,25 @@ void rt_check_deadlock(struct rproc *self)
 void rt_goroutine_done(void)
 {
     /* acq_rel: the exit of the last goroutine happens before ringo_run returns */
-    if (fetch_sub_acq_rel(&rt.live, 1) == 1) {
-        store_seqcst(&rt.stopping, 1);
-        for (unsigned i = 0; i < rt.nprocs; i++)
-            if (rt.procs[i] != tls_proc)
-                proc_wake(rt.procs[i]);
+    int64_t v = fetch_sub_acq_rel(&rt.live, 1) - 1;
+    /* At zero, end the run, unless a spawn gets in first (then the CAS
+     * fails with v != 0 and the new goroutine's exit will try again). */
+    while (v == 0) {
+        if (cas_acq_rel(&rt.live, &v, LIVE_STOPPED)) {
+            store_seqcst(&rt.stopping, 1);
+            for (unsigned i = 0; i < rt.nprocs; i++)
+                if (rt.procs[i] != tls_proc)
+                    proc_wake(rt.procs[i]);
+            break;
+        }
     }
+}
+
+static void abandon_one(struct rg *g, void *arg)
+{
+    (void)arg;
+    if (g->nsudogs)
+        chan_abandon_waits(g);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -343,7 +358,8 @@ static void collect_totals(void)
         t.enters += load_relaxed(&s->enters);
         t.cross_wakes += load_relaxed(&s->cross_wakes);
     }
-    int64_t live = load_relaxed(&rt.live);
+    t.spawned += load_relaxed(&rt.foreign_spawned);
+    int64_t live = load_relaxed(&rt.live) & ~LIVE_STOPPED;
     t.goroutines = live > 0 ? (uint64_t)live : 0;
     pthread_mutex_lock(&totals_lock);
     last_totals = t;
@@ -375,6 +391,8 @@ static void free_procs(unsigned n)
         if (!p)
             continue;
         timer_heap_free(&p->timers);
+        if (p->efd >= 0)
+            close(p->efd);
         if (p->altstack)
             munmap(p->altstack, ALTSTACK_SIZE);
         free(p);
@@ -442,6 +460,8 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     store_relaxed(&rt.foreign, 0);
     store_relaxed(&rt.hungry, 0);
     store_relaxed(&rt.rr, 0);
+    store_relaxed(&rt.foreign_spawned, 0);
+    store_relaxed(&rt.foreign_ops, 0);
     rt.idle_procs = 0;
     rt.use_defer_taskrun = false;
     rt.procs = calloc(nprocs, sizeof *rt.procs);
@@ -458,6 +478,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         rt.procs[i] = p;
         p->idx = (int)i;
         p->efd = -1;
+        proc_init_tasks(p);
         p->altstack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p->altstack == MAP_FAILED) {
@@ -497,9 +518,8 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     }
     pthread_mutex_unlock(&start_lock);
 
-    store_release(&rt.active, 1);
-    int64_t mid = spawn(0, true, main_fn, arg);
-    store_relaxed(&rt.foreign, 0); /* spawning main from this thread is not a plain-thread call */
+    store_seqcst(&rt.active, 1);
+    int64_t mid = spawn_main(main_fn, arg);
     if (mid < 0) {
         r = (int)mid;
         store_seqcst(&rt.stopping, 1);
@@ -511,10 +531,17 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
 
-    if (!r && load_relaxed(&rt.stopping) == 2)
+    if (!r && load_relaxed(&rt.stopping) == 2) {
         r = -EDEADLK;
+        /* The blocked goroutines are discarded; unlink them from the
+         * channels they wait on, which outlive the run. */
+        gtable_foreach(abandon_one, NULL);
+    }
     collect_totals();
-    store_release(&rt.active, 0);
+    /* See foreign_enter: after this, no plain thread touches the procs. */
+    store_seqcst(&rt.active, 0);
+    while (load_seqcst(&rt.foreign_ops))
+        sched_yield();
     segv_restore();
     free_procs(nprocs);
     gtable_reset_foreign();

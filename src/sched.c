@@ -154,12 +154,19 @@ void gtable_fini(void)
 /* Allocate a fresh chunk of goroutine structs and chain them on *list. */
 static int gchunk_new(struct rg **list, size_t *n)
 {
-    uint32_t base = fetch_add_relaxed(&gtab_next, GCHUNK); /* relaxed: only uniqueness matters */
-    if (base + GCHUNK > SLOT_MAX)
-        return -ENOMEM;
+    /* Reserve GCHUNK slots without ever moving gtab_next past SLOT_MAX
+     * (gtable_foreach reads every slot below it). */
+    uint32_t base = load_relaxed(&gtab_next);
+    do {
+        if (base > SLOT_MAX - GCHUNK)
+            return -ENOMEM;
+        /* relaxed: only uniqueness of the range matters; the slots are
+         * published with the release stores below */
+    } while (!atomic_compare_exchange_weak_explicit(&gtab_next, &base, base + GCHUNK,
+                                                    memory_order_relaxed, memory_order_relaxed));
     struct gchunk *c = calloc(1, sizeof *c);
     if (!c)
-        return -ENOMEM;
+        return -ENOMEM; /* the slots stay unused (NULL entries are skipped) */
     for (int i = GCHUNK - 1; i >= 0; i--) {
         struct rg *g = &c->g[i];
         g->slot = base + (uint32_t)i;
@@ -202,47 +209,96 @@ void gtable_foreach(void (*fn)(struct rg *g, void *arg), void *arg)
     }
 }
 
-/* Plain threads (no proc) allocate from this list, under gchunk_lock. */
-static struct rg *foreign_gfree;
-static size_t foreign_ngfree;
+/*
+ * Free goroutine structs.  A goroutine's struct goes back to the free list
+ * of the proc it exits on, which need not be the one that spawns (a
+ * producer proc spawning for a consumer proc, donation, plain threads).
+ * So a proc whose list grows past GFREE_MAX hands GCHUNK structs to the
+ * global list, and a proc that runs dry takes GCHUNK from it before
+ * allocating new ones.  Plain threads use the global list directly.
+ */
+#define GFREE_MAX (4 * GCHUNK)
+
+static struct rg *global_gfree;    /* under gchunk_lock */
+static size_t global_ngfree;
 
 static struct rg *g_alloc(struct rproc *p)
 {
     struct rg *g;
-    if (p) {
-        if (!p->gfree && gchunk_new(&p->gfree, &p->ngfree) != 0)
-            return NULL;
+    if (p && p->gfree) {
         g = p->gfree;
         p->gfree = g->next;
         p->ngfree--;
-    } else {
-        pthread_mutex_lock(&gchunk_lock);
-        if (!foreign_gfree) {
-            pthread_mutex_unlock(&gchunk_lock);
-            struct rg *list = NULL;
-            size_t n = 0;
-            if (gchunk_new(&list, &n) != 0)
-                return NULL;
-            pthread_mutex_lock(&gchunk_lock);
-            struct rg *last = list;
-            while (last->next)
-                last = last->next;
-            last->next = foreign_gfree;
-            foreign_gfree = list;
-            foreign_ngfree += n;
+        return g;
+    }
+    pthread_mutex_lock(&gchunk_lock);
+    if (global_gfree) {
+        g = global_gfree;
+        global_gfree = g->next;
+        global_ngfree--;
+        /* refill the proc's list with up to a chunk more */
+        for (int i = 1; p && i < GCHUNK && global_gfree; i++) {
+            struct rg *x = global_gfree;
+            global_gfree = x->next;
+            global_ngfree--;
+            x->next = p->gfree;
+            p->gfree = x;
+            p->ngfree++;
         }
-        g = foreign_gfree;
-        foreign_gfree = g->next;
-        foreign_ngfree--;
+        pthread_mutex_unlock(&gchunk_lock);
+        return g;
+    }
+    pthread_mutex_unlock(&gchunk_lock);
+    struct rg *list = NULL;
+    size_t n = 0;
+    if (gchunk_new(&list, &n) != 0)
+        return NULL;
+    g = list;
+    list = list->next;
+    if (p) {
+        struct rg *last = list;
+        while (last && last->next)
+            last = last->next;
+        if (last) {
+            last->next = p->gfree;
+            p->gfree = list;
+            p->ngfree += n - 1;
+        }
+    } else if (list) {
+        struct rg *last = list;
+        while (last->next)
+            last = last->next;
+        pthread_mutex_lock(&gchunk_lock);
+        last->next = global_gfree;
+        global_gfree = list;
+        global_ngfree += n - 1;
         pthread_mutex_unlock(&gchunk_lock);
     }
     return g;
 }
 
+static void g_free(struct rproc *p, struct rg *g)
+{
+    g->next = p->gfree;
+    p->gfree = g;
+    if (++p->ngfree <= GFREE_MAX)
+        return;
+    struct rg *first = p->gfree, *last = first;
+    for (int i = 1; i < GCHUNK; i++)
+        last = last->next;
+    p->gfree = last->next;
+    p->ngfree -= GCHUNK;
+    pthread_mutex_lock(&gchunk_lock);
+    last->next = global_gfree;
+    global_gfree = first;
+    global_ngfree += GCHUNK;
+    pthread_mutex_unlock(&gchunk_lock);
+}
+
 void gtable_reset_foreign(void)
 {
-    foreign_gfree = NULL;
-    foreign_ngfree = 0;
+    global_gfree = NULL;
+    global_ngfree = 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -432,12 +488,20 @@ void ready(struct rg *g, int result)
         runq_push(p, g);
         return;
     }
-    if (p)
-        fetch_add_relaxed(&p->st.cross_wakes, 1);
-    else
-        note_foreign();
+    if (p) {
+        stat_add(p->st.cross_wakes, 1);
+        inbox_push_chain(owner, g, g);
+        proc_wake(owner);
+        return;
+    }
+    /* A plain thread: the goroutine is parked, so the run is live; stay
+     * counted while we touch its proc (the goroutine may run and the run
+     * end between the push and the eventfd write). */
+    foreign_enter();
+    note_foreign();
     inbox_push_chain(owner, g, g);
     proc_wake(owner);
+    foreign_exit();
 }
 
 bool g_cancelled(struct rg *g)
@@ -460,13 +524,8 @@ int park_commit(struct rg *g, uint64_t token, int flags)
     if (g->wake_at != RINGO_NEVER) {
         g->timer_token = token;
         g->timer.fire = g_timer_fire;
-        if (timer_arm(&p->timers, &g->timer, g->wake_at) != 0) {
-            /* No memory for the heap: poll the deadline by yielding. */
-            if (now_ns() >= g->wake_at && claim(g, token)) {
-                g->result = g->wake_at_result;
-                goto out;
-            }
-        }
+        if (timer_arm(&p->timers, &g->timer, g->wake_at) != 0)
+            bug("timer heap full despite the reservation made at start");
     }
     /* seq_cst load: the load half of the park/cancel handshake. */
     if ((flags & PARK_INTERRUPTIBLE) &&
@@ -492,9 +551,7 @@ static void reclaim_dead(struct rproc *p)
     p->dead = NULL;
     stack_put(&p->stacks, d->stack);
     d->stack = NULL;
-    d->next = p->gfree;
-    p->gfree = d;
-    p->ngfree++;
+    g_free(p, d);
 }
 
 static inline void after_switch(struct rproc *p, void *fake)
@@ -510,31 +567,69 @@ static inline void after_switch(struct rproc *p, void *fake)
 
 static void g_entry(void);
 
+static void flush_run(struct rproc *p, struct rtask *t)
+{
+    (void)t;
+    /* release: the next asker may post again; our drain happened first */
+    store_release(&p->flush_pending, 0);
+    stack_cache_drain(&p->stacks);
+}
+
+void proc_init_tasks(struct rproc *p)
+{
+    p->flush_task.run = flush_run;
+}
+
+/* Give g what it needs to run for the first time: a stack, and room in
+ * this proc's timer heap for the one timer it may arm (so arming never
+ * fails later, in the middle of a park).  False if either cannot be had
+ * now.  A stack credit guarantees a free stack exists, but it may sit in
+ * another proc's private cache: then ask every proc to flush its cache to
+ * the global pool and let the caller retry. */
+static bool g_start(struct rproc *p, struct rg *g)
+{
+    if (timer_reserve(&p->timers, p->timer_promised + 1) != 0)
+        return false;
+    struct stack *s = stack_get(&p->stacks);
+    if (!s) {
+        for (unsigned i = 0; i < rt.nprocs; i++) {
+            struct rproc *q = rt.procs[i];
+            if (q != p && xchg_acq_rel(&q->flush_pending, 1) == 0)
+                proc_post_task(q, &q->flush_task);
+        }
+        return false;
+    }
+    p->timer_promised++;
+    g->stack = s;
+    g->started = true;
+#ifdef RINGO_ASAN
+    /* A reused stack still carries the poisoned redzones of frames that
+     * were live when its last goroutine exited (ringo_exit unwinds
+     * nothing); the new goroutine starts on clean shadow. */
+    __asan_unpoison_memory_region(s->lo, (size_t)(stack_top(s) - s->lo));
+#endif
+    fiber_make(&g->ctx, s, g_entry);
+    return true;
+}
+
 /* Switch from the running context (goroutine `from`, or g0 when NULL) to
  * `to` (or g0 when NULL).  `dying`: from never runs again. */
 static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dying)
 {
     if (from && !stack_sp_ok(from->stack, __builtin_frame_address(0)))
         fatal("goroutine %lld stack overflow", (long long)load_relaxed(&from->id));
-    if (to && !to->started) {
-        struct stack *s = stack_get(&p->stacks);
-        if (!s)
-            fatal("out of memory for goroutine stacks (goroutine %lld)",
-                  (long long)load_relaxed(&to->id));
-        to->stack = s;
-        to->started = true;
-#ifdef RINGO_ASAN
-        /* A reused stack still carries the poisoned redzones of frames that
-         * were live when its last goroutine exited (ringo_exit unwinds
-         * nothing); the new goroutine starts on clean shadow. */
-        __asan_unpoison_memory_region(s->lo, (size_t)(stack_top(s) - s->lo));
-#endif
-        fiber_make(&to->ctx, s, g_entry);
+    if (to && !to->started && !g_start(p, to)) {
+        /* Not now: run it later, once other procs have flushed their
+         * stack caches (or memory has been freed). */
+        runq_push(p, to);
+        if (!from)
+            return; /* already in the scheduler loop */
+        to = NULL;
     }
     p->cur = to;
     if (to)
         store_relaxed(&to->state, G_RUNNING);
-    fetch_add_relaxed(&p->st.switches, 1); /* owner-only counter; relaxed for ringo_stats readers */
+    stat_add(p->st.switches, 1);
     struct fiber_ctx *fc = from ? &from->ctx : &p->g0;
     struct fiber_ctx *tc = to ? &to->ctx : &p->g0;
 #ifdef RINGO_ASAN
@@ -637,6 +732,7 @@ static _Noreturn void g_exit(struct rproc *p, struct rg *g)
 {
     if (g->timer.idx)
         timer_disarm(&p->timers, &g->timer);
+    p->timer_promised--;
     store_relaxed(&g->state, G_FREE);
     /* release: cancel lookups that still see the old id saw a live goroutine */
     store_release(&g->id, 0);
@@ -657,34 +753,37 @@ static void g_entry(void)
     g_exit(p, g);
 }
 
-int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
+/* Count one more live goroutine unless the run has stopped (see
+ * LIVE_STOPPED).  The CAS is what makes "spawn" and "the last goroutine
+ * exits" mutually ordered: a spawn either lands before the count reaches
+ * zero (and the run waits for it) or sees STOPPED and fails. */
+static bool live_inc(void)
 {
-    if (!fn)
+    int64_t v = load_relaxed(&rt.live);
+    do {
+        if (v & LIVE_STOPPED)
+            return false;
+    } while (!cas_acq_rel(&rt.live, &v, v + 1));
+    return true;
+}
+
+static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
+                       void (*fn)(void *), void *arg)
+{
+    if (!live_inc())
         return -EINVAL;
-    if (!load_acquire(&rt.active) || load_relaxed(&rt.stopping))
-        return -EINVAL;
-    struct rproc *me = tls_proc;
-    struct rproc *target;
-    if (proc >= 0) {
-        if ((unsigned)proc >= rt.nprocs)
-            return -EINVAL;
-        target = rt.procs[proc];
-    } else if (me) {
-        target = me;
-    } else {
-        target = rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
-    }
-    if (!me)
-        note_foreign();
     int r = credit_take(me);
-    if (r)
+    if (r) {
+        rt_goroutine_done();
         return r;
+    }
     struct rg *g = g_alloc(me);
     if (!g) {
         if (me)
             credit_give(me);
         else
             stack_unreserve(1);
+        rt_goroutine_done();
         return -ENOMEM;
     }
     g->gen++;
@@ -697,6 +796,8 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
     g->deadline = RINGO_NEVER;
     g->reason = W_NONE;
     g->io_op = NULL;
+    g->sudogs = NULL;
+    g->nsudogs = 0;
     g->timer.idx = 0;
     store_relaxed(&g->cancel_id, 0);
     store_relaxed(&g->park, PARK_CLAIMED | (g->park_seq << 2));
@@ -704,20 +805,52 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
     store_relaxed(&g->p, target);
     /* release: a lookup that sees the id sees the fields above */
     store_release(&g->id, id);
-    fetch_add_acq_rel(&rt.live, 1); /* before the goroutine can run (and exit) */
     if (me)
-        fetch_add_relaxed(&me->st.spawned, 1);
+        stat_add(me->st.spawned, 1);
     else
-        fetch_add_relaxed(&rt.procs[0]->st.spawned, 1); /* counted, approximately placed */
+        fetch_add_relaxed(&rt.foreign_spawned, 1); /* many writers: a real RMW */
     if (target == me) {
         runq_push(me, g);
     } else {
         if (me)
-            fetch_add_relaxed(&me->st.cross_wakes, 1);
+            stat_add(me->st.cross_wakes, 1);
         inbox_push_chain(target, g, g);
         proc_wake(target);
     }
     return id;
+}
+
+int64_t spawn_main(void (*fn)(void *), void *arg)
+{
+    /* From ringo_run's own thread before the procs run: not a plain
+     * thread's call (no note_foreign). */
+    return spawn_g(NULL, rt.procs[0], true, fn, arg);
+}
+
+int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
+{
+    if (!fn)
+        return -EINVAL;
+    struct rproc *me = tls_proc;
+    if (!me) {
+        /* A plain thread: stay counted in rt.foreign_ops while touching
+         * the procs, so ringo_run does not free them under us. */
+        if (!foreign_enter())
+            return -EINVAL;
+        note_foreign();
+    }
+    int64_t r;
+    if (proc >= 0 && (unsigned)proc >= rt.nprocs) {
+        r = -EINVAL;
+    } else {
+        struct rproc *target = proc >= 0 ? rt.procs[proc]
+                               : me ? me
+                               : rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
+        r = spawn_g(me, target, bound, fn, arg);
+    }
+    if (!me)
+        foreign_exit();
+    return r;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -779,7 +912,7 @@ int ringo_nprocs(void)
 
 size_t ringo_count(void)
 {
-    int64_t n = load_relaxed(&rt.live); /* a snapshot, like runtime.NumGoroutine */
+    int64_t n = load_relaxed(&rt.live) & ~LIVE_STOPPED; /* a snapshot, like runtime.NumGoroutine */
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -817,7 +950,22 @@ static void cancel_run(struct rproc *p, struct rtask *t)
     cancel_interrupt(p, g, id);
 }
 
+static int cancel_id_locked(int64_t id);
+
 int ringo_cancel(int64_t id)
+{
+    if (tls_proc)
+        return cancel_id_locked(id);
+    if (!foreign_enter())
+        return -ESRCH;
+    note_foreign();
+    int r = cancel_id_locked(id);
+    foreign_exit();
+    return r;
+}
+
+/* ringo_cancel, with the run pinned (a proc thread, or foreign_enter). */
+static int cancel_id_locked(int64_t id)
 {
     struct rg *g = gtable_lookup(id);
     if (!g)
@@ -848,8 +996,6 @@ int ringo_cancel(int64_t id)
     ct->t.run = cancel_run;
     ct->g = g;
     ct->id = id;
-    if (!me)
-        note_foreign();
     proc_post_task(owner, &ct->t);
     return 0;
 }

@@ -69,18 +69,27 @@ static void sift_down(struct timer_heap *th, size_t i)
     place(th, i, t);
 }
 
+int timer_reserve(struct timer_heap *th, size_t n)
+{
+    if (n <= th->cap)
+        return 0;
+    size_t cap = th->cap ? th->cap : 64;
+    while (cap < n)
+        cap *= 2;
+    struct rtimer **h = realloc(th->h, cap * sizeof *h);
+    if (!h)
+        return -ENOMEM;
+    th->h = h;
+    th->cap = cap;
+    return 0;
+}
+
 int timer_arm(struct timer_heap *th, struct rtimer *t, int64_t when)
 {
     if (t->idx)
         timer_disarm(th, t);
-    if (th->n == th->cap) {
-        size_t cap = th->cap ? th->cap * 2 : 64;
-        struct rtimer **h = realloc(th->h, cap * sizeof *h);
-        if (!h)
-            return -ENOMEM;
-        th->h = h;
-        th->cap = cap;
-    }
+    if (th->n == th->cap && timer_reserve(th, th->n + 1) != 0)
+        return -ENOMEM;
     t->when = when;
     th->h[th->n] = t;
     th->n++;
@@ -125,8 +134,12 @@ size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now)
 
 void timer_heap_free(struct timer_heap *th)
 {
-    for (size_t i = 0; i < th->n; i++)
-        th->h[i]->idx = 0;
+    for (size_t i = 0; i < th->n; i++) {
+        struct rtimer *t = th->h[i];
+        t->idx = 0;
+        if (t->discard)
+            t->discard(t);
+    }
     free(th->h);
     th->h = NULL;
     th->n = th->cap = 0;

@@ -14,6 +14,7 @@ struct rtimer {
     int64_t when;                   /* absolute ns, CLOCK_MONOTONIC */
     uint32_t idx;                   /* position in the heap + 1; 0 = not armed */
     void (*fire)(struct rproc *p, struct rtimer *t);
+    void (*discard)(struct rtimer *t);  /* run teardown with the timer still armed; may be NULL */
 };
 
 struct timer_heap {
@@ -23,6 +24,8 @@ struct timer_heap {
 
 int64_t now_ns(void);
 
+/* Make room for n timers, so that arming up to n never fails. */
+int  timer_reserve(struct timer_heap *th, size_t n);                     /* 0 or -ENOMEM */
 int  timer_arm(struct timer_heap *th, struct rtimer *t, int64_t when);   /* 0 or -ENOMEM */
 void timer_disarm(struct timer_heap *th, struct rtimer *t);
 int64_t timer_next(const struct timer_heap *th);                        /* INT64_MAX if none */

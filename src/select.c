@@ -1,0 +1,195 @@
+/*
+ * select.c — ringo_select, Go's selectgo.
+ *
+ * 1. Shuffle the cases (poll order) and sort their channels by address
+ *    (lock order, so two selects never lock the same pair in opposite
+ *    orders).
+ * 2. Lock every channel; in poll order, perform the first case that can
+ *    proceed.  Taking the first ready case of a uniformly random
+ *    permutation picks uniformly among the ready cases.
+ * 3. None ready: with RINGO_NONBLOCK return -EAGAIN (Go's default:);
+ *    otherwise queue one sudog per case, all sharing one waiter, unlock,
+ *    and park.  The first peer (or close) to claim the waiter wins — one
+ *    atomic claim for the whole select — and records which sudog fired.
+ * 4. Woken: lock every channel again and unlink the sudogs that did not
+ *    fire (their channels may still hold them).
+ *
+ * The sudogs live on the selecting caller's stack (an array for up to
+ * SELECT_STACK_CASES cases, else on the heap).
+ */
+#include "config.h"
+
+#include "chan.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ringo.h"
+
+/* Cases handled without a heap allocation: covers every select a person
+ * writes by hand; generated ones with more cases pay one malloc. */
+#define SELECT_STACK_CASES 8
+
+static void lock_all(ringo_chan **order, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || order[i] != order[i - 1])
+            chan_lock(order[i]);
+}
+
+static void unlock_all(ringo_chan **order, size_t n)
+{
+    for (size_t i = n; i-- > 0;)
+        if (i == 0 || order[i] != order[i - 1])
+            chan_unlock(order[i]);
+}
+
+static void sort_chans(ringo_chan **a, size_t n)
+{
+    /* insertion sort: n is small */
+    for (size_t i = 1; i < n; i++) {
+        ringo_chan *v = a[i];
+        size_t j = i;
+        while (j > 0 && (uintptr_t)a[j - 1] > (uintptr_t)v) {
+            a[j] = a[j - 1];
+            j--;
+        }
+        a[j] = v;
+    }
+}
+
+int ringo_select(struct ringo_case *cases, size_t n, int flags)
+{
+    if (n > 0 && !cases)
+        return -EINVAL;
+    if (flags & ~RINGO_NONBLOCK)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (cases[i].op != RINGO_SEND && cases[i].op != RINGO_RECV)
+            return -EINVAL;
+    bool block = !(flags & RINGO_NONBLOCK);
+    struct rg *g = self_g();
+    note_call(g);
+    if (block && g) {
+        int r = block_check(g);
+        if (r)
+            return r;
+    }
+
+    /* Scratch: poll order, lock order, sudogs. */
+    size_t stack_poll[SELECT_STACK_CASES];
+    ringo_chan *stack_lock[SELECT_STACK_CASES];
+    struct sudog stack_sd[SELECT_STACK_CASES];
+    size_t *poll = stack_poll;
+    ringo_chan **lockv = stack_lock;
+    struct sudog *sds = stack_sd;
+    void *heap = NULL;
+    if (n > SELECT_STACK_CASES) {
+        heap = malloc(n * (sizeof *poll + sizeof *lockv + sizeof *sds));
+        if (!heap)
+            return -ENOMEM;
+        poll = heap;
+        lockv = (ringo_chan **)(poll + n);
+        sds = (struct sudog *)(lockv + n);
+    }
+
+    size_t active = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cases[i].chan)
+            continue; /* a nil channel is never ready */
+        if (cases[i].op == RINGO_SEND && cases[i].chan->elem_size && !cases[i].elem) {
+            free(heap);
+            return -EINVAL;
+        }
+        /* Fisher-Yates insertion of i at a random position. */
+        size_t j = fast_rand() % (active + 1);
+        poll[active] = poll[j];
+        poll[j] = i;
+        lockv[active] = cases[i].chan;
+        active++;
+    }
+
+    int ret;
+    if (active == 0) {
+        free(heap);
+        if (!block)
+            return -EAGAIN;
+        return block_forever(n == 0 ? W_SELECT_NOCASES : W_SELECT);
+    }
+    sort_chans(lockv, active);
+    lock_all(lockv, active);
+
+    for (size_t k = 0; k < active; k++) {
+        size_t i = poll[k];
+        struct ringo_case *cs = &cases[i];
+        int err;
+        struct waiter *wake;
+        int done = cs->op == RINGO_SEND
+                       ? chan_try_send_locked(cs->chan, cs->elem, &err, &wake)
+                       : chan_try_recv_locked(cs->chan, cs->elem, &err, &wake);
+        if (done) {
+            unlock_all(lockv, active);
+            if (wake)
+                waiter_wake(wake, 0);
+            cs->err = err;
+            free(heap);
+            return (int)i;
+        }
+    }
+    if (!block) {
+        unlock_all(lockv, active);
+        free(heap);
+        return -EAGAIN;
+    }
+
+    /* Queue on every channel, in lock order as Go does. */
+    struct waiter w;
+    waiter_init(&w, W_SELECT);
+    size_t nsd = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!cases[i].chan)
+            continue;
+        struct sudog *sd = &sds[nsd++];
+        memset(sd, 0, sizeof *sd);
+        sd->w = &w;
+        sd->c = cases[i].chan;
+        sd->elem = cases[i].elem;
+        sd->case_idx = (int)i;
+        waitq_push(cases[i].op == RINGO_SEND ? &sd->c->sendq : &sd->c->recvq, sd);
+    }
+    if (w.g) {
+        w.g->sudogs = sds;
+        w.g->nsudogs = (unsigned)nsd;
+    }
+    unlock_all(lockv, active);
+
+    int r = waiter_block(&w);
+
+    if (w.g) {
+        w.g->sudogs = NULL;
+        w.g->nsudogs = 0;
+    }
+    lock_all(lockv, active);
+    for (size_t k = 0; k < nsd; k++)
+        waitq_remove(&sds[k]);
+    unlock_all(lockv, active);
+
+    struct sudog *fired = w.fired;
+    if (!fired) {
+        ret = r; /* deadline or cancellation */
+    } else {
+        struct ringo_case *cs = &cases[fired->case_idx];
+        if (fired->success) {
+            cs->err = 0;
+        } else {
+            /* closed while we waited */
+            if (cs->op == RINGO_RECV && cs->elem && cs->chan->elem_size)
+                memset(cs->elem, 0, cs->chan->elem_size);
+            cs->err = -EPIPE;
+        }
+        ret = fired->case_idx;
+    }
+    free(heap);
+    return ret;
+}

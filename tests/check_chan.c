@@ -1,0 +1,1119 @@
+/*
+ * check_chan.c — channels, select and timer channels, each rule of Go's
+ * semantics as its own test, run on 1 and 2 procs; classic programs (prime
+ * sieve, a 10,000-goroutine token pipeline, many-to-many with a checksum);
+ * a randomized comparison against a sequential model; plain threads;
+ * deadlock detection.
+ */
+#include "testutil.h"
+
+static unsigned nprocs_param = 1;
+
+/* Spawn on the "other" proc when there are two, to cross procs. */
+static int64_t go_other(void (*fn)(void *), void *arg)
+{
+    return ringo_go_on((ringo_proc() + 1) % ringo_nprocs(), fn, arg);
+}
+
+/* ------------------------------------------------------------------ */
+/* make / len / cap / refs */
+
+START_TEST(make_rejects_and_reports)
+{
+    errno = 0;
+    ck_assert_ptr_null(ringo_chan_make(65537, 1));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(ringo_chan_make(1 << 16, SIZE_MAX / 2));
+    ck_assert_int_eq(errno, ENOMEM);
+    ringo_chan *c = ringo_chan_make(65536, 2);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_uint_eq(ringo_chan_cap(c), 2);
+    ck_assert_uint_eq(ringo_chan_len(c), 0);
+    ck_assert_ptr_eq(ringo_chan_retain(c), c);
+    ringo_chan_release(c);
+    ringo_chan_release(c);
+    ck_assert_uint_eq(ringo_chan_len(NULL), 0);
+    ck_assert_uint_eq(ringo_chan_cap(NULL), 0);
+    ck_assert_int_eq(ringo_chan_close(NULL), -EINVAL);
+    ringo_chan_release(NULL);
+}
+END_TEST
+
+/* Buffered FIFO, try ops, len, close drains then -EPIPE with zeroed elem. */
+START_TEST(buffered_fifo_and_close_rules)
+{
+    ringo_chan *c = ringo_chan_make(sizeof(int), 3);
+    for (int i = 1; i <= 3; i++)
+        ck_assert_int_eq(ringo_chan_try_send(c, &i), 0);
+    int x = 99;
+    ck_assert_int_eq(ringo_chan_try_send(c, &x), -EAGAIN);
+    ck_assert_uint_eq(ringo_chan_len(c), 3);
+    ck_assert_int_eq(ringo_chan_try_recv(c, &x), 0);
+    ck_assert_int_eq(x, 1);
+    ck_assert_int_eq(ringo_chan_close(c), 0);
+    ck_assert_int_eq(ringo_chan_close(c), -EPIPE);       /* close of closed */
+    ck_assert_int_eq(ringo_chan_try_send(c, &x), -EPIPE); /* send on closed */
+    ck_assert_int_eq(ringo_chan_send(c, &x), -EPIPE);
+    ck_assert_int_eq(ringo_chan_recv(c, &x), 0);          /* drains first */
+    ck_assert_int_eq(x, 2);
+    ck_assert_int_eq(ringo_chan_try_recv(c, &x), 0);
+    ck_assert_int_eq(x, 3);
+    x = 77;
+    ck_assert_int_eq(ringo_chan_recv(c, &x), -EPIPE);
+    ck_assert_int_eq(x, 0);                                /* zero-filled */
+    x = 77;
+    ck_assert_int_eq(ringo_chan_try_recv(c, &x), -EPIPE);
+    ck_assert_int_eq(x, 0);
+    ck_assert_int_eq(ringo_chan_recv(c, NULL), -EPIPE);    /* discard */
+    ringo_chan_release(c);
+}
+END_TEST
+
+START_TEST(nil_channel_try_ops)
+{
+    int x = 1;
+    ck_assert_int_eq(ringo_chan_try_send(NULL, &x), -EAGAIN);
+    ck_assert_int_eq(ringo_chan_try_recv(NULL, &x), -EAGAIN);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Unbuffered rendezvous */
+
+static ringo_chan *uc;
+static atomic_int stage;
+
+static void rendezvous_sender(void *arg)
+{
+    (void)arg;
+    int v = 42;
+    atomic_store(&stage, 1);
+    ck_assert_int_eq(ringo_chan_send(uc, &v), 0);
+    /* the send completed only because the receiver took it */
+    ck_assert_int_eq(atomic_load(&stage), 2);
+    atomic_store(&stage, 3);
+}
+
+static void rendezvous_main(void *arg)
+{
+    (void)arg;
+    uc = ringo_chan_make(sizeof(int), 0);
+    int x = 0;
+    ck_assert_int_eq(ringo_chan_try_send(uc, &x), -EAGAIN); /* no receiver */
+    ck_assert_int_eq(ringo_chan_try_recv(uc, &x), -EAGAIN); /* no sender */
+    go_other(rendezvous_sender, NULL);
+    while (atomic_load(&stage) != 1)
+        ringo_sleep(100 * US);
+    ringo_sleep(2 * MS); /* the sender is blocked: nobody has received */
+    ck_assert_int_eq(atomic_load(&stage), 1);
+    atomic_store(&stage, 2);
+    ck_assert_int_eq(ringo_chan_recv(uc, &x), 0);
+    ck_assert_int_eq(x, 42);
+    while (atomic_load(&stage) != 3)
+        ringo_sleep(100 * US);
+    ringo_chan_release(uc);
+}
+
+START_TEST(unbuffered_rendezvous)
+{
+    atomic_store(&stage, 0);
+    RUN(rendezvous_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Close wakes every blocked receiver and sender */
+
+static ringo_chan *cc;
+static atomic_int woke_epipe;
+
+static void blocked_recv(void *arg)
+{
+    (void)arg;
+    long v = 5;
+    if (ringo_chan_recv(cc, &v) == -EPIPE && v == 0)
+        atomic_fetch_add(&woke_epipe, 1);
+}
+
+static void blocked_send(void *arg)
+{
+    (void)arg;
+    long v = 5;
+    if (ringo_chan_send(cc, &v) == -EPIPE)
+        atomic_fetch_add(&woke_epipe, 1);
+}
+
+static void close_wakes_main(void *arg)
+{
+    long cap = (long)arg;
+    cc = ringo_chan_make(sizeof(long), (size_t)cap);
+    for (int i = 0; i < 10; i++)
+        go_other(blocked_recv, NULL);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(ringo_chan_close(cc), 0);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    ringo_chan_release(cc);
+
+    cc = ringo_chan_make(sizeof(long), (size_t)cap);
+    long fill = 1;
+    for (long i = 0; i < cap; i++)
+        ringo_chan_send(cc, &fill);
+    for (int i = 0; i < 10; i++)
+        go_other(blocked_send, NULL);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(ringo_chan_close(cc), 0);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    ringo_chan_release(cc);
+}
+
+START_TEST(close_wakes_everyone)
+{
+    atomic_store(&woke_epipe, 0);
+    RUN(close_wakes_main, (void *)0L, nprocs_param);
+    ck_assert_int_eq(atomic_load(&woke_epipe), 20);
+    atomic_store(&woke_epipe, 0);
+    RUN(close_wakes_main, (void *)2L, nprocs_param);
+    ck_assert_int_eq(atomic_load(&woke_epipe), 20);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* FIFO service of blocked senders and receivers */
+
+static ringo_chan *fc;
+static int served[8];
+static atomic_int nserved;
+
+static void fifo_sender(void *arg)
+{
+    long id = (long)arg;
+    ringo_chan_send(fc, &id);
+}
+
+static void fifo_receiver(void *arg)
+{
+    long id = (long)arg;
+    long v;
+    ringo_chan_recv(fc, &v);
+    served[atomic_fetch_add(&nserved, 1)] = (int)id;
+}
+
+static void fifo_main(void *arg)
+{
+    (void)arg;
+    fc = ringo_chan_make(sizeof(long), 0);
+    /* senders block in order 0..7 (each waits until the previous is queued) */
+    for (long i = 0; i < 8; i++) {
+        ringo_go_on(ringo_proc(), fifo_sender, (void *)i);
+        ringo_sleep(200 * US);
+    }
+    for (long want = 0; want < 8; want++) {
+        long v = -1;
+        ck_assert_int_eq(ringo_chan_recv(fc, &v), 0);
+        ck_assert_int_eq(v, want);
+    }
+    /* receivers likewise */
+    atomic_store(&nserved, 0);
+    for (long i = 0; i < 8; i++) {
+        ringo_go_on(ringo_proc(), fifo_receiver, (void *)i);
+        ringo_sleep(200 * US);
+    }
+    for (long i = 0; i < 8; i++) {
+        ringo_chan_send(fc, &i);
+        ringo_sleep(200 * US);
+    }
+    while (atomic_load(&nserved) < 8)
+        ringo_sleep(100 * US);
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_eq(served[i], i);
+    ringo_chan_release(fc);
+}
+
+START_TEST(fifo_service)
+{
+    RUN(fifo_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* Buffered FIFO with blocked senders: values come out in send order. */
+static ringo_chan *bc;
+
+static void seq_sender(void *arg)
+{
+    long base = (long)arg;
+    for (long i = 0; i < 1000; i++) {
+        long v = base + i;
+        ck_assert_int_eq(ringo_chan_send(bc, &v), 0);
+    }
+}
+
+static void buffered_order_main(void *arg)
+{
+    (void)arg;
+    bc = ringo_chan_make(sizeof(long), 4);
+    go_other(seq_sender, (void *)0L);
+    for (long i = 0; i < 1000; i++) {
+        long v;
+        ck_assert_int_eq(ringo_chan_recv(bc, &v), 0);
+        ck_assert_int_eq(v, i);
+        if (i % 97 == 0)
+            ringo_sleep(50 * US); /* let the buffer fill and the sender block */
+    }
+    ringo_chan_release(bc);
+}
+
+START_TEST(buffered_order_with_blocked_sender)
+{
+    RUN(buffered_order_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Zero-size elements, NULL elem discards */
+
+static ringo_chan *sig;
+
+static void signaller(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(ringo_chan_send(sig, NULL), 0);
+    ringo_chan_close(sig);
+}
+
+static void zero_size_main(void *arg)
+{
+    (void)arg;
+    sig = ringo_chan_make(0, (size_t)(long)arg);
+    go_other(signaller, NULL);
+    int n = 0;
+    while (ringo_chan_recv(sig, NULL) == 0)
+        n++;
+    ck_assert_int_eq(n, 100);
+    ringo_chan_release(sig);
+}
+
+START_TEST(zero_size_elements)
+{
+    RUN(zero_size_main, (void *)0L, nprocs_param);
+    RUN(zero_size_main, (void *)10L, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* NULL channel: blocks until deadline / cancel */
+
+static atomic_int nil_ok;
+
+static void nil_forever(void *arg)
+{
+    (void)arg;
+    int x = 0;
+    if (ringo_chan_recv(NULL, &x) == -ECANCELED)
+        atomic_fetch_add(&nil_ok, 1);
+}
+
+static void nil_main(void *arg)
+{
+    (void)arg;
+    int x = 0;
+    ringo_deadline_set(ringo_now() + 2 * MS);
+    ck_assert_int_eq(ringo_chan_send(NULL, &x), -ETIMEDOUT);
+    ringo_deadline_set(ringo_now() + 2 * MS);
+    ck_assert_int_eq(ringo_chan_recv(NULL, &x), -ETIMEDOUT);
+    ringo_deadline_set(ringo_now() + 2 * MS);
+    ck_assert_int_eq(ringo_select(NULL, 0, 0), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_select(NULL, 0, RINGO_NONBLOCK), -EAGAIN);
+    struct ringo_case cs[2] = { { NULL, RINGO_RECV, &x, 0 }, { NULL, RINGO_SEND, &x, 0 } };
+    ringo_deadline_set(ringo_now() + 2 * MS);
+    ck_assert_int_eq(ringo_select(cs, 2, 0), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_select(cs, 2, RINGO_NONBLOCK), -EAGAIN);
+    ringo_deadline_set(RINGO_NEVER);
+    int64_t id = go_other(nil_forever, NULL);
+    ringo_sleep(2 * MS);
+    ringo_cancel(id);
+}
+
+START_TEST(nil_channel_blocks_until_deadline_or_cancel)
+{
+    atomic_store(&nil_ok, 0);
+    RUN(nil_main, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&nil_ok), 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Deadline and cancellation on send/recv: entry check and while blocked,
+ * and the channel stays consistent afterwards. */
+
+static ringo_chan *dc;
+static atomic_int dc_res;
+
+static void blocked_then_cancelled(void *arg)
+{
+    (void)arg;
+    int x;
+    atomic_store(&dc_res, ringo_chan_recv(dc, &x));
+}
+
+static void deadline_main(void *arg)
+{
+    (void)arg;
+    dc = ringo_chan_make(sizeof(int), 0);
+    int x = 1;
+    ringo_deadline_set(ringo_now() + 3 * MS);
+    int64_t t0 = ringo_now();
+    ck_assert_int_eq(ringo_chan_recv(dc, &x), -ETIMEDOUT);
+    ck_assert_int_ge(ringo_now() - t0, 3 * MS - 100 * US);
+    ck_assert_int_eq(ringo_chan_send(dc, &x), -ETIMEDOUT); /* entry check */
+    ringo_deadline_set(RINGO_NEVER);
+    /* a buffered channel with room: still refused when the deadline passed */
+    ringo_chan *b = ringo_chan_make(sizeof(int), 1);
+    ringo_deadline_set(ringo_now() - 1);
+    ck_assert_int_eq(ringo_chan_send(b, &x), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_chan_try_send(b, &x), 0); /* never-blocking calls ignore it */
+    ck_assert_int_eq(ringo_chan_try_recv(b, &x), 0);
+    ringo_deadline_set(RINGO_NEVER);
+    ringo_chan_release(b);
+
+    int64_t id = go_other(blocked_then_cancelled, NULL);
+    ringo_sleep(2 * MS);
+    ck_assert_int_eq(ringo_cancel(id), 0);
+    while (ringo_count() > 1)
+        ringo_sleep(100 * US);
+    ck_assert_int_eq(atomic_load(&dc_res), -ECANCELED);
+    /* the timed-out and cancelled receivers left the queue */
+    ck_assert_int_eq(ringo_chan_try_send(dc, &x), -EAGAIN);
+    ringo_chan_release(dc);
+}
+
+START_TEST(deadline_and_cancel_on_channel_ops)
+{
+    RUN(deadline_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* select */
+
+static void select_basics_main(void *arg)
+{
+    (void)arg;
+    ringo_chan *a = ringo_chan_make(sizeof(int), 1);
+    ringo_chan *b = ringo_chan_make(sizeof(int), 1);
+    int va = 0, vb = 0, one = 1;
+    struct ringo_case cs[2] = { { a, RINGO_RECV, &va, 7 }, { b, RINGO_RECV, &vb, 7 } };
+    ck_assert_int_eq(ringo_select(cs, 2, RINGO_NONBLOCK), -EAGAIN);
+    ck_assert_int_eq(ringo_select(NULL, 2, 0), -EINVAL);
+    struct ringo_case bad = { a, 3, &va, 0 };
+    ck_assert_int_eq(ringo_select(&bad, 1, 0), -EINVAL);
+    ringo_chan_send(b, &one);
+    ck_assert_int_eq(ringo_select(cs, 2, 0), 1);
+    ck_assert_int_eq(vb, 1);
+    ck_assert_int_eq(cs[1].err, 0);
+    ck_assert_int_eq(cs[0].err, 7); /* only the chosen case's err is written */
+    /* send case ready when there is room */
+    int seven = 7;
+    struct ringo_case sc[2] = { { a, RINGO_SEND, &seven, 0 }, { NULL, RINGO_RECV, &vb, 0 } };
+    ck_assert_int_eq(ringo_select(sc, 2, 0), 0);
+    ck_assert_int_eq(ringo_chan_len(a), 1);
+    ck_assert_int_eq(ringo_select(sc, 2, RINGO_NONBLOCK), -EAGAIN); /* full */
+    /* closed channels are ready: recv gets -EPIPE, send gets -EPIPE */
+    ringo_chan_close(b);
+    vb = 5;
+    cs[0].chan = NULL;
+    ck_assert_int_eq(ringo_select(cs, 2, 0), 1);
+    ck_assert_int_eq(cs[1].err, -EPIPE);
+    ck_assert_int_eq(vb, 0);
+    struct ringo_case sb = { b, RINGO_SEND, &seven, 0 };
+    ck_assert_int_eq(ringo_select(&sb, 1, 0), 0);
+    ck_assert_int_eq(sb.err, -EPIPE);
+    ringo_chan_release(a);
+    ringo_chan_release(b);
+}
+
+START_TEST(select_basics)
+{
+    RUN(select_basics_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* Uniform choice among ready cases: 4 always-ready cases, 40,000 rounds;
+ * each must get close to a quarter (a generous band: p of failing by
+ * chance is far below 1e-9). */
+static void select_fair_main(void *arg)
+{
+    (void)arg;
+    ringo_chan *c[4];
+    int counts[4] = { 0 };
+    for (int i = 0; i < 4; i++)
+        c[i] = ringo_chan_make(0, 0);
+    for (int i = 0; i < 4; i++)
+        ringo_chan_close(c[i]);
+    struct ringo_case cs[4];
+    for (int round = 0; round < 40000; round++) {
+        for (int i = 0; i < 4; i++)
+            cs[i] = (struct ringo_case){ c[i], RINGO_RECV, NULL, 0 };
+        int r = ringo_select(cs, 4, 0);
+        ck_assert_int_ge(r, 0);
+        ck_assert_int_lt(r, 4);
+        counts[r]++;
+    }
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_gt(counts[i], 9000);
+        ck_assert_int_lt(counts[i], 11000);
+        ringo_chan_release(c[i]);
+    }
+}
+
+START_TEST(select_chooses_uniformly)
+{
+    RUN(select_fair_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* Blocking select: exactly one case performed, others untouched. */
+static ringo_chan *s1, *s2, *s3;
+
+static void later_sender(void *arg)
+{
+    (void)arg;
+    ringo_sleep(2 * MS);
+    int v = 11;
+    ringo_chan_send(s2, &v);
+}
+
+static void later_receiver(void *arg)
+{
+    (void)arg;
+    ringo_sleep(2 * MS);
+    int v = 0;
+    ringo_chan_recv(s3, &v);
+    ck_assert_int_eq(v, 33);
+}
+
+static void select_block_main(void *arg)
+{
+    (void)arg;
+    s1 = ringo_chan_make(sizeof(int), 0);
+    s2 = ringo_chan_make(sizeof(int), 0);
+    s3 = ringo_chan_make(sizeof(int), 0);
+    int v1 = 0, v2 = 0, out = 33;
+    go_other(later_sender, NULL);
+    struct ringo_case cs[3] = {
+        { s1, RINGO_RECV, &v1, 0 }, { s2, RINGO_RECV, &v2, 0 }, { s3, RINGO_SEND, &out, 0 } };
+    ck_assert_int_eq(ringo_select(cs, 3, 0), 1);
+    ck_assert_int_eq(v2, 11);
+    ck_assert_int_eq(v1, 0);
+    /* none of our sudogs remains queued: nothing is ready for a peer */
+    int x = 1;
+    ck_assert_int_eq(ringo_chan_try_send(s1, &x), -EAGAIN);
+    ck_assert_int_eq(ringo_chan_try_recv(s3, &x), -EAGAIN);
+    /* now the send case */
+    go_other(later_receiver, NULL);
+    ck_assert_int_eq(ringo_select(cs, 3, 0), 2);
+    ck_assert_int_eq(cs[2].err, 0);
+    /* select deadline */
+    ringo_deadline_set(ringo_now() + 2 * MS);
+    ck_assert_int_eq(ringo_select(cs, 3, 0), -ETIMEDOUT);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_eq(ringo_chan_try_send(s1, &x), -EAGAIN);
+    ringo_chan_release(s1);
+    ringo_chan_release(s2);
+    ringo_chan_release(s3);
+}
+
+START_TEST(select_blocks_and_performs_one)
+{
+    RUN(select_block_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* Many selectors racing on shared channels: each value delivered once. */
+#define SEL_N 4000
+static ringo_chan *sa, *sb, *sdone;
+static atomic_long sel_sum;
+
+static void selector(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        long va = 0, vb = 0;
+        struct ringo_case cs[2] = { { sa, RINGO_RECV, &va, 0 }, { sb, RINGO_RECV, &vb, 0 } };
+        int r = ringo_select(cs, 2, 0);
+        ck_assert_int_ge(r, 0);
+        if (cs[r].err == -EPIPE)
+            break;
+        atomic_fetch_add(&sel_sum, r == 0 ? va : vb);
+    }
+    ringo_chan_send(sdone, NULL);
+}
+
+static void feeder(void *arg)
+{
+    ringo_chan *c = arg;
+    for (long i = 1; i <= SEL_N; i++)
+        ringo_chan_send(c, &i);
+    ringo_chan_send(sdone, NULL);
+}
+
+static void select_race_main(void *arg)
+{
+    (void)arg;
+    sa = ringo_chan_make(sizeof(long), 0);
+    sb = ringo_chan_make(sizeof(long), 3);
+    sdone = ringo_chan_make(0, 0);
+    for (int i = 0; i < 8; i++)
+        ringo_go_on(i % ringo_nprocs(), selector, NULL);
+    ringo_go_on(0, feeder, sa);
+    ringo_go_on(ringo_nprocs() - 1, feeder, sb);
+    ringo_chan_recv(sdone, NULL);
+    ringo_chan_recv(sdone, NULL);
+    ringo_chan_close(sa);
+    ringo_chan_close(sb);
+    for (int i = 0; i < 8; i++)
+        ringo_chan_recv(sdone, NULL);
+    ringo_chan_release(sa);
+    ringo_chan_release(sb);
+    ringo_chan_release(sdone);
+}
+
+START_TEST(select_race_delivers_each_value_once)
+{
+    atomic_store(&sel_sum, 0);
+    RUN(select_race_main, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&sel_sum), 2L * SEL_N * (SEL_N + 1) / 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Same-proc hand-off makes no system call. */
+
+static ringo_chan *ping, *pong;
+
+static void ponger(void *arg)
+{
+    (void)arg;
+    long v;
+    while (ringo_chan_recv(ping, &v) == 0)
+        ringo_chan_send(pong, &v);
+}
+
+static void no_syscall_main(void *arg)
+{
+    (void)arg;
+    ping = ringo_chan_make(sizeof(long), 0);
+    pong = ringo_chan_make(sizeof(long), 0);
+    ringo_go_on(ringo_proc(), ponger, NULL);
+    long v = 0;
+    ringo_chan_send(ping, &v); /* warm up: ponger started */
+    ringo_chan_recv(pong, &v);
+    struct ringo_stats before, after;
+    ringo_stats(&before);
+    for (long i = 0; i < 10000; i++) {
+        ringo_chan_send(ping, &i);
+        ringo_chan_recv(pong, &v);
+        ck_assert_int_eq(v, i);
+    }
+    ringo_stats(&after);
+    ck_assert_uint_eq(after.enters - before.enters, 0);
+    ck_assert_uint_eq(after.submissions - before.submissions, 0);
+    ck_assert_uint_ge(after.switches - before.switches, 20000);
+    ringo_chan_close(ping);
+    while (ringo_count() > 1) /* the ponger still uses the channels */
+        ringo_yield();
+    ringo_chan_release(ping);
+    ringo_chan_release(pong);
+}
+
+START_TEST(same_proc_handoff_makes_no_syscall)
+{
+    RUN(no_syscall_main, NULL, 1);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Classic programs */
+
+/* Prime sieve of chained goroutines (the Go tour's). */
+static void generate(void *arg)
+{
+    ringo_chan *ch = arg;
+    for (long i = 2;; i++)
+        if (ringo_chan_send(ch, &i) != 0)
+            break;
+}
+
+struct filter_arg { ringo_chan *in, *out; long prime; };
+
+static void filter(void *arg)
+{
+    struct filter_arg *fa = arg;
+    long v;
+    while (ringo_chan_recv(fa->in, &v) == 0) {
+        if (v % fa->prime != 0 && ringo_chan_send(fa->out, &v) != 0)
+            break;
+    }
+    ringo_chan_close(fa->in);  /* stop the upstream: it gets -EPIPE */
+    ringo_chan_close(fa->out);
+}
+
+static void sieve_main(void *arg)
+{
+    (void)arg;
+    static const long first[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47,
+                                  53, 59, 61, 67, 71, 73, 79, 83, 89, 97 };
+    ringo_chan *chans[101];
+    struct filter_arg fas[100];
+    int nch = 0;
+    ringo_chan *ch = chans[nch++] = ringo_chan_make(sizeof(long), 0);
+    go_other(generate, ch);
+    for (int i = 0; i < 100; i++) {
+        long prime;
+        ck_assert_int_eq(ringo_chan_recv(ch, &prime), 0);
+        if (i < 25)
+            ck_assert_int_eq(prime, first[i]);
+        if (i == 99)
+            ck_assert_int_eq(prime, 541); /* the 100th prime */
+        ringo_chan *ch1 = chans[nch++] = ringo_chan_make(sizeof(long), 0);
+        fas[i] = (struct filter_arg){ ch, ch1, prime };
+        ringo_go_on(i % ringo_nprocs(), filter, &fas[i]);
+        ch = ch1;
+    }
+    ringo_chan_close(ch); /* tear the chain down from the end */
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    for (int i = 0; i < nch; i++)
+        ringo_chan_release(chans[i]);
+}
+
+START_TEST(prime_sieve)
+{
+    RUN(sieve_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* 10,000 goroutines in a chain pass a token. */
+#define CHAIN 10000
+static ringo_chan *links[CHAIN + 1];
+
+static void link_fn(void *arg)
+{
+    long i = (long)arg;
+    long v;
+    ck_assert_int_eq(ringo_chan_recv(links[i], &v), 0);
+    v++;
+    ck_assert_int_eq(ringo_chan_send(links[i + 1], &v), 0);
+}
+
+static void chain_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i <= CHAIN; i++)
+        links[i] = ringo_chan_make(sizeof(long), 0);
+    for (long i = 0; i < CHAIN; i++)
+        ck_assert_int_gt(ringo_go(link_fn, (void *)i), 0);
+    for (int round = 0; round < 1; round++) {
+        long v = 0;
+        ringo_chan_send(links[0], &v);
+        ringo_chan_recv(links[CHAIN], &v);
+        ck_assert_int_eq(v, CHAIN);
+    }
+    for (int i = 0; i <= CHAIN; i++)
+        ringo_chan_release(links[i]);
+}
+
+START_TEST(token_pipeline_10000)
+{
+    RUN(chain_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* Many-to-many on a buffered channel with a checksum over 1M values. */
+#define M2M_PRODUCERS 8
+#define M2M_CONSUMERS 8
+#define M2M_PER (1000000 / M2M_PRODUCERS)
+static ringo_chan *m2m, *m2m_done;
+static atomic_llong m2m_sum, m2m_count;
+
+static void m2m_producer(void *arg)
+{
+    long base = (long)arg * M2M_PER;
+    for (long i = 0; i < M2M_PER; i++) {
+        long v = base + i;
+        ck_assert_int_eq(ringo_chan_send(m2m, &v), 0);
+    }
+    ringo_chan_send(m2m_done, NULL);
+}
+
+static void m2m_consumer(void *arg)
+{
+    (void)arg;
+    long v;
+    long long sum = 0, n = 0;
+    while (ringo_chan_recv(m2m, &v) == 0) {
+        sum += v;
+        n++;
+    }
+    atomic_fetch_add(&m2m_sum, sum);
+    atomic_fetch_add(&m2m_count, n);
+}
+
+static void m2m_main(void *arg)
+{
+    long cap = (long)arg;
+    m2m = ringo_chan_make(sizeof(long), (size_t)cap);
+    m2m_done = ringo_chan_make(0, 0);
+    for (long i = 0; i < M2M_CONSUMERS; i++)
+        ringo_go_on((int)(i % ringo_nprocs()), m2m_consumer, NULL);
+    for (long i = 0; i < M2M_PRODUCERS; i++)
+        ringo_go_on((int)((i + 1) % ringo_nprocs()), m2m_producer, (void *)i);
+    for (int i = 0; i < M2M_PRODUCERS; i++)
+        ringo_chan_recv(m2m_done, NULL);
+    ringo_chan_close(m2m);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    ringo_chan_release(m2m);
+    ringo_chan_release(m2m_done);
+}
+
+START_TEST(many_to_many_checksum)
+{
+    long long n = (long long)M2M_PRODUCERS * M2M_PER;
+    atomic_store(&m2m_sum, 0);
+    atomic_store(&m2m_count, 0);
+    RUN(m2m_main, (void *)64L, 2);
+    ck_assert_int_eq(atomic_load(&m2m_count), n);
+    ck_assert_int_eq(atomic_load(&m2m_sum), n * (n - 1) / 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Randomized: random sequences of non-blocking operations on small
+ * channels, against a sequential model of Go's rules. */
+
+struct model { size_t cap; long buf[4]; size_t len; bool closed; };
+
+static int model_send(struct model *m, long v)
+{
+    if (m->closed) return -EPIPE;
+    if (m->len == m->cap) return -EAGAIN;
+    m->buf[m->len++] = v;
+    return 0;
+}
+
+static int model_recv(struct model *m, long *v)
+{
+    if (m->len) {
+        *v = m->buf[0];
+        memmove(m->buf, m->buf + 1, (m->len - 1) * sizeof(long));
+        m->len--;
+        return 0;
+    }
+    if (m->closed) { *v = 0; return -EPIPE; }
+    return -EAGAIN;
+}
+
+static void randomized_main(void *arg)
+{
+    (void)arg;
+    unsigned seed = 12345;
+    for (int seq = 0; seq < 3000; seq++) {
+        struct model m = { .cap = (size_t)(rand_r(&seed) % 5) };
+        ringo_chan *c = ringo_chan_make(sizeof(long), m.cap);
+        ringo_chan *other = ringo_chan_make(sizeof(long), 1);
+        for (int step = 0; step < 20; step++) {
+            long v = rand_r(&seed) % 1000, got = -1, want = -1;
+            int op = rand_r(&seed) % 7;
+            int r, mr;
+            switch (op) {
+            case 0: case 1:
+                r = ringo_chan_try_send(c, &v);
+                mr = model_send(&m, v);
+                ck_assert_int_eq(r, mr);
+                break;
+            case 2: case 3:
+                r = ringo_chan_try_recv(c, &got);
+                mr = model_recv(&m, &want);
+                ck_assert_int_eq(r, mr);
+                if (r != -EAGAIN)
+                    ck_assert_int_eq(got, want);
+                break;
+            case 4: {
+                r = ringo_chan_close(c);
+                ck_assert_int_eq(r, m.closed ? -EPIPE : 0);
+                m.closed = true;
+                break;
+            }
+            case 5: { /* select: recv on c, send on a full/empty other */
+                struct ringo_case cs[2] = { { c, RINGO_RECV, &got, 0 }, { NULL, RINGO_SEND, &v, 0 } };
+                r = ringo_select(cs, 2, RINGO_NONBLOCK);
+                mr = model_recv(&m, &want);
+                if (mr == -EAGAIN) {
+                    ck_assert_int_eq(r, -EAGAIN);
+                } else {
+                    ck_assert_int_eq(r, 0);
+                    ck_assert_int_eq(cs[0].err, mr);
+                    ck_assert_int_eq(got, want);
+                }
+                break;
+            }
+            case 6: { /* select send */
+                struct ringo_case cs[2] = { { other, RINGO_RECV, &got, 0 }, { c, RINGO_SEND, &v, 0 } };
+                long dummy;
+                while (ringo_chan_try_recv(other, &dummy) == 0)
+                    ;
+                r = ringo_select(cs, 2, RINGO_NONBLOCK);
+                mr = model_send(&m, v);
+                if (mr == -EAGAIN) {
+                    ck_assert_int_eq(r, -EAGAIN);
+                } else {
+                    ck_assert_int_eq(r, 1);
+                    ck_assert_int_eq(cs[1].err, mr);
+                }
+                break;
+            }
+            }
+            ck_assert_uint_eq(ringo_chan_len(c), m.len);
+        }
+        ringo_chan_release(c);
+        ringo_chan_release(other);
+    }
+}
+
+START_TEST(randomized_against_model)
+{
+    RUN(randomized_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Plain threads outside (and beside) the runtime. */
+
+static ringo_chan *tc_ch;
+
+static atomic_int producer_ready;
+
+static void *thread_producer(void *arg)
+{
+    (void)arg;
+    /* A first call into ringo from this thread: from now on the run knows
+     * a plain thread may release its goroutines (no deadlock report). */
+    ringo_chan_try_recv(NULL, NULL);
+    atomic_store(&producer_ready, 1);
+    for (long i = 0; i < 10000; i++)
+        if (ringo_chan_send(tc_ch, &i) != 0)
+            return (void *)1;
+    ringo_chan_close(tc_ch);
+    return NULL;
+}
+
+static void thread_consumer_main(void *arg)
+{
+    (void)arg;
+    tc_ch = ringo_chan_make(sizeof(long), (size_t)(intptr_t)arg);
+    pthread_t t;
+    atomic_store(&producer_ready, 0);
+    pthread_create(&t, NULL, thread_producer, NULL);
+    while (!atomic_load(&producer_ready))
+        ringo_sleep(100 * US);
+    long v, want = 0;
+    while (ringo_chan_recv(tc_ch, &v) == 0)
+        ck_assert_int_eq(v, want++);
+    ck_assert_int_eq(want, 10000);
+    pthread_join(t, NULL);
+    ringo_chan_release(tc_ch);
+}
+
+START_TEST(plain_thread_and_goroutine)
+{
+    RUN(thread_consumer_main, (void *)0, nprocs_param);
+    RUN(thread_consumer_main, (void *)8, nprocs_param);
+}
+END_TEST
+
+START_TEST(plain_threads_without_runtime)
+{
+    tc_ch = ringo_chan_make(sizeof(long), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, thread_producer, NULL);
+    long v, want = 0;
+    while (ringo_chan_recv(tc_ch, &v) == 0)
+        ck_assert_int_eq(v, want++);
+    ck_assert_int_eq(want, 10000);
+    pthread_join(t, NULL);
+    ringo_chan_release(tc_ch);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Timer channels */
+
+static void timers_main(void *arg)
+{
+    (void)arg;
+    int64_t t0 = ringo_now();
+    ringo_chan *a = ringo_after(3 * MS);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_uint_eq(ringo_chan_cap(a), 1);
+    int64_t fired = 0;
+    ck_assert_int_eq(ringo_chan_recv(a, &fired), 0);
+    ck_assert_int_ge(fired, t0 + 3 * MS);
+    ck_assert_int_le(fired, ringo_now());
+    ck_assert_int_eq(ringo_chan_try_recv(a, &fired), -EAGAIN); /* fires once */
+    ringo_chan_release(a);
+
+    /* select with a timeout */
+    ringo_chan *never = ringo_chan_make(sizeof(int), 0);
+    ringo_chan *to = ringo_after(2 * MS);
+    int x;
+    struct ringo_case cs[2] = { { never, RINGO_RECV, &x, 0 }, { to, RINGO_RECV, &fired, 0 } };
+    ck_assert_int_eq(ringo_select(cs, 2, 0), 1);
+    ringo_chan_release(to);
+    ringo_chan_release(never);
+
+    /* released before firing: the timer keeps its own reference */
+    ringo_chan_release(ringo_after(1 * MS));
+
+    errno = 0;
+    ck_assert_ptr_null(ringo_tick(0));
+    ck_assert_int_eq(errno, EINVAL);
+    ringo_chan *t = ringo_tick(1 * MS);
+    int64_t prev = 0;
+    for (int i = 0; i < 5; i++) {
+        int64_t v;
+        ck_assert_int_eq(ringo_chan_recv(t, &v), 0);
+        ck_assert_int_gt(v, prev);
+        prev = v;
+    }
+    ringo_sleep(5 * MS); /* ticks dropped while the channel is full */
+    ck_assert_uint_le(ringo_chan_len(t), 1);
+    ringo_tick_stop(t);
+}
+
+START_TEST(timer_channels)
+{
+    RUN(timers_main, NULL, nprocs_param);
+}
+END_TEST
+
+static void stopped_ticker_main(void *arg)
+{
+    (void)arg;
+    /* a stopped ticker does not keep the run alive; an unstopped ringo_after
+     * that never fires is cancelled when every goroutine is done */
+    ringo_chan *t = ringo_tick(1000 * MS);
+    ringo_tick_stop(t);
+    ringo_after(60000 * MS); /* reference leaked on purpose: the run ends anyway */
+}
+
+START_TEST(timers_do_not_outlive_the_run)
+{
+    int64_t t0 = ringo_now();
+    RUN(stopped_ticker_main, NULL, nprocs_param);
+    ck_assert_int_lt(ringo_now() - t0, 30000 * MS);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Deadlock detection */
+
+static ringo_chan *dl;
+
+static void stuck_receiver(void *arg)
+{
+    (void)arg;
+    int x;
+    ringo_chan_recv(dl, &x);
+}
+
+static void deadlock_main(void *arg)
+{
+    (void)arg;
+    dl = ringo_chan_make(sizeof(int), 0);
+    ringo_go(stuck_receiver, NULL);
+    ringo_go(stuck_receiver, NULL);
+    int x;
+    ringo_chan_recv(dl, &x); /* main blocks too: nobody can ever send */
+}
+
+static void child_deadlock(void)
+{
+    struct ringo_config cfg = { .procs = 2 };
+    int r = ringo_run(deadlock_main, NULL, &cfg);
+    if (r != -EDEADLK)
+        _exit(1);
+    /* the channel survived the discarded goroutines, and a new run works */
+    int v = 5;
+    if (ringo_chan_try_send(dl, &v) != -EAGAIN)
+        _exit(2);
+    r = ringo_run(testutil_nop, NULL, &cfg);
+    _exit(r == 0 ? 0 : 3);
+}
+
+START_TEST(deadlock_is_reported)
+{
+    char buf[8192];
+    int st = run_captured(child_deadlock, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "ringo: all goroutines are asleep - deadlock!") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "[chan receive]: created by") != NULL, "%s", buf);
+    /* one line per goroutine: main and two receivers */
+    int lines = 0;
+    for (char *p = buf; (p = strstr(p, "goroutine ")); p++)
+        lines++;
+    ck_assert_int_eq(lines, 3);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("chan");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, make_rejects_and_reports);
+    tcase_add_test(tc, buffered_fifo_and_close_rules);
+    tcase_add_test(tc, nil_channel_try_ops);
+    tcase_add_test(tc, unbuffered_rendezvous);
+    tcase_add_test(tc, close_wakes_everyone);
+    tcase_add_test(tc, fifo_service);
+    tcase_add_test(tc, buffered_order_with_blocked_sender);
+    tcase_add_test(tc, zero_size_elements);
+    tcase_add_test(tc, nil_channel_blocks_until_deadline_or_cancel);
+    tcase_add_test(tc, deadline_and_cancel_on_channel_ops);
+    tcase_add_test(tc, select_basics);
+    tcase_add_test(tc, select_chooses_uniformly);
+    tcase_add_test(tc, select_blocks_and_performs_one);
+    tcase_add_test(tc, select_race_delivers_each_value_once);
+    tcase_add_test(tc, same_proc_handoff_makes_no_syscall);
+    tcase_add_test(tc, prime_sieve);
+    tcase_add_test(tc, token_pipeline_10000);
+    tcase_add_test(tc, many_to_many_checksum);
+    tcase_add_test(tc, randomized_against_model);
+    tcase_add_test(tc, plain_thread_and_goroutine);
+    tcase_add_test(tc, plain_threads_without_runtime);
+    tcase_add_test(tc, timer_channels);
+    tcase_add_test(tc, timers_do_not_outlive_the_run);
+    tcase_add_test(tc, deadlock_is_reported);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    skip_without_io_uring();
+    int failed = 0;
+    for (nprocs_param = 1; nprocs_param <= 2; nprocs_param++) {
+        printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
+        SRunner *sr = srunner_create(suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed += srunner_ntests_failed(sr);
+        srunner_free(sr);
+    }
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

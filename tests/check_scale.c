@@ -1,0 +1,128 @@
+/*
+ * check_scale.c — a million idle goroutines on default sysctls, and running
+ * out of memory as -ENOMEM rather than a crash.
+ *
+ * Each idle goroutine costs about one touched stack page; on a virtualised
+ * machine a first touch can cost tens of microseconds, so this program is
+ * slower than the others (well under a minute).
+ */
+#include "testutil.h"
+
+#define MILLION 1000000L
+
+static ringo_chan *gate;
+static atomic_long parked_ok;
+
+static void idle(void *arg)
+{
+    (void)arg;
+    char c;
+    /* blocks until main closes the gate */
+    if (ringo_chan_recv(gate, &c) == -EPIPE)
+        atomic_fetch_add(&parked_ok, 1);
+}
+
+static size_t rss_before, rss_idle;
+static size_t count_idle;
+
+static void million_main(void *arg)
+{
+    (void)arg;
+    gate = ringo_chan_make(1, 0);
+    rss_before = rss_bytes();
+    for (long i = 0; i < MILLION; i++) {
+        int64_t id = ringo_go(idle, NULL);
+        ck_assert_msg(id > 0, "ringo_go #%ld: %lld", i, (long long)id);
+    }
+    /* let every goroutine start and park */
+    for (;;) {
+        ringo_sleep(20 * MS);
+        struct ringo_stats st;
+        ringo_stats(&st);
+        if (st.switches >= (uint64_t)MILLION + 1)
+            break;
+    }
+    ringo_sleep(50 * MS);
+    count_idle = ringo_count();
+    rss_idle = rss_bytes();
+    ck_assert_int_eq(ringo_chan_close(gate), 0);
+}
+
+START_TEST(million_idle_goroutines)
+{
+    atomic_store(&parked_ok, 0);
+    int64_t t0 = ringo_now();
+    RUN(million_main, NULL, 2);
+    ck_assert_uint_eq(count_idle, (size_t)MILLION + 1);
+    ck_assert_int_eq(atomic_load(&parked_ok), MILLION);
+    double per = (double)(rss_idle - rss_before) / MILLION;
+    printf("  1M idle goroutines: %.0f bytes resident each, %.1f s in all\n", per,
+           (double)(ringo_now() - t0) / 1e9);
+    /* about a page each; 16 KiB would mean the design broke (e.g. huge
+     * pages or a whole stack committed) */
+    ck_assert_msg(per < 16384, "%.0f bytes per idle goroutine", per);
+    ringo_chan_release(gate);
+}
+END_TEST
+
+/* Out of address space: ringo_go reports -ENOMEM, nothing crashes. */
+static atomic_long spawned_before_enomem;
+static atomic_int got_enomem;
+
+static void enomem_main(void *arg)
+{
+    (void)arg;
+    gate = ringo_chan_make(1, 0);
+    for (long i = 0; i < 10 * MILLION; i++) {
+        int64_t id = ringo_go(idle, NULL);
+        if (id == -ENOMEM) {
+            atomic_store(&got_enomem, 1);
+            break;
+        }
+        ck_assert_int_gt(id, 0);
+        atomic_fetch_add(&spawned_before_enomem, 1);
+        if (i % 1024 == 0)
+            ringo_yield(); /* let some start, so stacks are really used */
+    }
+    ringo_chan_close(gate);
+}
+
+static void child_enomem(void)
+{
+    struct rlimit lim = { 1L << 30, 1L << 30 }; /* 1 GiB of address space */
+    setrlimit(RLIMIT_AS, &lim);
+    struct ringo_config cfg = { .procs = 1 };
+    int r = ringo_run(enomem_main, NULL, &cfg);
+    if (r != 0)
+        _exit(10);
+    _exit(atomic_load(&got_enomem) ? 0 : 11);
+}
+
+START_TEST(out_of_memory_is_enomem)
+{
+    char buf[4096];
+    int st = run_captured(child_enomem, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("scale");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, million_idle_goroutines);
+    tcase_add_test(tc, out_of_memory_is_enomem);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    skip_without_io_uring();
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
