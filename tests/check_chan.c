@@ -1042,7 +1042,7 @@ static void deadlock_main(void *arg)
 
 static void child_deadlock(void)
 {
-    struct ringo_config cfg = { .procs = 2 };
+    struct ringo_config cfg = { .procs = test_max_procs() };
     int r = ringo_run(deadlock_main, NULL, &cfg);
     if (r != -EDEADLK)
         _exit(1);
@@ -1108,7 +1108,7 @@ int main(void)
 {
     skip_without_io_uring();
     int failed = 0;
-    for (nprocs_param = 1; nprocs_param <= 2; nprocs_param++) {
+    for (nprocs_param = 1; nprocs_param <= test_max_procs(); nprocs_param++) {
         printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
         SRunner *sr = srunner_create(suite());
         srunner_run_all(sr, CK_NORMAL);

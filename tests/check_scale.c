@@ -111,7 +111,10 @@ static Suite *suite(void)
     Suite *s = suite_create("scale");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, million_idle_goroutines);
+    if (test_quick())
+        printf("RINGO_TEST_QUICK: the million-goroutine test is left out\n");
+    else
+        tcase_add_test(tc, million_idle_goroutines);
     tcase_add_test(tc, out_of_memory_is_enomem);
     suite_add_tcase(s, tc);
     return s;

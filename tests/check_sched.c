@@ -640,7 +640,8 @@ static Suite *suite(void)
     tcase_add_test(tc, exit_ends_only_the_caller);
     tcase_add_test(tc, go_on_binds_to_proc);
     tcase_add_test(tc, go_outside_runtime_fails);
-    tcase_add_test(tc, idle_proc_takes_unstarted_goroutines);
+    if (test_max_procs() >= 2)
+        tcase_add_test(tc, idle_proc_takes_unstarted_goroutines);
     tcase_add_test(tc, cancel_ends_waits);
     tcase_add_test(tc, cancel_self);
     tcase_add_test(tc, go_from_plain_thread);
@@ -660,7 +661,7 @@ int main(void)
 {
     skip_without_io_uring();
     int failed = 0;
-    for (nprocs_param = 1; nprocs_param <= 2; nprocs_param++) {
+    for (nprocs_param = 1; nprocs_param <= test_max_procs(); nprocs_param++) {
         printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
         SRunner *sr = srunner_create(suite());
         srunner_run_all(sr, CK_NORMAL);

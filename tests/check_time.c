@@ -240,7 +240,7 @@ int main(void)
 {
     skip_without_io_uring();
     int failed = 0;
-    for (nprocs_param = 1; nprocs_param <= 2; nprocs_param++) {
+    for (nprocs_param = 1; nprocs_param <= test_max_procs(); nprocs_param++) {
         printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
         SRunner *sr = srunner_create(suite());
         srunner_run_all(sr, CK_NORMAL);

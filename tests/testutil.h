@@ -53,8 +53,27 @@ static inline void skip_without_io_uring(void)
     }
 }
 
+/* RINGO_TEST_MAX_PROCS caps the procs a test uses (valgrind serialises
+ * threads and cannot run a proc blocked in io_uring_enter beside another:
+ * its CI pass sets 1).  RINGO_TEST_QUICK leaves out the slowest tests
+ * (sanitizer and distcheck passes). */
+static inline unsigned test_max_procs(void)
+{
+    const char *e = getenv("RINGO_TEST_MAX_PROCS");
+    int v = e ? atoi(e) : 0;
+    return v > 0 ? (unsigned)v : 2;
+}
+
+static inline bool test_quick(void)
+{
+    const char *e = getenv("RINGO_TEST_QUICK");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 static inline int run_procs(void (*fn)(void *), void *arg, unsigned procs)
 {
+    if (procs > test_max_procs())
+        procs = test_max_procs();
     struct ringo_config cfg = { .procs = procs };
     return ringo_run(fn, arg, &cfg);
 }
