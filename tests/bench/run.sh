@@ -68,6 +68,8 @@ say "  Each ringo/Go figure is the median of ${repeat} runs (BENCH_REPEAT); HTTP
 say "  ${http_secs} s wrk run each.  First-touch page faults cost ~20 us each on a VM like this,"
 say "  so 'round 1' rows (fresh memory) and 'round 2' rows (same process, memory reused)"
 say "  are both shown.  The runtimes pin their own threads; nothing else is pinned."
+say "  'process CPU time' rows divide the process's CPU time instead of the wall clock:"
+say "  for one-proc workloads they are not inflated by other programs on the machine."
 say ""
 
 # ------------------------------------------------------------- Go peers
@@ -222,6 +224,7 @@ if wanted yield; then
     run_ringo yield.r yield
     run_go yield.g yield
     row "yield switch, 2 goroutines, 1 proc" "ns/switch" lo "<=12" yield.r yield.g ns_per_op
+    row "  same, process CPU time" "ns/switch" lo "<=12" yield.r yield.g cpu_ns_per_op
 fi
 
 if wanted spawn; then
@@ -229,6 +232,7 @@ if wanted spawn; then
     run_go spawn.g spawn BENCH_PROCS=1
     row "spawn+run+exit 1M empty, 1 proc, round 1" "ns/g" lo "<=30" spawn.r spawn.g round1_ns
     row "spawn+run+exit 1M empty, 1 proc, round 2" "ns/g" lo "<=30" spawn.r spawn.g round2_ns
+    row "  same, process CPU time" "ns/g" lo "<=30" spawn.r spawn.g round2_cpu_ns
 fi
 
 if wanted sleepers; then
