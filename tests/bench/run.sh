@@ -358,7 +358,7 @@ http_run() {
         r=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^requests=//p')
         isnum "$e" && isnum "$r" && [ "$r" -gt 0 ] && enters=$(awk -v e="$e" -v r="$r" 'BEGIN { printf "%.3f", e / r }')
     fi
-    http_rows+=("$(printf '%-24s| %10s | %9s | %10s | %9s | %s' "$label" \
+    http_rows+=("$(printf '%-24s| %10s | %9s | %11s | %9s | %s' "$label" \
         "$(fmt "${res[0]}")" "${res[1]}" "$(fmt "${res[2]}")" "${res[3]}" "$enters")")
     eval "h_rps100_$key=\${res[0]} h_p99_100_$key=\${res[1]} h_rps1000_$key=\${res[2]} h_p99_1000_$key=\${res[3]} h_enters_$key=\$enters"
 }
@@ -392,9 +392,9 @@ if wanted http; then
             fi
         done
         say ""
-        printf '%-24s| %10s | %9s | %10s | %9s | %s\n' "server" "c100 req/s" "p99 ms" "c1000 req/s" \
+        printf '%-24s| %10s | %9s | %11s | %9s | %s\n' "server" "c100 req/s" "p99 ms" "c1000 req/s" \
             "p99 ms" "enters/req"
-        printf '%s\n' "------------------------+------------+-----------+------------+-----------+-----------"
+        printf '%s\n' "------------------------+------------+-----------+-------------+-----------+-----------"
         for line in "${http_rows[@]}"; do printf '%s\n' "$line"; done
 
         # The DESIGN.md targets, checked when ringo's server exists.
