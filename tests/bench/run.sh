@@ -1,0 +1,420 @@
+#!/usr/bin/env bash
+# run.sh — run ringo's benchmarks beside their Go peers and C baselines and
+# print one table: each workload's figures, ringo against Go as a ratio, the
+# DESIGN.md target and whether it is met.  `make bench` builds the programs
+# and runs this; it can also be run by hand from the build directory.
+#
+# Programs (in BENCH_BUILDDIR, default tests/bench):
+#   NAME           ringo program built from tests/bench/NAME.c
+#   go/NAME        Go peer, built here from tests/bench/go/NAME.go with
+#                  `go build` (GO111MODULE=off, caches under the build
+#                  directory, nothing downloaded)
+# Each prints one line "bench=NAME impl=IMPL key=value ..." on stdout.
+# Every measurement is run BENCH_REPEAT times (default 3) and the table
+# shows the median of those runs.
+#
+# HTTP servers are started as "PROG PORT": they listen on 127.0.0.1:PORT
+# with BENCH_PROCS=2 procs or threads, answer every GET with a fixed
+# keep-alive hello, and may print "bench=http ... requests=N enters=E" when
+# they get SIGTERM (enters: io_uring_enter, or epoll_wait, calls), which
+# gives the system calls per request.  Each is loaded with
+# `wrk -t2 -c100` and `-c1000` for BENCH_HTTP_SECONDS (default 5) once.
+#
+# Environment:
+#   BENCH_REPEAT=N          runs per measurement (median reported; default 3)
+#   BENCH_HTTP_SECONDS=N    wrk duration per HTTP run (default 5)
+#   BENCH_IDLE_N=N          idle goroutines for the memory row (default 100000;
+#                           1000000 is DESIGN.md's scale)
+#   BENCH_ONLY=REGEX        run only the workloads whose name matches
+#                           (yield spawn sleepers idle pingpong chanbuf mutex
+#                           waitgroup http)
+#   GO=PATH, WRK=PATH       the go and wrk programs (default: from PATH)
+set -u
+
+bindir=${BENCH_BUILDDIR:-tests/bench}
+srcdir=${BENCH_SRCDIR:-$(cd "$(dirname "$0")" && pwd)}
+repeat=${BENCH_REPEAT:-3}
+http_secs=${BENCH_HTTP_SECONDS:-5}
+only=${BENCH_ONLY:-.}
+GO=${GO-$(command -v go 2>/dev/null)}
+WRK=${WRK-$(command -v wrk 2>/dev/null)}
+export BENCH_IDLE_N=${BENCH_IDLE_N:-100000}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringo-bench.XXXXXX") || exit 1
+server_pid=
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*"; }
+wanted() { printf '%s\n' "$1" | grep -Eq -- "$only"; }
+
+# ------------------------------------------------------------- the machine
+cpus=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo '?')
+model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+virt=
+grep -qw hypervisor /proc/cpuinfo 2>/dev/null && virt=" (virtual machine)"
+say "ringo benchmarks: $(uname -r), ${cpus} vCPU${virt}, ${model:-unknown CPU}"
+say "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
+say "  Measured on a small shared VM (the reference machine is a 2-vCPU KVM guest):"
+say "  absolute numbers move with the machine and its neighbours, ratios less so."
+say "  Each ringo/Go figure is the median of ${repeat} runs (BENCH_REPEAT); HTTP rows are one"
+say "  ${http_secs} s wrk run each.  First-touch page faults cost ~20 us each on a VM like this,"
+say "  so 'round 1' rows (fresh memory) and 'round 2' rows (same process, memory reused)"
+say "  are both shown.  The runtimes pin their own threads; nothing else is pinned."
+say "  'process CPU time' rows divide the process's CPU time instead of the wall clock:"
+say "  for one-proc workloads they are not inflated by other programs on the machine."
+say ""
+
+# ------------------------------------------------------------- Go peers
+gobin=$bindir/go
+go_ok=
+if [ -z "$GO" ]; then
+    say "go not found: the Go peers are skipped (install golang-go, or RINGO_BENCH_DEPS=1 ./bootstrap)"
+else
+    mkdir -p "$gobin" || exit 1
+    export GOCACHE="$(cd "$gobin" && pwd)/.cache" GOPATH="$(cd "$gobin" && pwd)/.gopath"
+    export GO111MODULE=off GOFLAGS= GOTOOLCHAIN=local GOPROXY=off
+    go_ok=1
+    say "Go peers: $("$GO" version 2>/dev/null)"
+fi
+
+# go_build NAME: build go/NAME.go into $gobin/NAME; false if it cannot.
+go_build() {
+    [ -n "$go_ok" ] || return 1
+    local src="$srcdir/go/$1.go" out="$gobin/$1"
+    [ -f "$src" ] || return 1
+    if [ ! -x "$out" ] || [ "$src" -nt "$out" ]; then
+        if ! "$GO" build -o "$out" "$src" >"$tmp/gobuild.log" 2>&1; then
+            say "go build $1.go failed:"
+            sed 's/^/  /' "$tmp/gobuild.log"
+            return 1
+        fi
+    fi
+    return 0
+}
+
+# ------------------------------------------------------------- measuring
+# measure TAG ENV... -- CMD...: run CMD BENCH_REPEAT times with ENV, keep its
+# bench= lines in $tmp/TAG.  A failing run is reported and dropped.
+measure() {
+    local tag=$1 i envs=()
+    shift
+    while [ "$1" != -- ]; do envs+=("$1"); shift; done
+    shift
+    : >"$tmp/$tag"
+    for ((i = 0; i < repeat; i++)); do
+        if ! env "${envs[@]+"${envs[@]}"}" timeout 300 "$@" >"$tmp/out" 2>"$tmp/err"; then
+            say "  $tag: '$*' failed: $(head -c 300 "$tmp/err" | tr '\n' ' ')"
+            continue
+        fi
+        grep '^bench=' "$tmp/out" >>"$tmp/$tag"
+    done
+}
+
+# value TAG KEY: the median of KEY over the lines in $tmp/TAG, or nothing.
+value() {
+    [ -s "$tmp/$1" ] || return 0
+    tr ' ' '\n' <"$tmp/$1" | sed -n "s/^$2=//p" | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+# status of a peer that has no number: why.
+ringo_missing() { # NAME
+    if [ -f "$srcdir/$1.c" ]; then
+        echo "not built (add it to Makefile.am)"
+    else
+        echo "not built yet"
+    fi
+}
+
+# run_ringo TAG NAME ENV...: measure the ringo program NAME (if built).
+run_ringo() {
+    local tag=$1 name=$2
+    shift 2
+    if [ -x "$bindir/$name" ]; then
+        measure "$tag" "$@" -- "$bindir/$name"
+    else
+        echo "$(ringo_missing "$name")" >"$tmp/$tag.why"
+    fi
+}
+
+run_go() {
+    local tag=$1 name=$2
+    shift 2
+    if go_build "$name"; then
+        measure "$tag" "$@" -- "$gobin/$name"
+    elif [ -z "$go_ok" ]; then
+        echo "go not found" >"$tmp/$tag.why"
+    else
+        echo "build failed" >"$tmp/$tag.why"
+    fi
+}
+
+# cell TAG KEY: the figure for a table cell, or why there is none.
+cell() {
+    local v
+    v=$(value "$1" "$2")
+    if [ -n "$v" ]; then
+        printf '%s' "$v"
+    elif [ -f "$tmp/$1.why" ]; then
+        cat "$tmp/$1.why"
+    else
+        printf 'failed'
+    fi
+}
+
+isnum() { printf '%s' "$1" | grep -Eq '^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$'; }
+
+# fmt NUM: a figure to about three significant digits, never in e-notation.
+fmt() {
+    isnum "$1" || { printf '%s' "$1"; return; }
+    awk -v x="$1" 'BEGIN { a = x < 0 ? -x : x
+        printf (a >= 100 ? "%.0f" : a >= 10 ? "%.1f" : "%.2f"), x }'
+}
+
+# ratio RINGO GO lo|hi: "2.1x faster" style, from the better-is-lower or
+# better-is-higher direction.
+ratio() {
+    isnum "$1" && isnum "$2" || { printf -- '-'; return; }
+    awk -v r="$1" -v g="$2" -v d="$3" 'BEGIN {
+        if (r <= 0 || g <= 0) { printf "-"; exit }
+        x = (d == "lo") ? g / r : r / g
+        if (x >= 1) printf "%.2fx better", x; else printf "%.2fx worse", 1 / x }'
+}
+
+# met VALUE TARGET: yes/no for a target like "<=12" or ">=80".
+met() {
+    local op=${2%%[0-9]*} lim=${2#"${2%%[0-9]*}"}
+    isnum "$1" && isnum "$lim" || { printf -- '-'; return; }
+    awk -v v="$1" -v l="$lim" -v op="$op" 'BEGIN {
+        ok = (op == "<=") ? v <= l : v >= l; printf ok ? "yes" : "NO" }'
+}
+
+rows=()
+row_fmt='%-50s | %-14s | %-12s | %-14s | %-7s | %s'
+# row LABEL UNIT lo|hi TARGET RINGOTAG GOTAG KEY [NOTE]
+row() {
+    local r g
+    r=$(cell "$5" "$7")
+    g=$(cell "$6" "$7")
+    rows+=("$(printf "$row_fmt" "$1 ($2)" "$(fmt "$r")" "$(fmt "$g")" \
+        "$(ratio "$r" "$g" "$3")" "${4:--}" "$(met "$r" "$4")")")
+}
+
+print_rows() {
+    local line
+    printf "$row_fmt\n" "workload (unit)" "ringo" "Go" "ringo vs Go" "target" "met"
+    printf "$row_fmt\n" "" "" "" "" "" "   " | tr ' |' '-+'
+
+    for line in "${rows[@]}"; do printf '%s\n' "$line"; done
+}
+
+# ------------------------------------------------------------- workloads
+say ""
+say "Running (each measurement ${repeat}x) ..."
+
+if wanted yield; then
+    run_ringo yield.r yield
+    run_go yield.g yield
+    row "yield switch, 2 goroutines, 1 proc" "ns/switch" lo "<=12" yield.r yield.g ns_per_op
+    row "  same, process CPU time" "ns/switch" lo "<=12" yield.r yield.g cpu_ns_per_op
+fi
+
+if wanted spawn; then
+    run_ringo spawn.r spawn BENCH_PROCS=1
+    run_go spawn.g spawn BENCH_PROCS=1
+    row "spawn+run+exit 1M empty, 1 proc, round 1" "ns/g" lo "<=30" spawn.r spawn.g round1_ns
+    row "spawn+run+exit 1M empty, 1 proc, round 2" "ns/g" lo "<=30" spawn.r spawn.g round2_ns
+    row "  same, process CPU time" "ns/g" lo "<=30" spawn.r spawn.g round2_cpu_ns
+fi
+
+if wanted sleepers; then
+    run_ringo sleepers.r sleepers
+    run_go sleepers.g sleepers
+    row "100k sleep 10 ms, round 1: wall" "ms" lo "<=60" sleepers.r sleepers.g round1_wall_ms
+    row "100k sleep 10 ms, round 1: p99 lateness" "ms" lo "<=5" sleepers.r sleepers.g round1_p99_ms
+    row "100k sleep 10 ms, round 2: wall" "ms" lo "<=60" sleepers.r sleepers.g round2_wall_ms
+    row "100k sleep 10 ms, round 2: p99 lateness" "ms" lo "<=5" sleepers.r sleepers.g round2_p99_ms
+fi
+
+if wanted idle; then
+    run_ringo idle.r idle
+    run_go idle.g idle
+    row "resident memory per idle goroutine, n=$BENCH_IDLE_N" "KiB" lo "<=4.2" idle.r idle.g kib_per_g
+fi
+
+if wanted pingpong; then
+    run_ringo pingpong1.r pingpong BENCH_PROCS=1
+    run_go pingpong1.g pingpong BENCH_PROCS=1
+    run_ringo pingpong2.r pingpong BENCH_PROCS=2
+    run_go pingpong2.g pingpong BENCH_PROCS=2
+    row "unbuffered ping-pong, 1 proc (one-way)" "ns" lo "<=30" pingpong1.r pingpong1.g ns_per_op
+    row "unbuffered ping-pong, 2 procs (one-way)" "ns" lo "<=100" pingpong2.r pingpong2.g ns_per_op
+fi
+
+if wanted chanbuf; then
+    run_ringo chanbuf1.r chanbuf BENCH_PROCS=1
+    run_go chanbuf1.g chanbuf BENCH_PROCS=1
+    run_ringo chanbuf2.r chanbuf BENCH_PROCS=2
+    run_go chanbuf2.g chanbuf BENCH_PROCS=2
+    row "buffered chan cap 1024, 1 proc" "M msg/s" hi ">=80" chanbuf1.r chanbuf1.g mmsg_per_s
+    row "buffered chan cap 1024, 2 procs" "M msg/s" hi ">=40" chanbuf2.r chanbuf2.g mmsg_per_s
+fi
+
+if wanted mutex; then
+    run_ringo mutex.r mutex BENCH_PROCS=2
+    run_go mutex.g mutex BENCH_PROCS=2
+    row "contended mutex, 100 g x 100k, 2 procs" "ns/lock" lo "<=16" mutex.r mutex.g ns_per_op
+fi
+
+if wanted waitgroup; then
+    run_ringo waitgroup.r waitgroup
+    run_go waitgroup.g waitgroup
+    row "WaitGroup fan-out 100k, round 1" "ms" lo "<=3" waitgroup.r waitgroup.g round1_ms
+    row "WaitGroup fan-out 100k, round 2" "ms" lo "<=3" waitgroup.r waitgroup.g round2_ms
+fi
+
+say ""
+print_rows
+
+# ------------------------------------------------------------- HTTP
+# free_port: a loopback TCP port nobody listens on.
+free_port() {
+    local i p hex
+    for ((i = 0; i < 100; i++)); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM + i) % 40000))
+        hex=$(printf ':%04X ' "$p")
+        if ! cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '{ print $2 }' | grep -qi -- "${hex% }\$"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# wait_listening PORT PID: until PORT accepts a connection (5 s at most).
+wait_listening() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$2" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    return 1
+}
+
+# to_ms "12.70ms" / "594.00us" / "1.20s": milliseconds.
+to_ms() {
+    awk -v x="$1" 'BEGIN {
+        n = x + 0; u = x; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.2f", n }'
+}
+
+# http_run LABEL KEY CMD...: start the server, load it at c100 and c1000, stop
+# it; appends a line to http_rows and sets h_*_KEY for the target checks.
+http_rows=()
+http_run() {
+    local label=$1 key=$2 port c rps p99 errs enters line out
+    shift 2
+    local res=()
+    port=$(free_port) || { http_rows+=("$(printf '%-24s| no free port' "$label")"); return; }
+    env BENCH_PROCS=2 "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
+    server_pid=$!
+    if ! wait_listening "$port" "$server_pid"; then
+        http_rows+=("$(printf '%-24s| failed to start: %s' "$label" "$(head -c 200 "$tmp/server.err" | tr '\n' ' ')")")
+        kill "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+        server_pid=
+        return
+    fi
+    "$WRK" -t2 -c100 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
+    for c in 100 1000; do
+        out=$("$WRK" -t2 -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
+        rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
+        p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
+        p99=${p99:+$(to_ms "$p99")}
+        errs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*Socket errors: //p; s/^[[:space:]]*Non-2xx or 3xx responses: /non-2xx /p' | tr '\n' ' ')
+        res+=("${rps:-?}" "${p99:-?}")
+        [ -n "$errs" ] && say "  $label -c$c: $errs"
+    done
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+    line=$(grep '^bench=http' "$tmp/server.out" | tail -n 1)
+    enters=-
+    if [ -n "$line" ]; then
+        local e r
+        e=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^enters=//p')
+        r=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^requests=//p')
+        isnum "$e" && isnum "$r" && [ "$r" -gt 0 ] && enters=$(awk -v e="$e" -v r="$r" 'BEGIN { printf "%.3f", e / r }')
+    fi
+    http_rows+=("$(printf '%-24s| %10s | %9s | %11s | %9s | %s' "$label" \
+        "$(fmt "${res[0]}")" "${res[1]}" "$(fmt "${res[2]}")" "${res[3]}" "$enters")")
+    eval "h_rps100_$key=\${res[0]} h_p99_100_$key=\${res[1]} h_rps1000_$key=\${res[2]} h_p99_1000_$key=\${res[3]} h_enters_$key=\$enters"
+}
+
+if wanted http; then
+    say ""
+    if [ -z "$WRK" ]; then
+        say "HTTP/1.1 hello: wrk not found, skipped (install wrk, or RINGO_BENCH_DEPS=1 ./bootstrap)"
+    else
+        say "HTTP/1.1 hello, server on 2 procs/threads, wrk -t2 on the same machine (${http_secs} s per run) ..."
+        if [ -x "$bindir/httpd" ]; then
+            http_run "ringo" ringo "$bindir/httpd"
+        else
+            http_rows+=("$(printf '%-24s| ringo: %s' "ringo (httpd.c)" "$(ringo_missing httpd)")")
+        fi
+        if go_build httpd_nethttp; then
+            http_run "Go net/http" nethttp "$gobin/httpd_nethttp"
+        else
+            http_rows+=("$(printf '%-24s| %s' "Go net/http" "${go_ok:+build failed}${go_ok:-go not found}")")
+        fi
+        if go_build httpd_raw; then
+            http_run "Go raw TCP" goraw "$gobin/httpd_raw"
+        else
+            http_rows+=("$(printf '%-24s| %s' "Go raw TCP" "${go_ok:+build failed}${go_ok:-go not found}")")
+        fi
+        for s in epoll uring; do
+            if [ -x "$bindir/${s}_httpd" ]; then
+                http_run "C ${s}_httpd" "$s" "$bindir/${s}_httpd"
+            else
+                http_rows+=("$(printf '%-24s| not built' "C ${s}_httpd")")
+            fi
+        done
+        say ""
+        printf '%-24s| %10s | %9s | %11s | %9s | %s\n' "server" "c100 req/s" "p99 ms" "c1000 req/s" \
+            "p99 ms" "enters/req"
+        printf '%s\n' "------------------------+------------+-----------+-------------+-----------+-----------"
+        for line in "${http_rows[@]}"; do printf '%s\n' "$line"; done
+
+        # The DESIGN.md targets, checked when ringo's server exists.
+        say ""
+        r=${h_rps100_ringo:-}
+        if isnum "$r"; then
+            best=$(printf '%s\n' "${h_rps100_epoll:-0}" "${h_rps100_uring:-0}" | sort -g | tail -n 1)
+            ok=$(awk -v r="$r" -v b="$best" -v n="${h_rps100_nethttp:-0}" 'BEGIN {
+                printf (r >= b && r >= 1.6 * n) ? "yes" : "NO" }')
+            say "target c100: >= best C baseline ($(fmt "$best")) and >= 1.6x net/http ($(fmt "${h_rps100_nethttp:-?}")): $ok"
+            ok=$(awk -v r="${h_rps1000_ringo:-0}" -v b="${h_rps1000_uring:-0}" -v p="${h_p99_1000_ringo:-1e9}" \
+                -v q="${h_p99_1000_uring:-0}" 'BEGIN { printf (r >= b && p <= q) ? "yes" : "NO" }')
+            say "target c1000: >= raw liburing req/s and p99 <= its p99: $ok"
+            say "target io_uring_enter per request at c100 (whole run): <= 0.2: $(met "${h_enters_ringo:-}" "<=0.2")"
+        else
+            say "targets (>= best C baseline and >= 1.6x net/http at c100; >= raw liburing with p99 <= its"
+            say "p99 at c1000; <= 0.2 io_uring_enter per request): not checked, ringo's server is not built yet"
+        fi
+        say "enters/req: io_uring_enter (uring, ringo) or epoll_wait (epoll) calls per request over the"
+        say "whole run (warm-up, c100 and c1000), as counted by the server; '-' where it does not count."
+    fi
+fi
+exit 0
