@@ -188,9 +188,9 @@ static int region_new(void)
     return 0;
 }
 
-/* Hand out a never-used slot, with a guard page while the budget lasts.
- * NULL if every region is fully carved.  Under pool_lock. */
-static struct stack *carve(void)
+/* Pick a never-used slot, and whether it may have a guard page.  NULL if
+ * every region is fully carved.  Under pool_lock. */
+static char *carve_slot(bool *guard)
 {
     struct region *r = fresh_regions;
     if (!r)
@@ -198,16 +198,24 @@ static struct stack *carve(void)
     char *slot = r->base + r->fresh * slot_size;
     if (++r->fresh == STACKS_PER_REGION)
         fresh_regions = r->next_fresh;
+    *guard = guard_budget > 0;
+    if (*guard)
+        guard_budget--;
+    return slot;
+}
+
+/* Make a stack of a fresh slot.  Not under pool_lock: writing the header
+ * is the slot's first touch, a page fault that can take tens of
+ * microseconds on a virtualised machine. */
+static struct stack *carve_init(char *slot, bool guard)
+{
     struct stack *s = (struct stack *)(slot + slot_size - HDR_SIZE);
     s->lo = slot + page_size;
-    s->guarded = false;
-    if (guard_budget > 0) {
-        if (mprotect(slot, page_size, PROT_NONE) == 0) {
-            s->guarded = true;
-            guard_budget--;
-        } else {
-            guard_budget = 0; /* out of mappings: canaries from now on */
-        }
+    s->guarded = guard && mprotect(slot, page_size, PROT_NONE) == 0;
+    if (guard && !s->guarded) {
+        pthread_mutex_lock(&pool_lock);
+        guard_budget = 0; /* out of mappings: no more guards this run */
+        pthread_mutex_unlock(&pool_lock);
     }
     s->vg_id = 0;
 #ifdef HAVE_VALGRIND_VALGRIND_H
@@ -229,16 +237,17 @@ struct stack *stack_get(struct stack_cache *c)
     s = pool;
     if (s) {
         pool = s->next;
-    } else if (!(s = carve())) {
-        /* Every reserved stack is in use or in another proc's cache: map
-         * more rather than fail (the reservation said there was room). */
-        if (region_new() == 0)
-            s = carve();
+        pthread_mutex_unlock(&pool_lock);
+        return s;
     }
+    bool guard = false;
+    char *slot = carve_slot(&guard);
     pthread_mutex_unlock(&pool_lock);
-    if (!s)
-        errno = ENOMEM;
-    return s;
+    if (!slot) {
+        errno = ENOMEM; /* the caller asks other procs to flush their caches */
+        return NULL;
+    }
+    return carve_init(slot, guard);
 }
 
 void stack_put(struct stack_cache *c, struct stack *s)
@@ -323,17 +332,14 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
 {
     /* See switch_x86_64.S for the frame.  After the final ret the stack
      * pointer is top - 16: 16-byte aligned, as ringo__ctx_start's call needs. */
-    uint64_t *sp = (uint64_t *)(stack_top(s) - 16) - 8;
-    uint32_t mxcsr = 0x1f80;   /* all exceptions masked, round to nearest */
-    uint16_t fpucw = 0x037f;   /* x87 default */
-    sp[0] = (uint64_t)mxcsr | ((uint64_t)fpucw << 32);
-    sp[1] = 0;                          /* r15 */
-    sp[2] = 0;                          /* r14 */
-    sp[3] = 0;                          /* r13 */
-    sp[4] = (uint64_t)(uintptr_t)entry; /* r12 */
-    sp[5] = 0;                          /* rbx */
-    sp[6] = 0;                          /* rbp */
-    sp[7] = (uint64_t)(uintptr_t)ringo__ctx_start;
+    uint64_t *sp = (uint64_t *)(stack_top(s) - 16) - 7;
+    sp[0] = 0;                          /* r15 */
+    sp[1] = 0;                          /* r14 */
+    sp[2] = 0;                          /* r13 */
+    sp[3] = (uint64_t)(uintptr_t)entry; /* r12 */
+    sp[4] = 0;                          /* rbx */
+    sp[5] = 0;                          /* rbp */
+    sp[6] = (uint64_t)(uintptr_t)ringo__ctx_start;
     ctx->sp = sp;
 }
 

@@ -2,14 +2,21 @@
  * switch_x86_64.S — the fiber context switch for x86-64 (System V ABI).
  *
  * ringo__ctx_switch(void **save_sp, void *load_sp) saves the callee-saved
- * registers (rbx, rbp, r12-r15), the SSE control/status word (mxcsr) and the
- * x87 control word on the current stack, stores the stack pointer in
- * *save_sp, loads load_sp and restores the same set from there.  Caller-saved
- * registers need no saving: the switch is an ordinary call.  The frame is
+ * registers (rbx, rbp, r12-r15) on the current stack, stores the stack
+ * pointer in *save_sp, loads load_sp and restores the same set from there.
+ * Caller-saved registers need no saving: the switch is an ordinary call.
+ * The frame is
  *
- *      load_sp -> [ mxcsr | x87 cw ]  8 bytes
- *                 r15 r14 r13 r12 rbx rbp
+ *      load_sp -> r15 r14 r13 r12 rbx rbp
  *                 return address
+ *
+ * Floating-point environment: the ABI makes the MXCSR control bits and the
+ * x87 control word callee-saved, but saving them (stmxcsr/ldmxcsr, fnstcw/
+ * fldcw) cost 9-10 ns of a 23 ns switch here (tests/bench/yield).  As in
+ * Go, the floating-point environment (rounding mode, exception masks)
+ * belongs to the proc thread and is shared by the goroutines that run on
+ * it; ringo(7) says so.  A goroutine that changes it must restore it before
+ * it blocks or yields.
  *
  * A new fiber's frame (built by fiber_make in fiber.c) has r12 = the entry
  * function and the return address = ringo__ctx_start, which calls r12 on
@@ -28,14 +35,8 @@ ringo__ctx_switch:
 	pushq	%r13
 	pushq	%r14
 	pushq	%r15
-	subq	$8, %rsp
-	stmxcsr	(%rsp)
-	fnstcw	4(%rsp)
 	movq	%rsp, (%rdi)
 	movq	%rsi, %rsp
-	ldmxcsr	(%rsp)
-	fldcw	4(%rsp)
-	addq	$8, %rsp
 	popq	%r15
 	popq	%r14
 	popq	%r13
