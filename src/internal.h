@@ -225,6 +225,7 @@ void gtable_reset_foreign(void);
 int  ring_setup(struct rproc *p);
 void ring_teardown(struct rproc *p);
 struct io_uring_sqe *ring_sqe(struct rproc *p);
+void ring_reserve(struct rproc *p, unsigned n);
 int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
 void ring_flush(struct rproc *p);
