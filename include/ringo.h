@@ -98,6 +98,17 @@ RINGO_API int     ringo_fsync(int fd);
 RINGO_API int     ringo_poll(int fd, short events);
 
 /*
+ * TCP helpers and offload.  ringo_tcp_listen() returns a listening socket
+ * (RINGO_REUSEPORT sets SO_REUSEPORT); ringo_tcp_dial() resolves and connects
+ * within the deadline; ringo_offload() runs blocking code on a helper thread
+ * while only the calling goroutine waits.
+ */
+#define RINGO_REUSEPORT 1
+RINGO_API int     ringo_tcp_listen(const char *host, const char *port, int backlog, int flags);
+RINGO_API int     ringo_tcp_dial(const char *host, const char *port);
+RINGO_API int     ringo_offload(void (*fn)(void *), void *arg);
+
+/*
  * Introspection.
  */
 struct ringo_stats {
