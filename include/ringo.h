@@ -16,6 +16,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -106,6 +109,42 @@ RINGO_API int ringo_select(struct ringo_case *cases, size_t n, int flags);
 RINGO_API ringo_chan *ringo_after(int64_t ns);
 RINGO_API ringo_chan *ringo_tick(int64_t period);
 RINGO_API void        ringo_tick_stop(ringo_chan *t);
+
+/*
+ * I/O.  POSIX-shaped calls that block the goroutine, never the proc: each is
+ * one io_uring submission batched with the proc's scheduler round, honours
+ * the deadline and cancellation (the in-flight operation is cancelled and the
+ * call returns only once the kernel has let go of the buffer), returns
+ * -errno on failure, and is the plain system call outside the runtime.
+ */
+RINGO_API ssize_t ringo_read(int fd, void *buf, size_t n);
+RINGO_API ssize_t ringo_write(int fd, const void *buf, size_t n);
+RINGO_API ssize_t ringo_pread(int fd, void *buf, size_t n, off_t off);
+RINGO_API ssize_t ringo_pwrite(int fd, const void *buf, size_t n, off_t off);
+RINGO_API ssize_t ringo_readv(int fd, const struct iovec *iov, int iovcnt);
+RINGO_API ssize_t ringo_writev(int fd, const struct iovec *iov, int iovcnt);
+RINGO_API ssize_t ringo_recv(int fd, void *buf, size_t n, int flags);
+RINGO_API ssize_t ringo_send(int fd, const void *buf, size_t n, int flags);
+RINGO_API ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags);
+RINGO_API ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags);
+RINGO_API ssize_t ringo_write_all(int fd, const void *buf, size_t n);
+RINGO_API int     ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+RINGO_API int     ringo_connect(int fd, const struct sockaddr *addr, socklen_t len);
+RINGO_API int     ringo_openat(int dirfd, const char *path, int flags, mode_t mode);
+RINGO_API int     ringo_close(int fd);
+RINGO_API int     ringo_fsync(int fd);
+RINGO_API int     ringo_poll(int fd, short events);
+
+/*
+ * TCP helpers and offload.  ringo_tcp_listen() returns a listening socket
+ * (RINGO_REUSEPORT sets SO_REUSEPORT); ringo_tcp_dial() resolves and connects
+ * within the deadline; ringo_offload() runs blocking code on a helper thread
+ * while only the calling goroutine waits.
+ */
+#define RINGO_REUSEPORT 1
+RINGO_API int     ringo_tcp_listen(const char *host, const char *port, int backlog, int flags);
+RINGO_API int     ringo_tcp_dial(const char *host, const char *port);
+RINGO_API int     ringo_offload(void (*fn)(void *), void *arg);
 
 /*
  * Introspection.

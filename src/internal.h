@@ -191,6 +191,7 @@ struct runtime {
     bool use_msg_ring;          /* probed once per run */
     bool use_defer_taskrun;
     unsigned ring_entries;
+    _Atomic int64_t offload_jobs; /* ringo_offload jobs not yet completed on their proc (offload.c); acq_rel */
 };
 
 extern struct runtime rt;
@@ -274,10 +275,17 @@ void gtable_reset_foreign(void);
 int  ring_setup(struct rproc *p);
 void ring_teardown(struct rproc *p);
 struct io_uring_sqe *ring_sqe(struct rproc *p);
+void ring_reserve(struct rproc *p, unsigned n);
 int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
 void ring_flush(struct rproc *p);
 void ring_send_wake(struct rproc *from, struct rproc *to);
+
+/* offload.c: ringo_offload that also says whether fn was (or will be) run,
+ * so a caller sharing arg with fn knows who releases it; and the end of a
+ * run, which stops and joins the helper threads. */
+int  offload_call(void (*fn)(void *), void *arg, bool *queued);
+void offload_fini(void);
 
 /* runtime.c */
 void rt_goroutine_done(void);

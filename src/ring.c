@@ -152,6 +152,22 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
     return sqe;
 }
 
+/* Make room for n SQEs that must be queued together (an operation and the
+ * IORING_OP_LINK_TIMEOUT linked to it): ring_sqe() submits when the SQ is
+ * full, and a submit between the two would cut the link, leaving the
+ * timeout without its operation. */
+void ring_reserve(struct rproc *p, unsigned n)
+{
+    while (io_uring_sq_space_left(&p->ring) < n) {
+        int r = io_uring_submit(&p->ring);
+        fetch_add_relaxed(&p->st.enters, 1);
+        if (r >= 0)
+            p->unsubmitted = 0;
+        else
+            reap(p); /* -EBUSY: the backlog must be drained first */
+    }
+}
+
 static void dispatch(struct rproc *p, struct io_uring_cqe *cqe)
 {
     uint64_t ud = cqe->user_data;

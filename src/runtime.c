@@ -183,6 +183,10 @@ void rt_check_deadlock(struct rproc *self)
         if (load_acquire(&q->inbox) || load_acquire(&q->tasks) || q->inflight || q->timers.n)
             return;
     }
+    /* acquire: pairs with the acq_rel updates in offload.c; a job in flight
+     * will wake its goroutine through the owner's task stack. */
+    if (load_acquire(&rt.offload_jobs))
+        return;
     store_seqcst(&rt.stopping, 2);
     dprintf(2, "ringo: all goroutines are asleep - deadlock!\n\n");
     dump_all(2);
@@ -462,6 +466,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     store_relaxed(&rt.rr, 0);
     store_relaxed(&rt.foreign_spawned, 0);
     store_relaxed(&rt.foreign_ops, 0);
+    store_relaxed(&rt.offload_jobs, 0);
     rt.idle_procs = 0;
     rt.use_defer_taskrun = false;
     rt.procs = calloc(nprocs, sizeof *rt.procs);
@@ -531,6 +536,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
 
+    offload_fini();
     if (!r && load_relaxed(&rt.stopping) == 2) {
         r = -EDEADLK;
         /* The blocked goroutines are discarded; unlink them from the

@@ -1,0 +1,335 @@
+/*
+ * httpd.c — a small HTTP/1.1 server answering every request with a fixed
+ * body, written in plain blocking style: one accept loop per proc on its own
+ * SO_REUSEPORT listener (ringo_go_on), one goroutine per connection.
+ *
+ *   httpd [-a ADDR] [-p PORT] [-t PROCS]    (default 127.0.0.1:8080)
+ *
+ * HTTP: keep-alive (HTTP/1.1 default, "Connection: close" honoured; HTTP/1.0
+ * only with "Connection: keep-alive"), pipelined requests (every complete
+ * request in the buffer is answered, and the answers go out in one write),
+ * request heads up to 8 KiB (beyond: 431 and close), malformed requests 400
+ * and close, request bodies with Content-Length are skipped, chunked request
+ * bodies get 501.  A client must send each whole request head within
+ * REQUEST_NS of its first byte, and may stay idle between requests for at
+ * most IDLE_NS; past either deadline the connection is dropped (slow-loris
+ * clients cannot hold goroutines for ever).
+ *
+ * On SIGINT or SIGTERM it prints requests served and the runtime's
+ * counters (io_uring_enter calls per request) and exits.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <ringo.h>
+
+#define SEC 1000000000LL
+#define IDLE_NS (30 * SEC)     /* keep-alive connection with no request */
+#define REQUEST_NS (10 * SEC)  /* from a request's first byte to its end of head */
+#define HEAD_MAX 8192          /* request line + headers; beyond: 431 */
+#define OUT_MAX 16384          /* pipelined answers batched per write */
+#define MAX_PROCS 256
+
+static const char *addr = "127.0.0.1";
+static const char *port = "8080";
+
+static const char body[] = "Hello, World!\n";
+
+/* Requests answered, per proc: each slot is written only by goroutines of
+ * its proc (cooperatively, so no two at once); padded against false sharing. */
+static struct { _Atomic uint64_t n; char pad[56]; } served[MAX_PROCS];
+
+static const char resp_400[] =
+    "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+static const char resp_431[] =
+    "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+static const char resp_501[] =
+    "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/* Case-insensitive search for header `name` in the head [h, end); returns
+ * its value (leading blanks skipped) and length, or NULL. */
+static const char *header(const char *h, const char *end, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    const char *line = memchr(h, '\n', (size_t)(end - h)); /* skip request line */
+    while (line && line + 1 < end) {
+        line++;
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol)
+            break;
+        if ((size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+            const char *v = line + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            *len = (size_t)(ve - v);
+            return v;
+        }
+        line = eol;
+    }
+    return NULL;
+}
+
+static bool has_token(const char *v, size_t len, const char *tok)
+{
+    size_t tl = strlen(tok);
+    for (size_t i = 0; i + tl <= len; i++)
+        if (strncasecmp(v + i, tok, tl) == 0)
+            return true;
+    return false;
+}
+
+enum { REQ_OK, REQ_BAD, REQ_CHUNKED };
+
+/* Parse one request head [buf, end) (ending in the blank line).  Sets
+ * *keep and *head_only and *body_len. */
+static int parse(const char *buf, const char *end, bool *keep, bool *head_only, size_t *body_len)
+{
+    const char *eol = memchr(buf, '\n', (size_t)(end - buf));
+    if (!eol || eol == buf || eol[-1] != '\r')
+        return REQ_BAD;
+    const char *sp1 = memchr(buf, ' ', (size_t)(eol - buf));
+    if (!sp1 || sp1 == buf)
+        return REQ_BAD;
+    for (const char *m = buf; m < sp1; m++)
+        if (*m < 'A' || *m > 'Z')
+            return REQ_BAD;
+    const char *target = sp1 + 1;
+    const char *sp2 = memchr(target, ' ', (size_t)(eol - target));
+    if (!sp2 || sp2 == target || (*target != '/' && *target != '*' && *target != 'h'))
+        return REQ_BAD;
+    const char *ver = sp2 + 1;
+    size_t vlen = (size_t)(eol - 1 - ver);
+    if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1'))
+        return REQ_BAD;
+    bool http11 = ver[7] == '1';
+    *head_only = (sp1 - buf == 4 && memcmp(buf, "HEAD", 4) == 0);
+
+    size_t len;
+    const char *v = header(buf, end, "Connection", &len);
+    if (http11)
+        *keep = !(v && has_token(v, len, "close"));
+    else
+        *keep = v && has_token(v, len, "keep-alive");
+    if (http11 && !header(buf, end, "Host", &len))
+        return REQ_BAD; /* RFC 9112 3.2: a 1.1 request without Host is 400 */
+    if (header(buf, end, "Transfer-Encoding", &len))
+        return REQ_CHUNKED;
+    *body_len = 0;
+    v = header(buf, end, "Content-Length", &len);
+    if (v) {
+        char tmp[24];
+        if (len == 0 || len >= sizeof tmp)
+            return REQ_BAD;
+        memcpy(tmp, v, len);
+        tmp[len] = '\0';
+        char *e;
+        unsigned long long cl = strtoull(tmp, &e, 10);
+        if (*e || tmp[0] < '0' || tmp[0] > '9')
+            return REQ_BAD;
+        *body_len = (size_t)cl;
+    }
+    return REQ_OK;
+}
+
+static size_t put_response(char *out, bool keep, bool head_only)
+{
+    return (size_t)sprintf(out,
+                           "HTTP/1.1 200 OK\r\nServer: ringo\r\nContent-Type: text/plain\r\n"
+                           "Content-Length: %zu\r\n%s\r\n%s",
+                           sizeof body - 1, keep ? "" : "Connection: close\r\n",
+                           head_only ? "" : body);
+}
+
+static void conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char in[HEAD_MAX + 1024];
+    char out[OUT_MAX];
+    size_t have = 0;          /* bytes in `in` */
+    size_t skip = 0;          /* request body bytes still to discard */
+    bool keep = true;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int proc = ringo_proc();
+
+    ringo_deadline_set(ringo_now() + IDLE_NS);
+    while (keep) {
+        ssize_t n = ringo_read(fd, in + have, sizeof in - have);
+        if (n <= 0)
+            break; /* EOF, reset, or a deadline passed */
+        if (have == 0)
+            ringo_deadline_set(ringo_now() + REQUEST_NS); /* a request has begun */
+        have += (size_t)n;
+
+        size_t pos = 0, olen = 0;
+        for (;;) {
+            if (skip) {
+                size_t s = have - pos < skip ? have - pos : skip;
+                pos += s;
+                skip -= s;
+                if (skip)
+                    break;
+            }
+            const char *start = in + pos;
+            size_t avail = have - pos;
+            const char *endh = memmem(start, avail, "\r\n\r\n", 4);
+            if (!endh) {
+                if (avail > HEAD_MAX) {
+                    ringo_write_all(fd, out, olen);
+                    ringo_write_all(fd, resp_431, sizeof resp_431 - 1);
+                    goto done;
+                }
+                break;
+            }
+            endh += 4;
+            if ((size_t)(endh - start) > HEAD_MAX) {
+                ringo_write_all(fd, out, olen);
+                ringo_write_all(fd, resp_431, sizeof resp_431 - 1);
+                goto done;
+            }
+            bool head_only = false;
+            size_t blen = 0;
+            int pr = parse(start, endh, &keep, &head_only, &blen);
+            if (pr != REQ_OK) {
+                ringo_write_all(fd, out, olen);
+                if (pr == REQ_BAD)
+                    ringo_write_all(fd, resp_400, sizeof resp_400 - 1);
+                else
+                    ringo_write_all(fd, resp_501, sizeof resp_501 - 1);
+                goto done;
+            }
+            if (olen + 256 > sizeof out) {
+                if (ringo_write_all(fd, out, olen) < 0)
+                    goto done;
+                olen = 0;
+            }
+            olen += put_response(out + olen, keep, head_only);
+            atomic_fetch_add_explicit(&served[proc].n, 1, memory_order_relaxed);
+            pos = (size_t)(endh - in);
+            skip = blen;
+            if (!keep)
+                break;
+        }
+        if (olen && ringo_write_all(fd, out, olen) < 0)
+            break;
+        memmove(in, in + pos, have - pos);
+        have -= pos;
+        if (have == 0 && skip == 0)
+            ringo_deadline_set(ringo_now() + IDLE_NS); /* idle between requests */
+    }
+done:
+    ringo_close(fd);
+}
+
+static void accept_loop(void *arg)
+{
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+            ringo_sleep(10 * 1000000LL); /* out of resources: back off */
+            continue;
+        }
+        if (fd < 0) {
+            if (fd != -ECONNABORTED)
+                fprintf(stderr, "httpd: accept: %s\n", strerror(-fd));
+            continue;
+        }
+        if (ringo_go(conn, (void *)(intptr_t)fd) < 0)
+            ringo_close(fd);
+    }
+}
+
+/* Waits for SIGINT/SIGTERM on a signalfd, prints the counters, exits. */
+static void signals(void *arg)
+{
+    int sfd = (int)(intptr_t)arg;
+    struct signalfd_siginfo si;
+    if (ringo_read(sfd, &si, sizeof si) != sizeof si)
+        return;
+    struct ringo_stats st;
+    ringo_stats(&st);
+    uint64_t reqs = 0;
+    for (int i = 0; i < MAX_PROCS; i++)
+        reqs += atomic_load_explicit(&served[i].n, memory_order_relaxed);
+    fprintf(stderr,
+            "httpd: %llu requests; io_uring_enter calls %llu (%.3f per request), "
+            "SQEs %llu, CQEs %llu, switches %llu, cross-proc wakes %llu\n",
+            (unsigned long long)reqs, (unsigned long long)st.enters,
+            reqs ? (double)st.enters / (double)reqs : 0.0,
+            (unsigned long long)st.submissions, (unsigned long long)st.completions,
+            (unsigned long long)st.switches, (unsigned long long)st.cross_wakes);
+    _exit(0);
+}
+
+static void start(void *arg)
+{
+    ringo_go(signals, arg);
+    for (int i = 0; i < ringo_nprocs(); i++) {
+        int lfd = ringo_tcp_listen(addr, port, 4096, RINGO_REUSEPORT);
+        if (lfd < 0) {
+            fprintf(stderr, "httpd: listen on %s:%s: %s\n", addr, port, strerror(-lfd));
+            _exit(1);
+        }
+        ringo_go_on(i, accept_loop, (void *)(intptr_t)lfd);
+    }
+    fprintf(stderr, "httpd: listening on %s:%s with %d procs\n", addr, port, ringo_nprocs());
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: httpd [-a ADDR] [-p PORT] [-t PROCS]\n"
+               "  -a ADDR   address to listen on (default 127.0.0.1)\n"
+               "  -p PORT   port (default 8080)\n"
+               "  -t PROCS  scheduler threads (default: one per CPU)\n"
+               "SIGINT or SIGTERM prints request and io_uring counters and exits.\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct ringo_config cfg = { 0 };
+    int c;
+    while ((c = getopt(argc, argv, "a:p:t:h")) != -1) {
+        switch (c) {
+        case 'a': addr = optarg; break;
+        case 'p': port = optarg; break;
+        case 't': cfg.procs = (unsigned)atoi(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (cfg.procs > MAX_PROCS)
+        cfg.procs = MAX_PROCS;
+    signal(SIGPIPE, SIG_IGN);
+    /* Blocked here, so in every thread the runtime starts; read from a
+     * signalfd by a goroutine. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (sfd < 0) {
+        perror("httpd: signalfd");
+        return 1;
+    }
+    int r = ringo_run(start, (void *)(intptr_t)sfd, &cfg);
+    if (r < 0)
+        fprintf(stderr, "httpd: %s\n", strerror(-r));
+    return r < 0;
+}

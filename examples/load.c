@@ -1,0 +1,276 @@
+/*
+ * load.c — an HTTP/1.1 load client written with ringo: CONNS keep-alive
+ * connections, each a goroutine sending GET requests one after another for
+ * SECONDS, then requests per second and latency percentiles.
+ *
+ *   load [-c CONNS] [-d SECONDS] [-t PROCS] URL      (URL: http://host[:port]/path)
+ *
+ * Connections are spread over the procs with ringo_go_on; each records its
+ * latencies in its proc's histogram (goroutines of one proc never run at
+ * once, so the histogram needs no lock).  The run ends by deadline: every
+ * connection goroutine sets its deadline to the end of the run, so a
+ * request in flight at the end is cut off with -ETIMEDOUT and not counted.
+ * A progress line on stderr is refreshed every second.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <ringo.h>
+
+#define SEC 1000000000LL
+#define MAX_PROCS 256
+
+/* Latency histogram: 64 sub-buckets per power of two of nanoseconds, so
+ * every recorded value is within 1/64 (1.6%) of the truth, from 1 ns up. */
+#define SUB_BITS 6
+#define SUB (1 << SUB_BITS)
+#define NBUCKETS (64 * SUB)
+
+struct hist {
+    uint64_t count[NBUCKETS];
+    uint64_t n, errors, bytes;
+    _Atomic uint64_t done;      /* read by the progress line from another proc; relaxed counter */
+};
+
+static struct hist *hists;      /* one per proc */
+static const char *host, *port, *path;
+static char request[1024];
+static size_t request_len;
+static int64_t t_end;
+static unsigned conns = 10;
+static int seconds = 10;
+static int run_procs;          /* procs of the run, for the report */
+
+static unsigned bucket_of(uint64_t v)
+{
+    if (v < SUB)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v);        /* v in [2^e, 2^(e+1)) */
+    unsigned sub = (unsigned)(v >> (e - SUB_BITS)) & (SUB - 1);
+    return (e - SUB_BITS + 1) * SUB + sub;
+}
+
+static uint64_t value_of(unsigned b)
+{
+    if (b < SUB)
+        return b;
+    unsigned e = b / SUB + SUB_BITS - 1, sub = b % SUB;
+    return ((uint64_t)1 << e) + ((uint64_t)sub << (e - SUB_BITS));
+}
+
+/* Read one response; returns its total length, 0 on EOF, or -errno.
+ * buf holds `*have` bytes already read (left over from the previous one). */
+static ssize_t read_response(int fd, char *buf, size_t cap, size_t *have)
+{
+    for (;;) {
+        char *eoh = memmem(buf, *have, "\r\n\r\n", 4);
+        if (eoh) {
+            size_t head = (size_t)(eoh + 4 - buf);
+            size_t clen = 0;
+            if (strncmp(buf, "HTTP/1.", 7) != 0 || head < 12 || buf[9] != '2')
+                return -EPROTO;
+            for (char *l = memchr(buf, '\n', head); l && l < eoh; l = memchr(l + 1, '\n', (size_t)(eoh - l))) {
+                if (strncasecmp(l + 1, "Content-Length:", 15) == 0)
+                    clen = strtoull(l + 16, NULL, 10);
+            }
+            if (head + clen > cap)
+                return -EMSGSIZE;
+            while (*have < head + clen) {
+                ssize_t r = ringo_read(fd, buf + *have, cap - *have);
+                if (r <= 0)
+                    return r < 0 ? r : -ECONNRESET;
+                *have += (size_t)r;
+            }
+            return (ssize_t)(head + clen);
+        }
+        if (*have == cap)
+            return -EMSGSIZE;
+        ssize_t r = ringo_read(fd, buf + *have, cap - *have);
+        if (r <= 0)
+            return r;
+        *have += (size_t)r;
+    }
+}
+
+static void conn(void *arg)
+{
+    (void)arg;
+    struct hist *h = &hists[ringo_proc()];
+    char buf[65536];
+    ringo_deadline_set(t_end);
+    while (ringo_now() < t_end) {
+        int fd = ringo_tcp_dial(host, port);
+        if (fd < 0) {
+            if (fd != -ETIMEDOUT)
+                h->errors++;
+            if (fd == -ETIMEDOUT || ringo_sleep(10 * 1000000LL) < 0)
+                return;
+            continue;
+        }
+        size_t have = 0;
+        for (;;) {
+            int64_t t0 = ringo_now();
+            if (ringo_write_all(fd, request, request_len) < 0)
+                break;
+            ssize_t n = read_response(fd, buf, sizeof buf, &have);
+            if (n <= 0) {
+                if (n < 0 && n != -ETIMEDOUT)
+                    h->errors++;
+                break;
+            }
+            uint64_t lat = (uint64_t)(ringo_now() - t0);
+            h->count[bucket_of(lat)]++;
+            h->n++;
+            h->bytes += (uint64_t)n;
+            atomic_fetch_add_explicit(&h->done, 1, memory_order_relaxed);
+            memmove(buf, buf + n, have - (size_t)n);
+            have -= (size_t)n;
+        }
+        ringo_close(fd);
+    }
+}
+
+static uint64_t total_done(int nprocs)
+{
+    uint64_t s = 0;
+    for (int i = 0; i < nprocs; i++)
+        s += atomic_load_explicit(&hists[i].done, memory_order_relaxed);
+    return s;
+}
+
+static void start(void *arg)
+{
+    (void)arg;
+    int np = ringo_nprocs();
+    run_procs = np;
+    int64_t t0 = ringo_now();
+    t_end = t0 + seconds * SEC;
+    for (unsigned i = 0; i < conns; i++)
+        if (ringo_go_on((int)(i % (unsigned)np), conn, NULL) < 0) {
+            fprintf(stderr, "load: cannot start connection %u\n", i);
+            break;
+        }
+    uint64_t last = 0;
+    for (int s = 1; ringo_now() < t_end; s++) {
+        ringo_sleep_until(t0 + s * SEC < t_end ? t0 + s * SEC : t_end);
+        uint64_t d = total_done(np);
+        fprintf(stderr, "\r[%3ds] %10" PRIu64 " requests  %9" PRIu64 " req/s   ",
+                s, d, d - last);
+        last = d;
+    }
+    fputc('\n', stderr);
+}
+
+static void report(double wall, int np)
+{
+    static struct hist all;
+    for (int i = 0; i < np; i++) {
+        for (unsigned b = 0; b < NBUCKETS; b++)
+            all.count[b] += hists[i].count[b];
+        all.n += hists[i].n;
+        all.errors += hists[i].errors;
+        all.bytes += hists[i].bytes;
+    }
+    double pct[] = { 50, 90, 99, 99.9 };
+    uint64_t at[4] = { 0 };
+    uint64_t seen = 0, max = 0;
+    unsigned k = 0;
+    for (unsigned b = 0; b < NBUCKETS; b++) {
+        if (!all.count[b])
+            continue;
+        seen += all.count[b];
+        max = value_of(b);
+        while (k < 4 && (double)seen >= all.n * pct[k] / 100.0)
+            at[k++] = value_of(b);
+    }
+    printf("%" PRIu64 " requests in %.2fs over %u connections, %" PRIu64 " errors\n",
+           all.n, wall, conns, all.errors);
+    printf("Requests/sec: %.0f   Transfer/sec: %.2f MB\n", (double)all.n / wall,
+           (double)all.bytes / wall / 1e6);
+    printf("Latency p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us\n",
+           at[0] / 1e3, at[1] / 1e3, at[2] / 1e3, at[3] / 1e3, max / 1e3);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: load [-c CONNS] [-d SECONDS] [-t PROCS] URL\n"
+               "  -c CONNS    concurrent keep-alive connections (default 10)\n"
+               "  -d SECONDS  duration (default 10)\n"
+               "  -t PROCS    scheduler threads (default: one per CPU)\n"
+               "  URL         http://host[:port]/path\n");
+}
+
+int main(int argc, char **argv)
+{
+    struct ringo_config cfg = { 0 };
+    int c;
+    while ((c = getopt(argc, argv, "c:d:t:h")) != -1) {
+        switch (c) {
+        case 'c': conns = (unsigned)atoi(optarg); break;
+        case 'd': seconds = atoi(optarg); break;
+        case 't': cfg.procs = (unsigned)atoi(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc - 1 || conns == 0 || seconds <= 0) {
+        usage(stderr);
+        return 2;
+    }
+    /* http://host[:port][/path] */
+    char *url = strdup(argv[optind]);
+    if (strncmp(url, "http://", 7) != 0) {
+        fprintf(stderr, "load: only http:// URLs are supported\n");
+        return 2;
+    }
+    char *h = url + 7;
+    char *slash = strchr(h, '/');
+    path = slash ? strdup(slash) : "/";
+    if (slash)
+        *slash = '\0';
+    request_len = (size_t)snprintf(request, sizeof request,
+                                   "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, h);
+    if (h[0] == '[') { /* [v6]:port */
+        char *rb = strchr(h, ']');
+        if (!rb) {
+            fprintf(stderr, "load: bad URL\n");
+            return 2;
+        }
+        *rb = '\0';
+        host = h + 1;
+        port = rb[1] == ':' ? rb + 2 : "80";
+    } else {
+        char *colon = strrchr(h, ':');
+        if (colon)
+            *colon = '\0';
+        host = h;
+        port = colon ? colon + 1 : "80";
+    }
+    hists = calloc(MAX_PROCS, sizeof *hists);
+    if (!hists) {
+        perror("load");
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int64_t t0 = ringo_now();
+    if (cfg.procs > MAX_PROCS)
+        cfg.procs = MAX_PROCS;
+    int r = ringo_run(start, NULL, &cfg);
+    double wall = (double)(ringo_now() - t0) / 1e9;
+    if (r < 0) {
+        fprintf(stderr, "load: %s\n", strerror(-r));
+        return 1;
+    }
+    report(wall, run_procs);
+    return 0;
+}
