@@ -117,6 +117,7 @@ struct rop {
 struct rtask {
     struct rtask *next;
     void (*run)(struct rproc *p, struct rtask *t);
+    void (*discard)(struct rtask *t);   /* still queued when the run ends; may be NULL */
 };
 
 /* Counters written by their proc only, read by ringo_stats from any

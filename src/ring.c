@@ -142,10 +142,16 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
          * the next reap drains it. */
         int r = io_uring_submit(&p->ring);
         stat_add(p->st.enters, 1);
-        if (r >= 0)
+        if (r >= 0) {
             p->unsubmitted = 0;
-        else
-            reap(p); /* -EBUSY: the backlog must be drained first */
+        } else {
+            /* -EBUSY: completions are backlogged in the kernel.  With
+             * DEFER_TASKRUN they are only posted inside an enter, so ask
+             * for them (GETEVENTS), then drain the CQ. */
+            io_uring_get_events(&p->ring);
+            stat_add(p->st.enters, 1);
+            reap(p);
+        }
     }
     p->unsubmitted++;
     stat_add(p->st.submissions, 1);
@@ -161,10 +167,16 @@ void ring_reserve(struct rproc *p, unsigned n)
     while (io_uring_sq_space_left(&p->ring) < n) {
         int r = io_uring_submit(&p->ring);
         fetch_add_relaxed(&p->st.enters, 1);
-        if (r >= 0)
+        if (r >= 0) {
             p->unsubmitted = 0;
-        else
-            reap(p); /* -EBUSY: the backlog must be drained first */
+        } else {
+            /* -EBUSY: completions are backlogged in the kernel.  With
+             * DEFER_TASKRUN they are only posted inside an enter, so ask
+             * for them (GETEVENTS), then drain the CQ. */
+            io_uring_get_events(&p->ring);
+            stat_add(p->st.enters, 1);
+            reap(p);
+        }
     }
 }
 

@@ -394,6 +394,15 @@ static void free_procs(unsigned n)
         struct rproc *p = rt.procs[i];
         if (!p)
             continue;
+        /* Tasks posted after the proc left its loop (no plain thread can
+         * post any more: ringo_run has waited them out). */
+        struct rtask *t = xchg_acquire(&p->tasks, NULL);
+        while (t) {
+            struct rtask *next = t->next;
+            if (t->discard)
+                t->discard(t);
+            t = next;
+        }
         timer_heap_free(&p->timers);
         if (p->efd >= 0)
             close(p->efd);

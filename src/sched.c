@@ -941,6 +941,11 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
     }
 }
 
+static void cancel_discard(struct rtask *t)
+{
+    free(t);
+}
+
 static void cancel_run(struct rproc *p, struct rtask *t)
 {
     struct cancel_task *ct = (struct cancel_task *)t;
@@ -994,6 +999,7 @@ static int cancel_id_locked(int64_t id)
     if (!ct)
         return -ENOMEM;
     ct->t.run = cancel_run;
+    ct->t.discard = cancel_discard;
     ct->g = g;
     ct->id = id;
     proc_post_task(owner, &ct->t);

@@ -90,6 +90,18 @@ static void tc_arm_task(struct rproc *p, struct rtask *task)
     timer_arm(&p->timers, &tc->t, tc->first);
 }
 
+static void tc_arm_discard(struct rtask *task)
+{
+    struct timerchan *tc = (struct timerchan *)((char *)task - offsetof(struct timerchan, arm_task));
+    tc_free(tc); /* never armed: no heap slot to give back */
+}
+
+static void tc_stop_discard(struct rtask *task)
+{
+    /* the run ended first: its heap was freed, discarding the timer */
+    (void)task;
+}
+
 static void tc_stop_task(struct rproc *p, struct rtask *task)
 {
     struct timerchan *tc = (struct timerchan *)((char *)task - offsetof(struct timerchan, stop_task));
@@ -121,7 +133,9 @@ static ringo_chan *timerchan_new(int64_t delay, int64_t period)
     tc->t.fire = tc_fire;
     tc->t.discard = tc_discard;
     tc->arm_task.run = tc_arm_task;
+    tc->arm_task.discard = tc_arm_discard;
     tc->stop_task.run = tc_stop_task;
+    tc->stop_task.discard = tc_stop_discard;
     if (period)
         c->timer = tc;
     struct rproc *p = tls_proc;
