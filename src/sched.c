@@ -470,12 +470,23 @@ bool claim(struct rg *g, uint64_t token)
     }
 }
 
+/* A goroutine whose sleep or deadline ends goes to the front of its
+ * proc's run queue, ahead of goroutines that have not started yet: a
+ * timer's lateness should not grow with the number of goroutines spawned
+ * meanwhile (tests/bench/sleepers; Go's runnext serves the same purpose).
+ * Timers run on the goroutine's own proc, so the queue is local. */
 static void g_timer_fire(struct rproc *p, struct rtimer *t)
 {
-    (void)p;
     struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
-    if (claim(g, g->timer_token))
-        ready(g, g->wake_at_result);
+    if (!claim(g, g->timer_token))
+        return;
+    g->result = g->wake_at_result;
+    store_relaxed(&g->state, G_RUNNABLE);
+    g->next = p->runq_head;
+    p->runq_head = g;
+    if (!p->runq_tail)
+        p->runq_tail = g;
+    p->runq_len++;
 }
 
 void ready(struct rg *g, int result)
