@@ -67,11 +67,6 @@
  * excess.  4096 × 64 KiB of address space, at most a page resident each. */
 #define STACK_CACHE_MAX 4096
 
-/* A goroutine whose stack pointer is this close to the end of its stack
- * at a switch has overflowed or is about to: the switch itself and the
- * signal handler frames need room. */
-#define STACK_RED_ZONE 256
-
 struct region {
     struct region *next;
     char *base;
@@ -293,12 +288,6 @@ char *stack_top(struct stack *s)
     return (char *)(top & ~(uintptr_t)15);
 }
 
-bool stack_sp_ok(const struct stack *s, const void *sp)
-{
-    const char *p = sp;
-    return p >= s->lo + STACK_RED_ZONE && p <= (const char *)s;
-}
-
 bool stack_guard_hit(const struct stack *s, const void *addr)
 {
     const char *a = addr;
@@ -318,14 +307,9 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
     ctx->uc = uc;
 }
 
-void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to)
-{
-    swapcontext(from->uc, to->uc);
-}
 
 #else /* the assembly switch */
 
-void ringo__ctx_switch(void **save_sp, void *load_sp);
 void ringo__ctx_start(void);
 
 void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
@@ -343,10 +327,6 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
     ctx->sp = sp;
 }
 
-void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to)
-{
-    ringo__ctx_switch(&from->sp, to->sp);
-}
 
 #endif
 

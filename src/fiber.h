@@ -69,12 +69,33 @@ void stack_unreserve(long n);
 /* Build a context that starts entry() on stack s.  entry never returns. */
 void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void));
 
-/* Switch from the running context (saved in *from) to *to. */
-void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to);
+/* Switch from the running context (saved in *from) to *to.  Inline: it is
+ * on every goroutine switch (tests/bench/yield). */
+#ifdef RINGO_SWITCH_UCONTEXT
+static inline void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to)
+{
+    swapcontext(from->uc, to->uc);
+}
+#else
+void ringo__ctx_switch(void **save_sp, void *load_sp);
+static inline void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to)
+{
+    ringo__ctx_switch(&from->sp, to->sp);
+}
+#endif
+
+/* A goroutine whose stack pointer is this close to the end of its stack
+ * at a switch has overflowed or is about to: the switch itself and the
+ * signal handler frames need room. */
+#define STACK_RED_ZONE 256
 
 /* True if sp lies inside s with room to spare.  Checked at every switch
  * away from a goroutine, and on SIGSEGV with the faulting stack pointer. */
-bool stack_sp_ok(const struct stack *s, const void *sp);
+static inline bool stack_sp_ok(const struct stack *s, const void *sp)
+{
+    const char *p = sp;
+    return p >= s->lo + STACK_RED_ZONE && p <= (const char *)s;
+}
 
 /* If addr lies in the guard page of s, true. */
 bool stack_guard_hit(const struct stack *s, const void *addr);
