@@ -146,6 +146,8 @@ struct rproc {
 
     struct timer_heap timers;   /* owner */
     uint32_t inflight;          /* SQEs whose completion a goroutine waits on; owner (read by deadlock check under idle_lock) */
+    uint32_t futex_waits;       /* of those, IORING_OP_FUTEX_WAITs (futex.c); owner (read like inflight) */
+    int8_t futex_uring;         /* io_uring futex ops on this ring: 0 unprobed, 1 yes, -1 no (futex.c); owner */
     uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
     unsigned tick;              /* schedule counter, for periodic polls; owner */
 
@@ -172,6 +174,7 @@ struct runtime {
     _Atomic unsigned hungry;    /* procs asking for work */
     pthread_mutex_t idle_lock;
     unsigned idle_procs;        /* under idle_lock */
+    _Atomic int64_t futex_transit; /* futex wakes not yet seen by their goroutine (futex.c) */
     bool use_msg_ring;          /* probed once per run */
     bool use_defer_taskrun;
     unsigned ring_entries;
