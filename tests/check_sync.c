@@ -692,6 +692,45 @@ START_TEST(mutex_starvation_mode)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Sync waits ignore deadlines and cancellation, as in Go. */
+
+static ringo_mutex held_mu;
+static atomic_int acquired;
+
+static void impatient(void *arg)
+{
+    ringo_deadline_set(ringo_now() + 1 * MS);
+    ringo_mutex_lock(&held_mu);  /* neither the deadline nor the cancel ends this */
+    atomic_store(&acquired, 1);
+    ringo_mutex_unlock(&held_mu);
+    ringo_waitgroup_done(arg);
+}
+
+static void main_ignores(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&held_mu, 0, sizeof held_mu);
+    atomic_store(&acquired, 0);
+    ringo_mutex_lock(&held_mu);
+    ringo_waitgroup_add(&w, 1);
+    int64_t id = ringo_go(impatient, &w);
+    ringo_sleep(20 * MS);
+    ck_assert_int_eq(ringo_cancel(id), 0);
+    ringo_sleep(20 * MS);
+    ck_assert_int_eq(atomic_load(&acquired), 0);
+    ringo_mutex_unlock(&held_mu);
+    ringo_waitgroup_wait(&w);
+    ck_assert_int_eq(atomic_load(&acquired), 1);
+}
+
+START_TEST(sync_ignores_deadline_and_cancel)
+{
+    RUN(main_ignores, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Deadlock: a goroutine waiting on a mutex nobody will unlock is
  * reported, on the io_uring path too, after contention has sent wakes. */
 
@@ -855,6 +894,7 @@ static Suite *suite(void)
     tcase_add_test(tc, rwmutex_writers_exclusive);
     tcase_add_test(tc, rwmutex_writer_not_starved);
     tcase_add_test(tc, mutex_starvation_mode);
+    tcase_add_test(tc, sync_ignores_deadline_and_cancel);
     tcase_add_test(tc, mutex_deadlock_is_reported);
     tcase_add_test(tc, waitgroup_deadlock_is_reported);
     suite_add_tcase(s, tc);
