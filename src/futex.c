@@ -214,6 +214,16 @@ static int table_wake(_Atomic uint32_t *addr, int n)
     return got;
 }
 
+void futex_run_end(void)
+{
+    for (size_t i = 0; i < TABLE_SIZE; i++) {
+        pthread_mutex_lock(&table[i].lock);
+        table[i].head = table[i].tail = NULL;
+        pthread_mutex_unlock(&table[i].lock);
+    }
+    store_relaxed(&table_waiters, 0); /* relaxed: no goroutine runs; the next run starts after a join */
+}
+
 /* ---------------------------------------------------------------------- */
 
 static bool env_on(const char *name)

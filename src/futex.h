@@ -19,6 +19,11 @@ void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason);
  * The caller has already changed *addr (the store the waiters re-check). */
 void futex_wake(_Atomic uint32_t *addr, int n);
 
+/* After a run, when no goroutine runs any more: drop the wait-table
+ * records of goroutines that a deadlock left parked (their stacks are
+ * gone). */
+void futex_run_end(void);
+
 /* Waits that went each way, for the tests; relaxed counters. */
 struct futex_counts {
     _Atomic uint64_t uring;     /* IORING_OP_FUTEX_WAIT parks */

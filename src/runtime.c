@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include "internal.h"
+#include "futex.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -515,6 +516,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     pthread_mutex_unlock(&start_lock);
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
+    futex_run_end(); /* forget goroutines a deadlock left in the wait table */
 
     if (!r && load_relaxed(&rt.stopping) == 2)
         r = -EDEADLK;

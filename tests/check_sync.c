@@ -788,6 +788,62 @@ START_TEST(waitgroup_deadlock_is_reported)
 }
 END_TEST
 
+/* A run that ends in deadlock leaves no trace in the wait table: the next
+ * run contends on the same mutex (the same table bucket) safely. */
+static ringo_mutex leftover_mu;
+
+static void stuck_locker(void *arg)
+{
+    (void)arg;
+    ringo_mutex_lock(&leftover_mu);
+}
+
+static void main_leave_waiter(void *arg)
+{
+    (void)arg;
+    ringo_mutex_lock(&leftover_mu);
+    ringo_go(stuck_locker, NULL);
+    ringo_go(stuck_locker, NULL);
+    ringo_mutex_lock(&leftover_mu);
+}
+
+static void locker_unlocker(void *arg)
+{
+    for (int i = 0; i < 1000; i++) {
+        ringo_mutex_lock(&leftover_mu);
+        if (i % 10 == 0)
+            ringo_yield();
+        ringo_mutex_unlock(&leftover_mu);
+    }
+    ringo_waitgroup_done(arg);
+}
+
+static void main_reuse_after_deadlock(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&leftover_mu, 0, sizeof leftover_mu);
+    ringo_waitgroup_add(&w, 10);
+    for (int i = 0; i < 10; i++)
+        ringo_go(locker_unlocker, &w);
+    ringo_waitgroup_wait(&w);
+}
+
+START_TEST(run_after_sync_deadlock)
+{
+    int devnull = open("/dev/null", O_WRONLY);
+    int saved = dup(2);
+    dup2(devnull, 2);
+    memset(&leftover_mu, 0, sizeof leftover_mu);
+    int r = run_procs(main_leave_waiter, NULL, nprocs_param);
+    dup2(saved, 2);
+    close(devnull);
+    close(saved);
+    ck_assert_int_eq(r, -EDEADLK);
+    RUN(main_reuse_after_deadlock, NULL, nprocs_param);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Fatal misuse */
 
@@ -897,6 +953,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sync_ignores_deadline_and_cancel);
     tcase_add_test(tc, mutex_deadlock_is_reported);
     tcase_add_test(tc, waitgroup_deadlock_is_reported);
+    tcase_add_test(tc, run_after_sync_deadlock);
     suite_add_tcase(s, tc);
 
     TCase *tm = tcase_create("misuse");
