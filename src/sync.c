@@ -43,6 +43,7 @@
 #include "internal.h"
 #include "futex.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdalign.h>
 
