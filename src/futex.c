@@ -66,7 +66,8 @@
  * wait) rather than with the proc's round: it spares the waits that a
  * change of the word in the meantime turns into -EAGAIN round trips, but
  * costs more than it saves (100 goroutines x 10,000 contended locks on 2
- * procs: 55-86 ns per lock against 30-32 deferred).  IORING_OP_FUTEX_WAKE
+ * procs, back to back on a shared 2-vCPU machine: 55-86 ns per lock
+ * against 30-32 deferred; noisy, to be redone in tests/bench).  IORING_OP_FUTEX_WAKE
  * for wakers on a proc: it saves the system call but the wake only leaves
  * with the proc's next submission, after everything else the proc runs
  * first, and a plain-thread waker needs futex(2) anyway.  A wait table for every goroutine wait (no io_uring
