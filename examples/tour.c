@@ -1,7 +1,7 @@
 /*
  * tour — ringo at work: goroutines on several procs, sleeps, deadlines,
- * cancellation, channels, a worker pool, select with a timeout, and the
- * runtime's own counters.
+ * cancellation, channels, a worker pool, select with a timeout, a
+ * WaitGroup and a Mutex, and the runtime's own counters.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -121,6 +121,37 @@ static void channels(void)
     ringo_chan_release(quiet);
 }
 
+/* Sync: a WaitGroup over many goroutines, and a Mutex-protected counter. */
+static ringo_mutex sync_mu = RINGO_MUTEX_INIT;
+static ringo_waitgroup sync_wg = RINGO_WAITGROUP_INIT;
+static long sync_counter; /* under sync_mu */
+
+static void sync_adder(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++) {
+        ringo_mutex_lock(&sync_mu);
+        sync_counter++;
+        ringo_mutex_unlock(&sync_mu);
+        if (i % 100 == 0)
+            ringo_yield(); /* let the others at it */
+    }
+    ringo_waitgroup_done(&sync_wg);
+}
+
+static void tour_sync(void)
+{
+    printf("8. 1000 goroutines add 1000 each to a mutex-protected counter,\n"
+           "   and a WaitGroup waits for them all:\n");
+    int64_t t0 = ringo_now();
+    ringo_waitgroup_add(&sync_wg, 1000);
+    for (int i = 0; i < 1000; i++)
+        ringo_go(sync_adder, NULL);
+    ringo_waitgroup_wait(&sync_wg);
+    printf("  counter = %ld (expected 1000000) in %.1f ms\n\n", sync_counter,
+           (double)(ringo_now() - t0) / MS);
+}
+
 static void tour(void *arg)
 {
     (void)arg;
@@ -156,6 +187,7 @@ static void tour(void *arg)
     printf("  in %.1f ms\n\n", (double)(ringo_now() - t0) / MS);
 
     channels();
+    tour_sync();
 
     struct ringo_stats st;
     ringo_stats(&st);

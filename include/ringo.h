@@ -147,6 +147,45 @@ RINGO_API int     ringo_tcp_dial(const char *host, const char *port);
 RINGO_API int     ringo_offload(void (*fn)(void *), void *arg);
 
 /*
+ * Sync: Go's sync.Mutex, RWMutex, WaitGroup, Once and Cond, on 32-bit futex
+ * words.  Usable from goroutines (which park) and plain threads (which block
+ * in futex(2)) at once.  They ignore deadlines and cancellation, as in Go.
+ * Each type is caller-allocated opaque storage of fixed size (part of the
+ * ABI); zero, or the RINGO_*_INIT macro, is the ready state.  An object must
+ * not be moved or copied after first use.
+ */
+typedef struct { uint32_t _w[2]; } ringo_mutex;      /* zero = unlocked */
+typedef struct { uint32_t _w[8]; } ringo_rwmutex;    /* zero = unlocked */
+typedef struct { uint32_t _w[2]; } ringo_waitgroup;  /* zero = counter 0 */
+typedef struct { uint32_t _w[2]; } ringo_once;       /* zero = not done */
+typedef struct { uint32_t _w[2]; } ringo_cond;       /* zero = ready */
+
+#define RINGO_MUTEX_INIT     { { 0 } }
+#define RINGO_RWMUTEX_INIT   { { 0 } }
+#define RINGO_WAITGROUP_INIT { { 0 } }
+#define RINGO_ONCE_INIT      { { 0 } }
+#define RINGO_COND_INIT      { { 0 } }
+
+RINGO_API void ringo_mutex_lock(ringo_mutex *m);
+RINGO_API int  ringo_mutex_trylock(ringo_mutex *m);     /* 0, -EBUSY */
+RINGO_API void ringo_mutex_unlock(ringo_mutex *m);      /* fatal error if not locked */
+
+RINGO_API void ringo_rwmutex_rlock(ringo_rwmutex *m);
+RINGO_API void ringo_rwmutex_runlock(ringo_rwmutex *m);
+RINGO_API void ringo_rwmutex_lock(ringo_rwmutex *m);
+RINGO_API void ringo_rwmutex_unlock(ringo_rwmutex *m);
+
+RINGO_API void ringo_waitgroup_add(ringo_waitgroup *wg, int delta);  /* fatal error if the counter goes negative */
+RINGO_API void ringo_waitgroup_done(ringo_waitgroup *wg);
+RINGO_API void ringo_waitgroup_wait(ringo_waitgroup *wg);
+
+RINGO_API void ringo_once_do(ringo_once *o, void (*fn)(void *), void *arg);
+
+RINGO_API void ringo_cond_wait(ringo_cond *c, ringo_mutex *m);
+RINGO_API void ringo_cond_signal(ringo_cond *c);
+RINGO_API void ringo_cond_broadcast(ringo_cond *c);
+
+/*
  * Introspection.
  */
 struct ringo_stats {

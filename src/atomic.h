@@ -34,6 +34,9 @@
 #define fetch_add_acq_rel(p, v) atomic_fetch_add_explicit((p), (v), memory_order_acq_rel)
 #define fetch_sub_acq_rel(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_acq_rel)
 #define fetch_or_acq_rel(p, v)  atomic_fetch_or_explicit((p), (v), memory_order_acq_rel)
+#define fetch_add_seqcst(p, v)  atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
+#define fetch_sub_release(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_release)
+#define fetch_sub_relaxed(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
 #define xchg_acq_rel(p, v)      atomic_exchange_explicit((p), (v), memory_order_acq_rel)
 #define xchg_acquire(p, v)      atomic_exchange_explicit((p), (v), memory_order_acquire)
 #define xchg_seqcst(p, v)       atomic_exchange_explicit((p), (v), memory_order_seq_cst)
@@ -43,6 +46,10 @@
     atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \
                                             memory_order_acq_rel,           \
                                             memory_order_acquire)
+#define cas_acquire(p, expected, desired)                                   \
+    atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \
+                                            memory_order_acquire,           \
+                                            memory_order_relaxed)
 #define cas_release(p, expected, desired)                                   \
     atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \
                                             memory_order_release,           \

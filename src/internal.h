@@ -160,6 +160,8 @@ struct rproc {
     struct rtask flush_task;    /* "hand your stack cache to the pool" (sched.c g_start) */
     _Atomic int flush_pending;  /* flush_task is queued; xchg by the asker, cleared by the owner */
     uint32_t inflight;          /* SQEs whose completion a goroutine waits on; owner (read by deadlock check under idle_lock) */
+    uint32_t futex_waits;       /* of those, IORING_OP_FUTEX_WAITs (futex.c); owner (read like inflight) */
+    int8_t futex_uring;         /* io_uring futex ops on this ring: 0 unprobed, 1 yes, -1 no (futex.c); owner */
     uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
     unsigned tick;              /* schedule counter, for periodic polls; owner */
 
@@ -189,6 +191,7 @@ struct runtime {
     _Atomic uint64_t foreign_spawned; /* goroutines spawned by plain threads (ringo_stats) */
     pthread_mutex_t idle_lock;
     unsigned idle_procs;        /* under idle_lock */
+    _Atomic int64_t futex_transit; /* futex wakes not yet seen by their goroutine (futex.c) */
     bool use_msg_ring;          /* probed once per run */
     bool use_defer_taskrun;
     unsigned ring_entries;

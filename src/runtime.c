@@ -11,10 +11,10 @@
  * way every proc is woken, leaves its loop and tears its ring down, and the
  * calling thread joins them and frees what the run allocated.
  *
- * Deadlock: a proc that has nothing to run, no I/O in flight and no timers
- * registers as idle under rt.idle_lock.  When the last proc registers, and
- * no plain thread has called in this run (it could still release a
- * goroutine), and no inbox or task list holds work, nothing can ever run
+ * Deadlock: a proc that has nothing to run, no I/O in flight (futex waits
+ * do not count, see futex.c) and no timers registers as idle under
+ * rt.idle_lock.  When the last proc registers, and no plain thread has
+ * called in this run (it could still release a goroutine), and no inbox or task list holds work, nothing can ever run
  * again: that is Go's "all goroutines are asleep".  The check is under the
  * lock because a proc unregisters (under the lock) before it drains its
  * inbox, so work pushed to an idle proc is always seen by the checker.
@@ -23,6 +23,7 @@
 
 #include "chan.h"
 #include "internal.h"
+#include "futex.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -180,12 +181,16 @@ void rt_check_deadlock(struct rproc *self)
         return;
     for (unsigned i = 0; i < rt.nprocs; i++) {
         struct rproc *q = rt.procs[i];
-        if (load_acquire(&q->inbox) || load_acquire(&q->tasks) || q->inflight || q->timers.n)
+        if (load_acquire(&q->inbox) || load_acquire(&q->tasks) ||
+            q->inflight != q->futex_waits || q->timers.n)
             return;
     }
     /* acquire: pairs with the acq_rel updates in offload.c; a job in flight
      * will wake its goroutine through the owner's task stack. */
     if (load_acquire(&rt.offload_jobs))
+        return;
+    /* A futex wake on its way to a parked goroutine (futex.c). */
+    if (load_seqcst(&rt.futex_transit) != 0)
         return;
     store_seqcst(&rt.stopping, 2);
     dprintf(2, "ringo: all goroutines are asleep - deadlock!\n\n");
@@ -471,6 +476,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     store_relaxed(&rt.live, 0);
     store_relaxed(&rt.stopping, 0);
     store_relaxed(&rt.foreign, 0);
+    store_relaxed(&rt.futex_transit, 0);
     store_relaxed(&rt.hungry, 0);
     store_relaxed(&rt.rr, 0);
     store_relaxed(&rt.foreign_spawned, 0);
@@ -544,6 +550,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     pthread_mutex_unlock(&start_lock);
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
+    futex_run_end(); /* forget goroutines a deadlock left in the wait table */
 
     offload_fini();
     if (!r && load_relaxed(&rt.stopping) == 2) {

@@ -1052,7 +1052,10 @@ static void proc_sleep(struct rproc *p)
         store_relaxed(&p->sleeping, 0);
         goto unhungry;
     }
-    bool idle = !p->inflight && !p->timers.n;
+    /* Futex waits do not keep a proc busy (futex.c "Deadlock detection"),
+     * but one completed at submission (-EAGAIN) may sit unreaped. */
+    bool idle = p->inflight == p->futex_waits && !p->timers.n &&
+                !p->unsubmitted && !io_uring_cq_ready(&p->ring);
     if (idle) {
         pthread_mutex_lock(&rt.idle_lock);
         p->idle = true;

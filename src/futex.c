@@ -1,0 +1,312 @@
+/*
+ * futex.c — waiting on a 32-bit word: the layer every sync primitive
+ * (sync.c) blocks through.
+ *
+ * Three kinds of waiter may sleep on one word at the same time:
+ *   - a goroutine on a ring with futex ops (6.7+) submits
+ *     IORING_OP_FUTEX_WAIT on its proc's ring and parks (ring_wait_op, not
+ *     interruptible: sync ignores deadlines and cancellation, as in Go);
+ *   - a goroutine on a ring without them parks in the runtime's wait table
+ *     below (Go's semaRoot, in miniature);
+ *   - a plain thread (no proc) calls futex(2) FUTEX_WAIT.
+ * A waker always calls futex(2) FUTEX_WAKE, which reaches both the io_uring
+ * waiters and the threads (the kernel queues them on the same futex hash
+ * bucket), and first empties the wait table of waiters on the word when the
+ * table holds any.  Every wait may end spuriously (the value changed before
+ * the kernel looked, a cancel request hit the SQE, a wake meant for an
+ * earlier state); callers loop on their own condition.
+ *
+ * Futexes are private (FUTEX_PRIVATE_FLAG / FUTEX2_PRIVATE): sync objects in
+ * memory shared between processes are not supported.
+ *
+ * Lost wake-ups.  Waiter: "value still val? then sleep"; waker: "change the
+ * value, then wake".  In the kernel the check and the enqueue are atomic
+ * under the futex bucket lock, for futex(2) and IORING_OP_FUTEX_WAIT alike
+ * (an SQE still unsubmitted when the waker runs is checked when it is
+ * submitted, and completes with -EAGAIN).  The wait table repeats the
+ * kernel's argument with its own counter and locks:
+ *
+ *        goroutine w (table_wait)              waker k (futex_wake)
+ *        ------------------------              --------------------
+ *        lock bucket                           change *addr (RMW in sync.c)
+ *        table_waiters++                       smp_mb()              (B)
+ *        smp_mb()             (A) <--------->  load table_waiters
+ *        load *addr                            if > 0: lock bucket,
+ *        if == val: enqueue, park                      dequeue, ready()
+ *        unlock bucket
+ *
+ * (A) pairs with (B): either k sees table_waiters > 0 (and then takes the
+ * bucket lock, which w holds from its increment to its enqueue, so k finds
+ * w queued), or w's load sees k's new value and w does not sleep.  "w
+ * sleeps on the old value AND k skips the table" cannot happen.
+ *
+ * Deadlock detection.  A goroutine in IORING_OP_FUTEX_WAIT has an SQE in
+ * flight, and p->inflight must count it (a DEFER_TASKRUN ring only posts the
+ * completion inside an io_uring_enter, which the scheduler makes only while
+ * something is in flight).  But a futex wait is not outside activity that
+ * may end by itself: only another goroutine or a plain thread can end it.
+ * So p->futex_waits counts these SQEs too, and the deadlock check treats a
+ * proc whose in-flight SQEs are all futex waits as having nothing in
+ * flight, as Go reports "all goroutines are asleep" when every goroutine
+ * waits on a mutex.  The one gap is a wake already made by a goroutine
+ * whose completion the woken goroutine's proc has not yet seen: the waker
+ * adds the count FUTEX_WAKE returned to rt.futex_transit before its proc can
+ * go idle, and the woken goroutine subtracts one when it resumes with 0, so
+ * the check (which also needs rt.futex_transit == 0) never mistakes a wake
+ * in transit for a deadlock.  Waiters that are plain threads leave the count
+ * above zero for good, which only disables a check that their presence
+ * (note_foreign) has disabled anyway.
+ *
+ * Fallback.  Each ring is probed once (io_uring_get_probe_ring) on its
+ * first futex wait; -EINVAL or -EOPNOTSUPP from the first wait also counts
+ * as "not supported".  RINGO_NO_IO_URING_FUTEX=1 forces the wait table,
+ * so the tests run both paths on a new kernel.
+ *
+ * Rejected.  Submitting each FUTEX_WAIT at once (an io_uring_enter per
+ * wait) rather than with the proc's round: it spares the waits that a
+ * change of the word in the meantime turns into -EAGAIN round trips, but
+ * costs more than it saves (100 goroutines x 10,000 contended locks on 2
+ * procs, back to back on a shared 2-vCPU machine: 55-86 ns per lock
+ * against 30-32 deferred; noisy, to be redone in tests/bench).  IORING_OP_FUTEX_WAKE
+ * for wakers on a proc: it saves the system call but the wake only leaves
+ * with the proc's next submission, after everything else the proc runs
+ * first, and a plain-thread waker needs futex(2) anyway.  A wait table for every goroutine wait (no io_uring
+ * futexes at all): wakers would need it even on new kernels, and a thread
+ * waiting in futex(2) and a goroutine in the table cannot be woken by one
+ * operation.
+ */
+#include "config.h"
+
+#include "internal.h"
+#include "futex.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ringo.h"
+
+/* liburing before 2.5 knows neither the opcodes nor the futex2 flags. */
+#if !HAVE_DECL_IORING_OP_FUTEX_WAIT
+#define IORING_OP_FUTEX_WAIT 51
+#endif
+#ifndef FUTEX2_SIZE_U32
+#define FUTEX2_SIZE_U32 0x02
+#endif
+#ifndef FUTEX2_PRIVATE
+#define FUTEX2_PRIVATE 128
+#endif
+
+/* p->futex_uring */
+#define FU_UNPROBED 0
+#define FU_PROBED   1   /* the probe lists the opcode; no completion seen yet */
+#define FU_OK       2   /* a wait has completed without -EINVAL */
+#define FU_NO      (-1)
+
+struct futex_counts futex_counts;
+
+static long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val)
+{
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The wait table (fallback for kernels without io_uring futex ops).
+ *
+ * Waiter records live on the parked goroutine's stack, queued FIFO in the
+ * bucket of their address; a bucket holds the waiters of every address that
+ * hashes to it, as in Go's semtable.  A record stays valid until the waker
+ * readies its goroutine, so the waker reads it before ready().
+ *
+ * TABLE_SIZE: 251 buckets, a prime as in Go's semTabSize; collisions only
+ * cost a longer walk under a lock held for a few instructions. */
+#define TABLE_SIZE 251
+
+struct waiter {
+    struct waiter *next;        /* under the bucket lock */
+    _Atomic uint32_t *addr;     /* set before enqueueing; read-only after */
+    struct rg *g;
+    uint64_t token;             /* the park token the waker claims with */
+};
+
+struct bucket {
+    pthread_mutex_t lock;
+    struct waiter *head, *tail; /* under lock */
+} __attribute__((aligned(64)));
+
+static struct bucket table[TABLE_SIZE] = {
+    [0 ... TABLE_SIZE - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+};
+
+/* Goroutines in (or entering) the table; an overestimate is harmless (a
+ * waker looks in a bucket for nothing).  Incremented under the bucket lock
+ * before the value check, decremented by the waiter after it resumes. */
+static _Atomic uint32_t table_waiters;
+
+static struct bucket *bucket_of(_Atomic uint32_t *addr)
+{
+    return &table[((uintptr_t)addr >> 2) % TABLE_SIZE];
+}
+
+static void table_wait(struct rg *g, _Atomic uint32_t *addr, uint32_t val, int reason)
+{
+    struct bucket *b = bucket_of(addr);
+    struct waiter w = { .next = NULL, .addr = addr, .g = g };
+    pthread_mutex_lock(&b->lock);
+    fetch_add_relaxed(&table_waiters, 1);
+    /* (A): the increment before the load of *addr; pairs with (B) in
+     * futex_wake.  See "Lost wake-ups". */
+    smp_mb();
+    if (load_relaxed(addr) != val) {
+        pthread_mutex_unlock(&b->lock);
+        fetch_sub_relaxed(&table_waiters, 1); /* relaxed: only ever an overestimate */
+        return;
+    }
+    w.token = park_prepare(g, reason, 0);
+    if (b->tail)
+        b->tail->next = &w;
+    else
+        b->head = &w;
+    b->tail = &w;
+    pthread_mutex_unlock(&b->lock);
+    fetch_add_relaxed(&futex_counts.table, 1);
+    park_commit(g, w.token, 0);
+    fetch_sub_relaxed(&table_waiters, 1); /* relaxed: only ever an overestimate */
+}
+
+/* Ready up to n goroutines waiting on addr; returns how many. */
+static int table_wake(_Atomic uint32_t *addr, int n)
+{
+    struct bucket *b = bucket_of(addr);
+    struct waiter *first = NULL, **tail = &first;
+    int got = 0;
+    pthread_mutex_lock(&b->lock);
+    struct waiter **link = &b->head, *prev = NULL;
+    while (*link && got < n) {
+        struct waiter *w = *link;
+        if (w->addr == addr) {
+            *link = w->next;
+            if (b->tail == w)
+                b->tail = prev;
+            w->next = NULL;
+            *tail = w;
+            tail = &w->next;
+            got++;
+        } else {
+            prev = w;
+            link = &w->next;
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    while (first) {
+        struct waiter *w = first;
+        first = w->next;        /* before ready(): the record dies with the wait */
+        struct rg *g = w->g;
+        /* The park is not interruptible and only a waker that dequeued the
+         * record claims it, so the claim always wins. */
+        if (claim(g, w->token))
+            ready(g, 0);
+    }
+    return got;
+}
+
+void futex_run_end(void)
+{
+    for (size_t i = 0; i < TABLE_SIZE; i++) {
+        pthread_mutex_lock(&table[i].lock);
+        table[i].head = table[i].tail = NULL;
+        pthread_mutex_unlock(&table[i].lock);
+    }
+    store_relaxed(&table_waiters, 0); /* relaxed: no goroutine runs; the next run starts after a join */
+}
+
+/* ---------------------------------------------------------------------- */
+
+static bool env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* Can goroutines on p wait with IORING_OP_FUTEX_WAIT?  Probed once per ring. */
+static bool uring_futex(struct rproc *p)
+{
+    if (p->futex_uring == FU_UNPROBED) {
+        p->futex_uring = FU_NO;
+        if (!env_on("RINGO_NO_IO_URING_FUTEX")) {
+            struct io_uring_probe *probe = io_uring_get_probe_ring(&p->ring);
+            if (probe) {
+                if (io_uring_opcode_supported(probe, IORING_OP_FUTEX_WAIT))
+                    p->futex_uring = FU_PROBED;
+                io_uring_free_probe(probe);
+            }
+        }
+    }
+    return p->futex_uring > 0;
+}
+
+static void uring_wait(struct rproc *p, struct rg *g, _Atomic uint32_t *addr,
+                       uint32_t val, int reason)
+{
+    struct io_uring_sqe *sqe = ring_sqe(p);
+    /* The SQE of io_uring_prep_futex_wait (liburing 2.5): fd carries the
+     * futex2 flags, addr the word, off/addr2 the expected value, addr3 the
+     * bitset mask; the op-flags field (futex_flags) and len must be 0. */
+    io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
+                     (const void *)addr, 0, val);
+    sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+    p->futex_waits++;
+    fetch_add_relaxed(&futex_counts.uring, 1);
+    int res = ring_wait_op(p, g, sqe, reason);
+    p->futex_waits--;
+    if (res == 0) {
+        /* Woken by a FUTEX_WAKE that counted us in rt.futex_transit.
+         * acq_rel: orders it after our resumption, for the deadlock check
+         * (which reads it seq_cst under idle_lock). */
+        fetch_sub_acq_rel(&rt.futex_transit, 1);
+        p->futex_uring = FU_OK;
+    } else if (p->futex_uring == FU_PROBED && (res == -EINVAL || res == -EOPNOTSUPP)) {
+        p->futex_uring = FU_NO; /* the caller loops and waits in the table */
+    }
+}
+
+void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason)
+{
+    struct rproc *p = tls_proc;
+    struct rg *g = p ? p->cur : NULL;
+    if (!g) {
+        note_foreign();
+        fetch_add_relaxed(&futex_counts.thread, 1);
+        sys_futex(addr, FUTEX_WAIT_PRIVATE, val); /* EAGAIN, EINTR: the caller re-checks */
+        return;
+    }
+    if (uring_futex(p))
+        uring_wait(p, g, addr, val, reason);
+    else
+        table_wait(g, addr, val, reason);
+}
+
+void futex_wake(_Atomic uint32_t *addr, int n)
+{
+    if (!tls_proc)
+        note_foreign();
+    int woken = 0;
+    /* (B): the caller's change of *addr before the load of table_waiters;
+     * pairs with (A) in table_wait. */
+    smp_mb();
+    if (load_relaxed(&table_waiters))
+        woken = table_wake(addr, n);
+    if (woken >= n)
+        return;
+    long r = sys_futex(addr, FUTEX_WAKE_PRIVATE, (uint32_t)(n - woken));
+    if (r > 0) {
+        /* Before this proc can go idle (see "Deadlock detection");
+         * acq_rel, read seq_cst by the check under idle_lock. */
+        fetch_add_acq_rel(&rt.futex_transit, r);
+    }
+}

@@ -1,0 +1,35 @@
+/*
+ * futex.h — wait on a 32-bit word and wake its waiters, for goroutines and
+ * plain threads alike (futex.c).
+ */
+#ifndef RINGO_FUTEX_H
+#define RINGO_FUTEX_H
+
+#include <stdint.h>
+
+#include "atomic.h"
+
+/* Block the caller while *addr == val.  Returns after a futex_wake() on
+ * addr, at once if *addr != val, or spuriously: callers re-check their
+ * condition in a loop.  Ignores deadlines and cancellation.  reason is the
+ * enum wait_reason a dump shows for a parked goroutine. */
+void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason);
+
+/* Wake up to n waiters on addr (INT32_MAX: all), goroutines and threads.
+ * The caller has already changed *addr (the store the waiters re-check). */
+void futex_wake(_Atomic uint32_t *addr, int n);
+
+/* After a run, when no goroutine runs any more: drop the wait-table
+ * records of goroutines that a deadlock left parked (their stacks are
+ * gone). */
+void futex_run_end(void);
+
+/* Waits that went each way, for the tests; relaxed counters. */
+struct futex_counts {
+    _Atomic uint64_t uring;     /* IORING_OP_FUTEX_WAIT parks */
+    _Atomic uint64_t table;     /* wait-table parks (fallback) */
+    _Atomic uint64_t thread;    /* futex(2) waits by plain threads */
+};
+extern struct futex_counts futex_counts;
+
+#endif /* RINGO_FUTEX_H */

@@ -1,0 +1,982 @@
+/*
+ * check_sync.c — Mutex, RWMutex, WaitGroup, Once and Cond: exact results
+ * under contention from goroutines on one and two procs and from plain
+ * threads, zero and INIT objects, starvation mode, deadlock reports, and
+ * the fatal misuse messages.
+ *
+ * Both futex paths: `make check` runs this program twice, the second time
+ * with RINGO_NO_IO_URING_FUTEX=1 (tests/check_sync_fallback.sh), and
+ * futex_paths checks that each run went the way it says.
+ *
+ * No timing assertions: the one bound (starvation) is minutes loose.
+ */
+#include "testutil.h"
+
+#include <time.h>
+
+#include "futex.h"
+
+static unsigned nprocs_param = 1;
+
+static bool forced_fallback(void)
+{
+    const char *v = getenv("RINGO_NO_IO_URING_FUTEX");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Mutex: exact totals */
+
+#define NG 100
+#define NINC 10000
+#define NTHREADS 4
+
+static ringo_mutex mu;
+static long total;                 /* under mu */
+static ringo_waitgroup wg;
+
+static void incr(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NINC; i++) {
+        ringo_mutex_lock(&mu);
+        long v = total;
+        if (i % 100 == 0)
+            ringo_yield(); /* inside the section: makes others park on the mutex even on one proc */
+        total = v + 1;
+        ringo_mutex_unlock(&mu);
+    }
+    ringo_waitgroup_done(&wg);
+}
+
+static void *incr_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NINC; i++) {
+        ringo_mutex_lock(&mu);
+        long v = total;
+        if (i % 100 == 0)
+            sched_yield();
+        total = v + 1;
+        ringo_mutex_unlock(&mu);
+    }
+    ringo_waitgroup_done(&wg);
+    return NULL;
+}
+
+static void main_counter(void *arg)
+{
+    long threads = (long)arg;
+    pthread_t t[NTHREADS];
+    memset(&mu, 0, sizeof mu);
+    memset(&wg, 0, sizeof wg);
+    total = 0;
+    ringo_waitgroup_add(&wg, NG + (int)threads);
+    for (long i = 0; i < threads; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, incr_thread, NULL), 0);
+    for (int i = 0; i < NG; i++)
+        ck_assert_int_gt(ringo_go(incr, NULL), 0);
+    ringo_waitgroup_wait(&wg);
+    ck_assert_int_eq(total, (long)(NG + threads) * NINC);
+    for (long i = 0; i < threads; i++)
+        pthread_join(t[i], NULL); /* already done (they called Done) */
+}
+
+START_TEST(mutex_exact_total)
+{
+    RUN(main_counter, (void *)0L, nprocs_param);
+    ck_assert_int_eq(total, (long)NG * NINC);
+}
+END_TEST
+
+START_TEST(mutex_exact_total_with_threads)
+{
+    RUN(main_counter, (void *)(long)NTHREADS, nprocs_param);
+    ck_assert_int_eq(total, (long)(NG + NTHREADS) * NINC);
+}
+END_TEST
+
+/* Which wait path the contention above took. */
+START_TEST(futex_paths)
+{
+    memset(&futex_counts, 0, sizeof futex_counts);
+    RUN(main_counter, (void *)(long)NTHREADS, nprocs_param);
+    uint64_t u = atomic_load(&futex_counts.uring), t = atomic_load(&futex_counts.table);
+    printf("  futex waits on %u proc(s): io_uring %llu, table %llu, thread %llu\n",
+           nprocs_param, (unsigned long long)u, (unsigned long long)t,
+           (unsigned long long)atomic_load(&futex_counts.thread));
+    ck_assert_uint_gt(u + t, 0);
+    if (forced_fallback())
+        ck_assert_uint_eq(u, 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* TryLock, zero and INIT objects */
+
+static ringo_mutex static_mu = RINGO_MUTEX_INIT;
+static ringo_rwmutex static_rw = RINGO_RWMUTEX_INIT;
+static ringo_waitgroup static_wg = RINGO_WAITGROUP_INIT;
+static ringo_once static_once = RINGO_ONCE_INIT;
+static ringo_cond static_cond = RINGO_COND_INIT;
+static int once_runs;
+
+static void count_run(void *arg)
+{
+    (void)arg;
+    once_runs++;
+}
+
+static void main_trylock(void *arg)
+{
+    (void)arg;
+    ringo_mutex m = {0};
+    ck_assert_int_eq(ringo_mutex_trylock(&m), 0);
+    ck_assert_int_eq(ringo_mutex_trylock(&m), -EBUSY);
+    ringo_mutex_unlock(&m);
+    ck_assert_int_eq(ringo_mutex_trylock(&m), 0);
+    ringo_mutex_unlock(&m);
+    ringo_mutex_lock(&m);
+    ck_assert_int_eq(ringo_mutex_trylock(&m), -EBUSY);
+    ringo_mutex_unlock(&m);
+}
+
+START_TEST(mutex_trylock)
+{
+    RUN(main_trylock, NULL, nprocs_param);
+    main_trylock(NULL); /* and from a plain thread, outside any run */
+}
+END_TEST
+
+static void use_all(ringo_mutex *m, ringo_rwmutex *rw, ringo_waitgroup *w,
+                    ringo_once *o, ringo_cond *c)
+{
+    ringo_mutex_lock(m);
+    ringo_cond_signal(c);
+    ringo_cond_broadcast(c);
+    ringo_mutex_unlock(m);
+    ringo_rwmutex_rlock(rw);
+    ringo_rwmutex_rlock(rw);
+    ringo_rwmutex_runlock(rw);
+    ringo_rwmutex_runlock(rw);
+    ringo_rwmutex_lock(rw);
+    ringo_rwmutex_unlock(rw);
+    ringo_waitgroup_wait(w); /* counter 0: returns at once */
+    ringo_waitgroup_add(w, 2);
+    ringo_waitgroup_done(w);
+    ringo_waitgroup_done(w);
+    ringo_waitgroup_wait(w);
+    ringo_once_do(o, count_run, NULL);
+    ringo_once_do(o, count_run, NULL);
+}
+
+static void main_zero_and_init(void *arg)
+{
+    (void)arg;
+    ringo_mutex m;
+    ringo_rwmutex rw;
+    ringo_waitgroup w;
+    ringo_once o;
+    ringo_cond c;
+    memset(&m, 0, sizeof m);
+    memset(&rw, 0, sizeof rw);
+    memset(&w, 0, sizeof w);
+    memset(&o, 0, sizeof o);
+    memset(&c, 0, sizeof c);
+    use_all(&m, &rw, &w, &o, &c);
+    use_all(&static_mu, &static_rw, &static_wg, &static_once, &static_cond);
+}
+
+START_TEST(zero_and_init_objects)
+{
+    once_runs = 0;
+    RUN(main_zero_and_init, NULL, nprocs_param);
+    ck_assert_int_eq(once_runs, 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* WaitGroup */
+
+static atomic_long done_count;
+
+static void wg_worker(void *arg)
+{
+    atomic_fetch_add(&done_count, 1);
+    ringo_waitgroup_done(arg);
+}
+
+static void main_wg_100k(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    atomic_store(&done_count, 0);
+    for (int i = 0; i < 100000; i++) {
+        ringo_waitgroup_add(&w, 1);
+        ck_assert_int_gt(ringo_go(wg_worker, &w), 0);
+    }
+    ringo_waitgroup_wait(&w);
+    /* Done happens before Wait returns: every increment is visible. */
+    ck_assert_int_eq(atomic_load(&done_count), 100000);
+}
+
+START_TEST(waitgroup_100k_goroutines)
+{
+    RUN(main_wg_100k, NULL, nprocs_param);
+}
+END_TEST
+
+static ringo_waitgroup wg_work, wg_thread_done;
+static long work_sum;     /* each worker adds under no lock but its own slot */
+static long slots[1000];
+
+static void slot_worker(void *arg)
+{
+    long i = (long)arg;
+    ringo_sleep((i % 3) * MS);
+    slots[i] = i;
+    ringo_waitgroup_done(&wg_work);
+}
+
+static void *wg_waiter_thread(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup_wait(&wg_work);
+    long s = 0;
+    for (long i = 0; i < 1000; i++)
+        s += slots[i];
+    work_sum = s;
+    ringo_waitgroup_done(&wg_thread_done); /* a plain thread wakes the main goroutine */
+    return NULL;
+}
+
+static void main_wg_thread(void *arg)
+{
+    (void)arg;
+    memset(&wg_work, 0, sizeof wg_work);
+    memset(&wg_thread_done, 0, sizeof wg_thread_done);
+    memset(slots, 0, sizeof slots);
+    work_sum = 0;
+    ringo_waitgroup_add(&wg_work, 1000);
+    ringo_waitgroup_add(&wg_thread_done, 1);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, wg_waiter_thread, NULL), 0);
+    for (long i = 0; i < 1000; i++)
+        ringo_go(slot_worker, (void *)i);
+    ringo_waitgroup_wait(&wg_thread_done);
+    pthread_join(t, NULL);
+}
+
+START_TEST(waitgroup_waited_from_plain_thread)
+{
+    RUN(main_wg_thread, NULL, nprocs_param);
+    ck_assert_int_eq(work_sum, 999L * 1000 / 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Once */
+
+static ringo_once once_obj;
+static atomic_int once_calls, once_finished, once_saw_unfinished;
+
+static void once_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&once_calls, 1);
+    ringo_sleep(20 * MS); /* park inside fn: the others must wait, not return */
+    atomic_store(&once_finished, 1);
+}
+
+static void once_racer(void *arg)
+{
+    ringo_once_do(&once_obj, once_fn, NULL);
+    if (!atomic_load(&once_finished))
+        atomic_fetch_add(&once_saw_unfinished, 1);
+    ringo_waitgroup_done(arg);
+}
+
+static void main_once(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&once_obj, 0, sizeof once_obj);
+    ringo_waitgroup_add(&w, 100);
+    for (int i = 0; i < 100; i++)
+        ringo_go(once_racer, &w);
+    ringo_waitgroup_wait(&w);
+}
+
+START_TEST(once_runs_once_and_others_wait)
+{
+    atomic_store(&once_calls, 0);
+    atomic_store(&once_finished, 0);
+    atomic_store(&once_saw_unfinished, 0);
+    RUN(main_once, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&once_calls), 1);
+    ck_assert_int_eq(atomic_load(&once_saw_unfinished), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Cond */
+
+#define QCAP 16
+#define NITEMS 20000
+#define NCONSUMERS 4
+
+static ringo_mutex qmu;
+static ringo_cond qnotempty, qnotfull;
+static int queue[QCAP], qhead, qlen;    /* under qmu */
+static long consumed_sum;               /* under qmu */
+static int consumed_n;                  /* under qmu */
+static bool use_broadcast;
+
+static void producer(void *arg)
+{
+    for (int i = 1; i <= NITEMS; i++) {
+        ringo_mutex_lock(&qmu);
+        while (qlen == QCAP)
+            ringo_cond_wait(&qnotfull, &qmu);
+        queue[(qhead + qlen++) % QCAP] = i;
+        if (use_broadcast)
+            ringo_cond_broadcast(&qnotempty);
+        else
+            ringo_cond_signal(&qnotempty);
+        ringo_mutex_unlock(&qmu);
+    }
+    /* end-of-stream markers, one per consumer */
+    for (int i = 0; i < NCONSUMERS; i++) {
+        ringo_mutex_lock(&qmu);
+        while (qlen == QCAP)
+            ringo_cond_wait(&qnotfull, &qmu);
+        queue[(qhead + qlen++) % QCAP] = 0;
+        ringo_cond_signal(&qnotempty);
+        ringo_mutex_unlock(&qmu);
+    }
+    ringo_waitgroup_done(arg);
+}
+
+static void consumer(void *arg)
+{
+    for (;;) {
+        ringo_mutex_lock(&qmu);
+        while (qlen == 0)
+            ringo_cond_wait(&qnotempty, &qmu);
+        int v = queue[qhead];
+        qhead = (qhead + 1) % QCAP;
+        qlen--;
+        if (use_broadcast)
+            ringo_cond_broadcast(&qnotfull);
+        else
+            ringo_cond_signal(&qnotfull);
+        if (v) {
+            consumed_sum += v;
+            consumed_n++;
+        }
+        ringo_mutex_unlock(&qmu);
+        if (!v)
+            break;
+    }
+    ringo_waitgroup_done(arg);
+}
+
+static void main_prodcons(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&qmu, 0, sizeof qmu);
+    memset(&qnotempty, 0, sizeof qnotempty);
+    memset(&qnotfull, 0, sizeof qnotfull);
+    qhead = qlen = 0;
+    consumed_sum = 0;
+    consumed_n = 0;
+    ringo_waitgroup_add(&w, 1 + NCONSUMERS);
+    for (int i = 0; i < NCONSUMERS; i++)
+        ringo_go(consumer, &w);
+    ringo_go(producer, &w);
+    ringo_waitgroup_wait(&w);
+}
+
+START_TEST(cond_producer_consumer_signal)
+{
+    use_broadcast = false;
+    RUN(main_prodcons, NULL, nprocs_param);
+    ck_assert_int_eq(consumed_n, NITEMS);
+    ck_assert_int_eq(consumed_sum, (long)NITEMS * (NITEMS + 1) / 2);
+}
+END_TEST
+
+START_TEST(cond_producer_consumer_broadcast)
+{
+    use_broadcast = true;
+    RUN(main_prodcons, NULL, nprocs_param);
+    ck_assert_int_eq(consumed_n, NITEMS);
+    ck_assert_int_eq(consumed_sum, (long)NITEMS * (NITEMS + 1) / 2);
+}
+END_TEST
+
+/* Broadcast wakes every waiter, goroutines and a plain thread. */
+static ringo_mutex gate_mu;
+static ringo_cond gate_cond;
+static bool gate_open;                  /* under gate_mu */
+static atomic_int gate_waiting, gate_passed;
+
+static void gate_waiter(void *arg)
+{
+    ringo_mutex_lock(&gate_mu);
+    atomic_fetch_add(&gate_waiting, 1);
+    while (!gate_open)
+        ringo_cond_wait(&gate_cond, &gate_mu);
+    ringo_mutex_unlock(&gate_mu);
+    atomic_fetch_add(&gate_passed, 1);
+    if (arg)
+        ringo_waitgroup_done(arg);
+}
+
+static void *gate_thread(void *arg)
+{
+    gate_waiter(arg);
+    return NULL;
+}
+
+static void main_broadcast(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&gate_mu, 0, sizeof gate_mu);
+    memset(&gate_cond, 0, sizeof gate_cond);
+    gate_open = false;
+    atomic_store(&gate_waiting, 0);
+    atomic_store(&gate_passed, 0);
+    ringo_waitgroup_add(&w, 51);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, gate_thread, &w), 0);
+    for (int i = 0; i < 50; i++)
+        ringo_go(gate_waiter, &w);
+    while (atomic_load(&gate_waiting) < 51)
+        ringo_sleep(1 * MS);
+    ringo_mutex_lock(&gate_mu);
+    gate_open = true;
+    ringo_cond_broadcast(&gate_cond);
+    ringo_mutex_unlock(&gate_mu);
+    ringo_waitgroup_wait(&w);
+    ck_assert_int_eq(atomic_load(&gate_passed), 51);
+    pthread_join(t, NULL);
+}
+
+START_TEST(cond_broadcast_wakes_all)
+{
+    RUN(main_broadcast, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* RWMutex */
+
+#define NREADERS 8
+
+static ringo_rwmutex rw;
+static atomic_int readers_inside, readers_max, writers_inside, rw_violations;
+static long rw_value;                   /* written under the write lock */
+
+static void overlapping_reader(void *arg)
+{
+    ringo_rwmutex_rlock(&rw);
+    int n = atomic_fetch_add(&readers_inside, 1) + 1;
+    /* Stay inside until every reader is in (bounded: 10 s). */
+    for (int i = 0; i < 10000 && atomic_load(&readers_inside) < NREADERS; i++)
+        ringo_sleep(1 * MS);
+    n = atomic_load(&readers_inside);
+    int m = atomic_load(&readers_max);
+    while (n > m && !atomic_compare_exchange_weak(&readers_max, &m, n))
+        ;
+    ringo_rwmutex_runlock(&rw);
+    ringo_waitgroup_done(arg);
+}
+
+static void main_readers_overlap(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&rw, 0, sizeof rw);
+    atomic_store(&readers_inside, 0);
+    atomic_store(&readers_max, 0);
+    ringo_waitgroup_add(&w, NREADERS);
+    for (int i = 0; i < NREADERS; i++)
+        ringo_go(overlapping_reader, &w);
+    ringo_waitgroup_wait(&w);
+}
+
+START_TEST(rwmutex_readers_overlap)
+{
+    RUN(main_readers_overlap, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&readers_max), NREADERS);
+}
+END_TEST
+
+static void rw_reader(void *arg)
+{
+    for (int i = 0; i < 2000; i++) {
+        ringo_rwmutex_rlock(&rw);
+        atomic_fetch_add(&readers_inside, 1);
+        if (atomic_load(&writers_inside))
+            atomic_fetch_add(&rw_violations, 1);
+        long v = rw_value;
+        if (i % 10 == 0)
+            ringo_yield();
+        if (rw_value != v)
+            atomic_fetch_add(&rw_violations, 1);
+        atomic_fetch_sub(&readers_inside, 1);
+        ringo_rwmutex_runlock(&rw);
+    }
+    ringo_waitgroup_done(arg);
+}
+
+static void rw_writer_step(int i)
+{
+    ringo_rwmutex_lock(&rw);
+    if (atomic_fetch_add(&writers_inside, 1) != 0 || atomic_load(&readers_inside))
+        atomic_fetch_add(&rw_violations, 1);
+    long v = rw_value;
+    if (i % 10 == 0)
+        ringo_yield();
+    rw_value = v + 1;
+    atomic_fetch_sub(&writers_inside, 1);
+    ringo_rwmutex_unlock(&rw);
+}
+
+static void rw_writer(void *arg)
+{
+    for (int i = 0; i < 1000; i++)
+        rw_writer_step(i);
+    ringo_waitgroup_done(arg);
+}
+
+static void *rw_writer_thread(void *arg)
+{
+    for (int i = 0; i < 1000; i++) {
+        ringo_rwmutex_lock(&rw);
+        if (atomic_fetch_add(&writers_inside, 1) != 0 || atomic_load(&readers_inside))
+            atomic_fetch_add(&rw_violations, 1);
+        rw_value++;
+        atomic_fetch_sub(&writers_inside, 1);
+        ringo_rwmutex_unlock(&rw);
+    }
+    ringo_waitgroup_done(arg);
+    return NULL;
+}
+
+static void main_rw_mixed(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&rw, 0, sizeof rw);
+    atomic_store(&readers_inside, 0);
+    atomic_store(&writers_inside, 0);
+    atomic_store(&rw_violations, 0);
+    rw_value = 0;
+    ringo_waitgroup_add(&w, 8 + 4 + 1);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, rw_writer_thread, &w), 0);
+    for (int i = 0; i < 8; i++)
+        ringo_go(rw_reader, &w);
+    for (int i = 0; i < 4; i++)
+        ringo_go(rw_writer, &w);
+    ringo_waitgroup_wait(&w);
+    pthread_join(t, NULL);
+}
+
+START_TEST(rwmutex_writers_exclusive)
+{
+    RUN(main_rw_mixed, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&rw_violations), 0);
+    ck_assert_int_eq(rw_value, 4 * 1000 + 1000);
+}
+END_TEST
+
+/* A stream of overlapping readers that never leaves the lock free must
+ * not keep a writer out (readers arriving after it queue). */
+static atomic_int stream_stop;
+
+static void stream_reader(void *arg)
+{
+    while (!atomic_load(&stream_stop)) {
+        ringo_rwmutex_rlock(&rw);
+        ringo_sleep(100 * US); /* always some reader inside */
+        ringo_rwmutex_runlock(&rw);
+    }
+    ringo_waitgroup_done(arg);
+}
+
+static void main_writer_not_starved(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&rw, 0, sizeof rw);
+    atomic_store(&stream_stop, 0);
+    ringo_waitgroup_add(&w, 16);
+    for (int i = 0; i < 16; i++)
+        ringo_go(stream_reader, &w);
+    ringo_sleep(5 * MS);
+    ringo_rwmutex_lock(&rw);  /* the test's timeout is the failure */
+    atomic_store(&stream_stop, 1);
+    ringo_rwmutex_unlock(&rw);
+    ringo_waitgroup_wait(&w);
+}
+
+START_TEST(rwmutex_writer_not_starved)
+{
+    RUN(main_writer_not_starved, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Starvation mode: a waiter gets the mutex while others hammer it. */
+
+static atomic_int hammer_stop;
+static atomic_long hammer_rounds;
+
+static void hammer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&hammer_stop)) {
+        ringo_mutex_lock(&mu);
+        atomic_fetch_add(&hammer_rounds, 1);
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do /* hold it ~20 us, busy: a waiter almost never finds it free */
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+        while ((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec) < 20 * US);
+        ringo_mutex_unlock(&mu); /* and straight back: barges past any waiter */
+    }
+}
+
+static void *hammer_thread(void *arg)
+{
+    hammer(arg);
+    return NULL;
+}
+
+static int64_t starve_wait_ns;
+
+static void main_starvation(void *arg)
+{
+    (void)arg;
+    memset(&mu, 0, sizeof mu);
+    atomic_store(&hammer_stop, 0);
+    atomic_store(&hammer_rounds, 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, hammer_thread, NULL), 0);
+    if (ringo_nprocs() > 1)
+        ringo_go_on(1, hammer, NULL); /* never yields: proc 1 is all its */
+    while (atomic_load(&hammer_rounds) < 1000)
+        ringo_sleep(1 * MS);
+    int64_t t0 = ringo_now();
+    ringo_mutex_lock(&mu);
+    starve_wait_ns = ringo_now() - t0;
+    atomic_store(&hammer_stop, 1);
+    ringo_mutex_unlock(&mu);
+    pthread_join(t, NULL);
+}
+
+START_TEST(mutex_starvation_mode)
+{
+    RUN(main_starvation, NULL, nprocs_param);
+    printf("  starving waiter on %u proc(s) got the mutex after %.3f ms\n",
+           nprocs_param, starve_wait_ns / 1e6);
+    /* Loose on purpose: without starvation mode the wait has no bound at
+     * all; with it, it is about a millisecond. */
+    ck_assert_int_lt(starve_wait_ns, 20000 * MS);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Sync waits ignore deadlines and cancellation, as in Go. */
+
+static ringo_mutex held_mu;
+static atomic_int acquired;
+
+static void impatient(void *arg)
+{
+    ringo_deadline_set(ringo_now() + 1 * MS);
+    ringo_mutex_lock(&held_mu);  /* neither the deadline nor the cancel ends this */
+    atomic_store(&acquired, 1);
+    ringo_mutex_unlock(&held_mu);
+    ringo_waitgroup_done(arg);
+}
+
+static void main_ignores(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&held_mu, 0, sizeof held_mu);
+    atomic_store(&acquired, 0);
+    ringo_mutex_lock(&held_mu);
+    ringo_waitgroup_add(&w, 1);
+    int64_t id = ringo_go(impatient, &w);
+    ringo_sleep(20 * MS);
+    ck_assert_int_eq(ringo_cancel(id), 0);
+    ringo_sleep(20 * MS);
+    ck_assert_int_eq(atomic_load(&acquired), 0);
+    ringo_mutex_unlock(&held_mu);
+    ringo_waitgroup_wait(&w);
+    ck_assert_int_eq(atomic_load(&acquired), 1);
+}
+
+START_TEST(sync_ignores_deadline_and_cancel)
+{
+    RUN(main_ignores, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Deadlock: a goroutine waiting on a mutex nobody will unlock is
+ * reported, on the io_uring path too, after contention has sent wakes. */
+
+static void main_self_deadlock(void *arg)
+{
+    (void)arg;
+    main_counter((void *)0L); /* wakes in flight and done: the transit count returns to 0 */
+    ringo_mutex m = RINGO_MUTEX_INIT;
+    ringo_mutex_lock(&m);
+    ringo_mutex_lock(&m);
+}
+
+static void child_self_deadlock(void)
+{
+    struct ringo_config cfg = { .procs = nprocs_param };
+    _exit(ringo_run(main_self_deadlock, NULL, &cfg) == -EDEADLK ? 0 : 1);
+}
+
+START_TEST(mutex_deadlock_is_reported)
+{
+    char buf[8192];
+    int st = run_captured(child_self_deadlock, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "all goroutines are asleep") != NULL, "stderr: %s", buf);
+    ck_assert_msg(strstr(buf, "[mutex]") != NULL, "stderr: %s", buf);
+}
+END_TEST
+
+static void wg_forever(void *arg)
+{
+    ringo_waitgroup_wait(arg);
+}
+
+static void main_wg_deadlock(void *arg)
+{
+    (void)arg;
+    static ringo_waitgroup w;
+    ringo_waitgroup_add(&w, 1);
+    ringo_go(wg_forever, &w);
+    ringo_waitgroup_wait(&w);
+}
+
+static void child_wg_deadlock(void)
+{
+    struct ringo_config cfg = { .procs = nprocs_param };
+    _exit(ringo_run(main_wg_deadlock, NULL, &cfg) == -EDEADLK ? 0 : 1);
+}
+
+START_TEST(waitgroup_deadlock_is_reported)
+{
+    char buf[8192];
+    int st = run_captured(child_wg_deadlock, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "[waitgroup]") != NULL, "stderr: %s", buf);
+}
+END_TEST
+
+/* A run that ends in deadlock leaves no trace in the wait table: the next
+ * run contends on the same mutex (the same table bucket) safely. */
+static ringo_mutex leftover_mu;
+
+static void stuck_locker(void *arg)
+{
+    (void)arg;
+    ringo_mutex_lock(&leftover_mu);
+}
+
+static void main_leave_waiter(void *arg)
+{
+    (void)arg;
+    ringo_mutex_lock(&leftover_mu);
+    ringo_go(stuck_locker, NULL);
+    ringo_go(stuck_locker, NULL);
+    ringo_mutex_lock(&leftover_mu);
+}
+
+static void locker_unlocker(void *arg)
+{
+    for (int i = 0; i < 1000; i++) {
+        ringo_mutex_lock(&leftover_mu);
+        if (i % 10 == 0)
+            ringo_yield();
+        ringo_mutex_unlock(&leftover_mu);
+    }
+    ringo_waitgroup_done(arg);
+}
+
+static void main_reuse_after_deadlock(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    memset(&leftover_mu, 0, sizeof leftover_mu);
+    ringo_waitgroup_add(&w, 10);
+    for (int i = 0; i < 10; i++)
+        ringo_go(locker_unlocker, &w);
+    ringo_waitgroup_wait(&w);
+}
+
+START_TEST(run_after_sync_deadlock)
+{
+    int devnull = open("/dev/null", O_WRONLY);
+    int saved = dup(2);
+    dup2(devnull, 2);
+    memset(&leftover_mu, 0, sizeof leftover_mu);
+    int r = run_procs(main_leave_waiter, NULL, nprocs_param);
+    dup2(saved, 2);
+    close(devnull);
+    close(saved);
+    ck_assert_int_eq(r, -EDEADLK);
+    RUN(main_reuse_after_deadlock, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Fatal misuse */
+
+static void in_run(void (*fn)(void *))
+{
+    struct ringo_config cfg = { .procs = nprocs_param };
+    ringo_run(fn, NULL, &cfg);
+}
+
+static void bad_unlock(void *arg)
+{
+    (void)arg;
+    ringo_mutex m = RINGO_MUTEX_INIT;
+    ringo_mutex_unlock(&m);
+}
+static void child_bad_unlock(void) { in_run(bad_unlock); }
+static void child_bad_unlock_thread(void) { bad_unlock(NULL); }
+
+static void bad_runlock(void *arg)
+{
+    (void)arg;
+    ringo_rwmutex m = RINGO_RWMUTEX_INIT;
+    ringo_rwmutex_runlock(&m);
+}
+static void child_bad_runlock(void) { in_run(bad_runlock); }
+
+static void bad_rw_unlock(void *arg)
+{
+    (void)arg;
+    ringo_rwmutex m = RINGO_RWMUTEX_INIT;
+    ringo_rwmutex_rlock(&m);
+    ringo_rwmutex_runlock(&m);
+    ringo_rwmutex_unlock(&m);
+}
+static void child_bad_rw_unlock(void) { in_run(bad_rw_unlock); }
+
+static void bad_wg(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    ringo_waitgroup_add(&w, 2);
+    ringo_waitgroup_done(&w);
+    ringo_waitgroup_done(&w);
+    ringo_waitgroup_done(&w);
+}
+static void child_bad_wg(void) { in_run(bad_wg); }
+
+static void expect_fatal(void (*child)(void), const char *msg, bool in_goroutine)
+{
+    char buf[4096];
+    int st = run_captured(child, buf, sizeof buf);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %d, stderr: %s", st, buf);
+    char want[256];
+    snprintf(want, sizeof want, "ringo: fatal error: %s\n", msg);
+    ck_assert_msg(strncmp(buf, want, strlen(want)) == 0, "stderr: %s", buf);
+    if (in_goroutine)
+        ck_assert_msg(strstr(buf, "goroutine 1 [running]") != NULL, "stderr: %s", buf);
+}
+
+START_TEST(fatal_unlock_of_unlocked_mutex)
+{
+    expect_fatal(child_bad_unlock, "sync: unlock of unlocked mutex", true);
+    expect_fatal(child_bad_unlock_thread, "sync: unlock of unlocked mutex", false);
+}
+END_TEST
+
+START_TEST(fatal_runlock_of_unlocked_rwmutex)
+{
+    expect_fatal(child_bad_runlock, "sync: RUnlock of unlocked RWMutex", true);
+}
+END_TEST
+
+START_TEST(fatal_unlock_of_unlocked_rwmutex)
+{
+    expect_fatal(child_bad_rw_unlock, "sync: Unlock of unlocked RWMutex", true);
+}
+END_TEST
+
+START_TEST(fatal_negative_waitgroup_counter)
+{
+    expect_fatal(child_bad_wg, "sync: negative WaitGroup counter", true);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("sync");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, mutex_exact_total);
+    tcase_add_test(tc, mutex_exact_total_with_threads);
+    tcase_add_test(tc, futex_paths);
+    tcase_add_test(tc, mutex_trylock);
+    tcase_add_test(tc, zero_and_init_objects);
+    tcase_add_test(tc, waitgroup_100k_goroutines);
+    tcase_add_test(tc, waitgroup_waited_from_plain_thread);
+    tcase_add_test(tc, once_runs_once_and_others_wait);
+    tcase_add_test(tc, cond_producer_consumer_signal);
+    tcase_add_test(tc, cond_producer_consumer_broadcast);
+    tcase_add_test(tc, cond_broadcast_wakes_all);
+    tcase_add_test(tc, rwmutex_readers_overlap);
+    tcase_add_test(tc, rwmutex_writers_exclusive);
+    tcase_add_test(tc, rwmutex_writer_not_starved);
+    tcase_add_test(tc, mutex_starvation_mode);
+    tcase_add_test(tc, sync_ignores_deadline_and_cancel);
+    tcase_add_test(tc, mutex_deadlock_is_reported);
+    tcase_add_test(tc, waitgroup_deadlock_is_reported);
+    tcase_add_test(tc, run_after_sync_deadlock);
+    suite_add_tcase(s, tc);
+
+    TCase *tm = tcase_create("misuse");
+    tcase_set_timeout(tm, 60);
+    tcase_add_test(tm, fatal_unlock_of_unlocked_mutex);
+    tcase_add_test(tm, fatal_runlock_of_unlocked_rwmutex);
+    tcase_add_test(tm, fatal_unlock_of_unlocked_rwmutex);
+    tcase_add_test(tm, fatal_negative_waitgroup_counter);
+    suite_add_tcase(s, tm);
+    return s;
+}
+
+int main(void)
+{
+    skip_without_io_uring();
+    printf("futex path: %s\n", forced_fallback() ? "wait table (forced)" : "io_uring where supported");
+    int failed = 0;
+    for (nprocs_param = 1; nprocs_param <= 2; nprocs_param++) {
+        printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
+        SRunner *sr = srunner_create(suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed += srunner_ntests_failed(sr);
+        srunner_free(sr);
+    }
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
