@@ -1114,13 +1114,5 @@ static Suite *suite(void)
 int main(void)
 {
     skip_without_io_uring();
-    int failed = 0;
-    for (nprocs_param = 1; nprocs_param <= test_max_procs(); nprocs_param++) {
-        printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
-        SRunner *sr = srunner_create(suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed += srunner_ntests_failed(sr);
-        srunner_free(sr);
-    }
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_per_procs(suite, &nprocs_param);
 }

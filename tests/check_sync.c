@@ -970,13 +970,5 @@ int main(void)
 {
     skip_without_io_uring();
     printf("futex path: %s\n", forced_fallback() ? "wait table (forced)" : "io_uring where supported");
-    int failed = 0;
-    for (nprocs_param = 1; nprocs_param <= 2; nprocs_param++) {
-        printf("== %u proc%s\n", nprocs_param, nprocs_param > 1 ? "s" : "");
-        SRunner *sr = srunner_create(suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed += srunner_ntests_failed(sr);
-        srunner_free(sr);
-    }
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_per_procs(suite, &nprocs_param);
 }

@@ -142,4 +142,19 @@ static inline size_t rss_bytes(void)
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Run the suite once per proc count, 1 up to test_max_procs(), with
+ * *nprocs set for the tests to read; the exit status for main. */
+static inline int run_per_procs(Suite *(*make_suite)(void), unsigned *nprocs)
+{
+    int failed = 0;
+    for (*nprocs = 1; *nprocs <= test_max_procs(); (*nprocs)++) {
+        printf("== %u proc%s\n", *nprocs, *nprocs > 1 ? "s" : "");
+        SRunner *sr = srunner_create(make_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        failed += srunner_ntests_failed(sr);
+        srunner_free(sr);
+    }
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 #endif /* RINGO_TESTUTIL_H */
