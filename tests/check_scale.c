@@ -115,7 +115,10 @@ static Suite *suite(void)
         printf("RINGO_TEST_QUICK: the million-goroutine test is left out\n");
     else
         tcase_add_test(tc, million_idle_goroutines);
-    tcase_add_test(tc, out_of_memory_is_enomem);
+    if (test_under_asan())
+        printf("AddressSanitizer: the RLIMIT_AS test is left out\n");
+    else
+        tcase_add_test(tc, out_of_memory_is_enomem);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -123,6 +126,10 @@ static Suite *suite(void)
 int main(void)
 {
     skip_without_io_uring();
+    if (test_quick() && test_under_asan()) {
+        printf("SKIP: both scale tests are left out (RINGO_TEST_QUICK, AddressSanitizer)\n");
+        return 77;
+    }
     SRunner *sr = srunner_create(suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -82,6 +82,17 @@ static inline bool test_under_valgrind(void)
 #endif
 }
 
+/* AddressSanitizer reserves terabytes of shadow address space, so a test
+ * that limits the address space (RLIMIT_AS) cannot run under it. */
+static inline bool test_under_asan(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    return true;
+#else
+    return false;
+#endif
+}
+
 static inline bool test_quick(void)
 {
     const char *e = getenv("RINGO_TEST_QUICK");
