@@ -7,7 +7,7 @@
  *   - Stacks are carved from regions of STACKS_PER_REGION slots, each region
  *     one mmap(MAP_NORESERVE) so overcommit accounting never refuses it and
  *     the kernel commits pages only as a fiber touches them.  A slot is
- *     [ guard or canary page | usable stack ... | struct stack header ].
+ *     [ guard page (or unprotected) | usable stack ... | struct stack header ].
  *   - Slots are carved out of a region only when first needed, so mapping
  *     a region touches nothing, and a stack costs memory only for the
  *     pages its goroutine touches (usually one: the header and the first

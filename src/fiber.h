@@ -33,7 +33,7 @@ struct fiber_ctx {
  */
 struct stack {
     struct stack *next;   /* cache / free list link; owner of the list only */
-    char *lo;             /* lowest usable byte (just above guard/canary page) */
+    char *lo;             /* lowest usable byte (just above the guard page's place) */
     unsigned vg_id;       /* valgrind stack id (0 without valgrind) */
     bool guarded;         /* true: lo - page is PROT_NONE */
 #ifdef RINGO_SWITCH_UCONTEXT

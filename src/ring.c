@@ -6,7 +6,7 @@
  * Every SQE a goroutine waits on carries a struct rop * as user_data (on the
  * goroutine's stack, alive until its completion arrives, because the
  * goroutine stays parked until then); a few small values are reserved
- * (UD_*, sched.h).  p->inflight counts the SQEs with a waiting goroutine;
+ * (UD_*, internal.h).  p->inflight counts the SQEs with a waiting goroutine;
  * it is what deadlock detection asks ("is any I/O in flight?").
  *
  * Setup flags: IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN

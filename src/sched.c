@@ -44,7 +44,7 @@
  * sure only one waker pays for the wake.  A wake that arrives after p woke
  * up by itself is a harmless extra CQE (UD_WAKE).
  *
- * Parking.  See sched.h.  Cancellation adds a second handshake: ringo_cancel
+ * Parking.  See internal.h.  Cancellation adds a second handshake: ringo_cancel
  * stores cancel_id then loads the park word; park_commit stores the park word
  * (in park_prepare) then loads cancel_id; both seq_cst, so either the
  * canceller sees the goroutine parked (and asks its proc to interrupt it) or
