@@ -91,6 +91,8 @@ struct rg {
     uint64_t timer_token;       /* token the timer claims with */
     struct rtimer timer;        /* owner proc's heap */
     void *io_op;                /* the struct rop in flight while parked in I/O; owner */
+    const void *wait_obj;       /* what it waits on, for dumps: a channel or a futex word; owner */
+    int wait_fd;                /* the fd of an I/O wait, -1 otherwise; owner */
     struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
     unsigned nsudogs;
 
@@ -281,6 +283,9 @@ void ring_teardown(struct rproc *p);
 struct io_uring_sqe *ring_sqe(struct rproc *p);
 void ring_reserve(struct rproc *p, unsigned n);
 int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason);
+/* The same, naming what it waits on for ringo_dump (a futex word). */
+int  ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
+                     const void *obj);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
 void ring_flush(struct rproc *p);
 void ring_send_wake(struct rproc *from, struct rproc *to);

@@ -118,6 +118,7 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
         io_uring_sqe_set_data64(t, UD_IGNORE);
     }
     op.token = park_prepare(g, W_IO, 0);
+    g->wait_fd = sqe->fd;
     g->io_op = &op;
     io_uring_sqe_set_data(sqe, &op);
     p->inflight++;

@@ -267,8 +267,15 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
 
 int ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason)
 {
+    return ring_wait_op_on(p, g, sqe, reason, NULL);
+}
+
+int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
+                    const void *obj)
+{
     struct rop op = { .g = g, .res = 0 };
     op.token = park_prepare(g, reason, 0);
+    g->wait_obj = obj;
     g->io_op = &op;
     io_uring_sqe_set_data(sqe, &op);
     p->inflight++;

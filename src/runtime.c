@@ -109,12 +109,19 @@ struct dump_ctx { int fd; bool with_proc; };
 static void dump_one(struct rg *g, void *arg)
 {
     struct dump_ctx *d = arg;
-    char name[128];
+    char name[128], on[64] = "";
     fn_name(g->fn, name, sizeof name);
     struct rproc *p = load_relaxed(&g->p);
+    if (d->with_proc && load_relaxed(&g->state) == G_WAITING) {
+        /* racy reads: a dump is a snapshot of a running system */
+        if (g->wait_fd >= 0)
+            snprintf(on, sizeof on, ", fd %d", g->wait_fd);
+        else if (g->wait_obj)
+            snprintf(on, sizeof on, ", on %p", g->wait_obj);
+    }
     if (d->with_proc)
-        dprintf(d->fd, "goroutine %lld [%s]: created by %s at %p on proc %d\n",
-                (long long)load_relaxed(&g->id), state_word(g), name,
+        dprintf(d->fd, "goroutine %lld [%s%s]: created by %s at %p on proc %d\n",
+                (long long)load_relaxed(&g->id), state_word(g), on, name,
                 (void *)(uintptr_t)g->fn, p ? p->idx : -1);
     else
         dprintf(d->fd, "goroutine %lld [%s]: created by %s at %p\n",

@@ -449,6 +449,8 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
 {
     uint64_t token = ++g->park_seq;
     g->reason = (uint8_t)reason;
+    g->wait_obj = NULL;
+    g->wait_fd = -1;
     g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
     g->wake_at_result = -ETIMEDOUT;
     g->io_op = NULL;

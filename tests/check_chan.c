@@ -1025,6 +1025,60 @@ START_TEST(timers_do_not_outlive_the_run)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* ringo_dump: every goroutine with its state and what it waits on. */
+
+static ringo_chan *dump_ch;
+
+static void dump_waiter(void *arg)
+{
+    (void)arg;
+    int x;
+    ringo_chan_recv(dump_ch, &x);
+}
+
+static char dump_buf[8192];
+
+static void dump_main(void *arg)
+{
+    (void)arg;
+    dump_ch = ringo_chan_make(sizeof(int), 0);
+    int64_t id = ringo_go(dump_waiter, NULL);
+    ringo_sleep(2 * MS); /* it is parked on the channel */
+    FILE *f = tmpfile();
+    ck_assert_ptr_nonnull(f);
+    ringo_dump(fileno(f));
+    rewind(f);
+    size_t n = fread(dump_buf, 1, sizeof dump_buf - 1, f);
+    dump_buf[n] = '\0';
+    fclose(f);
+    char want[128];
+    snprintf(want, sizeof want, "goroutine %lld [chan receive, on %p]: created by ", (long long)id,
+             (void *)dump_ch);
+    ck_assert_msg(strstr(dump_buf, want) != NULL, "want \"%s\" in:\n%s", want, dump_buf);
+    snprintf(want, sizeof want, "goroutine %lld [running]: created by ", (long long)ringo_id());
+    ck_assert_msg(strstr(dump_buf, want) != NULL, "want \"%s\" in:\n%s", want, dump_buf);
+    ck_assert_ptr_nonnull(strstr(dump_buf, " on proc "));
+    ringo_chan_close(dump_ch);
+    while (ringo_count() > 1)
+        ringo_sleep(100 * US);
+    ringo_chan_release(dump_ch);
+}
+
+START_TEST(dump_lists_goroutines_and_their_waits)
+{
+    RUN(dump_main, NULL, nprocs_param);
+    /* outside a run it says so */
+    FILE *f = tmpfile();
+    ringo_dump(fileno(f));
+    rewind(f);
+    size_t n = fread(dump_buf, 1, sizeof dump_buf - 1, f);
+    dump_buf[n] = '\0';
+    fclose(f);
+    ck_assert_ptr_nonnull(strstr(dump_buf, "no run in progress"));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Deadlock detection */
 
 static ringo_chan *dl;
@@ -1106,6 +1160,7 @@ static Suite *suite(void)
     tcase_add_test(tc, plain_threads_without_runtime);
     tcase_add_test(tc, timer_channels);
     tcase_add_test(tc, timers_do_not_outlive_the_run);
+    tcase_add_test(tc, dump_lists_goroutines_and_their_waits);
     tcase_add_test(tc, deadlock_is_reported);
     suite_add_tcase(s, tc);
     return s;

@@ -62,6 +62,15 @@ START_TEST(run_waits_for_grandchildren)
 }
 END_TEST
 
+START_TEST(version_matches_header)
+{
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", RINGO_VERSION_MAJOR, RINGO_VERSION_MINOR,
+             RINGO_VERSION_PATCH);
+    ck_assert_str_eq(ringo_version(), want);
+}
+END_TEST
+
 START_TEST(run_rejects_bad_input)
 {
     ck_assert_int_eq(ringo_run(NULL, NULL, NULL), -EINVAL);
@@ -634,6 +643,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, run_waits_for_every_goroutine);
     tcase_add_test(tc, run_waits_for_grandchildren);
+    tcase_add_test(tc, version_matches_header);
     tcase_add_test(tc, run_rejects_bad_input);
     tcase_add_test(tc, run_is_not_reentrant);
     tcase_add_test(tc, run_can_be_repeated);
