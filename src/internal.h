@@ -189,7 +189,6 @@ struct runtime {
     _Atomic int stopping;       /* 0 running, 1 every goroutine done, 2 deadlock */
     _Atomic int foreign;        /* a plain thread has called in: deadlock detection off */
     _Atomic unsigned rr;        /* round robin for spawns from plain threads */
-    _Atomic unsigned hungry;    /* procs asking for work */
     _Atomic uint64_t foreign_spawned; /* goroutines spawned by plain threads (ringo_stats) */
     pthread_mutex_t idle_lock;
     unsigned idle_procs;        /* under idle_lock */

@@ -484,7 +484,6 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     store_relaxed(&rt.stopping, 0);
     store_relaxed(&rt.foreign, 0);
     store_relaxed(&rt.futex_transit, 0);
-    store_relaxed(&rt.hungry, 0);
     store_relaxed(&rt.rr, 0);
     store_relaxed(&rt.foreign_spawned, 0);
     store_relaxed(&rt.foreign_ops, 0);

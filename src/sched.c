@@ -674,7 +674,6 @@ static void donate(struct rproc *p)
     for (unsigned i = 1; i < rt.nprocs; i++) {
         struct rproc *q = rt.procs[(p->idx + i) % rt.nprocs];
         if (load_relaxed(&q->hungry) && xchg_acq_rel(&q->hungry, 0) == 1) {
-            fetch_sub_acq_rel(&rt.hungry, 1);
             to = q;
             break;
         }
@@ -715,6 +714,19 @@ static void donate(struct rproc *p)
     }
 }
 
+/* Is another proc asking for work?  Only asked by a proc that has
+ * unstarted goroutines to give, so the scan of the (few) procs' flags is
+ * off the common path.  Per-proc flags rather than a global counter: a
+ * counter was two contended read-modify-writes per idle spin, paid on every
+ * cross-proc hand-off (tests/bench/pingpong with 2 procs). */
+static inline bool any_hungry(struct rproc *p)
+{
+    for (unsigned i = 0; i < rt.nprocs; i++)
+        if (rt.procs[i] != p && load_relaxed(&rt.procs[i]->hungry))
+            return true;
+    return false;
+}
+
 static inline struct rg *next_runnable(struct rproc *p)
 {
     if (++p->tick % POLL_EVERY == 0) {
@@ -725,7 +737,7 @@ static inline struct rg *next_runnable(struct rproc *p)
         poll_cheap(p);
     }
     /* relaxed: a hint; a missed donation waits for the next schedule */
-    if (p->fresh && load_relaxed(&rt.hungry) && (p->runq_len > 1 || p->cur))
+    if (p->fresh && (p->runq_len > 1 || p->cur) && any_hungry(p))
         donate(p);
     return runq_pop(p);
 }
@@ -1029,10 +1041,8 @@ static void proc_sleep(struct rproc *p)
 
     /* Spin briefly when other procs may hand us work. */
     if (rt.nprocs > 1 && !p->timers.n) {
-        if (!load_relaxed(&p->hungry)) {
-            store_relaxed(&p->hungry, 1);
-            fetch_add_acq_rel(&rt.hungry, 1);
-        }
+        if (!load_relaxed(&p->hungry))
+            store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
         int64_t until = now_ns() + SPIN_NS;
         for (unsigned i = 0;; i++) {
             if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) ||
@@ -1075,8 +1085,8 @@ static void proc_sleep(struct rproc *p)
         pthread_mutex_unlock(&rt.idle_lock);
     }
 unhungry:
-    if (load_relaxed(&p->hungry) && xchg_acq_rel(&p->hungry, 0) == 1)
-        fetch_sub_acq_rel(&rt.hungry, 1);
+    if (load_relaxed(&p->hungry))
+        store_relaxed(&p->hungry, 0); /* a donor may clear it too; both write 0 */
 }
 
 void proc_main(struct rproc *p)
