@@ -151,13 +151,15 @@ struct rproc {
 
     struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks */
     size_t runq_len;
-    _Atomic(struct rg *) inbox;         /* MPSC LIFO of goroutines readied by other threads */
+    /* Written by other threads: on cache lines of their own, so a waker's
+     * CAS does not steal the line holding the owner's run queue. */
+    _Alignas(64) _Atomic(struct rg *) inbox; /* MPSC LIFO of goroutines readied by other threads */
     _Atomic(struct rtask *) tasks;      /* MPSC LIFO of tasks from other threads */
     _Atomic int sleeping;               /* 1 while (about to be) blocked in io_uring_enter; see sched.c */
     _Atomic int hungry;                 /* 1 while out of work and asking for donations */
     bool idle;                          /* counted in rt.idle_procs; under rt.idle_lock */
 
-    struct timer_heap timers;   /* owner */
+    _Alignas(64) struct timer_heap timers;   /* owner; a new cache line: owner-only fields */
     size_t timer_promised;      /* heap slots promised: started goroutines + runtime timers; owner */
     struct rtask flush_task;    /* "hand your stack cache to the pool" (sched.c g_start) */
     _Atomic int flush_pending;  /* flush_task is queued; xchg by the asker, cleared by the owner */

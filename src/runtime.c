@@ -496,7 +496,11 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         goto fail_early;
     }
     for (unsigned i = 0; i < nprocs; i++) {
-        struct rproc *p = calloc(1, sizeof *p);
+        /* aligned: struct rproc keeps cross-thread fields on their own
+         * cache lines (internal.h) */
+        struct rproc *p = aligned_alloc(64, (sizeof *p + 63) & ~(size_t)63);
+        if (p)
+            memset(p, 0, sizeof *p);
         if (!p) {
             r = -ENOMEM;
             goto fail_procs;
