@@ -38,6 +38,10 @@
 #define SEC 1000000000LL
 #define IDLE_NS (30 * SEC)     /* keep-alive connection with no request */
 #define REQUEST_NS (10 * SEC)  /* from a request's first byte to its end of head */
+
+/* The deadlines in use: the defaults above, or -i. */
+static int64_t idle_ns = IDLE_NS;
+static int64_t request_ns = REQUEST_NS;
 #define HEAD_MAX 8192          /* request line + headers; beyond: 431 */
 #define OUT_MAX 16384          /* pipelined answers batched per write */
 #define MAX_PROCS 256
@@ -167,13 +171,13 @@ static void conn(void *arg)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int proc = ringo_proc();
 
-    ringo_deadline_set(ringo_now() + IDLE_NS);
+    ringo_deadline_set(ringo_now() + idle_ns);
     while (keep) {
         ssize_t n = ringo_read(fd, in + have, sizeof in - have);
         if (n <= 0)
             break; /* EOF, reset, or a deadline passed */
         if (have == 0)
-            ringo_deadline_set(ringo_now() + REQUEST_NS); /* a request has begun */
+            ringo_deadline_set(ringo_now() + request_ns); /* a request has begun */
         have += (size_t)n;
 
         size_t pos = 0, olen = 0;
@@ -230,7 +234,7 @@ static void conn(void *arg)
         memmove(in, in + pos, have - pos);
         have -= pos;
         if (have == 0 && skip == 0)
-            ringo_deadline_set(ringo_now() + IDLE_NS); /* idle between requests */
+            ringo_deadline_set(ringo_now() + idle_ns); /* idle between requests */
     }
 done:
     ringo_close(fd);
@@ -298,10 +302,12 @@ static void start(void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: httpd [-a ADDR] [-p PORT] [-t PROCS]\n"
-               "  -a ADDR   address to listen on (default 127.0.0.1)\n"
-               "  -p PORT   port (default 8080)\n"
-               "  -t PROCS  scheduler threads (default: one per CPU)\n"
+    fprintf(f, "usage: httpd [-a ADDR] [-p PORT] [-t PROCS] [-i SECONDS]\n"
+               "  -a ADDR     address to listen on (default 127.0.0.1)\n"
+               "  -p PORT     port (default 8080)\n"
+               "  -t PROCS    scheduler threads (default: one per CPU)\n"
+               "  -i SECONDS  drop a client idle, or slow to send a request, this long\n"
+               "              (default: 30 s idle, 10 s per request)\n"
                "SIGINT or SIGTERM prints request and io_uring counters and exits.\n");
 }
 
@@ -309,8 +315,17 @@ int main(int argc, char **argv)
 {
     struct ringo_config cfg = { 0 };
     int c;
-    while ((c = getopt(argc, argv, "a:p:t:h")) != -1) {
+    while ((c = getopt(argc, argv, "a:p:t:i:h")) != -1) {
         switch (c) {
+        case 'i': {
+            long secs = atol(optarg);
+            if (secs <= 0) {
+                usage(stderr);
+                return 2;
+            }
+            idle_ns = request_ns = secs * SEC;
+            break;
+        }
         case 'a': addr = optarg; break;
         case 'p': port = optarg; break;
         case 't': cfg.procs = (unsigned)atoi(optarg); break;

@@ -17,7 +17,7 @@ trap cleanup EXIT
 # A free port: try a few, keep the first httpd that listens.
 for try in 1 2 3 4 5 6 7 8; do
     port=$(( 20000 + ( $$ * 7 + try * 1031 ) % 30000 ))
-    "$httpd" -a 127.0.0.1 -p "$port" -t 2 2>"$log" &
+    "$httpd" -a 127.0.0.1 -p "$port" -t 2 -i 1 2>"$log" &
     pid=$!
     for i in 1 2 3 4 5 6 7 8 9 10; do
         grep -q listening "$log" && break
@@ -55,6 +55,14 @@ n=$(raw 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/
 check "request body skipped, next request answered" "2" "$n"
 check "HEAD has no body" "0" "$(raw 'HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | grep -c Hello)"
 check "HTTP/1.0 closes" "1" "$(raw 'GET / HTTP/1.0\r\n\r\n' | grep -c '^HTTP/1.1 200')"
+
+# -i 1: a client that sends nothing, or half a request, is dropped after
+# about a second (the server closes; cat sees EOF long before its 10 s).
+dropped() { # send $1, then wait; prints cat's status: 0 = closed by the server, 124 = not
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port"' || exit 1; printf "'"$1"'" >&3; timeout 10 cat <&3 >/dev/null; echo $?' 2>/dev/null
+}
+check "idle client dropped after the deadline" "0" "$(dropped '')"
+check "slow client dropped after the deadline" "0" "$(dropped 'GET / HTTP/1.1\r\nHost: x\r\n')"
 
 kill -INT "$pid"
 wait "$pid" 2>/dev/null
