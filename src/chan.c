@@ -419,17 +419,19 @@ int ringo_chan_recv(ringo_chan *c, void *elem)
     return chan_block(c, &c->recvq, elem, W_CHAN_RECV, true);
 }
 
-int ringo_chan_try_send(ringo_chan *c, const void *elem)
+/* try_send and try_recv: one attempt under the lock, never blocking. */
+static int chan_try(ringo_chan *c, void *elem, bool send)
 {
     note_call(self_g());
     if (!c)
         return -EAGAIN;
-    if (c->elem_size && !elem)
+    if (send && c->elem_size && !elem)
         return -EINVAL;
     chan_lock(c);
     int err;
     struct waiter *wake;
-    int done = chan_try_send_locked(c, elem, &err, &wake);
+    int done = send ? chan_try_send_locked(c, elem, &err, &wake)
+                    : chan_try_recv_locked(c, elem, &err, &wake);
     chan_unlock(c);
     if (!done)
         return -EAGAIN;
@@ -438,21 +440,14 @@ int ringo_chan_try_send(ringo_chan *c, const void *elem)
     return err;
 }
 
+int ringo_chan_try_send(ringo_chan *c, const void *elem)
+{
+    return chan_try(c, (void *)elem, true);
+}
+
 int ringo_chan_try_recv(ringo_chan *c, void *elem)
 {
-    note_call(self_g());
-    if (!c)
-        return -EAGAIN;
-    chan_lock(c);
-    int err;
-    struct waiter *wake;
-    int done = chan_try_recv_locked(c, elem, &err, &wake);
-    chan_unlock(c);
-    if (!done)
-        return -EAGAIN;
-    if (wake)
-        waiter_wake(wake, 0);
-    return err;
+    return chan_try(c, elem, false);
 }
 
 int ringo_chan_close(ringo_chan *c)

@@ -32,8 +32,8 @@
  * loads the park word; if it finds the goroutine not parked it leaves the
  * cancel for "the next blocking call".  A cancel that lands between step 1
  * and the park would thus be seen by nobody, and the operation could block
- * for ever.  So after park_prepare()'s seq_cst store of the park word, io_wait
- * loads cancel_id with seq_cst and, if set, queues the ASYNC_CANCEL itself
+ * for ever.  So after park_prepare()'s seq_cst store of the park word,
+ * ring_wait_op_on() (ring.c, shared with futex waits) loads cancel_id with seq_cst and, if set, queues the ASYNC_CANCEL itself
  * (behind the operation, in the same submit):
  *
  *        goroutine g                          ringo_cancel (any thread)
@@ -103,7 +103,6 @@ static struct io_uring_sqe *io_sqe(struct rproc *p, struct rg *g)
 /* Steps 2-4 of the design comment; sqe comes from io_sqe(). */
 static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
 {
-    struct rop op = { .g = g, .res = 0 };
     struct __kernel_timespec ts;
     int64_t dl = g->deadline;
 
@@ -117,23 +116,7 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
         io_uring_prep_link_timeout(t, &ts, IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data64(t, UD_IGNORE);
     }
-    op.token = park_prepare(g, W_IO, 0);
-    g->wait_fd = sqe->fd;
-    g->io_op = &op;
-    io_uring_sqe_set_data(sqe, &op);
-    p->inflight++;
-    /* seq_cst: (A) in the cancel handshake above; pairs with the seq_cst
-     * store of cancel_id in ringo_cancel().  Without it a cancel between
-     * block_check() and park_prepare() would be missed. */
-    if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id)) {
-        struct io_uring_sqe *c = ring_sqe(p);
-        io_uring_prep_cancel(c, &op, 0);
-        io_uring_sqe_set_data64(c, UD_IGNORE);
-    }
-    park_commit(g, op.token, 0);
-    g->io_op = NULL;
-
-    int r = op.res;
+    int r = ring_wait_op_on(p, g, sqe, W_IO, NULL);
     if (r == -ECANCELED || r == -EINTR) {
         if (g_cancelled(g))
             r = -ECANCELED;

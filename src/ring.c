@@ -276,6 +276,8 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
     struct rop op = { .g = g, .res = 0 };
     op.token = park_prepare(g, reason, 0);
     g->wait_obj = obj;
+    if (reason == W_IO)
+        g->wait_fd = sqe->fd; /* for ringo_dump */
     g->io_op = &op;
     io_uring_sqe_set_data(sqe, &op);
     p->inflight++;
