@@ -895,15 +895,9 @@ END_TEST
 
 static ringo_chan *tc_ch;
 
-static atomic_int producer_ready;
-
 static void *thread_producer(void *arg)
 {
     (void)arg;
-    /* A first call into ringo from this thread: from now on the run knows
-     * a plain thread may release its goroutines (no deadlock report). */
-    ringo_chan_try_recv(NULL, NULL);
-    atomic_store(&producer_ready, 1);
     for (long i = 0; i < 10000; i++)
         if (ringo_chan_send(tc_ch, &i) != 0)
             return (void *)1;
@@ -916,10 +910,7 @@ static void thread_consumer_main(void *arg)
     (void)arg;
     tc_ch = ringo_chan_make(sizeof(long), (size_t)(intptr_t)arg);
     pthread_t t;
-    atomic_store(&producer_ready, 0);
-    pthread_create(&t, NULL, thread_producer, NULL);
-    while (!atomic_load(&producer_ready))
-        ringo_sleep(100 * US);
+    ck_assert_int_eq(test_thread_create(&t, thread_producer, NULL), 0);
     long v, want = 0;
     while (ringo_chan_recv(tc_ch, &v) == 0)
         ck_assert_int_eq(v, want++);

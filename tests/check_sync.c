@@ -73,7 +73,7 @@ static void main_counter(void *arg)
     total = 0;
     ringo_waitgroup_add(&wg, NG + (int)threads);
     for (long i = 0; i < threads; i++)
-        ck_assert_int_eq(pthread_create(&t[i], NULL, incr_thread, NULL), 0);
+        ck_assert_int_eq(test_thread_create(&t[i], incr_thread, NULL), 0);
     for (int i = 0; i < NG; i++)
         ck_assert_int_gt(ringo_go(incr, NULL), 0);
     ringo_waitgroup_wait(&wg);
@@ -260,7 +260,7 @@ static void main_wg_thread(void *arg)
     ringo_waitgroup_add(&wg_work, 1000);
     ringo_waitgroup_add(&wg_thread_done, 1);
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, wg_waiter_thread, NULL), 0);
+    ck_assert_int_eq(test_thread_create(&t, wg_waiter_thread, NULL), 0);
     for (long i = 0; i < 1000; i++)
         ringo_go(slot_worker, (void *)i);
     ringo_waitgroup_wait(&wg_thread_done);
@@ -451,7 +451,7 @@ static void main_broadcast(void *arg)
     atomic_store(&gate_passed, 0);
     ringo_waitgroup_add(&w, 51);
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, gate_thread, &w), 0);
+    ck_assert_int_eq(test_thread_create(&t, gate_thread, &w), 0);
     for (int i = 0; i < 50; i++)
         ringo_go(gate_waiter, &w);
     while (atomic_load(&gate_waiting) < 51)
@@ -578,7 +578,7 @@ static void main_rw_mixed(void *arg)
     rw_value = 0;
     ringo_waitgroup_add(&w, 8 + 4 + 1);
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, rw_writer_thread, &w), 0);
+    ck_assert_int_eq(test_thread_create(&t, rw_writer_thread, &w), 0);
     for (int i = 0; i < 8; i++)
         ringo_go(rw_reader, &w);
     for (int i = 0; i < 4; i++)
@@ -667,7 +667,7 @@ static void main_starvation(void *arg)
     atomic_store(&hammer_stop, 0);
     atomic_store(&hammer_rounds, 0);
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, hammer_thread, NULL), 0);
+    ck_assert_int_eq(test_thread_create(&t, hammer_thread, NULL), 0);
     if (ringo_nprocs() > 1)
         ringo_go_on(1, hammer, NULL); /* never yields: proc 1 is all its */
     while (atomic_load(&hammer_rounds) < 1000)

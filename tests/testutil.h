@@ -153,6 +153,37 @@ static inline size_t rss_bytes(void)
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/*
+ * A plain thread started from a goroutine.  Deadlock detection stays on
+ * until a plain thread's first call into ringo (API.md), so a goroutine
+ * that blocks waiting for a thread that has not called in yet may be
+ * reported, rightly, as deadlocked.  test_thread_create has the new thread
+ * make a first call before anything else, and the creating goroutine wait
+ * for it.
+ */
+struct test_thread { void *(*fn)(void *); void *arg; atomic_int called_in; };
+
+static inline void *test_thread_main(void *p)
+{
+    struct test_thread *tt = p;
+    void *(*fn)(void *) = tt->fn;
+    void *arg = tt->arg;
+    ringo_chan_try_recv(NULL, NULL); /* the first call into ringo */
+    atomic_store(&tt->called_in, 1);
+    return fn(arg);
+}
+
+static inline int test_thread_create(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    struct test_thread tt = { fn, arg, 0 };
+    int r = pthread_create(t, NULL, test_thread_main, &tt);
+    if (r)
+        return r;
+    while (!atomic_load(&tt.called_in)) /* tt lives until the thread has copied it */
+        ringo_sleep(100 * US);
+    return 0;
+}
+
 /* Run the suite once per proc count, 1 up to test_max_procs(), with
  * *nprocs set for the tests to read; the exit status for main. */
 static inline int run_per_procs(Suite *(*make_suite)(void), unsigned *nprocs)
