@@ -65,29 +65,25 @@ static long sys_futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
     return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
 }
 
-void chan_lock(ringo_chan *c)
+void chan_lock_slow(ringo_chan *c)
 {
-    uint32_t v = 0;
-    /* acquire: the critical section sees the previous holder's writes;
-     * pairs with the release in chan_unlock */
-    if (cas_acq_rel(&c->lock, &v, 1))
-        return;
+    uint32_t v;
     for (int i = 0; i < CHAN_LOCK_SPINS; i++) {
         cpu_relax();
         v = 0;
+        /* acq_rel: as in chan_lock */
         if (load_relaxed(&c->lock) == 0 && cas_acq_rel(&c->lock, &v, 1))
             return;
     }
-    /* Mark contended and sleep until we take it from 0. */
+    /* Mark contended and sleep until we take it from 0.  acq_rel: taking
+     * the lock this way must acquire like the CAS. */
     while (xchg_acq_rel(&c->lock, 2) != 0)
         sys_futex(&c->lock, FUTEX_WAIT_PRIVATE, 2);
 }
 
-void chan_unlock(ringo_chan *c)
+void chan_wake_locker(ringo_chan *c)
 {
-    /* release: publishes the critical section; pairs with chan_lock */
-    if (xchg_acq_rel(&c->lock, 0) == 2)
-        sys_futex(&c->lock, FUTEX_WAKE_PRIVATE, 1);
+    sys_futex(&c->lock, FUTEX_WAKE_PRIVATE, 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -155,7 +151,7 @@ int block_forever(int reason)
 
 uint32_t fast_rand(void)
 {
-    static __thread uint64_t thread_state;
+    static __thread uint64_t thread_state __attribute__((tls_model("initial-exec")));
     struct rproc *p = tls_proc;
     uint64_t *s = p ? &p->rng : &thread_state;
     if (*s == 0)
@@ -201,7 +197,7 @@ void waitq_remove(struct sudog *sd)
     sd->queued = false;
 }
 
-struct sudog *waitq_take(struct waitq *q)
+struct sudog *waitq_take_slow(struct waitq *q)
 {
     struct sudog *sd;
     while ((sd = q->first)) {
@@ -215,77 +211,6 @@ struct sudog *waitq_take(struct waitq *q)
 
 /* ---------------------------------------------------------------------- */
 /* Core operations with the lock held */
-
-static inline void copy_elem(ringo_chan *c, void *dst, const void *src)
-{
-    if (c->elem_size && dst)
-        memcpy(dst, src, c->elem_size);
-}
-
-int chan_try_send_locked(ringo_chan *c, const void *elem, int *err, struct waiter **wake)
-{
-    *wake = NULL;
-    if (c->closed) {
-        *err = -EPIPE;
-        return 1;
-    }
-    struct sudog *sd = waitq_take(&c->recvq);
-    if (sd) {
-        copy_elem(c, sd->elem, elem);
-        sd->success = true;
-        sd->w->fired = sd;
-        *wake = sd->w;
-        *err = 0;
-        return 1;
-    }
-    size_t n = load_relaxed(&c->count);
-    if (n < c->cap) {
-        if (c->elem_size)
-            memcpy(chan_slot(c, n), elem, c->elem_size);
-        store_relaxed(&c->count, n + 1); /* relaxed: len is a racy snapshot; the lock orders the rest */
-        *err = 0;
-        return 1;
-    }
-    return 0;
-}
-
-int chan_try_recv_locked(ringo_chan *c, void *elem, int *err, struct waiter **wake)
-{
-    *wake = NULL;
-    struct sudog *sd = waitq_take(&c->sendq);
-    if (sd) {
-        if (c->cap == 0) {
-            copy_elem(c, elem, sd->elem);
-        } else {
-            /* Buffer full: take the oldest value, put the sender's at the tail. */
-            char *slot = chan_slot(c, 0);
-            copy_elem(c, elem, slot);
-            if (c->elem_size)
-                memcpy(slot, sd->elem, c->elem_size);
-            c->head = (c->head + 1) % c->cap;
-        }
-        sd->success = true;
-        sd->w->fired = sd;
-        *wake = sd->w;
-        *err = 0;
-        return 1;
-    }
-    size_t n = load_relaxed(&c->count);
-    if (n > 0) {
-        copy_elem(c, elem, chan_slot(c, 0));
-        c->head = (c->head + 1) % c->cap;
-        store_relaxed(&c->count, n - 1);
-        *err = 0;
-        return 1;
-    }
-    if (c->closed) {
-        if (elem && c->elem_size)
-            memset(elem, 0, c->elem_size);
-        *err = -EPIPE;
-        return 1;
-    }
-    return 0;
-}
 
 /* ---------------------------------------------------------------------- */
 /* Public API */

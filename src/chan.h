@@ -7,6 +7,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include <errno.h>
 
 #include "ringo.h"
 
@@ -63,14 +66,41 @@ struct ringo_chan {
     char *buf;                  /* cap * elem_size bytes */
 };
 
-void chan_lock(ringo_chan *c);
-void chan_unlock(ringo_chan *c);
+/* The channel lock: an inline fast path (one CAS to take, one exchange to
+ * give back) and an out-of-line contended path in chan.c. */
+void chan_lock_slow(ringo_chan *c);
+void chan_wake_locker(ringo_chan *c);
+
+static inline void chan_lock(ringo_chan *c)
+{
+    uint32_t v = 0;
+    /* acq_rel (acquire is what matters): the critical section sees the
+     * previous holder's writes; pairs with the release in chan_unlock */
+    if (!cas_acq_rel(&c->lock, &v, 1))
+        chan_lock_slow(c);
+}
+
+static inline void chan_unlock(ringo_chan *c)
+{
+    /* acq_rel exchange (release is what matters): publishes the critical
+     * section to the next holder; 2 means someone sleeps in futex(2) */
+    if (xchg_acq_rel(&c->lock, 0) == 2)
+        chan_wake_locker(c);
+}
 
 void waitq_push(struct waitq *q, struct sudog *sd);
 void waitq_remove(struct sudog *sd);   /* no-op if not queued */
 /* Dequeue the first sudog whose waiter this caller wins (claims); stale
  * ones (their waiter already ended elsewhere) are dropped.  NULL if none. */
-struct sudog *waitq_take(struct waitq *q);
+struct sudog *waitq_take_slow(struct waitq *q);
+
+/* The first sudog of q whose waiter could be claimed, dequeued; NULL if
+ * none.  The empty test is inline: it is the answer on every buffered
+ * operation that does not block. */
+static inline struct sudog *waitq_take(struct waitq *q)
+{
+    return q->first ? waitq_take_slow(q) : NULL;
+}
 
 void waiter_init(struct waiter *w, int reason);
 bool waiter_claim(struct waiter *w);
@@ -81,16 +111,110 @@ int  waiter_block(struct waiter *w);
 int  block_forever(int reason);
 
 /* Operations with the lock held; the caller has checked readiness. */
+/* Buffer slot i places after the oldest value (i < cap).  No division:
+ * head < cap and i < cap, so one conditional subtraction wraps it. */
 static inline char *chan_slot(ringo_chan *c, size_t i)
 {
-    return c->buf + ((c->head + i) % c->cap) * c->elem_size;
+    size_t j = c->head + i;
+    if (j >= c->cap)
+        j -= c->cap;
+    return c->buf + j * c->elem_size;
 }
 
-/* Try to complete a send / receive at once with c locked (it stays
- * locked): 1 done, with *err = 0 or -EPIPE and *wake = a peer's waiter to
- * wake once the caller has unlocked (or NULL); 0 not ready. */
-int chan_try_send_locked(ringo_chan *c, const void *elem, int *err, struct waiter **wake);
-int chan_try_recv_locked(ringo_chan *c, void *elem, int *err, struct waiter **wake);
+static inline void chan_advance_head(ringo_chan *c)
+{
+    if (++c->head == c->cap)
+        c->head = 0;
+}
+
+/* Copy one element.  The common sizes are fixed-size copies the compiler
+ * turns into a load and a store; others call memcpy. */
+static inline void elem_copy(void *dst, const void *src, size_t n)
+{
+    switch (n) {
+    case 0: break;
+    case 1: memcpy(dst, src, 1); break;
+    case 2: memcpy(dst, src, 2); break;
+    case 4: memcpy(dst, src, 4); break;
+    case 8: memcpy(dst, src, 8); break;
+    case 16: memcpy(dst, src, 16); break;
+    default: memcpy(dst, src, n); break;
+    }
+}
+
+/* The core of a send and of a receive, with c locked: 1 if the operation
+ * completed (*err is its result; *wake, if not NULL, is a waiter to wake
+ * after unlocking), 0 if it would block.  Inline: the buffered fast path
+ * of ringo_chan_send and ringo_chan_recv is this plus the lock. */
+static inline void copy_elem(ringo_chan *c, void *dst, const void *src)
+{
+    if (dst)
+        elem_copy(dst, src, c->elem_size);
+}
+
+static inline __attribute__((always_inline)) int chan_try_send_locked(ringo_chan *c, const void *elem, int *err, struct waiter **wake)
+{
+    *wake = NULL;
+    if (c->closed) {
+        *err = -EPIPE;
+        return 1;
+    }
+    struct sudog *sd = waitq_take(&c->recvq);
+    if (sd) {
+        copy_elem(c, sd->elem, elem);
+        sd->success = true;
+        sd->w->fired = sd;
+        *wake = sd->w;
+        *err = 0;
+        return 1;
+    }
+    size_t n = load_relaxed(&c->count);
+    if (n < c->cap) {
+        elem_copy(chan_slot(c, n), elem, c->elem_size);
+        store_relaxed(&c->count, n + 1); /* relaxed: len is a racy snapshot; the lock orders the rest */
+        *err = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan *c, void *elem, int *err, struct waiter **wake)
+{
+    *wake = NULL;
+    struct sudog *sd = waitq_take(&c->sendq);
+    if (sd) {
+        if (c->cap == 0) {
+            copy_elem(c, elem, sd->elem);
+        } else {
+            /* Buffer full: take the oldest value, put the sender's at the tail. */
+            char *slot = chan_slot(c, 0);
+            copy_elem(c, elem, slot);
+            elem_copy(slot, sd->elem, c->elem_size);
+            chan_advance_head(c);
+        }
+        sd->success = true;
+        sd->w->fired = sd;
+        *wake = sd->w;
+        *err = 0;
+        return 1;
+    }
+    size_t n = load_relaxed(&c->count);
+    if (n > 0) {
+        copy_elem(c, elem, chan_slot(c, 0));
+        chan_advance_head(c);
+        store_relaxed(&c->count, n - 1);
+        *err = 0;
+        return 1;
+    }
+    if (c->closed) {
+        if (elem && c->elem_size)
+            memset(elem, 0, c->elem_size);
+        *err = -EPIPE;
+        return 1;
+    }
+    return 0;
+}
+
 
 /* Unlink a goroutine's sudogs from their channels after a deadlock, so
  * the channels stay usable in a later run. */

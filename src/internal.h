@@ -27,6 +27,8 @@
 #include "fiber.h"
 #include "timer.h"
 
+#include "ringo.h"
+
 struct rproc;
 struct sudog;
 
@@ -251,9 +253,24 @@ bool claim(struct rg *g, uint64_t token);
 void ready(struct rg *g, int result);
 
 /* Goroutine-level checks shared by every blocking call: -ECANCELED,
- * -ETIMEDOUT or 0. */
-int  block_check(struct rg *g);
-bool g_cancelled(struct rg *g);
+ * -ETIMEDOUT or 0.  Inline: every channel operation makes them, and the
+ * common answer (no cancel, no deadline) is two loads and a compare. */
+
+static inline bool g_cancelled(struct rg *g)
+{
+    /* relaxed: a cancel racing this check is caught by the park handshake
+     * (park_prepare's seq_cst store against ringo_cancel's), not here */
+    return load_relaxed(&g->cancel_id) == load_relaxed(&g->id);
+}
+
+static inline int block_check(struct rg *g)
+{
+    if (g_cancelled(g))
+        return -ECANCELED;
+    if (g->deadline != RINGO_NEVER && now_ns() >= g->deadline)
+        return -ETIMEDOUT;
+    return 0;
+}
 
 /* Switch to the next runnable goroutine (or the scheduler loop), leaving the
  * caller as it is (callers set its state first). */

@@ -517,20 +517,6 @@ void ready(struct rg *g, int result)
     foreign_exit();
 }
 
-bool g_cancelled(struct rg *g)
-{
-    return load_relaxed(&g->cancel_id) == load_relaxed(&g->id);
-}
-
-int block_check(struct rg *g)
-{
-    if (g_cancelled(g))
-        return -ECANCELED;
-    if (g->deadline != RINGO_NEVER && now_ns() >= g->deadline)
-        return -ETIMEDOUT;
-    return 0;
-}
-
 int park_commit(struct rg *g, uint64_t token, int flags)
 {
     struct rproc *p = tls_proc;
