@@ -296,7 +296,9 @@ static int chan_block(ringo_chan *c, struct waitq *q, void *elem, int reason, bo
     return r;
 }
 
-int ringo_chan_send(ringo_chan *c, const void *elem)
+/* A blocking send or receive.  Inlined into each with `send` constant, so
+ * each keeps a straight fast path. */
+static inline __attribute__((always_inline)) int chan_op(ringo_chan *c, void *elem, bool send)
 {
     struct rg *g = self_g();
     note_call(g);
@@ -306,42 +308,35 @@ int ringo_chan_send(ringo_chan *c, const void *elem)
             return r;
     }
     if (!c)
-        return block_forever(W_CHAN_SEND);
-    if (c->elem_size && !elem)
+        return block_forever(send ? W_CHAN_SEND : W_CHAN_RECV);
+    if (send && c->elem_size && !elem)
         return -EINVAL;
     chan_lock(c);
-    int err;
+    int err, done;
     struct waiter *wake;
-    if (chan_try_send_locked(c, elem, &err, &wake)) {
+    if (send)
+        done = chan_try_send_locked(c, elem, &err, &wake);
+    else
+        done = chan_try_recv_locked(c, elem, &err, &wake);
+    if (done) {
         chan_unlock(c);
         if (wake)
             waiter_wake(wake, 0);
         return err;
     }
-    return chan_block(c, &c->sendq, (void *)elem, W_CHAN_SEND, false);
+    if (send)
+        return chan_block(c, &c->sendq, elem, W_CHAN_SEND, false);
+    return chan_block(c, &c->recvq, elem, W_CHAN_RECV, true);
+}
+
+int ringo_chan_send(ringo_chan *c, const void *elem)
+{
+    return chan_op(c, (void *)elem, true);
 }
 
 int ringo_chan_recv(ringo_chan *c, void *elem)
 {
-    struct rg *g = self_g();
-    note_call(g);
-    if (g) {
-        int r = block_check(g);
-        if (r)
-            return r;
-    }
-    if (!c)
-        return block_forever(W_CHAN_RECV);
-    chan_lock(c);
-    int err;
-    struct waiter *wake;
-    if (chan_try_recv_locked(c, elem, &err, &wake)) {
-        chan_unlock(c);
-        if (wake)
-            waiter_wake(wake, 0);
-        return err;
-    }
-    return chan_block(c, &c->recvq, elem, W_CHAN_RECV, true);
+    return chan_op(c, elem, false);
 }
 
 /* try_send and try_recv: one attempt under the lock, never blocking. */
