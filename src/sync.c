@@ -31,12 +31,9 @@
  * thread holds, and deadlock detection must already be off by then.  The
  * test is one thread-local load.
  *
- * Rejected.  A WOKEN bit to spare the wake system call when a woken waiter
- * is already on its way (Go's mutexWoken): Go's semaphore keeps a wake that
- * finds nobody asleep, a futex does not, so a waiter that read the word
- * after the bit was set could sleep through the only wake.  Spinning before
- * sleeping: goroutines are cooperative, so the holder on the same proc
- * cannot run while we spin.
+ * Rejected.  Spinning before sleeping: goroutines are cooperative, so the
+ * holder on the same proc cannot run while we spin (and measured on 2
+ * procs, Go's 4 x 30 pauses made the contended mutex slower).
  */
 #include "config.h"
 
@@ -69,10 +66,26 @@ static inline void note_caller(void)
  *                       nobody may take the lock except by handoff
  *   bit 2     HANDOFF   an unlock in starving mode passed the lock on; the
  *                       first counted waiter to see it owns the lock
- *   bits 3-31 waiters   lockers counted as waiting (asleep or about to be)
+ *   bit 3     WOKEN     an unlock has woken a waiter that has not yet come
+ *                       back to the state word (Go's mutexWoken)
+ *   bits 4-31 waiters   lockers counted as waiting (asleep or about to be)
  *
  * Lock: CAS 0 -> LOCKED.  Unlock: subtract LOCKED; if the result is not 0,
  * there are waiters to wake or a handoff to make.
+ *
+ * WOKEN spares the wake, a futex(2) system call, while a woken waiter is
+ * already on its way: a goroutine that keeps re-locking a mutex that
+ * waiters on another proc want would otherwise pay one system call per
+ * unlock (tests/bench/mutex).  The unlocker sets WOKEN in the CAS that
+ * decides to wake; a waiter that comes back from futex_wait, for whatever
+ * reason, clears it in its next CAS of the state (taking the lock or going
+ * back to sleep).  WOKEN is never left set with nobody to clear it: when it
+ * is set, every counted waiter is either asleep in the kernel, where the
+ * wake that follows reaches one of them, or on its way to a futex_wait
+ * whose value was read before the bump of sleep that follows (it counted
+ * itself before WOKEN was set, and read sleep before counting), so that
+ * wait returns at once.  Either way some waiter comes back and clears it;
+ * a second waiter that clears it too only allows one more wake.
  *
  * Waiters do not sleep on the state word but on a second word, sleep,
  * which every unlock that wakes bumps before its futex_wake.  Sleeping on
@@ -117,7 +130,8 @@ static inline void note_caller(void)
 #define M_LOCKED   1u
 #define M_STARVING 2u
 #define M_HANDOFF  4u
-#define M_WAITER   8u
+#define M_WOKEN    8u
+#define M_WAITER   16u
 
 struct mutex {
     _Atomic uint32_t state;     /* see "State word"; RMW by lockers and unlockers */
@@ -129,13 +143,15 @@ static void mutex_lock_slow(struct mutex *m)
 {
     int64_t start = 0;
     bool counted = false;       /* we are in the waiters field */
+    bool woken = false;         /* back from a futex_wait: clear WOKEN */
     /* acquire: pairs with the release bump (B) in mutex_unlock_slow */
     uint32_t q = load_acquire(&m->sleep);
     uint32_t s = load_relaxed(&m->state);
     for (;;) {
         uint32_t n;
+        uint32_t clear = woken ? M_WOKEN : 0;
         if (counted && (s & M_HANDOFF)) {
-            n = ((s & ~M_HANDOFF) | M_LOCKED) - M_WAITER;
+            n = ((s & ~(M_HANDOFF | clear)) | M_LOCKED) - M_WAITER;
             if (n < M_WAITER || now_ns() - start < STARVATION_NS)
                 n &= ~M_STARVING;
             /* acquire: reads the unlocker's release sequence */
@@ -144,7 +160,7 @@ static void mutex_lock_slow(struct mutex *m)
             continue;
         }
         if (!(s & (M_LOCKED | M_STARVING | M_HANDOFF))) {
-            n = s | M_LOCKED;
+            n = (s & ~clear) | M_LOCKED;
             if (counted)
                 n -= M_WAITER;
             /* acquire: pairs with the release in mutex_unlock */
@@ -152,7 +168,7 @@ static void mutex_lock_slow(struct mutex *m)
                 return;
             continue;
         }
-        n = s;
+        n = s & ~clear;
         if (!counted)
             n += M_WAITER;
         else if (!(s & M_STARVING) && now_ns() - start > STARVATION_NS)
@@ -167,6 +183,7 @@ static void mutex_lock_slow(struct mutex *m)
             start = now_ns();
         }
         futex_wait(&m->sleep, q, W_MUTEX);
+        woken = true;
         q = load_acquire(&m->sleep);    /* acquire: as above */
         s = load_relaxed(&m->state);
     }
@@ -191,8 +208,18 @@ static void mutex_unlock_slow(struct mutex *m, uint32_t old)
         /* release: the handoff taker's CAS reads this (and, through the
          * release sequence, our unlock) */
         fetch_or_acq_rel(&m->state, M_HANDOFF);
-    } else if (s < M_WAITER) {
-        return;
+    } else {
+        for (;;) {
+            /* Nobody to wake; or a woken waiter is on its way; or a new
+             * holder will decide at its own unlock (also in starving
+             * mode, which a waiter may have set since). */
+            if (s < M_WAITER || (s & (M_LOCKED | M_WOKEN | M_STARVING)))
+                return;
+            /* relaxed: the bump (B) below publishes the state to waiters */
+            if (atomic_compare_exchange_weak_explicit(&m->state, &s, s | M_WOKEN,
+                                                      memory_order_relaxed, memory_order_relaxed))
+                break;
+        }
     }
     /* (B) release: a waiter that reads the bump sees the change above */
     fetch_add_acq_rel(&m->sleep, 1);

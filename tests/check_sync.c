@@ -96,6 +96,62 @@ START_TEST(mutex_exact_total_with_threads)
 }
 END_TEST
 
+/* Tight loops: no yield anywhere, so a goroutine keeps re-locking while
+ * the goroutines of the other proc and the plain threads wait.  This is
+ * where an unlock skips the wake because one is already on its way
+ * (WOKEN): a wake lost there would hang the test. */
+#define TIGHT_G 8
+#define TIGHT_T 2
+#define TIGHT_N 50000
+
+static void tight(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < TIGHT_N; i++) {
+        ringo_mutex_lock(&mu);
+        total++;
+        ringo_mutex_unlock(&mu);
+    }
+    ringo_waitgroup_done(&wg);
+}
+
+static void *tight_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < TIGHT_N; i++) {
+        ringo_mutex_lock(&mu);
+        total++;
+        ringo_mutex_unlock(&mu);
+    }
+    ringo_waitgroup_done(&wg);
+    return NULL;
+}
+
+static void main_tight(void *arg)
+{
+    (void)arg;
+    pthread_t t[TIGHT_T];
+    memset(&mu, 0, sizeof mu);
+    memset(&wg, 0, sizeof wg);
+    total = 0;
+    ringo_waitgroup_add(&wg, TIGHT_G + TIGHT_T);
+    for (int i = 0; i < TIGHT_T; i++)
+        ck_assert_int_eq(test_thread_create(&t[i], tight_thread, NULL), 0);
+    for (int i = 0; i < TIGHT_G; i++)
+        ck_assert_int_gt(ringo_go_on(i % ringo_nprocs(), tight, NULL), 0);
+    ringo_waitgroup_wait(&wg);
+    ck_assert_int_eq(total, (long)(TIGHT_G + TIGHT_T) * TIGHT_N);
+    for (int i = 0; i < TIGHT_T; i++)
+        pthread_join(t[i], NULL);
+}
+
+START_TEST(mutex_tight_loops)
+{
+    RUN(main_tight, NULL, nprocs_param);
+    ck_assert_int_eq(total, (long)(TIGHT_G + TIGHT_T) * TIGHT_N);
+}
+END_TEST
+
 /* Which wait path the contention above took. */
 START_TEST(futex_paths)
 {
@@ -937,6 +993,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, mutex_exact_total);
     tcase_add_test(tc, mutex_exact_total_with_threads);
+    tcase_add_test(tc, mutex_tight_loops);
     tcase_add_test(tc, futex_paths);
     tcase_add_test(tc, mutex_trylock);
     tcase_add_test(tc, zero_and_init_objects);
