@@ -133,6 +133,21 @@ struct proc_stats {
 };
 #define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
+/* Goroutine I/O operations in flight on this proc's ring, counted per file
+ * descriptor, so that ringo_close() knows which procs must cancel them
+ * (fdops.c).  Written by the owner only; read by closers on other procs. */
+#define FDOPS_PAGE_BITS 12
+#define FDOPS_PAGES 256                 /* fds below 2^20 are counted exactly */
+struct fd_ops {
+    _Atomic(_Atomic uint32_t *) page[FDOPS_PAGES]; /* lazily allocated; release-published */
+    _Atomic uint32_t untracked;         /* ops on fds that have no counter (no memory, fd too large) */
+};
+
+_Atomic uint32_t *fdops_inc(struct rproc *p, int fd); /* owner; fd >= 0; returns the counter */
+void fdops_dec(_Atomic uint32_t *counter);            /* owner; what fdops_inc returned */
+bool fdops_busy(struct rproc *p, int fd);   /* any thread */
+void fdops_free(struct rproc *p);            /* teardown */
+
 struct rproc {
     int idx;
     pthread_t thread;
@@ -181,6 +196,7 @@ struct rproc {
 
     void *altstack;             /* SIGSEGV alternate stack */
     struct proc_stats st;       /* owner writes relaxed; ringo_stats sums them */
+    struct fd_ops fdops;        /* I/O operations in flight per fd (fdops.c) */
 };
 
 /* Runtime-wide state for the run in progress (runtime.c). */

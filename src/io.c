@@ -24,9 +24,10 @@
  *      g->io_op.
  *   4. -ECANCELED (or -EINTR from an io-wq worker that was interrupted) is
  *      translated: -ECANCELED if the goroutine is cancelled (cancellation
- *      wins), else -ETIMEDOUT when the call had a deadline.  An operation
- *      that completed before the cancel or timeout hit keeps its result, so
- *      data that was read is never dropped.
+ *      wins), else -ETIMEDOUT when the deadline has passed, else -EBADF:
+ *      the only other canceller is ringo_close() of the fd (below).  An
+ *      operation that completed before the cancel or timeout hit keeps its
+ *      result, so data that was read is never dropped.
  *
  * The cancel handshake.  ringo_cancel() stores cancel_id (seq_cst) and then
  * loads the park word; if it finds the goroutine not parked it leaves the
@@ -55,6 +56,21 @@
  * checks (as Go's Close is): a goroutine that timed out must still be able
  * to release its descriptors.
  *
+ * Closing a descriptor that is in use.  An operation in flight holds its
+ * own reference to the file, so close(2) alone would leave a goroutine
+ * blocked on it for ever (and a listener listening).  As Go's Close does,
+ * ringo_close() first ends every operation on the fd: each proc counts its
+ * goroutines' operations per fd (fdops.c); procs other than the closer's
+ * that have some get a task that submits IORING_OP_ASYNC_CANCEL with
+ * IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL at once, and the closer
+ * waits until every such cancel has been submitted; then its own proc's
+ * cancel (if it has operations on the fd) and the close go in one submit,
+ * in that order.  A cancel by fd matches requests by the file the fd names
+ * when the cancel is issued, so every cancel must be issued before the
+ * close: afterwards the number may already name a new file, whose
+ * operations the cancel would end.  The cancelled operations complete with
+ * -ECANCELED, which step 4 turns into -EBADF.
+ *
  * Rejected.  An interruptible park (PARK_INTERRUPTIBLE) with the goroutine
  * timer for the deadline: it would resume the goroutine before the kernel
  * is done with the buffer, which then has to be copied or leaked.
@@ -69,6 +85,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -116,12 +133,19 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
         io_uring_prep_link_timeout(t, &ts, IORING_TIMEOUT_ABS);
         io_uring_sqe_set_data64(t, UD_IGNORE);
     }
+    /* Counted for ringo_close (fdops.c).  openat's fd is a directory. */
+    _Atomic uint32_t *busy = sqe->fd >= 0 && sqe->opcode != IORING_OP_OPENAT
+                                 ? fdops_inc(p, sqe->fd) : NULL;
     int r = ring_wait_op_on(p, g, sqe, W_IO, NULL);
+    if (busy)
+        fdops_dec(busy);
     if (r == -ECANCELED || r == -EINTR) {
         if (g_cancelled(g))
             r = -ECANCELED;
-        else if (dl != RINGO_NEVER)
+        else if (dl != RINGO_NEVER && now_ns() >= dl)
             r = -ETIMEDOUT;
+        else
+            r = -EBADF; /* ended by ringo_close of its fd */
     }
     return r;
 }
@@ -277,14 +301,95 @@ int ringo_poll(int fd, short events)
     return io_wait(p, g, sqe);
 }
 
+/* A request to another proc: cancel every operation on fd, then count
+ * down; the closer resumes when the count reaches zero. */
+struct close_req {
+    struct rg *g;               /* the closer, parked */
+    uint64_t token;
+    int fd;
+    _Atomic int pending;        /* procs still to cancel; acq_rel decrements */
+};
+
+struct close_task {
+    struct rtask t;
+    struct close_req *req;
+};
+
+static void close_cancel_run(struct rproc *q, struct rtask *t)
+{
+    struct close_req *req = ((struct close_task *)t)->req;
+    struct io_uring_sqe *c = ring_sqe(q);
+    io_uring_prep_cancel_fd(c, req->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(c, UD_IGNORE);
+    /* Submitted now: the cancel finds its operations by the file the fd
+     * names when it is issued, which must be before the closer's close. */
+    ring_flush(q);
+    /* acq_rel: the last decrement sees every proc's flush before the
+     * closer resumes (through ready's inbox push) */
+    if (fetch_sub_acq_rel(&req->pending, 1) == 1 && claim(req->g, req->token))
+        ready(req->g, 0);
+}
+
+/* Have every other proc with operations on fd cancel them, and wait until
+ * each has issued its cancel.  Tasks live on the closer's stack: the run
+ * cannot end while the closer waits, so none is ever discarded. */
+static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
+{
+    struct close_task local[8], *tasks = local;
+    unsigned n = 0;
+    for (unsigned i = 0; i < rt.nprocs; i++)
+        if (rt.procs[i] != p && fdops_busy(rt.procs[i], fd))
+            n++;
+    if (n == 0)
+        return;
+    if (n > sizeof local / sizeof local[0]) {
+        tasks = malloc(n * sizeof *tasks);
+        if (!tasks) {
+            tasks = local;  /* no memory: cancel on as many procs as fit */
+            n = sizeof local / sizeof local[0];
+        }
+    }
+    struct close_req req = { .g = g, .fd = fd };
+    req.token = park_prepare(g, W_IO, 0);
+    g->wait_fd = fd;
+    store_relaxed(&req.pending, (int)n); /* published by proc_post_task's release */
+    unsigned k = 0;
+    for (unsigned i = 0; i < rt.nprocs && k < n; i++) {
+        struct rproc *q = rt.procs[i];
+        if (q == p || !fdops_busy(q, fd))
+            continue;
+        tasks[k].t.run = close_cancel_run;
+        tasks[k].t.discard = NULL;
+        tasks[k].req = &req;
+        proc_post_task(q, &tasks[k].t);
+        k++;
+    }
+    /* A proc that went quiet between the two scans needs no cancel. */
+    if (k < n && fetch_sub_acq_rel(&req.pending, (int)(n - k)) == (int)(n - k) &&
+        claim(g, req.token))
+        ready(g, 0);
+    park_commit(g, req.token, 0);
+    if (tasks != local)
+        free(tasks);
+}
+
 int ringo_close(int fd)
 {
     struct rproc *p;
     struct rg *g = io_self(&p);
     if (!g)
         return close(fd) < 0 ? -errno : 0;
-    /* No block_check(): see the design comment.  No link timeout either, so
-     * only one SQE is needed. */
+    /* No block_check(): see the design comment. */
+    if (fd >= 0 && rt.nprocs > 1)
+        close_cancel_remote(p, g, fd);
+    bool cancel_here = fd >= 0 && fdops_busy(p, fd);
+    ring_reserve(p, cancel_here ? 2 : 1);
+    if (cancel_here) {
+        /* Issued before the close, in the same submit. */
+        struct io_uring_sqe *c = ring_sqe(p);
+        io_uring_prep_cancel_fd(c, fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(c, UD_IGNORE);
+    }
     struct io_uring_sqe *sqe = ring_sqe(p);
     io_uring_prep_close(sqe, fd);
     return ring_wait_op(p, g, sqe, W_IO);

@@ -416,6 +416,7 @@ static void free_procs(unsigned n)
             t = next;
         }
         timer_heap_free(&p->timers);
+        fdops_free(p);
         if (p->efd >= 0)
             close(p->efd);
         if (p->altstack)
