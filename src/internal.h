@@ -21,6 +21,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "atomic.h"
@@ -68,40 +69,49 @@ enum wait_reason {
 /* park_prepare flags */
 #define PARK_INTERRUPTIBLE 1   /* deadline and cancellation end the wait */
 
+/* Three cache lines, laid out by who touches them.  The first holds what a
+ * waker on another proc writes (park, result, state, next) together with
+ * what the owner reads first when it resumes the goroutine (ctx, stack)
+ * and what every blocking call checks (id, cancel_id), so a cross-proc
+ * hand-off moves one line of the goroutine, not three
+ * (tests/bench/pingpong with 2 procs). */
 struct rg {
-    /* -- scheduling: owner proc only, unless noted -- */
+    /* -- line 0: hand-off -- */
     struct rg *next;            /* run queue / inbox / free list link: whoever holds the queue */
     struct fiber_ctx ctx;       /* saved context while not running */
     struct stack *stack;        /* NULL until first run */
     _Atomic(struct rproc *) p;  /* owner proc; fixed once started (release at start, acquire in cancel) */
-    void (*fn)(void *);
-    void *arg;
-    _Atomic int64_t id;         /* written with release at spawn and 0 at exit; read acquire by ringo_cancel */
-    uint32_t slot;              /* index in the goroutine table; fixed for the struct's life */
-    uint32_t gen;               /* incarnations of this struct; owner */
+    _Atomic uint64_t park;      /* see "Park word layout"; CAS by any waker, store seq_cst by owner */
+    int32_t result;             /* written by the claim winner before ready(); read by g after it resumes */
     _Atomic uint8_t state;      /* enum gstate; owner writes relaxed, dumps read relaxed */
     uint8_t reason;             /* enum wait_reason; owner */
     bool started;               /* has a stack and has run; never donated after */
     bool bound;                 /* ringo_go_on: never donated */
+    _Atomic int64_t id;         /* written with release at spawn and 0 at exit; read acquire by ringo_cancel */
+    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see sched.c */
 
-    /* -- parking -- */
-    _Atomic uint64_t park;      /* see "Park word layout"; CAS by any waker, store seq_cst by owner */
+    /* -- line 1: the owner's bookkeeping -- */
+    void (*fn)(void *);
+    void *arg;
+    uint32_t slot;              /* index in the goroutine table; fixed for the struct's life */
+    uint32_t gen;               /* incarnations of this struct; owner */
     uint64_t park_seq;          /* last token handed out; owner */
-    int32_t result;             /* written by the claim winner before ready(); read by g after it resumes */
+    int64_t deadline;           /* owner */
     int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner */
     int32_t wake_at_result;     /* result the timer delivers (0 for a sleep, -ETIMEDOUT for a deadline) */
+    int wait_fd;                /* the fd of an I/O wait, -1 otherwise; owner */
     uint64_t timer_token;       /* token the timer claims with */
+
+    /* -- line 2: the wait in progress -- */
     struct rtimer timer;        /* owner proc's heap */
     void *io_op;                /* the struct rop in flight while parked in I/O; owner */
     const void *wait_obj;       /* what it waits on, for dumps: a channel or a futex word; owner */
-    int wait_fd;                /* the fd of an I/O wait, -1 otherwise; owner */
     struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
     unsigned nsudogs;
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct rg) == 192, "struct rg is three cache lines");
+_Static_assert(offsetof(struct rg, cancel_id) < 64, "hand-off fields share line 0");
 
-    /* -- deadlines and cancellation -- */
-    int64_t deadline;           /* owner */
-    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see sched.c */
-};
 
 /* An io_uring operation a goroutine waits on; lives on its stack. */
 struct rop {

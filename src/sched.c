@@ -164,7 +164,10 @@ static int gchunk_new(struct rg **list, size_t *n)
          * published with the release stores below */
     } while (!atomic_compare_exchange_weak_explicit(&gtab_next, &base, base + GCHUNK,
                                                     memory_order_relaxed, memory_order_relaxed));
-    struct gchunk *c = calloc(1, sizeof *c);
+    /* aligned: struct rg's lines (internal.h) must be real cache lines */
+    struct gchunk *c = aligned_alloc(_Alignof(struct gchunk), sizeof *c);
+    if (c)
+        memset(c, 0, sizeof *c);
     if (!c)
         return -ENOMEM; /* the slots stay unused (NULL entries are skipped) */
     for (int i = GCHUNK - 1; i >= 0; i--) {
