@@ -85,7 +85,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -331,46 +330,35 @@ static void close_cancel_run(struct rproc *q, struct rtask *t)
 }
 
 /* Have every other proc with operations on fd cancel them, and wait until
- * each has issued its cancel.  Tasks live on the closer's stack: the run
- * cannot end while the closer waits, so none is ever discarded. */
+ * each has issued its cancel: in rounds of up to CLOSE_BATCH procs, so the
+ * tasks fit on the closer's stack.  The run cannot end while the closer
+ * waits, so no task is ever discarded. */
+#define CLOSE_BATCH 8
+
 static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
 {
-    struct close_task local[8], *tasks = local;
-    unsigned n = 0;
-    for (unsigned i = 0; i < rt.nprocs; i++)
-        if (rt.procs[i] != p && fdops_busy(rt.procs[i], fd))
-            n++;
-    if (n == 0)
-        return;
-    if (n > sizeof local / sizeof local[0]) {
-        tasks = malloc(n * sizeof *tasks);
-        if (!tasks) {
-            tasks = local;  /* no memory: cancel on as many procs as fit */
-            n = sizeof local / sizeof local[0];
-        }
-    }
-    struct close_req req = { .g = g, .fd = fd };
-    req.token = park_prepare(g, W_IO, 0);
-    g->wait_fd = fd;
-    store_relaxed(&req.pending, (int)n); /* published by proc_post_task's release */
-    unsigned k = 0;
-    for (unsigned i = 0; i < rt.nprocs && k < n; i++) {
-        struct rproc *q = rt.procs[i];
-        if (q == p || !fdops_busy(q, fd))
+    struct close_task tasks[CLOSE_BATCH];
+    struct rproc *targets[CLOSE_BATCH];
+    unsigned i = 0;
+    while (i < rt.nprocs) {
+        unsigned n = 0;
+        for (; i < rt.nprocs && n < CLOSE_BATCH; i++)
+            if (rt.procs[i] != p && fdops_busy(rt.procs[i], fd))
+                targets[n++] = rt.procs[i];
+        if (n == 0)
             continue;
-        tasks[k].t.run = close_cancel_run;
-        tasks[k].t.discard = NULL;
-        tasks[k].req = &req;
-        proc_post_task(q, &tasks[k].t);
-        k++;
+        struct close_req req = { .g = g, .fd = fd };
+        req.token = park_prepare(g, W_IO, 0);
+        g->wait_fd = fd;
+        store_relaxed(&req.pending, (int)n); /* published by proc_post_task's release */
+        for (unsigned k = 0; k < n; k++) {
+            tasks[k].t.run = close_cancel_run;
+            tasks[k].t.discard = NULL;
+            tasks[k].req = &req;
+            proc_post_task(targets[k], &tasks[k].t);
+        }
+        park_commit(g, req.token, 0);
     }
-    /* A proc that went quiet between the two scans needs no cancel. */
-    if (k < n && fetch_sub_acq_rel(&req.pending, (int)(n - k)) == (int)(n - k) &&
-        claim(g, req.token))
-        ready(g, 0);
-    park_commit(g, req.token, 0);
-    if (tasks != local)
-        free(tasks);
 }
 
 int ringo_close(int fd)

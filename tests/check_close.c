@@ -205,6 +205,43 @@ START_TEST(close_many_blocked)
 }
 END_TEST
 
+/* One descriptor with a reader on each of ten procs: the closer asks nine
+ * other procs, more than one round of cancel requests (CLOSE_BATCH in
+ * io.c). */
+#define WIDE 10
+
+static void main_wide(void *arg)
+{
+    (void)arg;
+    static struct reader rs[WIDE];
+    int sv[2];
+    int n = ringo_nprocs();
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    for (int i = 0; i < n; i++) {
+        memset(&rs[i], 0, sizeof rs[i]);
+        rs[i].fd = sv[0];
+        atomic_store(&rs[i].result, 1);
+        ck_assert_int_gt(ringo_go_on(i, reading, &rs[i]), 0);
+    }
+    for (int i = 0; i < n; i++)
+        wait_started(&rs[i].started);
+    ck_assert_int_eq(ringo_close(sv[0]), 0);
+    for (int i = 0; i < n; i++) {
+        wait_result(&rs[i].result);
+        ck_assert_int_eq(atomic_load(&rs[i].result), -EBADF);
+    }
+    ringo_close(sv[1]);
+}
+
+START_TEST(close_across_ten_procs)
+{
+    /* More procs than CPUs is allowed; only a run capped at one proc
+     * (valgrind) stays at one. */
+    struct ringo_config cfg = { .procs = test_max_procs() > 1 ? WIDE : 1 };
+    ck_assert_int_eq(ringo_run(main_wide, NULL, &cfg), 0);
+}
+END_TEST
+
 /* Closing a descriptor nobody waits on is one plain close, and the
  * descriptor is gone afterwards. */
 static void main_plain(void *arg)
@@ -237,6 +274,7 @@ static Suite *suite(void)
     tcase_add_test(tc, close_ends_blocked_accept);
     tcase_add_test(tc, closed_number_reused_safely);
     tcase_add_test(tc, close_many_blocked);
+    tcase_add_test(tc, close_across_ten_procs);
     tcase_add_test(tc, close_plain);
     suite_add_tcase(s, tc);
     return s;
