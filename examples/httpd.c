@@ -279,8 +279,8 @@ static void signals(void *arg)
             (unsigned long long)st.submissions, (unsigned long long)st.completions,
             (unsigned long long)st.switches, (unsigned long long)st.cross_wakes);
 #ifdef HTTPD_BENCH_LINE /* tests/bench/httpd.c: the line make bench reads */
-    printf("bench=http impl=ringo requests=%llu enters=%llu\n", (unsigned long long)reqs,
-           (unsigned long long)st.enters);
+    printf("bench=http impl=ringo requests=%llu enters=%llu sqes=%llu\n", (unsigned long long)reqs,
+           (unsigned long long)st.enters, (unsigned long long)st.submissions);
     fflush(stdout);
 #endif
     _exit(0);
