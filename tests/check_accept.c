@@ -3,7 +3,8 @@
  * and, with RINGO_NO_MULTISHOT=1 (tests/check_accept_single.sh), through
  * single-shot accept: many concurrent clients served by several accept
  * goroutines, each connection accepted exactly once; far fewer submissions
- * than accepts; deadlines and cancellation of parked accepts; ringo_close
+ * than accepts (and -EINVAL from a socket that does not listen leaves
+ * multishot on); deadlines and cancellation of parked accepts; ringo_close
  * of a listener frees its port and closes the descriptors accepted for
  * nobody; no descriptor leaks across a run; a goroutine waiting in accept
  * is not a deadlock; ringo_dump names the fd.  Loopback only.
@@ -159,6 +160,11 @@ static void main_few_submissions(void *arg)
 {
     (void)arg;
     struct sockaddr_in sa;
+    /* a socket that does not listen: -EINVAL, which must not turn
+     * multishot off for the run (the kernel has it) */
+    int bad = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(ringo_accept(bad, NULL, NULL, 0), -EINVAL);
+    ringo_close(bad);
     int lfd = listen_plain(&sa);
     int cl[FEW_CONNS + 1], sv[FEW_CONNS + 1];
     cl[0] = connect_plain(&sa);
