@@ -43,8 +43,10 @@
  * arrive then stay in the listen backlog, where any proc can take them.
  * Descriptors that still arrive before the cancel takes effect are queued,
  * never dropped.  Queued descriptors are handed only to later callers on
- * the same proc (or closed by ringo_close and at the end of the run): a
- * program that stops accepting on one proc leaves at most those there.
+ * the same proc with the same flags (or closed by ringo_close and at the
+ * end of the run): a program that stops accepting on one proc leaves at
+ * most those there (tests/check_accept.c cancel_one_of_several shows
+ * what the cancel on the last waiter's departure is for).
  *
  * Lifetime.  The armed request holds a reference to the listening socket,
  * so close(2) alone would leave the port listening.  ringo_close(fd)
