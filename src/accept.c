@@ -469,7 +469,9 @@ void acc_release_fd(int fd)
     struct rproc *p = tls_proc;
     struct rg *g = p ? p->cur : NULL;
     struct close_wait cw = { .g = g };
-    store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
+    /* The guard, dropped after posting.  relaxed: other procs see cw
+     * through proc_post_task's release push. */
+    store_relaxed(&cw.pending, 1);
     if (g) {
         cw.token = park_prepare(g, W_IO, 0);
         g->wait_fd = fd;
@@ -492,7 +494,8 @@ void acc_release_fd(int fd)
         post_close(rt.procs[i], fd, &cw);
     cw_done(&cw);
     /* acquire: pairs with cw_done's acq_rel; the procs' closes are done.
-     * A run that ends meanwhile cancels every request itself. */
+     * A run that ends meanwhile cancels every request itself (stopping:
+     * relaxed, a flag polled in a loop, no data hangs on it). */
     while (load_acquire(&cw.pending) && !load_relaxed(&rt.stopping)) {
         struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);

@@ -383,6 +383,57 @@ START_TEST(close_frees_port)
 }
 END_TEST
 
+/* The same, with the close on a plain thread. */
+static atomic_int plain_closed;
+
+static void *plain_close(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    int r = ringo_close(fd);
+    atomic_store(&plain_closed, 1);
+    return (void *)(intptr_t)r;
+}
+
+static void main_close_plain(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    struct waiter w = { .lfd = listen_plain(&sa) };
+    atomic_store(&w.result, 1);
+    ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, waiting_acceptor, &w), 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    pthread_t t;
+    atomic_store(&plain_closed, 0);
+    ck_assert_int_eq(test_thread_create(&t, plain_close, (void *)(intptr_t)w.lfd), 0);
+    /* the close needs every proc's help: keep this one scheduling */
+    for (int i = 0; i < 5000 && !atomic_load(&plain_closed); i++)
+        ringo_sleep(1 * MS);
+    ck_assert(atomic_load(&plain_closed));
+    void *r;
+    pthread_join(t, &r);
+    ck_assert_int_eq((int)(intptr_t)r, 0);
+    if (multishot()) {
+        ck_assert_int_eq(wait_result(&w), -EBADF);
+    } else {
+        /* the single-shot accept keeps the socket until it ends */
+        int c = connect_plain(&sa);
+        ck_assert_int_ge(wait_result(&w), 0);
+        close(c);
+        return;
+    }
+    rebind_ok(&sa);
+}
+
+START_TEST(close_from_plain_thread)
+{
+    if (test_under_valgrind())
+        return; /* a plain thread beside a sleeping proc (testutil.h) */
+    RUN(main_close_plain, NULL, nprocs_param);
+}
+END_TEST
+
 #define QUEUED 5
 
 static void main_close_queued(void *arg)
@@ -528,6 +579,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deadline_on_accept);
     tcase_add_test(tc, cancel_one_of_several);
     tcase_add_test(tc, close_frees_port);
+    tcase_add_test(tc, close_from_plain_thread);
     tcase_add_test(tc, close_closes_queued);
     tcase_add_test(tc, no_fd_leak_across_run);
     tcase_add_test(tc, accept_is_not_deadlock);
