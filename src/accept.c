@@ -321,8 +321,12 @@ void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags)
             close(res);
         if (!more) {
             acc->armed = false;
-            if (acc->closer)
+            if (acc->closer) {
                 acc_close_finished(p, acc);
+            } else {
+                acc_hold(acc);
+                acc_put(p, acc); /* frees it unless a waiter still holds it */
+            }
         }
         return;
     }
