@@ -428,9 +428,10 @@ fi
 
 # ------------------------------------------------------------- churn
 # churn_once LABEL TAG CMD...: one server run loaded with Connection: close
-# at c100; appends "rps p99 enters/req sqes/req" to $tmp/churn.TAG.
+# at c100; appends "rps p99 enters/req sqes/req cpu-us/req" to
+# $tmp/churn.TAG.
 churn_once() {
-    local label=$1 tag=$2 port out rps p99 line e r q epr=- spr=-
+    local label=$1 tag=$2 port out rps p99 line e r q u epr=- spr=- upr=-
     shift 2
     port=$(free_port) || { say "  $label: no free port"; return; }
     env BENCH_PROCS=2 "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
@@ -455,13 +456,15 @@ churn_once() {
     if [ -n "$line" ]; then
         e=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^enters=//p')
         q=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^sqes=//p')
+        u=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^cpu_us=//p')
         r=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^requests=//p')
         if isnum "$r" && [ "$r" -gt 0 ]; then
             isnum "$e" && epr=$(awk -v e="$e" -v r="$r" 'BEGIN { printf "%.3f", e / r }')
             isnum "$q" && spr=$(awk -v q="$q" -v r="$r" 'BEGIN { printf "%.2f", q / r }')
+            isnum "$u" && upr=$(awk -v u="$u" -v r="$r" 'BEGIN { printf "%.1f", u / r }')
         fi
     fi
-    isnum "${rps:-}" && printf '%s %s %s %s\n' "$rps" "${p99:-?}" "$epr" "$spr" >>"$tmp/churn.$tag"
+    isnum "${rps:-}" && printf '%s %s %s %s %s\n' "$rps" "${p99:-?}" "$epr" "$spr" "$upr" >>"$tmp/churn.$tag"
 }
 
 # churn_median TAG COLUMN: the median of one column of $tmp/churn.TAG.
@@ -487,22 +490,25 @@ if wanted churn; then
             [ -n "$churn_go" ] && churn_once "Go net/http" go "$gobin/httpd_nethttp"
         done
         say ""
-        printf '%-34s| %10s | %9s | %10s | %s\n' "server" "req/s" "p99 ms" "enters/req" "SQEs/req"
-        printf '%s\n' "----------------------------------+------------+-----------+------------+---------"
+        printf '%-34s| %10s | %9s | %10s | %8s | %s\n' "server" "req/s" "p99 ms" "enters/req" \
+            "SQEs/req" "server CPU us/req"
+        printf '%s\n' "----------------------------------+------------+-----------+------------+----------+------------------"
         for t in ms ss go; do
             case $t in
             ms) label="ringo (multishot accept)" ;;
             ss) label="ringo RINGO_NO_MULTISHOT=1" ;;
             go) [ -n "$churn_go" ] || continue; label="Go net/http" ;;
             esac
-            printf '%-34s| %10s | %9s | %10s | %s\n' "$label" "$(fmt "$(churn_median $t 1)")" \
-                "$(churn_median $t 2)" "$(churn_median $t 3)" "$(churn_median $t 4)"
+            printf '%-34s| %10s | %9s | %10s | %8s | %s\n' "$label" "$(fmt "$(churn_median $t 1)")" \
+                "$(churn_median $t 2)" "$(churn_median $t 3)" "$(churn_median $t 4)" "$(churn_median $t 5)"
         done
         if [ -s "$tmp/churn.ms" ] && [ -s "$tmp/churn.ss" ]; then
             say "  every run, req/s: multishot $(awk '{ printf "%s ", $1 }' "$tmp/churn.ms")| single-shot $(awk '{ printf "%s ", $1 }' "$tmp/churn.ss")"
+            say "  every run, server CPU us/req: multishot $(awk '{ printf "%s ", $5 }' "$tmp/churn.ms")| single-shot $(awk '{ printf "%s ", $5 }' "$tmp/churn.ss")"
         fi
-        say "enters/req, SQEs/req: io_uring_enter calls and submissions per request over the whole run"
-        say "(warm-up included), as counted by ringo's server."
+        say "enters/req, SQEs/req, server CPU us/req: io_uring_enter calls, submissions and the server"
+        say "process's CPU time (user + system) per request over the whole run (warm-up included), as"
+        say "counted by ringo's server; the CPU figure moves less with other load on the machine than req/s."
     fi
 fi
 exit 0
