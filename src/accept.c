@@ -38,9 +38,13 @@
  * turned off for the rest of the run.
  *
  * Bounding what the kernel accepts for nobody.  The request is cancelled
- * when ACC_QUEUE_MAX descriptors are queued with no waiter, and when the
- * last waiter leaves through its deadline or a cancel: connections that
- * arrive then stay in the listen backlog, where any proc can take them.
+ * when ACC_QUEUE_MAX descriptors are queued with no waiter, when the last
+ * waiter leaves through its deadline or a cancel, and when the proc runs
+ * out of work with nobody waiting on it (acc_proc_idle: the goroutines
+ * accepting are elsewhere, or gone): connections that arrive then stay in
+ * the listen backlog, where any proc can take them.  An accept loop is
+ * parked in ringo_accept whenever its proc is idle, so it keeps its
+ * request armed.
  * Descriptors that still arrive before the cancel takes effect are queued,
  * never dropped.  Queued descriptors are handed only to later callers on
  * the same proc with the same flags (or closed by ringo_close and at the
@@ -393,6 +397,25 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     if (w.fallback)
         return ACC_FALLBACK;
     return r;
+}
+
+/* The proc has nothing to run (sched.c proc_sleep): cancel the requests
+ * nobody on it waits on, so the kernel does not accept for this proc while
+ * the goroutines accepting are elsewhere (see the top). */
+void acc_proc_idle(struct rproc *p)
+{
+    struct acceptor *acc = p->acceptors;
+    while (acc) {
+        if (!acc->armed || acc->cancelled || acc->nwait || acc->closed) {
+            acc = acc->next;
+            continue;
+        }
+        acc_hold(acc);
+        acc_cancel(p, acc, false); /* proc_sleep submits it */
+        struct acceptor *next = acc->next; /* read after any reap, while held */
+        acc_put(p, acc);
+        acc = next;
+    }
 }
 
 /* ------------------------------------------------------------------ */

@@ -314,6 +314,7 @@ int  acc_accept(struct rproc *p, struct rg *g, int fd, int flags);
 void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags);
 void acc_release_fd(int fd);
 void acc_proc_fini(struct rproc *p);
+void acc_proc_idle(struct rproc *p);
 void acc_run_reset(void);
 
 /* May fd have acceptors (ringo_close's check)?  seq_cst: see acc_mark. */

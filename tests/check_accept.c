@@ -268,6 +268,15 @@ static int wait_result(struct waiter *w)
     return atomic_load(&w->result);
 }
 
+/* The descriptor a waiter accepted (it must have). */
+static int wait_accepted(struct waiter *w)
+{
+    int r = wait_result(w);
+    ck_assert_msg(r != 1, "the waiting accept got no connection");
+    ck_assert_int_ge(r, 0);
+    return r == 1000000 ? 0 : r;
+}
+
 /* Three goroutines parked on the same listener on one proc; the middle one
  * is cancelled; the two others get the next two connections. */
 static void main_cancel(void *arg)
@@ -291,12 +300,10 @@ static void main_cancel(void *arg)
     ck_assert_int_eq(ringo_cancel(id[1]), 0);
     ck_assert_int_eq(wait_result(&w[1]), -ECANCELED);
     int c1 = connect_plain(&sa), c2 = connect_plain(&sa);
-    int r0 = wait_result(&w[0]), r2 = wait_result(&w[2]);
-    ck_assert_int_ge(r0, 0);
-    ck_assert_int_ge(r2, 0);
+    int r0 = wait_accepted(&w[0]), r2 = wait_accepted(&w[2]);
     ck_assert_int_ne(r0, r2);
-    ringo_close(r0 == 1000000 ? 0 : r0);
-    ringo_close(r2 == 1000000 ? 0 : r2);
+    ringo_close(r0);
+    ringo_close(r2);
     close(c1);
     close(c2);
     /* cancel again, as the only waiter: the listener keeps working for
@@ -323,6 +330,38 @@ static void main_cancel(void *arg)
 START_TEST(cancel_one_of_several)
 {
     RUN(main_cancel, NULL, nprocs_param);
+}
+END_TEST
+
+/* A goroutine accepts once and moves on: once its proc is idle, a
+ * connection is left for the accept of another goroutine (another proc,
+ * or other flags), not taken for nobody. */
+static void main_idle_cancels(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    int c0 = connect_plain(&sa);
+    int s0 = ringo_accept(lfd, NULL, NULL, 0);
+    ck_assert_int_ge(s0, 0);
+    ringo_sleep(10 * MS); /* this proc goes idle with the request armed */
+    struct waiter w = { .lfd = lfd };
+    atomic_store(&w.result, 1);
+    ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, waiting_acceptor, &w), 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    int c1 = connect_plain(&sa);
+    ringo_close(wait_accepted(&w));
+    close(c1);
+    close(c0);
+    ringo_close(s0);
+    ringo_close(lfd);
+}
+
+START_TEST(idle_proc_stops_accepting)
+{
+    RUN(main_idle_cancels, NULL, nprocs_param);
 }
 END_TEST
 
@@ -419,7 +458,7 @@ static void main_close_plain(void *arg)
     } else {
         /* the single-shot accept keeps the socket until it ends */
         int c = connect_plain(&sa);
-        ck_assert_int_ge(wait_result(&w), 0);
+        ringo_close(wait_accepted(&w));
         close(c);
         return;
     }
@@ -441,13 +480,14 @@ static void main_close_queued(void *arg)
     (void)arg;
     struct sockaddr_in sa;
     int lfd = listen_plain(&sa);
+    /* all in the backlog when the request is armed: it accepts them in
+     * one go, one for the caller and QUEUED for nobody */
     int c0 = connect_plain(&sa);
-    int s0 = ringo_accept(lfd, NULL, NULL, 0);
-    ck_assert_int_ge(s0, 0);
     int cl[QUEUED];
     for (int i = 0; i < QUEUED; i++)
         cl[i] = connect_plain(&sa);
-    ringo_sleep(20 * MS); /* the armed request accepts them for nobody */
+    int s0 = ringo_accept(lfd, NULL, NULL, 0);
+    ck_assert_int_ge(s0, 0);
     int before = count_fds();
     ringo_close(lfd);
     int after = count_fds();
@@ -468,7 +508,7 @@ START_TEST(close_closes_queued)
 }
 END_TEST
 
-/* The run ends with requests armed and descriptors queued: nothing leaks. */
+/* The run ends with descriptors queued: nothing leaks. */
 static int leak_lfd, leak_lfd2, leak_cl[QUEUED + 1];
 
 static void main_leak(void *arg)
@@ -476,13 +516,11 @@ static void main_leak(void *arg)
     (void)arg;
     struct sockaddr_in sa;
     leak_lfd = listen_plain(&sa);
-    leak_cl[0] = connect_plain(&sa);
-    int s = ringo_accept(leak_lfd, NULL, NULL, 0);
+    for (int i = 0; i <= QUEUED; i++)
+        leak_cl[i] = connect_plain(&sa);
+    int s = ringo_accept(leak_lfd, NULL, NULL, 0); /* and QUEUED accepted for nobody */
     ck_assert_int_ge(s, 0);
     ringo_close(s);
-    for (int i = 1; i <= QUEUED; i++)
-        leak_cl[i] = connect_plain(&sa);
-    ringo_sleep(20 * MS);
     /* and a listener whose only waiter timed out */
     leak_lfd2 = listen_plain(&sa);
     ringo_deadline_set(ringo_now() + 5 * MS);
@@ -578,6 +616,7 @@ static Suite *suite(void)
     tcase_add_test(tc, few_submissions_for_many_accepts);
     tcase_add_test(tc, deadline_on_accept);
     tcase_add_test(tc, cancel_one_of_several);
+    tcase_add_test(tc, idle_proc_stops_accepting);
     tcase_add_test(tc, close_frees_port);
     tcase_add_test(tc, close_from_plain_thread);
     tcase_add_test(tc, close_closes_queued);
