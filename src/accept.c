@@ -42,9 +42,11 @@
  * waiter leaves through its deadline or a cancel, and when the proc runs
  * out of work with nobody waiting on it (acc_proc_idle: the goroutines
  * accepting are elsewhere, or gone): connections that arrive then stay in
- * the listen backlog, where any proc can take them.  An accept loop is
- * parked in ringo_accept whenever its proc is idle, so it keeps its
- * request armed.
+ * the listen backlog, where any proc can take them.  An accept loop that
+ * blocks only in ringo_accept is parked there whenever its proc is idle,
+ * so it keeps its request armed; one that blocks on something else between
+ * accepts while its proc idles pays a cancel and a re-arm each time, the
+ * price of not accepting for goroutines that have gone elsewhere.
  * Descriptors that still arrive before the cancel takes effect are queued,
  * never dropped.  Queued descriptors are handed only to later callers on
  * the same proc with the same flags (or closed by ringo_close and at the
