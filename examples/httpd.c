@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -279,8 +280,14 @@ static void signals(void *arg)
             (unsigned long long)st.submissions, (unsigned long long)st.completions,
             (unsigned long long)st.switches, (unsigned long long)st.cross_wakes);
 #ifdef HTTPD_BENCH_LINE /* tests/bench/httpd.c: the line make bench reads */
-    printf("bench=http impl=ringo requests=%llu enters=%llu\n", (unsigned long long)reqs,
-           (unsigned long long)st.enters);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    unsigned long long cpu_us =
+        (unsigned long long)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000ull +
+        (unsigned long long)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    printf("bench=http impl=ringo requests=%llu enters=%llu sqes=%llu cpu_us=%llu\n",
+           (unsigned long long)reqs, (unsigned long long)st.enters,
+           (unsigned long long)st.submissions, cpu_us);
     fflush(stdout);
 #endif
     _exit(0);

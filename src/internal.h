@@ -126,6 +126,9 @@ struct rop {
 #define UD_EVENTFD 2ull  /* the proc's eventfd became readable */
 #define UD_WAKE_SENT 16ull          /* + target proc index: our MSG_RING to that proc */
 #define UD_WAKE_SENT_MAX 4096ull    /* procs at most; user_data below 4112 is never a pointer */
+/* Above those: a struct rop * (8-aligned), or an acceptor | UD_ACCEPT
+ * (accept.c). */
+#define UD_ACCEPT 1ull
 
 /* Work handed to a proc by another thread (cancel requests, remote timers). */
 struct rtask {
@@ -194,6 +197,7 @@ struct rproc {
     uint32_t futex_waits;       /* of those, IORING_OP_FUTEX_WAITs (futex.c); owner (read like inflight) */
     int8_t futex_uring;         /* io_uring futex ops on this ring: 0 unprobed, 1 yes, -1 no (futex.c); owner */
     uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
+    struct acceptor *acceptors; /* multishot accept state per listening fd (accept.c); owner */
     unsigned tick;              /* schedule counter, for periodic polls; owner */
 
     uint64_t rng;               /* select's random choice (xorshift); owner */
@@ -227,6 +231,7 @@ struct runtime {
     bool use_defer_taskrun;
     unsigned ring_entries;
     _Atomic int64_t offload_jobs; /* ringo_offload jobs not yet completed on their proc (offload.c); acq_rel */
+    _Atomic int multishot_accept; /* 1: ringo_accept may use multishot (accept.c); relaxed, see there */
 };
 
 extern struct runtime rt;
@@ -339,6 +344,29 @@ void ring_send_wake(struct rproc *from, struct rproc *to);
  * run, which stops and joins the helper threads. */
 int  offload_call(void (*fn)(void *), void *arg, bool *queued);
 void offload_fini(void);
+
+/* accept.c: multishot accept.  acc_accept returns a descriptor, -errno, or
+ * one of these (take the single-shot path instead). */
+#define ACC_SINGLE   (-0x7fff0001)
+#define ACC_FALLBACK (-0x7fff0002)
+#define ACC_MARK_FDS 65536u
+struct acceptor;
+extern _Atomic uint64_t acc_marks[ACC_MARK_FDS / 64];
+extern _Atomic int acc_mark_big;
+int  acc_accept(struct rproc *p, struct rg *g, int fd, int flags);
+void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags);
+void acc_release_fd(int fd);
+void acc_proc_fini(struct rproc *p);
+void acc_proc_idle(struct rproc *p);
+void acc_run_reset(void);
+
+/* May fd have acceptors (ringo_close's check)?  seq_cst: see acc_mark. */
+static inline bool acc_fd_marked(int fd)
+{
+    if ((unsigned)fd < ACC_MARK_FDS)
+        return (load_seqcst(&acc_marks[fd / 64]) >> (fd % 64)) & 1;
+    return fd >= 0 && load_seqcst(&acc_mark_big);
+}
 
 /* runtime.c */
 void rt_goroutine_done(void);

@@ -71,6 +71,13 @@
  * operations the cancel would end.  The cancelled operations complete with
  * -ECANCELED, which step 4 turns into -EBADF.
  *
+ * The exception to one SQE per call: ringo_accept() without an address
+ * buffer waits on its proc's multishot acceptor for the listener
+ * (accept.c), parked interruptibly since it lends the kernel nothing; and
+ * ringo_close() of a listener marked by it first cancels the acceptors
+ * (those are requests of the runtime's, not goroutine operations, so the
+ * counts above do not see them).
+ *
  * Rejected.  An interruptible park (PARK_INTERRUPTIBLE) with the goroutine
  * timer for the deadline: it would resume the goroutine before the kernel
  * is done with the buffer, which then has to be copied or leaked.
@@ -255,11 +262,35 @@ ssize_t ringo_write_all(int fd, const void *buf, size_t n)
     return (ssize_t)n;
 }
 
-int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+static int accept_single(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     IO_BEGIN(accept4(fd, addr, len, flags));
     io_uring_prep_accept(sqe, fd, addr, len, flags);
     return io_wait(p, g, sqe);
+}
+
+/* Without an address buffer, through the proc's multishot acceptor
+ * (accept.c), unless it is turned off. */
+int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    struct rproc *p;
+    struct rg *g = io_self(&p);
+    /* relaxed: a hint; a call that still sees 1 after a fallback only
+     * finds out again */
+    if (!g || addr || !load_relaxed(&rt.multishot_accept))
+        return accept_single(fd, addr, len, flags);
+    int chk = block_check(g);
+    if (chk)
+        return chk;
+    int r = acc_accept(p, g, fd, flags);
+    if (r == ACC_SINGLE)
+        return accept_single(fd, addr, len, flags);
+    if (r == ACC_FALLBACK) {
+        r = accept_single(fd, addr, len, flags);
+        if (r != -EINVAL)
+            store_relaxed(&rt.multishot_accept, 0); /* the kernel lacks the flag */
+    }
+    return r;
 }
 
 int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len)
@@ -363,6 +394,10 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
 
 int ringo_close(int fd)
 {
+    /* A listener with multishot acceptors: end their requests first, or
+     * the kernel keeps the socket (accept.c). */
+    if (__builtin_expect(acc_fd_marked(fd), 0))
+        acc_release_fd(fd);
     struct rproc *p;
     struct rg *g = io_self(&p);
     if (!g)

@@ -6,7 +6,9 @@
  * Every SQE a goroutine waits on carries a struct rop * as user_data (on the
  * goroutine's stack, alive until its completion arrives, because the
  * goroutine stays parked until then); a few small values are reserved
- * (UD_*, internal.h).  p->inflight counts the SQEs with a waiting goroutine;
+ * (UD_*, internal.h), and a multishot accept's user_data is its acceptor
+ * with the low bit set (UD_ACCEPT, accept.c: it outlives any one waiter).
+ * p->inflight counts the SQEs with a waiting goroutine;
  * it is what deadlock detection asks ("is any I/O in flight?").
  *
  * Setup flags: IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
@@ -203,6 +205,10 @@ static void dispatch(struct rproc *p, struct io_uring_cqe *cqe)
             ;
         if (!load_relaxed(&rt.stopping))
             efd_arm(p);
+        return;
+    }
+    if (ud & UD_ACCEPT) {
+        acc_cqe(p, ud, cqe->res, cqe->flags);
         return;
     }
     struct rop *op = (struct rop *)(uintptr_t)ud;

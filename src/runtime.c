@@ -341,6 +341,8 @@ static void *proc_thread(void *arg)
     if (go > 0)
         proc_main(p);
 
+    if (p->ring_ok)
+        acc_proc_fini(p);
     ring_teardown(p);
     stack_cache_drain(&p->stacks);
     ss.ss_flags = SS_DISABLE;
@@ -491,6 +493,12 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     store_relaxed(&rt.offload_jobs, 0);
     rt.idle_procs = 0;
     rt.use_defer_taskrun = false;
+    {
+        const char *e = getenv("RINGO_NO_MULTISHOT");
+        /* relaxed: the procs start after this (pthread_create orders it) */
+        store_relaxed(&rt.multishot_accept, !(e && *e && strcmp(e, "0") != 0));
+    }
+    acc_run_reset();
     rt.procs = calloc(nprocs, sizeof *rt.procs);
     if (!rt.procs) {
         r = -ENOMEM;
@@ -562,6 +570,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
     futex_run_end(); /* forget goroutines a deadlock left in the wait table */
+    acc_run_reset(); /* every proc has closed its acceptors */
 
     offload_fini();
     if (!r && load_relaxed(&rt.stopping) == 2) {

@@ -1025,6 +1025,8 @@ static int cancel_id_locked(int64_t id)
 
 static void proc_sleep(struct rproc *p)
 {
+    if (p->acceptors)
+        acc_proc_idle(p); /* no multishot accept for nobody (accept.c) */
     if (p->unsubmitted)
         ring_flush(p);
 

@@ -20,6 +20,14 @@
 # gives the system calls per request.  Each is loaded with
 # `wrk -t2 -c100` and `-c1000` for BENCH_HTTP_SECONDS (default 5) once.
 #
+# The churn workload is the same hello with `Connection: close`: every
+# request is a new connection, so accepting is a large part of the work.
+# It compares ringo's multishot accept with RINGO_NO_MULTISHOT=1 (one
+# accept submission per connection), BENCH_REPEAT runs each, alternated,
+# median shown; Go net/http (which honours the header) beside them.  The
+# C baselines and Go raw TCP keep the connection open whatever the request
+# says, so they have no churn row.
+#
 # Environment:
 #   BENCH_REPEAT=N          runs per measurement (median reported; default 3)
 #   BENCH_HTTP_SECONDS=N    wrk duration per HTTP run (default 5)
@@ -27,7 +35,7 @@
 #                           1000000 is DESIGN.md's scale)
 #   BENCH_ONLY=REGEX        run only the workloads whose name matches
 #                           (yield spawn sleepers idle pingpong chanbuf mutex
-#                           waitgroup http)
+#                           waitgroup http churn)
 #   GO=PATH, WRK=PATH       the go and wrk programs (default: from PATH)
 set -u
 
@@ -415,6 +423,92 @@ if wanted http; then
         fi
         say "enters/req: io_uring_enter (uring, ringo) or epoll_wait (epoll) calls per request over the"
         say "whole run (warm-up, c100 and c1000), as counted by the server; '-' where it does not count."
+    fi
+fi
+
+# ------------------------------------------------------------- churn
+# churn_once LABEL TAG CMD...: one server run loaded with Connection: close
+# at c100; appends "rps p99 enters/req sqes/req cpu-us/req" to
+# $tmp/churn.TAG.
+churn_once() {
+    local label=$1 tag=$2 port out rps p99 line e r q u epr=- spr=- upr=-
+    shift 2
+    port=$(free_port) || { say "  $label: no free port"; return; }
+    env BENCH_PROCS=2 "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
+    server_pid=$!
+    if ! wait_listening "$port" "$server_pid"; then
+        say "  $label: failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
+        kill "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+        server_pid=
+        return
+    fi
+    "$WRK" -t2 -c100 -d1s -H 'Connection: close' "http://127.0.0.1:$port/" >/dev/null 2>&1
+    out=$("$WRK" -t2 -c100 -d"${http_secs}s" --latency -H 'Connection: close' \
+        "http://127.0.0.1:$port/" 2>&1)
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+    rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
+    p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
+    p99=${p99:+$(to_ms "$p99")}
+    line=$(grep '^bench=http' "$tmp/server.out" | tail -n 1)
+    if [ -n "$line" ]; then
+        e=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^enters=//p')
+        q=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^sqes=//p')
+        u=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^cpu_us=//p')
+        r=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^requests=//p')
+        if isnum "$r" && [ "$r" -gt 0 ]; then
+            isnum "$e" && epr=$(awk -v e="$e" -v r="$r" 'BEGIN { printf "%.3f", e / r }')
+            isnum "$q" && spr=$(awk -v q="$q" -v r="$r" 'BEGIN { printf "%.2f", q / r }')
+            isnum "$u" && upr=$(awk -v u="$u" -v r="$r" 'BEGIN { printf "%.1f", u / r }')
+        fi
+    fi
+    isnum "${rps:-}" && printf '%s %s %s %s %s\n' "$rps" "${p99:-?}" "$epr" "$spr" "$upr" >>"$tmp/churn.$tag"
+}
+
+# churn_median TAG COLUMN: the median of one column of $tmp/churn.TAG.
+churn_median() {
+    [ -s "$tmp/churn.$1" ] || { echo "?"; return; }
+    awk -v c="$2" '{ print $c }' "$tmp/churn.$1" | grep -Ev '^[-?]$' | sort -g |
+        awk '{ v[NR] = $1 } END { if (!NR) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+if wanted churn; then
+    say ""
+    if [ -z "$WRK" ]; then
+        say "HTTP churn (Connection: close): wrk not found, skipped"
+    elif [ ! -x "$bindir/httpd" ]; then
+        say "HTTP churn (Connection: close): ringo's httpd is not built, skipped"
+    else
+        say "HTTP churn: a new connection per request (wrk -t2 -c100 -H 'Connection: close'),"
+        say "server on 2 procs/threads, ${http_secs} s per run, ${repeat} runs each, alternated, median ..."
+        go_build httpd_nethttp && churn_go=1 || churn_go=
+        for ((i = 0; i < repeat; i++)); do
+            churn_once "ringo multishot" ms "$bindir/httpd"
+            churn_once "ringo single-shot" ss env RINGO_NO_MULTISHOT=1 "$bindir/httpd"
+            [ -n "$churn_go" ] && churn_once "Go net/http" go "$gobin/httpd_nethttp"
+        done
+        say ""
+        printf '%-34s| %10s | %9s | %10s | %8s | %s\n' "server" "req/s" "p99 ms" "enters/req" \
+            "SQEs/req" "server CPU us/req"
+        printf '%s\n' "----------------------------------+------------+-----------+------------+----------+------------------"
+        for t in ms ss go; do
+            case $t in
+            ms) label="ringo (multishot accept)" ;;
+            ss) label="ringo RINGO_NO_MULTISHOT=1" ;;
+            go) [ -n "$churn_go" ] || continue; label="Go net/http" ;;
+            esac
+            printf '%-34s| %10s | %9s | %10s | %8s | %s\n' "$label" "$(fmt "$(churn_median $t 1)")" \
+                "$(churn_median $t 2)" "$(churn_median $t 3)" "$(churn_median $t 4)" "$(churn_median $t 5)"
+        done
+        if [ -s "$tmp/churn.ms" ] && [ -s "$tmp/churn.ss" ]; then
+            say "  every run, req/s: multishot $(awk '{ printf "%s ", $1 }' "$tmp/churn.ms")| single-shot $(awk '{ printf "%s ", $1 }' "$tmp/churn.ss")"
+            say "  every run, server CPU us/req: multishot $(awk '{ printf "%s ", $5 }' "$tmp/churn.ms")| single-shot $(awk '{ printf "%s ", $5 }' "$tmp/churn.ss")"
+        fi
+        say "enters/req, SQEs/req, server CPU us/req: io_uring_enter calls, submissions and the server"
+        say "process's CPU time (user + system) per request over the whole run (warm-up included), as"
+        say "counted by ringo's server; the CPU figure moves less with other load on the machine than req/s."
     fi
 fi
 exit 0

@@ -1,0 +1,588 @@
+/*
+ * accept.c — ringo_accept with multishot accept (IORING_ACCEPT_MULTISHOT,
+ * Linux 5.19+): one submission accepts connection after connection, each
+ * posted as its own CQE, instead of one SQE per accepted connection.
+ *
+ * Acceptors.  Each proc keeps an acceptor per (listening fd, accept4
+ * flags) it has been asked to accept on: the multishot request armed on
+ * the proc's ring (user_data = the acceptor | UD_ACCEPT), a FIFO of
+ * accepted descriptors nobody has taken yet, and a FIFO of goroutines of
+ * that proc parked in ringo_accept on it.  Everything in an acceptor is
+ * touched by its proc's thread only, so no locks; goroutines never change
+ * proc, so a waiter and its acceptor always share a thread.
+ *
+ * The path is taken only when the caller passes addr == NULL: one request
+ * shared by every caller cannot fill per-caller address buffers (the peer
+ * is still available through getpeername(2)).  With an address, and when
+ * RINGO_NO_MULTISHOT is set or the kernel rejected the flag, ringo_accept is
+ * the single-shot operation of io.c.
+ *
+ * ringo_accept: take a queued descriptor if there is one; else arm the
+ * request if it is not armed, and park.  The park is interruptible
+ * (PARK_INTERRUPTIBLE, the mechanism channels use): the waiter lends no
+ * buffer to the kernel, so a deadline or ringo_cancel ends the wait at once
+ * with -ETIMEDOUT / -ECANCELED, without a link timeout or ASYNC_CANCEL per
+ * call.  A CQE hands its descriptor to the first waiter whose claim() it
+ * wins, or queues it.  Waiters count in p->inflight while parked: they wait
+ * on I/O, so deadlock detection must not report them, and the proc must
+ * keep reaping its ring.  An armed request with no waiter counts nowhere:
+ * it keeps nobody alive, and ringo_run ends when the last goroutine exits.
+ *
+ * A CQE without IORING_CQE_F_MORE ends the request (an error such as
+ * -EMFILE, our cancel, a CQ overflow).  An error goes to one waiter, so a
+ * server sees EMFILE and can back off as with single-shot accept; the
+ * request is armed again if waiters remain, else by the next call.  -EINVAL
+ * before the request ever produced a descriptor may mean the kernel does
+ * not know the flag: the waiters retry single-shot, and if that does not
+ * fail with -EINVAL too (a socket that is not listening), multishot is
+ * turned off for the rest of the run.
+ *
+ * Bounding what the kernel accepts for nobody.  The request is cancelled
+ * when ACC_QUEUE_MAX descriptors are queued with no waiter, when the last
+ * waiter leaves through its deadline or a cancel, and when the proc runs
+ * out of work with nobody waiting on it (acc_proc_idle: the goroutines
+ * accepting are elsewhere, or gone): connections that arrive then stay in
+ * the listen backlog, where any proc can take them.  An accept loop that
+ * blocks only in ringo_accept is parked there whenever its proc is idle,
+ * so it keeps its request armed; one that blocks on something else between
+ * accepts while its proc idles pays a cancel and a re-arm each time, the
+ * price of not accepting for goroutines that have gone elsewhere.
+ * Descriptors that still arrive before the cancel takes effect are queued,
+ * never dropped.  Queued descriptors are handed only to later callers on
+ * the same proc with the same flags (or closed by ringo_close and at the
+ * end of the run): a program that stops accepting on one proc leaves at
+ * most those there (tests/check_accept.c cancel_one_of_several shows
+ * what the cancel on the last waiter's departure is for).
+ *
+ * Lifetime.  The armed request holds a reference to the listening socket,
+ * so close(2) alone would leave the port listening.  ringo_close(fd)
+ * therefore cancels every acceptor on fd on every proc (a task posted to
+ * each other proc), closes their queued descriptors, gives their waiters
+ * -EBADF, and returns only when every request's last CQE has been reaped
+ * (the kernel drops its file reference before posting it), then closes fd.
+ * To keep ordinary closes cheap, ringo_accept marks the fd in a bitmap the
+ * first time an acceptor is made for it; ringo_close of an unmarked fd costs
+ * one load.  At the end of ringo_run each proc cancels its requests, waits
+ * for their last CQEs and closes every descriptor they delivered.
+ *
+ * An acceptor is freed once it is closed and no goroutine still holds it
+ * (acc->refs: waiters parked on it, and calls that may reap completions
+ * while they use it, since a reap can end the request).
+ *
+ * Rejected.  One acceptor per listener shared by all procs: every hand-off
+ * to a goroutine of another proc would be a cross-proc wake.  Arming only
+ * while a waiter exists (cancel when the queue would grow): under load
+ * every batch of completions would cost a cancel and a re-arm, more SQEs
+ * than single-shot accept.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringo.h"
+
+/* Descriptors queued with no waiter before the request is cancelled. */
+#define ACC_QUEUE_MAX 16
+
+struct acc_waiter {
+    struct acc_waiter *next, *prev;
+    struct rg *g;
+    uint64_t token;
+    bool linked;                /* in acc's waiter FIFO */
+    bool fallback;              /* retry with single-shot accept */
+};
+
+struct close_wait;
+
+struct acceptor {
+    struct acceptor *next;      /* p->acceptors */
+    int fd, flags;
+    bool armed;                 /* a multishot request is in the kernel: its last CQE is to come */
+    bool cancelled;             /* ASYNC_CANCEL sent for the armed request */
+    bool produced;              /* the armed request delivered a descriptor */
+    bool closed;                /* ringo_close'd: never armed again, freed at refs == 0 */
+    unsigned refs;              /* holders, see the top */
+    int *q;                     /* ring buffer of accepted descriptors */
+    unsigned qhead, qlen, qcap; /* qcap a power of two (or 0) */
+    struct acc_waiter *whead, *wtail;
+    unsigned nwait;
+    struct close_wait *closer;  /* set while a close waits for the last CQE */
+};
+
+/* A ringo_close waiting for acceptors on several procs. */
+struct close_wait {
+    _Atomic int pending;        /* procs and requests not finished yet */
+    struct rg *g;               /* NULL: a plain thread that polls pending */
+    uint64_t token;
+};
+
+/* Marks: fds that may have acceptors, for ringo_close's cheap check. */
+_Atomic uint64_t acc_marks[ACC_MARK_FDS / 64];
+_Atomic int acc_mark_big;
+
+/* ------------------------------------------------------------------ */
+
+static void acc_mark(int fd)
+{
+    /* seq_cst (with the load in acc_fd_marked): a ringo_close that comes
+     * after this in the single total order takes the slow path.  An accept
+     * racing with the close of the same fd is the program's race, as for
+     * any descriptor. */
+    if ((unsigned)fd < ACC_MARK_FDS) {
+        uint64_t bit = 1ull << (fd % 64);
+        if (!(load_seqcst(&acc_marks[fd / 64]) & bit))
+            atomic_fetch_or_explicit(&acc_marks[fd / 64], bit, memory_order_seq_cst);
+    } else if (!load_seqcst(&acc_mark_big)) {
+        store_seqcst(&acc_mark_big, 1);
+    }
+}
+
+static void acc_unmark(int fd)
+{
+    /* seq_cst like the set; big fds stay marked until the run ends (the
+     * slow path then finds nothing). */
+    if ((unsigned)fd < ACC_MARK_FDS)
+        atomic_fetch_and_explicit(&acc_marks[fd / 64], ~(1ull << (fd % 64)),
+                                  memory_order_seq_cst);
+}
+
+void acc_run_reset(void)
+{
+    /* Between runs, no proc exists: relaxed stores. */
+    for (size_t i = 0; i < ACC_MARK_FDS / 64; i++)
+        store_relaxed(&acc_marks[i], 0);
+    store_relaxed(&acc_mark_big, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Acceptor bookkeeping (owner proc only) */
+
+static void acc_free(struct rproc *p, struct acceptor *acc)
+{
+    struct acceptor **l = &p->acceptors;
+    while (*l && *l != acc)
+        l = &(*l)->next;
+    if (*l)
+        *l = acc->next;
+    free(acc->q);
+    free(acc);
+}
+
+static inline void acc_hold(struct acceptor *acc)
+{
+    acc->refs++;
+}
+
+static void acc_put(struct rproc *p, struct acceptor *acc)
+{
+    if (--acc->refs == 0 && acc->closed && !acc->armed)
+        acc_free(p, acc);
+}
+
+static struct acceptor *acc_find(struct rproc *p, int fd, int flags)
+{
+    for (struct acceptor *a = p->acceptors; a; a = a->next)
+        if (a->fd == fd && a->flags == flags && !a->closed)
+            return a;
+    struct acceptor *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->fd = fd;
+    a->flags = flags;
+    a->next = p->acceptors;
+    p->acceptors = a;
+    acc_mark(fd);
+    return a;
+}
+
+static bool q_push(struct acceptor *acc, int fd)
+{
+    if (acc->qlen == acc->qcap) {
+        unsigned ncap = acc->qcap ? acc->qcap * 2 : ACC_QUEUE_MAX;
+        int *nq = malloc(ncap * sizeof *nq);
+        if (!nq)
+            return false;
+        for (unsigned i = 0; i < acc->qlen; i++)
+            nq[i] = acc->q[(acc->qhead + i) & (acc->qcap - 1)];
+        free(acc->q);
+        acc->q = nq;
+        acc->qcap = ncap;
+        acc->qhead = 0;
+    }
+    acc->q[(acc->qhead + acc->qlen) & (acc->qcap - 1)] = fd;
+    acc->qlen++;
+    return true;
+}
+
+static int q_pop(struct acceptor *acc)
+{
+    int fd = acc->q[acc->qhead];
+    acc->qhead = (acc->qhead + 1) & (acc->qcap - 1);
+    acc->qlen--;
+    return fd;
+}
+
+static void q_close_all(struct acceptor *acc)
+{
+    while (acc->qlen)
+        close(q_pop(acc));
+}
+
+static void w_unlink(struct acceptor *acc, struct acc_waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        acc->whead = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        acc->wtail = w->prev;
+    w->linked = false;
+    acc->nwait--;
+}
+
+/* End the wait of the first waiter still parked with `result`; false if
+ * there was none (waiters whose deadline or cancel won are dropped). */
+static bool w_wake_first(struct acceptor *acc, int result, bool fallback)
+{
+    while (acc->whead) {
+        struct acc_waiter *w = acc->whead;
+        w_unlink(acc, w);
+        if (claim(w->g, w->token)) {
+            w->fallback = fallback;
+            ready(w->g, result);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void acc_arm(struct rproc *p, struct acceptor *acc)
+{
+    struct io_uring_sqe *sqe = ring_sqe(p);
+    io_uring_prep_multishot_accept(sqe, acc->fd, NULL, NULL, acc->flags);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT);
+    acc->armed = true;
+    acc->cancelled = false;
+    acc->produced = false;
+}
+
+/* Ask the kernel to end the armed request.  `now`: submit at once rather
+ * than with the round, so that no connection is accepted for nobody after
+ * the caller returns. */
+static void acc_cancel(struct rproc *p, struct acceptor *acc, bool now)
+{
+    acc_hold(acc); /* ring_sqe may reap, and a reap may end the request */
+    struct io_uring_sqe *sqe = ring_sqe(p);
+    if (acc->armed && !acc->cancelled) {
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT, 0);
+        acc->cancelled = true;
+    } else {
+        io_uring_prep_nop(sqe);
+    }
+    io_uring_sqe_set_data64(sqe, UD_IGNORE);
+    if (now)
+        ring_flush(p);
+    acc_put(p, acc);
+}
+
+static void cw_done(struct close_wait *cw)
+{
+    /* Read before the decrement: once pending is 0 a polling plain thread
+     * may return and its frame (cw) go away. */
+    struct rg *g = cw->g;
+    uint64_t token = cw->token;
+    /* acq_rel: the last finisher sees the others' work; ready() publishes
+     * it to the closer (a plain thread polls with acquire). */
+    if (fetch_sub_acq_rel(&cw->pending, 1) == 1 && g && claim(g, token))
+        ready(g, 0);
+}
+
+/* A request of a closed acceptor has ended. */
+static void acc_close_finished(struct rproc *p, struct acceptor *acc)
+{
+    struct close_wait *cw = acc->closer;
+    acc->closer = NULL;
+    p->inflight--;
+    acc_hold(acc);
+    acc_put(p, acc); /* frees it unless a waiter still holds it */
+    cw_done(cw);
+}
+
+/* A CQE of an acceptor's request (ring.c dispatch). */
+void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags)
+{
+    struct acceptor *acc = (struct acceptor *)(uintptr_t)(ud & ~UD_ACCEPT);
+    bool more = (cflags & IORING_CQE_F_MORE) != 0;
+    if (acc->closed) {
+        if (res >= 0)
+            close(res);
+        if (!more) {
+            acc->armed = false;
+            if (acc->closer) {
+                acc_close_finished(p, acc);
+            } else {
+                acc_hold(acc);
+                acc_put(p, acc); /* frees it unless a waiter still holds it */
+            }
+        }
+        return;
+    }
+    acc_hold(acc);
+    if (res >= 0) {
+        acc->produced = true;
+        if (!w_wake_first(acc, res, false) && !q_push(acc, res))
+            close(res); /* no memory for the queue: the connection is dropped */
+    }
+    if (!more) {
+        acc->armed = false;
+        bool ours = acc->cancelled;
+        acc->cancelled = false;
+        if (res == -EINVAL && !acc->produced) {
+            /* Perhaps a kernel without IORING_ACCEPT_MULTISHOT: every
+             * waiter retries single-shot (see the top). */
+            while (w_wake_first(acc, 0, true))
+                ;
+        } else if (res < 0 && !(ours && res == -ECANCELED)) {
+            w_wake_first(acc, res, false);
+        }
+        if (acc->nwait && !acc->closed)
+            acc_arm(p, acc);
+    } else if (acc->qlen >= ACC_QUEUE_MAX && !acc->nwait && !acc->cancelled) {
+        acc_cancel(p, acc, false);
+    }
+    acc_put(p, acc);
+}
+
+/* ------------------------------------------------------------------ */
+/* ringo_accept */
+
+int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
+{
+    struct acceptor *acc = acc_find(p, fd, flags);
+    if (!acc)
+        return ACC_SINGLE;
+    if (acc->qlen)
+        return q_pop(acc);
+    if (!acc->armed)
+        acc_arm(p, acc);
+    struct acc_waiter w = { .g = g, .linked = true };
+    acc_hold(acc);
+    w.token = park_prepare(g, W_IO, PARK_INTERRUPTIBLE);
+    g->wait_fd = fd; /* for ringo_dump */
+    w.prev = acc->wtail;
+    if (acc->wtail)
+        acc->wtail->next = &w;
+    else
+        acc->whead = &w;
+    acc->wtail = &w;
+    acc->nwait++;
+    p->inflight++;
+    int r = park_commit(g, w.token, PARK_INTERRUPTIBLE);
+    p->inflight--;
+    if (w.linked) {
+        /* Deadline or cancel: leave, and if nobody else waits, stop the
+         * kernel accepting for nobody (see the top). */
+        w_unlink(acc, &w);
+        if (!acc->nwait && acc->armed && !acc->cancelled && !acc->closed)
+            acc_cancel(p, acc, true);
+    }
+    acc_put(p, acc);
+    if (w.fallback)
+        return ACC_FALLBACK;
+    return r;
+}
+
+/* The proc has nothing to run (sched.c proc_sleep): cancel the requests
+ * nobody on it waits on, so the kernel does not accept for this proc while
+ * the goroutines accepting are elsewhere (see the top). */
+void acc_proc_idle(struct rproc *p)
+{
+    struct acceptor *acc = p->acceptors;
+    while (acc) {
+        if (!acc->armed || acc->cancelled || acc->nwait || acc->closed) {
+            acc = acc->next;
+            continue;
+        }
+        acc_hold(acc);
+        acc_cancel(p, acc, false); /* proc_sleep submits it */
+        struct acceptor *next = acc->next; /* read after any reap, while held */
+        acc_put(p, acc);
+        acc = next;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* ringo_close of a listener */
+
+/* On p: close every acceptor on fd.  Adds to cw->pending for each request
+ * still to end. */
+static void acc_close_local(struct rproc *p, int fd, struct close_wait *cw)
+{
+    bool flush = false;
+    for (struct acceptor *acc = p->acceptors, *next; acc; acc = next) {
+        next = acc->next;
+        if (acc->fd != fd || acc->closed)
+            continue;
+        acc->closed = true;
+        q_close_all(acc);
+        acc_hold(acc);
+        while (w_wake_first(acc, -EBADF, false))
+            ;
+        if (acc->armed) {
+            acc->closer = cw;
+            /* relaxed: this proc's own count (or the closer's guard) is
+             * still held, so pending cannot reach 0 meanwhile */
+            fetch_add_relaxed(&cw->pending, 1);
+            p->inflight++; /* a close waits on it: keep reaping, not idle */
+            if (!acc->cancelled) {
+                struct io_uring_sqe *sqe = ring_sqe(p);
+                io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT, 0);
+                io_uring_sqe_set_data64(sqe, UD_IGNORE);
+                acc->cancelled = true;
+            }
+            flush = true;
+        }
+        next = acc->next; /* ring_sqe may have reaped: acc is held, re-read its link */
+        acc_put(p, acc);
+    }
+    if (flush)
+        ring_flush(p);
+}
+
+struct acc_close_task {
+    struct rtask t;
+    int fd;
+    struct close_wait *cw;
+};
+
+static void close_task_run(struct rproc *p, struct rtask *t)
+{
+    struct acc_close_task *ct = (struct acc_close_task *)t;
+    acc_close_local(p, ct->fd, ct->cw);
+    cw_done(ct->cw);
+    free(ct);
+}
+
+static void close_task_discard(struct rtask *t)
+{
+    struct acc_close_task *ct = (struct acc_close_task *)t;
+    cw_done(ct->cw);
+    free(ct);
+}
+
+static void post_close(struct rproc *q, int fd, struct close_wait *cw)
+{
+    struct acc_close_task *ct = malloc(sizeof *ct);
+    if (!ct)
+        return; /* that proc's request keeps the socket until the run ends */
+    ct->t.run = close_task_run;
+    ct->t.discard = close_task_discard;
+    ct->fd = fd;
+    ct->cw = cw;
+    fetch_add_relaxed(&cw->pending, 1); /* relaxed: the poster's guard is held */
+    proc_post_task(q, &ct->t);
+}
+
+void acc_release_fd(int fd)
+{
+    acc_unmark(fd);
+    struct rproc *p = tls_proc;
+    struct rg *g = p ? p->cur : NULL;
+    struct close_wait cw = { .g = g };
+    /* The guard, dropped after posting.  relaxed: other procs see cw
+     * through proc_post_task's release push. */
+    store_relaxed(&cw.pending, 1);
+    if (g) {
+        cw.token = park_prepare(g, W_IO, 0);
+        g->wait_fd = fd;
+        p->inflight++; /* waiting on I/O of other procs: not a deadlock */
+        for (unsigned i = 0; i < rt.nprocs; i++) {
+            if (rt.procs[i] == p)
+                acc_close_local(p, fd, &cw);
+            else
+                post_close(rt.procs[i], fd, &cw);
+        }
+        cw_done(&cw);
+        park_commit(g, cw.token, 0);
+        p->inflight--;
+        return;
+    }
+    if (p || !foreign_enter())
+        return; /* a proc's scheduler loop (never), or no run */
+    note_foreign();
+    for (unsigned i = 0; i < rt.nprocs; i++)
+        post_close(rt.procs[i], fd, &cw);
+    cw_done(&cw);
+    /* acquire: pairs with cw_done's acq_rel; the procs' closes are done.
+     * A run that ends meanwhile cancels every request itself (stopping:
+     * relaxed, a flag polled in a loop, no data hangs on it). */
+    while (load_acquire(&cw.pending) && !load_relaxed(&rt.stopping)) {
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+    foreign_exit();
+}
+
+/* ------------------------------------------------------------------ */
+/* End of the run, on the proc's thread after its loop */
+
+void acc_proc_fini(struct rproc *p)
+{
+    unsigned armed = 0;
+    for (struct acceptor *acc = p->acceptors; acc; acc = acc->next) {
+        q_close_all(acc);
+        if (!acc->armed)
+            continue;
+        armed++;
+        if (!acc->cancelled) {
+            struct io_uring_sqe *sqe = io_uring_get_sqe(&p->ring);
+            if (!sqe) {
+                io_uring_submit(&p->ring);
+                sqe = io_uring_get_sqe(&p->ring);
+            }
+            if (sqe) {
+                io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT, 0);
+                io_uring_sqe_set_data64(sqe, UD_IGNORE);
+                acc->cancelled = true;
+            }
+        }
+    }
+    /* Wait for the last CQE of every request (bounded: a kernel that
+     * never posted it would otherwise hang the end of the run), closing
+     * what they still deliver.  Other completions are dropped: no
+     * goroutine runs again. */
+    int64_t until = now_ns() + 2000000000LL;
+    while (armed && now_ns() < until) {
+        struct __kernel_timespec ts = { 0, 50000000 };
+        struct io_uring_cqe *cqe;
+        io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
+        while (io_uring_peek_cqe(&p->ring, &cqe) == 0) {
+            struct io_uring_cqe c = *cqe;
+            io_uring_cqe_seen(&p->ring, cqe);
+            if (c.user_data < UD_WAKE_SENT + UD_WAKE_SENT_MAX || !(c.user_data & UD_ACCEPT))
+                continue;
+            struct acceptor *acc = (struct acceptor *)(uintptr_t)(c.user_data & ~UD_ACCEPT);
+            if (c.res >= 0)
+                close(c.res);
+            if (!(c.flags & IORING_CQE_F_MORE) && acc->armed) {
+                acc->armed = false;
+                armed--;
+            }
+        }
+    }
+    while (p->acceptors) {
+        struct acceptor *acc = p->acceptors;
+        p->acceptors = acc->next;
+        free(acc->q);
+        free(acc);
+    }
+}

@@ -1,0 +1,634 @@
+/*
+ * check_accept.c — ringo_accept through the multishot acceptors (accept.c)
+ * and, with RINGO_NO_MULTISHOT=1 (tests/check_accept_single.sh), through
+ * single-shot accept: many concurrent clients served by several accept
+ * goroutines, each connection accepted exactly once; far fewer submissions
+ * than accepts (and -EINVAL from a socket that does not listen leaves
+ * multishot on); deadlines and cancellation of parked accepts; ringo_close
+ * of a listener frees its port and closes the descriptors accepted for
+ * nobody; no descriptor leaks across a run; a goroutine waiting in accept
+ * is not a deadlock; ringo_dump names the fd.  Loopback only.
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static unsigned nprocs_param = 1;
+
+static bool multishot(void)
+{
+    const char *e = getenv("RINGO_NO_MULTISHOT");
+    return !(e && *e && strcmp(e, "0") != 0);
+}
+
+/* A listener on 127.0.0.1, any port, without SO_REUSEADDR. */
+static int listen_plain(struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)sa, sizeof *sa), 0);
+    socklen_t len = sizeof *sa;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)sa, &len), 0);
+    ck_assert_int_eq(listen(fd, 256), 0);
+    return fd;
+}
+
+/* A plain blocking connect: on loopback it completes without the
+ * listener's accept, and costs no submission. */
+static int connect_plain(const struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(connect(fd, (const struct sockaddr *)sa, sizeof *sa), 0);
+    return fd;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* many clients, several accept goroutines */
+
+#define MANY_MAX 400
+static struct sockaddr_in many_sa;
+static int many_lfd, many_n;
+static atomic_int many_seen[MANY_MAX];
+static atomic_int many_accepted, many_clients_ok;
+
+static void many_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    uint32_t id;
+    ck_assert_int_eq(ringo_read(fd, &id, sizeof id), (ssize_t)sizeof id);
+    ck_assert_uint_lt(id, (unsigned)many_n);
+    atomic_fetch_add(&many_seen[id], 1);
+    char reply[64];
+    int n = snprintf(reply, sizeof reply, "hello %u", id);
+    ck_assert_int_eq(ringo_write_all(fd, reply, (size_t)n), n);
+    ringo_close(fd);
+}
+
+static void many_acceptor(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int c = ringo_accept(many_lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (c == -ECANCELED)
+            return;
+        ck_assert_int_ge(c, 0);
+        atomic_fetch_add(&many_accepted, 1);
+        ck_assert_int_gt(ringo_go(many_conn, (void *)(intptr_t)c), 0);
+    }
+}
+
+static void many_client(void *arg)
+{
+    uint32_t id = (uint32_t)(uintptr_t)arg;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ringo_connect(fd, (struct sockaddr *)&many_sa, sizeof many_sa), 0);
+    ck_assert_int_eq(ringo_write_all(fd, &id, sizeof id), (ssize_t)sizeof id);
+    char want[64], got[64];
+    int n = snprintf(want, sizeof want, "hello %u", id);
+    size_t have = 0;
+    ssize_t r;
+    while ((r = ringo_read(fd, got + have, sizeof got - have)) > 0)
+        have += (size_t)r;
+    ck_assert_int_eq(r, 0);
+    ck_assert_uint_eq(have, (size_t)n);
+    ck_assert(memcmp(got, want, (size_t)n) == 0);
+    ringo_close(fd);
+    atomic_fetch_add(&many_clients_ok, 1);
+}
+
+static void main_many(void *arg)
+{
+    (void)arg;
+    many_n = test_quick() ? 200 : MANY_MAX;
+    many_lfd = listen_plain(&many_sa);
+    int64_t acc[4];
+    for (int i = 0; i < 4; i++) {
+        acc[i] = ringo_go_on(i % ringo_nprocs(), many_acceptor, NULL);
+        ck_assert_int_gt(acc[i], 0);
+    }
+    ringo_sleep(2 * MS);
+    for (int i = 0; i < many_n; i++)
+        ck_assert_int_gt(ringo_go_on(i % ringo_nprocs(), many_client, (void *)(uintptr_t)i), 0);
+    for (int t = 0; t < 20000 && atomic_load(&many_clients_ok) < many_n; t++)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(atomic_load(&many_clients_ok), many_n);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(ringo_cancel(acc[i]), 0);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(atomic_load(&many_accepted), many_n);
+    for (int i = 0; i < many_n; i++)
+        ck_assert_int_eq(atomic_load(&many_seen[i]), 1);
+    ringo_close(many_lfd);
+}
+
+START_TEST(many_clients_each_accepted_once)
+{
+    atomic_store(&many_accepted, 0);
+    atomic_store(&many_clients_ok, 0);
+    for (int i = 0; i < MANY_MAX; i++)
+        atomic_store(&many_seen[i], 0);
+    RUN(main_many, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* one submission serves many accepts */
+
+#define FEW_CONNS 48
+
+static void main_few_submissions(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    /* a socket that does not listen: -EINVAL, which must not turn
+     * multishot off for the run (the kernel has it) */
+    int bad = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(ringo_accept(bad, NULL, NULL, 0), -EINVAL);
+    ringo_close(bad);
+    int lfd = listen_plain(&sa);
+    int cl[FEW_CONNS + 1], sv[FEW_CONNS + 1];
+    cl[0] = connect_plain(&sa);
+    sv[0] = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC); /* arms the request */
+    ck_assert_int_ge(sv[0], 0);
+    struct ringo_stats a, b;
+    ringo_stats(&a);
+    for (int i = 1; i <= FEW_CONNS; i++)
+        cl[i] = connect_plain(&sa);
+    for (int i = 1; i <= FEW_CONNS; i++) {
+        sv[i] = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(sv[i], 0);
+    }
+    ringo_stats(&b);
+    uint64_t subs = b.submissions - a.submissions;
+    if (multishot())
+        ck_assert_uint_le(subs, FEW_CONNS / 6); /* arm, cancel at the queue bound, re-arm */
+    else
+        ck_assert_uint_ge(subs, FEW_CONNS);
+    /* each accepted socket is the peer of one client */
+    for (int i = 0; i <= FEW_CONNS; i++) {
+        char ch = (char)('a' + i % 26), got = 0;
+        ck_assert_int_eq(write(cl[i], &ch, 1), 1);
+        bool found = false;
+        for (int j = 0; j <= FEW_CONNS && !found; j++) {
+            if (sv[j] < 0)
+                continue;
+            struct sockaddr_in x, y;
+            socklen_t xl = sizeof x, yl = sizeof y;
+            getsockname(cl[i], (struct sockaddr *)&x, &xl);
+            getpeername(sv[j], (struct sockaddr *)&y, &yl);
+            if (x.sin_port == y.sin_port) {
+                ck_assert_int_eq(ringo_read(sv[j], &got, 1), 1);
+                ck_assert_int_eq(got, ch);
+                ringo_close(sv[j]);
+                sv[j] = -1;
+                found = true;
+            }
+        }
+        ck_assert(found);
+        ringo_close(cl[i]);
+    }
+    ringo_close(lfd);
+}
+
+START_TEST(few_submissions_for_many_accepts)
+{
+    RUN(main_few_submissions, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* deadlines and cancellation */
+
+static void main_deadline(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    ringo_deadline_set(ringo_now() + 20 * MS);
+    int64_t t0 = ringo_now();
+    ck_assert_int_eq(ringo_accept(lfd, NULL, NULL, 0), -ETIMEDOUT);
+    int64_t dt = ringo_now() - t0;
+    ck_assert_int_ge(dt, 19 * MS);
+    ck_assert_int_lt(dt, 500 * MS);
+    ck_assert_int_eq(ringo_accept(lfd, NULL, NULL, 0), -ETIMEDOUT); /* entry check */
+    ringo_deadline_set(RINGO_NEVER);
+    /* the listener still works, from the same proc */
+    int c = connect_plain(&sa);
+    int s = ringo_accept(lfd, NULL, NULL, 0);
+    ck_assert_int_ge(s, 0);
+    ck_assert_int_eq(write(c, "d", 1), 1);
+    char ch;
+    ck_assert_int_eq(ringo_read(s, &ch, 1), 1);
+    ck_assert_int_eq(ch, 'd');
+    ringo_close(s);
+    close(c);
+    ringo_close(lfd);
+}
+
+START_TEST(deadline_on_accept)
+{
+    RUN(main_deadline, NULL, nprocs_param);
+}
+END_TEST
+
+struct waiter { int lfd; atomic_int started; atomic_int result; };
+
+static void waiting_acceptor(void *arg)
+{
+    struct waiter *w = arg;
+    atomic_store(&w->started, 1);
+    int r = ringo_accept(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+    atomic_store(&w->result, r == 0 ? 1000000 : r); /* an fd may be 0 */
+}
+
+static int wait_result(struct waiter *w)
+{
+    for (int t = 0; t < 5000 && atomic_load(&w->result) == 1; t++)
+        ringo_sleep(1 * MS);
+    return atomic_load(&w->result);
+}
+
+/* The descriptor a waiter accepted (it must have). */
+static int wait_accepted(struct waiter *w)
+{
+    int r = wait_result(w);
+    ck_assert_msg(r != 1, "the waiting accept got no connection");
+    ck_assert_int_ge(r, 0);
+    return r == 1000000 ? 0 : r;
+}
+
+/* Three goroutines parked on the same listener on one proc; the middle one
+ * is cancelled; the two others get the next two connections. */
+static void main_cancel(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    struct waiter w[3];
+    int64_t id[3];
+    for (int i = 0; i < 3; i++) {
+        w[i].lfd = lfd;
+        atomic_store(&w[i].started, 0);
+        atomic_store(&w[i].result, 1);
+        id[i] = ringo_go_on(ringo_nprocs() - 1, waiting_acceptor, &w[i]);
+        while (!atomic_load(&w[i].started))
+            ringo_sleep(1 * MS);
+    }
+    ringo_sleep(5 * MS);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(atomic_load(&w[i].result), 1);
+    ck_assert_int_eq(ringo_cancel(id[1]), 0);
+    ck_assert_int_eq(wait_result(&w[1]), -ECANCELED);
+    int c1 = connect_plain(&sa), c2 = connect_plain(&sa);
+    int r0 = wait_accepted(&w[0]), r2 = wait_accepted(&w[2]);
+    ck_assert_int_ne(r0, r2);
+    ringo_close(r0);
+    ringo_close(r2);
+    close(c1);
+    close(c2);
+    /* cancel again, as the only waiter: the listener keeps working for
+     * an accept on another proc */
+    atomic_store(&w[1].started, 0);
+    atomic_store(&w[1].result, 1);
+    id[1] = ringo_go_on(ringo_nprocs() - 1, waiting_acceptor, &w[1]);
+    while (!atomic_load(&w[1].started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(ringo_cancel(id[1]), 0);
+    ck_assert_int_eq(wait_result(&w[1]), -ECANCELED);
+    int c = connect_plain(&sa);
+    ringo_sleep(20 * MS); /* a request still armed on the other proc would take it now */
+    ringo_deadline_set(ringo_now() + 5000 * MS);
+    int s = ringo_accept(lfd, NULL, NULL, 0);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_ge(s, 0);
+    ringo_close(s);
+    close(c);
+    ringo_close(lfd);
+}
+
+START_TEST(cancel_one_of_several)
+{
+    RUN(main_cancel, NULL, nprocs_param);
+}
+END_TEST
+
+/* A goroutine accepts once and moves on: once its proc is idle, a
+ * connection is left for the accept of another goroutine (another proc,
+ * or other flags), not taken for nobody. */
+static void main_idle_cancels(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    int c0 = connect_plain(&sa);
+    int s0 = ringo_accept(lfd, NULL, NULL, 0);
+    ck_assert_int_ge(s0, 0);
+    ringo_sleep(10 * MS); /* this proc goes idle with the request armed */
+    struct waiter w = { .lfd = lfd };
+    atomic_store(&w.result, 1);
+    ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, waiting_acceptor, &w), 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    int c1 = connect_plain(&sa);
+    ringo_close(wait_accepted(&w));
+    close(c1);
+    close(c0);
+    ringo_close(s0);
+    ringo_close(lfd);
+}
+
+START_TEST(idle_proc_stops_accepting)
+{
+    RUN(main_idle_cancels, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* ringo_close of a listener */
+
+static void rebind_ok(const struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    int r = bind(fd, (const struct sockaddr *)sa, sizeof *sa);
+    ck_assert_msg(r == 0, "bind to the closed listener's port: %s", strerror(errno));
+    ck_assert_int_eq(listen(fd, 1), 0);
+    close(fd);
+}
+
+static void main_close_frees_port(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    /* an armed request with no waiter: one connection accepted, then gone
+     * (the client closes first, so no TIME_WAIT holds the port) */
+    int c = connect_plain(&sa);
+    int s = ringo_accept(lfd, NULL, NULL, 0);
+    ck_assert_int_ge(s, 0);
+    close(c);
+    char ch;
+    ck_assert_int_eq(ringo_read(s, &ch, 1), 0);
+    ringo_close(s);
+    ringo_close(lfd);
+    rebind_ok(&sa);
+
+    if (!multishot())
+        return; /* a single-shot accept in flight keeps its listener */
+    /* waiters parked on every proc: they get -EBADF, and the port is free */
+    lfd = listen_plain(&sa);
+    struct waiter w[2];
+    unsigned n = (unsigned)ringo_nprocs();
+    for (unsigned i = 0; i < n; i++) {
+        w[i].lfd = lfd;
+        atomic_store(&w[i].started, 0);
+        atomic_store(&w[i].result, 1);
+        ck_assert_int_gt(ringo_go_on((int)i, waiting_acceptor, &w[i]), 0);
+        while (!atomic_load(&w[i].started))
+            ringo_sleep(1 * MS);
+    }
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(ringo_close(lfd), 0);
+    for (unsigned i = 0; i < n; i++)
+        ck_assert_int_eq(wait_result(&w[i]), -EBADF);
+    rebind_ok(&sa);
+}
+
+START_TEST(close_frees_port)
+{
+    RUN(main_close_frees_port, NULL, nprocs_param);
+}
+END_TEST
+
+/* The same, with the close on a plain thread. */
+static atomic_int plain_closed;
+
+static void *plain_close(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    int r = ringo_close(fd);
+    atomic_store(&plain_closed, 1);
+    return (void *)(intptr_t)r;
+}
+
+static void main_close_plain(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    struct waiter w = { .lfd = listen_plain(&sa) };
+    atomic_store(&w.result, 1);
+    ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, waiting_acceptor, &w), 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    pthread_t t;
+    atomic_store(&plain_closed, 0);
+    ck_assert_int_eq(test_thread_create(&t, plain_close, (void *)(intptr_t)w.lfd), 0);
+    /* the close needs every proc's help: keep this one scheduling */
+    for (int i = 0; i < 5000 && !atomic_load(&plain_closed); i++)
+        ringo_sleep(1 * MS);
+    ck_assert(atomic_load(&plain_closed));
+    void *r;
+    pthread_join(t, &r);
+    ck_assert_int_eq((int)(intptr_t)r, 0);
+    if (multishot()) {
+        ck_assert_int_eq(wait_result(&w), -EBADF);
+    } else {
+        /* the single-shot accept keeps the socket until it ends */
+        int c = connect_plain(&sa);
+        ringo_close(wait_accepted(&w));
+        close(c);
+        return;
+    }
+    rebind_ok(&sa);
+}
+
+START_TEST(close_from_plain_thread)
+{
+    if (test_under_valgrind())
+        return; /* a plain thread beside a sleeping proc (testutil.h) */
+    RUN(main_close_plain, NULL, nprocs_param);
+}
+END_TEST
+
+#define QUEUED 5
+
+static void main_close_queued(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    /* all in the backlog when the request is armed: it accepts them in
+     * one go, one for the caller and QUEUED for nobody */
+    int c0 = connect_plain(&sa);
+    int cl[QUEUED];
+    for (int i = 0; i < QUEUED; i++)
+        cl[i] = connect_plain(&sa);
+    int s0 = ringo_accept(lfd, NULL, NULL, 0);
+    ck_assert_int_ge(s0, 0);
+    int before = count_fds();
+    ringo_close(lfd);
+    int after = count_fds();
+    ck_assert_int_eq(before - after, multishot() ? 1 + QUEUED : 1);
+    for (int i = 0; i < QUEUED; i++) {
+        char ch;
+        ssize_t r = read(cl[i], &ch, 1); /* closed by the server: EOF or reset */
+        ck_assert(r == 0 || (r < 0 && errno == ECONNRESET));
+        close(cl[i]);
+    }
+    close(c0);
+    ringo_close(s0);
+}
+
+START_TEST(close_closes_queued)
+{
+    RUN(main_close_queued, NULL, nprocs_param);
+}
+END_TEST
+
+/* The run ends with descriptors queued: nothing leaks. */
+static int leak_lfd, leak_lfd2, leak_cl[QUEUED + 1];
+
+static void main_leak(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    leak_lfd = listen_plain(&sa);
+    for (int i = 0; i <= QUEUED; i++)
+        leak_cl[i] = connect_plain(&sa);
+    int s = ringo_accept(leak_lfd, NULL, NULL, 0); /* and QUEUED accepted for nobody */
+    ck_assert_int_ge(s, 0);
+    ringo_close(s);
+    /* and a listener whose only waiter timed out */
+    leak_lfd2 = listen_plain(&sa);
+    ringo_deadline_set(ringo_now() + 5 * MS);
+    ck_assert_int_eq(ringo_accept(leak_lfd2, NULL, NULL, SOCK_NONBLOCK), -ETIMEDOUT);
+    ringo_deadline_set(RINGO_NEVER);
+}
+
+START_TEST(no_fd_leak_across_run)
+{
+    int before = count_fds();
+    RUN(main_leak, NULL, nprocs_param);
+    for (int i = 0; i <= QUEUED; i++)
+        close(leak_cl[i]);
+    close(leak_lfd);
+    close(leak_lfd2);
+    ck_assert_int_eq(count_fds(), before);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* not a deadlock; ringo_dump */
+
+static int dl_lfd;
+
+static void main_alone_in_accept(void *arg)
+{
+    (void)arg;
+    int s = ringo_accept(dl_lfd, NULL, NULL, 0); /* no deadline, nobody else */
+    ck_assert_int_ge(s, 0);
+    ringo_close(s);
+    ringo_close(dl_lfd);
+}
+
+START_TEST(accept_is_not_deadlock)
+{
+    struct sockaddr_in sa;
+    dl_lfd = listen_plain(&sa);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        usleep(100000);
+        int c = socket(AF_INET, SOCK_STREAM, 0);
+        _exit(connect(c, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : 1);
+    }
+    RUN(main_alone_in_accept, NULL, nprocs_param);
+    int st;
+    waitpid(pid, &st, 0);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+END_TEST
+
+static void main_dump(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    struct waiter w = { .lfd = listen_plain(&sa) };
+    atomic_store(&w.result, 1);
+    int64_t id = ringo_go(waiting_acceptor, &w);
+    while (!atomic_load(&w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    ringo_dump(p[1]);
+    close(p[1]);
+    char buf[4096];
+    ssize_t n = read(p[0], buf, sizeof buf - 1);
+    ck_assert_int_gt(n, 0);
+    buf[n] = '\0';
+    close(p[0]);
+    char want[64];
+    snprintf(want, sizeof want, "goroutine %lld [io, fd %d]", (long long)id, w.lfd);
+    ck_assert_msg(strstr(buf, want) != NULL, "dump lacks \"%s\":\n%s", want, buf);
+    ringo_cancel(id);
+    ck_assert_int_eq(wait_result(&w), -ECANCELED);
+    ringo_close(w.lfd);
+}
+
+START_TEST(dump_names_fd)
+{
+    RUN(main_dump, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create(multishot() ? "accept (multishot)" : "accept (single-shot)");
+    TCase *tc = tcase_create("accept");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, many_clients_each_accepted_once);
+    tcase_add_test(tc, few_submissions_for_many_accepts);
+    tcase_add_test(tc, deadline_on_accept);
+    tcase_add_test(tc, cancel_one_of_several);
+    tcase_add_test(tc, idle_proc_stops_accepting);
+    tcase_add_test(tc, close_frees_port);
+    tcase_add_test(tc, close_from_plain_thread);
+    tcase_add_test(tc, close_closes_queued);
+    tcase_add_test(tc, no_fd_leak_across_run);
+    tcase_add_test(tc, accept_is_not_deadlock);
+    tcase_add_test(tc, dump_names_fd);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    skip_without_io_uring();
+    return run_per_procs(suite, &nprocs_param);
+}

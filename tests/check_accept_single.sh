@@ -1,0 +1,22 @@
+#!/bin/sh
+# The accept tests again with multishot accept turned off: ringo_accept
+# submits one IORING_OP_ACCEPT per call (io.c), as on a kernel without
+# IORING_ACCEPT_MULTISHOT.
+b="${top_builddir:-.}/tests"
+for t in check_accept check_net check_io; do
+    if [ ! -x "$b/$t" ]; then
+        echo "SKIP: $b/$t not built"
+        exit 77
+    fi
+done
+RINGO_NO_MULTISHOT=1
+export RINGO_NO_MULTISHOT
+status=0
+for t in check_accept check_net check_io; do
+    echo "== $t with RINGO_NO_MULTISHOT=1"
+    "$b/$t"
+    r=$?
+    [ $r -eq 77 ] && exit 77
+    [ $r -eq 0 ] || status=1
+done
+exit $status
