@@ -28,6 +28,14 @@ done
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 
+# gcc-aarch64-linux-gnu only recommends the C library it needs.
+printf '#include <stdio.h>\nint main(void) { return puts("") < 0; }\n' > "$tmp/probe.c"
+if ! "$cc" -o "$tmp/probe" "$tmp/probe.c" >/dev/null 2>&1 ||
+   ! "$qemu" -L "$sysroot" "$tmp/probe" >/dev/null 2>&1; then
+    echo "SKIP: $cc cannot build a program that $qemu runs (is libc6-dev-arm64-cross installed?)"
+    exit 77
+fi
+
 # fiber.h includes config.h; fiber.c needs nothing from it but the
 # switch choice (a -D below) and the system extensions configure enables.
 printf '#define _GNU_SOURCE 1\n' > "$tmp/config.h"
