@@ -312,6 +312,8 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
 
 void ringo__ctx_start(void);
 
+#if defined(__x86_64__)
+
 void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
 {
     /* See switch_x86_64.S for the frame.  After the final ret the stack
@@ -327,6 +329,23 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
     ctx->sp = sp;
 }
 
+#elif defined(__aarch64__)
+
+void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
+{
+    /* See switch_aarch64.S for the frame: 20 slots, x19 first.  The switch
+     * pops it all, leaving sp = top (16-byte aligned, as sp always must
+     * be), and returns through x30 to ringo__ctx_start, which calls x19. */
+    uint64_t *sp = (uint64_t *)stack_top(s) - 20;
+    memset(sp, 0, 20 * sizeof *sp);     /* x20-x28, x29 = 0, d8-d15 = 0 */
+    sp[0] = (uint64_t)(uintptr_t)entry; /* x19 */
+    sp[11] = (uint64_t)(uintptr_t)ringo__ctx_start; /* x30 */
+    ctx->sp = sp;
+}
+
+#else
+#error "the assembly context switch is for x86-64 and aarch64; configure --with-switch=ucontext"
+#endif
 
 #endif
 
