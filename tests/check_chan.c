@@ -1034,17 +1034,23 @@ static void dump_main(void *arg)
     (void)arg;
     dump_ch = ringo_chan_make(sizeof(int), 0);
     int64_t id = ringo_go(dump_waiter, NULL);
-    ringo_sleep(2 * MS); /* it is parked on the channel */
-    FILE *f = tmpfile();
-    ck_assert_ptr_nonnull(f);
-    ringo_dump(fileno(f));
-    rewind(f);
-    size_t n = fread(dump_buf, 1, sizeof dump_buf - 1, f);
-    dump_buf[n] = '\0';
-    fclose(f);
     char want[128];
     snprintf(want, sizeof want, "goroutine %lld [chan receive, on %p]: created by ", (long long)id,
              (void *)dump_ch);
+    /* Until it has parked on the channel (a slow or emulated machine may
+     * take a while to run it), for 5 s at most. */
+    for (int tries = 0; tries < 5000; tries++) {
+        ringo_sleep(1 * MS);
+        FILE *f = tmpfile();
+        ck_assert_ptr_nonnull(f);
+        ringo_dump(fileno(f));
+        rewind(f);
+        size_t n = fread(dump_buf, 1, sizeof dump_buf - 1, f);
+        dump_buf[n] = '\0';
+        fclose(f);
+        if (strstr(dump_buf, want))
+            break;
+    }
     ck_assert_msg(strstr(dump_buf, want) != NULL, "want \"%s\" in:\n%s", want, dump_buf);
     snprintf(want, sizeof want, "goroutine %lld [running]: created by ", (long long)ringo_id());
     ck_assert_msg(strstr(dump_buf, want) != NULL, "want \"%s\" in:\n%s", want, dump_buf);
