@@ -62,6 +62,11 @@ int ring_setup(struct rproc *p)
     bool no_defer = env_set("RINGO_NO_DEFER_TASKRUN");
     static const unsigned flag_sets[] = {
 #if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN
+        /* TASKRUN_FLAG: the kernel sets IORING_SQ_TASKRUN while completions
+         * wait for an enter, which a spinning idle proc watches
+         * (proc_sleep in sched.c).  The set without it is for kernels that
+         * refuse the combination. */
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
         IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
 #endif
 #ifdef IORING_SETUP_COOP_TASKRUN

@@ -1041,6 +1041,15 @@ static void proc_sleep(struct rproc *p)
                 goto unhungry;
             if (!rt.use_defer_taskrun && p->inflight && io_uring_cq_ready(&p->ring))
                 goto unhungry;
+            /* With DEFER_TASKRUN completions stay invisible until an
+             * enter runs their task work; the kernel's IORING_SQ_TASKRUN
+             * (ring.c asks for it) says some are waiting, so stop
+             * spinning and go and get them.  Read like liburing reads
+             * the flags word (a volatile load): a late sight only means
+             * one more spin. */
+            if (rt.use_defer_taskrun && p->inflight &&
+                (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
+                goto unhungry;
             cpu_relax();
             if ((i & 63) == 63 && now_ns() >= until)
                 break;
