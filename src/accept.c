@@ -117,12 +117,6 @@ struct acceptor {
 };
 
 /* A ringo_close waiting for acceptors on several procs. */
-struct close_wait {
-    _Atomic int pending;        /* procs and requests not finished yet */
-    struct rg *g;               /* NULL: a plain thread that polls pending */
-    uint64_t token;
-};
-
 /* Marks: fds that may have acceptors, for ringo_close's cheap check. */
 _Atomic uint64_t acc_marks[ACC_MARK_FDS / 64];
 _Atomic int acc_mark_big;
@@ -294,18 +288,6 @@ static void acc_cancel(struct rproc *p, struct acceptor *acc, bool now)
     acc_put(p, acc);
 }
 
-static void cw_done(struct close_wait *cw)
-{
-    /* Read before the decrement: once pending is 0 a polling plain thread
-     * may return and its frame (cw) go away. */
-    struct rg *g = cw->g;
-    uint64_t token = cw->token;
-    /* acq_rel: the last finisher sees the others' work; ready() publishes
-     * it to the closer (a plain thread polls with acquire). */
-    if (fetch_sub_acq_rel(&cw->pending, 1) == 1 && g && claim(g, token))
-        ready(g, 0);
-}
-
 /* A request of a closed acceptor has ended. */
 static void acc_close_finished(struct rproc *p, struct acceptor *acc)
 {
@@ -314,7 +296,7 @@ static void acc_close_finished(struct rproc *p, struct acceptor *acc)
     p->inflight--;
     acc_hold(acc);
     acc_put(p, acc); /* frees it unless a waiter still holds it */
-    cw_done(cw);
+    close_wait_done(cw);
 }
 
 /* A CQE of an acceptor's request (ring.c dispatch). */
@@ -468,14 +450,14 @@ static void close_task_run(struct rproc *p, struct rtask *t)
 {
     struct acc_close_task *ct = (struct acc_close_task *)t;
     acc_close_local(p, ct->fd, ct->cw);
-    cw_done(ct->cw);
+    close_wait_done(ct->cw);
     free(ct);
 }
 
 static void close_task_discard(struct rtask *t)
 {
     struct acc_close_task *ct = (struct acc_close_task *)t;
-    cw_done(ct->cw);
+    close_wait_done(ct->cw);
     free(ct);
 }
 
@@ -511,7 +493,7 @@ void acc_release_fd(int fd)
             else
                 post_close(rt.procs[i], fd, &cw);
         }
-        cw_done(&cw);
+        close_wait_done(&cw);
         park_commit(g, cw.token, 0);
         p->inflight--;
         return;
@@ -521,8 +503,8 @@ void acc_release_fd(int fd)
     note_foreign();
     for (unsigned i = 0; i < rt.nprocs; i++)
         post_close(rt.procs[i], fd, &cw);
-    cw_done(&cw);
-    /* acquire: pairs with cw_done's acq_rel; the procs' closes are done.
+    close_wait_done(&cw);
+    /* acquire: pairs with close_wait_done's acq_rel; the procs' closes are done.
      * A run that ends meanwhile cancels every request itself (stopping:
      * relaxed, a flag polled in a loop, no data hangs on it). */
     while (load_acquire(&cw.pending) && !load_relaxed(&rt.stopping)) {

@@ -283,6 +283,29 @@ int  park_commit(struct rg *g, uint64_t token, int flags);
 bool claim(struct rg *g, uint64_t token);
 void ready(struct rg *g, int result);
 
+/* A closer waiting until `pending` other parties (procs running a task for
+ * it, requests of theirs) are done: each calls close_wait_done, and the
+ * last one readies g, parked with `token` (W_IO, not interruptible).  With
+ * g NULL the waiter is a plain thread that polls pending with acquire.
+ * Used by ringo_close (io.c, accept.c). */
+struct close_wait {
+    _Atomic int pending;        /* parties not finished yet */
+    struct rg *g;               /* NULL: a plain thread that polls pending */
+    uint64_t token;
+};
+
+static inline void close_wait_done(struct close_wait *cw)
+{
+    /* Read before the decrement: once pending is 0 a polling plain thread
+     * may return and its frame (cw) go away. */
+    struct rg *g = cw->g;
+    uint64_t token = cw->token;
+    /* acq_rel: the last finisher sees the others' work; ready() publishes
+     * it to the closer (a plain thread polls with acquire). */
+    if (fetch_sub_acq_rel(&cw->pending, 1) == 1 && g && claim(g, token))
+        ready(g, 0);
+}
+
 /* Goroutine-level checks shared by every blocking call: -ECANCELED,
  * -ETIMEDOUT or 0.  Inline: every channel operation makes them, and the
  * common answer (no cancel, no deadline) is two loads and a compare. */

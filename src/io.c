@@ -332,32 +332,23 @@ int ringo_poll(int fd, short events)
 }
 
 /* A request to another proc: cancel every operation on fd, then count
- * down; the closer resumes when the count reaches zero. */
-struct close_req {
-    struct rg *g;               /* the closer, parked */
-    uint64_t token;
-    int fd;
-    _Atomic int pending;        /* procs still to cancel; acq_rel decrements */
-};
-
+ * down the closer's close_wait. */
 struct close_task {
     struct rtask t;
-    struct close_req *req;
+    int fd;
+    struct close_wait *cw;
 };
 
 static void close_cancel_run(struct rproc *q, struct rtask *t)
 {
-    struct close_req *req = ((struct close_task *)t)->req;
+    struct close_task *ct = (struct close_task *)t;
     struct io_uring_sqe *c = ring_sqe(q);
-    io_uring_prep_cancel_fd(c, req->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_prep_cancel_fd(c, ct->fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(c, UD_IGNORE);
     /* Submitted now: the cancel finds its operations by the file the fd
      * names when it is issued, which must be before the closer's close. */
     ring_flush(q);
-    /* acq_rel: the last decrement sees every proc's flush before the
-     * closer resumes (through ready's inbox push) */
-    if (fetch_sub_acq_rel(&req->pending, 1) == 1 && claim(req->g, req->token))
-        ready(req->g, 0);
+    close_wait_done(ct->cw);
 }
 
 /* Have every other proc with operations on fd cancel them, and wait until
@@ -378,17 +369,18 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
                 targets[n++] = rt.procs[i];
         if (n == 0)
             continue;
-        struct close_req req = { .g = g, .fd = fd };
-        req.token = park_prepare(g, W_IO, 0);
+        struct close_wait cw = { .g = g };
+        cw.token = park_prepare(g, W_IO, 0);
         g->wait_fd = fd;
-        store_relaxed(&req.pending, (int)n); /* published by proc_post_task's release */
+        store_relaxed(&cw.pending, (int)n); /* published by proc_post_task's release */
         for (unsigned k = 0; k < n; k++) {
             tasks[k].t.run = close_cancel_run;
             tasks[k].t.discard = NULL;
-            tasks[k].req = &req;
+            tasks[k].fd = fd;
+            tasks[k].cw = &cw;
             proc_post_task(targets[k], &tasks[k].t);
         }
-        park_commit(g, req.token, 0);
+        park_commit(g, cw.token, 0);
     }
 }
 
