@@ -185,7 +185,7 @@ static struct acceptor *acc_find(struct rproc *p, int fd, int flags)
     for (struct acceptor *a = p->acceptors; a; a = a->next)
         if (a->fd == fd && a->flags == flags && !a->closed)
             return a;
-    struct acceptor *a = calloc(1, sizeof *a);
+    struct acceptor *a = seam_calloc(1, sizeof *a);
     if (!a)
         return NULL;
     a->fd = fd;
@@ -200,7 +200,7 @@ static bool q_push(struct acceptor *acc, int fd)
 {
     if (acc->qlen == acc->qcap) {
         unsigned ncap = acc->qcap ? acc->qcap * 2 : ACC_QUEUE_MAX;
-        int *nq = malloc(ncap * sizeof *nq);
+        int *nq = seam_malloc(ncap * sizeof *nq);
         if (!nq)
             return false;
         for (unsigned i = 0; i < acc->qlen; i++)
@@ -463,7 +463,7 @@ static void close_task_discard(struct rtask *t)
 
 static void post_close(struct rproc *q, int fd, struct close_wait *cw)
 {
-    struct acc_close_task *ct = malloc(sizeof *ct);
+    struct acc_close_task *ct = seam_malloc(sizeof *ct);
     if (!ct)
         return; /* that proc's request keeps the socket until the run ends */
     ct->t.run = close_task_run;

@@ -126,8 +126,8 @@ static struct gchunk *gchunks;            /* under gchunk_lock */
 
 int gtable_init(void)
 {
-    void *m = mmap(NULL, SLOT_MAX * sizeof(*gtab), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = seam_mmap(NULL, SLOT_MAX * sizeof(*gtab), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
     gtab = m;
@@ -165,7 +165,7 @@ static int gchunk_new(struct rg **list, size_t *n)
     } while (!atomic_compare_exchange_weak_explicit(&gtab_next, &base, base + GCHUNK,
                                                     memory_order_relaxed, memory_order_relaxed));
     /* aligned: struct rg's lines (internal.h) must be real cache lines */
-    struct gchunk *c = aligned_alloc(_Alignof(struct gchunk), sizeof *c);
+    struct gchunk *c = seam_aligned_alloc(_Alignof(struct gchunk), sizeof *c);
     if (c)
         memset(c, 0, sizeof *c);
     if (!c)
@@ -1009,7 +1009,7 @@ static int cancel_id_locked(int64_t id)
         cancel_interrupt(me, g, id);
         return 0;
     }
-    struct cancel_task *ct = malloc(sizeof *ct);
+    struct cancel_task *ct = seam_malloc(sizeof *ct);
     if (!ct)
         return -ENOMEM;
     ct->t.run = cancel_run;

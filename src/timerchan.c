@@ -118,7 +118,7 @@ static ringo_chan *timerchan_new(int64_t delay, int64_t period)
     ringo_chan *c = ringo_chan_make(sizeof(int64_t), 1);
     if (!c)
         return NULL;
-    struct timerchan *tc = calloc(1, sizeof *tc);
+    struct timerchan *tc = seam_calloc(1, sizeof *tc);
     if (!tc) {
         ringo_chan_release(c);
         errno = ENOMEM;
