@@ -110,7 +110,7 @@ struct acceptor {
     bool closed;                /* ringo_close'd: never armed again, freed at refs == 0 */
     unsigned refs;              /* holders, see the top */
     int *q;                     /* ring buffer of accepted descriptors */
-    unsigned qhead, qlen, qcap; /* qcap a power of two (or 0) */
+    unsigned qhead, qlen, qcap; /* qcap a power of two, ACC_QUEUE_MAX at first */
     struct acc_waiter *whead, *wtail;
     unsigned nwait;
     struct close_wait *closer;  /* set while a close waits for the last CQE */
@@ -188,6 +188,17 @@ static struct acceptor *acc_find(struct rproc *p, int fd, int flags)
     struct acceptor *a = seam_calloc(1, sizeof *a);
     if (!a)
         return NULL;
+    /* The queue's first ACC_QUEUE_MAX slots come with the acceptor, so a
+     * descriptor the kernel has already accepted finds room without an
+     * allocation: one that failed there would leave nothing to do but
+     * close it, resetting a connection nobody saw.  Out of memory here,
+     * the caller takes the single-shot path instead. */
+    a->q = seam_malloc(ACC_QUEUE_MAX * sizeof *a->q);
+    if (!a->q) {
+        free(a);
+        return NULL;
+    }
+    a->qcap = ACC_QUEUE_MAX;
     a->fd = fd;
     a->flags = flags;
     a->next = p->acceptors;
@@ -199,7 +210,9 @@ static struct acceptor *acc_find(struct rproc *p, int fd, int flags)
 static bool q_push(struct acceptor *acc, int fd)
 {
     if (acc->qlen == acc->qcap) {
-        unsigned ncap = acc->qcap ? acc->qcap * 2 : ACC_QUEUE_MAX;
+        /* Past ACC_QUEUE_MAX: the request has been cancelled, and these
+         * are completions that were already on their way. */
+        unsigned ncap = acc->qcap * 2;
         int *nq = seam_malloc(ncap * sizeof *nq);
         if (!nq)
             return false;
