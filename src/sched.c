@@ -989,29 +989,42 @@ static int cancel_id_locked(int64_t id)
     struct rg *g = gtable_lookup(id);
     if (!g)
         return -ESRCH;
+    /* The request to g's proc is allocated before the cancel is marked:
+     * once cancel_id is set the cancel has happened (a repeated call
+     * returns 0 at once), so a request that could not be allocated after
+     * that would leave g parked for ever (tests/check_fault.c, cancel).
+     * Out of memory here, nothing has changed and the call may be
+     * repeated.  Unused, it is freed: a cancel is rare, not a hot path. */
+    struct cancel_task *ct = seam_malloc(sizeof *ct);
+    if (!ct)
+        return -ENOMEM;
     int64_t cur = load_relaxed(&g->cancel_id);
     for (;;) {
-        if (cur == id)
+        if (cur == id) {
+            free(ct);
             return 0; /* already cancelled */
-        if (load_acquire(&g->id) != id)
+        }
+        if (load_acquire(&g->id) != id) {
+            free(ct);
             return -ESRCH;
+        }
         /* seq_cst: the store half of the cancel/park handshake (see top);
          * the load of g->park below must not pass it. */
         if (cas_seqcst(&g->cancel_id, &cur, id))
             break;
     }
     uint64_t park = load_seqcst(&g->park);
-    if (park & PARK_CLAIMED)
+    if (park & PARK_CLAIMED) {
+        free(ct);
         return 0; /* running or runnable: it checks on its next block */
+    }
     struct rproc *owner = load_acquire(&g->p);
     struct rproc *me = tls_proc;
     if (owner == me && me) {
+        free(ct);
         cancel_interrupt(me, g, id);
         return 0;
     }
-    struct cancel_task *ct = seam_malloc(sizeof *ct);
-    if (!ct)
-        return -ENOMEM;
     ct->t.run = cancel_run;
     ct->t.discard = cancel_discard;
     ct->g = g;
