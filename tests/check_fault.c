@@ -2,7 +2,8 @@
  * check_fault.c — fault injection.  Every allocation, mapping and setup
  * call the runtime makes goes through a seam (src/fault.h) that a test can
  * fail on its N-th call.  For each scenario below (ringo_run's own setup,
- * spawn, channels and sync, timers, select, accept, offload, cancel) the
+ * spawn, channels and sync, timers, select, accept, offload, cancel, and a
+ * plain thread calling in) the
  * walk runs the scenario again and again, failing seam call N = 1, 2, 3,
  * ..., until two runs in a row make fewer than N seam calls, so every site
  * the scenario reaches is failed once.  (One such run would do where the
@@ -613,6 +614,83 @@ static void sc_cancel(void *arg)
 }
 
 /* ---------------------------------------------------------------------- */
+/* A plain thread calling in: spawns (goroutine structs and stack credits
+ * from the global pools rather than a proc's), a timer channel armed by a
+ * task posted to a proc, and a cancel posted to a goroutine's proc. */
+
+#define NTHREAD_SPAWN 70        /* past a chunk of goroutine structs */
+
+static ringo_chan *thr_done;
+static atomic_int thr_ran;
+static int64_t thr_target;
+
+static void thr_spawned(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&thr_ran, 1);
+}
+
+static void thr_target_fn(void *arg)
+{
+    int x;
+    int r = ringo_chan_recv(arg, &x);
+    CHECK_MSG(r == -ECANCELED, "a cancelled receive returned %d", r);
+    ringo_chan_release(arg);
+}
+
+static void *thr_main(void *arg)
+{
+    (void)arg;
+    int ok = 0;
+    for (int i = 0; i < NTHREAD_SPAWN; i++) {
+        int64_t id = ringo_go(thr_spawned, NULL);
+        if (id > 0)
+            ok++;
+        else
+            CHECK_MSG(id == -ENOMEM, "spawn from a thread: %lld", (long long)id);
+    }
+    ringo_chan *a = ringo_after(1 * MS);
+    if (a) {
+        int64_t v;
+        /* -EPIPE: the proc that was to arm it had no room for it */
+        int r = ringo_chan_recv(a, &v);
+        CHECK_MSG(r == 0 || r == -EPIPE, "ringo_after from a thread: %d", r);
+        ringo_chan_release(a);
+    } else {
+        CHECK_MSG(errno == ENOMEM, "ringo_after from a thread: errno %d", errno);
+    }
+    int r;
+    while ((r = ringo_cancel(thr_target)) == -ENOMEM)
+        ;
+    CHECK_MSG(r == 0, "ringo_cancel from a thread: %d", r);
+    CHECK(ringo_chan_send(thr_done, &ok) == 0);
+    return NULL;
+}
+
+static void sc_thread(void *arg)
+{
+    (void)arg;
+    ringo_chan *never = ringo_chan_make(sizeof(int), 0);
+    thr_done = ringo_chan_make(sizeof(int), 1);
+    CHECK(never && thr_done);
+    thr_target = ringo_go_on(1, thr_target_fn, ringo_chan_retain(never));
+    CHECK(thr_target > 0);
+    wait_parked(thr_target);
+    arm();
+    pthread_t t;
+    CHECK(test_thread_create(&t, thr_main, NULL) == 0);
+    int ok;
+    CHECK(ringo_chan_recv(thr_done, &ok) == 0);
+    CHECK(pthread_join(t, NULL) == 0); /* it has sent its last word: a short wait */
+    /* Every goroutine it spawned runs, once. */
+    while (atomic_load(&thr_ran) < ok)
+        ringo_sleep(100 * US);
+    CHECK_MSG(atomic_load(&thr_ran) == ok, "%d ran, %d spawned", atomic_load(&thr_ran), ok);
+    ringo_chan_release(never);
+    ringo_chan_release(thr_done);
+}
+
+/* ---------------------------------------------------------------------- */
 /* The walk */
 
 struct scenario {
@@ -754,6 +832,7 @@ static const struct scenario scenarios[] = {
     { "accept", sc_accept, 2, false, { "accept.c", "fdops.c" } },
     { "offload", sc_offload, 1, false, { "offload.c", "net.c" } },
     { "cancel", sc_cancel, 2, false, { "sched.c", "fdops.c" } },
+    { "thread", sc_thread, 2, false, { "sched.c" } },
 };
 
 START_TEST(walk_scenario)
