@@ -98,6 +98,19 @@ static int count_fds(void)
     return n;
 }
 
+/* Wait until goroutine id is parked (so that what ends its wait has to
+ * interrupt it). */
+static void wait_parked(int64_t id)
+{
+    for (;;) {
+        struct rg *g = gtable_lookup(id);
+        CHECK(g);
+        if (load_relaxed(&g->state) == G_WAITING && !(load_acquire(&g->park) & PARK_CLAIMED))
+            return;
+        ringo_sleep(50 * US);
+    }
+}
+
 /* ---------------------------------------------------------------------- */
 /* ringo_run's setup: armed before ringo_run, so the walk fails each of
  * its calls (procs, alternate stacks, threads, rings, probes, eventfds,
@@ -394,13 +407,15 @@ static void sc_select(void *arg)
 /* ---------------------------------------------------------------------- */
 /* Accept, on two procs: connections that queue on the multishot acceptor
  * before anyone takes them, an accept with an address (single-shot), I/O
- * on the accepted sockets, and ringo_close of the listener, which must
- * stop it listening. */
+ * on the accepted sockets, and ringo_close of the listener while a
+ * goroutine of the other proc still accepts on it: that accept must end
+ * (-EBADF), and the port must stop listening. */
 
 #define NCONN 3
 
 static char port_str[16];
 static ringo_chan *dial_done;
+static int listen_fd;
 
 static void dialer(void *arg)
 {
@@ -426,6 +441,15 @@ static void dialer(void *arg)
     }
     int one = 1;
     CHECK(ringo_chan_send(dial_done, &one) == 0);
+}
+
+/* Still accepting on proc 1 when the listener is closed on proc 0. */
+static void late_acceptor(void *arg)
+{
+    (void)arg;
+    int r = ringo_accept(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK_MSG(r == -EBADF, "accept on a listener closed meanwhile: %d", r);
+    CHECK(ringo_chan_try_send(dial_done, &r) == 0);
 }
 
 /* The accept with an address comes first: it is single-shot, and a
@@ -465,7 +489,16 @@ static void sc_accept(void *arg)
     } else {
         CHECK(id == -ENOMEM);
     }
+    listen_fd = lfd;
+    id = ringo_go_on(1, late_acceptor, NULL);
+    CHECK(id > 0 || id == -ENOMEM);
+    if (id > 0)
+        wait_parked(id);
     CHECK(ringo_close(lfd) == 0);
+    if (id > 0) {
+        int r;
+        CHECK(ringo_chan_recv(dial_done, &r) == 0);
+    }
     /* Closed means not listening any more. */
     int fd = ringo_tcp_dial("127.0.0.1", port_str);
     CHECK_MSG(fd == -ECONNREFUSED, "dial after close: %d", fd);
@@ -564,18 +597,6 @@ static void cancel_target(void *arg)
     CHECK(ringo_chan_try_send(cancel_results, &r) == 0);
 }
 
-/* Wait until goroutine id is parked (so ringo_cancel must interrupt it). */
-static void wait_parked(int64_t id)
-{
-    for (;;) {
-        struct rg *g = gtable_lookup(id);
-        CHECK(g);
-        if (load_relaxed(&g->state) == G_WAITING && !(load_acquire(&g->park) & PARK_CLAIMED))
-            return;
-        ringo_sleep(50 * US);
-    }
-}
-
 static void sc_cancel(void *arg)
 {
     (void)arg;
@@ -616,13 +637,15 @@ static void sc_cancel(void *arg)
 /* ---------------------------------------------------------------------- */
 /* A plain thread calling in: spawns (goroutine structs and stack credits
  * from the global pools rather than a proc's), a timer channel armed by a
- * task posted to a proc, and a cancel posted to a goroutine's proc. */
+ * task posted to a proc, a cancel posted to a goroutine's proc, and the
+ * close of a listener a goroutine accepts on. */
 
 #define NTHREAD_SPAWN 70        /* past a chunk of goroutine structs */
 
 static ringo_chan *thr_done;
 static atomic_int thr_ran;
 static int64_t thr_target;
+static int thr_listen;
 
 static void thr_spawned(void *arg)
 {
@@ -663,8 +686,17 @@ static void *thr_main(void *arg)
     while ((r = ringo_cancel(thr_target)) == -ENOMEM)
         ;
     CHECK_MSG(r == 0, "ringo_cancel from a thread: %d", r);
+    /* Close a listener a goroutine accepts on: its accept ends. */
+    CHECK(ringo_close(thr_listen) == 0);
     CHECK(ringo_chan_send(thr_done, &ok) == 0);
     return NULL;
+}
+
+static void thr_acceptor(void *arg)
+{
+    (void)arg;
+    int r = ringo_accept(thr_listen, NULL, NULL, 0);
+    CHECK_MSG(r == -EBADF, "accept on a listener a thread closed: %d", r);
 }
 
 static void sc_thread(void *arg)
@@ -676,6 +708,11 @@ static void sc_thread(void *arg)
     thr_target = ringo_go_on(1, thr_target_fn, ringo_chan_retain(never));
     CHECK(thr_target > 0);
     wait_parked(thr_target);
+    thr_listen = ringo_tcp_listen("127.0.0.1", "0", 4, 0);
+    CHECK(thr_listen >= 0);
+    int64_t acceptor = ringo_go_on(1, thr_acceptor, NULL);
+    CHECK(acceptor > 0);
+    wait_parked(acceptor); /* its multishot request is armed */
     arm();
     pthread_t t;
     CHECK(test_thread_create(&t, thr_main, NULL) == 0);
@@ -832,7 +869,7 @@ static const struct scenario scenarios[] = {
     { "accept", sc_accept, 2, false, { "accept.c", "fdops.c" } },
     { "offload", sc_offload, 1, false, { "offload.c", "net.c" } },
     { "cancel", sc_cancel, 2, false, { "sched.c", "fdops.c" } },
-    { "thread", sc_thread, 2, false, { "sched.c" } },
+    { "thread", sc_thread, 2, false, { "sched.c", "accept.c" } },
 };
 
 START_TEST(walk_scenario)
