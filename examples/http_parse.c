@@ -1,0 +1,196 @@
+/*
+ * http_parse.c — HTTP/1.1 parsing for the examples: request heads and
+ * pipelining for httpd, response heads and URLs for load.
+ *
+ * Every function reads only the bytes it is given (no buffer is assumed to
+ * be NUL-terminated unless its comment says so) and writes only through its
+ * arguments; tests/check_http_parse pins the results and tests/fuzz feeds
+ * them arbitrary bytes under AddressSanitizer and UBSan.
+ */
+#define _GNU_SOURCE 1
+#include "http_parse.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---------------------------------------------------------------- requests */
+
+/* Case-insensitive search for header `name` in the head [h, end); returns
+ * its value (leading blanks skipped) and length, or NULL. */
+static const char *header(const char *h, const char *end, const char *name, size_t *len)
+{
+    size_t nl = strlen(name);
+    const char *line = memchr(h, '\n', (size_t)(end - h)); /* skip request line */
+    while (line && line + 1 < end) {
+        line++;
+        const char *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol)
+            break;
+        if ((size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
+            const char *v = line + nl + 1;
+            while (v < eol && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = eol;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            *len = (size_t)(ve - v);
+            return v;
+        }
+        line = eol;
+    }
+    return NULL;
+}
+
+static bool has_token(const char *v, size_t len, const char *tok)
+{
+    size_t tl = strlen(tok);
+    for (size_t i = 0; i + tl <= len; i++)
+        if (strncasecmp(v + i, tok, tl) == 0)
+            return true;
+    return false;
+}
+
+/* Parse one request head [buf, end) (ending in the blank line). */
+static int parse(const char *buf, const char *end, struct http_request *req)
+{
+    const char *eol = memchr(buf, '\n', (size_t)(end - buf));
+    if (!eol || eol == buf || eol[-1] != '\r')
+        return HTTP_BAD;
+    const char *sp1 = memchr(buf, ' ', (size_t)(eol - buf));
+    if (!sp1 || sp1 == buf)
+        return HTTP_BAD;
+    for (const char *m = buf; m < sp1; m++)
+        if (*m < 'A' || *m > 'Z')
+            return HTTP_BAD;
+    const char *target = sp1 + 1;
+    const char *sp2 = memchr(target, ' ', (size_t)(eol - target));
+    if (!sp2 || sp2 == target || (*target != '/' && *target != '*' && *target != 'h'))
+        return HTTP_BAD;
+    const char *ver = sp2 + 1;
+    size_t vlen = (size_t)(eol - 1 - ver);
+    if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1'))
+        return HTTP_BAD;
+    bool http11 = ver[7] == '1';
+    req->head_only = (sp1 - buf == 4 && memcmp(buf, "HEAD", 4) == 0);
+
+    size_t len;
+    const char *v = header(buf, end, "Connection", &len);
+    if (http11)
+        req->keep = !(v && has_token(v, len, "close"));
+    else
+        req->keep = v && has_token(v, len, "keep-alive");
+    if (http11 && !header(buf, end, "Host", &len))
+        return HTTP_BAD; /* RFC 9112 3.2: a 1.1 request without Host is 400 */
+    if (header(buf, end, "Transfer-Encoding", &len))
+        return HTTP_CHUNKED;
+    req->body_len = 0;
+    v = header(buf, end, "Content-Length", &len);
+    if (v) {
+        char tmp[24];
+        if (len == 0 || len >= sizeof tmp)
+            return HTTP_BAD;
+        memcpy(tmp, v, len);
+        tmp[len] = '\0';
+        char *e;
+        unsigned long long cl = strtoull(tmp, &e, 10);
+        if (*e || tmp[0] < '0' || tmp[0] > '9')
+            return HTTP_BAD;
+        req->body_len = (size_t)cl;
+    }
+    return HTTP_REQUEST;
+}
+
+int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
+                      struct http_request *req)
+{
+    if (*skip) {
+        size_t s = have - *pos < *skip ? have - *pos : *skip;
+        *pos += s;
+        *skip -= s;
+        if (*skip)
+            return HTTP_MORE;
+    }
+    const char *start = in + *pos;
+    size_t avail = have - *pos;
+    const char *endh = memmem(start, avail, "\r\n\r\n", 4);
+    if (!endh)
+        return avail > HTTP_HEAD_MAX ? HTTP_TOO_LARGE : HTTP_MORE;
+    endh += 4;
+    if ((size_t)(endh - start) > HTTP_HEAD_MAX)
+        return HTTP_TOO_LARGE;
+    req->keep = false;
+    req->head_only = false;
+    req->body_len = 0;
+    int r = parse(start, endh, req);
+    if (r != HTTP_REQUEST)
+        return r;
+    *pos = (size_t)(endh - in);
+    *skip = req->body_len;
+    return HTTP_REQUEST;
+}
+
+/* ---------------------------------------------------------------- responses */
+
+ssize_t http_response_length(const char *buf, size_t have, size_t cap)
+{
+    const char *eoh = memmem(buf, have, "\r\n\r\n", 4);
+    if (!eoh)
+        return have >= cap ? -EMSGSIZE : 0;
+    size_t head = (size_t)(eoh + 4 - buf);
+    size_t clen = 0;
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || head < 12 || buf[9] != '2')
+        return -EPROTO;
+    for (const char *l = memchr(buf, '\n', head); l && l < eoh;
+         l = memchr(l + 1, '\n', (size_t)(eoh - l))) {
+        if (strncasecmp(l + 1, "Content-Length:", 15) == 0)
+            clen = strtoull(l + 16, NULL, 10);
+    }
+    if (head + clen > cap)
+        return -EMSGSIZE;
+    return (ssize_t)(head + clen);
+}
+
+/* ---------------------------------------------------------------- URLs */
+
+int http_url_parse(const char *url, struct http_url *u)
+{
+    if (strncmp(url, "http://", 7) != 0)
+        return -EPROTONOSUPPORT;
+    const char *h = url + 7;
+    const char *slash = strchr(h, '/');
+    const char *end = slash ? slash : h + strlen(h);
+    u->authority = h;
+    u->authority_len = (size_t)(end - h);
+    u->path = slash ? slash : "/";
+    u->path_len = strlen(u->path);
+    if (h[0] == '[') { /* [v6]:port */
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb)
+            return -EINVAL;
+        u->host = h + 1;
+        u->host_len = (size_t)(rb - h - 1);
+        if (rb + 1 < end && rb[1] == ':') {
+            u->port = rb + 2;
+            u->port_len = (size_t)(end - u->port);
+        } else {
+            u->port = "80";
+            u->port_len = 2;
+        }
+    } else {
+        const char *colon = memrchr(h, ':', (size_t)(end - h));
+        u->host = h;
+        u->host_len = (size_t)((colon ? colon : end) - h);
+        u->port = colon ? colon + 1 : "80";
+        u->port_len = colon ? (size_t)(end - u->port) : 2;
+    }
+    return 0;
+}
+
+ssize_t http_get_request(char *out, size_t cap, const struct http_url *u)
+{
+    return snprintf(out, cap, "GET %.*s HTTP/1.1\r\nHost: %.*s\r\n\r\n", (int)u->path_len,
+                    u->path, (int)u->authority_len, u->authority);
+}
