@@ -11,6 +11,7 @@
 #include "http_parse.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,21 +135,61 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
 
 /* ---------------------------------------------------------------- responses */
 
+/* The Content-Length value in [*v, *e): blanks around it are allowed,
+ * nothing else but digits.  Narrows [*v, *e) to the digits and returns
+ * their value (SIZE_MAX if it does not fit), or returns -1 when the value
+ * is not a number. */
+static int content_length(const char **v, const char **e, size_t *n)
+{
+    while (*v < *e && (**v == ' ' || **v == '\t'))
+        (*v)++;
+    while (*e > *v && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+        (*e)--;
+    if (*v == *e)
+        return -1;
+    size_t x = 0;
+    for (const char *p = *v; p < *e; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (size_t)(*p - '0'), &x))
+            x = SIZE_MAX; /* stays there: SIZE_MAX * 10 overflows again */
+    }
+    *n = x;
+    return 0;
+}
+
 ssize_t http_response_length(const char *buf, size_t have, size_t cap)
 {
     const char *eoh = memmem(buf, have, "\r\n\r\n", 4);
     if (!eoh)
         return have >= cap ? -EMSGSIZE : 0;
     size_t head = (size_t)(eoh + 4 - buf);
-    size_t clen = 0;
-    if (strncmp(buf, "HTTP/1.", 7) != 0 || head < 12 || buf[9] != '2')
+    /* "HTTP/1.x 2xx", then the reason phrase or the end of the line. */
+    if (head < 16 || memcmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ' || buf[9] != '2' ||
+        buf[10] < '0' || buf[10] > '9' || buf[11] < '0' || buf[11] > '9' ||
+        (buf[12] != ' ' && buf[12] != '\r'))
         return -EPROTO;
-    for (const char *l = memchr(buf, '\n', head); l && l < eoh;
-         l = memchr(l + 1, '\n', (size_t)(eoh - l))) {
-        if (strncasecmp(l + 1, "Content-Length:", 15) == 0)
-            clen = strtoull(l + 16, NULL, 10);
+    /* Each header line [l, eol) up to the blank line at eoh + 2; the value
+     * of Content-Length is read within its line, never past the head.  Two
+     * Content-Length lines must agree (RFC 9112 6.3). */
+    size_t clen = 0;
+    const char *seen = NULL, *seen_end = NULL;
+    const char *hend = eoh + 2;
+    for (const char *l = (const char *)memchr(buf, '\n', head) + 1; l < hend;) {
+        const char *eol = memchr(l, '\n', (size_t)(hend - l));
+        const char *e = eol[-1] == '\r' ? eol - 1 : eol;
+        if (e - l >= 15 && strncasecmp(l, "Content-Length:", 15) == 0) {
+            const char *v = l + 15;
+            if (content_length(&v, &e, &clen) < 0)
+                return -EPROTO;
+            if (seen && (e - v != seen_end - seen || memcmp(v, seen, (size_t)(e - v)) != 0))
+                return -EPROTO;
+            seen = v;
+            seen_end = e;
+        }
+        l = eol + 1;
     }
-    if (head + clen > cap)
+    if (head > cap || clen > cap - head)
         return -EMSGSIZE;
     return (ssize_t)(head + clen);
 }

@@ -42,7 +42,8 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
 /* The length of the response at the start of buf (head and Content-Length
  * body) once buf's `have` bytes hold its whole head; 0 while they do not
  * and the buffer (of `cap` bytes) has room for more; -EPROTO for a response
- * that is not HTTP/1.x 2xx; -EMSGSIZE when it cannot fit in `cap` bytes. */
+ * that is not HTTP/1.x 2xx, or whose Content-Length is not a number or
+ * disagrees with another; -EMSGSIZE when it cannot fit in `cap` bytes. */
 ssize_t http_response_length(const char *buf, size_t have, size_t cap);
 
 /* http://host[:port][/path], host a name, an IPv4 address or [IPv6]. */

@@ -100,6 +100,20 @@ static void hand_written(void)
     CASE("response", "HTTP/1.1 200 OK\r\n", "eof");
     CASE("response", "HTTP/1.1 404 Not Found\r\n\r\n", "EPROTO");
     CASE("response", "HTTP/2 200\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/1.1 2\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/1.1 2000\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/1.1 200\r\n\r\n", "ok:16 eof");
+    /* Content-Length: read within its line, a number, and no wrapping. */
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n12", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nhi", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nhi", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n", "EMSGSIZE");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", "EMSGSIZE");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: \t2 \r\n\r\nhi", "ok:42 eof");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", "ok:59 eof");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nX-Content-Length: 2\r\n\r\n", "ok:40 eof");
     CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 985\r\n\r\n", "EMSGSIZE"); /* 1025 bytes */
     CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 984\r\n\r\n", "eof"); /* 1024 */
 

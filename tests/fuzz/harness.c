@@ -159,6 +159,14 @@ void fuzz_request(const uint8_t *data, size_t size, char *out, size_t cap)
 
 /* ---------------------------------------------------------------- responses */
 
+/* A response's length counts its head: at least up to its blank line. */
+static void check_length(const char *buf, size_t have, ssize_t len)
+{
+    const char *eoh = memmem(buf, have, "\r\n\r\n", 4);
+    CHECK(eoh != NULL);
+    CHECK((size_t)len >= (size_t)(eoh + 4 - buf));
+}
+
 /* load's conn() and read_response(): reads of at most `step` bytes into
  * buf[FUZZ_RESPONSE_CAP], each response consumed and the rest moved to the
  * front. */
@@ -180,7 +188,8 @@ static void run_response(const uint8_t *data, size_t size, size_t step, char *ou
         /* Wanted: the whole response (len > 0) or more of its head. */
         size_t want = len > 0 ? (size_t)len : have + 1;
         CHECK(want <= bcap);
-        CHECK(len == 0 || (size_t)len >= 4);
+        if (len > 0)
+            check_length(buf, have, len);
         bool eof = false;
         while (have < want) {
             size_t n = size - off;
@@ -220,6 +229,8 @@ void fuzz_response(const uint8_t *data, size_t size, char *out, size_t cap)
     CHECK(a == 0 || a == -EPROTO || a == -EMSGSIZE || (a >= 4 && (size_t)a <= size));
     CHECK(b == 0 || b == -EPROTO || b == -EMSGSIZE || b >= 4);
     CHECK(a <= 0 ? (a == b || (a == -EMSGSIZE && b >= 0)) : a == b);
+    if (b > 0)
+        check_length(exact, size, b);
     free(exact);
 
     char *o2 = xmalloc(cap);
