@@ -11,6 +11,7 @@
 #include "http_parse.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -200,6 +201,11 @@ int http_url_parse(const char *url, struct http_url *u)
 {
     if (strncmp(url, "http://", 7) != 0)
         return -EPROTONOSUPPORT;
+    /* Spaces and control characters would break the request line or start
+     * a header of their own in the request load sends. */
+    for (const char *c = url; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f)
+            return -EINVAL;
     const char *h = url + 7;
     const char *slash = strchr(h, '/');
     const char *end = slash ? slash : h + strlen(h);
@@ -207,31 +213,41 @@ int http_url_parse(const char *url, struct http_url *u)
     u->authority_len = (size_t)(end - h);
     u->path = slash ? slash : "/";
     u->path_len = strlen(u->path);
+    const char *hend; /* the end of the host, where ":port" may follow */
     if (h[0] == '[') { /* [v6]:port */
         const char *rb = memchr(h, ']', (size_t)(end - h));
         if (!rb)
             return -EINVAL;
         u->host = h + 1;
         u->host_len = (size_t)(rb - h - 1);
-        if (rb + 1 < end && rb[1] == ':') {
-            u->port = rb + 2;
-            u->port_len = (size_t)(end - u->port);
-        } else {
-            u->port = "80";
-            u->port_len = 2;
-        }
+        hend = rb + 1;
     } else {
         const char *colon = memrchr(h, ':', (size_t)(end - h));
         u->host = h;
         u->host_len = (size_t)((colon ? colon : end) - h);
-        u->port = colon ? colon + 1 : "80";
-        u->port_len = colon ? (size_t)(end - u->port) : 2;
+        hend = colon ? colon : end;
     }
+    if (hend == end) {
+        u->port = "80";
+        u->port_len = 2;
+    } else if (*hend == ':') {
+        u->port = hend + 1;
+        u->port_len = (size_t)(end - u->port);
+    } else {
+        return -EINVAL; /* [v6] followed by something else than :port */
+    }
+    if (u->host_len == 0 || u->port_len == 0)
+        return -EINVAL;
     return 0;
 }
 
 ssize_t http_get_request(char *out, size_t cap, const struct http_url *u)
 {
-    return snprintf(out, cap, "GET %.*s HTTP/1.1\r\nHost: %.*s\r\n\r\n", (int)u->path_len,
-                    u->path, (int)u->authority_len, u->authority);
+    if (u->path_len > INT_MAX || u->authority_len > INT_MAX)
+        return -EMSGSIZE;
+    int n = snprintf(out, cap, "GET %.*s HTTP/1.1\r\nHost: %.*s\r\n\r\n", (int)u->path_len,
+                     u->path, (int)u->authority_len, u->authority);
+    if (n < 0 || (size_t)n >= cap)
+        return -EMSGSIZE; /* snprintf returns the length it would have needed */
+    return n;
 }

@@ -60,10 +60,13 @@ struct http_url {
 
 /* Splits the NUL-terminated url; the pointers in *u point into url (or to
  * static defaults).  Returns 0, -EPROTONOSUPPORT for a scheme other than
- * http://, or -EINVAL for a malformed URL. */
+ * http://, or -EINVAL for a malformed URL: a space or control character,
+ * an empty host or port, an unclosed '[' or something else than ":port"
+ * after the ']'. */
 int http_url_parse(const char *url, struct http_url *u);
 
-/* Writes the GET request for *u into out[0, cap); returns its length. */
+/* Writes the GET request for *u into out[0, cap); returns its length, or
+ * -EMSGSIZE when it does not fit. */
 ssize_t http_get_request(char *out, size_t cap, const struct http_url *u);
 
 #endif

@@ -225,9 +225,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "load: only http:// URLs are supported\n");
         return 2;
     }
-    ssize_t len = e < 0 ? e : http_get_request(request, sizeof request, &u);
-    if (len < 0) {
+    if (e < 0) {
         fprintf(stderr, "load: bad URL\n");
+        return 2;
+    }
+    ssize_t len = http_get_request(request, sizeof request, &u);
+    if (len < 0) {
+        fprintf(stderr, "load: URL too long\n");
         return 2;
     }
     request_len = (size_t)len;

@@ -12,11 +12,13 @@
  */
 #define _GNU_SOURCE 1
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "http_parse.h"
 
 typedef void driver_fn(const uint8_t *, size_t, char *, size_t);
 
@@ -45,6 +47,16 @@ static void expect(const char *target, const char *name, const void *data, size_
         failures++;
     } else {
         printf("ok: %s %s: %s\n", target, name, got);
+    }
+}
+
+static void check_n(const char *target, const char *name, long got, long want)
+{
+    if (got != want) {
+        printf("FAIL: %s %s: expected %ld, got %ld\n", target, name, want, got);
+        failures++;
+    } else {
+        printf("ok: %s %s: %ld\n", target, name, got);
     }
 }
 
@@ -127,6 +139,34 @@ static void hand_written(void)
     CASE("url", "HTTP://x/", "EPROTONOSUPPORT");
     CASE("url", "", "EPROTONOSUPPORT");
     CASE("url", "http://[::1/", "EINVAL");
+    /* What would break the request load sends, or cannot be dialled. */
+    CASE("url", "http://h/a b", "EINVAL");
+    CASE("url", "http://h/\r\nX: y", "EINVAL");
+    CASE("url", "http://h\t/", "EINVAL");
+    CASE("url", "http://h/\x7f", "EINVAL");
+    CASE("url", "http://", "EINVAL");
+    CASE("url", "http:///x", "EINVAL");
+    CASE("url", "http://h:/", "EINVAL");
+    CASE("url", "http://[]:80/", "EINVAL");
+    CASE("url", "http://[::1]:/", "EINVAL");
+    CASE("url", "http://[::1]80/", "EINVAL");
+    CASE("url", "http://h:1:2/", "host=h:1 port=2 authority=h:1:2 path=/");
+    /* The request fits load's 1024-byte buffer with its NUL, or the URL is
+     * refused: "GET " path " HTTP/1.1\r\nHost: h\r\n\r\n" is 26 bytes
+     * besides the path. */
+    char url[1100] = "http://h/";
+    memset(url + 9, 'a', 996);
+    url[1005] = '\0'; /* a path of 997 bytes */
+    struct http_url u;
+    char req[1024];
+    ssize_t n = http_url_parse(url, &u) == 0 ? http_get_request(req, sizeof req, &u) : -1;
+    check_n("url", "997-byte path: request length", n, 1023);
+    check_n("url", "997-byte path: the request's end",
+            n == 1023 ? memcmp(req + 1001, " HTTP/1.1\r\nHost: h\r\n\r\n", 22) : -1, 0);
+    url[1005] = 'a'; /* 998 bytes: one too many */
+    n = http_url_parse(url, &u) == 0 ? http_get_request(req, sizeof req, &u) : -1;
+    check_n("url", "998-byte path: request length", n, -EMSGSIZE);
+    expect("url", "998-byte path", url, strlen(url), "EMSGSIZE");
 }
 
 /* Every file of tests/fuzz/corpus/TARGET/ against its line in expected.txt
