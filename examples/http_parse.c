@@ -20,6 +20,29 @@
 
 /* ---------------------------------------------------------------- requests */
 
+/* The Content-Length value in [*v, *e): blanks around it are allowed,
+ * nothing else but digits.  Narrows [*v, *e) to the digits and returns
+ * their value (SIZE_MAX if it does not fit), or returns -1 when the value
+ * is not a number. */
+static int content_length(const char **v, const char **e, size_t *n)
+{
+    while (*v < *e && (**v == ' ' || **v == '\t'))
+        (*v)++;
+    while (*e > *v && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
+        (*e)--;
+    if (*v == *e)
+        return -1;
+    size_t x = 0;
+    for (const char *p = *v; p < *e; p++) {
+        if (*p < '0' || *p > '9')
+            return -1;
+        if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (size_t)(*p - '0'), &x))
+            x = SIZE_MAX; /* stays there: SIZE_MAX * 10 overflows again */
+    }
+    *n = x;
+    return 0;
+}
+
 /* Case-insensitive search for header `name` in the head [h, end); returns
  * its value (leading blanks skipped) and length, or NULL. */
 static const char *header(const char *h, const char *end, const char *name, size_t *len)
@@ -46,12 +69,25 @@ static const char *header(const char *h, const char *end, const char *name, size
     return NULL;
 }
 
+/* Whether the comma-separated list [v, v + len) (a Connection value) has
+ * the token tok, in any case, with blanks around it (RFC 9110 5.6.1). */
 static bool has_token(const char *v, size_t len, const char *tok)
 {
     size_t tl = strlen(tok);
-    for (size_t i = 0; i + tl <= len; i++)
-        if (strncasecmp(v + i, tok, tl) == 0)
+    const char *end = v + len;
+    while (v < end) {
+        const char *comma = memchr(v, ',', (size_t)(end - v));
+        const char *e = comma ? comma : end;
+        const char *b = v;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        const char *t = e;
+        while (t > b && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - b) == tl && strncasecmp(b, tok, tl) == 0)
             return true;
+        v = comma ? comma + 1 : end;
+    }
     return false;
 }
 
@@ -88,19 +124,22 @@ static int parse(const char *buf, const char *end, struct http_request *req)
         return HTTP_BAD; /* RFC 9112 3.2: a 1.1 request without Host is 400 */
     if (header(buf, end, "Transfer-Encoding", &len))
         return HTTP_CHUNKED;
+    /* Content-Length: a number that fits, the same in every Content-Length
+     * header (RFC 9112 6.3: anything else is 400, or the length a proxy in
+     * front saw may not be ours). */
     req->body_len = 0;
-    v = header(buf, end, "Content-Length", &len);
-    if (v) {
-        char tmp[24];
-        if (len == 0 || len >= sizeof tmp)
+    const char *first = NULL, *first_end = NULL;
+    for (v = header(buf, end, "Content-Length", &len); v;
+         v = header(v, end, "Content-Length", &len)) {
+        const char *ve = v + len;
+        size_t n;
+        if (content_length(&v, &ve, &n) < 0 || n == SIZE_MAX)
             return HTTP_BAD;
-        memcpy(tmp, v, len);
-        tmp[len] = '\0';
-        char *e;
-        unsigned long long cl = strtoull(tmp, &e, 10);
-        if (*e || tmp[0] < '0' || tmp[0] > '9')
+        if (first && (ve - v != first_end - first || memcmp(v, first, (size_t)(ve - v)) != 0))
             return HTTP_BAD;
-        req->body_len = (size_t)cl;
+        first = v;
+        first_end = ve;
+        req->body_len = n;
     }
     return HTTP_REQUEST;
 }
@@ -135,29 +174,6 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
 }
 
 /* ---------------------------------------------------------------- responses */
-
-/* The Content-Length value in [*v, *e): blanks around it are allowed,
- * nothing else but digits.  Narrows [*v, *e) to the digits and returns
- * their value (SIZE_MAX if it does not fit), or returns -1 when the value
- * is not a number. */
-static int content_length(const char **v, const char **e, size_t *n)
-{
-    while (*v < *e && (**v == ' ' || **v == '\t'))
-        (*v)++;
-    while (*e > *v && ((*e)[-1] == ' ' || (*e)[-1] == '\t'))
-        (*e)--;
-    if (*v == *e)
-        return -1;
-    size_t x = 0;
-    for (const char *p = *v; p < *e; p++) {
-        if (*p < '0' || *p > '9')
-            return -1;
-        if (__builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, (size_t)(*p - '0'), &x))
-            x = SIZE_MAX; /* stays there: SIZE_MAX * 10 overflows again */
-    }
-    *n = x;
-    return 0;
-}
 
 ssize_t http_response_length(const char *buf, size_t have, size_t cap)
 {

@@ -99,6 +99,23 @@ static void hand_written(void)
     CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n", "400");
     CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 123456789012345678901234\r\n\r\n",
          "400");
+    /* Connection is a list of tokens: whole tokens, in any case. */
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n", "ok:close");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade,CLOSE \r\n\r\n", "ok:close");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n", "ok:keep eof");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: unclose\r\n\r\n", "ok:keep eof");
+    CASE("request", "GET / HTTP/1.0\r\nConnection: TE, Keep-Alive\r\n\r\n", "ok:keep eof");
+    CASE("request", "GET / HTTP/1.0\r\nConnection: keep-alive-ish\r\n\r\n", "ok:close");
+    /* Content-Length: a number that fits in size_t, the same in every
+     * Content-Length header. */
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551616\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0000000000000000000000003\r\n\r\nabc",
+         "ok:keep:body=3 eof");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc",
+         "ok:keep:body=3 eof");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 0\r\n\r\nabc", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length:\r\n\r\nabc", "400");
     /* The first request answered, the second malformed. */
     CASE("request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nBAD\r\n\r\n", "ok:keep 400");
     /* 501: a chunked body. */
