@@ -13,7 +13,8 @@
  * bodies get 501.  A client must send each whole request head within
  * REQUEST_NS of its first byte, and may stay idle between requests for at
  * most IDLE_NS; past either deadline the connection is dropped (slow-loris
- * clients cannot hold goroutines for ever).
+ * clients cannot hold goroutines for ever).  The parsing of requests is in
+ * http_parse.c, where tests/check_http_parse and `make fuzz` reach it.
  *
  * On SIGINT or SIGTERM it prints requests served and the runtime's
  * counters (io_uring_enter calls per request) and exits.

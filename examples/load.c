@@ -10,7 +10,8 @@
  * once, so the histogram needs no lock).  The run ends by deadline: every
  * connection goroutine sets its deadline to the end of the run, so a
  * request in flight at the end is cut off with -ETIMEDOUT and not counted.
- * A progress line on stderr is refreshed every second.
+ * A progress line on stderr is refreshed every second.  Responses and the
+ * URL are parsed by http_parse.c (tests/check_http_parse, `make fuzz`).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
