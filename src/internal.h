@@ -97,14 +97,15 @@ struct rg {
     uint32_t gen;               /* incarnations of this struct; owner */
     uint64_t park_seq;          /* last token handed out; owner */
     int64_t deadline;           /* owner */
-    int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner */
+    int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner.
+                                 * For an OP_INTR I/O wait, the deadline at which the timer cancels io_op */
     int32_t wake_at_result;     /* result the timer delivers (0 for a sleep, -ETIMEDOUT for a deadline) */
     int wait_fd;                /* the fd of an I/O wait, -1 otherwise; owner */
     uint64_t timer_token;       /* token the timer claims with */
 
     /* -- line 2: the wait in progress -- */
     struct rtimer timer;        /* owner proc's heap */
-    void *io_op;                /* the struct rop in flight while parked in I/O; owner */
+    void *io_op;                /* the struct rop of an I/O wait that deadline and cancel end (OP_INTR); owner */
     const void *wait_obj;       /* what it waits on, for dumps: a channel or a futex word; owner */
     struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
     unsigned nsudogs;
@@ -354,10 +355,16 @@ int  ring_setup(struct rproc *p);
 void ring_teardown(struct rproc *p);
 struct io_uring_sqe *ring_sqe(struct rproc *p);
 void ring_reserve(struct rproc *p, unsigned n);
+/* Park g until the CQE of sqe; returns its result.  ring_wait_op's wait
+ * ends only by that CQE (a close, a futex wait).  ring_wait_op_on names
+ * what it waits on for ringo_dump (a futex word) and takes OP_INTR for an
+ * I/O operation that g's deadline and ringo_cancel end (through an
+ * IORING_OP_ASYNC_CANCEL; the call still returns only at the CQE). */
+#define OP_INTR 1
 int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason);
-/* The same, naming what it waits on for ringo_dump (a futex word). */
 int  ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
-                     const void *obj);
+                     const void *obj, int flags);
+void ring_cancel_op(struct rproc *p, void *op);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
 void ring_flush(struct rproc *p);
 void ring_send_wake(struct rproc *from, struct rproc *to);

@@ -8,34 +8,33 @@
  *   1. block_check(): a cancelled goroutine gets -ECANCELED, one past its
  *      deadline -ETIMEDOUT, and the operation is not attempted.
  *   2. The SQE is prepared with user_data = a struct rop on the goroutine's
- *      stack.  With a finite deadline it carries IOSQE_IO_LINK and is
- *      followed by an IORING_OP_LINK_TIMEOUT at the deadline (absolute,
- *      CLOCK_MONOTONIC, the clock of ringo_now()).  ring_reserve() first
- *      makes room for both, so no submit can fall between them and cut the
- *      link.  The timeout's own CQE has user_data UD_IGNORE: it refers to
- *      nothing on the stack, is not counted in p->inflight, and may arrive
- *      before or after the operation's CQE, or after the goroutine moved on.
- *   3. The goroutine parks non-interruptibly (ring_wait_op's protocol): the
- *      only thing that ends the wait is the operation's own CQE, so the call
- *      returns only after the kernel has let go of the caller's buffer and
- *      the rop.  A deadline ends the wait through the link timeout (the
- *      operation completes with -ECANCELED), cancellation through the
- *      IORING_OP_ASYNC_CANCEL that cancel_interrupt() (sched.c) submits for
- *      g->io_op.
+ *      stack; it is the call's only SQE, deadline or not.
+ *   3. The goroutine parks non-interruptibly (ring_wait_op_on with OP_INTR):
+ *      the only thing that ends the wait is the operation's own CQE, so the
+ *      call returns only after the kernel has let go of the caller's buffer
+ *      and the rop.  A finite deadline is an entry in the proc's timer heap
+ *      (g->timer, armed by park_commit); if it fires while the operation is
+ *      in flight, the proc submits an IORING_OP_ASYNC_CANCEL for it
+ *      (op_deadline_fire, sched.c).  Cancellation does the same through
+ *      cancel_interrupt() (sched.c) for g->io_op.  Most deadlines never fire
+ *      (a keep-alive read gets its request): those cost a heap insert and
+ *      removal, no SQE, no CQE and no kernel timer.
  *   4. -ECANCELED (or -EINTR from an io-wq worker that was interrupted) is
  *      translated: -ECANCELED if the goroutine is cancelled (cancellation
  *      wins), else -ETIMEDOUT when the deadline has passed, else -EBADF:
  *      the only other canceller is ringo_close() of the fd (below).  An
- *      operation that completed before the cancel or timeout hit keeps its
- *      result, so data that was read is never dropped.
+ *      operation that completed before the cancel hit keeps its result, so
+ *      data that was read is never dropped; a cancelled read took no data,
+ *      which the next read returns.
  *
  * The cancel handshake.  ringo_cancel() stores cancel_id (seq_cst) and then
  * loads the park word; if it finds the goroutine not parked it leaves the
  * cancel for "the next blocking call".  A cancel that lands between step 1
  * and the park would thus be seen by nobody, and the operation could block
  * for ever.  So after park_prepare()'s seq_cst store of the park word,
- * ring_wait_op_on() (ring.c, shared with futex waits) loads cancel_id with seq_cst and, if set, queues the ASYNC_CANCEL itself
- * (behind the operation, in the same submit):
+ * ring_wait_op_on() (ring.c) loads cancel_id with seq_cst and, if set,
+ * queues the ASYNC_CANCEL itself (behind the operation, in the same
+ * submit):
  *
  *        goroutine g                          ringo_cancel (any thread)
  *        -----------                          -------------------------
@@ -78,7 +77,10 @@
  * (those are requests of the runtime's, not goroutine operations, so the
  * counts above do not see them).
  *
- * Rejected.  An interruptible park (PARK_INTERRUPTIBLE) with the goroutine
+ * Rejected.  An IORING_OP_LINK_TIMEOUT linked to every operation with a
+ * deadline: two SQEs and two CQEs per call and a kernel hrtimer armed and
+ * cancelled each time, for a deadline that almost never fires (it cost
+ * examples/httpd 20-30% of its requests per second).  An interruptible park (PARK_INTERRUPTIBLE) with the goroutine
  * timer for the deadline: it would resume the goroutine before the kernel
  * is done with the buffer, which then has to be copied or leaked.
  * Readiness polling plus a nonblocking system call (epoll style): two steps
@@ -116,39 +118,19 @@ static inline struct rg *io_self(struct rproc **pp)
     return p ? p->cur : NULL;
 }
 
-/* An SQE for the caller's operation, with room for its link timeout. */
-static struct io_uring_sqe *io_sqe(struct rproc *p, struct rg *g)
-{
-    ring_reserve(p, g->deadline != RINGO_NEVER ? 2 : 1);
-    return ring_sqe(p);
-}
-
-/* Steps 2-4 of the design comment; sqe comes from io_sqe(). */
+/* Steps 2-4 of the design comment; sqe comes from ring_sqe(). */
 static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
 {
-    struct __kernel_timespec ts;
-    int64_t dl = g->deadline;
-
-    if (dl != RINGO_NEVER) {
-        /* ts is read by the kernel when the SQE is submitted, which happens
-         * before the operation's CQE, while this frame is parked. */
-        ts.tv_sec = dl / 1000000000;
-        ts.tv_nsec = dl % 1000000000;
-        sqe->flags |= IOSQE_IO_LINK;
-        struct io_uring_sqe *t = ring_sqe(p); /* reserved by io_sqe() */
-        io_uring_prep_link_timeout(t, &ts, IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(t, UD_IGNORE);
-    }
     /* Counted for ringo_close (fdops.c).  openat's fd is a directory. */
     _Atomic uint32_t *busy = sqe->fd >= 0 && sqe->opcode != IORING_OP_OPENAT
                                  ? fdops_inc(p, sqe->fd) : NULL;
-    int r = ring_wait_op_on(p, g, sqe, W_IO, NULL);
+    int r = ring_wait_op_on(p, g, sqe, W_IO, NULL, OP_INTR);
     if (busy)
         fdops_dec(busy);
     if (r == -ECANCELED || r == -EINTR) {
         if (g_cancelled(g))
             r = -ECANCELED;
-        else if (dl != RINGO_NEVER && now_ns() >= dl)
+        else if (g->deadline != RINGO_NEVER && now_ns() >= g->deadline)
             r = -ETIMEDOUT;
         else
             r = -EBADF; /* ended by ringo_close of its fd */
@@ -167,7 +149,7 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
     int chk_ = block_check(g);                                             \
     if (chk_)                                                              \
         return chk_;                                                       \
-    struct io_uring_sqe *sqe = io_sqe(p, g)
+    struct io_uring_sqe *sqe = ring_sqe(p)
 
 ssize_t ringo_read(int fd, void *buf, size_t n)
 {

@@ -494,6 +494,25 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
     p->runq_len++;
 }
 
+/* The deadline of an I/O operation in flight (ring_wait_op_on with
+ * OP_INTR): the wait is not interruptible, since the kernel still holds the
+ * caller's buffer, so the timer does not end it; it asks the kernel to
+ * cancel the operation, whose CQE then ends the wait (io.c, step 4).  So an
+ * operation with a deadline costs one SQE, like one without, and a deadline
+ * that never fires costs a heap insert and removal in user space.
+ *
+ * Only this proc ends such a wait (the CQE is reaped here; ringo_cancel and
+ * ringo_close reach it through tasks that run here), so the park word read
+ * relaxed is exact: still our token and unclaimed means the operation's CQE
+ * has not been reaped, and g->io_op is the operation. */
+static void op_deadline_fire(struct rproc *p, struct rtimer *t)
+{
+    struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
+    if (load_relaxed(&g->park) != g->timer_token << 2 || !g->io_op)
+        return;
+    ring_cancel_op(p, g->io_op);
+}
+
 void ready(struct rg *g, int result)
 {
     g->result = result;
@@ -525,7 +544,7 @@ int park_commit(struct rg *g, uint64_t token, int flags)
     struct rproc *p = tls_proc;
     if (g->wake_at != RINGO_NEVER) {
         g->timer_token = token;
-        g->timer.fire = g_timer_fire;
+        g->timer.fire = (flags & PARK_INTERRUPTIBLE) ? g_timer_fire : op_deadline_fire;
         if (timer_arm(&p->timers, &g->timer, g->wake_at) != 0)
             bug("timer heap full despite the reservation made at start");
     }
@@ -949,9 +968,7 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
         if (claim(g, park >> 2))
             ready(g, -ECANCELED);
     } else if (g->io_op) {
-        struct io_uring_sqe *sqe = ring_sqe(p);
-        io_uring_prep_cancel(sqe, g->io_op, 0);
-        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+        ring_cancel_op(p, g->io_op); /* an I/O wait (OP_INTR); sync waits have none */
     }
 }
 
@@ -1030,11 +1047,14 @@ static void proc_sleep(struct rproc *p)
     if (p->unsubmitted)
         ring_flush(p);
 
-    /* Spin briefly when other procs may hand us work. */
-    if (rt.nprocs > 1 && !p->timers.n) {
+    /* Spin briefly when other procs may hand us work, but not past the
+     * nearest timer (a sleep, or the deadline of an operation in flight). */
+    int64_t until = now_ns() + SPIN_NS, next = timer_next(&p->timers);
+    if (next < until)
+        until = next;
+    if (rt.nprocs > 1 && until > now_ns()) {
         if (!load_relaxed(&p->hungry))
             store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
-        int64_t until = now_ns() + SPIN_NS;
         for (unsigned i = 0;; i++) {
             if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) ||
                 load_relaxed(&rt.stopping))
