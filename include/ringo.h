@@ -111,6 +111,16 @@ RINGO_API ringo_chan *ringo_tick(int64_t period);
 RINGO_API void        ringo_tick_stop(ringo_chan *t);
 
 /*
+ * Signals as channels (Go's signal.Notify / signal.Stop).  Each listed
+ * signal is sent to c (elem int: the signal number) without blocking: a
+ * full channel drops it.  The runtime receives the signals; no handler
+ * interrupts a goroutine.  SIGPIPE is ignored while a run is in progress,
+ * so a write to a broken connection returns -EPIPE.
+ */
+RINGO_API int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n); /* 0, -EINVAL */
+RINGO_API int ringo_signal_stop(ringo_chan *c);                               /* 0, -ENOENT */
+
+/*
  * I/O.  POSIX-shaped calls that block the goroutine, never the proc: each is
  * one io_uring submission batched with the proc's scheduler round, honours
  * the deadline and cancellation (the in-flight operation is cancelled and the

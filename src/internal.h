@@ -275,8 +275,18 @@ static inline struct rg *self_g(void)
     return p ? p->cur : NULL;
 }
 
-/* Mark that a plain thread called into the runtime (deadlock detection off). */
+/* Mark that a plain thread called into the runtime (deadlock detection off),
+ * unless it is one of the runtime's own threads (tls_runtime_thread: the
+ * signal thread), whose calls are accounted for otherwise. */
 void note_foreign(void);
+extern __thread bool tls_runtime_thread;
+
+/* signal.c: registrations of ringo_signal_notify (the deadlock check reads
+ * it seq_cst: none is reported while a signal may still wake someone), and
+ * the run's start and end (SIGPIPE ignored; registrations dropped). */
+extern _Atomic int signal_regs;
+void signal_run_start(void);
+void signal_run_end(void);
 
 /* park/ready protocol (sched.c) */
 uint64_t park_prepare(struct rg *g, int reason, int flags);
