@@ -105,6 +105,17 @@ struct ringo_case {
 #define RINGO_NONBLOCK 1
 RINGO_API int ringo_select(struct ringo_case *cases, size_t n, int flags);
 
+/*
+ * Per-descriptor deadlines (Go's net.Conn SetReadDeadline and
+ * SetWriteDeadline): settable from any goroutine or plain thread, effective
+ * at once on operations already blocked on fd.  An operation ends at the
+ * earlier of its goroutine's deadline and its fd's; cancellation wins over
+ * both; ringo_close clears them.
+ */
+#define RINGO_READ  1
+#define RINGO_WRITE 2
+RINGO_API int ringo_fd_deadline_set(int fd, int dirs, int64_t when); /* 0, -EBADF, -EINVAL */
+
 /* Timers as channels (cap 1, elem int64_t: the ringo_now() of the firing). */
 RINGO_API ringo_chan *ringo_after(int64_t ns);
 RINGO_API ringo_chan *ringo_tick(int64_t period);

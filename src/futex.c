@@ -263,7 +263,7 @@ static void uring_wait(struct rproc *p, struct rg *g, _Atomic uint32_t *addr,
     sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
     p->futex_waits++;
     fetch_add_relaxed(&futex_counts.uring, 1);
-    int res = ring_wait_op_on(p, g, sqe, reason, (const void *)addr, 0);
+    int res = ring_wait_op_on(p, g, sqe, reason, (const void *)addr);
     p->futex_waits--;
     if (res == 0) {
         /* Woken by a FUTEX_WAKE that counted us in rt.futex_transit.

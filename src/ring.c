@@ -276,11 +276,15 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
 
 int ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason)
 {
-    return ring_wait_op_on(p, g, sqe, reason, NULL, 0);
+    return ring_wait_op_on(p, g, sqe, reason, NULL);
 }
 
+/* The wait ends only by the operation's CQE: nothing cancels it (g->io_op
+ * stays NULL), which is what a futex wait needs (sync ignores deadlines
+ * and cancellation) and what a close is allowed.  I/O that the deadline and
+ * ringo_cancel end parks through io.c's io_wait instead. */
 int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
-                    const void *obj, int flags)
+                    const void *obj)
 {
     struct rop op = { .g = g, .res = 0 };
     op.token = park_prepare(g, reason, 0);
@@ -289,24 +293,7 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
         g->wait_fd = sqe->fd; /* for ringo_dump */
     io_uring_sqe_set_data(sqe, &op);
     p->inflight++;
-    if (flags & OP_INTR) {
-        /* Cancellation and the deadline end the operation through an
-         * IORING_OP_ASYNC_CANCEL for it (cancel_interrupt in sched.c, and
-         * the deadline timer park_commit arms: op_deadline_fire).  Other
-         * waits (a futex wait: sync ignores both) leave g->io_op NULL, so
-         * nothing cancels them and they end only by their own CQE. */
-        g->io_op = &op;
-        g->wake_at = g->deadline;
-        /* The load half of the cancel handshake for I/O (sched.c):
-         * park_prepare published the park word with a seq_cst store; a
-         * ringo_cancel that saw it still CLAIMED (we were running) did not
-         * ask for an ASYNC_CANCEL, so we must see its cancel_id here and
-         * ask ourselves.  The op's own CQE still ends the wait. */
-        if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id))
-            ring_cancel_op(p, &op);
-    }
     park_commit(g, op.token, 0);
-    g->io_op = NULL;
     return op.res;
 }
 

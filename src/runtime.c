@@ -576,6 +576,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
     signal_run_end(); /* before the goroutines a deadlock left are abandoned */
+    fdl_run_end();
     futex_run_end(); /* forget goroutines a deadlock left in the wait table */
     acc_run_reset(); /* every proc has closed its acceptors */
 

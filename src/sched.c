@@ -45,10 +45,11 @@
  * up by itself is a harmless extra CQE (UD_WAKE).
  *
  * Parking.  See internal.h.  Cancellation adds a second handshake: ringo_cancel
- * stores cancel_id then loads the park word; park_commit stores the park word
- * (in park_prepare) then loads cancel_id; both seq_cst, so either the
- * canceller sees the goroutine parked (and asks its proc to interrupt it) or
- * the goroutine sees itself cancelled before it switches away.
+ * stores cancel_id then loads the park word (both seq_cst); park_prepare
+ * stores the park word and issues a full barrier, then park_commit (or
+ * io_wait) loads cancel_id; so either the canceller sees the goroutine
+ * parked (and asks its proc to interrupt it) or the goroutine sees itself
+ * cancelled before it switches away.
  *
  * Rejected.  A shared global run queue (a lock or a contended CAS on every
  * spawn and wake); Go-style work stealing of any runnable goroutine (started
@@ -457,8 +458,13 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
     g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
     g->wake_at_result = -ETIMEDOUT;
     g->io_op = NULL;
-    /* seq_cst: the store half of the park/cancel handshake (see top). */
-    store_seqcst(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    store_relaxed(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    /* The store half of the park/cancel handshake (see top), and (A) of
+     * the fd deadline one (fddeadline.c): a full barrier after the park
+     * word and whatever the caller stored before (its fdops count), ahead
+     * of the loads that follow (cancel_id, the fd's deadline).  On x86 it
+     * costs what the seq_cst store it replaces did (a locked instruction). */
+    smp_mb();
     return token;
 }
 
@@ -494,8 +500,7 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
     p->runq_len++;
 }
 
-/* The deadline of an I/O operation in flight (ring_wait_op_on with
- * OP_INTR): the wait is not interruptible, since the kernel still holds the
+/* The deadline of an I/O operation in flight (io_wait, io.c): the wait is not interruptible, since the kernel still holds the
  * caller's buffer, so the timer does not end it; it asks the kernel to
  * cancel the operation, whose CQE then ends the wait (io.c, step 4).  So an
  * operation with a deadline costs one SQE, like one without, and a deadline
@@ -968,7 +973,7 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
         if (claim(g, park >> 2))
             ready(g, -ECANCELED);
     } else if (g->io_op) {
-        ring_cancel_op(p, g->io_op); /* an I/O wait (OP_INTR); sync waits have none */
+        ring_cancel_op(p, g->io_op); /* an I/O wait (io_wait); sync waits have none */
     }
 }
 
