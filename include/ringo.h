@@ -105,10 +105,31 @@ struct ringo_case {
 #define RINGO_NONBLOCK 1
 RINGO_API int ringo_select(struct ringo_case *cases, size_t n, int flags);
 
+/*
+ * Per-descriptor deadlines (Go's net.Conn SetReadDeadline and
+ * SetWriteDeadline): settable from any goroutine or plain thread, effective
+ * at once on operations already blocked on fd.  An operation ends at the
+ * earlier of its goroutine's deadline and its fd's; cancellation wins over
+ * both; ringo_close clears them.
+ */
+#define RINGO_READ  1
+#define RINGO_WRITE 2
+RINGO_API int ringo_fd_deadline_set(int fd, int dirs, int64_t when); /* 0, -EBADF, -EINVAL */
+
 /* Timers as channels (cap 1, elem int64_t: the ringo_now() of the firing). */
 RINGO_API ringo_chan *ringo_after(int64_t ns);
 RINGO_API ringo_chan *ringo_tick(int64_t period);
 RINGO_API void        ringo_tick_stop(ringo_chan *t);
+
+/*
+ * Signals as channels (Go's signal.Notify / signal.Stop).  Each listed
+ * signal is sent to c (elem int: the signal number) without blocking: a
+ * full channel drops it.  The runtime receives the signals; no handler
+ * interrupts a goroutine.  SIGPIPE is ignored while a run is in progress,
+ * so a write to a broken connection returns -EPIPE.
+ */
+RINGO_API int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n); /* 0, -EINVAL */
+RINGO_API int ringo_signal_stop(ringo_chan *c);                               /* 0, -ENOENT */
 
 /*
  * I/O.  POSIX-shaped calls that block the goroutine, never the proc: each is

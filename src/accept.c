@@ -360,6 +360,13 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     acc_hold(acc);
     w.token = park_prepare(g, W_IO, PARK_INTERRUPTIBLE);
     g->wait_fd = fd; /* for ringo_dump */
+    /* The listener's read deadline counts too; read after park_prepare's
+     * barrier, against ringo_fd_deadline_set's (fddeadline.c), which then
+     * wakes us through acc_fd_deadline if we read the old one. */
+    uint32_t seq;
+    int64_t fdl = fdl_get(fd, RINGO_READ, &seq);
+    if (fdl < g->wake_at)
+        g->wake_at = fdl;
     w.prev = acc->wtail;
     if (acc->wtail)
         acc->wtail->next = &w;
@@ -381,6 +388,16 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     if (w.fallback)
         return ACC_FALLBACK;
     return r;
+}
+
+/* A deadline of fd changed (fddeadline.c): every waiter on it starts
+ * again, with the new deadline; the request stays armed. */
+void acc_fd_deadline(struct rproc *p, int fd)
+{
+    for (struct acceptor *acc = p->acceptors; acc; acc = acc->next)
+        if (acc->fd == fd && !acc->closed)
+            while (w_wake_first(acc, ACC_AGAIN, false))
+                ;
 }
 
 /* The proc has nothing to run (sched.c proc_sleep): cancel the requests

@@ -62,8 +62,12 @@ static bool segv_installed;
 
 #define ALTSTACK_SIZE (64 * 1024)
 
+__thread bool tls_runtime_thread;
+
 void note_foreign(void)
 {
+    if (tls_runtime_thread)
+        return;
     /* relaxed: a plain thread's call is itself the event; the flag only
      * needs to be seen by a later deadlock check, which reads it under
      * idle_lock after the proc that got the work registered idle, and
@@ -183,7 +187,7 @@ void rt_check_deadlock(struct rproc *self)
 {
     if (rt.idle_procs != rt.nprocs)
         return;
-    if (load_seqcst(&rt.foreign) || load_relaxed(&rt.stopping) ||
+    if (load_seqcst(&rt.foreign) || load_seqcst(&signal_regs) || load_relaxed(&rt.stopping) ||
         (load_acquire(&rt.live) & ~LIVE_STOPPED) <= 0)
         return;
     for (unsigned i = 0; i < rt.nprocs; i++) {
@@ -528,6 +532,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     }
     memset(&last_totals, 0, sizeof last_totals);
 
+    signal_run_start();
     segv_install();
     start_ready = 0;
     start_err = 0;
@@ -553,6 +558,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         if (start_err)
             dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(start_err));
         segv_restore();
+        signal_run_end();
         goto fail_procs;
     }
     pthread_mutex_unlock(&start_lock);
@@ -569,6 +575,8 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     pthread_mutex_unlock(&start_lock);
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
+    signal_run_end(); /* before the goroutines a deadlock left are abandoned */
+    fdl_run_end();
     futex_run_end(); /* forget goroutines a deadlock left in the wait table */
     acc_run_reset(); /* every proc has closed its acceptors */
 
