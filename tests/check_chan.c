@@ -1005,10 +1005,10 @@ static void stopped_ticker_main(void *arg)
 
 START_TEST(timers_do_not_outlive_the_run)
 {
-    int64_t t0 = ringo_now();
     RUN(stopped_ticker_main, NULL, nprocs_param);
-    ck_assert_int_lt(ringo_now() - t0, 30000 * MS);
-    /* the channel outlives the run; it never fired */
+    /* the channel outlives the run; it never fired, so the run did not
+     * wait for it (a run that waits for either timer outlasts the test's
+     * timeout) */
     int64_t v;
     ck_assert_int_eq(ringo_chan_try_recv(pending_after, &v), -EAGAIN);
     ringo_chan_release(pending_after);
