@@ -222,14 +222,14 @@ ssize_t ringo_writev(int fd, const struct iovec *iov, int iovcnt)
 ssize_t ringo_recv(int fd, void *buf, size_t n, int flags)
 {
     IO_BEGIN(recv(fd, buf, n, flags));
-    io_uring_prep_recv(sqe, fd, buf, n, flags);
+    io_uring_prep_recv(sqe, fd, buf, io_len(n), flags);
     return io_wait(p, g, sqe);
 }
 
 ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
 {
     IO_BEGIN(send(fd, buf, n, flags));
-    io_uring_prep_send(sqe, fd, buf, n, flags);
+    io_uring_prep_send(sqe, fd, buf, io_len(n), flags);
     return io_wait(p, g, sqe);
 }
 
