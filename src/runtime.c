@@ -439,6 +439,23 @@ static const char *setup_reason(int err)
     }
 }
 
+/* A proc's setup failed (ring_setup).  Running out of file descriptors is
+ * not io_uring's doing, though io_uring_setup(2) is what hits it: each
+ * proc takes two descriptors (its ring and its eventfd), and a low
+ * RLIMIT_NOFILE, or a program that already holds most of it, is the cause
+ * to name. */
+static void setup_report(int err)
+{
+    if (err == -EMFILE)
+        dprintf(2, "ringo: too many open files for the procs (EMFILE): each proc needs "
+                   "2 file descriptors; raise the limit (ulimit -n, RLIMIT_NOFILE)\n");
+    else if (err == -ENFILE)
+        dprintf(2, "ringo: too many open files in the system for the procs (ENFILE: "
+                   "the system-wide limit, fs.file-max)\n");
+    else
+        dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(err));
+}
+
 int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
 {
     if (!main_fn)
@@ -551,7 +568,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         for (unsigned i = 0; i < started; i++)
             pthread_join(rt.procs[i]->thread, NULL);
         if (start_err)
-            dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(start_err));
+            setup_report(start_err);
         segv_restore();
         goto fail_procs;
     }
