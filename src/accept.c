@@ -498,9 +498,8 @@ void acc_release_fd(int fd)
         p->inflight--;
         return;
     }
-    if (p || !foreign_enter())
+    if (p || !run_enter(&p))
         return; /* a proc's scheduler loop (never), or no run */
-    note_foreign();
     for (unsigned i = 0; i < rt.nprocs; i++)
         post_close(rt.procs[i], fd, &cw);
     close_wait_done(&cw);
@@ -511,7 +510,7 @@ void acc_release_fd(int fd)
         struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);
     }
-    foreign_exit();
+    run_exit(p);
 }
 
 /* ------------------------------------------------------------------ */

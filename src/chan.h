@@ -62,7 +62,8 @@ struct ringo_chan {
     bool closed;                /* under lock */
     struct waitq sendq;         /* blocked senders, FIFO; under lock */
     struct waitq recvq;         /* blocked receivers, FIFO; under lock */
-    struct timerchan *timer;    /* ringo_tick's ticker, for ringo_tick_stop; fixed */
+    _Atomic(struct timerchan *) timer; /* ringo_tick's ticker until a stop or the owner
+                                        * claims it (timerchan.c "Stopping"); else NULL */
     char *buf;                  /* cap * elem_size bytes */
 };
 

@@ -137,12 +137,14 @@ void dump_all(int fd)
 
 void ringo_dump(int fd)
 {
-    if (!load_acquire(&rt.active)) {
+    struct rproc *me;
+    if (!run_enter(&me)) {
         dprintf(fd, "ringo: no run in progress\n");
         return;
     }
     struct dump_ctx d = { .fd = fd, .with_proc = true };
-    gtable_foreach(dump_one, &d);
+    gtable_foreach(dump_one, &d); /* reads the goroutines' procs */
+    run_exit(me);
 }
 
 static void vreport(const char *prefix, const char *fmt, va_list ap)
@@ -388,8 +390,10 @@ int ringo_stats(struct ringo_stats *out)
 {
     if (!out)
         return -EINVAL;
-    if (load_acquire(&rt.active)) {
-        collect_totals();
+    struct rproc *me;
+    if (run_enter(&me)) {
+        collect_totals(); /* reads every proc's counters */
+        run_exit(me);
     }
     pthread_mutex_lock(&totals_lock);
     *out = last_totals;
@@ -597,7 +601,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         gtable_foreach(abandon_one, NULL);
     }
     collect_totals();
-    /* See foreign_enter: after this, no plain thread touches the procs. */
+    /* See run_enter: after this, no plain thread touches the procs. */
     store_seqcst(&rt.active, 0);
     while (load_seqcst(&rt.foreign_ops))
         sched_yield();

@@ -7,6 +7,10 @@
  */
 #include "testutil.h"
 
+#include <sched.h>
+
+#include "chan.h" /* ringo_chan's reference count */
+
 static unsigned nprocs_param = 1;
 
 /* Spawn on the "other" proc when there are two, to cross procs. */
@@ -1015,6 +1019,92 @@ START_TEST(timers_do_not_outlive_the_run)
 }
 END_TEST
 
+/* One ticker stopped by many holders at once: plain threads, and
+ * goroutines on every proc, each with its own reference, all let go at
+ * once by one store that they spin on, while the creator stops it too (on
+ * the owner proc, where a stop frees the timer on the spot).  Exactly one
+ * stop takes effect; every stop releases its reference; the timer releases
+ * its own exactly once (the channel's count comes back to the one reference
+ * kept here).  Under AddressSanitizer this also shows that no stop touches
+ * the ticker's state after another one freed it. */
+#define STOP_THREADS 3
+#define STOP_GOROUTINES 4
+
+struct stop_round {
+    ringo_chan *ticker;
+    ringo_waitgroup wg;
+};
+
+static struct stop_round *stop_rounds;
+static int stop_nrounds;
+static atomic_int stop_go;        /* rounds whose holders may stop */
+
+static void *stop_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < stop_nrounds; i++) {
+        while (atomic_load(&stop_go) <= i)
+            ;
+        ringo_tick_stop(stop_rounds[i].ticker);
+        ringo_waitgroup_done(&stop_rounds[i].wg);
+    }
+    return NULL;
+}
+
+static void stop_goroutine(void *arg)
+{
+    struct stop_round *r = arg;
+    int i = (int)(r - stop_rounds);
+    while (atomic_load(&stop_go) <= i)
+        ringo_yield();
+    ringo_tick_stop(r->ticker);
+    ringo_waitgroup_done(&r->wg);
+}
+
+static void ticker_stops_main(void *arg)
+{
+    (void)arg;
+    pthread_t th[STOP_THREADS];
+    for (int k = 0; k < STOP_THREADS; k++)
+        ck_assert_int_eq(test_thread_create(&th[k], stop_thread, NULL), 0);
+    int nprocs = ringo_nprocs();
+    for (int i = 0; i < stop_nrounds; i++) {
+        struct stop_round *r = &stop_rounds[i];
+        r->ticker = ringo_tick(100 * US);
+        ck_assert_ptr_nonnull(r->ticker);
+        ringo_chan *keep = ringo_chan_retain(r->ticker);
+        ringo_waitgroup_add(&r->wg, STOP_THREADS + STOP_GOROUTINES);
+        for (int k = 0; k < STOP_THREADS + STOP_GOROUTINES; k++)
+            ringo_chan_retain(r->ticker);
+        for (int k = 0; k < STOP_GOROUTINES; k++)
+            ck_assert_int_gt(ringo_go_on(k % nprocs, stop_goroutine, r), 0);
+        ringo_yield(); /* the goroutines here start spinning (yielding) */
+        atomic_store(&stop_go, i + 1);
+        ringo_tick_stop(r->ticker); /* the creator's reference: one more stop */
+        ringo_waitgroup_wait(&r->wg);
+        /* The owner (this proc) frees the timer, and with it the timer's
+         * reference, when it runs the stop: at once, or when this
+         * goroutine parks or yields. */
+        for (int tries = 0; tries < 100000 && atomic_load(&keep->refs) != 1; tries++)
+            ringo_sleep(10 * US);
+        ck_assert_uint_eq(atomic_load(&keep->refs), 1);
+        ringo_chan_release(keep);
+    }
+    for (int k = 0; k < STOP_THREADS; k++)
+        pthread_join(th[k], NULL);
+}
+
+START_TEST(ticker_stopped_by_many_at_once)
+{
+    stop_nrounds = test_quick() ? 50 : 300;
+    stop_rounds = calloc((size_t)stop_nrounds, sizeof *stop_rounds);
+    ck_assert_ptr_nonnull(stop_rounds);
+    atomic_store(&stop_go, 0);
+    RUN(ticker_stops_main, NULL, nprocs_param);
+    free(stop_rounds);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* ringo_dump: every goroutine with its state and what it waits on. */
 
@@ -1157,6 +1247,8 @@ static Suite *suite(void)
     tcase_add_test(tc, plain_threads_without_runtime);
     tcase_add_test(tc, timer_channels);
     tcase_add_test(tc, timers_do_not_outlive_the_run);
+    if (!test_under_valgrind())
+        tcase_add_test(tc, ticker_stopped_by_many_at_once);
     tcase_add_test(tc, dump_lists_goroutines_and_their_waits);
     tcase_add_test(tc, deadlock_is_reported);
     suite_add_tcase(s, tc);
