@@ -223,6 +223,11 @@ void chan_abandon_waits(struct rg *g);
 
 uint32_t fast_rand(void);
 
+/* A seam for tests (check_chan.c), NULL in programs: ringo_tick_stop
+ * calls it between looking at c->timer and acting on what it found, so a
+ * test can order another holder's stop in between (timerchan.c). */
+extern void (*tick_stop_seam)(ringo_chan *c);
+
 /* A plain thread's call while a run is in progress turns deadlock
  * detection off (API.md: it may release a goroutine later). */
 static inline void note_call(struct rg *g)

@@ -224,6 +224,8 @@ ringo_chan *ringo_tick(int64_t period)
     return timerchan_new(period, period);
 }
 
+void (*tick_stop_seam)(ringo_chan *c);
+
 void ringo_tick_stop(ringo_chan *c)
 {
     if (!c)
@@ -232,6 +234,8 @@ void ringo_tick_stop(ringo_chan *c)
     /* No run: its end has freed the ticker already (and taken it). */
     if (run_enter(&p)) {
         struct timerchan *tc = tc_take(c); /* NULL: not a ticker, or stopped */
+        if (__builtin_expect(tick_stop_seam != NULL, 0))
+            tick_stop_seam(c);
         if (tc && tc->owner == p)
             tc_stop_task(p, &tc->stop_task);
         else if (tc)
