@@ -161,6 +161,20 @@ void fdops_dec(_Atomic uint32_t *counter);            /* owner; what fdops_inc r
 bool fdops_busy(struct rproc *p, int fd);   /* any thread */
 void fdops_free(struct rproc *p);            /* teardown */
 
+/* Closes in progress per fd, runtime-wide (fdops.c "Closing marks"): a
+ * goroutine's ringo_close marks fd before it looks at who uses it; an
+ * operation counted on fd that then finds a mark does not reach the
+ * kernel, waits for the close, and starts again. */
+_Atomic uint32_t *fdclose_mark(int fd);            /* closer; fd >= 0; returns the mark */
+void fdclose_unmark(_Atomic uint32_t *mark);       /* closer, once its close has completed */
+_Atomic uint32_t *fdclose_pending(int fd);         /* after counting an op on fd: its mark, or NULL */
+void fdclose_wait(_Atomic uint32_t *mark);         /* a goroutine: until no close is in progress */
+void fdclose_run_end(void);                        /* teardown: frees the marks */
+/* A seam for tests (check_close.c), NULL in programs: ringo_close calls it
+ * after it has had the other procs cancel the operations they count on
+ * fd, before its own cancel and the close (io.c). */
+extern void (*close_seam)(int fd);
+
 struct rproc {
     int idx;
     pthread_t thread;

@@ -69,7 +69,11 @@
  * when the cancel is issued, so every cancel must be issued before the
  * close: afterwards the number may already name a new file, whose
  * operations the cancel would end.  The cancelled operations complete with
- * -ECANCELED, which step 4 turns into -EBADF.
+ * -ECANCELED, which step 4 turns into -EBADF.  An operation that starts on
+ * another proc after the closer looked at that proc's counts is caught by
+ * the closer's mark instead (fdops.c "Closing marks"): io_wait finds the
+ * mark after counting the operation, turns its SQE into a NOP, and starts
+ * the operation again once the close is done (io_wait_closing).
  *
  * The exception to one SQE per call: ringo_accept() without an address
  * buffer waits on its proc's multishot acceptor for the listener
@@ -123,6 +127,34 @@ static struct io_uring_sqe *io_sqe(struct rproc *p, struct rg *g)
     return ring_sqe(p);
 }
 
+static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe);
+
+/* The operation in sqe, counted in *busy, found fd marked by a close in
+ * progress (fdops.c "Closing marks").  Its SQE is prepared but not yet
+ * submitted, and cannot be taken back: make it a NOP (keeping the link
+ * that holds its link timeout, if any, which then ends with it); wait for
+ * the close to be done; then start the operation again from a copy.  The
+ * NOP and the timeout are submitted while this frame, which holds the
+ * timeout's timespec, is still live. */
+static int io_wait_closing(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe,
+                           _Atomic uint32_t *busy, _Atomic uint32_t *mark)
+{
+    struct io_uring_sqe op = *sqe;
+    unsigned char link = sqe->flags & IOSQE_IO_LINK;
+    io_uring_prep_nop(sqe);
+    sqe->flags = link;
+    io_uring_sqe_set_data64(sqe, UD_IGNORE);
+    fdops_dec(busy);
+    fdclose_wait(mark);
+    int chk = block_check(g);
+    if (chk)
+        return chk;
+    struct io_uring_sqe *again = io_sqe(p, g);
+    *again = op;
+    again->flags &= (unsigned char)~IOSQE_IO_LINK; /* io_wait links a new timeout */
+    return io_wait(p, g, again);
+}
+
 /* Steps 2-4 of the design comment; sqe comes from io_sqe(). */
 static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
 {
@@ -142,6 +174,9 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
     /* Counted for ringo_close (fdops.c).  openat's fd is a directory. */
     _Atomic uint32_t *busy = sqe->fd >= 0 && sqe->opcode != IORING_OP_OPENAT
                                  ? fdops_inc(p, sqe->fd) : NULL;
+    _Atomic uint32_t *mark = busy && rt.nprocs > 1 ? fdclose_pending(sqe->fd) : NULL;
+    if (mark)
+        return io_wait_closing(p, g, sqe, busy, mark);
     int r = ring_wait_op_on(p, g, sqe, W_IO, NULL);
     if (busy)
         fdops_dec(busy);
@@ -384,19 +419,26 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
     }
 }
 
+void (*close_seam)(int fd);
+
 int ringo_close(int fd)
 {
+    struct rproc *p;
+    struct rg *g = io_self(&p);
+    /* Marked before anything looks at who uses fd (fdops.c "Closing
+     * marks"); with one proc nothing can start on fd while we look. */
+    _Atomic uint32_t *mark = g && fd >= 0 && rt.nprocs > 1 ? fdclose_mark(fd) : NULL;
     /* A listener with multishot acceptors: end their requests first, or
      * the kernel keeps the socket (accept.c). */
     if (__builtin_expect(acc_fd_marked(fd), 0))
         acc_release_fd(fd);
-    struct rproc *p;
-    struct rg *g = io_self(&p);
     if (!g)
         return close(fd) < 0 ? -errno : 0;
     /* No block_check(): see the design comment. */
-    if (fd >= 0 && rt.nprocs > 1)
+    if (mark)
         close_cancel_remote(p, g, fd);
+    if (__builtin_expect(close_seam != NULL, 0))
+        close_seam(fd);
     bool cancel_here = fd >= 0 && fdops_busy(p, fd);
     ring_reserve(p, cancel_here ? 2 : 1);
     if (cancel_here) {
@@ -407,5 +449,8 @@ int ringo_close(int fd)
     }
     struct io_uring_sqe *sqe = ring_sqe(p);
     io_uring_prep_close(sqe, fd);
-    return ring_wait_op(p, g, sqe, W_IO);
+    int r = ring_wait_op(p, g, sqe, W_IO);
+    if (mark)
+        fdclose_unmark(mark); /* the close is done: operations waiting start again */
+    return r;
 }

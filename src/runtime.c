@@ -592,6 +592,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         pthread_join(rt.procs[i]->thread, NULL);
     futex_run_end(); /* forget goroutines a deadlock left in the wait table */
     acc_run_reset(); /* every proc has closed its acceptors */
+    fdclose_run_end(); /* no goroutine is closing anything */
 
     offload_fini();
     if (!r && load_relaxed(&rt.stopping) == 2) {
