@@ -184,8 +184,8 @@ int ringo_fd_deadline_set(int fd, int dirs, int64_t when)
         return -EBADF;
     if ((unsigned)fd >> FDL_PAGE_BITS >= FDL_PAGES)
         return -EINVAL;
-    struct rproc *me = tls_proc;
-    if (!me && !foreign_enter())
+    struct rproc *me;
+    if (!run_enter(&me))
         return -EINVAL; /* no run in progress */
     int r = 0;
     struct fdl *e = fdl_entry(fd, true);
@@ -226,7 +226,6 @@ int ringo_fd_deadline_set(int fd, int dirs, int64_t when)
         proc_post_task(q, &ft->t);
     }
 out:
-    if (!me)
-        foreign_exit();
+    run_exit(me);
     return r;
 }

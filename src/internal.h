@@ -162,6 +162,21 @@ void fdops_dec(_Atomic uint32_t *counter);            /* owner; what fdops_inc r
 bool fdops_busy(struct rproc *p, int fd);   /* any thread */
 void fdops_free(struct rproc *p);            /* teardown */
 
+/* Closes in progress per fd, runtime-wide (fdops.c "Closing marks"): a
+ * goroutine's ringo_close marks fd before it looks at who uses it; an
+ * operation counted on fd that then finds a mark does not reach the
+ * kernel, waits for the close, and starts again. */
+_Atomic uint32_t *fdclose_mark(int fd);            /* closer; fd >= 0; returns the mark */
+void fdclose_unmark(_Atomic uint32_t *mark);       /* closer, once its close has completed */
+_Atomic uint32_t *fdclose_pending(int fd);         /* after counting an op on fd: its mark, or NULL */
+_Atomic uint32_t *fdclose_look(int fd);            /* the same, the caller having issued barrier (B) */
+void fdclose_wait(_Atomic uint32_t *mark);         /* a goroutine: until no close is in progress */
+void fdclose_run_end(void);                        /* teardown: frees the marks */
+/* A seam for tests (check_close.c), NULL in programs: ringo_close calls it
+ * after it has had the other procs cancel the operations they count on
+ * fd, before its own cancel and the close (io.c). */
+extern void (*close_seam)(int fd);
+
 struct rproc {
     int idx;
     pthread_t thread;
@@ -241,9 +256,26 @@ extern struct runtime rt;
  * on no goroutine can be spawned (spawn's CAS sees it). */
 #define LIVE_STOPPED ((int64_t)1 << 62)
 
-/* A plain thread brackets every call that touches the procs' memory
- * (inboxes, eventfds, the goroutine table) with these.  Handshake with
- * ringo_run's teardown:
+extern __thread struct rproc *tls_proc;
+
+/* Mark that a plain thread called into the runtime (deadlock detection off). */
+void note_foreign(void);
+
+/* The one way in to the run's shared state (rt.procs and the procs they
+ * point to: inboxes, task lists, eventfds, timer owners; the goroutine
+ * table) for a call that may come from a plain thread:
+ *
+ *     struct rproc *me;
+ *     if (!run_enter(&me))
+ *         return ...;             no run: touch nothing
+ *     ... rt.procs[i], proc_post_task, ...
+ *     run_exit(me);
+ *
+ * On a proc's thread (*me = tls_proc) the run is pinned already: it ends
+ * only after every proc has left its loop.  A plain thread (*me = NULL) is
+ * counted in rt.foreign_ops for the duration, and its call turns deadlock
+ * detection off (note_foreign), as any plain thread's call does.  Handshake
+ * with ringo_run's teardown:
  *
  *     plain thread                      ringo_run
  *     fetch_add(foreign_ops)            store(active, 0)
@@ -251,23 +283,31 @@ extern struct runtime rt;
  *     load(active): 0 -> undo, fail     load(foreign_ops) until 0, then free
  *
  * Both seq_cst: either the thread sees active == 0 and touches nothing, or
- * the teardown sees it counted and waits for its foreign_exit. */
-static inline bool foreign_enter(void)
+ * the teardown sees it counted and waits for its run_exit.  Checking
+ * rt.active alone is not enough: the run may end, and free the procs,
+ * between the check and the touch. */
+static inline bool run_enter(struct rproc **me)
 {
-    atomic_fetch_add_explicit(&rt.foreign_ops, 1, memory_order_seq_cst);
+    struct rproc *p = tls_proc;
+    *me = p;
+    if (p)
+        return true;
+    fetch_add_seqcst(&rt.foreign_ops, 1);
     if (!load_seqcst(&rt.active)) {
-        atomic_fetch_sub_explicit(&rt.foreign_ops, 1, memory_order_release);
+        fetch_sub_release(&rt.foreign_ops, 1); /* as in run_exit */
         return false;
     }
+    note_foreign();
     return true;
 }
 
-static inline void foreign_exit(void)
+static inline void run_exit(struct rproc *me)
 {
-    /* release: our touches of the procs happen before the teardown's free */
-    atomic_fetch_sub_explicit(&rt.foreign_ops, 1, memory_order_release);
+    /* release: our touches of the procs happen before the teardown's free
+     * (it polls foreign_ops with seq_cst, which acquires) */
+    if (!me)
+        fetch_sub_release(&rt.foreign_ops, 1);
 }
-extern __thread struct rproc *tls_proc;
 
 static inline struct rg *self_g(void)
 {
@@ -275,10 +315,9 @@ static inline struct rg *self_g(void)
     return p ? p->cur : NULL;
 }
 
-/* Mark that a plain thread called into the runtime (deadlock detection off),
- * unless it is one of the runtime's own threads (tls_runtime_thread: the
- * signal thread), whose calls are accounted for otherwise. */
-void note_foreign(void);
+/* note_foreign() does nothing on the runtime's own threads
+ * (tls_runtime_thread: the signal thread), whose calls are accounted for
+ * otherwise. */
 extern __thread bool tls_runtime_thread;
 
 /* signal.c: registrations of ringo_signal_notify (the deadlock check reads

@@ -68,7 +68,11 @@
  * when the cancel is issued, so every cancel must be issued before the
  * close: afterwards the number may already name a new file, whose
  * operations the cancel would end.  The cancelled operations complete with
- * -ECANCELED, which step 4 turns into -EBADF.
+ * -ECANCELED, which step 4 turns into -EBADF.  An operation that starts on
+ * another proc after the closer looked at that proc's counts is caught by
+ * the closer's mark instead (fdops.c "Closing marks"): io_wait finds the
+ * mark after counting the operation, turns its SQE into a NOP, and starts
+ * the operation again once the close is done (IO_AGAIN).
  *
  * The exception to one SQE per call: ringo_accept() without an address
  * buffer waits on its proc's multishot acceptor for the listener
@@ -163,6 +167,21 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
      * load of cancel_id below) and the fd deadline one (fdl_get in
      * io_deadline, fddeadline.c), both against stores made before it. */
     op.token = park_prepare(g, W_IO, 0);
+    /* A close of fd in progress on another proc (fdops.c "Closing marks";
+     * park_prepare's barrier is (B) there too): the SQE is prepared but
+     * not submitted and cannot be taken back, so it becomes a NOP; this
+     * wait ends before it began (our own claim), and the call starts again
+     * once the close is done (io_check then sees -EBADF's cause, or the
+     * number names a new file, as after close(2)). */
+    _Atomic uint32_t *mark = busy && rt.nprocs > 1 ? fdclose_look(fd) : NULL;
+    if (__builtin_expect(mark != NULL, 0)) {
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+        claim(g, op.token);
+        fdops_dec(busy);
+        fdclose_wait(mark);
+        return IO_AGAIN;
+    }
     g->wait_fd = fd; /* for ringo_dump */
     io_uring_sqe_set_data(sqe, &op);
     p->inflight++;
@@ -459,22 +478,29 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
     }
 }
 
+void (*close_seam)(int fd);
+
 int ringo_close(int fd)
 {
     /* Its deadlines go with it; operations ended below see a close, not a
      * change of deadline (fddeadline.c). */
     fdl_close(fd);
+    struct rproc *p;
+    struct rg *g = io_self(&p);
+    /* Marked before anything looks at who uses fd (fdops.c "Closing
+     * marks"); with one proc nothing can start on fd while we look. */
+    _Atomic uint32_t *mark = g && fd >= 0 && rt.nprocs > 1 ? fdclose_mark(fd) : NULL;
     /* A listener with multishot acceptors: end their requests first, or
      * the kernel keeps the socket (accept.c). */
     if (__builtin_expect(acc_fd_marked(fd), 0))
         acc_release_fd(fd);
-    struct rproc *p;
-    struct rg *g = io_self(&p);
     if (!g)
         return close(fd) < 0 ? -errno : 0;
     /* No block_check(): see the design comment. */
-    if (fd >= 0 && rt.nprocs > 1)
+    if (mark)
         close_cancel_remote(p, g, fd);
+    if (__builtin_expect(close_seam != NULL, 0))
+        close_seam(fd);
     bool cancel_here = fd >= 0 && fdops_busy(p, fd);
     ring_reserve(p, cancel_here ? 2 : 1);
     if (cancel_here) {
@@ -485,5 +511,8 @@ int ringo_close(int fd)
     }
     struct io_uring_sqe *sqe = ring_sqe(p);
     io_uring_prep_close(sqe, fd);
-    return ring_wait_op(p, g, sqe, W_IO);
+    int r = ring_wait_op(p, g, sqe, W_IO);
+    if (mark)
+        fdclose_unmark(mark); /* the close is done: operations waiting start again */
+    return r;
 }

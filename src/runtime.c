@@ -141,12 +141,14 @@ void dump_all(int fd)
 
 void ringo_dump(int fd)
 {
-    if (!load_acquire(&rt.active)) {
+    struct rproc *me;
+    if (!run_enter(&me)) {
         dprintf(fd, "ringo: no run in progress\n");
         return;
     }
     struct dump_ctx d = { .fd = fd, .with_proc = true };
-    gtable_foreach(dump_one, &d);
+    gtable_foreach(dump_one, &d); /* reads the goroutines' procs */
+    run_exit(me);
 }
 
 static void vreport(const char *prefix, const char *fmt, va_list ap)
@@ -392,8 +394,10 @@ int ringo_stats(struct ringo_stats *out)
 {
     if (!out)
         return -EINVAL;
-    if (load_acquire(&rt.active)) {
-        collect_totals();
+    struct rproc *me;
+    if (run_enter(&me)) {
+        collect_totals(); /* reads every proc's counters */
+        run_exit(me);
     }
     pthread_mutex_lock(&totals_lock);
     *out = last_totals;
@@ -441,6 +445,23 @@ static const char *setup_reason(int err)
     case ENOMEM: return "not enough locked memory for the rings (ENOMEM; see ulimit -l)";
     default: return strerror(-err);
     }
+}
+
+/* A proc's setup failed (ring_setup).  Running out of file descriptors is
+ * not io_uring's doing, though io_uring_setup(2) is what hits it: each
+ * proc takes two descriptors (its ring and its eventfd), and a low
+ * RLIMIT_NOFILE, or a program that already holds most of it, is the cause
+ * to name. */
+static void setup_report(int err)
+{
+    if (err == -EMFILE)
+        dprintf(2, "ringo: too many open files for the procs (EMFILE): each proc needs "
+                   "2 file descriptors; raise the limit (ulimit -n, RLIMIT_NOFILE)\n");
+    else if (err == -ENFILE)
+        dprintf(2, "ringo: too many open files in the system for the procs (ENFILE: "
+                   "the system-wide limit, fs.file-max)\n");
+    else
+        dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(err));
 }
 
 int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
@@ -556,7 +577,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         for (unsigned i = 0; i < started; i++)
             pthread_join(rt.procs[i]->thread, NULL);
         if (start_err)
-            dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(start_err));
+            setup_report(start_err);
         segv_restore();
         signal_run_end();
         goto fail_procs;
@@ -579,6 +600,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     fdl_run_end();
     futex_run_end(); /* forget goroutines a deadlock left in the wait table */
     acc_run_reset(); /* every proc has closed its acceptors */
+    fdclose_run_end(); /* no goroutine is closing anything */
 
     offload_fini();
     if (!r && load_relaxed(&rt.stopping) == 2) {
@@ -588,7 +610,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         gtable_foreach(abandon_one, NULL);
     }
     collect_totals();
-    /* See foreign_enter: after this, no plain thread touches the procs. */
+    /* See run_enter: after this, no plain thread touches the procs. */
     store_seqcst(&rt.active, 0);
     while (load_seqcst(&rt.foreign_ops))
         sched_yield();

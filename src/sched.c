@@ -536,12 +536,13 @@ void ready(struct rg *g, int result)
     }
     /* A plain thread: the goroutine is parked, so the run is live; stay
      * counted while we touch its proc (the goroutine may run and the run
-     * end between the push and the eventfd write). */
-    foreign_enter();
-    note_foreign();
+     * end between the push and the eventfd write).  Should the run be over
+     * all the same, its procs are gone and nobody is left to wake. */
+    if (!run_enter(&p))
+        return;
     inbox_push_chain(owner, g, g);
     proc_wake(owner);
-    foreign_exit();
+    run_exit(p);
 }
 
 int park_commit(struct rg *g, uint64_t token, int flags)
@@ -869,14 +870,9 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
 {
     if (!fn)
         return -EINVAL;
-    struct rproc *me = tls_proc;
-    if (!me) {
-        /* A plain thread: stay counted in rt.foreign_ops while touching
-         * the procs, so ringo_run does not free them under us. */
-        if (!foreign_enter())
-            return -EINVAL;
-        note_foreign();
-    }
+    struct rproc *me;
+    if (!run_enter(&me))
+        return -EINVAL; /* a plain thread, and no run */
     int64_t r;
     if (proc >= 0 && (unsigned)proc >= rt.nprocs) {
         r = -EINVAL;
@@ -886,8 +882,7 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
                                : rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
         r = spawn_g(me, target, bound, fn, arg);
     }
-    if (!me)
-        foreign_exit();
+    run_exit(me);
     return r;
 }
 
@@ -995,17 +990,15 @@ static int cancel_id_locked(int64_t id);
 
 int ringo_cancel(int64_t id)
 {
-    if (tls_proc)
-        return cancel_id_locked(id);
-    if (!foreign_enter())
+    struct rproc *me;
+    if (!run_enter(&me))
         return -ESRCH;
-    note_foreign();
     int r = cancel_id_locked(id);
-    foreign_exit();
+    run_exit(me);
     return r;
 }
 
-/* ringo_cancel, with the run pinned (a proc thread, or foreign_enter). */
+/* ringo_cancel, with the run pinned (run_enter). */
 static int cancel_id_locked(int64_t id)
 {
     struct rg *g = gtable_lookup(id);

@@ -283,8 +283,8 @@ int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
             return -EINVAL;
         bits |= sigbit(sigs[i]);
     }
-    bool plain = !tls_proc;
-    if (plain && !foreign_enter())
+    struct rproc *me;
+    if (!run_enter(&me))
         return -EINVAL; /* no run in progress */
     pthread_mutex_lock(&reg_lock);
     int r = thread_start();
@@ -313,8 +313,7 @@ int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
         thread_poke();
     }
     pthread_mutex_unlock(&reg_lock);
-    if (plain)
-        foreign_exit();
+    run_exit(me);
     return r;
 }
 
@@ -333,8 +332,8 @@ int ringo_signal_stop(ringo_chan *c)
 {
     if (!c)
         return -EINVAL;
-    bool plain = !tls_proc;
-    if (plain && !foreign_enter())
+    struct rproc *me;
+    if (!run_enter(&me))
         return -ENOENT; /* no run: nothing is registered */
     pthread_mutex_lock(&reg_lock);
     int r = -ENOENT;
@@ -350,8 +349,7 @@ int ringo_signal_stop(ringo_chan *c)
         thread_poke();
     }
     pthread_mutex_unlock(&reg_lock);
-    if (plain)
-        foreign_exit();
+    run_exit(me);
     return r;
 }
 

@@ -1,6 +1,7 @@
 /*
  * check_io.c — the I/O calls: pipes and files with content checks, sockets
- * (accept, connect, recv, send, recvmsg, sendmsg, poll), deadlines and
+ * (accept, connect, recv, send, recvmsg, sendmsg, poll), lengths of 4 GiB
+ * and more (clamped, not wrapped), deadlines and
  * cancellation of blocked operations (the fd stays usable), peer reset,
  * a full SQ / overflowing CQ under 10,000 concurrent operations, and the
  * plain-system-call fallback outside the runtime and on plain threads.
@@ -12,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 
@@ -214,6 +216,54 @@ static void main_sockets(void *arg)
 START_TEST(socket_ops)
 {
     RUN(main_sockets, NULL, nprocs_param);
+}
+END_TEST
+
+/* A length of 4 GiB or more is clamped, as by read(2), never cut to its
+ * low 32 bits: 4 GiB exactly would become 0, and a receive of 0 bytes
+ * returns 0, a false end of file.  The buffer is 4 GiB of address space
+ * that is never touched beyond its first page (MAP_NORESERVE). */
+static void main_huge_len(void *arg)
+{
+    (void)arg;
+#if SIZE_MAX > UINT32_MAX
+    const size_t huge = (size_t)1 << 32;
+    char *big = mmap(NULL, huge, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ck_assert(big != MAP_FAILED);
+    memcpy(big, "hello", 5);
+    int s[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
+    /* send: as much as the socket buffer takes, not 0 */
+    ssize_t sent = ringo_send(s[1], big, huge, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ck_assert_int_gt(sent, 0);
+    char *back = malloc((size_t)sent);
+    ck_assert_ptr_nonnull(back);
+    ssize_t got = 0;
+    while (got < sent) {
+        ssize_t r = ringo_read(s[0], back + got, (size_t)(sent - got));
+        ck_assert_int_gt(r, 0);
+        got += r;
+    }
+    ck_assert(memcmp(back, "hello", 5) == 0);
+    free(back);
+    /* recv: the 3 bytes there are, not a false end of file */
+    ck_assert_int_eq(ringo_write(s[1], "abc", 3), 3);
+    ck_assert_int_eq(ringo_recv(s[0], big, huge, 0), 3);
+    ck_assert(memcmp(big, "abc", 3) == 0);
+    /* read and write clamp the same way */
+    ck_assert_int_eq(ringo_write(s[1], "xyz", 3), 3);
+    ck_assert_int_eq(ringo_read(s[0], big, huge), 3);
+    ck_assert(memcmp(big, "xyz", 3) == 0);
+    ck_assert_int_eq(ringo_close(s[0]), 0);
+    ck_assert_int_eq(ringo_close(s[1]), 0);
+    munmap(big, huge);
+#endif
+}
+
+START_TEST(huge_length_is_clamped)
+{
+    RUN(main_huge_len, NULL, nprocs_param);
 }
 END_TEST
 
@@ -518,6 +568,7 @@ static Suite *suite(void)
     tcase_add_test(tc, pipe_bulk_across_goroutines);
     tcase_add_test(tc, file_ops);
     tcase_add_test(tc, socket_ops);
+    tcase_add_test(tc, huge_length_is_clamped);
     tcase_add_test(tc, deadline_on_blocked_read);
     tcase_add_test(tc, many_deadlines);
     tcase_add_test(tc, cancel_blocked_accept);

@@ -564,6 +564,49 @@ static void child_uring_enosys(void)
     _exit(ringo_go(bump, NULL) == -EINVAL ? 0 : 2);
 }
 
+/* Too few file descriptors: each proc needs two (its ring and its
+ * eventfd).  `spare` is how many the limit leaves free: 0 fails the ring's
+ * setup, 1 the eventfd's.  The message names the fd limit, not io_uring. */
+static void child_fd_limit(int spare)
+{
+    int k = dup(0); /* the lowest free descriptor */
+    if (k < 0)
+        _exit(3);
+    close(k);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = (rlim_t)(k + spare);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        _exit(4);
+    struct ringo_config cfg = { .procs = 1 };
+    int r = ringo_run(bump, NULL, &cfg);
+    _exit(r == -EMFILE ? 0 : 1);
+}
+
+static void child_fd_limit_ring(void)
+{
+    child_fd_limit(0);
+}
+
+static void child_fd_limit_eventfd(void)
+{
+    child_fd_limit(1);
+}
+
+START_TEST(fd_limit_is_reported)
+{
+    void (*children[])(void) = { child_fd_limit_ring, child_fd_limit_eventfd };
+    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++) {
+        char buf[4096];
+        int st = run_captured(children[i], buf, sizeof buf);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+        ck_assert_msg(strstr(buf, "ringo: too many open files") != NULL, "stderr: %s", buf);
+        ck_assert_msg(strstr(buf, "RLIMIT_NOFILE") != NULL, "stderr: %s", buf);
+        ck_assert_msg(strstr(buf, "io_uring is not available") == NULL, "stderr: %s", buf);
+    }
+}
+END_TEST
+
 START_TEST(setup_failure_is_reported)
 {
     char buf[4096];
@@ -666,6 +709,7 @@ static Suite *suite(void)
     tcase_add_test(tc, hundred_thousand_goroutines);
     tcase_add_test(tc, stats_count_the_run);
     tcase_add_test(tc, setup_failure_is_reported);
+    tcase_add_test(tc, fd_limit_is_reported);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
         tcase_add_test(tc, stack_overflow_canary);
