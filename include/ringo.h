@@ -30,6 +30,23 @@ extern "C" {
 #define RINGO_API
 #endif
 
+/*
+ * ringo_exit() does not return.  C11 and C17 spell that _Noreturn, C23 and
+ * C++11 [[noreturn]] (C++ has no _Noreturn at all, and C23 deprecates it);
+ * older C++ dialects get the GNU attribute where there is one.
+ */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define RINGO_NORETURN [[noreturn]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L
+#define RINGO_NORETURN [[noreturn]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define RINGO_NORETURN _Noreturn
+#elif defined(__GNUC__)
+#define RINGO_NORETURN __attribute__((noreturn))
+#else
+#define RINGO_NORETURN
+#endif
+
 /* The version of this header; the library's is ringo_version(3). */
 #define RINGO_VERSION_MAJOR 0
 #define RINGO_VERSION_MINOR 1
@@ -54,7 +71,7 @@ RINGO_API int      ringo_run(void (*main_fn)(void *), void *arg, const struct ri
 RINGO_API int64_t  ringo_go(void (*fn)(void *), void *arg);
 RINGO_API int64_t  ringo_go_on(int proc, void (*fn)(void *), void *arg);
 RINGO_API void     ringo_yield(void);
-RINGO_API _Noreturn void ringo_exit(void);
+RINGO_NORETURN RINGO_API void ringo_exit(void);
 RINGO_API int64_t  ringo_id(void);
 RINGO_API int      ringo_proc(void);
 RINGO_API int      ringo_nprocs(void);
