@@ -67,7 +67,20 @@ struct ringo_config {
     /* more fields may follow; zero always means "default" */
 };
 
+/*
+ * Structs that grow: struct ringo_config and struct ringo_stats gain fields
+ * at their end (never in their tail padding), so their size tells which
+ * fields a program knows.  ringo_run() and ringo_stats() are macros that
+ * pass the sizeof the program was compiled with to the _sized functions:
+ * the library reads and writes only that many bytes (ringo_run(3),
+ * ringo_stats(3)).  The functions named ringo_run and ringo_stats, which
+ * programs built against ringo 0.1 call, keep to the 0.1 sizes.  Variadic,
+ * so that a C++ lambda with commas in its body is one argument.
+ */
 RINGO_API int      ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg);
+RINGO_API int      ringo_run_sized(void (*main_fn)(void *), void *arg,
+                                   const struct ringo_config *cfg, size_t cfg_size);
+#define ringo_run(...) ringo_run_sized(__VA_ARGS__, sizeof(struct ringo_config))
 RINGO_API int64_t  ringo_go(void (*fn)(void *), void *arg);
 RINGO_API int64_t  ringo_go_on(int proc, void (*fn)(void *), void *arg);
 RINGO_API void     ringo_yield(void);
@@ -217,6 +230,8 @@ struct ringo_stats {
 };
 
 RINGO_API int  ringo_stats(struct ringo_stats *out);
+RINGO_API int  ringo_stats_sized(struct ringo_stats *out, size_t size);
+#define ringo_stats(...) ringo_stats_sized(__VA_ARGS__, sizeof(struct ringo_stats))
 RINGO_API void ringo_dump(int fd);
 RINGO_API const char *ringo_version(void);
 

@@ -154,7 +154,15 @@ int main()
     shared *s = new shared;
     ringo_config cfg = {};
     cfg.procs = 2;
-    int r = ringo_run(main_goroutine, s, &cfg);
+    /* ringo_run is a macro (ringo_run(3)): a lambda with commas in its
+     * body is still one argument. */
+    int r = ringo_run(
+        [](void *p) {
+            int a = 0, b = 0;
+            CHECK(a == b);
+            main_goroutine(p);
+        },
+        s, &cfg);
     if (r == -ENOSYS || r == -EPERM || r == -ENOMEM) {
         std::printf("SKIP: io_uring cannot be set up here (ringo_run: %s)\n", std::strerror(-r));
         return 77;
