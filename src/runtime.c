@@ -630,6 +630,13 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         /* The blocked goroutines are discarded; unlink them from the
          * channels they wait on, which outlive the run. */
         gtable_foreach(abandon_one, NULL);
+        /* None of them is live any more: ringo_count() and the totals say
+         * 0, and the run is stopped as if the last goroutine had exited
+         * (LIVE_STOPPED: a plain thread's spawn from now on fails).  No
+         * proc runs any more (joined above); release: a plain thread that
+         * sees the stopped count in live_inc's CAS (acq_rel) or reads
+         * ringo_count after this also sees the goroutines discarded. */
+        store_release(&rt.live, LIVE_STOPPED);
     }
     collect_totals();
     /* See foreign_enter: after this, no plain thread touches the procs. */
