@@ -30,6 +30,23 @@ extern "C" {
 #define RINGO_API
 #endif
 
+/*
+ * ringo_exit() does not return.  C11 and C17 spell that _Noreturn, C23 and
+ * C++11 [[noreturn]] (C++ has no _Noreturn at all, and C23 deprecates it);
+ * older C++ dialects get the GNU attribute where there is one.
+ */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define RINGO_NORETURN [[noreturn]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L
+#define RINGO_NORETURN [[noreturn]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define RINGO_NORETURN _Noreturn
+#elif defined(__GNUC__)
+#define RINGO_NORETURN __attribute__((noreturn))
+#else
+#define RINGO_NORETURN
+#endif
+
 /* The version of this header; the library's is ringo_version(3). */
 #define RINGO_VERSION_MAJOR 0
 #define RINGO_VERSION_MINOR 1
@@ -50,11 +67,24 @@ struct ringo_config {
     /* more fields may follow; zero always means "default" */
 };
 
+/*
+ * Structs that grow: struct ringo_config and struct ringo_stats gain fields
+ * at their end (never in their tail padding), so their size tells which
+ * fields a program knows.  ringo_run() and ringo_stats() are macros that
+ * pass the sizeof the program was compiled with to the _sized functions:
+ * the library reads and writes only that many bytes (ringo_run(3),
+ * ringo_stats(3)).  The functions named ringo_run and ringo_stats, which
+ * programs built against ringo 0.1 call, keep to the 0.1 sizes.  Variadic,
+ * so that a C++ lambda with commas in its body is one argument.
+ */
 RINGO_API int      ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg);
+RINGO_API int      ringo_run_sized(void (*main_fn)(void *), void *arg,
+                                   const struct ringo_config *cfg, size_t cfg_size);
+#define ringo_run(...) ringo_run_sized(__VA_ARGS__, sizeof(struct ringo_config))
 RINGO_API int64_t  ringo_go(void (*fn)(void *), void *arg);
 RINGO_API int64_t  ringo_go_on(int proc, void (*fn)(void *), void *arg);
 RINGO_API void     ringo_yield(void);
-RINGO_API _Noreturn void ringo_exit(void);
+RINGO_NORETURN RINGO_API void ringo_exit(void);
 RINGO_API int64_t  ringo_id(void);
 RINGO_API int      ringo_proc(void);
 RINGO_API int      ringo_nprocs(void);
@@ -221,6 +251,8 @@ struct ringo_stats {
 };
 
 RINGO_API int  ringo_stats(struct ringo_stats *out);
+RINGO_API int  ringo_stats_sized(struct ringo_stats *out, size_t size);
+#define ringo_stats(...) ringo_stats_sized(__VA_ARGS__, sizeof(struct ringo_stats))
 RINGO_API void ringo_dump(int fd);
 RINGO_API const char *ringo_version(void);
 

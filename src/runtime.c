@@ -390,19 +390,45 @@ static void collect_totals(void)
     pthread_mutex_unlock(&totals_lock);
 }
 
-int ringo_stats(struct ringo_stats *out)
+/*
+ * Growing structs.  ringo.h makes ringo_stats(out) and ringo_run(fn, arg,
+ * cfg) macros for the _sized functions with the sizeof the program was
+ * compiled with, so a program built against an older header hands over its
+ * older, smaller struct and the library touches only that many bytes.
+ * Programs built against ringo 0.1, before the macros, call the functions
+ * ringo_stats and ringo_run themselves (the parentheses around the names
+ * below keep the macros out): their structs end where 0.1's did, so those
+ * entry points stay at the 0.1 sizes for good.  Fields are only ever
+ * appended, so the 0.1 size is where the 0.1 layout's last field ends.
+ */
+#define STATS_SIZE_0_1 (offsetof(struct ringo_stats, cross_wakes) + sizeof(uint64_t))
+#define CONFIG_SIZE_0_1 (offsetof(struct ringo_config, ring_entries) + sizeof(unsigned))
+
+int ringo_stats_sized(struct ringo_stats *out, size_t size)
 {
-    if (!out)
+    if (!out || size < STATS_SIZE_0_1)
         return -EINVAL;
     struct rproc *me;
     if (run_enter(&me)) {
         collect_totals(); /* reads every proc's counters */
         run_exit(me);
     }
+    struct ringo_stats t;
     pthread_mutex_lock(&totals_lock);
-    *out = last_totals;
+    t = last_totals;
     pthread_mutex_unlock(&totals_lock);
+    /* The caller's fields that this library knows; any it does not (a newer
+     * header) read as zero. */
+    size_t n = size < sizeof t ? size : sizeof t;
+    memcpy(out, &t, n);
+    if (size > n)
+        memset((char *)out + n, 0, size - n);
     return 0;
+}
+
+int (ringo_stats)(struct ringo_stats *out)
+{
+    return ringo_stats_sized(out, STATS_SIZE_0_1);
 }
 
 const char *ringo_version(void)
@@ -464,7 +490,33 @@ static void setup_report(int err)
         dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(err));
 }
 
-int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
+static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg);
+
+int ringo_run_sized(void (*main_fn)(void *), void *arg, const struct ringo_config *ucfg,
+                    size_t cfg_size)
+{
+    if (!ucfg)
+        return run(main_fn, arg, NULL);
+    if (cfg_size < CONFIG_SIZE_0_1)
+        return -EINVAL;
+    /* Fields past the caller's size are defaults (zero).  Fields past ours
+     * are settings this library does not have: refused unless zero (the
+     * default), as the kernel's extensible structs do (E2BIG). */
+    struct ringo_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    memcpy(&cfg, ucfg, cfg_size < sizeof cfg ? cfg_size : sizeof cfg);
+    for (size_t i = sizeof cfg; i < cfg_size; i++)
+        if (((const unsigned char *)ucfg)[i])
+            return -E2BIG;
+    return run(main_fn, arg, &cfg);
+}
+
+int (ringo_run)(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
+{
+    return ringo_run_sized(main_fn, arg, cfg, CONFIG_SIZE_0_1);
+}
+
+static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
 {
     if (!main_fn)
         return -EINVAL;
@@ -608,6 +660,13 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         /* The blocked goroutines are discarded; unlink them from the
          * channels they wait on, which outlive the run. */
         gtable_foreach(abandon_one, NULL);
+        /* None of them is live any more: ringo_count() and the totals say
+         * 0, and the run is stopped as if the last goroutine had exited
+         * (LIVE_STOPPED: a plain thread's spawn from now on fails).  No
+         * proc runs any more (joined above); release: a plain thread that
+         * sees the stopped count in live_inc's CAS (acq_rel) or reads
+         * ringo_count after this also sees the goroutines discarded. */
+        store_release(&rt.live, LIVE_STOPPED);
     }
     collect_totals();
     /* See run_enter: after this, no plain thread touches the procs. */

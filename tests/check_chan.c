@@ -1278,6 +1278,16 @@ static void child_deadlock(void)
     int r = ringo_run(deadlock_main, NULL, &cfg);
     if (r != -EDEADLK)
         _exit(1);
+    /* The blocked goroutines were discarded: none is live any more
+     * (ringo_id(3)), and the run's totals say so too. */
+    if (ringo_count() != 0)
+        _exit(4);
+    struct ringo_stats st;
+    if (ringo_stats(&st) != 0 || st.goroutines != 0 || st.spawned != 3)
+        _exit(5);
+    /* and, as after any run, nothing can be spawned into it */
+    if (ringo_go(stuck_receiver, NULL) != -EINVAL)
+        _exit(6);
     /* the channel survived the discarded goroutines, and a new run works */
     int v = 5;
     if (ringo_chan_try_send(dl, &v) != -EAGAIN)

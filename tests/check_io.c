@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/utsname.h>
 
 static unsigned nprocs_param = 1;
 
@@ -264,6 +265,114 @@ static void main_huge_len(void *arg)
 START_TEST(huge_length_is_clamped)
 {
     RUN(main_huge_len, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* O_NONBLOCK descriptors.  What a call does on a descriptor that is not
+ * ready depends on the kernel, not on ringo: io_uring honoured O_NONBLOCK
+ * (the request completed with -EAGAIN) until Linux 5.15, whose commit
+ * "io_uring: allow retry for O_NONBLOCK if async is supported" (also sent
+ * to the stable kernels) makes it wait, poll-driven, for a file that
+ * supports non-blocking attempts, such as a pipe or a socket.  Each probe
+ * runs under a short deadline: -ETIMEDOUT means the call waited, -EAGAIN
+ * that it returned at once.  The results are printed to the test log; the
+ * pages (ringo_read(3) NOTES) say what they must be. */
+
+enum { NB_PIPE_READ, NB_PIPE_WRITE, NB_SOCK_READ, NB_SOCK_RECV, NB_ACCEPT, NB_DONTWAIT, NB_N };
+static const char *const nb_what[NB_N] = {
+    "ringo_read, empty O_NONBLOCK pipe",
+    "ringo_write, full O_NONBLOCK pipe",
+    "ringo_read, empty O_NONBLOCK TCP socket",
+    "ringo_recv, empty O_NONBLOCK TCP socket",
+    "ringo_accept, O_NONBLOCK listener, no connection",
+    "ringo_recv MSG_DONTWAIT, empty blocking TCP socket",
+};
+static long nb_result[NB_N];
+
+static void nb_deadline(void)
+{
+    ringo_deadline_set(ringo_now() + 20 * MS);
+}
+
+static void main_nonblock(void *arg)
+{
+    (void)arg;
+    char buf[64];
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_NONBLOCK), 0);
+    nb_deadline();
+    nb_result[NB_PIPE_READ] = ringo_read(p[0], buf, sizeof buf);
+    ringo_deadline_set(RINGO_NEVER);
+    /* the descriptor is still usable */
+    ck_assert_int_eq(write(p[1], "x", 1), 1);
+    ck_assert_int_eq(ringo_read(p[0], buf, sizeof buf), 1);
+    memset(buf, 'y', sizeof buf);
+    while (write(p[1], buf, sizeof buf) > 0)
+        ;
+    ck_assert_int_eq(errno, EAGAIN);
+    nb_deadline();
+    nb_result[NB_PIPE_WRITE] = ringo_write(p[1], buf, sizeof buf);
+    ringo_deadline_set(RINGO_NEVER);
+    close(p[0]);
+    close(p[1]);
+
+    struct sockaddr_in sa;
+    int lfd = listen_any(&sa);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(c, 0);
+    ck_assert_int_eq(ringo_connect(c, (struct sockaddr *)&sa, sizeof sa), 0);
+    int s = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    nb_deadline();
+    nb_result[NB_DONTWAIT] = ringo_recv(s, buf, sizeof buf, MSG_DONTWAIT);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_eq(fcntl(s, F_SETFL, fcntl(s, F_GETFL) | O_NONBLOCK), 0);
+    nb_deadline();
+    nb_result[NB_SOCK_READ] = ringo_read(s, buf, sizeof buf);
+    ringo_deadline_set(RINGO_NEVER);
+    nb_deadline();
+    nb_result[NB_SOCK_RECV] = ringo_recv(s, buf, sizeof buf, 0);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_eq(ringo_send(c, "ok", 2, 0), 2);
+    ck_assert_int_eq(ringo_recv(s, buf, 2, MSG_WAITALL), 2);
+    close(s);
+    close(c);
+
+    ck_assert_int_eq(fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK), 0);
+    nb_deadline();
+    nb_result[NB_ACCEPT] = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_lt(nb_result[NB_ACCEPT], 0);
+    close(lfd);
+}
+
+START_TEST(nonblock_descriptors)
+{
+    RUN(main_nonblock, NULL, nprocs_param);
+    struct utsname u;
+    int major = 0, minor = 0;
+    ck_assert_int_eq(uname(&u), 0);
+    ck_assert_int_eq(sscanf(u.release, "%d.%d", &major, &minor), 2);
+    bool retries = major > 5 || (major == 5 && minor >= 15);
+    for (int i = 0; i < NB_N; i++) {
+        printf("Linux %s: %s: %s\n", u.release, nb_what[i],
+               nb_result[i] == -ETIMEDOUT ? "waits (until the deadline)"
+               : nb_result[i] == -EAGAIN  ? "returns -EAGAIN at once"
+                                          : strerror((int)-nb_result[i]));
+        ck_assert_msg(nb_result[i] == -ETIMEDOUT || nb_result[i] == -EAGAIN, "%s: %ld",
+                      nb_what[i], nb_result[i]);
+    }
+    /* MSG_DONTWAIT never waits, on any kernel. */
+    ck_assert_int_eq(nb_result[NB_DONTWAIT], -EAGAIN);
+    /* Since 5.15 reads and writes on a pipe or socket wait, O_NONBLOCK
+     * or not (before it, or without the stable backport, -EAGAIN). */
+    if (retries) {
+        ck_assert_int_eq(nb_result[NB_PIPE_READ], -ETIMEDOUT);
+        ck_assert_int_eq(nb_result[NB_PIPE_WRITE], -ETIMEDOUT);
+        ck_assert_int_eq(nb_result[NB_SOCK_READ], -ETIMEDOUT);
+        ck_assert_int_eq(nb_result[NB_SOCK_RECV], -ETIMEDOUT);
+    }
 }
 END_TEST
 
@@ -569,6 +678,7 @@ static Suite *suite(void)
     tcase_add_test(tc, file_ops);
     tcase_add_test(tc, socket_ops);
     tcase_add_test(tc, huge_length_is_clamped);
+    tcase_add_test(tc, nonblock_descriptors);
     tcase_add_test(tc, deadline_on_blocked_read);
     tcase_add_test(tc, many_deadlines);
     tcase_add_test(tc, cancel_blocked_accept);
