@@ -72,7 +72,7 @@
  * another proc after the closer looked at that proc's counts is caught by
  * the closer's mark instead (fdops.c "Closing marks"): io_wait finds the
  * mark after counting the operation, turns its SQE into a NOP, and starts
- * the operation again once the close is done (IO_AGAIN).
+ * the operation again once the close is done (IO_RESTART).
  *
  * The exception to one SQE per call: ringo_accept() without an address
  * buffer waits on its proc's multishot acceptor for the listener
@@ -122,10 +122,13 @@ static inline struct rg *io_self(struct rproc **pp)
     return p ? p->cur : NULL;
 }
 
-/* io_wait's answer when the call is to be made again: a change of its
- * descriptor's deadline ended the operation (fddeadline.c).  Never a
- * value a system call returns. */
-#define IO_AGAIN (-0x7fff1000)
+/* io_wait's answers when the call is to be made again, never values a
+ * system call returns: IO_AGAIN, a change of its descriptor's deadline
+ * ended the operation in the kernel (fddeadline.c); IO_RESTART, the
+ * operation never reached the kernel (a close of its fd was in progress,
+ * fdops.c "Closing marks"). */
+#define IO_AGAIN   (-0x7fff1000)
+#define IO_RESTART (-0x7fff1001)
 
 /* The deadline of an operation: the goroutine's, or its descriptor's for
  * the directions it goes in (RINGO_READ/RINGO_WRITE; 0: the goroutine's
@@ -155,7 +158,7 @@ static inline int io_check(struct rg *g, int fd, int dirs)
 }
 
 /* Steps 2-4 of the design comment; sqe comes from ring_sqe() and is the
- * call's only SQE.  Returns the result, or IO_AGAIN. */
+ * call's only SQE.  Returns the result, IO_AGAIN or IO_RESTART. */
 static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int dirs)
 {
     int fd = sqe->fd;
@@ -171,8 +174,8 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
      * park_prepare's barrier is (B) there too): the SQE is prepared but
      * not submitted and cannot be taken back, so it becomes a NOP; this
      * wait ends before it began (our own claim), and the call starts again
-     * once the close is done (io_check then sees -EBADF's cause, or the
-     * number names a new file, as after close(2)). */
+     * once the close is done: it then fails with -EBADF, or works on
+     * whatever file a later open gave the number, as after close(2). */
     _Atomic uint32_t *mark = busy && rt.nprocs > 1 ? fdclose_look(fd) : NULL;
     if (__builtin_expect(mark != NULL, 0)) {
         io_uring_prep_nop(sqe);
@@ -180,7 +183,7 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
         claim(g, op.token);
         fdops_dec(busy);
         fdclose_wait(mark);
-        return IO_AGAIN;
+        return IO_RESTART;
     }
     g->wait_fd = fd; /* for ringo_dump */
     io_uring_sqe_set_data(sqe, &op);
@@ -218,8 +221,9 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
 }
 
 /* One call: the plain system call outside the runtime; else, until it is
- * not to be made again (IO_AGAIN), step 1, an SQE prepared by the
- * statements in the variable arguments (which see `sqe`), and io_wait. */
+ * not to be made again (IO_AGAIN, IO_RESTART), step 1, an SQE prepared by
+ * the statements in the variable arguments (which see `sqe`), and
+ * io_wait. */
 #define IO_CALL(plain, fd_, dirs_, ...)                                    \
     do {                                                                   \
         struct rproc *p;                                                   \
@@ -235,7 +239,7 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
             struct io_uring_sqe *sqe = ring_sqe(p);                        \
             __VA_ARGS__;                                                   \
             int r_ = io_wait(p, g, sqe, (dirs_));                          \
-            if (r_ != IO_AGAIN)                                            \
+            if (r_ != IO_AGAIN && r_ != IO_RESTART)                        \
                 return r_;                                                 \
         }                                                                  \
     } while (0)
@@ -377,12 +381,15 @@ int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len)
     struct rg *g = io_self(&p);
     if (!g)
         return connect(fd, addr, len) < 0 ? -errno : 0;
-    int r = io_check(g, fd, RINGO_WRITE);
-    if (r)
-        return r;
-    struct io_uring_sqe *sqe = ring_sqe(p);
-    io_uring_prep_connect(sqe, fd, addr, len);
-    r = io_wait(p, g, sqe, RINGO_WRITE);
+    int r;
+    do {
+        r = io_check(g, fd, RINGO_WRITE);
+        if (r)
+            return r;
+        struct io_uring_sqe *sqe = ring_sqe(p);
+        io_uring_prep_connect(sqe, fd, addr, len);
+        r = io_wait(p, g, sqe, RINGO_WRITE);
+    } while (r == IO_RESTART); /* never issued: issue it now */
     return r == IO_AGAIN ? connect_finish(fd) : r;
 }
 
