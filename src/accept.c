@@ -126,9 +126,9 @@ _Atomic int acc_mark_big;
 static void acc_mark(int fd)
 {
     /* seq_cst (with the load in acc_fd_marked): a ringo_close that comes
-     * after this in the single total order takes the slow path.  An accept
-     * racing with the close of the same fd is the program's race, as for
-     * any descriptor. */
+     * after this in the single total order takes the slow path; one that
+     * comes before has marked fd closing, which acc_accept then sees
+     * (fdops.c "Closing marks"). */
     if ((unsigned)fd < ACC_MARK_FDS) {
         uint64_t bit = 1ull << (fd % 64);
         if (!(load_seqcst(&acc_marks[fd / 64]) & bit))
@@ -362,17 +362,39 @@ void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags)
 
 int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
 {
-    struct acceptor *acc = acc_find(p, fd, flags);
-    if (!acc)
-        return ACC_SINGLE;
-    if (acc->qlen)
-        return q_pop(acc);
-    if (!acc->armed)
-        acc_arm(p, acc);
+    struct acceptor *acc;
+    for (;;) {
+        acc = acc_find(p, fd, flags);
+        if (!acc)
+            return ACC_SINGLE;
+        if (acc->qlen)
+            return q_pop(acc);
+        if (acc->armed)
+            break;
+        /* A close of fd in progress may have looked for acceptors already
+         * (fdops.c "Closing marks"; the acceptor mark, set by acc_find
+         * with seq_cst, is what it looked at): arm only once it is done. */
+        _Atomic uint32_t *mark = rt.nprocs > 1 ? fdclose_pending(fd) : NULL;
+        if (!mark) {
+            acc_arm(p, acc);
+            break;
+        }
+        fdclose_wait(mark);
+        int chk = block_check(g);
+        if (chk)
+            return chk;
+    }
     struct acc_waiter w = { .g = g, .linked = true };
     acc_hold(acc);
     w.token = park_prepare(g, W_IO, PARK_INTERRUPTIBLE);
     g->wait_fd = fd; /* for ringo_dump */
+    /* The listener's read deadline counts too; read after park_prepare's
+     * barrier, against ringo_fd_deadline_set's (fddeadline.c), which then
+     * wakes us through acc_fd_deadline if we read the old one. */
+    uint32_t seq;
+    int64_t fdl = fdl_get(fd, RINGO_READ, &seq);
+    if (fdl < g->wake_at)
+        g->wake_at = fdl;
     w.prev = acc->wtail;
     if (acc->wtail)
         acc->wtail->next = &w;
@@ -394,6 +416,16 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     if (w.fallback)
         return ACC_FALLBACK;
     return r;
+}
+
+/* A deadline of fd changed (fddeadline.c): every waiter on it starts
+ * again, with the new deadline; the request stays armed. */
+void acc_fd_deadline(struct rproc *p, int fd)
+{
+    for (struct acceptor *acc = p->acceptors; acc; acc = acc->next)
+        if (acc->fd == fd && !acc->closed)
+            while (w_wake_first(acc, ACC_AGAIN, false))
+                ;
 }
 
 /* The proc has nothing to run (sched.c proc_sleep): cancel the requests
@@ -528,9 +560,8 @@ void acc_release_fd(int fd)
         }
         return;
     }
-    if (p || !foreign_enter())
+    if (p || !run_enter(&p))
         return; /* a proc's scheduler loop (never), or no run */
-    note_foreign();
     struct close_wait cw = { .g = NULL };
     store_relaxed(&cw.pending, 1); /* the guard, as above */
     for (unsigned i = 0; i < rt.nprocs; i++) {
@@ -555,7 +586,7 @@ void acc_release_fd(int fd)
         struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);
     }
-    foreign_exit();
+    run_exit(p);
 }
 
 /* ------------------------------------------------------------------ */

@@ -165,10 +165,8 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
     return sqe;
 }
 
-/* Make room for n SQEs that must be queued together (an operation and the
- * IORING_OP_LINK_TIMEOUT linked to it): ring_sqe() submits when the SQ is
- * full, and a submit between the two would cut the link, leaving the
- * timeout without its operation. */
+/* Make room for n SQEs that must go in one submit (ringo_close's cancel
+ * and close): ring_sqe() submits when the SQ is full. */
 void ring_reserve(struct rproc *p, unsigned n)
 {
     while (io_uring_sq_space_left(&p->ring) < n) {
@@ -281,6 +279,10 @@ int ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int re
     return ring_wait_op_on(p, g, sqe, reason, NULL);
 }
 
+/* The wait ends only by the operation's CQE: nothing cancels it (g->io_op
+ * stays NULL), which is what a futex wait needs (sync ignores deadlines
+ * and cancellation) and what a close is allowed.  I/O that the deadline and
+ * ringo_cancel end parks through io.c's io_wait instead. */
 int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
                     const void *obj)
 {
@@ -289,22 +291,23 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
     g->wait_obj = obj;
     if (reason == W_IO)
         g->wait_fd = sqe->fd; /* for ringo_dump */
-    g->io_op = &op;
     io_uring_sqe_set_data(sqe, &op);
     p->inflight++;
-    /* The load half of the cancel handshake for I/O (sched.c): park_prepare
-     * published the park word with a seq_cst store; a ringo_cancel that
-     * saw it still CLAIMED (we were running) did not ask for an
-     * ASYNC_CANCEL, so we must see its cancel_id here and ask ourselves.
-     * The op's own CQE still ends the wait. */
-    if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id)) {
-        struct io_uring_sqe *c = ring_sqe(p);
-        io_uring_prep_cancel(c, &op, 0);
-        io_uring_sqe_set_data64(c, UD_IGNORE);
-    }
     park_commit(g, op.token, 0);
-    g->io_op = NULL;
     return op.res;
+}
+
+/* Queue an IORING_OP_ASYNC_CANCEL for the operation whose user_data is op.
+ * Its own CQE is ignored: the cancelled operation's CQE (-ECANCELED, or its
+ * result if it completed first) is what ends the wait.  A cancel that
+ * finds nothing (-ENOENT, -EALREADY) is harmless: it is issued before any
+ * later operation of the same goroutine (the SQ is consumed in order), so
+ * it cannot hit one that reuses the address. */
+void ring_cancel_op(struct rproc *p, void *op)
+{
+    struct io_uring_sqe *c = ring_sqe(p);
+    io_uring_prep_cancel(c, op, 0);
+    io_uring_sqe_set_data64(c, UD_IGNORE);
 }
 
 void ring_send_wake(struct rproc *from, struct rproc *to)

@@ -45,10 +45,11 @@
  * up by itself is a harmless extra CQE (UD_WAKE).
  *
  * Parking.  See internal.h.  Cancellation adds a second handshake: ringo_cancel
- * stores cancel_id then loads the park word; park_commit stores the park word
- * (in park_prepare) then loads cancel_id; both seq_cst, so either the
- * canceller sees the goroutine parked (and asks its proc to interrupt it) or
- * the goroutine sees itself cancelled before it switches away.
+ * stores cancel_id then loads the park word (both seq_cst); park_prepare
+ * stores the park word and issues a full barrier, then park_commit (or
+ * io_wait) loads cancel_id; so either the canceller sees the goroutine
+ * parked (and asks its proc to interrupt it) or the goroutine sees itself
+ * cancelled before it switches away.
  *
  * Rejected.  A shared global run queue (a lock or a contended CAS on every
  * spawn and wake); Go-style work stealing of any runnable goroutine (started
@@ -457,8 +458,13 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
     g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
     g->wake_at_result = -ETIMEDOUT;
     g->io_op = NULL;
-    /* seq_cst: the store half of the park/cancel handshake (see top). */
-    store_seqcst(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    store_relaxed(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    /* The store half of the park/cancel handshake (see top), and (A) of
+     * the fd deadline one (fddeadline.c): a full barrier after the park
+     * word and whatever the caller stored before (its fdops count), ahead
+     * of the loads that follow (cancel_id, the fd's deadline).  On x86 it
+     * costs what the seq_cst store it replaces did (a locked instruction). */
+    smp_mb();
     return token;
 }
 
@@ -494,6 +500,24 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
     p->runq_len++;
 }
 
+/* The deadline of an I/O operation in flight (io_wait, io.c): the wait is not interruptible, since the kernel still holds the
+ * caller's buffer, so the timer does not end it; it asks the kernel to
+ * cancel the operation, whose CQE then ends the wait (io.c, step 4).  So an
+ * operation with a deadline costs one SQE, like one without, and a deadline
+ * that never fires costs a heap insert and removal in user space.
+ *
+ * Only this proc ends such a wait (the CQE is reaped here; ringo_cancel and
+ * ringo_close reach it through tasks that run here), so the park word read
+ * relaxed is exact: still our token and unclaimed means the operation's CQE
+ * has not been reaped, and g->io_op is the operation. */
+static void op_deadline_fire(struct rproc *p, struct rtimer *t)
+{
+    struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
+    if (load_relaxed(&g->park) != g->timer_token << 2 || !g->io_op)
+        return;
+    ring_cancel_op(p, g->io_op);
+}
+
 void ready(struct rg *g, int result)
 {
     g->result = result;
@@ -512,12 +536,13 @@ void ready(struct rg *g, int result)
     }
     /* A plain thread: the goroutine is parked, so the run is live; stay
      * counted while we touch its proc (the goroutine may run and the run
-     * end between the push and the eventfd write). */
-    foreign_enter();
-    note_foreign();
+     * end between the push and the eventfd write).  Should the run be over
+     * all the same, its procs are gone and nobody is left to wake. */
+    if (!run_enter(&p))
+        return;
     inbox_push_chain(owner, g, g);
     proc_wake(owner);
-    foreign_exit();
+    run_exit(p);
 }
 
 int park_commit(struct rg *g, uint64_t token, int flags)
@@ -525,7 +550,7 @@ int park_commit(struct rg *g, uint64_t token, int flags)
     struct rproc *p = tls_proc;
     if (g->wake_at != RINGO_NEVER) {
         g->timer_token = token;
-        g->timer.fire = g_timer_fire;
+        g->timer.fire = (flags & PARK_INTERRUPTIBLE) ? g_timer_fire : op_deadline_fire;
         if (timer_arm(&p->timers, &g->timer, g->wake_at) != 0)
             bug("timer heap full despite the reservation made at start");
     }
@@ -845,14 +870,9 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
 {
     if (!fn)
         return -EINVAL;
-    struct rproc *me = tls_proc;
-    if (!me) {
-        /* A plain thread: stay counted in rt.foreign_ops while touching
-         * the procs, so ringo_run does not free them under us. */
-        if (!foreign_enter())
-            return -EINVAL;
-        note_foreign();
-    }
+    struct rproc *me;
+    if (!run_enter(&me))
+        return -EINVAL; /* a plain thread, and no run */
     int64_t r;
     if (proc >= 0 && (unsigned)proc >= rt.nprocs) {
         r = -EINVAL;
@@ -862,8 +882,7 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
                                : rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
         r = spawn_g(me, target, bound, fn, arg);
     }
-    if (!me)
-        foreign_exit();
+    run_exit(me);
     return r;
 }
 
@@ -949,9 +968,7 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
         if (claim(g, park >> 2))
             ready(g, -ECANCELED);
     } else if (g->io_op) {
-        struct io_uring_sqe *sqe = ring_sqe(p);
-        io_uring_prep_cancel(sqe, g->io_op, 0);
-        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+        ring_cancel_op(p, g->io_op); /* an I/O wait (io_wait); sync waits have none */
     }
 }
 
@@ -973,17 +990,15 @@ static int cancel_id_locked(int64_t id);
 
 int ringo_cancel(int64_t id)
 {
-    if (tls_proc)
-        return cancel_id_locked(id);
-    if (!foreign_enter())
+    struct rproc *me;
+    if (!run_enter(&me))
         return -ESRCH;
-    note_foreign();
     int r = cancel_id_locked(id);
-    foreign_exit();
+    run_exit(me);
     return r;
 }
 
-/* ringo_cancel, with the run pinned (a proc thread, or foreign_enter). */
+/* ringo_cancel, with the run pinned (run_enter). */
 static int cancel_id_locked(int64_t id)
 {
     struct rg *g = gtable_lookup(id);
@@ -1043,11 +1058,14 @@ static void proc_sleep(struct rproc *p)
     if (p->unsubmitted)
         ring_flush(p);
 
-    /* Spin briefly when other procs may hand us work. */
-    if (rt.nprocs > 1 && !p->timers.n) {
+    /* Spin briefly when other procs may hand us work, but not past the
+     * nearest timer (a sleep, or the deadline of an operation in flight). */
+    int64_t until = now_ns() + SPIN_NS, next = timer_next(&p->timers);
+    if (next < until)
+        until = next;
+    if (rt.nprocs > 1 && until > now_ns()) {
         if (!load_relaxed(&p->hungry))
             store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
-        int64_t until = now_ns() + SPIN_NS;
         for (unsigned i = 0;; i++) {
             if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) ||
                 load_relaxed(&rt.stopping))

@@ -102,7 +102,11 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
             free(heap);
             return -EINVAL;
         }
-        /* Fisher-Yates insertion of i at a random position. */
+        /* Fisher-Yates insertion of i at a random position: append it,
+         * then swap it with a random slot, itself included.  (Moving
+         * poll[j] to the end first read poll[active], not yet written,
+         * when j == active.) */
+        poll[active] = i;
         size_t j = fast_rand() % (active + 1);
         poll[active] = poll[j];
         poll[j] = i;
