@@ -2,8 +2,8 @@
  * check_fault.c — fault injection.  Every allocation, mapping and setup
  * call the runtime makes goes through a seam (src/fault.h) that a test can
  * fail on its N-th call.  For each scenario below (ringo_run's own setup,
- * spawn, channels and sync, timers, select, accept, offload, cancel, and a
- * plain thread calling in) the
+ * spawn, channels and sync, timers, select, accept, offload, cancel, a
+ * plain thread calling in, signals) the
  * walk runs the scenario again and again, failing seam call N = 1, 2, 3,
  * ..., until two runs in a row make fewer than N seam calls, so every site
  * the scenario reaches is failed once.  (One such run would do where the
@@ -728,6 +728,33 @@ static void sc_thread(void *arg)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Signals, on two procs: ringo_signal_notify starts the runtime's signal
+ * thread (an eventfd and a thread), registers the channel and has every
+ * proc take the signal; one is sent and received, and the channel
+ * unregistered. */
+
+static void sc_signal(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 4);
+    CHECK(c);
+    arm();
+    int sig = SIGUSR1;
+    int r = ringo_signal_notify(c, &sig, 1);
+    if (r == 0) {
+        CHECK(kill(getpid(), SIGUSR1) == 0);
+        int got = 0;
+        CHECK(ringo_chan_recv(c, &got) == 0);
+        CHECK_MSG(got == SIGUSR1, "received signal %d", got);
+        CHECK(ringo_signal_stop(c) == 0);
+    } else {
+        /* -EMFILE: no descriptor for the signal thread's eventfd */
+        CHECK_MSG(exhausted(r) || r == -EMFILE, "ringo_signal_notify: %d", r);
+    }
+    ringo_chan_release(c);
+}
+
+/* ---------------------------------------------------------------------- */
 /* The walk */
 
 struct scenario {
@@ -870,6 +897,7 @@ static const struct scenario scenarios[] = {
     { "offload", sc_offload, 1, false, { "offload.c", "net.c" } },
     { "cancel", sc_cancel, 2, false, { "sched.c", "fdops.c" } },
     { "thread", sc_thread, 2, false, { "sched.c", "accept.c" } },
+    { "signal", sc_signal, 2, false, { "signal.c" } },
 };
 
 START_TEST(walk_scenario)
