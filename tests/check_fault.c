@@ -3,7 +3,7 @@
  * call the runtime makes goes through a seam (src/fault.h) that a test can
  * fail on its N-th call.  For each scenario below (ringo_run's own setup,
  * spawn, channels and sync, timers, select, accept, offload, cancel, a
- * plain thread calling in, signals) the
+ * plain thread calling in, signals, descriptor deadlines) the
  * walk runs the scenario again and again, failing seam call N = 1, 2, 3,
  * ..., until two runs in a row make fewer than N seam calls, so every site
  * the scenario reaches is failed once.  (One such run would do where the
@@ -755,6 +755,50 @@ static void sc_signal(void *arg)
 }
 
 /* ---------------------------------------------------------------------- */
+/* Descriptor deadlines, on two procs: a deadline set on proc 0 ends a read
+ * blocked on proc 1 (the descriptor's entry, and the request to the other
+ * proc, are allocated). */
+
+static int fdl_pipe[2];
+static ringo_chan *fdl_done;
+
+static void fdl_reader(void *arg)
+{
+    (void)arg;
+    char b;
+    int r = (int)ringo_read(fdl_pipe[0], &b, 1);
+    CHECK(ringo_chan_try_send(fdl_done, &r) == 0);
+}
+
+static void sc_fd_deadline(void *arg)
+{
+    (void)arg;
+    CHECK(pipe(fdl_pipe) == 0);
+    fdl_done = ringo_chan_make(sizeof(int), 1);
+    CHECK(fdl_done);
+    int64_t id = ringo_go_on(1, fdl_reader, NULL);
+    CHECK(id > 0);
+    wait_parked(id);
+    arm();
+    int r = ringo_fd_deadline_set(fdl_pipe[0], RINGO_READ, ringo_now());
+    int got;
+    if (r == 0) {
+        CHECK(ringo_chan_recv(fdl_done, &got) == 0);
+        CHECK_MSG(got == -ETIMEDOUT, "a read past its descriptor's deadline: %d", got);
+    } else {
+        /* Its page says: the deadline may be set, but a blocked read on
+         * another proc sees it only when it ends; end it with a byte. */
+        CHECK_MSG(r == -ENOMEM, "ringo_fd_deadline_set: %d", r);
+        CHECK(write(fdl_pipe[1], "x", 1) == 1);
+        CHECK(ringo_chan_recv(fdl_done, &got) == 0);
+        CHECK_MSG(got == 1 || got == -ETIMEDOUT, "the read: %d", got);
+    }
+    ringo_chan_release(fdl_done);
+    CHECK(ringo_close(fdl_pipe[0]) == 0);
+    CHECK(ringo_close(fdl_pipe[1]) == 0);
+}
+
+/* ---------------------------------------------------------------------- */
 /* The walk */
 
 struct scenario {
@@ -898,6 +942,7 @@ static const struct scenario scenarios[] = {
     { "cancel", sc_cancel, 2, false, { "sched.c", "fdops.c" } },
     { "thread", sc_thread, 2, false, { "sched.c", "accept.c" } },
     { "signal", sc_signal, 2, false, { "signal.c" } },
+    { "fd_deadline", sc_fd_deadline, 2, false, { "fddeadline.c" } },
 };
 
 START_TEST(walk_scenario)
