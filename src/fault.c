@@ -6,10 +6,13 @@
 
 #include "fault.h"
 
-_Atomic long fault_countdown;
+/* On a cache line of its own (the alignment of the next variable keeps
+ * everything else off it): every seam reads it, nothing but a test
+ * writes it. */
+_Alignas(64) _Atomic long fault_countdown;
 
 /* The site of the call that failed; NULL until one does. */
-static _Atomic(const char *) fault_site;
+_Alignas(64) static _Atomic(const char *) fault_site;
 
 void fault_arm(long n)
 {
