@@ -81,7 +81,7 @@ static struct fdl *fdl_entry(int fd, bool create)
     /* acquire: pairs with the release CAS below (the page's contents) */
     struct fdl *page = load_acquire(&fdl_pages[pg]);
     if (!page && create) {
-        struct fdl *fresh = malloc(FDL_PAGE * sizeof *fresh);
+        struct fdl *fresh = seam_malloc(FDL_PAGE * sizeof *fresh);
         if (!fresh)
             return NULL;
         for (unsigned i = 0; i < FDL_PAGE; i++) {
@@ -215,7 +215,7 @@ int ringo_fd_deadline_set(int fd, int dirs, int64_t when)
             fdl_kick(q, fd);
             continue;
         }
-        struct fdl_task *ft = malloc(sizeof *ft);
+        struct fdl_task *ft = seam_malloc(sizeof *ft);
         if (!ft) {
             r = -ENOMEM; /* the deadline is set; blocked calls see it only when they end */
             continue;

@@ -93,7 +93,7 @@ static _Atomic uint32_t *fdops_slot(struct rproc *p, int fd, bool create)
     /* acquire: pairs with the release store below (the page's zeroes) */
     _Atomic uint32_t *page = load_acquire(&p->fdops.page[pg]);
     if (!page && create) {
-        page = calloc(FDOPS_PAGE_SIZE, sizeof *page);
+        page = seam_calloc(FDOPS_PAGE_SIZE, sizeof *page);
         if (!page)
             return NULL;
         store_release(&p->fdops.page[pg], page); /* owner is the only writer */
@@ -149,7 +149,7 @@ static _Atomic uint32_t *closing_slot(int fd, bool create)
     /* acquire: pairs with the CAS below (the page's zeroes) */
     _Atomic uint32_t *page = load_acquire(&closing_page[pg]);
     if (!page && create) {
-        _Atomic uint32_t *fresh = calloc(FDOPS_PAGE_SIZE, sizeof *fresh);
+        _Atomic uint32_t *fresh = seam_calloc(FDOPS_PAGE_SIZE, sizeof *fresh);
         if (!fresh)
             return NULL;
         /* acq_rel: release publishes the zeroes; on failure, acquire

@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "atomic.h"
+#include "fault.h"
 #include "fiber.h"
 #include "timer.h"
 
@@ -32,6 +33,28 @@
 
 struct rproc;
 struct sudog;
+
+/* Fault seams of the io_uring setup calls (the others are in fault.h). */
+static inline int seam_io_uring_queue_init_params_at(unsigned entries, struct io_uring *ring,
+                                                     struct io_uring_params *params,
+                                                     const char *site)
+{
+    if (fault_now(site))
+        return -ENOMEM;
+    return io_uring_queue_init_params(entries, ring, params);
+}
+
+static inline struct io_uring_probe *seam_io_uring_get_probe_ring_at(struct io_uring *ring,
+                                                                     const char *site)
+{
+    if (fault_now(site))
+        return NULL;
+    return io_uring_get_probe_ring(ring);
+}
+
+#define seam_io_uring_queue_init_params(e, r, pa) \
+    seam_io_uring_queue_init_params_at((e), (r), (pa), FAULT_SITE)
+#define seam_io_uring_get_probe_ring(r) seam_io_uring_get_probe_ring_at((r), FAULT_SITE)
 
 /* Goroutine states, as ringo_dump() prints them.  Owner proc writes them
  * (relaxed: they are a diagnostic, read racily by dumps). */

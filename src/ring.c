@@ -79,7 +79,7 @@ int ring_setup(struct rproc *p)
         memset(&params, 0, sizeof params);
         params.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
         params.cq_entries = entries * 4;
-        r = io_uring_queue_init_params(entries, &p->ring, &params);
+        r = seam_io_uring_queue_init_params(entries, &p->ring, &params);
         if (r == 0) {
 #if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN
             if (p->idx == 0)
@@ -98,7 +98,7 @@ int ring_setup(struct rproc *p)
     p->msg_ring = false;
 #if HAVE_DECL_IORING_OP_MSG_RING
     if (!env_set("RINGO_NO_MSG_RING")) {
-        struct io_uring_probe *probe = io_uring_get_probe_ring(&p->ring);
+        struct io_uring_probe *probe = seam_io_uring_get_probe_ring(&p->ring);
         if (probe) {
             p->msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
             io_uring_free_probe(probe);
@@ -106,7 +106,7 @@ int ring_setup(struct rproc *p)
     }
 #endif
 
-    p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    p->efd = seam_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0) {
         r = -errno;
         io_uring_queue_exit(&p->ring);

@@ -576,7 +576,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         store_relaxed(&rt.multishot_accept, !(e && *e && strcmp(e, "0") != 0));
     }
     acc_run_reset();
-    rt.procs = calloc(nprocs, sizeof *rt.procs);
+    rt.procs = seam_calloc(nprocs, sizeof *rt.procs);
     if (!rt.procs) {
         r = -ENOMEM;
         goto fail_early;
@@ -584,7 +584,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     for (unsigned i = 0; i < nprocs; i++) {
         /* aligned: struct rproc keeps cross-thread fields on their own
          * cache lines (internal.h) */
-        struct rproc *p = aligned_alloc(64, (sizeof *p + 63) & ~(size_t)63);
+        struct rproc *p = seam_aligned_alloc(64, (sizeof *p + 63) & ~(size_t)63);
         if (p)
             memset(p, 0, sizeof *p);
         if (!p) {
@@ -595,8 +595,8 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         p->idx = (int)i;
         p->efd = -1;
         proc_init_tasks(p);
-        p->altstack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        p->altstack = seam_mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p->altstack == MAP_FAILED) {
             p->altstack = NULL;
             r = -ENOMEM;
@@ -612,7 +612,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     start_go = 0;
     unsigned started = 0;
     for (; started < nprocs; started++) {
-        if (pthread_create(&rt.procs[started]->thread, NULL, proc_thread, rt.procs[started]) != 0) {
+        if (seam_pthread_create(&rt.procs[started]->thread, NULL, proc_thread, rt.procs[started]) != 0) {
             r = -EAGAIN;
             break;
         }

@@ -127,8 +127,8 @@ static struct gchunk *gchunks;            /* under gchunk_lock */
 
 int gtable_init(void)
 {
-    void *m = mmap(NULL, SLOT_MAX * sizeof(*gtab), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = seam_mmap(NULL, SLOT_MAX * sizeof(*gtab), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
     gtab = m;
@@ -166,7 +166,7 @@ static int gchunk_new(struct rg **list, size_t *n)
     } while (!atomic_compare_exchange_weak_explicit(&gtab_next, &base, base + GCHUNK,
                                                     memory_order_relaxed, memory_order_relaxed));
     /* aligned: struct rg's lines (internal.h) must be real cache lines */
-    struct gchunk *c = aligned_alloc(_Alignof(struct gchunk), sizeof *c);
+    struct gchunk *c = seam_aligned_alloc(_Alignof(struct gchunk), sizeof *c);
     if (c)
         memset(c, 0, sizeof *c);
     if (!c)
@@ -1004,29 +1004,42 @@ static int cancel_id_locked(int64_t id)
     struct rg *g = gtable_lookup(id);
     if (!g)
         return -ESRCH;
+    /* The request to g's proc is allocated before the cancel is marked:
+     * once cancel_id is set the cancel has happened (a repeated call
+     * returns 0 at once), so a request that could not be allocated after
+     * that would leave g parked for ever (tests/check_fault.c, cancel).
+     * Out of memory here, nothing has changed and the call may be
+     * repeated.  Unused, it is freed: a cancel is rare, not a hot path. */
+    struct cancel_task *ct = seam_malloc(sizeof *ct);
+    if (!ct)
+        return -ENOMEM;
     int64_t cur = load_relaxed(&g->cancel_id);
     for (;;) {
-        if (cur == id)
+        if (cur == id) {
+            free(ct);
             return 0; /* already cancelled */
-        if (load_acquire(&g->id) != id)
+        }
+        if (load_acquire(&g->id) != id) {
+            free(ct);
             return -ESRCH;
+        }
         /* seq_cst: the store half of the cancel/park handshake (see top);
          * the load of g->park below must not pass it. */
         if (cas_seqcst(&g->cancel_id, &cur, id))
             break;
     }
     uint64_t park = load_seqcst(&g->park);
-    if (park & PARK_CLAIMED)
+    if (park & PARK_CLAIMED) {
+        free(ct);
         return 0; /* running or runnable: it checks on its next block */
+    }
     struct rproc *owner = load_acquire(&g->p);
     struct rproc *me = tls_proc;
     if (owner == me && me) {
+        free(ct);
         cancel_interrupt(me, g, id);
         return 0;
     }
-    struct cancel_task *ct = malloc(sizeof *ct);
-    if (!ct)
-        return -ENOMEM;
     ct->t.run = cancel_run;
     ct->t.discard = cancel_discard;
     ct->g = g;

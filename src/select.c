@@ -86,7 +86,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
     struct sudog *sds = stack_sd;
     void *heap = NULL;
     if (n > SELECT_STACK_CASES) {
-        heap = malloc(n * (sizeof *poll + sizeof *lockv + sizeof *sds));
+        heap = seam_malloc(n * (sizeof *poll + sizeof *lockv + sizeof *sds));
         if (!heap)
             return -ENOMEM;
         poll = heap;

@@ -150,7 +150,7 @@ static void procs_apply_mask(void)
             proc_apply_mask();
             continue;
         }
-        struct rtask *t = malloc(sizeof *t);
+        struct rtask *t = seam_malloc(sizeof *t);
         if (!t)
             continue; /* the handler runs on q's alternate stack meanwhile */
         t->run = mask_task_run;
@@ -211,7 +211,7 @@ static int thread_start(void)
     if (sig_thread_on)
         return 0;
     if (sig_efd < 0) {
-        sig_efd = eventfd(0, EFD_CLOEXEC);
+        sig_efd = seam_eventfd(0, EFD_CLOEXEC);
         if (sig_efd < 0)
             return -errno;
     }
@@ -219,7 +219,7 @@ static int thread_start(void)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    int r = pthread_create(&sig_thread, NULL, sig_thread_main, NULL);
+    int r = seam_pthread_create(&sig_thread, NULL, sig_thread_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (r)
         return -r;
@@ -293,7 +293,7 @@ int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
         if (x->c == c)
             reg = x;
     if (!r && !reg) {
-        reg = calloc(1, sizeof *reg);
+        reg = seam_calloc(1, sizeof *reg);
         if (!reg) {
             r = -ENOMEM;
         } else {

@@ -162,7 +162,7 @@ static ringo_chan *timerchan_create(struct rproc *p, int64_t delay, int64_t peri
     ringo_chan *c = ringo_chan_make(sizeof(int64_t), 1);
     if (!c)
         return NULL;
-    struct timerchan *tc = calloc(1, sizeof *tc);
+    struct timerchan *tc = seam_calloc(1, sizeof *tc);
     if (!tc) {
         ringo_chan_release(c);
         errno = ENOMEM;
