@@ -176,6 +176,36 @@ static void fdl_task_discard(struct rtask *t)
     free(t);
 }
 
+/* Out of memory for a task, on a goroutine: post one from its stack and
+ * park until q has run it, so the change still reaches q's blocked
+ * operations and nothing is allocated.  The run cannot end meanwhile (the
+ * goroutine is live), and q runs its tasks while the run lasts. */
+struct fdl_wait_task {
+    struct rtask t;
+    int fd;
+    struct close_wait *cw;
+};
+
+static void fdl_wait_task_run(struct rproc *q, struct rtask *t)
+{
+    struct fdl_wait_task *wt = (struct fdl_wait_task *)t;
+    fdl_kick(q, wt->fd);
+    close_wait_done(wt->cw);
+}
+
+static void fdl_kick_remote_waiting(struct rproc *p, struct rg *g, struct rproc *q, int fd)
+{
+    struct close_wait cw = { .g = g };
+    struct fdl_wait_task wt = { .t.run = fdl_wait_task_run, .fd = fd, .cw = &cw };
+    store_relaxed(&cw.pending, 1); /* published by proc_post_task's release */
+    cw.token = park_prepare(g, W_IO, 0);
+    g->wait_fd = fd;
+    p->inflight++; /* waiting on another proc: not a deadlock */
+    proc_post_task(q, &wt.t);
+    park_commit(g, cw.token, 0);
+    p->inflight--;
+}
+
 int ringo_fd_deadline_set(int fd, int dirs, int64_t when)
 {
     if (dirs == 0 || (dirs & ~(RINGO_READ | RINGO_WRITE)))
@@ -216,8 +246,15 @@ int ringo_fd_deadline_set(int fd, int dirs, int64_t when)
             continue;
         }
         struct fdl_task *ft = seam_malloc(sizeof *ft);
+        if (!ft && me && me->cur) {
+            fdl_kick_remote_waiting(me, me->cur, q, fd);
+            continue;
+        }
         if (!ft) {
-            r = -ENOMEM; /* the deadline is set; blocked calls see it only when they end */
+            /* A plain thread cannot wait for q safely (the run may end
+             * first): the deadline is set, and q's blocked operations
+             * see it only when they next start. */
+            r = -ENOMEM;
             continue;
         }
         ft->t.run = fdl_task_run;
