@@ -658,6 +658,57 @@ START_TEST(writer_deadline_keeps_bytes)
 }
 END_TEST
 
+/* A goroutine cancelled in a flush that cannot finish (nobody reads)
+ * hands the writer to another, which flushes exactly the rest. */
+struct flusher { ringo_writer *w; atomic_long result; atomic_int started; };
+
+static void cancelled_flush(void *arg)
+{
+    struct flusher *f = arg;
+    atomic_store(&f->started, 1);
+    atomic_store(&f->result, (long)ringo_writer_flush(f->w));
+}
+
+static void main_writer_cancel(void *arg)
+{
+    (void)arg;
+    enum { N = 1 << 18 };
+    int c, s;
+    tcp_pair(&c, &s, true);
+    char *data = malloc(N);
+    for (size_t i = 0; i < N; i++)
+        data[i] = (char)pat(i);
+    struct flusher f = { .w = ringo_writer_new(c, N), .result = 1 };
+    ck_assert_int_eq(ringo_writer_write(f.w, data, N), N);
+    int64_t id = ringo_go(cancelled_flush, &f);
+    while (!atomic_load(&f.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(atomic_load(&f.result), 1); /* blocked: the socket is full */
+    ck_assert_int_eq(ringo_cancel(id), 0);
+    while (atomic_load(&f.result) == 1)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(atomic_load(&f.result), -ECANCELED);
+    size_t left = ringo_writer_buffered(f.w);
+    ck_assert_uint_gt(left, 0);
+    ck_assert_uint_lt(left, N);
+    struct drain d = { .fd = s, .chunk = 4096 };
+    drain(&d);
+    ck_assert_int_eq(ringo_writer_flush(f.w), 0);
+    ringo_close(c);
+    ringo_waitgroup_wait(&d.wg);
+    ck_assert_uint_eq(d.got, N);
+    ringo_writer_free(f.w);
+    ringo_close(s);
+    free(data);
+}
+
+START_TEST(writer_cancel)
+{
+    RUN(main_writer_cancel, NULL, nprocs_param);
+}
+END_TEST
+
 /* A write larger than the buffer's room when the flush it needs cannot
  * go out: it accepts what fits (a count below n), and the rest of the
  * stream is intact once the deadline is lifted. */
@@ -912,6 +963,7 @@ static Suite *suite(void)
     tcase_add_test(tc, writer_write_counts);
     tcase_add_test(tc, writer_flush_short_writes);
     tcase_add_test(tc, writer_deadline_keeps_bytes);
+    tcase_add_test(tc, writer_cancel);
     tcase_add_test(tc, writer_partial_write);
     tcase_add_test(tc, writev_all_partial);
     tcase_add_test(tc, send_all);
