@@ -382,6 +382,16 @@ static void main_peek(void *arg)
     ck_assert(memcmp(buf, " world", 6) == 0);
     ck_assert_uint_eq(ringo_reader_buffered(r), 0);
     ringo_reader_free(r);
+    /* growth to exactly a power of two of the initial size */
+    r = ringo_reader_new(fds[0], 2, 64);
+    ck_assert_int_eq(ringo_write(fds[1], "0123456789abcdefghijklmnopqrstuvwxyz", 36), 36);
+    ck_assert_int_eq(ringo_reader_peek(r, 8, &p), 8);
+    ck_assert(memcmp(p, "01234567", 8) == 0);
+    ck_assert_int_eq(ringo_reader_read_full(r, buf, 16), 16);
+    ck_assert(memcmp(buf, "0123456789abcdef", 16) == 0);
+    ck_assert_int_eq(ringo_reader_peek(r, 20, &p), 20);
+    ck_assert(memcmp(p, "ghijklmnopqrstuvwxyz", 20) == 0);
+    ringo_reader_free(r);
     ringo_close(fds[0]);
     ringo_close(fds[1]);
 }
@@ -854,6 +864,16 @@ static void main_send_all(void *arg)
         r = ringo_send_all(c, data, 1000, MSG_NOSIGNAL);
     ck_assert(r == -EPIPE || r == -ECONNRESET);
     ringo_close(c);
+
+    /* nobody reads: the deadline ends both loops */
+    tcp_pair(&c, &s, true);
+    ringo_deadline_set(ringo_now() + 20 * MS);
+    ck_assert_int_eq(ringo_send_all(c, data, N, MSG_NOSIGNAL), -ETIMEDOUT);
+    struct iovec v[2] = { { data, N / 2 }, { data + N / 2, N / 2 } };
+    ck_assert_int_eq(ringo_writev_all(c, v, 2), -ETIMEDOUT);
+    ringo_deadline_set(RINGO_NEVER);
+    ringo_close(c);
+    ringo_close(s);
     free(data);
 }
 
