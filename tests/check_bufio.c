@@ -5,9 +5,10 @@
  * reader still usable, read_full across many small writes, end of file,
  * peek), the writer (its underlying writes counted as SOCK_SEQPACKET
  * messages, flush over a small socket buffer and a slow reader, a failed
- * flush that keeps its bytes), deadlines and cancellation leaving both
- * consistent, ringo_writev_all over many iovecs and partial writes,
- * ringo_send_all, bad arguments, and the plain-call path outside a run.
+ * flush that keeps its bytes), deadlines (the goroutine's and the
+ * descriptor's) and cancellation leaving both consistent,
+ * ringo_writev_all over many iovecs and partial writes, ringo_send_all,
+ * bad arguments, and the plain-call path outside a run.
  */
 #include "testutil.h"
 
@@ -527,6 +528,64 @@ START_TEST(reader_cancel)
 }
 END_TEST
 
+/* Per-descriptor deadlines, set by another goroutine, interrupt a
+ * reader's line and a writer's flush; both keep their bytes, and carry
+ * on once the deadline is cleared. */
+static void main_fd_deadline(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    struct cancelled c = { .r = ringo_reader_new(fds[0], 4, 64), .result = 1 };
+    ck_assert_int_eq(ringo_write(fds[1], "GET /", 5), 5);
+    ck_assert_int_gt(ringo_go(cancelled_line, &c), 0);
+    while (!atomic_load(&c.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(atomic_load(&c.result), 1);
+    ck_assert_int_eq(ringo_fd_deadline_set(fds[0], RINGO_READ, ringo_now()), 0);
+    while (atomic_load(&c.result) == 1)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(atomic_load(&c.result), -ETIMEDOUT);
+    ck_assert_uint_eq(ringo_reader_buffered(c.r), 5);
+    ck_assert_int_eq(ringo_fd_deadline_set(fds[0], RINGO_READ, RINGO_NEVER), 0);
+    ck_assert_int_eq(ringo_write(fds[1], " HTTP/1.1\n", 10), 10);
+    expect_line(c.r, "GET / HTTP/1.1\n");
+    ringo_reader_free(c.r);
+    ringo_close(fds[0]);
+    ringo_close(fds[1]);
+
+    enum { N = 1 << 18 };
+    int cl, sv;
+    tcp_pair(&cl, &sv, true);
+    char *data = malloc(N);
+    for (size_t i = 0; i < N; i++)
+        data[i] = (char)pat(i);
+    ringo_writer *w = ringo_writer_new(cl, N);
+    ck_assert_int_eq(ringo_writer_write(w, data, N), N);
+    ck_assert_int_eq(ringo_fd_deadline_set(cl, RINGO_WRITE, ringo_now() + 20 * MS), 0);
+    ck_assert_int_eq(ringo_writer_flush(w), -ETIMEDOUT);
+    size_t left = ringo_writer_buffered(w);
+    ck_assert_uint_gt(left, 0);
+    ck_assert_uint_lt(left, N);
+    ck_assert_int_eq(ringo_fd_deadline_set(cl, RINGO_WRITE, RINGO_NEVER), 0);
+    struct drain d = { .fd = sv, .chunk = 4096 };
+    drain(&d);
+    ck_assert_int_eq(ringo_writer_flush(w), 0);
+    ringo_close(cl);
+    ringo_waitgroup_wait(&d.wg);
+    ck_assert_uint_eq(d.got, N);
+    ringo_writer_free(w);
+    ringo_close(sv);
+    free(data);
+}
+
+START_TEST(fd_deadline)
+{
+    RUN(main_fd_deadline, NULL, nprocs_param);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* writer */
 
@@ -980,6 +1039,7 @@ static Suite *suite(void)
     tcase_add_test(tc, read_buffered_and_direct);
     tcase_add_test(tc, reader_deadline);
     tcase_add_test(tc, reader_cancel);
+    tcase_add_test(tc, fd_deadline);
     tcase_add_test(tc, writer_write_counts);
     tcase_add_test(tc, writer_flush_short_writes);
     tcase_add_test(tc, writer_deadline_keeps_bytes);
