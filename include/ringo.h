@@ -198,6 +198,31 @@ RINGO_API int     ringo_tcp_dial(const char *host, const char *port);
 RINGO_API int     ringo_offload(void (*fn)(void *), void *arg);
 
 /*
+ * Buffered I/O on any descriptor, Go's bufio: a reader with a size limit
+ * (a line or peek longer than max fails with -EMSGSIZE) and a writer that
+ * flushes when full, built on the calls above; plus full-transfer loops.
+ */
+typedef struct ringo_reader ringo_reader;
+typedef struct ringo_writer ringo_writer;
+
+RINGO_API ringo_reader *ringo_reader_new(int fd, size_t size, size_t max);
+RINGO_API ssize_t ringo_reader_read(ringo_reader *r, void *buf, size_t n);
+RINGO_API ssize_t ringo_reader_read_full(ringo_reader *r, void *buf, size_t n);
+RINGO_API ssize_t ringo_reader_read_until(ringo_reader *r, int delim, const char **line);
+RINGO_API ssize_t ringo_reader_peek(ringo_reader *r, size_t n, const char **p);
+RINGO_API size_t  ringo_reader_buffered(const ringo_reader *r);
+RINGO_API void    ringo_reader_free(ringo_reader *r);
+
+RINGO_API ringo_writer *ringo_writer_new(int fd, size_t size);
+RINGO_API ssize_t ringo_writer_write(ringo_writer *w, const void *buf, size_t n);
+RINGO_API int     ringo_writer_flush(ringo_writer *w);
+RINGO_API size_t  ringo_writer_buffered(const ringo_writer *w);
+RINGO_API void    ringo_writer_free(ringo_writer *w);
+
+RINGO_API ssize_t ringo_writev_all(int fd, const struct iovec *iov, int iovcnt);
+RINGO_API ssize_t ringo_send_all(int fd, const void *buf, size_t n, int flags);
+
+/*
  * Sync: Go's sync.Mutex, RWMutex, WaitGroup, Once and Cond, on 32-bit futex
  * words.  Usable from goroutines (which park) and plain threads (which block
  * in futex(2)) at once.  They ignore deadlines and cancellation, as in Go.
