@@ -16,8 +16,14 @@
  * clients cannot hold goroutines for ever).  The parsing of requests is in
  * http_parse.c, where tests/check_http_parse and `make fuzz` reach it.
  *
- * On SIGINT or SIGTERM it prints requests served and the runtime's
- * counters (io_uring_enter calls per request) and exits.
+ * On SIGINT or SIGTERM it shuts down gracefully (Go's Server.Shutdown):
+ * it stops accepting, closes the connections that wait between requests
+ * (a read deadline in the past, set from the signal goroutine with
+ * ringo_fd_deadline_set), lets the requests under way finish, answered
+ * with "Connection: close", for up to GRACE_NS (-g), then ends what is
+ * left the same way; ringo_run returns and it prints the requests served
+ * and the runtime's counters (io_uring_enter calls per request).  Signals
+ * arrive as channel values (ringo_signal_notify).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -31,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <ringo.h>
@@ -42,9 +47,12 @@
 #define IDLE_NS (30 * SEC)     /* keep-alive connection with no request */
 #define REQUEST_NS (10 * SEC)  /* from a request's first byte to its end of head */
 
-/* The deadlines in use: the defaults above, or -i. */
+#define GRACE_NS (10 * SEC)    /* shutdown: how long requests under way may take */
+
+/* The deadlines in use: the defaults above, or -i and -g. */
 static int64_t idle_ns = IDLE_NS;
 static int64_t request_ns = REQUEST_NS;
+static int64_t grace_ns = GRACE_NS;
 #define OUT_MAX 16384          /* pipelined answers batched per write */
 #define MAX_PROCS 256
 
@@ -73,6 +81,81 @@ static size_t put_response(char *out, bool keep, bool head_only)
                            head_only ? "" : body);
 }
 
+/* Shutdown.  Every connection is in a list under reg_lock, marked busy
+ * from the first byte of a request until its answer is written.  Shutdown
+ * sets `draining` (under the lock), closes the listeners, and ends the
+ * idle connections by setting their read deadline in the past; busy ones
+ * see `draining` when they answer, say "Connection: close" and end.  The
+ * last connection to end while draining sends on `drained`.  A request
+ * whose first bytes arrive as its idle connection is ended is lost, as
+ * with any server that closes idle keep-alive connections; a request the
+ * server has begun to read is answered. */
+struct conn_rec {
+    struct conn_rec *prev, *next;
+    int fd;
+    bool busy;
+};
+static ringo_mutex reg_lock;
+static struct conn_rec *conns;          /* under reg_lock */
+static int nconns;                      /* under reg_lock */
+static bool draining;                   /* written under reg_lock; read under it, or as a hint */
+static ringo_chan *drained;             /* cap 1: the last connection ended while draining */
+static int listeners[MAX_PROCS];
+static int nlisteners;
+
+static void conn_register(struct conn_rec *c)
+{
+    ringo_mutex_lock(&reg_lock);
+    c->prev = NULL;
+    c->next = conns;
+    if (conns)
+        conns->prev = c;
+    conns = c;
+    nconns++;
+    bool late = draining;
+    ringo_mutex_unlock(&reg_lock);
+    if (late) /* accepted as the listeners closed: idle, so ended at once */
+        ringo_fd_deadline_set(c->fd, RINGO_READ, ringo_now() - 1);
+}
+
+static void conn_unregister(struct conn_rec *c)
+{
+    ringo_mutex_lock(&reg_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    bool last = --nconns == 0 && draining;
+    ringo_mutex_unlock(&reg_lock);
+    if (last) {
+        int one = 1;
+        ringo_chan_try_send(drained, &one);
+    }
+}
+
+/* A request has begun (true) or been answered (false).  A connection that
+ * becomes busy after shutdown ended it as idle takes its read deadline
+ * back: the request it began reading is answered. */
+static void conn_busy(struct conn_rec *c, bool busy)
+{
+    ringo_mutex_lock(&reg_lock);
+    c->busy = busy;
+    bool undo = busy && draining;
+    ringo_mutex_unlock(&reg_lock);
+    if (undo)
+        ringo_fd_deadline_set(c->fd, RINGO_READ, RINGO_NEVER);
+}
+
+static bool is_draining(void)
+{
+    ringo_mutex_lock(&reg_lock);
+    bool d = draining;
+    ringo_mutex_unlock(&reg_lock);
+    return d;
+}
+
 static void conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
@@ -84,14 +167,18 @@ static void conn(void *arg)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     int proc = ringo_proc();
+    struct conn_rec rec = { .fd = fd };
+    conn_register(&rec);
 
     ringo_deadline_set(ringo_now() + idle_ns);
     while (keep) {
         ssize_t n = ringo_read(fd, in + have, sizeof in - have);
         if (n <= 0)
-            break; /* EOF, reset, or a deadline passed */
-        if (have == 0)
+            break; /* EOF, reset, a deadline passed, or shutdown ended it idle */
+        if (have == 0) {
             ringo_deadline_set(ringo_now() + request_ns); /* a request has begun */
+            conn_busy(&rec, true);
+        }
         have += (size_t)n;
 
         size_t pos = 0, olen = 0;
@@ -110,7 +197,7 @@ static void conn(void *arg)
                     ringo_write_all(fd, resp_501, sizeof resp_501 - 1);
                 goto done;
             }
-            keep = req.keep;
+            keep = req.keep && !is_draining();
             if (olen + 256 > sizeof out) {
                 if (ringo_write_all(fd, out, olen) < 0)
                     goto done;
@@ -125,10 +212,15 @@ static void conn(void *arg)
             break;
         memmove(in, in + pos, have - pos);
         have -= pos;
-        if (have == 0 && skip == 0)
+        if (have == 0 && skip == 0) {
             ringo_deadline_set(ringo_now() + idle_ns); /* idle between requests */
+            conn_busy(&rec, false);
+            if (is_draining())
+                break;
+        }
     }
 done:
+    conn_unregister(&rec);
     ringo_close(fd);
 }
 
@@ -141,6 +233,8 @@ static void accept_loop(void *arg)
             ringo_sleep(10 * 1000000LL); /* out of resources: back off */
             continue;
         }
+        if (fd == -EBADF)
+            return; /* shutdown closed the listener */
         if (fd < 0) {
             if (fd != -ECONNABORTED)
                 fprintf(stderr, "httpd: accept: %s\n", strerror(-fd));
@@ -151,22 +245,55 @@ static void accept_loop(void *arg)
     }
 }
 
-/* Waits for SIGINT/SIGTERM on a signalfd, prints the counters, exits. */
+/* End the connections that are idle (all of them with `all`): a read
+ * deadline in the past ends a blocked read at once, on whatever proc. */
+static void end_conns(bool all)
+{
+    ringo_mutex_lock(&reg_lock);
+    for (struct conn_rec *c = conns; c; c = c->next)
+        if (all || !c->busy)
+            ringo_fd_deadline_set(c->fd, all ? RINGO_READ | RINGO_WRITE : RINGO_READ,
+                                  ringo_now() - 1);
+    ringo_mutex_unlock(&reg_lock);
+}
+
+/* Waits for SIGINT or SIGTERM, shuts down (see "Shutdown" above), prints
+ * the counters. */
 static void signals(void *arg)
 {
-    int sfd = (int)(intptr_t)arg;
-    struct signalfd_siginfo si;
-    if (ringo_read(sfd, &si, sizeof si) != sizeof si)
+    ringo_chan *sigc = arg;
+    int sig;
+    if (ringo_chan_recv(sigc, &sig) != 0)
         return;
+    ringo_signal_stop(sigc); /* a second ^C kills, as usual */
+    ringo_mutex_lock(&reg_lock);
+    draining = true;
+    bool none = nconns == 0;
+    ringo_mutex_unlock(&reg_lock);
+    for (int i = 0; i < nlisteners; i++)
+        ringo_close(listeners[i]); /* the accept loops end (-EBADF) */
+    end_conns(false);
+    if (!none) {
+        struct ringo_case cases[2] = {
+            { .chan = drained, .op = RINGO_RECV },
+            { .chan = ringo_after(grace_ns), .op = RINGO_RECV },
+        };
+        if (ringo_select(cases, 2, 0) == 1) {
+            fprintf(stderr, "httpd: grace period over, ending the connections left\n");
+            end_conns(true);
+            ringo_chan_recv(drained, NULL);
+        }
+        ringo_chan_release(cases[1].chan);
+    }
     struct ringo_stats st;
     ringo_stats(&st);
     uint64_t reqs = 0;
     for (int i = 0; i < MAX_PROCS; i++)
         reqs += atomic_load_explicit(&served[i].n, memory_order_relaxed);
     fprintf(stderr,
-            "httpd: %llu requests; io_uring_enter calls %llu (%.3f per request), "
+            "httpd: %s: %llu requests; io_uring_enter calls %llu (%.3f per request), "
             "SQEs %llu, CQEs %llu, switches %llu, cross-proc wakes %llu\n",
-            (unsigned long long)reqs, (unsigned long long)st.enters,
+            strsignal(sig), (unsigned long long)reqs, (unsigned long long)st.enters,
             reqs ? (double)st.enters / (double)reqs : 0.0,
             (unsigned long long)st.submissions, (unsigned long long)st.completions,
             (unsigned long long)st.switches, (unsigned long long)st.cross_wakes);
@@ -181,18 +308,27 @@ static void signals(void *arg)
            (unsigned long long)st.submissions, cpu_us);
     fflush(stdout);
 #endif
-    _exit(0);
+    ringo_chan_release(sigc);
 }
 
 static void start(void *arg)
 {
-    ringo_go(signals, arg);
-    for (int i = 0; i < ringo_nprocs(); i++) {
+    (void)arg;
+    drained = ringo_chan_make(sizeof(int), 1);
+    ringo_chan *sigc = ringo_chan_make(sizeof(int), 1);
+    int sigs[] = { SIGINT, SIGTERM };
+    if (!drained || !sigc || ringo_signal_notify(sigc, sigs, 2) < 0) {
+        fprintf(stderr, "httpd: cannot set up the signals\n");
+        _exit(1);
+    }
+    ringo_go(signals, sigc);
+    for (int i = 0; i < ringo_nprocs() && i < MAX_PROCS; i++) {
         int lfd = ringo_tcp_listen(addr, port, 4096, RINGO_REUSEPORT);
         if (lfd < 0) {
             fprintf(stderr, "httpd: listen on %s:%s: %s\n", addr, port, strerror(-lfd));
             _exit(1);
         }
+        listeners[nlisteners++] = lfd;
         ringo_go_on(i, accept_loop, (void *)(intptr_t)lfd);
     }
     fprintf(stderr, "httpd: listening on %s:%s with %d procs\n", addr, port, ringo_nprocs());
@@ -200,21 +336,33 @@ static void start(void *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: httpd [-a ADDR] [-p PORT] [-t PROCS] [-i SECONDS]\n"
+    fprintf(f, "usage: httpd [-a ADDR] [-p PORT] [-t PROCS] [-i SECONDS] [-g SECONDS]\n"
                "  -a ADDR     address to listen on (default 127.0.0.1)\n"
                "  -p PORT     port (default 8080)\n"
                "  -t PROCS    scheduler threads (default: one per CPU)\n"
                "  -i SECONDS  drop a client idle, or slow to send a request, this long\n"
                "              (default: 30 s idle, 10 s per request)\n"
-               "SIGINT or SIGTERM prints request and io_uring counters and exits.\n");
+               "  -g SECONDS  on SIGINT/SIGTERM, let requests under way finish this long\n"
+               "              (default 10 s)\n"
+               "SIGINT or SIGTERM stops accepting, closes idle connections, lets the\n"
+               "requests under way finish, then prints request and io_uring counters.\n");
 }
 
 int main(int argc, char **argv)
 {
     struct ringo_config cfg = { 0 };
     int c;
-    while ((c = getopt(argc, argv, "a:p:t:i:h")) != -1) {
+    while ((c = getopt(argc, argv, "a:p:t:i:g:h")) != -1) {
         switch (c) {
+        case 'g': {
+            long secs = atol(optarg);
+            if (secs <= 0) {
+                usage(stderr);
+                return 2;
+            }
+            grace_ns = secs * SEC;
+            break;
+        }
         case 'i': {
             long secs = atol(optarg);
             if (secs <= 0) {
@@ -233,20 +381,7 @@ int main(int argc, char **argv)
     }
     if (cfg.procs > MAX_PROCS)
         cfg.procs = MAX_PROCS;
-    signal(SIGPIPE, SIG_IGN);
-    /* Blocked here, so in every thread the runtime starts; read from a
-     * signalfd by a goroutine. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-    if (sfd < 0) {
-        perror("httpd: signalfd");
-        return 1;
-    }
-    int r = ringo_run(start, (void *)(intptr_t)sfd, &cfg);
+    int r = ringo_run(start, NULL, &cfg);
     if (r < 0)
         fprintf(stderr, "httpd: %s\n", strerror(-r));
     return r < 0;

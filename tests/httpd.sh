@@ -1,7 +1,8 @@
 #!/bin/sh
 # examples/httpd against real clients: curl (keep-alive, HEAD, 431 for an
-# oversized head, 400 for a malformed request) and raw requests written with
-# bash's /dev/tcp (pipelining, garbage).  Loopback only; skipped (77) when
+# oversized head, 400 for a malformed request), raw requests written with
+# bash's /dev/tcp (pipelining, garbage), and graceful shutdown on SIGTERM
+# with requests in flight.  Loopback only; skipped (77) when
 # curl or bash is missing.
 build="${top_builddir:-.}"
 httpd="$build/examples/httpd"
@@ -14,24 +15,32 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -f "$log"; }
 trap cleanup EXIT
 
-# A free port: try a few, keep the first httpd that listens.  An httpd
-# that exits (its port was taken) moves on to the next port; one still
-# starting is waited for, however slow the machine (up to a minute).
-for try in 1 2 3 4 5 6 7 8; do
-    port=$(( 20000 + ( $$ * 7 + try * 1031 ) % 30000 ))
-    "$httpd" -a 127.0.0.1 -p "$port" -t 2 -i 1 2>"$log" &
-    pid=$!
-    i=0
-    while [ $i -lt 600 ] && ! grep -q listening "$log" && kill -0 "$pid" 2>/dev/null; do
-        sleep 0.1
-        i=$((i + 1))
+# start_httpd ARGS...: a free port: try a few, keep the first httpd that
+# listens.  An httpd that exits (its port was taken) moves on to the next
+# port; one still starting is waited for, however slow the machine (up to
+# a minute).  Sets pid and port.
+starts=0
+start_httpd() {
+    starts=$((starts + 1))
+    for try in 1 2 3 4 5 6 7 8; do
+        port=$(( 20000 + ( $$ * 7 + try * 1031 + starts * 5003 ) % 30000 ))
+        "$httpd" -a 127.0.0.1 -p "$port" -t 2 "$@" 2>"$log" &
+        pid=$!
+        i=0
+        while [ $i -lt 600 ] && ! grep -q listening "$log" && kill -0 "$pid" 2>/dev/null; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        grep -q listening "$log" && return 0
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        pid=
     done
-    grep -q listening "$log" && break
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    pid=
-done
-[ -n "$pid" ] || { echo "FAIL: httpd did not start"; cat "$log"; exit 1; }
+    echo "FAIL: httpd did not start"
+    cat "$log"
+    exit 1
+}
+start_httpd -i 1
 url="http://127.0.0.1:$port/"
 fail=0
 check() { # name, expected, got
@@ -69,8 +78,50 @@ check "idle client dropped after the deadline" "0" "$(dropped '')"
 check "slow client dropped after the deadline" "0" "$(dropped 'GET / HTTP/1.1\r\nHost: x\r\n')"
 
 kill -INT "$pid"
-wait "$pid" 2>/dev/null
+wait "$pid"
+status=$?
 pid=
+check "SIGINT: exit status" "0" "$status"
 grep -q 'requests; io_uring_enter' "$log" || { echo "FAIL: no counters on SIGINT"; cat "$log"; fail=1; }
 grep 'requests;' "$log"
+
+# Graceful shutdown on SIGTERM, on a server with long deadlines (so that
+# only the shutdown ends a connection here).  Connection A has sent half a request,
+# connection B a whole one, answered, and now waits between requests.
+# After SIGTERM: B is closed (EOF), A's request is still answered once its
+# end arrives (sent only after B's EOF shows the shutdown under way), with
+# "Connection: close", then A is closed; the server exits 0 with its
+# counters, and the port accepts nothing more.
+start_httpd -i 600 -g 600
+out=$(bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/'"$port"' || exit 1
+    exec 4<>/dev/tcp/127.0.0.1/'"$port"' || exit 1
+    printf "GET / HTTP/1.1\r\nHost: x\r\n" >&3
+    printf "GET / HTTP/1.1\r\nHost: x\r\n\r\n" >&4
+    while IFS= read -r -t 60 line <&4; do [ "$line" = $'"'"'\r'"'"' ] && break; done
+    read -r -t 60 -N 14 body <&4
+    echo "B before: $body"
+    kill -TERM '"$pid"'
+    timeout 60 cat <&4 >/dev/null && echo "B closed"
+    printf "\r\n" >&3
+    timeout 60 cat <&3 | tr -d "\r" | grep -E "^HTTP/1.1 |^Connection: |^Hello"
+    echo "A closed"
+' 2>&1)
+printf '%s\n' "$out"
+check "shutdown: B answered before" "B before: Hello, World!" "$(printf '%s\n' "$out" | grep '^B before')"
+check "shutdown: idle B closed" "B closed" "$(printf '%s\n' "$out" | grep '^B closed')"
+check "shutdown: A's request under way answered" "HTTP/1.1 200 OK" "$(printf '%s\n' "$out" | grep '^HTTP/1.1')"
+check "shutdown: A told to close" "Connection: close" "$(printf '%s\n' "$out" | grep '^Connection:')"
+check "shutdown: A closed after its answer" "A closed" "$(printf '%s\n' "$out" | grep '^A closed')"
+wait "$pid"
+status=$?
+pid=
+check "shutdown: exit status" "0" "$status"
+grep -q 'requests; io_uring_enter' "$log" || { echo "FAIL: no counters on SIGTERM"; cat "$log"; fail=1; }
+grep 'requests;' "$log"
+if bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port" 2>/dev/null; then
+    echo "FAIL: still accepting after shutdown"; fail=1
+else
+    echo "ok: shutdown: no longer accepting"
+fi
 exit $fail
