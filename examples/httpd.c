@@ -72,33 +72,54 @@ static const char resp_431[] =
 static const char resp_501[] =
     "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
+/* The four answers (keep-alive or close, GET or HEAD), formatted once by
+ * make_responses: a copy per request, not a printf. */
+static struct { char text[256]; size_t len; } responses[2][2];
+
+static void make_responses(void)
+{
+    for (int keep = 0; keep < 2; keep++)
+        for (int head_only = 0; head_only < 2; head_only++) {
+            int n = snprintf(responses[keep][head_only].text, sizeof responses[keep][head_only].text,
+                             "HTTP/1.1 200 OK\r\nServer: ringo\r\nContent-Type: text/plain\r\n"
+                             "Content-Length: %zu\r\n%s\r\n%s",
+                             sizeof body - 1, keep ? "" : "Connection: close\r\n",
+                             head_only ? "" : body);
+            responses[keep][head_only].len = (size_t)n;
+        }
+}
+
 static size_t put_response(char *out, bool keep, bool head_only)
 {
-    return (size_t)sprintf(out,
-                           "HTTP/1.1 200 OK\r\nServer: ringo\r\nContent-Type: text/plain\r\n"
-                           "Content-Length: %zu\r\n%s\r\n%s",
-                           sizeof body - 1, keep ? "" : "Connection: close\r\n",
-                           head_only ? "" : body);
+    memcpy(out, responses[keep][head_only].text, responses[keep][head_only].len);
+    return responses[keep][head_only].len;
 }
 
 /* Shutdown.  Every connection is in a list under reg_lock, marked busy
  * from the first byte of a request until its answer is written.  Shutdown
- * sets `draining` (under the lock), closes the listeners, and ends the
- * idle connections by setting their read deadline in the past; busy ones
- * see `draining` when they answer, say "Connection: close" and end.  The
- * last connection to end while draining sends on `drained`.  A request
- * whose first bytes arrive as its idle connection is ended is lost, as
- * with any server that closes idle keep-alive connections; a request the
- * server has begun to read is answered. */
+ * sets `draining`, closes the listeners, and ends the idle connections by
+ * setting their read deadline in the past (under the lock); busy ones see
+ * `draining` when they answer, say "Connection: close" and end.  The last
+ * connection to end while draining sends on `drained`.  A request whose
+ * first bytes arrive as its idle connection is ended is lost, as with any
+ * server that closes idle keep-alive connections; a request the server
+ * has begun to read is answered.
+ *
+ * The request path takes no lock.  A connection that becomes busy stores
+ * `busy` and then loads `draining`; shutdown stores `draining` and then,
+ * under the lock, loads each `busy` (all seq_cst).  So shutdown sees it
+ * busy and leaves it alone, or it sees `draining` and takes its read
+ * deadline back, after taking the lock: the kick, if there was one, is
+ * done by then. */
 struct conn_rec {
     struct conn_rec *prev, *next;
     int fd;
-    bool busy;
+    atomic_bool busy;
 };
 static ringo_mutex reg_lock;
 static struct conn_rec *conns;          /* under reg_lock */
 static int nconns;                      /* under reg_lock */
-static bool draining;                   /* written under reg_lock; read under it, or as a hint */
+static atomic_bool draining;
 static ringo_chan *drained;             /* cap 1: the last connection ended while draining */
 static int listeners[MAX_PROCS];
 static int nlisteners;
@@ -112,7 +133,7 @@ static void conn_register(struct conn_rec *c)
         conns->prev = c;
     conns = c;
     nconns++;
-    bool late = draining;
+    bool late = atomic_load(&draining);
     ringo_mutex_unlock(&reg_lock);
     if (late) /* accepted as the listeners closed: idle, so ended at once */
         ringo_fd_deadline_set(c->fd, RINGO_READ, ringo_now() - 1);
@@ -127,7 +148,7 @@ static void conn_unregister(struct conn_rec *c)
         conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    bool last = --nconns == 0 && draining;
+    bool last = --nconns == 0 && atomic_load(&draining);
     ringo_mutex_unlock(&reg_lock);
     if (last) {
         int one = 1;
@@ -135,25 +156,20 @@ static void conn_unregister(struct conn_rec *c)
     }
 }
 
-/* A request has begun (true) or been answered (false).  A connection that
- * becomes busy after shutdown ended it as idle takes its read deadline
- * back: the request it began reading is answered. */
+/* A request has begun (true) or been answered (false); see "Shutdown". */
 static void conn_busy(struct conn_rec *c, bool busy)
 {
-    ringo_mutex_lock(&reg_lock);
-    c->busy = busy;
-    bool undo = busy && draining;
-    ringo_mutex_unlock(&reg_lock);
-    if (undo)
+    atomic_store(&c->busy, busy);
+    if (busy && atomic_load(&draining)) {
+        ringo_mutex_lock(&reg_lock); /* after any kick of ours */
+        ringo_mutex_unlock(&reg_lock);
         ringo_fd_deadline_set(c->fd, RINGO_READ, RINGO_NEVER);
+    }
 }
 
 static bool is_draining(void)
 {
-    ringo_mutex_lock(&reg_lock);
-    bool d = draining;
-    ringo_mutex_unlock(&reg_lock);
-    return d;
+    return atomic_load_explicit(&draining, memory_order_relaxed); /* a hint, checked per request */
 }
 
 static void conn(void *arg)
@@ -251,7 +267,7 @@ static void end_conns(bool all)
 {
     ringo_mutex_lock(&reg_lock);
     for (struct conn_rec *c = conns; c; c = c->next)
-        if (all || !c->busy)
+        if (all || !atomic_load(&c->busy))
             ringo_fd_deadline_set(c->fd, all ? RINGO_READ | RINGO_WRITE : RINGO_READ,
                                   ringo_now() - 1);
     ringo_mutex_unlock(&reg_lock);
@@ -267,7 +283,7 @@ static void signals(void *arg)
         return;
     ringo_signal_stop(sigc); /* a second ^C kills, as usual */
     ringo_mutex_lock(&reg_lock);
-    draining = true;
+    atomic_store(&draining, true);
     bool none = nconns == 0;
     ringo_mutex_unlock(&reg_lock);
     for (int i = 0; i < nlisteners; i++)
@@ -381,6 +397,7 @@ int main(int argc, char **argv)
     }
     if (cfg.procs > MAX_PROCS)
         cfg.procs = MAX_PROCS;
+    make_responses();
     int r = ringo_run(start, NULL, &cfg);
     if (r < 0)
         fprintf(stderr, "httpd: %s\n", strerror(-r));

@@ -62,16 +62,14 @@
 
 #include "ringo.h"
 
-#define FDL_PAGE_BITS 12
 #define FDL_PAGE (1u << FDL_PAGE_BITS)
-#define FDL_PAGES 256
 
 struct fdl {
     _Atomic int64_t at[2];      /* read, write deadline; RINGO_NEVER when none */
     _Atomic uint32_t seq;       /* sets (bits 0-15) and closes (from bit 16), FDL_* */
 };
 
-static _Atomic(struct fdl *) fdl_pages[FDL_PAGES]; /* release CAS to publish, acquire to read */
+_Atomic(struct fdl *) fdl_pages[FDL_PAGES]; /* release CAS to publish, acquire to read */
 
 static struct fdl *fdl_entry(int fd, bool create)
 {
@@ -100,7 +98,7 @@ static struct fdl *fdl_entry(int fd, bool create)
     return page ? &page[(unsigned)fd & (FDL_PAGE - 1)] : NULL;
 }
 
-int64_t fdl_get(int fd, int dirs, uint32_t *seq)
+int64_t fdl_get_slow(int fd, int dirs, uint32_t *seq)
 {
     struct fdl *e = fdl_entry(fd, false);
     if (!e) {

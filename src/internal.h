@@ -482,7 +482,23 @@ static inline bool acc_fd_marked(int fd)
 #define FDL_SETS    0xffffu
 #define FDL_CLOSE   0x10000u
 #define FDL_PRESENT 0x80000000u
-int64_t fdl_get(int fd, int dirs, uint32_t *seq);
+#define FDL_PAGE_BITS 12
+#define FDL_PAGES 256                   /* fds below 2^20 can have deadlines */
+struct fdl;
+extern _Atomic(struct fdl *) fdl_pages[FDL_PAGES];
+int64_t fdl_get_slow(int fd, int dirs, uint32_t *seq);
+/* Inline, for the I/O path: a descriptor whose page was never made (no
+ * deadline was ever set near it) costs one load.  acquire: pairs with the
+ * release CAS that publishes a page (its entries' initial values). */
+static inline int64_t fdl_get(int fd, int dirs, uint32_t *seq)
+{
+    unsigned pg = (unsigned)fd >> FDL_PAGE_BITS;
+    if (pg >= FDL_PAGES || !load_acquire(&fdl_pages[pg])) {
+        *seq = 0;
+        return RINGO_NEVER;
+    }
+    return fdl_get_slow(fd, dirs, seq);
+}
 void fdl_close(int fd);
 void fdl_run_end(void);
 /* May an operation that saw `then` when it parked and `now` after its
