@@ -167,6 +167,7 @@ struct rtask {
  * that is not torn. */
 struct proc_stats {
     _Atomic uint64_t spawned, switches, submissions, completions, enters, cross_wakes;
+    _Atomic uint64_t spin_ns, spins, spins_found;
 };
 #define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
@@ -238,6 +239,8 @@ struct rproc {
     uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
     struct acceptor *acceptors; /* multishot accept state per listening fd (accept.c); owner */
     unsigned tick;              /* schedule counter, for periodic polls; owner */
+    int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
+    unsigned spin_probe;        /* sleeps since the budget fell to 0; owner */
 
     uint64_t rng;               /* select's random choice (xorshift); owner */
     size_t fresh;               /* unstarted, unbound goroutines in the run queue (donatable); owner */

@@ -381,6 +381,9 @@ static void collect_totals(void)
         t.completions += load_relaxed(&s->completions);
         t.enters += load_relaxed(&s->enters);
         t.cross_wakes += load_relaxed(&s->cross_wakes);
+        t.spin_ns += load_relaxed(&s->spin_ns);
+        t.spins += load_relaxed(&s->spins);
+        t.spins_found += load_relaxed(&s->spins_found);
     }
     t.spawned += load_relaxed(&rt.foreign_spawned);
     int64_t live = load_relaxed(&rt.live) & ~LIVE_STOPPED;

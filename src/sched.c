@@ -91,12 +91,27 @@ __thread struct rproc *tls_proc __attribute__((tls_model("initial-exec")));
  * reason).  Lower costs more get_events system calls under load. */
 #define POLL_EVERY 64
 
-/* How long an idle proc spins on its inbox before sleeping.  A sleeping
- * vCPU takes 23-30 us to wake, so a proc that receives a steady stream of
- * cross-proc hand-offs should stay awake across short gaps
+/* How long an idle proc spins on its inbox before sleeping, at most.  A
+ * sleeping vCPU takes 23-30 us to wake, so a proc that receives a steady
+ * stream of cross-proc hand-offs should stay awake across short gaps
  * (tests/bench/pingpong with 2 procs).  Go's idle Ps spin for similar
- * reasons. */
+ * reasons.
+ *
+ * But a spinning proc holds a CPU that the rest of the machine may need:
+ * a server whose procs never hand each other work (examples/httpd, one
+ * accept loop and its connections per proc) spun for nothing and lost
+ * 10-20% of its requests per second to wrk on the same CPUs, and its p99
+ * tripled (make bench, shared placement).  So the spin is adaptive, per
+ * proc: a spin that ends with work handed over (the inbox or tasks) gives
+ * the next one the whole SPIN_NS; one that does not (it timed out, or only
+ * completions of the proc's own I/O came, which the sleep would get as
+ * well) halves it, down to nothing below SPIN_MIN_NS.  A proc that has
+ * stopped spinning spins in full again every SPIN_PROBE_EVERY sleeps, to
+ * notice hand-offs that start.  ringo_stats counts spins, the time they
+ * took and those that found work. */
 #define SPIN_NS 50000
+#define SPIN_MIN_NS 2000
+#define SPIN_PROBE_EVERY 64
 
 /* Goroutines a busy proc donates to a hungry one at most per donation. */
 #define DONATE_MAX 64
@@ -605,6 +620,7 @@ static void flush_run(struct rproc *p, struct rtask *t)
 void proc_init_tasks(struct rproc *p)
 {
     p->flush_task.run = flush_run;
+    p->spin_budget = SPIN_NS;
 }
 
 /* Give g what it needs to run for the first time: a stack, and room in
@@ -1058,20 +1074,29 @@ static void proc_sleep(struct rproc *p)
     if (p->unsubmitted)
         ring_flush(p);
 
-    /* Spin briefly when other procs may hand us work, but not past the
-     * nearest timer (a sleep, or the deadline of an operation in flight). */
-    int64_t until = now_ns() + SPIN_NS, next = timer_next(&p->timers);
-    if (next < until)
-        until = next;
-    if (rt.nprocs > 1 && until > now_ns()) {
-        if (!load_relaxed(&p->hungry))
-            store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
-        for (unsigned i = 0;; i++) {
-            if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) ||
-                load_relaxed(&rt.stopping))
-                goto unhungry;
+    /* Spin briefly when other procs may hand us work (adaptive, see
+     * SPIN_NS), but not past the nearest timer (a sleep, or the deadline of
+     * an operation in flight). */
+    if (rt.nprocs > 1 && !load_relaxed(&p->hungry))
+        store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
+    int64_t budget = p->spin_budget;
+    if (budget == 0 && ++p->spin_probe % SPIN_PROBE_EVERY == 0)
+        budget = SPIN_NS;
+    if (rt.nprocs > 1 && budget > 0) {
+        int64_t start = now_ns();
+        int64_t until = start + budget, next = timer_next(&p->timers);
+        if (next < until)
+            until = next;
+        bool found = false;
+        for (unsigned i = 0; start < until; i++) {
+            if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks)) {
+                found = true;
+                break;
+            }
+            if (load_relaxed(&rt.stopping))
+                break;
             if (!rt.use_defer_taskrun && p->inflight && io_uring_cq_ready(&p->ring))
-                goto unhungry;
+                break;
             /* With DEFER_TASKRUN completions stay invisible until an
              * enter runs their task work; the kernel's IORING_SQ_TASKRUN
              * (ring.c asks for it) says some are waiting, so stop
@@ -1080,11 +1105,27 @@ static void proc_sleep(struct rproc *p)
              * one more spin. */
             if (rt.use_defer_taskrun && p->inflight &&
                 (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
-                goto unhungry;
+                break;
             cpu_relax();
             if ((i & 63) == 63 && now_ns() >= until)
                 break;
         }
+        stat_add(p->st.spin_ns, (uint64_t)(now_ns() - start));
+        stat_add(p->st.spins, 1);
+        if (found) {
+            stat_add(p->st.spins_found, 1);
+            p->spin_budget = SPIN_NS;
+            p->spin_probe = 0;
+            goto unhungry;
+        }
+        /* Halved; a probe that found nothing leaves it at 0. */
+        p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
+        if (load_relaxed(&rt.stopping) || (p->inflight && !rt.use_defer_taskrun &&
+                                           io_uring_cq_ready(&p->ring)))
+            goto unhungry;
+        if (rt.use_defer_taskrun && p->inflight &&
+            (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
+            goto unhungry;
     }
 
     store_relaxed(&p->sleeping, 1);
