@@ -293,7 +293,7 @@ static void acc_close_finished(struct rproc *p, struct acceptor *acc)
 {
     struct close_wait *cw = acc->closer;
     acc->closer = NULL;
-    p->inflight--;
+    owner_add(p->inflight, -1);
     acc_hold(acc);
     acc_put(p, acc); /* frees it unless a waiter still holds it */
     close_wait_done(cw);
@@ -359,7 +359,7 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     struct acc_waiter w = { .g = g, .linked = true };
     acc_hold(acc);
     w.token = park_prepare(g, W_IO, PARK_INTERRUPTIBLE);
-    g->wait_fd = fd; /* for ringo_dump */
+    store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
     w.prev = acc->wtail;
     if (acc->wtail)
         acc->wtail->next = &w;
@@ -367,9 +367,9 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
         acc->whead = &w;
     acc->wtail = &w;
     acc->nwait++;
-    p->inflight++;
+    owner_add(p->inflight, 1);
     int r = park_commit(g, w.token, PARK_INTERRUPTIBLE);
-    p->inflight--;
+    owner_add(p->inflight, -1);
     if (w.linked) {
         /* Deadline or cancel: leave, and if nobody else waits, stop the
          * kernel accepting for nobody (see the top). */
@@ -424,7 +424,7 @@ static void acc_close_local(struct rproc *p, int fd, struct close_wait *cw)
             /* relaxed: this proc's own count (or the closer's guard) is
              * still held, so pending cannot reach 0 meanwhile */
             fetch_add_relaxed(&cw->pending, 1);
-            p->inflight++; /* a close waits on it: keep reaping, not idle */
+            owner_add(p->inflight, 1); /* a close waits on it: keep reaping, not idle */
             if (!acc->cancelled) {
                 struct io_uring_sqe *sqe = ring_sqe(p);
                 io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT, 0);
@@ -485,8 +485,8 @@ void acc_release_fd(int fd)
     store_relaxed(&cw.pending, 1);
     if (g) {
         cw.token = park_prepare(g, W_IO, 0);
-        g->wait_fd = fd;
-        p->inflight++; /* waiting on I/O of other procs: not a deadlock */
+        store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
+        owner_add(p->inflight, 1); /* waiting on I/O of other procs: not a deadlock */
         for (unsigned i = 0; i < rt.nprocs; i++) {
             if (rt.procs[i] == p)
                 acc_close_local(p, fd, &cw);
@@ -495,7 +495,7 @@ void acc_release_fd(int fd)
         }
         close_wait_done(&cw);
         park_commit(g, cw.token, 0);
-        p->inflight--;
+        owner_add(p->inflight, -1);
         return;
     }
     if (p || !foreign_enter())

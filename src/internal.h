@@ -84,7 +84,7 @@ struct rg {
     _Atomic uint64_t park;      /* see "Park word layout"; CAS by any waker, store seq_cst by owner */
     int32_t result;             /* written by the claim winner before ready(); read by g after it resumes */
     _Atomic uint8_t state;      /* enum gstate; owner writes relaxed, dumps read relaxed */
-    uint8_t reason;             /* enum wait_reason; owner */
+    _Atomic uint8_t reason;     /* enum wait_reason; owner writes relaxed, dumps read relaxed */
     bool started;               /* has a stack and has run; never donated after */
     bool bound;                 /* ringo_go_on: never donated */
     _Atomic int64_t id;         /* written with release at spawn and 0 at exit; read acquire by ringo_cancel */
@@ -99,13 +99,13 @@ struct rg {
     int64_t deadline;           /* owner */
     int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner */
     int32_t wake_at_result;     /* result the timer delivers (0 for a sleep, -ETIMEDOUT for a deadline) */
-    int wait_fd;                /* the fd of an I/O wait, -1 otherwise; owner */
+    _Atomic int wait_fd;        /* the fd of an I/O wait, -1 otherwise; owner writes relaxed, dumps read relaxed */
     uint64_t timer_token;       /* token the timer claims with */
 
     /* -- line 2: the wait in progress -- */
     struct rtimer timer;        /* owner proc's heap */
     void *io_op;                /* the struct rop in flight while parked in I/O; owner */
-    const void *wait_obj;       /* what it waits on, for dumps: a channel or a futex word; owner */
+    _Atomic(const void *) wait_obj; /* what it waits on, for dumps: a channel or a futex word; like wait_fd */
     struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
     unsigned nsudogs;
 } __attribute__((aligned(64)));
@@ -145,6 +145,12 @@ struct proc_stats {
     _Atomic uint64_t spawned, switches, submissions, completions, enters, cross_wakes;
 };
 #define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
+
+/* The same for the counters the deadlock check reads (p->inflight,
+ * p->futex_waits): one writer, its proc, so a relaxed load and store is an
+ * exact count; the relaxed reads on other procs only need an untorn value
+ * (what they may miss is covered by rt.futex_transit, runtime.c). */
+#define owner_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
 /* Goroutine I/O operations in flight on this proc's ring, counted per file
  * descriptor, so that ringo_close() knows which procs must cancel them
@@ -193,8 +199,12 @@ struct rproc {
     size_t timer_promised;      /* heap slots promised: started goroutines + runtime timers; owner */
     struct rtask flush_task;    /* "hand your stack cache to the pool" (sched.c g_start) */
     _Atomic int flush_pending;  /* flush_task is queued; xchg by the asker, cleared by the owner */
-    uint32_t inflight;          /* SQEs whose completion a goroutine waits on; owner (read by deadlock check under idle_lock) */
-    uint32_t futex_waits;       /* of those, IORING_OP_FUTEX_WAITs (futex.c); owner (read like inflight) */
+    /* SQEs whose completion a goroutine waits on, and of those the
+     * IORING_OP_FUTEX_WAITs (futex.c).  Owner writes (owner_add), and the
+     * deadlock check reads them on other procs (rt_check_deadlock): an idle
+     * proc still reaps completions, so they change under the reader. */
+    _Atomic uint32_t inflight;
+    _Atomic uint32_t futex_waits;
     int8_t futex_uring;         /* io_uring futex ops on this ring: 0 unprobed, 1 yes, -1 no (futex.c); owner */
     uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
     struct acceptor *acceptors; /* multishot accept state per listening fd (accept.c); owner */

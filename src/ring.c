@@ -218,7 +218,7 @@ static void dispatch(struct rproc *p, struct io_uring_cqe *cqe)
     }
     struct rop *op = (struct rop *)(uintptr_t)ud;
     op->res = cqe->res;
-    p->inflight--;
+    owner_add(p->inflight, -1);
     if (claim(op->g, op->token))
         ready(op->g, cqe->res);
 }
@@ -261,7 +261,7 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
             p->unsubmitted = 0;
         else if (r == -ETIME || r == -EINTR)
             p->unsubmitted = io_uring_sq_ready(&p->ring);
-    } else if (rt.use_defer_taskrun && p->inflight) {
+    } else if (rt.use_defer_taskrun && load_relaxed(&p->inflight)) {
         /* Deferred completions are only posted inside an enter. */
         r = io_uring_submit_and_get_events(&p->ring);
         stat_add(p->st.enters, 1);
@@ -286,12 +286,12 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
 {
     struct rop op = { .g = g, .res = 0 };
     op.token = park_prepare(g, reason, 0);
-    g->wait_obj = obj;
+    store_relaxed(&g->wait_obj, obj); /* for ringo_dump, relaxed as in park_prepare */
     if (reason == W_IO)
-        g->wait_fd = sqe->fd; /* for ringo_dump */
+        store_relaxed(&g->wait_fd, sqe->fd);
     g->io_op = &op;
     io_uring_sqe_set_data(sqe, &op);
-    p->inflight++;
+    owner_add(p->inflight, 1);
     /* The load half of the cancel handshake for I/O (sched.c): park_prepare
      * published the park word with a seq_cst store; a ringo_cancel that
      * saw it still CLAIMED (we were running) did not ask for an

@@ -451,9 +451,10 @@ void proc_wake(struct rproc *target)
 uint64_t park_prepare(struct rg *g, int reason, int flags)
 {
     uint64_t token = ++g->park_seq;
-    g->reason = (uint8_t)reason;
-    g->wait_obj = NULL;
-    g->wait_fd = -1;
+    /* relaxed: read only by dumps (runtime.c dump_one) */
+    store_relaxed(&g->reason, (uint8_t)reason);
+    store_relaxed(&g->wait_obj, NULL);
+    store_relaxed(&g->wait_fd, -1);
     g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
     g->wake_at_result = -ETIMEDOUT;
     g->io_op = NULL;
@@ -720,7 +721,7 @@ static inline struct rg *next_runnable(struct rproc *p)
 {
     if (++p->tick % POLL_EVERY == 0) {
         poll_cheap(p);
-        if (p->inflight || p->unsubmitted)
+        if (load_relaxed(&p->inflight) || p->unsubmitted)
             ring_poll(p, false, 0);
     } else if (!p->runq_head) {
         poll_cheap(p);
@@ -808,7 +809,7 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
     g->started = false;
     g->bound = bound;
     g->deadline = RINGO_NEVER;
-    g->reason = W_NONE;
+    store_relaxed(&g->reason, W_NONE);
     g->io_op = NULL;
     g->sudogs = NULL;
     g->nsudogs = 0;
@@ -1039,7 +1040,7 @@ static void proc_sleep(struct rproc *p)
             if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) ||
                 load_relaxed(&rt.stopping))
                 goto unhungry;
-            if (!rt.use_defer_taskrun && p->inflight && io_uring_cq_ready(&p->ring))
+            if (!rt.use_defer_taskrun && load_relaxed(&p->inflight) && io_uring_cq_ready(&p->ring))
                 goto unhungry;
             /* With DEFER_TASKRUN completions stay invisible until an
              * enter runs their task work; the kernel's IORING_SQ_TASKRUN
@@ -1047,7 +1048,7 @@ static void proc_sleep(struct rproc *p)
              * spinning and go and get them.  Read like liburing reads
              * the flags word (a volatile load): a late sight only means
              * one more spin. */
-            if (rt.use_defer_taskrun && p->inflight &&
+            if (rt.use_defer_taskrun && load_relaxed(&p->inflight) &&
                 (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
                 goto unhungry;
             cpu_relax();
@@ -1066,7 +1067,8 @@ static void proc_sleep(struct rproc *p)
     }
     /* Futex waits do not keep a proc busy (futex.c "Deadlock detection"),
      * but one completed at submission (-EAGAIN) may sit unreaped. */
-    bool idle = p->inflight == p->futex_waits && !p->timers.n &&
+    bool idle = load_relaxed(&p->inflight) == load_relaxed(&p->futex_waits) &&
+                !p->timers.n &&
                 !p->unsubmitted && !io_uring_cq_ready(&p->ring);
     if (idle) {
         pthread_mutex_lock(&rt.idle_lock);
@@ -1094,7 +1096,7 @@ void proc_main(struct rproc *p)
     p->cur = NULL;
     for (;;) {
         poll_cheap(p);
-        if (p->inflight || p->unsubmitted)
+        if (load_relaxed(&p->inflight) || p->unsubmitted)
             ring_poll(p, false, 0);
         struct rg *g = runq_pop(p);
         if (g) {

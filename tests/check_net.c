@@ -300,7 +300,12 @@ static void em_server(void *arg)
             continue;
         }
         ck_assert_int_ge(c, 0);
-        em_held[atomic_fetch_add(&em_accepted, 1)] = c;
+        /* The descriptor first, then the count that tells main_emfile it
+         * may use it (seq_cst store, its load pairs); this goroutine is
+         * the only writer of both. */
+        int n = atomic_load(&em_accepted);
+        em_held[n] = c;
+        atomic_store(&em_accepted, n + 1);
     }
 }
 
