@@ -927,7 +927,11 @@ int ringo_nprocs(void)
 
 size_t ringo_count(void)
 {
-    int64_t n = load_relaxed(&rt.live) & ~LIVE_STOPPED; /* a snapshot, like runtime.NumGoroutine */
+    /* acquire: pairs with the acq_rel decrement in rt_goroutine_done (and
+     * the release sequence the later decrements continue), so a count that
+     * no longer includes a goroutine is read after everything it did:
+     * "wait until ringo_count() == 1, then free what they used" is safe. */
+    int64_t n = load_acquire(&rt.live) & ~LIVE_STOPPED;
     return n > 0 ? (size_t)n : 0;
 }
 
