@@ -180,6 +180,9 @@ struct rproc {
 #ifdef RINGO_SWITCH_UCONTEXT
     ucontext_t g0_uc;
 #endif
+#ifdef RINGO_TSAN
+    void *tsan_g0;              /* the proc thread's own TSan fiber (tsan.h) */
+#endif
     void *g0_stack_lo;          /* thread stack bounds, for sanitizer annotations */
     size_t g0_stack_size;
     struct rg *cur;             /* running goroutine, NULL in the scheduler loop; owner */

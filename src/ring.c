@@ -302,7 +302,11 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
         io_uring_prep_cancel(c, &op, 0);
         io_uring_sqe_set_data64(c, UD_IGNORE);
     }
+    if (reason == W_IO)
+        tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
     park_commit(g, op.token, 0);
+    if (reason == W_IO)
+        tsan_io_acquire();
     g->io_op = NULL;
     return op.res;
 }

@@ -337,6 +337,9 @@ static void *proc_thread(void *arg)
 #ifdef RINGO_SWITCH_UCONTEXT
     p->g0.uc = &p->g0_uc;
 #endif
+#ifdef RINGO_TSAN
+    p->tsan_g0 = __tsan_get_current_fiber();
+#endif
 
     int r = ring_setup(p);
     pthread_mutex_lock(&start_lock);

@@ -644,6 +644,11 @@ static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dyin
     void *fake = NULL;
     (void)dying;
 #endif
+#ifdef RINGO_TSAN
+    /* Just before the switch, as TSan asks (tsan.h); `to`'s fiber
+     * acquires what `from`'s released. */
+    __tsan_switch_to_fiber(to ? to->stack->tsan_fiber : p->tsan_g0, 0);
+#endif
     fiber_switch(fc, tc);
     after_switch(p, fake);
 }

@@ -82,12 +82,19 @@ static inline bool test_under_valgrind(void)
 #endif
 }
 
-/* AddressSanitizer reserves terabytes of shadow address space, so a test
- * that limits the address space (RLIMIT_AS) cannot run under it. */
-static inline bool test_under_asan(void)
+/* AddressSanitizer and ThreadSanitizer reserve terabytes of shadow address
+ * space, so a test that limits the address space (RLIMIT_AS) cannot run
+ * under them. */
+static inline bool test_under_shadow_sanitizer(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return true;
+#else
+    return false;
+#endif
 #else
     return false;
 #endif
