@@ -241,6 +241,7 @@ struct runtime {
     unsigned idle_procs;        /* under idle_lock */
     _Atomic int64_t futex_transit; /* futex wakes not yet seen by their goroutine (futex.c) */
     bool use_msg_ring;          /* probed once per run */
+    bool valgrind;              /* running on valgrind: see ring.c "Valgrind"; set before the procs start */
     bool use_defer_taskrun;
     unsigned ring_entries;
     _Atomic int64_t offload_jobs; /* ringo_offload jobs not yet completed on their proc (offload.c); acq_rel */

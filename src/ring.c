@@ -25,6 +25,17 @@
  * have no ring) and kernels without MSG_RING write the target's eventfd,
  * which the target ring watches with IORING_OP_POLL_ADD.  RINGO_NO_MSG_RING
  * forces the eventfd path.
+ *
+ * Valgrind (3.19) does not know that io_uring_enter can block:
+ * a thread asleep in it keeps valgrind's global lock, no other thread of
+ * the program runs, and a run with several procs (or a plain thread beside
+ * a proc) hangs at 0% CPU, the sleeping proc waiting for a wake that the
+ * threads valgrind holds back would send.  Nor does it know what the
+ * kernel writes into a read buffer.  So on valgrind (rt.valgrind) a proc
+ * uses the plain ring setup, which posts completions to the CQ without an
+ * enter, and sleeps in ppoll(2) on the ring's descriptor, which valgrind
+ * knows blocks (the ring is readable when its CQ holds completions), and
+ * the buffers a completed read filled are marked defined (vg_io_done).
  */
 #include "config.h"
 
@@ -32,13 +43,20 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ringo.h"
+
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/memcheck.h>
+#endif
 
 static bool env_set(const char *name)
 {
@@ -59,7 +77,8 @@ int ring_setup(struct rproc *p)
     struct io_uring_params params;
     unsigned entries = rt.ring_entries;
     int r = -EINVAL;
-    bool no_defer = env_set("RINGO_NO_DEFER_TASKRUN");
+    /* valgrind: see the top of this file */
+    bool no_defer = env_set("RINGO_NO_DEFER_TASKRUN") || rt.valgrind;
     static const unsigned flag_sets[] = {
 #if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN
         /* TASKRUN_FLAG: the kernel sets IORING_SQ_TASKRUN while completions
@@ -127,6 +146,20 @@ void ring_teardown(struct rproc *p)
 }
 
 static unsigned reap(struct rproc *p);
+
+/* What vg_io_done needs of an operation, taken before it is submitted:
+ * the SQE is reused once submitted, and the kernel overwrites the address
+ * lengths with the lengths of the addresses it had. */
+struct vg_io {
+    uint8_t opcode;
+    void *addr;
+    uint32_t len;
+    socklen_t *alen;        /* accept: the address length's address */
+    socklen_t alen_in;      /* accept: room for the address; recvmsg: msg_namelen */
+    size_t control_in;      /* recvmsg: msg_controllen */
+};
+static void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe);
+static void vg_io_done(const struct vg_io *v, int res);
 
 void ring_flush(struct rproc *p)
 {
@@ -241,10 +274,35 @@ static unsigned reap(struct rproc *p)
     return n;
 }
 
+/* ring_poll's blocking wait on valgrind (see the top of this file): submit
+ * without waiting, then sleep in ppoll until the CQ has a completion or
+ * the deadline passes.  The ring is not DEFER_TASKRUN here, so a completion
+ * needs no enter to reach the CQ. */
+static int ring_wait_valgrind(struct rproc *p, int64_t deadline)
+{
+    if (p->unsubmitted)
+        ring_flush(p);
+    if (io_uring_cq_ready(&p->ring))
+        return 0;
+    struct timespec ts, *tsp = NULL;
+    if (deadline != INT64_MAX) {
+        int64_t d = deadline - now_ns();
+        if (d < 0)
+            d = 0;
+        ts.tv_sec = d / 1000000000;
+        ts.tv_nsec = d % 1000000000;
+        tsp = &ts;
+    }
+    struct pollfd pfd = { .fd = p->ring_fd, .events = POLLIN };
+    return ppoll(&pfd, 1, tsp, NULL) < 0 ? -errno : 0;
+}
+
 int ring_poll(struct rproc *p, bool block, int64_t deadline)
 {
     int r = 0;
-    if (block) {
+    if (block && rt.valgrind) {
+        r = ring_wait_valgrind(p, deadline);
+    } else if (block) {
         struct __kernel_timespec ts, *tsp = NULL;
         if (deadline != INT64_MAX) {
             int64_t d = deadline - now_ns();
@@ -304,9 +362,14 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
     }
     if (reason == W_IO)
         tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
+    struct vg_io vg = { .opcode = IORING_OP_NOP }; /* stays a NOP off valgrind */
+    if (rt.valgrind)
+        vg_io_start(&vg, sqe);
     park_commit(g, op.token, 0);
     if (reason == W_IO)
         tsan_io_acquire();
+    if (rt.valgrind && op.res > 0)
+        vg_io_done(&vg, op.res);
     g->io_op = NULL;
     return op.res;
 }
@@ -327,4 +390,72 @@ void ring_send_wake(struct rproc *from, struct rproc *to)
     uint64_t one = 1;
     ssize_t w = write(to->efd, &one, sizeof one);
     (void)w; /* EAGAIN means the counter is saturated: a wake is pending anyway */
+}
+
+static void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe)
+{
+    v->opcode = sqe->opcode;
+    v->addr = (void *)(uintptr_t)sqe->addr;
+    v->len = sqe->len;
+    v->alen = NULL;
+    v->alen_in = 0;
+    v->control_in = 0;
+    if (v->opcode == IORING_OP_ACCEPT && v->addr && sqe->addr2) {
+        v->alen = (socklen_t *)(uintptr_t)sqe->addr2;
+        v->alen_in = *v->alen;
+    } else if (v->opcode == IORING_OP_RECVMSG) {
+        const struct msghdr *m = v->addr;
+        v->alen_in = m->msg_name ? m->msg_namelen : 0;
+        v->control_in = m->msg_control ? m->msg_controllen : 0;
+    }
+}
+
+/* On valgrind: mark what the kernel wrote for a completed operation (res
+ * bytes read, an address it returned) as defined, as valgrind's wrappers
+ * of read(2), readv(2), recvmsg(2) and accept4(2) do. */
+static void vg_io_done(const struct vg_io *v, int res)
+{
+#ifdef HAVE_VALGRIND_VALGRIND_H
+    size_t left = (size_t)res;
+    const struct iovec *iov = NULL;
+    size_t iovcnt = 0;
+    switch (v->opcode) {
+    case IORING_OP_READ:
+    case IORING_OP_RECV:
+        VALGRIND_MAKE_MEM_DEFINED(v->addr, left);
+        return;
+    case IORING_OP_READV:
+        iov = v->addr;
+        iovcnt = v->len;
+        break;
+    case IORING_OP_RECVMSG: {
+        struct msghdr *m = v->addr;
+        iov = m->msg_iov;
+        iovcnt = m->msg_iovlen;
+        if (v->alen_in)
+            VALGRIND_MAKE_MEM_DEFINED(m->msg_name, m->msg_namelen < v->alen_in
+                                                       ? m->msg_namelen : v->alen_in);
+        if (v->control_in)
+            VALGRIND_MAKE_MEM_DEFINED(m->msg_control, m->msg_controllen < v->control_in
+                                                          ? m->msg_controllen : v->control_in);
+        break;
+    }
+    case IORING_OP_ACCEPT:
+        if (v->alen) {
+            VALGRIND_MAKE_MEM_DEFINED(v->alen, sizeof *v->alen);
+            VALGRIND_MAKE_MEM_DEFINED(v->addr, *v->alen < v->alen_in ? *v->alen : v->alen_in);
+        }
+        return;
+    default:
+        return;
+    }
+    for (size_t i = 0; i < iovcnt && left; i++) {
+        size_t n = iov[i].iov_len < left ? iov[i].iov_len : left;
+        VALGRIND_MAKE_MEM_DEFINED(iov[i].iov_base, n);
+        left -= n;
+    }
+#else
+    (void)v;
+    (void)res;
+#endif
 }

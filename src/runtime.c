@@ -39,6 +39,10 @@
 
 #include "ringo.h"
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
 struct runtime rt = {
     .idle_lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -507,6 +511,9 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     store_relaxed(&rt.offload_jobs, 0);
     rt.idle_procs = 0;
     rt.use_defer_taskrun = false;
+#ifdef HAVE_VALGRIND_VALGRIND_H
+    rt.valgrind = RUNNING_ON_VALGRIND != 0;
+#endif
     {
         const char *e = getenv("RINGO_NO_MULTISHOT");
         /* relaxed: the procs start after this (pthread_create orders it) */

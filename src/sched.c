@@ -1040,12 +1040,15 @@ static void proc_sleep(struct rproc *p)
     if (p->unsubmitted)
         ring_flush(p);
 
-    /* Spin briefly when other procs may hand us work. */
+    /* Spin briefly when other procs may hand us work.  Not on valgrind,
+     * which runs one thread at a time: the spin would only hold back the
+     * procs that could hand us work (ring.c "Valgrind"); we stay hungry
+     * while asleep, and a donation wakes us. */
     if (rt.nprocs > 1 && !p->timers.n) {
         if (!load_relaxed(&p->hungry))
             store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
         int64_t until = now_ns() + SPIN_NS;
-        for (unsigned i = 0;; i++) {
+        for (unsigned i = 0; !rt.valgrind; i++) {
             if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) ||
                 load_relaxed(&rt.stopping))
                 goto unhungry;

@@ -377,7 +377,13 @@ static Suite *suite(void)
     tcase_add_test(tc, offload_runs_on_helpers);
     tcase_add_test(tc, offload_cancel);
     tcase_add_test(tc, offload_is_not_deadlock);
-    tcase_add_test(tc, emfile_on_accept);
+    /* valgrind keeps RLIMIT_NOFILE to itself: the program's setrlimit
+     * changes only the limit valgrind shows it, and the kernel's accept
+     * never runs out. */
+    if (test_under_valgrind())
+        printf("valgrind: the EMFILE test is left out\n");
+    else
+        tcase_add_test(tc, emfile_on_accept);
     suite_add_tcase(s, tc);
     return s;
 }
