@@ -13,7 +13,8 @@
  * bodies get 501.  A client must send each whole request head within
  * REQUEST_NS of its first byte, and may stay idle between requests for at
  * most IDLE_NS; past either deadline the connection is dropped (slow-loris
- * clients cannot hold goroutines for ever).
+ * clients cannot hold goroutines for ever).  The parsing of requests is in
+ * http_parse.c, where tests/check_http_parse and `make fuzz` reach it.
  *
  * On SIGINT or SIGTERM it prints requests served and the runtime's
  * counters (io_uring_enter calls per request) and exits.
@@ -29,12 +30,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <ringo.h>
+
+#include "http_parse.h"
 
 #define SEC 1000000000LL
 #define IDLE_NS (30 * SEC)     /* keep-alive connection with no request */
@@ -43,7 +45,6 @@
 /* The deadlines in use: the defaults above, or -i. */
 static int64_t idle_ns = IDLE_NS;
 static int64_t request_ns = REQUEST_NS;
-#define HEAD_MAX 8192          /* request line + headers; beyond: 431 */
 #define OUT_MAX 16384          /* pipelined answers batched per write */
 #define MAX_PROCS 256
 
@@ -63,94 +64,6 @@ static const char resp_431[] =
 static const char resp_501[] =
     "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-/* Case-insensitive search for header `name` in the head [h, end); returns
- * its value (leading blanks skipped) and length, or NULL. */
-static const char *header(const char *h, const char *end, const char *name, size_t *len)
-{
-    size_t nl = strlen(name);
-    const char *line = memchr(h, '\n', (size_t)(end - h)); /* skip request line */
-    while (line && line + 1 < end) {
-        line++;
-        const char *eol = memchr(line, '\n', (size_t)(end - line));
-        if (!eol)
-            break;
-        if ((size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
-            const char *v = line + nl + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *ve = eol;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            *len = (size_t)(ve - v);
-            return v;
-        }
-        line = eol;
-    }
-    return NULL;
-}
-
-static bool has_token(const char *v, size_t len, const char *tok)
-{
-    size_t tl = strlen(tok);
-    for (size_t i = 0; i + tl <= len; i++)
-        if (strncasecmp(v + i, tok, tl) == 0)
-            return true;
-    return false;
-}
-
-enum { REQ_OK, REQ_BAD, REQ_CHUNKED };
-
-/* Parse one request head [buf, end) (ending in the blank line).  Sets
- * *keep and *head_only and *body_len. */
-static int parse(const char *buf, const char *end, bool *keep, bool *head_only, size_t *body_len)
-{
-    const char *eol = memchr(buf, '\n', (size_t)(end - buf));
-    if (!eol || eol == buf || eol[-1] != '\r')
-        return REQ_BAD;
-    const char *sp1 = memchr(buf, ' ', (size_t)(eol - buf));
-    if (!sp1 || sp1 == buf)
-        return REQ_BAD;
-    for (const char *m = buf; m < sp1; m++)
-        if (*m < 'A' || *m > 'Z')
-            return REQ_BAD;
-    const char *target = sp1 + 1;
-    const char *sp2 = memchr(target, ' ', (size_t)(eol - target));
-    if (!sp2 || sp2 == target || (*target != '/' && *target != '*' && *target != 'h'))
-        return REQ_BAD;
-    const char *ver = sp2 + 1;
-    size_t vlen = (size_t)(eol - 1 - ver);
-    if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1'))
-        return REQ_BAD;
-    bool http11 = ver[7] == '1';
-    *head_only = (sp1 - buf == 4 && memcmp(buf, "HEAD", 4) == 0);
-
-    size_t len;
-    const char *v = header(buf, end, "Connection", &len);
-    if (http11)
-        *keep = !(v && has_token(v, len, "close"));
-    else
-        *keep = v && has_token(v, len, "keep-alive");
-    if (http11 && !header(buf, end, "Host", &len))
-        return REQ_BAD; /* RFC 9112 3.2: a 1.1 request without Host is 400 */
-    if (header(buf, end, "Transfer-Encoding", &len))
-        return REQ_CHUNKED;
-    *body_len = 0;
-    v = header(buf, end, "Content-Length", &len);
-    if (v) {
-        char tmp[24];
-        if (len == 0 || len >= sizeof tmp)
-            return REQ_BAD;
-        memcpy(tmp, v, len);
-        tmp[len] = '\0';
-        char *e;
-        unsigned long long cl = strtoull(tmp, &e, 10);
-        if (*e || tmp[0] < '0' || tmp[0] > '9')
-            return REQ_BAD;
-        *body_len = (size_t)cl;
-    }
-    return REQ_OK;
-}
-
 static size_t put_response(char *out, bool keep, bool head_only)
 {
     return (size_t)sprintf(out,
@@ -163,7 +76,7 @@ static size_t put_response(char *out, bool keep, bool head_only)
 static void conn(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    char in[HEAD_MAX + 1024];
+    char in[HTTP_HEAD_MAX + 1024];
     char out[OUT_MAX];
     size_t have = 0;          /* bytes in `in` */
     size_t skip = 0;          /* request body bytes still to discard */
@@ -183,50 +96,28 @@ static void conn(void *arg)
 
         size_t pos = 0, olen = 0;
         for (;;) {
-            if (skip) {
-                size_t s = have - pos < skip ? have - pos : skip;
-                pos += s;
-                skip -= s;
-                if (skip)
-                    break;
-            }
-            const char *start = in + pos;
-            size_t avail = have - pos;
-            const char *endh = memmem(start, avail, "\r\n\r\n", 4);
-            if (!endh) {
-                if (avail > HEAD_MAX) {
-                    ringo_write_all(fd, out, olen);
-                    ringo_write_all(fd, resp_431, sizeof resp_431 - 1);
-                    goto done;
-                }
+            struct http_request req;
+            int st = http_next_request(in, have, &pos, &skip, &req);
+            if (st == HTTP_MORE)
                 break;
-            }
-            endh += 4;
-            if ((size_t)(endh - start) > HEAD_MAX) {
+            if (st != HTTP_REQUEST) {
                 ringo_write_all(fd, out, olen);
-                ringo_write_all(fd, resp_431, sizeof resp_431 - 1);
-                goto done;
-            }
-            bool head_only = false;
-            size_t blen = 0;
-            int pr = parse(start, endh, &keep, &head_only, &blen);
-            if (pr != REQ_OK) {
-                ringo_write_all(fd, out, olen);
-                if (pr == REQ_BAD)
+                if (st == HTTP_TOO_LARGE)
+                    ringo_write_all(fd, resp_431, sizeof resp_431 - 1);
+                else if (st == HTTP_BAD)
                     ringo_write_all(fd, resp_400, sizeof resp_400 - 1);
                 else
                     ringo_write_all(fd, resp_501, sizeof resp_501 - 1);
                 goto done;
             }
+            keep = req.keep;
             if (olen + 256 > sizeof out) {
                 if (ringo_write_all(fd, out, olen) < 0)
                     goto done;
                 olen = 0;
             }
-            olen += put_response(out + olen, keep, head_only);
+            olen += put_response(out + olen, keep, req.head_only);
             atomic_fetch_add_explicit(&served[proc].n, 1, memory_order_relaxed);
-            pos = (size_t)(endh - in);
-            skip = blen;
             if (!keep)
                 break;
         }

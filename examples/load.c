@@ -10,7 +10,8 @@
  * once, so the histogram needs no lock).  The run ends by deadline: every
  * connection goroutine sets its deadline to the end of the run, so a
  * request in flight at the end is cut off with -ETIMEDOUT and not counted.
- * A progress line on stderr is refreshed every second.
+ * A progress line on stderr is refreshed every second.  Responses and the
+ * URL are parsed by http_parse.c (tests/check_http_parse, `make fuzz`).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -26,6 +27,8 @@
 #include <unistd.h>
 
 #include <ringo.h>
+
+#include "http_parse.h"
 
 #define SEC 1000000000LL
 #define MAX_PROCS 256
@@ -43,7 +46,7 @@ struct hist {
 };
 
 static struct hist *hists;      /* one per proc */
-static const char *host, *port, *path;
+static const char *host, *port;
 static char request[1024];
 static size_t request_len;
 static int64_t t_end;
@@ -73,28 +76,18 @@ static uint64_t value_of(unsigned b)
 static ssize_t read_response(int fd, char *buf, size_t cap, size_t *have)
 {
     for (;;) {
-        char *eoh = memmem(buf, *have, "\r\n\r\n", 4);
-        if (eoh) {
-            size_t head = (size_t)(eoh + 4 - buf);
-            size_t clen = 0;
-            if (strncmp(buf, "HTTP/1.", 7) != 0 || head < 12 || buf[9] != '2')
-                return -EPROTO;
-            for (char *l = memchr(buf, '\n', head); l && l < eoh; l = memchr(l + 1, '\n', (size_t)(eoh - l))) {
-                if (strncasecmp(l + 1, "Content-Length:", 15) == 0)
-                    clen = strtoull(l + 16, NULL, 10);
-            }
-            if (head + clen > cap)
-                return -EMSGSIZE;
-            while (*have < head + clen) {
+        ssize_t len = http_response_length(buf, *have, cap);
+        if (len < 0)
+            return len;
+        if (len > 0) {
+            while (*have < (size_t)len) {
                 ssize_t r = ringo_read(fd, buf + *have, cap - *have);
                 if (r <= 0)
                     return r < 0 ? r : -ECONNRESET;
                 *have += (size_t)r;
             }
-            return (ssize_t)(head + clen);
+            return len;
         }
-        if (*have == cap)
-            return -EMSGSIZE;
         ssize_t r = ringo_read(fd, buf + *have, cap - *have);
         if (r <= 0)
             return r;
@@ -227,37 +220,26 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    /* http://host[:port][/path] */
-    char *url = strdup(argv[optind]);
-    if (strncmp(url, "http://", 7) != 0) {
+    struct http_url u;
+    int e = http_url_parse(argv[optind], &u);
+    if (e == -EPROTONOSUPPORT) {
         fprintf(stderr, "load: only http:// URLs are supported\n");
         return 2;
     }
-    char *h = url + 7;
-    char *slash = strchr(h, '/');
-    path = slash ? strdup(slash) : "/";
-    if (slash)
-        *slash = '\0';
-    request_len = (size_t)snprintf(request, sizeof request,
-                                   "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", path, h);
-    if (h[0] == '[') { /* [v6]:port */
-        char *rb = strchr(h, ']');
-        if (!rb) {
-            fprintf(stderr, "load: bad URL\n");
-            return 2;
-        }
-        *rb = '\0';
-        host = h + 1;
-        port = rb[1] == ':' ? rb + 2 : "80";
-    } else {
-        char *colon = strrchr(h, ':');
-        if (colon)
-            *colon = '\0';
-        host = h;
-        port = colon ? colon + 1 : "80";
+    if (e < 0) {
+        fprintf(stderr, "load: bad URL\n");
+        return 2;
     }
+    ssize_t len = http_get_request(request, sizeof request, &u);
+    if (len < 0) {
+        fprintf(stderr, "load: URL too long\n");
+        return 2;
+    }
+    request_len = (size_t)len;
+    host = strndup(u.host, u.host_len);
+    port = strndup(u.port, u.port_len);
     hists = calloc(MAX_PROCS, sizeof *hists);
-    if (!hists) {
+    if (!host || !port || !hists) {
         perror("load");
         return 1;
     }

@@ -30,6 +30,23 @@ extern "C" {
 #define RINGO_API
 #endif
 
+/*
+ * ringo_exit() does not return.  C11 and C17 spell that _Noreturn, C23 and
+ * C++11 [[noreturn]] (C++ has no _Noreturn at all, and C23 deprecates it);
+ * older C++ dialects get the GNU attribute where there is one.
+ */
+#if defined(__cplusplus) && __cplusplus >= 201103L
+#define RINGO_NORETURN [[noreturn]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 202311L
+#define RINGO_NORETURN [[noreturn]]
+#elif !defined(__cplusplus) && defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define RINGO_NORETURN _Noreturn
+#elif defined(__GNUC__)
+#define RINGO_NORETURN __attribute__((noreturn))
+#else
+#define RINGO_NORETURN
+#endif
+
 /* The version of this header; the library's is ringo_version(3). */
 #define RINGO_VERSION_MAJOR 0
 #define RINGO_VERSION_MINOR 1
@@ -50,11 +67,24 @@ struct ringo_config {
     /* more fields may follow; zero always means "default" */
 };
 
+/*
+ * Structs that grow: struct ringo_config and struct ringo_stats gain fields
+ * at their end (never in their tail padding), so their size tells which
+ * fields a program knows.  ringo_run() and ringo_stats() are macros that
+ * pass the sizeof the program was compiled with to the _sized functions:
+ * the library reads and writes only that many bytes (ringo_run(3),
+ * ringo_stats(3)).  The functions named ringo_run and ringo_stats, which
+ * programs built against ringo 0.1 call, keep to the 0.1 sizes.  Variadic,
+ * so that a C++ lambda with commas in its body is one argument.
+ */
 RINGO_API int      ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg);
+RINGO_API int      ringo_run_sized(void (*main_fn)(void *), void *arg,
+                                   const struct ringo_config *cfg, size_t cfg_size);
+#define ringo_run(...) ringo_run_sized(__VA_ARGS__, sizeof(struct ringo_config))
 RINGO_API int64_t  ringo_go(void (*fn)(void *), void *arg);
 RINGO_API int64_t  ringo_go_on(int proc, void (*fn)(void *), void *arg);
 RINGO_API void     ringo_yield(void);
-RINGO_API _Noreturn void ringo_exit(void);
+RINGO_NORETURN RINGO_API void ringo_exit(void);
 RINGO_API int64_t  ringo_id(void);
 RINGO_API int      ringo_proc(void);
 RINGO_API int      ringo_nprocs(void);
@@ -105,10 +135,31 @@ struct ringo_case {
 #define RINGO_NONBLOCK 1
 RINGO_API int ringo_select(struct ringo_case *cases, size_t n, int flags);
 
+/*
+ * Per-descriptor deadlines (Go's net.Conn SetReadDeadline and
+ * SetWriteDeadline): settable from any goroutine or plain thread, effective
+ * at once on operations already blocked on fd.  An operation ends at the
+ * earlier of its goroutine's deadline and its fd's; cancellation wins over
+ * both; ringo_close clears them.
+ */
+#define RINGO_READ  1
+#define RINGO_WRITE 2
+RINGO_API int ringo_fd_deadline_set(int fd, int dirs, int64_t when); /* 0, -EBADF, -EINVAL */
+
 /* Timers as channels (cap 1, elem int64_t: the ringo_now() of the firing). */
 RINGO_API ringo_chan *ringo_after(int64_t ns);
 RINGO_API ringo_chan *ringo_tick(int64_t period);
 RINGO_API void        ringo_tick_stop(ringo_chan *t);
+
+/*
+ * Signals as channels (Go's signal.Notify / signal.Stop).  Each listed
+ * signal is sent to c (elem int: the signal number) without blocking: a
+ * full channel drops it.  The runtime receives the signals; no handler
+ * interrupts a goroutine.  SIGPIPE is ignored while a run is in progress,
+ * so a write to a broken connection returns -EPIPE.
+ */
+RINGO_API int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n); /* 0, -EINVAL */
+RINGO_API int ringo_signal_stop(ringo_chan *c);                               /* 0, -ENOENT */
 
 /*
  * I/O.  POSIX-shaped calls that block the goroutine, never the proc: each is
@@ -200,6 +251,8 @@ struct ringo_stats {
 };
 
 RINGO_API int  ringo_stats(struct ringo_stats *out);
+RINGO_API int  ringo_stats_sized(struct ringo_stats *out, size_t size);
+#define ringo_stats(...) ringo_stats_sized(__VA_ARGS__, sizeof(struct ringo_stats))
 RINGO_API void ringo_dump(int fd);
 RINGO_API const char *ringo_version(void);
 

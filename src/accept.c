@@ -110,7 +110,7 @@ struct acceptor {
     bool closed;                /* ringo_close'd: never armed again, freed at refs == 0 */
     unsigned refs;              /* holders, see the top */
     int *q;                     /* ring buffer of accepted descriptors */
-    unsigned qhead, qlen, qcap; /* qcap a power of two (or 0) */
+    unsigned qhead, qlen, qcap; /* qcap a power of two, ACC_QUEUE_MAX at first */
     struct acc_waiter *whead, *wtail;
     unsigned nwait;
     struct close_wait *closer;  /* set while a close waits for the last CQE */
@@ -126,9 +126,9 @@ _Atomic int acc_mark_big;
 static void acc_mark(int fd)
 {
     /* seq_cst (with the load in acc_fd_marked): a ringo_close that comes
-     * after this in the single total order takes the slow path.  An accept
-     * racing with the close of the same fd is the program's race, as for
-     * any descriptor. */
+     * after this in the single total order takes the slow path; one that
+     * comes before has marked fd closing, which acc_accept then sees
+     * (fdops.c "Closing marks"). */
     if ((unsigned)fd < ACC_MARK_FDS) {
         uint64_t bit = 1ull << (fd % 64);
         if (!(load_seqcst(&acc_marks[fd / 64]) & bit))
@@ -185,9 +185,20 @@ static struct acceptor *acc_find(struct rproc *p, int fd, int flags)
     for (struct acceptor *a = p->acceptors; a; a = a->next)
         if (a->fd == fd && a->flags == flags && !a->closed)
             return a;
-    struct acceptor *a = calloc(1, sizeof *a);
+    struct acceptor *a = seam_calloc(1, sizeof *a);
     if (!a)
         return NULL;
+    /* The queue's first ACC_QUEUE_MAX slots come with the acceptor, so a
+     * descriptor the kernel has already accepted finds room without an
+     * allocation: one that failed there would leave nothing to do but
+     * close it, resetting a connection nobody saw.  Out of memory here,
+     * the caller takes the single-shot path instead. */
+    a->q = seam_malloc(ACC_QUEUE_MAX * sizeof *a->q);
+    if (!a->q) {
+        free(a);
+        return NULL;
+    }
+    a->qcap = ACC_QUEUE_MAX;
     a->fd = fd;
     a->flags = flags;
     a->next = p->acceptors;
@@ -199,8 +210,10 @@ static struct acceptor *acc_find(struct rproc *p, int fd, int flags)
 static bool q_push(struct acceptor *acc, int fd)
 {
     if (acc->qlen == acc->qcap) {
-        unsigned ncap = acc->qcap ? acc->qcap * 2 : ACC_QUEUE_MAX;
-        int *nq = malloc(ncap * sizeof *nq);
+        /* Past ACC_QUEUE_MAX: the request has been cancelled, and these
+         * are completions that were already on their way. */
+        unsigned ncap = acc->qcap * 2;
+        int *nq = seam_malloc(ncap * sizeof *nq);
         if (!nq)
             return false;
         for (unsigned i = 0; i < acc->qlen; i++)
@@ -349,17 +362,39 @@ void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags)
 
 int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
 {
-    struct acceptor *acc = acc_find(p, fd, flags);
-    if (!acc)
-        return ACC_SINGLE;
-    if (acc->qlen)
-        return q_pop(acc);
-    if (!acc->armed)
-        acc_arm(p, acc);
+    struct acceptor *acc;
+    for (;;) {
+        acc = acc_find(p, fd, flags);
+        if (!acc)
+            return ACC_SINGLE;
+        if (acc->qlen)
+            return q_pop(acc);
+        if (acc->armed)
+            break;
+        /* A close of fd in progress may have looked for acceptors already
+         * (fdops.c "Closing marks"; the acceptor mark, set by acc_find
+         * with seq_cst, is what it looked at): arm only once it is done. */
+        _Atomic uint32_t *mark = rt.nprocs > 1 ? fdclose_pending(fd) : NULL;
+        if (!mark) {
+            acc_arm(p, acc);
+            break;
+        }
+        fdclose_wait(mark);
+        int chk = block_check(g);
+        if (chk)
+            return chk;
+    }
     struct acc_waiter w = { .g = g, .linked = true };
     acc_hold(acc);
     w.token = park_prepare(g, W_IO, PARK_INTERRUPTIBLE);
     store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
+    /* The listener's read deadline counts too; read after park_prepare's
+     * barrier, against ringo_fd_deadline_set's (fddeadline.c), which then
+     * wakes us through acc_fd_deadline if we read the old one. */
+    uint32_t seq;
+    int64_t fdl = fdl_get(fd, RINGO_READ, &seq);
+    if (fdl < g->wake_at)
+        g->wake_at = fdl;
     w.prev = acc->wtail;
     if (acc->wtail)
         acc->wtail->next = &w;
@@ -381,6 +416,16 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     if (w.fallback)
         return ACC_FALLBACK;
     return r;
+}
+
+/* A deadline of fd changed (fddeadline.c): every waiter on it starts
+ * again, with the new deadline; the request stays armed. */
+void acc_fd_deadline(struct rproc *p, int fd)
+{
+    for (struct acceptor *acc = p->acceptors; acc; acc = acc->next)
+        if (acc->fd == fd && !acc->closed)
+            while (w_wake_first(acc, ACC_AGAIN, false))
+                ;
 }
 
 /* The proc has nothing to run (sched.c proc_sleep): cancel the requests
@@ -443,66 +488,96 @@ static void acc_close_local(struct rproc *p, int fd, struct close_wait *cw)
 struct acc_close_task {
     struct rtask t;
     int fd;
+    bool heap;                  /* a plain thread's (freed here), else on the closer's stack */
     struct close_wait *cw;
 };
 
 static void close_task_run(struct rproc *p, struct rtask *t)
 {
     struct acc_close_task *ct = (struct acc_close_task *)t;
+    bool heap = ct->heap; /* a task on the closer's stack is gone once it is counted done */
     acc_close_local(p, ct->fd, ct->cw);
     close_wait_done(ct->cw);
-    free(ct);
+    if (heap)
+        free(ct);
 }
 
 static void close_task_discard(struct rtask *t)
 {
+    /* Only a plain thread's tasks can be left when the run ends: a
+     * goroutine's close keeps the run alive until its tasks have run. */
     struct acc_close_task *ct = (struct acc_close_task *)t;
     close_wait_done(ct->cw);
     free(ct);
 }
 
-static void post_close(struct rproc *q, int fd, struct close_wait *cw)
+static void post_close(struct rproc *q, struct acc_close_task *ct, int fd, bool heap,
+                       struct close_wait *cw)
 {
-    struct acc_close_task *ct = malloc(sizeof *ct);
-    if (!ct)
-        return; /* that proc's request keeps the socket until the run ends */
     ct->t.run = close_task_run;
     ct->t.discard = close_task_discard;
     ct->fd = fd;
+    ct->heap = heap;
     ct->cw = cw;
     fetch_add_relaxed(&cw->pending, 1); /* relaxed: the poster's guard is held */
     proc_post_task(q, &ct->t);
 }
+
+/* Other procs a goroutine's close asks at a time: their tasks live on its
+ * stack, so the close allocates nothing.  (A task that could not be
+ * allocated left that proc's acceptors open, the port listening and their
+ * waiters parked for ever: tests/check_fault.c, accept.) */
+#define ACC_CLOSE_BATCH 8
 
 void acc_release_fd(int fd)
 {
     acc_unmark(fd);
     struct rproc *p = tls_proc;
     struct rg *g = p ? p->cur : NULL;
-    struct close_wait cw = { .g = g };
-    /* The guard, dropped after posting.  relaxed: other procs see cw
-     * through proc_post_task's release push. */
-    store_relaxed(&cw.pending, 1);
     if (g) {
-        cw.token = park_prepare(g, W_IO, 0);
-        store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
-        owner_add(p->inflight, 1); /* waiting on I/O of other procs: not a deadlock */
-        for (unsigned i = 0; i < rt.nprocs; i++) {
-            if (rt.procs[i] == p)
-                acc_close_local(p, fd, &cw);
-            else
-                post_close(rt.procs[i], fd, &cw);
+        /* In batches: the goroutine stays parked until every task of a
+         * batch has run, so the tasks outlive their use; and the run cannot
+         * end while it waits (it is live), so none is ever discarded. */
+        struct acc_close_task tasks[ACC_CLOSE_BATCH];
+        unsigned i = 0;
+        while (i < rt.nprocs) {
+            struct close_wait cw = { .g = g };
+            /* The guard, dropped after posting.  relaxed: other procs see
+             * cw through proc_post_task's release push. */
+            store_relaxed(&cw.pending, 1);
+            cw.token = park_prepare(g, W_IO, 0);
+            store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
+            owner_add(p->inflight, 1); /* waiting on I/O of other procs: not a deadlock */
+            for (unsigned n = 0; i < rt.nprocs && n < ACC_CLOSE_BATCH; i++) {
+                if (rt.procs[i] == p)
+                    acc_close_local(p, fd, &cw);
+                else
+                    post_close(rt.procs[i], &tasks[n++], fd, false, &cw);
+            }
+            close_wait_done(&cw);
+            park_commit(g, cw.token, 0);
+            owner_add(p->inflight, -1);
         }
-        close_wait_done(&cw);
-        park_commit(g, cw.token, 0);
-        owner_add(p->inflight, -1);
         return;
     }
-    if (p || !foreign_enter())
+    if (p || !run_enter(&p))
         return; /* a proc's scheduler loop (never), or no run */
-    note_foreign();
-    for (unsigned i = 0; i < rt.nprocs; i++)
-        post_close(rt.procs[i], fd, &cw);
+    struct close_wait cw = { .g = NULL };
+    store_relaxed(&cw.pending, 1); /* the guard, as above */
+    for (unsigned i = 0; i < rt.nprocs; i++) {
+        /* Heap tasks: the run may end before they run (then they are
+         * discarded, after we have left).  Out of memory, wait for some
+         * rather than leave a proc's acceptors open; a run that ends
+         * meanwhile closes them all itself. */
+        struct acc_close_task *ct;
+        while (!(ct = seam_malloc(sizeof *ct)) && !load_relaxed(&rt.stopping)) {
+            struct timespec ts = { 0, 100000 };
+            nanosleep(&ts, NULL);
+        }
+        if (!ct)
+            break;
+        post_close(rt.procs[i], ct, fd, true, &cw);
+    }
     close_wait_done(&cw);
     /* acquire: pairs with close_wait_done's acq_rel; the procs' closes are done.
      * A run that ends meanwhile cancels every request itself (stopping:
@@ -511,7 +586,7 @@ void acc_release_fd(int fd)
         struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);
     }
-    foreign_exit();
+    run_exit(p);
 }
 
 /* ------------------------------------------------------------------ */

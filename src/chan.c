@@ -225,13 +225,13 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
         errno = ENOMEM;
         return NULL;
     }
-    ringo_chan *c = calloc(1, sizeof *c);
+    ringo_chan *c = seam_calloc(1, sizeof *c);
     if (!c) {
         errno = ENOMEM;
         return NULL;
     }
     if (cap) {
-        c->buf = malloc(cap * (elem_size ? elem_size : 1));
+        c->buf = seam_malloc(cap * (elem_size ? elem_size : 1));
         if (!c->buf) {
             free(c);
             errno = ENOMEM;

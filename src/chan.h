@@ -62,7 +62,8 @@ struct ringo_chan {
     bool closed;                /* under lock */
     struct waitq sendq;         /* blocked senders, FIFO; under lock */
     struct waitq recvq;         /* blocked receivers, FIFO; under lock */
-    struct timerchan *timer;    /* ringo_tick's ticker, for ringo_tick_stop; fixed */
+    _Atomic(struct timerchan *) timer; /* ringo_tick's ticker until a stop or the owner
+                                        * claims it (timerchan.c "Stopping"); else NULL */
     char *buf;                  /* cap * elem_size bytes */
 };
 
@@ -221,6 +222,11 @@ static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan
 void chan_abandon_waits(struct rg *g);
 
 uint32_t fast_rand(void);
+
+/* A seam for tests (check_chan.c), NULL in programs: ringo_tick_stop
+ * calls it between looking at c->timer and acting on what it found, so a
+ * test can order another holder's stop in between (timerchan.c). */
+extern void (*tick_stop_seam)(ringo_chan *c);
 
 /* A plain thread's call while a run is in progress turns deadlock
  * detection off (API.md: it may release a goroutine later). */

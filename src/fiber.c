@@ -37,6 +37,7 @@
  * malloc'd stacks (no guard, and glibc would commit the whole stack).
  */
 #include "fiber.h"
+#include "fault.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -174,13 +175,13 @@ void fiber_fini(void)
  * first needed, so mapping touches no memory.  Under pool_lock. */
 static int region_new(void)
 {
-    struct region *r = malloc(sizeof *r);
+    struct region *r = seam_malloc(sizeof *r);
     if (!r)
         return -ENOMEM;
     r->len = slot_size * STACKS_PER_REGION;
     r->fresh = 0;
-    r->base = mmap(NULL, r->len, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    r->base = seam_mmap(NULL, r->len, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (r->base == MAP_FAILED) {
         free(r);
         return -ENOMEM;
@@ -219,7 +220,7 @@ static struct stack *carve_init(char *slot, bool guard)
 {
     struct stack *s = (struct stack *)(slot + slot_size - HDR_SIZE);
     s->lo = slot + page_size;
-    s->guarded = guard && mprotect(slot, page_size, PROT_NONE) == 0;
+    s->guarded = guard && seam_mprotect(slot, page_size, PROT_NONE) == 0;
     if (guard && !s->guarded) {
         pthread_mutex_lock(&pool_lock);
         guard_budget = 0; /* out of mappings: no more guards this run */

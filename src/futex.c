@@ -240,7 +240,7 @@ static bool uring_futex(struct rproc *p)
     if (p->futex_uring == FU_UNPROBED) {
         p->futex_uring = FU_NO;
         if (!env_on("RINGO_NO_IO_URING_FUTEX")) {
-            struct io_uring_probe *probe = io_uring_get_probe_ring(&p->ring);
+            struct io_uring_probe *probe = seam_io_uring_get_probe_ring(&p->ring);
             if (probe) {
                 if (io_uring_opcode_supported(probe, IORING_OP_FUTEX_WAIT))
                     p->futex_uring = FU_PROBED;

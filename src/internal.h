@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "atomic.h"
+#include "fault.h"
 #include "fiber.h"
 #include "timer.h"
 
@@ -32,6 +33,28 @@
 
 struct rproc;
 struct sudog;
+
+/* Fault seams of the io_uring setup calls (the others are in fault.h). */
+static inline int seam_io_uring_queue_init_params_at(unsigned entries, struct io_uring *ring,
+                                                     struct io_uring_params *params,
+                                                     const char *site)
+{
+    if (fault_now(site))
+        return -ENOMEM;
+    return io_uring_queue_init_params(entries, ring, params);
+}
+
+static inline struct io_uring_probe *seam_io_uring_get_probe_ring_at(struct io_uring *ring,
+                                                                     const char *site)
+{
+    if (fault_now(site))
+        return NULL;
+    return io_uring_get_probe_ring(ring);
+}
+
+#define seam_io_uring_queue_init_params(e, r, pa) \
+    seam_io_uring_queue_init_params_at((e), (r), (pa), FAULT_SITE)
+#define seam_io_uring_get_probe_ring(r) seam_io_uring_get_probe_ring_at((r), FAULT_SITE)
 
 /* Goroutine states, as ringo_dump() prints them.  Owner proc writes them
  * (relaxed: they are a diagnostic, read racily by dumps). */
@@ -97,14 +120,15 @@ struct rg {
     uint32_t gen;               /* incarnations of this struct; owner */
     uint64_t park_seq;          /* last token handed out; owner */
     int64_t deadline;           /* owner */
-    int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner */
+    int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner.
+                                 * For an io_wait, the deadline at which the timer cancels io_op */
     int32_t wake_at_result;     /* result the timer delivers (0 for a sleep, -ETIMEDOUT for a deadline) */
     _Atomic int wait_fd;        /* the fd of an I/O wait, -1 otherwise; owner writes relaxed, dumps read relaxed */
     uint64_t timer_token;       /* token the timer claims with */
 
     /* -- line 2: the wait in progress -- */
     struct rtimer timer;        /* owner proc's heap */
-    void *io_op;                /* the struct rop in flight while parked in I/O; owner */
+    void *io_op;                /* the struct rop of an I/O wait that deadline and cancel end (io_wait); owner */
     _Atomic(const void *) wait_obj; /* what it waits on, for dumps: a channel or a futex word; like wait_fd */
     struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
     unsigned nsudogs;
@@ -166,6 +190,21 @@ _Atomic uint32_t *fdops_inc(struct rproc *p, int fd); /* owner; fd >= 0; returns
 void fdops_dec(_Atomic uint32_t *counter);            /* owner; what fdops_inc returned */
 bool fdops_busy(struct rproc *p, int fd);   /* any thread */
 void fdops_free(struct rproc *p);            /* teardown */
+
+/* Closes in progress per fd, runtime-wide (fdops.c "Closing marks"): a
+ * goroutine's ringo_close marks fd before it looks at who uses it; an
+ * operation counted on fd that then finds a mark does not reach the
+ * kernel, waits for the close, and starts again. */
+_Atomic uint32_t *fdclose_mark(int fd);            /* closer; fd >= 0; returns the mark */
+void fdclose_unmark(_Atomic uint32_t *mark);       /* closer, once its close has completed */
+_Atomic uint32_t *fdclose_pending(int fd);         /* after counting an op on fd: its mark, or NULL */
+_Atomic uint32_t *fdclose_look(int fd);            /* the same, the caller having issued barrier (B) */
+void fdclose_wait(_Atomic uint32_t *mark);         /* a goroutine: until no close is in progress */
+void fdclose_run_end(void);                        /* teardown: frees the marks */
+/* A seam for tests (check_close.c), NULL in programs: ringo_close calls it
+ * after it has had the other procs cancel the operations they count on
+ * fd, before its own cancel and the close (io.c). */
+extern void (*close_seam)(int fd);
 
 struct rproc {
     int idx;
@@ -254,9 +293,26 @@ extern struct runtime rt;
  * on no goroutine can be spawned (spawn's CAS sees it). */
 #define LIVE_STOPPED ((int64_t)1 << 62)
 
-/* A plain thread brackets every call that touches the procs' memory
- * (inboxes, eventfds, the goroutine table) with these.  Handshake with
- * ringo_run's teardown:
+extern __thread struct rproc *tls_proc;
+
+/* Mark that a plain thread called into the runtime (deadlock detection off). */
+void note_foreign(void);
+
+/* The one way in to the run's shared state (rt.procs and the procs they
+ * point to: inboxes, task lists, eventfds, timer owners; the goroutine
+ * table) for a call that may come from a plain thread:
+ *
+ *     struct rproc *me;
+ *     if (!run_enter(&me))
+ *         return ...;             no run: touch nothing
+ *     ... rt.procs[i], proc_post_task, ...
+ *     run_exit(me);
+ *
+ * On a proc's thread (*me = tls_proc) the run is pinned already: it ends
+ * only after every proc has left its loop.  A plain thread (*me = NULL) is
+ * counted in rt.foreign_ops for the duration, and its call turns deadlock
+ * detection off (note_foreign), as any plain thread's call does.  Handshake
+ * with ringo_run's teardown:
  *
  *     plain thread                      ringo_run
  *     fetch_add(foreign_ops)            store(active, 0)
@@ -264,23 +320,31 @@ extern struct runtime rt;
  *     load(active): 0 -> undo, fail     load(foreign_ops) until 0, then free
  *
  * Both seq_cst: either the thread sees active == 0 and touches nothing, or
- * the teardown sees it counted and waits for its foreign_exit. */
-static inline bool foreign_enter(void)
+ * the teardown sees it counted and waits for its run_exit.  Checking
+ * rt.active alone is not enough: the run may end, and free the procs,
+ * between the check and the touch. */
+static inline bool run_enter(struct rproc **me)
 {
-    atomic_fetch_add_explicit(&rt.foreign_ops, 1, memory_order_seq_cst);
+    struct rproc *p = tls_proc;
+    *me = p;
+    if (p)
+        return true;
+    fetch_add_seqcst(&rt.foreign_ops, 1);
     if (!load_seqcst(&rt.active)) {
-        atomic_fetch_sub_explicit(&rt.foreign_ops, 1, memory_order_release);
+        fetch_sub_release(&rt.foreign_ops, 1); /* as in run_exit */
         return false;
     }
+    note_foreign();
     return true;
 }
 
-static inline void foreign_exit(void)
+static inline void run_exit(struct rproc *me)
 {
-    /* release: our touches of the procs happen before the teardown's free */
-    atomic_fetch_sub_explicit(&rt.foreign_ops, 1, memory_order_release);
+    /* release: our touches of the procs happen before the teardown's free
+     * (it polls foreign_ops with seq_cst, which acquires) */
+    if (!me)
+        fetch_sub_release(&rt.foreign_ops, 1);
 }
-extern __thread struct rproc *tls_proc;
 
 static inline struct rg *self_g(void)
 {
@@ -288,8 +352,17 @@ static inline struct rg *self_g(void)
     return p ? p->cur : NULL;
 }
 
-/* Mark that a plain thread called into the runtime (deadlock detection off). */
-void note_foreign(void);
+/* note_foreign() does nothing on the runtime's own threads
+ * (tls_runtime_thread: the signal thread), whose calls are accounted for
+ * otherwise. */
+extern __thread bool tls_runtime_thread;
+
+/* signal.c: registrations of ringo_signal_notify (the deadlock check reads
+ * it seq_cst: none is reported while a signal may still wake someone), and
+ * the run's start and end (SIGPIPE ignored; registrations dropped). */
+extern _Atomic int signal_regs;
+void signal_run_start(void);
+void signal_run_end(void);
 
 /* park/ready protocol (sched.c) */
 uint64_t park_prepare(struct rg *g, int reason, int flags);
@@ -368,11 +441,29 @@ int  ring_setup(struct rproc *p);
 void ring_teardown(struct rproc *p);
 struct io_uring_sqe *ring_sqe(struct rproc *p);
 void ring_reserve(struct rproc *p, unsigned n);
+/* Park g until the CQE of sqe; returns its result.  Nothing but the CQE
+ * ends the wait (a close, a futex wait).  ring_wait_op_on names what it
+ * waits on for ringo_dump (a futex word).  I/O that the deadline and
+ * ringo_cancel end parks through io.c's io_wait. */
 int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason);
-/* The same, naming what it waits on for ringo_dump (a futex word). */
 int  ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
                      const void *obj);
+void ring_cancel_op(struct rproc *p, void *op);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
+/* On valgrind (ring.c "Valgrind"): what vg_io_done needs of an I/O
+ * operation, taken by vg_io_start before it is submitted:
+ * the SQE is reused once submitted, and the kernel overwrites the address
+ * lengths with the lengths of the addresses it had. */
+struct vg_io {
+    uint8_t opcode;
+    void *addr;
+    uint32_t len;
+    socklen_t *alen;        /* accept: the address length's address */
+    socklen_t alen_in;      /* accept: room for the address; recvmsg: msg_namelen */
+    size_t control_in;      /* recvmsg: msg_controllen */
+};
+void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe);
+void vg_io_done(const struct vg_io *v, int res);
 void ring_flush(struct rproc *p);
 void ring_send_wake(struct rproc *from, struct rproc *to);
 
@@ -396,6 +487,10 @@ void acc_release_fd(int fd);
 void acc_proc_fini(struct rproc *p);
 void acc_proc_idle(struct rproc *p);
 void acc_run_reset(void);
+/* A deadline of fd changed: wake p's multishot accepts waiting on it, to
+ * start again with the new one (on p's thread). */
+void acc_fd_deadline(struct rproc *p, int fd);
+#define ACC_AGAIN    (-0x7fff0003)
 
 /* May fd have acceptors (ringo_close's check)?  seq_cst: see acc_mark. */
 static inline bool acc_fd_marked(int fd)
@@ -403,6 +498,28 @@ static inline bool acc_fd_marked(int fd)
     if ((unsigned)fd < ACC_MARK_FDS)
         return (load_seqcst(&acc_marks[fd / 64]) >> (fd % 64)) & 1;
     return fd >= 0 && load_seqcst(&acc_mark_big);
+}
+
+/* fddeadline.c: per-descriptor deadlines.  fdl_get returns the earlier
+ * of fd's deadlines for dirs (RINGO_READ|RINGO_WRITE) and its sequence
+ * word: bits 0-15 count deadline changes, bits 16-30 closes, and bit 31
+ * (FDL_PRESENT) says fd has an entry at all (0: never given a deadline,
+ * so its closes are not counted either); fdl_close is ringo_close's
+ * (clears the deadlines, counts a close). */
+#define FDL_SETS    0xffffu
+#define FDL_CLOSE   0x10000u
+#define FDL_PRESENT 0x80000000u
+int64_t fdl_get(int fd, int dirs, uint32_t *seq);
+void fdl_close(int fd);
+void fdl_run_end(void);
+/* May an operation that saw `then` when it parked and `now` after its
+ * -ECANCELED have been ended by ringo_close?  Yes if a close was counted
+ * meanwhile, or if fd has no entry (its closes are not counted); no
+ * otherwise: with an entry every ringo_close counts before it cancels, so
+ * the cancel came from a change of deadline. */
+static inline bool fdl_maybe_closed(uint32_t then, uint32_t now)
+{
+    return !(now & FDL_PRESENT) || ((then ^ now) & ~(FDL_SETS | FDL_PRESENT));
 }
 
 /* runtime.c */

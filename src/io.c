@@ -8,38 +8,37 @@
  *   1. block_check(): a cancelled goroutine gets -ECANCELED, one past its
  *      deadline -ETIMEDOUT, and the operation is not attempted.
  *   2. The SQE is prepared with user_data = a struct rop on the goroutine's
- *      stack.  With a finite deadline it carries IOSQE_IO_LINK and is
- *      followed by an IORING_OP_LINK_TIMEOUT at the deadline (absolute,
- *      CLOCK_MONOTONIC, the clock of ringo_now()).  ring_reserve() first
- *      makes room for both, so no submit can fall between them and cut the
- *      link.  The timeout's own CQE has user_data UD_IGNORE: it refers to
- *      nothing on the stack, is not counted in p->inflight, and may arrive
- *      before or after the operation's CQE, or after the goroutine moved on.
- *   3. The goroutine parks non-interruptibly (ring_wait_op's protocol): the
- *      only thing that ends the wait is the operation's own CQE, so the call
- *      returns only after the kernel has let go of the caller's buffer and
- *      the rop.  A deadline ends the wait through the link timeout (the
- *      operation completes with -ECANCELED), cancellation through the
- *      IORING_OP_ASYNC_CANCEL that cancel_interrupt() (sched.c) submits for
- *      g->io_op.
+ *      stack; it is the call's only SQE, deadline or not.
+ *   3. The goroutine parks non-interruptibly (io_wait):
+ *      the only thing that ends the wait is the operation's own CQE, so the
+ *      call returns only after the kernel has let go of the caller's buffer
+ *      and the rop.  A finite deadline is an entry in the proc's timer heap
+ *      (g->timer, armed by park_commit); if it fires while the operation is
+ *      in flight, the proc submits an IORING_OP_ASYNC_CANCEL for it
+ *      (op_deadline_fire, sched.c).  Cancellation does the same through
+ *      cancel_interrupt() (sched.c) for g->io_op.  Most deadlines never fire
+ *      (a keep-alive read gets its request): those cost a heap insert and
+ *      removal, no SQE, no CQE and no kernel timer.
  *   4. -ECANCELED (or -EINTR from an io-wq worker that was interrupted) is
  *      translated: -ECANCELED if the goroutine is cancelled (cancellation
  *      wins), else -ETIMEDOUT when the deadline has passed, else -EBADF:
  *      the only other canceller is ringo_close() of the fd (below).  An
- *      operation that completed before the cancel or timeout hit keeps its
- *      result, so data that was read is never dropped.
+ *      operation that completed before the cancel hit keeps its result, so
+ *      data that was read is never dropped; a cancelled read took no data,
+ *      which the next read returns.
  *
  * The cancel handshake.  ringo_cancel() stores cancel_id (seq_cst) and then
  * loads the park word; if it finds the goroutine not parked it leaves the
  * cancel for "the next blocking call".  A cancel that lands between step 1
  * and the park would thus be seen by nobody, and the operation could block
- * for ever.  So after park_prepare()'s seq_cst store of the park word,
- * ring_wait_op_on() (ring.c, shared with futex waits) loads cancel_id with seq_cst and, if set, queues the ASYNC_CANCEL itself
- * (behind the operation, in the same submit):
+ * for ever.  So after park_prepare()'s store of the park word and barrier,
+ * io_wait() loads cancel_id with seq_cst and, if set,
+ * queues the ASYNC_CANCEL itself (behind the operation, in the same
+ * submit):
  *
  *        goroutine g                          ringo_cancel (any thread)
  *        -----------                          -------------------------
- *        park_prepare: store park (seq_cst)   store cancel_id (seq_cst)
+ *        park_prepare: store park; smp_mb()   store cancel_id (seq_cst)
  *        load cancel_id (seq_cst)   (A) <---> load park (seq_cst)      (B)
  *
  * At least one side sees the other's store: either g queues the cancel, or
@@ -69,7 +68,11 @@
  * when the cancel is issued, so every cancel must be issued before the
  * close: afterwards the number may already name a new file, whose
  * operations the cancel would end.  The cancelled operations complete with
- * -ECANCELED, which step 4 turns into -EBADF.
+ * -ECANCELED, which step 4 turns into -EBADF.  An operation that starts on
+ * another proc after the closer looked at that proc's counts is caught by
+ * the closer's mark instead (fdops.c "Closing marks"): io_wait finds the
+ * mark after counting the operation, turns its SQE into a NOP, and starts
+ * the operation again once the close is done (IO_RESTART).
  *
  * The exception to one SQE per call: ringo_accept() without an address
  * buffer waits on its proc's multishot acceptor for the listener
@@ -78,7 +81,10 @@
  * (those are requests of the runtime's, not goroutine operations, so the
  * counts above do not see them).
  *
- * Rejected.  An interruptible park (PARK_INTERRUPTIBLE) with the goroutine
+ * Rejected.  An IORING_OP_LINK_TIMEOUT linked to every operation with a
+ * deadline: two SQEs and two CQEs per call and a kernel hrtimer armed and
+ * cancelled each time, for a deadline that almost never fires (it cost
+ * examples/httpd 20-30% of its requests per second).  An interruptible park (PARK_INTERRUPTIBLE) with the goroutine
  * timer for the deadline: it would resume the goroutine before the kernel
  * is done with the buffer, which then has to be copied or leaked.
  * Readiness polling plus a nonblocking system call (epoll style): two steps
@@ -116,135 +122,201 @@ static inline struct rg *io_self(struct rproc **pp)
     return p ? p->cur : NULL;
 }
 
-/* An SQE for the caller's operation, with room for its link timeout. */
-static struct io_uring_sqe *io_sqe(struct rproc *p, struct rg *g)
+/* io_wait's answers when the call is to be made again, never values a
+ * system call returns: IO_AGAIN, a change of its descriptor's deadline
+ * ended the operation in the kernel (fddeadline.c); IO_RESTART, the
+ * operation never reached the kernel (a close of its fd was in progress,
+ * fdops.c "Closing marks"). */
+#define IO_AGAIN   (-0x7fff1000)
+#define IO_RESTART (-0x7fff1001)
+
+/* The deadline of an operation: the goroutine's, or its descriptor's for
+ * the directions it goes in (RINGO_READ/RINGO_WRITE; 0: the goroutine's
+ * only), whichever is earlier.  *seq receives the descriptor's sequence
+ * word (fddeadline.c). */
+static inline int64_t io_deadline(struct rg *g, int fd, int dirs, uint32_t *seq)
 {
-    ring_reserve(p, g->deadline != RINGO_NEVER ? 2 : 1);
-    return ring_sqe(p);
+    int64_t d = g->deadline;
+    *seq = 0;
+    if (dirs) {
+        int64_t f = fdl_get(fd, dirs, seq);
+        if (f < d)
+            d = f;
+    }
+    return d;
 }
 
-/* Steps 2-4 of the design comment; sqe comes from io_sqe(). */
-static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe)
+/* Step 1: -ECANCELED, -ETIMEDOUT, or 0 to go ahead. */
+static inline int io_check(struct rg *g, int fd, int dirs)
 {
-    struct __kernel_timespec ts;
-    int64_t dl = g->deadline;
+    int r = block_check(g);
+    if (r || !dirs)
+        return r;
+    uint32_t seq;
+    int64_t d = io_deadline(g, fd, dirs, &seq);
+    return d != RINGO_NEVER && now_ns() >= d ? -ETIMEDOUT : 0;
+}
 
-    if (dl != RINGO_NEVER) {
-        /* ts is read by the kernel when the SQE is submitted, which happens
-         * before the operation's CQE, while this frame is parked. */
-        ts.tv_sec = dl / 1000000000;
-        ts.tv_nsec = dl % 1000000000;
-        sqe->flags |= IOSQE_IO_LINK;
-        struct io_uring_sqe *t = ring_sqe(p); /* reserved by io_sqe() */
-        io_uring_prep_link_timeout(t, &ts, IORING_TIMEOUT_ABS);
-        io_uring_sqe_set_data64(t, UD_IGNORE);
+/* Steps 2-4 of the design comment; sqe comes from ring_sqe() and is the
+ * call's only SQE.  Returns the result, IO_AGAIN or IO_RESTART. */
+static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int dirs)
+{
+    int fd = sqe->fd;
+    /* Counted for ringo_close and fd deadlines (fdops.c).  openat's fd is
+     * a directory. */
+    _Atomic uint32_t *busy = fd >= 0 && sqe->opcode != IORING_OP_OPENAT ? fdops_inc(p, fd) : NULL;
+    struct rop op = { .g = g, .res = 0 };
+    /* park_prepare's barrier is (A) of two handshakes: the cancel one (the
+     * load of cancel_id below) and the fd deadline one (fdl_get in
+     * io_deadline, fddeadline.c), both against stores made before it. */
+    op.token = park_prepare(g, W_IO, 0);
+    /* A close of fd in progress on another proc (fdops.c "Closing marks";
+     * park_prepare's barrier is (B) there too): the SQE is prepared but
+     * not submitted and cannot be taken back, so it becomes a NOP; this
+     * wait ends before it began (our own claim), and the call starts again
+     * once the close is done: it then fails with -EBADF, or works on
+     * whatever file a later open gave the number, as after close(2). */
+    _Atomic uint32_t *mark = busy && rt.nprocs > 1 ? fdclose_look(fd) : NULL;
+    if (__builtin_expect(mark != NULL, 0)) {
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+        claim(g, op.token);
+        fdops_dec(busy);
+        fdclose_wait(mark);
+        return IO_RESTART;
     }
-    /* Counted for ringo_close (fdops.c).  openat's fd is a directory. */
-    _Atomic uint32_t *busy = sqe->fd >= 0 && sqe->opcode != IORING_OP_OPENAT
-                                 ? fdops_inc(p, sqe->fd) : NULL;
-    int r = ring_wait_op_on(p, g, sqe, W_IO, NULL);
+    store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
+    io_uring_sqe_set_data(sqe, &op);
+    owner_add(p->inflight, 1);
+    /* Cancellation and the deadline end the operation through an
+     * IORING_OP_ASYNC_CANCEL for g->io_op (cancel_interrupt in sched.c;
+     * the timer park_commit arms at wake_at: op_deadline_fire). */
+    g->io_op = &op;
+    uint32_t seq;
+    g->wake_at = io_deadline(g, fd, dirs, &seq);
+    /* The load half of the cancel handshake for I/O (see the top): a
+     * ringo_cancel that saw the park word still CLAIMED (we were running)
+     * did not ask for an ASYNC_CANCEL, so we must see its cancel_id here
+     * and ask ourselves.  The op's own CQE still ends the wait. */
+    if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id))
+        ring_cancel_op(p, &op);
+    tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
+    struct vg_io vg = { .opcode = IORING_OP_NOP }; /* stays a NOP off valgrind */
+    if (rt.valgrind)
+        vg_io_start(&vg, sqe);
+    park_commit(g, op.token, 0);
+    tsan_io_acquire();
+    if (rt.valgrind && op.res > 0)
+        vg_io_done(&vg, op.res); /* ring.c "Valgrind" */
+    g->io_op = NULL;
+    int r = op.res;
     if (busy)
         fdops_dec(busy);
     if (r == -ECANCELED || r == -EINTR) {
+        uint32_t now_seq;
+        int64_t d = io_deadline(g, fd, dirs, &now_seq);
         if (g_cancelled(g))
             r = -ECANCELED;
-        else if (dl != RINGO_NEVER && now_ns() >= dl)
+        else if (d != RINGO_NEVER && now_ns() >= d)
             r = -ETIMEDOUT;
-        else
+        else if (!dirs || fdl_maybe_closed(seq, now_seq))
             r = -EBADF; /* ended by ringo_close of its fd */
+        else
+            r = IO_AGAIN; /* its fd's deadline changed: make it again */
     }
     return r;
 }
 
-/* The common prologue: plain-call path, entry check, SQE. */
-#define IO_BEGIN(plain)                                                    \
-    struct rproc *p;                                                       \
-    struct rg *g = io_self(&p);                                            \
-    if (!g) {                                                              \
-        long pr_ = (long)(plain);                                          \
-        return pr_ < 0 ? -errno : pr_;                                     \
-    }                                                                      \
-    int chk_ = block_check(g);                                             \
-    if (chk_)                                                              \
-        return chk_;                                                       \
-    struct io_uring_sqe *sqe = io_sqe(p, g)
+/* One call: the plain system call outside the runtime; else, until it is
+ * not to be made again (IO_AGAIN, IO_RESTART), step 1, an SQE prepared by
+ * the statements in the variable arguments (which see `sqe`), and
+ * io_wait. */
+#define IO_CALL(plain, fd_, dirs_, ...)                                    \
+    do {                                                                   \
+        struct rproc *p;                                                   \
+        struct rg *g = io_self(&p);                                        \
+        if (!g) {                                                          \
+            long pr_ = (long)(plain);                                      \
+            return pr_ < 0 ? -errno : pr_;                                 \
+        }                                                                  \
+        for (;;) {                                                         \
+            int chk_ = io_check(g, (fd_), (dirs_));                        \
+            if (chk_)                                                      \
+                return chk_;                                               \
+            struct io_uring_sqe *sqe = ring_sqe(p);                        \
+            __VA_ARGS__;                                                   \
+            int r_ = io_wait(p, g, sqe, (dirs_));                          \
+            if (r_ != IO_AGAIN && r_ != IO_RESTART)                        \
+                return r_;                                                 \
+        }                                                                  \
+    } while (0)
 
 ssize_t ringo_read(int fd, void *buf, size_t n)
 {
-    IO_BEGIN(read(fd, buf, n));
-    io_uring_prep_read(sqe, fd, buf, io_len(n), (uint64_t)-1);
-    return io_wait(p, g, sqe);
+    IO_CALL(read(fd, buf, n), fd, RINGO_READ,
+            io_uring_prep_read(sqe, fd, buf, io_len(n), (uint64_t)-1));
 }
 
 ssize_t ringo_write(int fd, const void *buf, size_t n)
 {
-    IO_BEGIN(write(fd, buf, n));
-    io_uring_prep_write(sqe, fd, buf, io_len(n), (uint64_t)-1);
-    return io_wait(p, g, sqe);
+    IO_CALL(write(fd, buf, n), fd, RINGO_WRITE,
+            io_uring_prep_write(sqe, fd, buf, io_len(n), (uint64_t)-1));
 }
 
 ssize_t ringo_pread(int fd, void *buf, size_t n, off_t off)
 {
     if (off < 0)
         return -EINVAL; /* -1 would mean "current position" to io_uring */
-    IO_BEGIN(pread(fd, buf, n, off));
-    io_uring_prep_read(sqe, fd, buf, io_len(n), (uint64_t)off);
-    return io_wait(p, g, sqe);
+    IO_CALL(pread(fd, buf, n, off), fd, RINGO_READ,
+            io_uring_prep_read(sqe, fd, buf, io_len(n), (uint64_t)off));
 }
 
 ssize_t ringo_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     if (off < 0)
         return -EINVAL;
-    IO_BEGIN(pwrite(fd, buf, n, off));
-    io_uring_prep_write(sqe, fd, buf, io_len(n), (uint64_t)off);
-    return io_wait(p, g, sqe);
+    IO_CALL(pwrite(fd, buf, n, off), fd, RINGO_WRITE,
+            io_uring_prep_write(sqe, fd, buf, io_len(n), (uint64_t)off));
 }
 
 ssize_t ringo_readv(int fd, const struct iovec *iov, int iovcnt)
 {
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
-    IO_BEGIN(readv(fd, iov, iovcnt));
-    io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)-1);
-    return io_wait(p, g, sqe);
+    IO_CALL(readv(fd, iov, iovcnt), fd, RINGO_READ,
+            io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)-1));
 }
 
 ssize_t ringo_writev(int fd, const struct iovec *iov, int iovcnt)
 {
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
-    IO_BEGIN(writev(fd, iov, iovcnt));
-    io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)-1);
-    return io_wait(p, g, sqe);
+    IO_CALL(writev(fd, iov, iovcnt), fd, RINGO_WRITE,
+            io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)-1));
 }
 
 ssize_t ringo_recv(int fd, void *buf, size_t n, int flags)
 {
-    IO_BEGIN(recv(fd, buf, n, flags));
-    io_uring_prep_recv(sqe, fd, buf, n, flags);
-    return io_wait(p, g, sqe);
+    IO_CALL(recv(fd, buf, n, flags), fd, RINGO_READ,
+            io_uring_prep_recv(sqe, fd, buf, io_len(n), flags));
 }
 
 ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
 {
-    IO_BEGIN(send(fd, buf, n, flags));
-    io_uring_prep_send(sqe, fd, buf, n, flags);
-    return io_wait(p, g, sqe);
+    IO_CALL(send(fd, buf, n, flags), fd, RINGO_WRITE,
+            io_uring_prep_send(sqe, fd, buf, io_len(n), flags));
 }
 
 ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags)
 {
-    IO_BEGIN(recvmsg(fd, msg, flags));
-    io_uring_prep_recvmsg(sqe, fd, msg, (unsigned)flags);
-    return io_wait(p, g, sqe);
+    IO_CALL(recvmsg(fd, msg, flags), fd, RINGO_READ,
+            io_uring_prep_recvmsg(sqe, fd, msg, (unsigned)flags));
 }
 
 ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-    IO_BEGIN(sendmsg(fd, msg, flags));
-    io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
-    return io_wait(p, g, sqe);
+    IO_CALL(sendmsg(fd, msg, flags), fd, RINGO_WRITE,
+            io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags));
 }
 
 ssize_t ringo_write_all(int fd, const void *buf, size_t n)
@@ -264,9 +336,8 @@ ssize_t ringo_write_all(int fd, const void *buf, size_t n)
 
 static int accept_single(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
-    IO_BEGIN(accept4(fd, addr, len, flags));
-    io_uring_prep_accept(sqe, fd, addr, len, flags);
-    return io_wait(p, g, sqe);
+    IO_CALL(accept4(fd, addr, len, flags), fd, RINGO_READ,
+            io_uring_prep_accept(sqe, fd, addr, len, flags));
 }
 
 /* Without an address buffer, through the proc's multishot acceptor
@@ -279,10 +350,13 @@ int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
      * finds out again */
     if (!g || addr || !load_relaxed(&rt.multishot_accept))
         return accept_single(fd, addr, len, flags);
-    int chk = block_check(g);
-    if (chk)
-        return chk;
-    int r = acc_accept(p, g, fd, flags);
+    int r;
+    do {
+        int chk = io_check(g, fd, RINGO_READ);
+        if (chk)
+            return chk;
+        r = acc_accept(p, g, fd, flags);
+    } while (r == ACC_AGAIN); /* its deadline changed */
     if (r == ACC_SINGLE)
         return accept_single(fd, addr, len, flags);
     if (r == ACC_FALLBACK) {
@@ -293,25 +367,48 @@ int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return r;
 }
 
+/* A connect that a change of the fd's deadline cancelled may still be in
+ * progress in the kernel: wait for it as for a non-blocking connect(2),
+ * writability and then SO_ERROR. */
+static int connect_finish(int fd)
+{
+    int r = ringo_poll(fd, POLLOUT);
+    if (r < 0)
+        return r;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
 int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
-    IO_BEGIN(connect(fd, addr, len));
-    io_uring_prep_connect(sqe, fd, addr, len);
-    return io_wait(p, g, sqe);
+    struct rproc *p;
+    struct rg *g = io_self(&p);
+    if (!g)
+        return connect(fd, addr, len) < 0 ? -errno : 0;
+    int r;
+    do {
+        r = io_check(g, fd, RINGO_WRITE);
+        if (r)
+            return r;
+        struct io_uring_sqe *sqe = ring_sqe(p);
+        io_uring_prep_connect(sqe, fd, addr, len);
+        r = io_wait(p, g, sqe, RINGO_WRITE);
+    } while (r == IO_RESTART); /* never issued: issue it now */
+    return r == IO_AGAIN ? connect_finish(fd) : r;
 }
 
 int ringo_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
-    IO_BEGIN(openat(dirfd, path, flags, mode));
-    io_uring_prep_openat(sqe, dirfd, path, flags, mode);
-    return io_wait(p, g, sqe);
+    IO_CALL(openat(dirfd, path, flags, mode), dirfd, 0,
+            io_uring_prep_openat(sqe, dirfd, path, flags, mode));
 }
 
 int ringo_fsync(int fd)
 {
-    IO_BEGIN(fsync(fd));
-    io_uring_prep_fsync(sqe, fd, 0);
-    return io_wait(p, g, sqe);
+    IO_CALL(fsync(fd), fd, 0, io_uring_prep_fsync(sqe, fd, 0));
 }
 
 static int plain_poll(int fd, short events)
@@ -324,11 +421,22 @@ static int plain_poll(int fd, short events)
     return r < 0 ? -1 : pfd.revents;
 }
 
+/* Which deadlines a poll honours: the read one for input, the write one
+ * for output. */
+static int poll_dirs(short events)
+{
+    int d = 0;
+    if (events & (POLLIN | POLLPRI | POLLRDHUP))
+        d |= RINGO_READ;
+    if (events & POLLOUT)
+        d |= RINGO_WRITE;
+    return d;
+}
+
 int ringo_poll(int fd, short events)
 {
-    IO_BEGIN(plain_poll(fd, events));
-    io_uring_prep_poll_add(sqe, fd, (unsigned)(unsigned short)events);
-    return io_wait(p, g, sqe);
+    IO_CALL(plain_poll(fd, events), fd, poll_dirs(events),
+            io_uring_prep_poll_add(sqe, fd, (unsigned)(unsigned short)events));
 }
 
 /* A request to another proc: cancel every operation on fd, then count
@@ -384,19 +492,29 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
     }
 }
 
+void (*close_seam)(int fd);
+
 int ringo_close(int fd)
 {
+    /* Its deadlines go with it; operations ended below see a close, not a
+     * change of deadline (fddeadline.c). */
+    fdl_close(fd);
+    struct rproc *p;
+    struct rg *g = io_self(&p);
+    /* Marked before anything looks at who uses fd (fdops.c "Closing
+     * marks"); with one proc nothing can start on fd while we look. */
+    _Atomic uint32_t *mark = g && fd >= 0 && rt.nprocs > 1 ? fdclose_mark(fd) : NULL;
     /* A listener with multishot acceptors: end their requests first, or
      * the kernel keeps the socket (accept.c). */
     if (__builtin_expect(acc_fd_marked(fd), 0))
         acc_release_fd(fd);
-    struct rproc *p;
-    struct rg *g = io_self(&p);
     if (!g)
         return close(fd) < 0 ? -errno : 0;
     /* No block_check(): see the design comment. */
-    if (fd >= 0 && rt.nprocs > 1)
+    if (mark)
         close_cancel_remote(p, g, fd);
+    if (__builtin_expect(close_seam != NULL, 0))
+        close_seam(fd);
     bool cancel_here = fd >= 0 && fdops_busy(p, fd);
     ring_reserve(p, cancel_here ? 2 : 1);
     if (cancel_here) {
@@ -407,5 +525,8 @@ int ringo_close(int fd)
     }
     struct io_uring_sqe *sqe = ring_sqe(p);
     io_uring_prep_close(sqe, fd);
-    return ring_wait_op(p, g, sqe, W_IO);
+    int r = ring_wait_op(p, g, sqe, W_IO);
+    if (mark)
+        fdclose_unmark(mark); /* the close is done: operations waiting start again */
+    return r;
 }

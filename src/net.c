@@ -99,13 +99,13 @@ static int resolve(const char *host, const char *port, int passive, struct addri
     if (e != EAI_NONAME)
         return eai_errno(e, errno);
 
-    struct lookup *l = calloc(1, sizeof *l);
+    struct lookup *l = seam_calloc(1, sizeof *l);
     if (!l)
         return -ENOMEM;
     l->hints = hints;
     l->hints.ai_flags = passive | AI_ADDRCONFIG;
-    l->host = host ? strdup(host) : NULL;
-    l->port = port ? strdup(port) : NULL;
+    l->host = host ? seam_strdup(host) : NULL;
+    l->port = port ? seam_strdup(port) : NULL;
     if ((host && !l->host) || (port && !l->port)) {
         free(l->host);
         free(l->port);

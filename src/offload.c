@@ -132,7 +132,7 @@ static int pool_submit(struct offload_job *job)
 {
     pthread_mutex_lock(&pool.lock);
     if (pool.idle == 0 && pool.nthreads < OFFLOAD_MAX_THREADS) {
-        if (pthread_create(&pool.threads[pool.nthreads], NULL, helper_main, NULL) == 0)
+        if (seam_pthread_create(&pool.threads[pool.nthreads], NULL, helper_main, NULL) == 0)
             pool.nthreads++;
         else if (pool.nthreads == 0) {
             pthread_mutex_unlock(&pool.lock);
@@ -165,7 +165,7 @@ int offload_call(void (*fn)(void *), void *arg, bool *queued)
     int r = block_check(g);
     if (r)
         return r;
-    struct offload_job *job = calloc(1, sizeof *job);
+    struct offload_job *job = seam_calloc(1, sizeof *job);
     if (!job)
         return -ENOMEM;
     job->t.run = offload_done;

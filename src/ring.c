@@ -98,7 +98,7 @@ int ring_setup(struct rproc *p)
         memset(&params, 0, sizeof params);
         params.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
         params.cq_entries = entries * 4;
-        r = io_uring_queue_init_params(entries, &p->ring, &params);
+        r = seam_io_uring_queue_init_params(entries, &p->ring, &params);
         if (r == 0) {
 #if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN
             if (p->idx == 0)
@@ -117,7 +117,7 @@ int ring_setup(struct rproc *p)
     p->msg_ring = false;
 #if HAVE_DECL_IORING_OP_MSG_RING
     if (!env_set("RINGO_NO_MSG_RING")) {
-        struct io_uring_probe *probe = io_uring_get_probe_ring(&p->ring);
+        struct io_uring_probe *probe = seam_io_uring_get_probe_ring(&p->ring);
         if (probe) {
             p->msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
             io_uring_free_probe(probe);
@@ -125,7 +125,7 @@ int ring_setup(struct rproc *p)
     }
 #endif
 
-    p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    p->efd = seam_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->efd < 0) {
         r = -errno;
         io_uring_queue_exit(&p->ring);
@@ -147,19 +147,6 @@ void ring_teardown(struct rproc *p)
 
 static unsigned reap(struct rproc *p);
 
-/* What vg_io_done needs of an operation, taken before it is submitted:
- * the SQE is reused once submitted, and the kernel overwrites the address
- * lengths with the lengths of the addresses it had. */
-struct vg_io {
-    uint8_t opcode;
-    void *addr;
-    uint32_t len;
-    socklen_t *alen;        /* accept: the address length's address */
-    socklen_t alen_in;      /* accept: room for the address; recvmsg: msg_namelen */
-    size_t control_in;      /* recvmsg: msg_controllen */
-};
-static void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe);
-static void vg_io_done(const struct vg_io *v, int res);
 
 void ring_flush(struct rproc *p)
 {
@@ -198,10 +185,8 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
     return sqe;
 }
 
-/* Make room for n SQEs that must be queued together (an operation and the
- * IORING_OP_LINK_TIMEOUT linked to it): ring_sqe() submits when the SQ is
- * full, and a submit between the two would cut the link, leaving the
- * timeout without its operation. */
+/* Make room for n SQEs that must go in one submit (ringo_close's cancel
+ * and close): ring_sqe() submits when the SQ is full. */
 void ring_reserve(struct rproc *p, unsigned n)
 {
     while (io_uring_sq_space_left(&p->ring) < n) {
@@ -339,6 +324,10 @@ int ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int re
     return ring_wait_op_on(p, g, sqe, reason, NULL);
 }
 
+/* The wait ends only by the operation's CQE: nothing cancels it (g->io_op
+ * stays NULL), which is what a futex wait needs (sync ignores deadlines
+ * and cancellation) and what a close is allowed.  I/O that the deadline and
+ * ringo_cancel end parks through io.c's io_wait instead. */
 int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
                     const void *obj)
 {
@@ -346,20 +335,9 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
     op.token = park_prepare(g, reason, 0);
     store_relaxed(&g->wait_obj, obj); /* for ringo_dump, relaxed as in park_prepare */
     if (reason == W_IO)
-        store_relaxed(&g->wait_fd, sqe->fd);
-    g->io_op = &op;
+        store_relaxed(&g->wait_fd, sqe->fd); /* for ringo_dump */
     io_uring_sqe_set_data(sqe, &op);
     owner_add(p->inflight, 1);
-    /* The load half of the cancel handshake for I/O (sched.c): park_prepare
-     * published the park word with a seq_cst store; a ringo_cancel that
-     * saw it still CLAIMED (we were running) did not ask for an
-     * ASYNC_CANCEL, so we must see its cancel_id here and ask ourselves.
-     * The op's own CQE still ends the wait. */
-    if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id)) {
-        struct io_uring_sqe *c = ring_sqe(p);
-        io_uring_prep_cancel(c, &op, 0);
-        io_uring_sqe_set_data64(c, UD_IGNORE);
-    }
     if (reason == W_IO)
         tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
     struct vg_io vg = { .opcode = IORING_OP_NOP }; /* stays a NOP off valgrind */
@@ -370,8 +348,20 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
         tsan_io_acquire();
     if (rt.valgrind && op.res > 0)
         vg_io_done(&vg, op.res);
-    g->io_op = NULL;
     return op.res;
+}
+
+/* Queue an IORING_OP_ASYNC_CANCEL for the operation whose user_data is op.
+ * Its own CQE is ignored: the cancelled operation's CQE (-ECANCELED, or its
+ * result if it completed first) is what ends the wait.  A cancel that
+ * finds nothing (-ENOENT, -EALREADY) is harmless: it is issued before any
+ * later operation of the same goroutine (the SQ is consumed in order), so
+ * it cannot hit one that reuses the address. */
+void ring_cancel_op(struct rproc *p, void *op)
+{
+    struct io_uring_sqe *c = ring_sqe(p);
+    io_uring_prep_cancel(c, op, 0);
+    io_uring_sqe_set_data64(c, UD_IGNORE);
 }
 
 void ring_send_wake(struct rproc *from, struct rproc *to)
@@ -392,7 +382,7 @@ void ring_send_wake(struct rproc *from, struct rproc *to)
     (void)w; /* EAGAIN means the counter is saturated: a wake is pending anyway */
 }
 
-static void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe)
+void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe)
 {
     v->opcode = sqe->opcode;
     v->addr = (void *)(uintptr_t)sqe->addr;
@@ -413,7 +403,7 @@ static void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe)
 /* On valgrind: mark what the kernel wrote for a completed operation (res
  * bytes read, an address it returned) as defined, as valgrind's wrappers
  * of read(2), readv(2), recvmsg(2) and accept4(2) do. */
-static void vg_io_done(const struct vg_io *v, int res)
+void vg_io_done(const struct vg_io *v, int res)
 {
 #ifdef HAVE_VALGRIND_VALGRIND_H
     size_t left = (size_t)res;

@@ -66,8 +66,12 @@ static bool segv_installed;
 
 #define ALTSTACK_SIZE (64 * 1024)
 
+__thread bool tls_runtime_thread;
+
 void note_foreign(void)
 {
+    if (tls_runtime_thread)
+        return;
     /* relaxed: a plain thread's call is itself the event; the flag only
      * needs to be seen by a later deadlock check, which reads it under
      * idle_lock after the proc that got the work registered idle, and
@@ -144,12 +148,14 @@ void dump_all(int fd)
 
 void ringo_dump(int fd)
 {
-    if (!load_acquire(&rt.active)) {
+    struct rproc *me;
+    if (!run_enter(&me)) {
         dprintf(fd, "ringo: no run in progress\n");
         return;
     }
     struct dump_ctx d = { .fd = fd, .with_proc = true };
-    gtable_foreach(dump_one, &d);
+    gtable_foreach(dump_one, &d); /* reads the goroutines' procs */
+    run_exit(me);
 }
 
 static void vreport(const char *prefix, const char *fmt, va_list ap)
@@ -190,7 +196,7 @@ void rt_check_deadlock(struct rproc *self)
 {
     if (rt.idle_procs != rt.nprocs)
         return;
-    if (load_seqcst(&rt.foreign) || load_relaxed(&rt.stopping) ||
+    if (load_seqcst(&rt.foreign) || load_seqcst(&signal_regs) || load_relaxed(&rt.stopping) ||
         (load_acquire(&rt.live) & ~LIVE_STOPPED) <= 0)
         return;
     /* Every proc is registered idle.  An idle proc still reaps in its
@@ -402,17 +408,45 @@ static void collect_totals(void)
     pthread_mutex_unlock(&totals_lock);
 }
 
-int ringo_stats(struct ringo_stats *out)
+/*
+ * Growing structs.  ringo.h makes ringo_stats(out) and ringo_run(fn, arg,
+ * cfg) macros for the _sized functions with the sizeof the program was
+ * compiled with, so a program built against an older header hands over its
+ * older, smaller struct and the library touches only that many bytes.
+ * Programs built against ringo 0.1, before the macros, call the functions
+ * ringo_stats and ringo_run themselves (the parentheses around the names
+ * below keep the macros out): their structs end where 0.1's did, so those
+ * entry points stay at the 0.1 sizes for good.  Fields are only ever
+ * appended, so the 0.1 size is where the 0.1 layout's last field ends.
+ */
+#define STATS_SIZE_0_1 (offsetof(struct ringo_stats, cross_wakes) + sizeof(uint64_t))
+#define CONFIG_SIZE_0_1 (offsetof(struct ringo_config, ring_entries) + sizeof(unsigned))
+
+int ringo_stats_sized(struct ringo_stats *out, size_t size)
 {
-    if (!out)
+    if (!out || size < STATS_SIZE_0_1)
         return -EINVAL;
-    if (load_acquire(&rt.active)) {
-        collect_totals();
+    struct rproc *me;
+    if (run_enter(&me)) {
+        collect_totals(); /* reads every proc's counters */
+        run_exit(me);
     }
+    struct ringo_stats t;
     pthread_mutex_lock(&totals_lock);
-    *out = last_totals;
+    t = last_totals;
     pthread_mutex_unlock(&totals_lock);
+    /* The caller's fields that this library knows; any it does not (a newer
+     * header) read as zero. */
+    size_t n = size < sizeof t ? size : sizeof t;
+    memcpy(out, &t, n);
+    if (size > n)
+        memset((char *)out + n, 0, size - n);
     return 0;
+}
+
+int (ringo_stats)(struct ringo_stats *out)
+{
+    return ringo_stats_sized(out, STATS_SIZE_0_1);
 }
 
 const char *ringo_version(void)
@@ -457,7 +491,50 @@ static const char *setup_reason(int err)
     }
 }
 
-int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
+/* A proc's setup failed (ring_setup).  Running out of file descriptors is
+ * not io_uring's doing, though io_uring_setup(2) is what hits it: each
+ * proc takes two descriptors (its ring and its eventfd), and a low
+ * RLIMIT_NOFILE, or a program that already holds most of it, is the cause
+ * to name. */
+static void setup_report(int err)
+{
+    if (err == -EMFILE)
+        dprintf(2, "ringo: too many open files for the procs (EMFILE): each proc needs "
+                   "2 file descriptors; raise the limit (ulimit -n, RLIMIT_NOFILE)\n");
+    else if (err == -ENFILE)
+        dprintf(2, "ringo: too many open files in the system for the procs (ENFILE: "
+                   "the system-wide limit, fs.file-max)\n");
+    else
+        dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(err));
+}
+
+static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg);
+
+int ringo_run_sized(void (*main_fn)(void *), void *arg, const struct ringo_config *ucfg,
+                    size_t cfg_size)
+{
+    if (!ucfg)
+        return run(main_fn, arg, NULL);
+    if (cfg_size < CONFIG_SIZE_0_1)
+        return -EINVAL;
+    /* Fields past the caller's size are defaults (zero).  Fields past ours
+     * are settings this library does not have: refused unless zero (the
+     * default), as the kernel's extensible structs do (E2BIG). */
+    struct ringo_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    memcpy(&cfg, ucfg, cfg_size < sizeof cfg ? cfg_size : sizeof cfg);
+    for (size_t i = sizeof cfg; i < cfg_size; i++)
+        if (((const unsigned char *)ucfg)[i])
+            return -E2BIG;
+    return run(main_fn, arg, &cfg);
+}
+
+int (ringo_run)(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
+{
+    return ringo_run_sized(main_fn, arg, cfg, CONFIG_SIZE_0_1);
+}
+
+static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
 {
     if (!main_fn)
         return -EINVAL;
@@ -520,7 +597,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         store_relaxed(&rt.multishot_accept, !(e && *e && strcmp(e, "0") != 0));
     }
     acc_run_reset();
-    rt.procs = calloc(nprocs, sizeof *rt.procs);
+    rt.procs = seam_calloc(nprocs, sizeof *rt.procs);
     if (!rt.procs) {
         r = -ENOMEM;
         goto fail_early;
@@ -528,7 +605,7 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     for (unsigned i = 0; i < nprocs; i++) {
         /* aligned: struct rproc keeps cross-thread fields on their own
          * cache lines (internal.h) */
-        struct rproc *p = aligned_alloc(64, (sizeof *p + 63) & ~(size_t)63);
+        struct rproc *p = seam_aligned_alloc(64, (sizeof *p + 63) & ~(size_t)63);
         if (p)
             memset(p, 0, sizeof *p);
         if (!p) {
@@ -539,8 +616,8 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         p->idx = (int)i;
         p->efd = -1;
         proc_init_tasks(p);
-        p->altstack = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        p->altstack = seam_mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
+                                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p->altstack == MAP_FAILED) {
             p->altstack = NULL;
             r = -ENOMEM;
@@ -549,13 +626,14 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     }
     memset(&last_totals, 0, sizeof last_totals);
 
+    signal_run_start();
     segv_install();
     start_ready = 0;
     start_err = 0;
     start_go = 0;
     unsigned started = 0;
     for (; started < nprocs; started++) {
-        if (pthread_create(&rt.procs[started]->thread, NULL, proc_thread, rt.procs[started]) != 0) {
+        if (seam_pthread_create(&rt.procs[started]->thread, NULL, proc_thread, rt.procs[started]) != 0) {
             r = -EAGAIN;
             break;
         }
@@ -572,8 +650,9 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         for (unsigned i = 0; i < started; i++)
             pthread_join(rt.procs[i]->thread, NULL);
         if (start_err)
-            dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(start_err));
+            setup_report(start_err);
         segv_restore();
+        signal_run_end();
         goto fail_procs;
     }
     pthread_mutex_unlock(&start_lock);
@@ -590,8 +669,11 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
     pthread_mutex_unlock(&start_lock);
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
+    signal_run_end(); /* before the goroutines a deadlock left are abandoned */
+    fdl_run_end();
     futex_run_end(); /* forget goroutines a deadlock left in the wait table */
     acc_run_reset(); /* every proc has closed its acceptors */
+    fdclose_run_end(); /* no goroutine is closing anything */
 
     offload_fini();
     if (!r && load_relaxed(&rt.stopping) == 2) {
@@ -599,9 +681,16 @@ int ringo_run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg
         /* The blocked goroutines are discarded; unlink them from the
          * channels they wait on, which outlive the run. */
         gtable_foreach(abandon_one, NULL);
+        /* None of them is live any more: ringo_count() and the totals say
+         * 0, and the run is stopped as if the last goroutine had exited
+         * (LIVE_STOPPED: a plain thread's spawn from now on fails).  No
+         * proc runs any more (joined above); release: a plain thread that
+         * sees the stopped count in live_inc's CAS (acq_rel) or reads
+         * ringo_count after this also sees the goroutines discarded. */
+        store_release(&rt.live, LIVE_STOPPED);
     }
     collect_totals();
-    /* See foreign_enter: after this, no plain thread touches the procs. */
+    /* See run_enter: after this, no plain thread touches the procs. */
     store_seqcst(&rt.active, 0);
     while (load_seqcst(&rt.foreign_ops))
         sched_yield();

@@ -45,10 +45,11 @@
  * up by itself is a harmless extra CQE (UD_WAKE).
  *
  * Parking.  See internal.h.  Cancellation adds a second handshake: ringo_cancel
- * stores cancel_id then loads the park word; park_commit stores the park word
- * (in park_prepare) then loads cancel_id; both seq_cst, so either the
- * canceller sees the goroutine parked (and asks its proc to interrupt it) or
- * the goroutine sees itself cancelled before it switches away.
+ * stores cancel_id then loads the park word (both seq_cst); park_prepare
+ * stores the park word and issues a full barrier, then park_commit (or
+ * io_wait) loads cancel_id; so either the canceller sees the goroutine
+ * parked (and asks its proc to interrupt it) or the goroutine sees itself
+ * cancelled before it switches away.
  *
  * Rejected.  A shared global run queue (a lock or a contended CAS on every
  * spawn and wake); Go-style work stealing of any runnable goroutine (started
@@ -126,8 +127,8 @@ static struct gchunk *gchunks;            /* under gchunk_lock */
 
 int gtable_init(void)
 {
-    void *m = mmap(NULL, SLOT_MAX * sizeof(*gtab), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = seam_mmap(NULL, SLOT_MAX * sizeof(*gtab), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
     gtab = m;
@@ -165,7 +166,7 @@ static int gchunk_new(struct rg **list, size_t *n)
     } while (!atomic_compare_exchange_weak_explicit(&gtab_next, &base, base + GCHUNK,
                                                     memory_order_relaxed, memory_order_relaxed));
     /* aligned: struct rg's lines (internal.h) must be real cache lines */
-    struct gchunk *c = aligned_alloc(_Alignof(struct gchunk), sizeof *c);
+    struct gchunk *c = seam_aligned_alloc(_Alignof(struct gchunk), sizeof *c);
     if (c)
         memset(c, 0, sizeof *c);
     if (!c)
@@ -458,8 +459,13 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
     g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
     g->wake_at_result = -ETIMEDOUT;
     g->io_op = NULL;
-    /* seq_cst: the store half of the park/cancel handshake (see top). */
-    store_seqcst(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    store_relaxed(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    /* The store half of the park/cancel handshake (see top), and (A) of
+     * the fd deadline one (fddeadline.c): a full barrier after the park
+     * word and whatever the caller stored before (its fdops count), ahead
+     * of the loads that follow (cancel_id, the fd's deadline).  On x86 it
+     * costs what the seq_cst store it replaces did (a locked instruction). */
+    smp_mb();
     return token;
 }
 
@@ -495,6 +501,24 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
     p->runq_len++;
 }
 
+/* The deadline of an I/O operation in flight (io_wait, io.c): the wait is not interruptible, since the kernel still holds the
+ * caller's buffer, so the timer does not end it; it asks the kernel to
+ * cancel the operation, whose CQE then ends the wait (io.c, step 4).  So an
+ * operation with a deadline costs one SQE, like one without, and a deadline
+ * that never fires costs a heap insert and removal in user space.
+ *
+ * Only this proc ends such a wait (the CQE is reaped here; ringo_cancel and
+ * ringo_close reach it through tasks that run here), so the park word read
+ * relaxed is exact: still our token and unclaimed means the operation's CQE
+ * has not been reaped, and g->io_op is the operation. */
+static void op_deadline_fire(struct rproc *p, struct rtimer *t)
+{
+    struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
+    if (load_relaxed(&g->park) != g->timer_token << 2 || !g->io_op)
+        return;
+    ring_cancel_op(p, g->io_op);
+}
+
 void ready(struct rg *g, int result)
 {
     g->result = result;
@@ -513,12 +537,13 @@ void ready(struct rg *g, int result)
     }
     /* A plain thread: the goroutine is parked, so the run is live; stay
      * counted while we touch its proc (the goroutine may run and the run
-     * end between the push and the eventfd write). */
-    foreign_enter();
-    note_foreign();
+     * end between the push and the eventfd write).  Should the run be over
+     * all the same, its procs are gone and nobody is left to wake. */
+    if (!run_enter(&p))
+        return;
     inbox_push_chain(owner, g, g);
     proc_wake(owner);
-    foreign_exit();
+    run_exit(p);
 }
 
 int park_commit(struct rg *g, uint64_t token, int flags)
@@ -526,7 +551,7 @@ int park_commit(struct rg *g, uint64_t token, int flags)
     struct rproc *p = tls_proc;
     if (g->wake_at != RINGO_NEVER) {
         g->timer_token = token;
-        g->timer.fire = g_timer_fire;
+        g->timer.fire = (flags & PARK_INTERRUPTIBLE) ? g_timer_fire : op_deadline_fire;
         if (timer_arm(&p->timers, &g->timer, g->wake_at) != 0)
             bug("timer heap full despite the reservation made at start");
     }
@@ -851,14 +876,9 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
 {
     if (!fn)
         return -EINVAL;
-    struct rproc *me = tls_proc;
-    if (!me) {
-        /* A plain thread: stay counted in rt.foreign_ops while touching
-         * the procs, so ringo_run does not free them under us. */
-        if (!foreign_enter())
-            return -EINVAL;
-        note_foreign();
-    }
+    struct rproc *me;
+    if (!run_enter(&me))
+        return -EINVAL; /* a plain thread, and no run */
     int64_t r;
     if (proc >= 0 && (unsigned)proc >= rt.nprocs) {
         r = -EINVAL;
@@ -868,8 +888,7 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
                                : rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
         r = spawn_g(me, target, bound, fn, arg);
     }
-    if (!me)
-        foreign_exit();
+    run_exit(me);
     return r;
 }
 
@@ -959,9 +978,7 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
         if (claim(g, park >> 2))
             ready(g, -ECANCELED);
     } else if (g->io_op) {
-        struct io_uring_sqe *sqe = ring_sqe(p);
-        io_uring_prep_cancel(sqe, g->io_op, 0);
-        io_uring_sqe_set_data64(sqe, UD_IGNORE);
+        ring_cancel_op(p, g->io_op); /* an I/O wait (io_wait); sync waits have none */
     }
 }
 
@@ -983,45 +1000,56 @@ static int cancel_id_locked(int64_t id);
 
 int ringo_cancel(int64_t id)
 {
-    if (tls_proc)
-        return cancel_id_locked(id);
-    if (!foreign_enter())
+    struct rproc *me;
+    if (!run_enter(&me))
         return -ESRCH;
-    note_foreign();
     int r = cancel_id_locked(id);
-    foreign_exit();
+    run_exit(me);
     return r;
 }
 
-/* ringo_cancel, with the run pinned (a proc thread, or foreign_enter). */
+/* ringo_cancel, with the run pinned (run_enter). */
 static int cancel_id_locked(int64_t id)
 {
     struct rg *g = gtable_lookup(id);
     if (!g)
         return -ESRCH;
+    /* The request to g's proc is allocated before the cancel is marked:
+     * once cancel_id is set the cancel has happened (a repeated call
+     * returns 0 at once), so a request that could not be allocated after
+     * that would leave g parked for ever (tests/check_fault.c, cancel).
+     * Out of memory here, nothing has changed and the call may be
+     * repeated.  Unused, it is freed: a cancel is rare, not a hot path. */
+    struct cancel_task *ct = seam_malloc(sizeof *ct);
+    if (!ct)
+        return -ENOMEM;
     int64_t cur = load_relaxed(&g->cancel_id);
     for (;;) {
-        if (cur == id)
+        if (cur == id) {
+            free(ct);
             return 0; /* already cancelled */
-        if (load_acquire(&g->id) != id)
+        }
+        if (load_acquire(&g->id) != id) {
+            free(ct);
             return -ESRCH;
+        }
         /* seq_cst: the store half of the cancel/park handshake (see top);
          * the load of g->park below must not pass it. */
         if (cas_seqcst(&g->cancel_id, &cur, id))
             break;
     }
     uint64_t park = load_seqcst(&g->park);
-    if (park & PARK_CLAIMED)
+    if (park & PARK_CLAIMED) {
+        free(ct);
         return 0; /* running or runnable: it checks on its next block */
+    }
     struct rproc *owner = load_acquire(&g->p);
     struct rproc *me = tls_proc;
     if (owner == me && me) {
+        free(ct);
         cancel_interrupt(me, g, id);
         return 0;
     }
-    struct cancel_task *ct = malloc(sizeof *ct);
-    if (!ct)
-        return -ENOMEM;
     ct->t.run = cancel_run;
     ct->t.discard = cancel_discard;
     ct->g = g;
@@ -1040,14 +1068,17 @@ static void proc_sleep(struct rproc *p)
     if (p->unsubmitted)
         ring_flush(p);
 
-    /* Spin briefly when other procs may hand us work.  Not on valgrind,
-     * which runs one thread at a time: the spin would only hold back the
-     * procs that could hand us work (ring.c "Valgrind"); we stay hungry
-     * while asleep, and a donation wakes us. */
-    if (rt.nprocs > 1 && !p->timers.n) {
+    /* Spin briefly when other procs may hand us work, but not past the
+     * nearest timer (a sleep, or the deadline of an operation in flight).
+     * Not on valgrind, which runs one thread at a time: the spin would only
+     * hold back the procs that could hand us work (ring.c "Valgrind"); we
+     * stay hungry while asleep, and a donation wakes us. */
+    int64_t until = now_ns() + SPIN_NS, next = timer_next(&p->timers);
+    if (next < until)
+        until = next;
+    if (rt.nprocs > 1 && until > now_ns()) {
         if (!load_relaxed(&p->hungry))
             store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
-        int64_t until = now_ns() + SPIN_NS;
         for (unsigned i = 0; !rt.valgrind; i++) {
             if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) ||
                 load_relaxed(&rt.stopping))

@@ -86,7 +86,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
     struct sudog *sds = stack_sd;
     void *heap = NULL;
     if (n > SELECT_STACK_CASES) {
-        heap = malloc(n * (sizeof *poll + sizeof *lockv + sizeof *sds));
+        heap = seam_malloc(n * (sizeof *poll + sizeof *lockv + sizeof *sds));
         if (!heap)
             return -ENOMEM;
         poll = heap;
@@ -102,7 +102,11 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
             free(heap);
             return -EINVAL;
         }
-        /* Fisher-Yates insertion of i at a random position. */
+        /* Fisher-Yates insertion of i at a random position: append it,
+         * then swap it with a random slot, itself included.  (Moving
+         * poll[j] to the end first read poll[active], not yet written,
+         * when j == active.) */
+        poll[active] = i;
         size_t j = fast_rand() % (active + 1);
         poll[active] = poll[j];
         poll[j] = i;

@@ -76,7 +76,7 @@ int timer_reserve(struct timer_heap *th, size_t n)
     size_t cap = th->cap ? th->cap : 64;
     while (cap < n)
         cap *= 2;
-    struct rtimer **h = realloc(th->h, cap * sizeof *h);
+    struct rtimer **h = seam_realloc(th->h, cap * sizeof *h);
     if (!h)
         return -ENOMEM;
     th->h = h;

@@ -11,10 +11,34 @@
  * once stopped), so the caller may release its reference at any time.
  *
  * Owner-only state: the heap entry and `when` belong to the owner proc.
- * ringo_tick_stop from another thread flips `stopped` and posts a task to
- * the owner, which disarms and frees the timer; the xchg on `stopped`
- * makes a second stop a no-op.  A run that ends with timers still armed
- * discards them (timer_heap_free calls tc_discard).
+ * A run that ends with timers still armed discards them (timer_heap_free
+ * calls tc_discard).  Plain threads reach the owner through run_enter
+ * (internal.h), so the run cannot end and free it under them.
+ *
+ * Stopping.  Any number of holders may stop one ticker at once, from any
+ * thread, while its owner may be freeing it for reasons of its own (the
+ * run ends, or no memory to arm it).  So nobody may touch the ticker
+ * before owning it, and c->timer is the token of ownership: whoever takes
+ * it with an exchange for NULL frees the ticker, or has the owner do so,
+ * and every other taker finds NULL and leaves it alone.
+ *
+ *     stop (any thread)                  owner, freeing on its own
+ *     tc = xchg(c->timer, NULL)          tc2 = xchg(c->timer, NULL)
+ *     tc: post stop_task to the owner    tc2: free it
+ *         (or run it, on the owner)      NULL: a stop owns it; leave it
+ *     NULL: someone else has it
+ *
+ * Exactly one exchange returns tc, so one party frees it; no one reads
+ * c->timer and then uses what it read without having taken it (the old
+ * read-then-flag scheme let a second stopper flag a ticker the owner had
+ * just freed).  The channel itself outlives all of this: each stopper
+ * holds a reference, and the ticker holds its own until it is freed.
+ *
+ * A stop that took the ticker always ends in its stop_task, run or
+ * discarded: tc_stop_task disarms and frees it; tc_stop_discard does the
+ * same at the end of the run, on the owner's heap, which free_procs frees
+ * only after discarding the owner's tasks.  A one-shot ringo_after timer
+ * is never in c->timer: nobody stops it, and it frees itself.
  */
 #include "config.h"
 
@@ -33,7 +57,6 @@ struct timerchan {
     int64_t period;             /* 0: one-shot (ringo_after); fixed */
     int64_t first;              /* first firing time; fixed */
     struct rproc *owner;        /* fixed */
-    _Atomic int stopped;        /* xchg 0 -> 1 by the first ringo_tick_stop */
     bool promised;              /* holds a slot of owner->timer_promised; owner */
 };
 
@@ -47,19 +70,37 @@ static int tc_promise(struct rproc *p, struct timerchan *tc)
     return 0;
 }
 
+/* Free tc; for a ticker, only by whoever took it from c->timer. */
 static void tc_free(struct timerchan *tc)
 {
     if (tc->promised)
         tc->owner->timer_promised--; /* owner proc, or teardown */
-    if (tc->period)
-        tc->c->timer = NULL; /* ringo_tick_stop after this finds no ticker */
     ringo_chan_release(tc->c);
     free(tc);
 }
 
+/* Take c's ticker (see "Stopping"): it, if the caller now owns it; NULL if
+ * someone else took it first, or c is no ticker.  acq_rel: the acquire
+ * sees tc as its creator filled it in, and the release orders whatever the
+ * taker did before against a later taker's acquire; of all the exchanges,
+ * only one returns tc. */
+static struct timerchan *tc_take(ringo_chan *c)
+{
+    return xchg_acq_rel(&c->timer, NULL);
+}
+
+/* The owner frees tc for reasons of its own (end of the run, no memory):
+ * a ticker only if no stop has taken it first; that stop's task frees it. */
+static void tc_free_unless_stopped(struct timerchan *tc)
+{
+    if (tc->period && tc_take(tc->c) != tc)
+        return;
+    tc_free(tc);
+}
+
 static void tc_discard(struct rtimer *t)
 {
-    tc_free((struct timerchan *)t);
+    tc_free_unless_stopped((struct timerchan *)t);
 }
 
 static void tc_fire(struct rproc *p, struct rtimer *t)
@@ -84,41 +125,44 @@ static void tc_arm_task(struct rproc *p, struct rtask *task)
         /* Out of memory on the owner: close the channel so a receiver
          * learns the timer will never fire, rather than waiting forever. */
         ringo_chan_close(tc->c);
-        tc_free(tc);
+        tc_free_unless_stopped(tc);
         return;
     }
+    /* Armed even if a stop has taken it meanwhile: its task, posted after
+     * this one, disarms it. */
     timer_arm(&p->timers, &tc->t, tc->first);
 }
 
 static void tc_arm_discard(struct rtask *task)
 {
     struct timerchan *tc = (struct timerchan *)((char *)task - offsetof(struct timerchan, arm_task));
-    tc_free(tc); /* never armed: no heap slot to give back */
+    tc_free_unless_stopped(tc); /* never armed: no heap slot to give back */
+}
+
+/* On the owner, by the stop that took the ticker. */
+static void tc_stop_task(struct rproc *p, struct rtask *task)
+{
+    struct timerchan *tc = (struct timerchan *)((char *)task - offsetof(struct timerchan, stop_task));
+    timer_disarm(&p->timers, &tc->t); /* a no-op if not armed */
+    tc_free(tc);
 }
 
 static void tc_stop_discard(struct rtask *task)
 {
-    /* the run ended first: its heap was freed, discarding the timer */
-    (void)task;
-}
-
-static void tc_stop_task(struct rproc *p, struct rtask *task)
-{
+    /* The run ended first.  free_procs discards the owner's tasks before
+     * it frees the owner's heap, so the ticker can still leave it. */
     struct timerchan *tc = (struct timerchan *)((char *)task - offsetof(struct timerchan, stop_task));
-    timer_disarm(&p->timers, &tc->t);
-    tc_free(tc);
+    tc_stop_task(tc->owner, task);
 }
 
-static ringo_chan *timerchan_new(int64_t delay, int64_t period)
+/* A new timer channel, with the run pinned (run_enter); p: the caller's
+ * proc, NULL for a plain thread. */
+static ringo_chan *timerchan_create(struct rproc *p, int64_t delay, int64_t period)
 {
-    if (!load_acquire(&rt.active)) {
-        errno = EINVAL; /* timers run on procs: no run, no timer */
-        return NULL;
-    }
     ringo_chan *c = ringo_chan_make(sizeof(int64_t), 1);
     if (!c)
         return NULL;
-    struct timerchan *tc = calloc(1, sizeof *tc);
+    struct timerchan *tc = seam_calloc(1, sizeof *tc);
     if (!tc) {
         ringo_chan_release(c);
         errno = ENOMEM;
@@ -136,24 +180,33 @@ static ringo_chan *timerchan_new(int64_t delay, int64_t period)
     tc->arm_task.discard = tc_arm_discard;
     tc->stop_task.run = tc_stop_task;
     tc->stop_task.discard = tc_stop_discard;
-    if (period)
-        c->timer = tc;
-    struct rproc *p = tls_proc;
-    if (p) {
-        tc->owner = p;
-        if (tc_promise(p, tc) != 0) {
-            c->timer = NULL;
-            tc_free(tc);
-            ringo_chan_release(c);
-            errno = ENOMEM;
-            return NULL;
-        }
-        timer_arm(&p->timers, &tc->t, tc->first);
-    } else {
-        note_foreign();
-        tc->owner = rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
-        proc_post_task(tc->owner, &tc->arm_task);
+    tc->owner = p ? p : rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
+    if (p && tc_promise(p, tc) != 0) {
+        tc_free(tc);
+        ringo_chan_release(c);
+        errno = ENOMEM;
+        return NULL;
     }
+    /* relaxed: c is not shared yet; whatever hands it on publishes this,
+     * and proc_post_task's release publishes it to the owner */
+    if (period)
+        store_relaxed(&c->timer, tc);
+    if (p)
+        timer_arm(&p->timers, &tc->t, tc->first);
+    else
+        proc_post_task(tc->owner, &tc->arm_task);
+    return c;
+}
+
+static ringo_chan *timerchan_new(int64_t delay, int64_t period)
+{
+    struct rproc *p;
+    if (!run_enter(&p)) {
+        errno = EINVAL; /* timers run on procs: no run, no timer */
+        return NULL;
+    }
+    ringo_chan *c = timerchan_create(p, delay, period);
+    run_exit(p);
     return c;
 }
 
@@ -171,17 +224,23 @@ ringo_chan *ringo_tick(int64_t period)
     return timerchan_new(period, period);
 }
 
+void (*tick_stop_seam)(ringo_chan *c);
+
 void ringo_tick_stop(ringo_chan *c)
 {
     if (!c)
         return;
-    struct timerchan *tc = c->timer;
-    /* acq_rel: only the first stop proceeds */
-    if (tc && xchg_acq_rel(&tc->stopped, 1) == 0 && load_acquire(&rt.active)) {
-        if (tc->owner == tls_proc)
-            tc_stop_task(tc->owner, &tc->stop_task);
-        else
+    struct rproc *p;
+    /* No run: its end has freed the ticker already (and taken it). */
+    if (run_enter(&p)) {
+        struct timerchan *tc = tc_take(c); /* NULL: not a ticker, or stopped */
+        if (__builtin_expect(tick_stop_seam != NULL, 0))
+            tick_stop_seam(c);
+        if (tc && tc->owner == p)
+            tc_stop_task(p, &tc->stop_task);
+        else if (tc)
             proc_post_task(tc->owner, &tc->stop_task);
+        run_exit(p);
     }
     ringo_chan_release(c);
 }

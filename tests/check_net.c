@@ -193,6 +193,29 @@ static void slow(void *arg)
     atomic_fetch_add(&slow_done, 1);
 }
 
+/* Offloaded functions that wait for an event instead of for a time, so
+ * that the tests below decide on orderings.  Their waits are bounded
+ * (20 s): a runtime that wrongly waits for them gets its answer late, and
+ * the test fails on what that answer was. */
+static atomic_int gate, gate_entered;
+
+static void wait_gate(void *arg)
+{
+    (void)arg;
+    atomic_store(&gate_entered, 1);
+    for (int i = 0; i < 20000 && !atomic_load(&gate); i++)
+        usleep(1000);
+    atomic_fetch_add(&slow_done, 1);
+}
+
+static void wait_ticker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20000 && atomic_load(&ticks) < 10; i++)
+        usleep(1000);
+    atomic_fetch_add(&slow_done, 1);
+}
+
 static void main_offload_one(void *arg);
 
 static void main_offload(void *arg)
@@ -200,18 +223,20 @@ static void main_offload(void *arg)
     (void)arg;
     atomic_store(&ticks, 0);
     atomic_store(&slow_done, 0);
-    /* only the caller waits: a goroutine on the same proc keeps running */
+    atomic_store(&gate, 0);
+    /* only the caller waits: a goroutine on the same proc keeps running,
+     * and fn returns once that goroutine has finished its ten sleeps */
     ringo_go_on(ringo_proc(), ticker, NULL);
-    ck_assert_int_eq(ringo_offload(slow, (void *)(intptr_t)50000), 0);
+    ck_assert_int_eq(ringo_offload(wait_ticker, NULL), 0);
     ck_assert_int_eq(atomic_load(&slow_done), 1);
-    ck_assert_int_ge(atomic_load(&ticks), 5);
+    ck_assert_int_eq(atomic_load(&ticks), 10);
 
-    /* deadline: back early, fn keeps running and finishes later */
+    /* deadline: back at the deadline while fn still waits for the gate,
+     * which opens only after; fn finishes later */
     ringo_deadline_set(ringo_now() + 10 * MS);
-    int64_t t0 = ringo_now();
-    ck_assert_int_eq(ringo_offload(slow, (void *)(intptr_t)200000), -ETIMEDOUT);
-    ck_assert_int_lt(ringo_now() - t0, 150 * MS);
+    ck_assert_int_eq(ringo_offload(wait_gate, NULL), -ETIMEDOUT);
     ck_assert_int_eq(atomic_load(&slow_done), 1);
+    atomic_store(&gate, 1);
     ck_assert_int_eq(ringo_offload(slow, NULL), -ETIMEDOUT); /* entry check */
     ringo_deadline_set(RINGO_NEVER);
     ck_assert_int_eq(ringo_offload(NULL, NULL), -EINVAL);
@@ -244,7 +269,7 @@ static void offloading(void *arg)
 {
     struct cancel_off *c = arg;
     atomic_store(&c->started, 1);
-    c->result = ringo_offload(slow, (void *)(intptr_t)100000);
+    c->result = ringo_offload(wait_gate, NULL);
 }
 
 static void main_offload_cancel(void *arg)
@@ -252,18 +277,21 @@ static void main_offload_cancel(void *arg)
     (void)arg;
     struct cancel_off c = { .result = 1 };
     int64_t id = ringo_go(offloading, &c);
-    while (!atomic_load(&c.started))
+    while (!atomic_load(&gate_entered)) /* fn runs: the caller waits in ringo_offload */
         ringo_sleep(1 * MS);
-    ringo_sleep(2 * MS);
     ck_assert_int_eq(ringo_cancel(id), 0);
     while (c.result == 1)
         ringo_sleep(1 * MS);
     ck_assert_int_eq(c.result, -ECANCELED);
+    ck_assert_int_eq(atomic_load(&slow_done), 0); /* back before fn ended */
+    atomic_store(&gate, 1);
 }
 
 START_TEST(offload_cancel)
 {
     atomic_store(&slow_done, 0);
+    atomic_store(&gate, 0);
+    atomic_store(&gate_entered, 0);
     RUN(main_offload_cancel, NULL, nprocs_param);
     ck_assert_int_eq(atomic_load(&slow_done), 1);
 }

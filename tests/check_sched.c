@@ -8,6 +8,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -531,6 +532,115 @@ START_TEST(stats_count_the_run)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Growing structs: the layouts of ringo 0.1, as a program built against it
+ * has them, followed by what such a program keeps next to them.  The calls
+ * go through the functions ringo_stats and ringo_run (the parentheses keep
+ * the header's macros out), which is what those programs call. */
+
+struct stats_0_1 {
+    uint64_t goroutines, spawned, switches, submissions, completions, enters, cross_wakes;
+};
+struct config_0_1 {
+    unsigned procs;
+    size_t stack_size;
+    unsigned ring_entries;
+};
+
+START_TEST(stats_old_size_not_overrun)
+{
+    RUN(main_spawns, (void *)5L, nprocs_param);
+    struct {
+        struct stats_0_1 s;
+        uint64_t guard[4];
+    } old;
+    memset(&old, 0xa5, sizeof old);
+    ck_assert_int_eq((ringo_stats)((struct ringo_stats *)&old), 0);
+    ck_assert_uint_eq(old.s.spawned, 6);
+    ck_assert_uint_eq(old.s.goroutines, 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_uint_eq(old.guard[i], 0xa5a5a5a5a5a5a5a5ULL);
+
+    /* The same through the sized call with the old size. */
+    memset(&old, 0xa5, sizeof old);
+    ck_assert_int_eq(ringo_stats_sized((struct ringo_stats *)&old, sizeof old.s), 0);
+    ck_assert_uint_eq(old.s.spawned, 6);
+    for (int i = 0; i < 4; i++)
+        ck_assert_uint_eq(old.guard[i], 0xa5a5a5a5a5a5a5a5ULL);
+
+    /* Smaller than any version's struct: refused, nothing written. */
+    memset(&old, 0xa5, sizeof old);
+    ck_assert_int_eq(ringo_stats_sized((struct ringo_stats *)&old, sizeof old.s - 8), -EINVAL);
+    ck_assert_uint_eq(old.s.goroutines, 0xa5a5a5a5a5a5a5a5ULL);
+
+    /* A newer program's bigger struct: the fields this library does not
+     * know read as zero. */
+    struct {
+        struct ringo_stats s;
+        uint64_t newer[3];
+    } big;
+    memset(&big, 0xa5, sizeof big);
+    ck_assert_int_eq(ringo_stats_sized(&big.s, sizeof big), 0);
+    ck_assert_uint_eq(big.s.spawned, 6);
+    for (int i = 0; i < 3; i++)
+        ck_assert_uint_eq(big.newer[i], 0);
+}
+END_TEST
+
+static int nprocs_seen;
+
+static void main_nprocs(void *arg)
+{
+    (void)arg;
+    nprocs_seen = ringo_nprocs();
+}
+
+START_TEST(config_old_size_not_overread)
+{
+    /* An old program's struct ringo_config at the very end of a readable
+     * page, the next page inaccessible: reading past it faults. */
+    long pg = sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 2 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(m, MAP_FAILED);
+    ck_assert_int_eq(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
+    struct config_0_1 *old = (struct config_0_1 *)(m + pg - sizeof *old);
+    memset(old, 0, sizeof *old);
+    old->procs = 1;
+    nprocs_seen = 0;
+    ck_assert_int_eq((ringo_run)(main_nprocs, NULL, (const struct ringo_config *)old), 0);
+    ck_assert_int_eq(nprocs_seen, 1);
+    nprocs_seen = 0;
+    ck_assert_int_eq(ringo_run_sized(main_nprocs, NULL, (const struct ringo_config *)old,
+                                     sizeof *old), 0);
+    ck_assert_int_eq(nprocs_seen, 1);
+    ck_assert_int_eq(ringo_run_sized(main_nprocs, NULL, (const struct ringo_config *)old,
+                                     sizeof(unsigned)), -EINVAL);
+    munmap(m, 2 * (size_t)pg);
+}
+END_TEST
+
+START_TEST(config_unknown_fields_refused)
+{
+    /* A newer program's bigger struct: fields this library does not have
+     * are accepted at zero (their default) and refused otherwise. */
+    struct {
+        struct ringo_config c;
+        uint64_t newer;
+    } big;
+    memset(&big, 0, sizeof big);
+    big.c.procs = 1;
+    nprocs_seen = 0;
+    ck_assert_int_eq(ringo_run_sized(main_nprocs, NULL, &big.c, sizeof big), 0);
+    ck_assert_int_eq(nprocs_seen, 1);
+    big.newer = 1;
+    nprocs_seen = 0;
+    ck_assert_int_eq(ringo_run_sized(main_nprocs, NULL, &big.c, sizeof big), -E2BIG);
+    ck_assert_int_eq(nprocs_seen, 0);
+    /* No config at all: the size does not matter. */
+    ck_assert_int_eq(ringo_run_sized(main_nprocs, NULL, NULL, 0), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Setup failures: io_uring refused by a seccomp filter, as container
  * runtimes do. */
 
@@ -563,6 +673,49 @@ static void child_uring_enosys(void)
     /* and the runtime is still usable for a later attempt's bookkeeping */
     _exit(ringo_go(bump, NULL) == -EINVAL ? 0 : 2);
 }
+
+/* Too few file descriptors: each proc needs two (its ring and its
+ * eventfd).  `spare` is how many the limit leaves free: 0 fails the ring's
+ * setup, 1 the eventfd's.  The message names the fd limit, not io_uring. */
+static void child_fd_limit(int spare)
+{
+    int k = dup(0); /* the lowest free descriptor */
+    if (k < 0)
+        _exit(3);
+    close(k);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = (rlim_t)(k + spare);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        _exit(4);
+    struct ringo_config cfg = { .procs = 1 };
+    int r = ringo_run(bump, NULL, &cfg);
+    _exit(r == -EMFILE ? 0 : 1);
+}
+
+static void child_fd_limit_ring(void)
+{
+    child_fd_limit(0);
+}
+
+static void child_fd_limit_eventfd(void)
+{
+    child_fd_limit(1);
+}
+
+START_TEST(fd_limit_is_reported)
+{
+    void (*children[])(void) = { child_fd_limit_ring, child_fd_limit_eventfd };
+    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++) {
+        char buf[4096];
+        int st = run_captured(children[i], buf, sizeof buf);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+        ck_assert_msg(strstr(buf, "ringo: too many open files") != NULL, "stderr: %s", buf);
+        ck_assert_msg(strstr(buf, "RLIMIT_NOFILE") != NULL, "stderr: %s", buf);
+        ck_assert_msg(strstr(buf, "io_uring is not available") == NULL, "stderr: %s", buf);
+    }
+}
+END_TEST
 
 START_TEST(setup_failure_is_reported)
 {
@@ -663,7 +816,11 @@ static Suite *suite(void)
     tcase_add_test(tc, plain_thread_sleep_falls_back);
     tcase_add_test(tc, hundred_thousand_goroutines);
     tcase_add_test(tc, stats_count_the_run);
+    tcase_add_test(tc, stats_old_size_not_overrun);
+    tcase_add_test(tc, config_old_size_not_overread);
+    tcase_add_test(tc, config_unknown_fields_refused);
     tcase_add_test(tc, setup_failure_is_reported);
+    tcase_add_test(tc, fd_limit_is_reported);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
         tcase_add_test(tc, stack_overflow_canary);

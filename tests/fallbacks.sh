@@ -13,12 +13,20 @@ for t in check_chan check_time check_accept; do
 done
 RINGO_NO_MSG_RING=1 RINGO_NO_DEFER_TASKRUN=1 RINGO_TEST_QUICK=1
 export RINGO_NO_MSG_RING RINGO_NO_DEFER_TASKRUN RINGO_TEST_QUICK
-status=0
+failed=0
+skipped=0
 for t in check_chan check_time check_accept; do
     echo "== $t with RINGO_NO_MSG_RING=1 RINGO_NO_DEFER_TASKRUN=1"
     "$b/$t"
     r=$?
-    [ $r -eq 77 ] && exit 77
-    [ $r -eq 0 ] || status=1
+    case $r in
+    0) ;;
+    77) skipped=1 ;;
+    *) failed=1 ;;
+    esac
 done
-exit $status
+# A failure anywhere fails the test; it is a skip only when nothing failed
+# and some program could not run here.
+[ $failed -eq 0 ] || exit 1
+[ $skipped -eq 0 ] || exit 77
+exit 0

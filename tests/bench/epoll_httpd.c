@@ -165,7 +165,7 @@ static void *worker_main(void *arg)
                 reqs += conn_readable(w, c);
             }
         }
-        http_count_add(w->idx, reqs, 1);
+        http_count_add(w->idx, reqs, 1, 0);
     }
     return NULL;
 }

@@ -7,10 +7,10 @@
  * GETs without a body) with the same keep-alive response, like the Go
  * peers in go/httpd_*.go.  They run until SIGTERM or SIGINT, then print
  *
- *     bench=http impl=NAME requests=N enters=E
+ *     bench=http impl=NAME requests=N enters=E [sqes=S]
  *
- * (enters: io_uring_enter or epoll_wait calls) so that run.sh can report
- * system calls per request.
+ * (enters: io_uring_enter or epoll_wait calls; sqes: submissions, io_uring
+ * only) so that run.sh can report them per request.
  */
 #ifndef RINGO_HTTPD_COMMON_H
 #define RINGO_HTTPD_COMMON_H
@@ -43,13 +43,16 @@ static const char http_response[] =
  * report reads them, after the load is over). */
 #define HTTP_MAX_THREADS 256
 static struct http_counters {
-    _Atomic unsigned long requests, enters;
-    char pad[64 - 2 * sizeof(unsigned long)];
+    _Atomic unsigned long requests, enters, sqes;
+    char pad[64 - 3 * sizeof(unsigned long)];
 } http_count[HTTP_MAX_THREADS];
 
-static inline void http_count_add(int t, unsigned long requests, unsigned long enters)
+static inline void http_count_add(int t, unsigned long requests, unsigned long enters,
+                                  unsigned long sqes)
 {
     struct http_counters *c = &http_count[t];
+    atomic_store_explicit(&c->sqes, atomic_load_explicit(&c->sqes, memory_order_relaxed) + sqes,
+                          memory_order_relaxed);
     atomic_store_explicit(&c->requests, atomic_load_explicit(&c->requests, memory_order_relaxed) + requests,
                           memory_order_relaxed);
     atomic_store_explicit(&c->enters, atomic_load_explicit(&c->enters, memory_order_relaxed) + enters,
@@ -124,12 +127,16 @@ static inline void http_wait_and_report(sigset_t *set, const char *impl)
 {
     int sig;
     sigwait(set, &sig);
-    unsigned long requests = 0, enters = 0;
+    unsigned long requests = 0, enters = 0, sqes = 0;
     for (int t = 0; t < HTTP_MAX_THREADS; t++) {
         requests += atomic_load_explicit(&http_count[t].requests, memory_order_relaxed);
         enters += atomic_load_explicit(&http_count[t].enters, memory_order_relaxed);
+        sqes += atomic_load_explicit(&http_count[t].sqes, memory_order_relaxed);
     }
-    printf("bench=http impl=%s requests=%lu enters=%lu\n", impl, requests, enters);
+    if (sqes)
+        printf("bench=http impl=%s requests=%lu enters=%lu sqes=%lu\n", impl, requests, enters, sqes);
+    else
+        printf("bench=http impl=%s requests=%lu enters=%lu\n", impl, requests, enters);
     fflush(stdout);
     _exit(0);
 }

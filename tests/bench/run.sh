@@ -328,47 +328,83 @@ to_ms() {
         printf "%.2f", n }'
 }
 
-# http_run LABEL KEY CMD...: start the server, load it at c100 and c1000, stop
-# it; appends a line to http_rows and sets h_*_KEY for the target checks.
-http_rows=()
-http_run() {
-    local label=$1 key=$2 port c rps p99 errs enters line out
-    shift 2
-    local res=()
-    port=$(free_port) || { http_rows+=("$(printf '%-24s| no free port' "$label")"); return; }
-    env BENCH_PROCS=2 "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
+# HTTP keep-alive hello, in two placements:
+#   shared  the server on 2 procs/threads and wrk -t2 share every CPU, nothing
+#           pinned (how a small box runs a server and its load);
+#   pinned  the server on 1 proc/thread pinned to the first CPU of our
+#           affinity mask, wrk -t1 pinned to the second (each has a CPU).
+# Each (server, placement, connections) cell is its own server process:
+# started, warmed up for 1 s, loaded for BENCH_HTTP_SECONDS, stopped.  The
+# server's CPU time (user + system, from /proc/PID/stat, all threads) is
+# read just before and after the measured wrk run and divided by wrk's
+# request count; SQEs and io_uring_enter (epoll_wait) calls per request
+# come from the server's own report over its whole life, warm-up included.
+#
+# http_cell KEY PLACEMENT CONNS CMD...: one cell; sets hc_KEY_PLACEMENT_CONNS to
+# "rps p50ms p99ms sqes/req enters/req cpu-us/req" ('-' where unknown).
+clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
+cpu_ticks() { # PID: utime + stime of the whole process, in clock ticks
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null
+}
+read -r cpu_a cpu_b < <(taskset -pc $$ 2>/dev/null | sed 's/.*: //' | tr ',' '\n' |
+    awk -F- '{ if (NF == 2) for (i = $1; i <= $2; i++) print i; else print $1 }' | head -n 2 | tr '\n' ' ')
+http_cell() {
+    local key=$1 place=$2 c=$3 port out rps p50 p99 t0 t1 reqs line e q r
+    local spr=- epr=- upr=- procs=2 run=() load=("$WRK" -t2)
+    shift 3
+    if [ "$place" = pinned ]; then
+        procs=1
+        run=(taskset -c "$cpu_a")
+        load=(taskset -c "$cpu_b" "$WRK" -t1)
+    fi
+    eval "hc_${key}_${place}_$c=\"? ? ? - - -\""
+    port=$(free_port) || return
+    env BENCH_PROCS=$procs "${run[@]}" "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
     server_pid=$!
     if ! wait_listening "$port" "$server_pid"; then
-        http_rows+=("$(printf '%-24s| failed to start: %s' "$label" "$(head -c 200 "$tmp/server.err" | tr '\n' ' ')")")
+        say "  $key ($place): failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
         kill "$server_pid" 2>/dev/null
         wait "$server_pid" 2>/dev/null
         server_pid=
         return
     fi
-    "$WRK" -t2 -c100 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
-    for c in 100 1000; do
-        out=$("$WRK" -t2 -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
-        rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
-        p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
-        p99=${p99:+$(to_ms "$p99")}
-        errs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*Socket errors: //p; s/^[[:space:]]*Non-2xx or 3xx responses: /non-2xx /p' | tr '\n' ' ')
-        res+=("${rps:-?}" "${p99:-?}")
-        [ -n "$errs" ] && say "  $label -c$c: $errs"
-    done
+    "${load[@]}" -c"$c" -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
+    t0=$(cpu_ticks "$server_pid")
+    out=$("${load[@]}" -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
+    t1=$(cpu_ticks "$server_pid")
     kill -TERM "$server_pid" 2>/dev/null
     wait "$server_pid" 2>/dev/null
     server_pid=
+    rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
+    reqs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([0-9][0-9]*\) requests in .*/\1/p')
+    p50=$(printf '%s\n' "$out" | awk '$1 == "50%" { print $2 }')
+    p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
+    p50=${p50:+$(to_ms "$p50")}
+    p99=${p99:+$(to_ms "$p99")}
+    errs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*Socket errors: //p; s/^[[:space:]]*Non-2xx or 3xx responses: /non-2xx /p' | tr '\n' ' ')
+    [ -n "$errs" ] && say "  $key ($place, c$c): $errs"
+    isnum "$t0" && isnum "$t1" && isnum "$reqs" && [ "$reqs" -gt 0 ] &&
+        upr=$(awk -v a="$t0" -v b="$t1" -v r="$reqs" -v hz="$clk_tck" 'BEGIN { printf "%.2f", (b - a) * 1e6 / hz / r }')
     line=$(grep '^bench=http' "$tmp/server.out" | tail -n 1)
-    enters=-
     if [ -n "$line" ]; then
-        local e r
         e=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^enters=//p')
+        q=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^sqes=//p')
         r=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^requests=//p')
-        isnum "$e" && isnum "$r" && [ "$r" -gt 0 ] && enters=$(awk -v e="$e" -v r="$r" 'BEGIN { printf "%.3f", e / r }')
+        if isnum "$r" && [ "$r" -gt 0 ]; then
+            isnum "$e" && epr=$(awk -v e="$e" -v r="$r" 'BEGIN { printf "%.3f", e / r }')
+            isnum "$q" && spr=$(awk -v q="$q" -v r="$r" 'BEGIN { printf "%.2f", q / r }')
+        fi
     fi
-    http_rows+=("$(printf '%-24s| %10s | %9s | %11s | %9s | %s' "$label" \
-        "$(fmt "${res[0]}")" "${res[1]}" "$(fmt "${res[2]}")" "${res[3]}" "$enters")")
-    eval "h_rps100_$key=\${res[0]} h_p99_100_$key=\${res[1]} h_rps1000_$key=\${res[2]} h_p99_1000_$key=\${res[3]} h_enters_$key=\$enters"
+    eval "hc_${key}_${place}_$c=\"${rps:-?} ${p50:-?} ${p99:-?} $spr $epr $upr\""
+}
+
+# hc KEY PLACEMENT CONNS FIELD: one figure of a cell (1 rps, 2 p50, 3 p99,
+# 4 SQEs/req, 5 enters/req, 6 CPU us/req).
+hc() {
+    local v
+    eval "v=\${hc_$1_$2_$3:-}"
+    [ -n "$v" ] || { printf -- '-'; return; }
+    printf '%s\n' "$v" | awk -v f="$4" '{ print $f }'
 }
 
 if wanted http; then
@@ -376,53 +412,92 @@ if wanted http; then
     if [ -z "$WRK" ]; then
         say "HTTP/1.1 hello: wrk not found, skipped (install wrk, or RINGO_BENCH_DEPS=1 ./bootstrap)"
     else
-        say "HTTP/1.1 hello, server on 2 procs/threads, wrk -t2 on the same machine (${http_secs} s per run) ..."
+        places=shared
+        if [ -n "${cpu_b:-}" ] && command -v taskset >/dev/null 2>&1; then
+            places="shared pinned"
+        else
+            say "HTTP/1.1 hello: fewer than 2 CPUs in the affinity mask (or no taskset): the pinned placement is skipped"
+        fi
+        say "HTTP/1.1 hello, keep-alive (${http_secs} s wrk run per cell; placements: ${places}) ..."
+        servers=()
         if [ -x "$bindir/httpd" ]; then
-            http_run "ringo" ringo "$bindir/httpd"
+            servers+=("ringo|ringo httpd (example)|$bindir/httpd")
         else
-            http_rows+=("$(printf '%-24s| ringo: %s' "ringo (httpd.c)" "$(ringo_missing httpd)")")
+            say "  ringo httpd: $(ringo_missing httpd)"
         fi
-        if go_build httpd_nethttp; then
-            http_run "Go net/http" nethttp "$gobin/httpd_nethttp"
-        else
-            http_rows+=("$(printf '%-24s| %s' "Go net/http" "${go_ok:+build failed}${go_ok:-go not found}")")
-        fi
-        if go_build httpd_raw; then
-            http_run "Go raw TCP" goraw "$gobin/httpd_raw"
-        else
-            http_rows+=("$(printf '%-24s| %s' "Go raw TCP" "${go_ok:+build failed}${go_ok:-go not found}")")
-        fi
-        for s in epoll uring; do
+        for s in uring epoll; do
             if [ -x "$bindir/${s}_httpd" ]; then
-                http_run "C ${s}_httpd" "$s" "$bindir/${s}_httpd"
+                servers+=("$s|C ${s}_httpd|$bindir/${s}_httpd")
             else
-                http_rows+=("$(printf '%-24s| not built' "C ${s}_httpd")")
+                say "  C ${s}_httpd: not built"
             fi
         done
-        say ""
-        printf '%-24s| %10s | %9s | %11s | %9s | %s\n' "server" "c100 req/s" "p99 ms" "c1000 req/s" \
-            "p99 ms" "enters/req"
-        printf '%s\n' "------------------------+------------+-----------+-------------+-----------+-----------"
-        for line in "${http_rows[@]}"; do printf '%s\n' "$line"; done
-
-        # The DESIGN.md targets, checked when ringo's server exists.
-        say ""
-        r=${h_rps100_ringo:-}
-        if isnum "$r"; then
-            best=$(printf '%s\n' "${h_rps100_epoll:-0}" "${h_rps100_uring:-0}" | sort -g | tail -n 1)
-            ok=$(awk -v r="$r" -v b="$best" -v n="${h_rps100_nethttp:-0}" 'BEGIN {
-                printf (r >= b && r >= 1.6 * n) ? "yes" : "NO" }')
-            say "target c100: >= best C baseline ($(fmt "$best")) and >= 1.6x net/http ($(fmt "${h_rps100_nethttp:-?}")): $ok"
-            ok=$(awk -v r="${h_rps1000_ringo:-0}" -v b="${h_rps1000_uring:-0}" -v p="${h_p99_1000_ringo:-1e9}" \
-                -v q="${h_p99_1000_uring:-0}" 'BEGIN { printf (r >= b && p <= q) ? "yes" : "NO" }')
-            say "target c1000: >= raw liburing req/s and p99 <= its p99: $ok"
-            say "target io_uring_enter per request at c100 (whole run): <= 0.2: $(met "${h_enters_ringo:-}" "<=0.2")"
+        if go_build httpd_raw; then
+            servers+=("goraw|Go raw TCP|$gobin/httpd_raw")
         else
-            say "targets (>= best C baseline and >= 1.6x net/http at c100; >= raw liburing with p99 <= its"
-            say "p99 at c1000; <= 0.2 io_uring_enter per request): not checked, ringo's server is not built yet"
+            say "  Go raw TCP: ${go_ok:+build failed}${go_ok:-go not found}"
         fi
-        say "enters/req: io_uring_enter (uring, ringo) or epoll_wait (epoll) calls per request over the"
-        say "whole run (warm-up, c100 and c1000), as counted by the server; '-' where it does not count."
+        if go_build httpd_nethttp; then
+            servers+=("nethttp|Go net/http|$gobin/httpd_nethttp")
+        else
+            say "  Go net/http: ${go_ok:+build failed}${go_ok:-go not found}"
+        fi
+        for place in $places; do
+            for c in 100 1000; do
+                for sv in "${servers[@]}"; do
+                    IFS='|' read -r key label cmd <<<"$sv"
+                    http_cell "$key" "$place" "$c" "$cmd"
+                done
+            done
+        done
+        for place in $places; do
+            say ""
+            case $place in
+            shared) say "placement shared: server on 2 procs/threads, wrk -t2, all sharing the CPUs" ;;
+            pinned) say "placement pinned: server on 1 proc/thread on CPU $cpu_a, wrk -t1 on CPU $cpu_b" ;;
+            esac
+            printf '%-24s| %5s | %10s | %7s | %7s | %8s | %10s | %s\n' "server" "conns" "req/s" \
+                "p50 ms" "p99 ms" "SQEs/req" "enters/req" "server CPU us/req"
+            printf '%s\n' "------------------------+-------+------------+---------+---------+----------+------------+------------------"
+            for c in 100 1000; do
+                for sv in "${servers[@]}"; do
+                    IFS='|' read -r key label cmd <<<"$sv"
+                    printf '%-24s| %5s | %10s | %7s | %7s | %8s | %10s | %s\n' "$label" "$c" \
+                        "$(fmt "$(hc "$key" "$place" "$c" 1)")" "$(hc "$key" "$place" "$c" 2)" \
+                        "$(hc "$key" "$place" "$c" 3)" "$(hc "$key" "$place" "$c" 4)" \
+                        "$(hc "$key" "$place" "$c" 5)" "$(hc "$key" "$place" "$c" 6)"
+                done
+            done
+        done
+
+        # The DESIGN.md targets, per placement and connection count.
+        say ""
+        if [ -x "$bindir/httpd" ]; then
+            for place in $places; do
+                for c in 100 1000; do
+                    r=$(hc ringo "$place" "$c" 1)
+                    best=$(printf '%s\n' "$(hc uring "$place" "$c" 1)" "$(hc epoll "$place" "$c" 1)" |
+                        grep -E '^[0-9.]+$' | sort -g | tail -n 1)
+                    lim() { # FIELD: 1.1x the liburing loop's figure
+                        local u
+                        u=$(hc uring "$place" "$c" "$1")
+                        isnum "$u" && awk -v u="$u" 'BEGIN { printf "%.3f", 1.1 * u }' || printf -- '-'
+                    }
+                    say "target $place c$c: req/s >= best C baseline ($(fmt "${best:-?}")): $(met "$r" ">=${best:-x}");" \
+                        "p50 <= $(lim 2) ms: $(met "$(hc ringo "$place" "$c" 2)" "<=$(lim 2)");" \
+                        "p99 <= $(lim 3) ms: $(met "$(hc ringo "$place" "$c" 3)" "<=$(lim 3)")"
+                    say "    SQEs/req <= 2: $(met "$(hc ringo "$place" "$c" 4)" "<=2");" \
+                        "enters/req <= 0.1: $(met "$(hc ringo "$place" "$c" 5)" "<=0.1");" \
+                        "CPU us/req <= $(lim 6) (1.1x liburing): $(met "$(hc ringo "$place" "$c" 6)" "<=$(lim 6)")"
+                done
+            done
+        else
+            say "targets: not checked, ringo's server is not built"
+        fi
+        say "SQEs/req, enters/req: submissions and io_uring_enter (epoll_wait for epoll) calls per request"
+        say "over the server's life, as counted by the server ('-': it does not count them).  server CPU:"
+        say "the server process's user + system time during the measured run over wrk's requests"
+        say "(${clk_tck} Hz ticks)."
     fi
 fi
 

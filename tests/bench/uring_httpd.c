@@ -37,7 +37,7 @@ struct worker {
     int lfd;
     struct io_uring ring;
     bool multishot;         /* accept is multishot (until the kernel says otherwise) */
-    unsigned long enters;
+    unsigned long enters, sqes;
 };
 
 static struct io_uring_sqe *get_sqe(struct worker *w)
@@ -47,6 +47,7 @@ static struct io_uring_sqe *get_sqe(struct worker *w)
         io_uring_submit(&w->ring); /* SQ full: submit what is queued */
         w->enters++;
     }
+    w->sqes++;
     return sqe;
 }
 
@@ -206,8 +207,9 @@ static void *worker_main(void *arg)
             }
         }
         io_uring_cq_advance(&w->ring, seen);
-        http_count_add(w->idx, reqs, w->enters);
+        http_count_add(w->idx, reqs, w->enters, w->sqes);
         w->enters = 0;
+        w->sqes = 0;
     }
     return NULL;
 }

@@ -1,0 +1,72 @@
+/*
+ * http_parse.h — the HTTP/1.1 parsing the examples run: request heads for
+ * httpd, response heads and URLs for load.  Pure functions over buffers, no
+ * I/O and no ringo, so that tests/check_http_parse and the fuzz targets in
+ * tests/fuzz run the very code the programs run.
+ */
+#ifndef HTTP_PARSE_H
+#define HTTP_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* ---------------------------------------------------------------- httpd */
+
+#define HTTP_HEAD_MAX 8192 /* request line + headers; beyond: 431 */
+
+/* What http_next_request found. */
+enum http_next {
+    HTTP_MORE,      /* no complete request head yet, or body bytes still to skip */
+    HTTP_REQUEST,   /* one request head: *req describes it */
+    HTTP_BAD,       /* malformed request: answer 400 and close */
+    HTTP_TOO_LARGE, /* head longer than HTTP_HEAD_MAX: answer 431 and close */
+    HTTP_CHUNKED,   /* a Transfer-Encoding body: answer 501 and close */
+};
+
+struct http_request {
+    bool keep;       /* keep the connection open after the answer */
+    bool head_only;  /* HEAD: the answer has no body */
+    size_t body_len; /* Content-Length: body bytes after the head, to skip */
+};
+
+/* The next request in the bytes in[*pos, have) of a connection: first skips
+ * up to *skip body bytes of the previous request (both advance), then looks
+ * for a whole request head.  On HTTP_REQUEST, *pos is past the head and
+ * *skip is the request's body length. */
+int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
+                      struct http_request *req);
+
+/* ---------------------------------------------------------------- load */
+
+/* The length of the response at the start of buf (head and Content-Length
+ * body) once buf's `have` bytes hold its whole head; 0 while they do not
+ * and the buffer (of `cap` bytes) has room for more; -EPROTO for a response
+ * that is not HTTP/1.x 2xx, or whose Content-Length is not a number or
+ * disagrees with another; -EMSGSIZE when it cannot fit in `cap` bytes. */
+ssize_t http_response_length(const char *buf, size_t have, size_t cap);
+
+/* http://host[:port][/path], host a name, an IPv4 address or [IPv6]. */
+struct http_url {
+    const char *host;      /* without an IPv6 literal's brackets */
+    size_t host_len;
+    const char *port;      /* "80" when the URL has none */
+    size_t port_len;
+    const char *authority; /* host[:port] as written: the Host header */
+    size_t authority_len;
+    const char *path;      /* "/" when the URL has none */
+    size_t path_len;
+};
+
+/* Splits the NUL-terminated url; the pointers in *u point into url (or to
+ * static defaults).  Returns 0, -EPROTONOSUPPORT for a scheme other than
+ * http://, or -EINVAL for a malformed URL: a space or control character,
+ * an empty host or port, an unclosed '[' or something else than ":port"
+ * after the ']'. */
+int http_url_parse(const char *url, struct http_url *u);
+
+/* Writes the GET request for *u into out[0, cap); returns its length, or
+ * -EMSGSIZE when it does not fit. */
+ssize_t http_get_request(char *out, size_t cap, const struct http_url *u);
+
+#endif

@@ -1,0 +1,393 @@
+/*
+ * signal.c — signals as channel values (Go's signal.Notify / signal.Stop),
+ * and SIGPIPE ignored while a run is in progress.
+ *
+ * Who receives a signal.  No handler may interrupt a goroutine in the
+ * middle of a switch, so the procs block every signal that has a channel
+ * registered (each proc blocks them itself, from a task, or on the
+ * caller's proc at once).  A process-directed signal then goes to a thread
+ * that does not block it: the runtime's signal thread, which leaves the
+ * registered signals unblocked and sleeps in read(2) of its eventfd, or
+ * any plain thread of the program (the ringo_run caller, the program's own
+ * threads).  Whichever thread it lands on runs sig_handler, which only
+ * does async-signal-safe things: sets the signal's bit in `pending` and
+ * writes the eventfd.  The signal thread wakes, takes the pending bits and
+ * offers each signal to every channel registered for it with
+ * ringo_chan_try_send: a full channel drops it, as Go does.
+ *
+ * Until a proc has run the task that blocks a newly registered signal,
+ * the handler may run on that proc's thread; it is installed with
+ * SA_ONSTACK, so it runs on the proc's alternate signal stack and touches
+ * nothing of the goroutine it interrupted.
+ *
+ * Registrations are held under reg_lock, with a reference to each channel
+ * (ringo_chan_retain): ringo_signal_stop, and the end of the run, release
+ * them.  When the last channel for a signal goes, its original
+ * disposition is restored and the procs unblock it.  While any
+ * registration exists the deadlock check reports nothing (a signal may
+ * come and wake a goroutine), as in Go.  The signal thread's deliveries
+ * are not "plain thread calls" (note_foreign): they do not turn deadlock
+ * detection off for the rest of the run.
+ *
+ * The pending bits.  The handler sets a bit with a relaxed fetch_or and
+ * then writes the eventfd (a system call: the kernel orders it); the
+ * thread reads the eventfd, then takes the bits with an acquire exchange.
+ * A signal whose bit is set after the exchange also writes the eventfd
+ * after it, so the thread's next read returns and it takes the bit then:
+ * no signal is left pending with the thread asleep.
+ */
+#include "config.h"
+
+#include "internal.h"
+#include "chan.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ringo.h"
+
+#define NSIGS 65 /* signals 1..64 */
+
+struct sig_reg {
+    struct sig_reg *next;
+    ringo_chan *c;
+    uint64_t mask;              /* bit s-1 for each signal s */
+};
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sig_reg *regs;            /* under reg_lock */
+static unsigned sig_users[NSIGS];       /* channels per signal; under reg_lock */
+static struct sigaction sig_saved[NSIGS]; /* dispositions before ours; under reg_lock */
+static uint64_t sig_watched;            /* signals with a channel; under reg_lock */
+static _Atomic uint64_t sig_watched_pub; /* the same, for the signal thread and procs; release */
+static _Atomic uint64_t pending;        /* set by the handler, taken by the thread */
+static int sig_efd = -1;                /* the thread's eventfd; under reg_lock */
+static pthread_t sig_thread;
+static bool sig_thread_on;              /* under reg_lock */
+static _Atomic int sig_stop;            /* tells the thread to exit */
+_Atomic int signal_regs;                /* registrations (deadlock check, runtime.c); seq_cst */
+
+static bool sigpipe_ignored;            /* we set SIGPIPE to SIG_IGN for this run */
+
+static inline uint64_t sigbit(int s)
+{
+    return 1ull << (s - 1);
+}
+
+static void sig_handler(int s)
+{
+    int saved = errno;
+    atomic_fetch_or_explicit(&pending, sigbit(s), memory_order_relaxed);
+    uint64_t one = 1;
+    ssize_t w = write(sig_efd, &one, sizeof one);
+    (void)w;
+    errno = saved;
+}
+
+/* Signals the runtime refuses: it cannot receive them (SIGKILL, SIGSTOP),
+ * they are synchronous faults it reports itself (SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL, SIGTRAP, SIGSYS), or they are past the 64 it tracks. */
+static bool sig_ok(int s)
+{
+    if (s < 1 || s >= NSIGS || s >= NSIG)
+        return false;
+    switch (s) {
+    case SIGKILL: case SIGSTOP: case SIGSEGV: case SIGBUS:
+    case SIGFPE: case SIGILL: case SIGTRAP: case SIGSYS:
+        return false;
+    }
+    return true;
+}
+
+static void mask_of(uint64_t bits, sigset_t *set)
+{
+    sigemptyset(set);
+    for (int s = 1; s < NSIGS; s++)
+        if (bits & sigbit(s))
+            sigaddset(set, s);
+}
+
+/* A proc blocks what has a channel and unblocks what no longer has one. */
+static void proc_apply_mask(void)
+{
+    static __thread uint64_t blocked; /* what this proc thread blocked */
+    uint64_t want = load_acquire(&sig_watched_pub);
+    sigset_t set;
+    if (want & ~blocked) {
+        mask_of(want & ~blocked, &set);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+    }
+    if (blocked & ~want) {
+        mask_of(blocked & ~want, &set);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    }
+    blocked = want;
+}
+
+static void mask_task_run(struct rproc *p, struct rtask *t)
+{
+    (void)p;
+    free(t);
+    proc_apply_mask();
+}
+
+static void mask_task_discard(struct rtask *t)
+{
+    free(t);
+}
+
+/* Have every proc apply the current mask (called under reg_lock). */
+static void procs_apply_mask(void)
+{
+    for (unsigned i = 0; i < rt.nprocs; i++) {
+        struct rproc *q = rt.procs[i];
+        if (q == tls_proc) {
+            proc_apply_mask();
+            continue;
+        }
+        struct rtask *t = seam_malloc(sizeof *t);
+        if (!t)
+            continue; /* the handler runs on q's alternate stack meanwhile */
+        t->run = mask_task_run;
+        t->discard = mask_task_discard;
+        proc_post_task(q, t);
+    }
+}
+
+/* Offer signal s to every channel registered for it (under reg_lock). */
+static void deliver(int s)
+{
+    for (struct sig_reg *r = regs; r; r = r->next)
+        if (r->mask & sigbit(s))
+            (void)ringo_chan_try_send(r->c, &s); /* full: dropped, as in Go */
+}
+
+static void *sig_thread_main(void *arg)
+{
+    (void)arg;
+    tls_runtime_thread = true; /* deliveries are not plain-thread calls */
+    uint64_t unblocked = 0;
+    for (;;) {
+        /* The registered signals are unblocked here, and only those. */
+        uint64_t want = load_acquire(&sig_watched_pub);
+        if (want != unblocked) {
+            sigset_t set;
+            sigfillset(&set);
+            for (int s = 1; s < NSIGS; s++)
+                if (want & sigbit(s))
+                    sigdelset(&set, s);
+            pthread_sigmask(SIG_SETMASK, &set, NULL);
+            unblocked = want;
+        }
+        uint64_t v;
+        ssize_t n = read(sig_efd, &v, sizeof v);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (load_acquire(&sig_stop))
+            break;
+        /* acquire: pairs with nothing stronger than the handler's write to
+         * the eventfd, which the read above has seen */
+        uint64_t got = atomic_exchange_explicit(&pending, 0, memory_order_acquire);
+        if (!got)
+            continue;
+        pthread_mutex_lock(&reg_lock);
+        for (int s = 1; s < NSIGS; s++)
+            if (got & sigbit(s))
+                deliver(s);
+        pthread_mutex_unlock(&reg_lock);
+    }
+    return NULL;
+}
+
+/* Start the signal thread (under reg_lock), with every signal blocked
+ * until it sets its own mask. */
+static int thread_start(void)
+{
+    if (sig_thread_on)
+        return 0;
+    if (sig_efd < 0) {
+        sig_efd = seam_eventfd(0, EFD_CLOEXEC);
+        if (sig_efd < 0)
+            return -errno;
+    }
+    store_relaxed(&sig_stop, 0);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int r = seam_pthread_create(&sig_thread, NULL, sig_thread_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r)
+        return -r;
+    sig_thread_on = true;
+    return 0;
+}
+
+/* The thread re-reads the mask: wake it (a spurious wake is harmless). */
+static void thread_poke(void)
+{
+    uint64_t one = 1;
+    ssize_t w = write(sig_efd, &one, sizeof one);
+    (void)w;
+}
+
+static void unwatch(uint64_t bits);
+
+/* Add the signals of `bits` to the watched set (under reg_lock). */
+static int watch(uint64_t bits)
+{
+    for (int s = 1; s < NSIGS; s++) {
+        if (!(bits & sigbit(s)) || sig_users[s]++)
+            continue;
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = sig_handler;
+        sa.sa_flags = SA_ONSTACK | SA_RESTART;
+        sigfillset(&sa.sa_mask);
+        if (sigaction(s, &sa, &sig_saved[s]) != 0) {
+            /* Not for a signal sig_ok accepts; undo this call's part. */
+            int err = -errno;
+            sig_users[s]--;
+            unwatch(bits & (sigbit(s) - 1));
+            return err;
+        }
+        sig_watched |= sigbit(s);
+    }
+    store_release(&sig_watched_pub, sig_watched);
+    return 0;
+}
+
+/* Drop one channel's signals from the watched set (under reg_lock). */
+static void unwatch(uint64_t bits)
+{
+    for (int s = 1; s < NSIGS; s++) {
+        if (!(bits & sigbit(s)) || --sig_users[s])
+            continue;
+        sigaction(s, &sig_saved[s], NULL);
+        sig_watched &= ~sigbit(s);
+    }
+    store_release(&sig_watched_pub, sig_watched);
+}
+
+int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
+{
+    if (!c || !sigs || n == 0 || c->elem_size != sizeof(int))
+        return -EINVAL;
+    uint64_t bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!sig_ok(sigs[i]))
+            return -EINVAL;
+        bits |= sigbit(sigs[i]);
+    }
+    struct rproc *me;
+    if (!run_enter(&me))
+        return -EINVAL; /* no run in progress */
+    pthread_mutex_lock(&reg_lock);
+    int r = thread_start();
+    struct sig_reg *reg = NULL;
+    for (struct sig_reg *x = regs; x && !r; x = x->next)
+        if (x->c == c)
+            reg = x;
+    if (!r && !reg) {
+        reg = seam_calloc(1, sizeof *reg);
+        if (!reg) {
+            r = -ENOMEM;
+        } else {
+            reg->c = ringo_chan_retain(c);
+            reg->next = regs;
+            regs = reg;
+            /* seq_cst: read by the deadlock check under idle_lock */
+            atomic_fetch_add_explicit(&signal_regs, 1, memory_order_seq_cst);
+        }
+    }
+    if (!r) {
+        uint64_t add = bits & ~reg->mask;
+        r = watch(add);
+        if (!r)
+            reg->mask |= add;
+        procs_apply_mask();
+        thread_poke();
+    }
+    pthread_mutex_unlock(&reg_lock);
+    run_exit(me);
+    return r;
+}
+
+/* Unlink and free reg (under reg_lock). */
+static void reg_drop(struct sig_reg **link)
+{
+    struct sig_reg *reg = *link;
+    *link = reg->next;
+    unwatch(reg->mask);
+    ringo_chan_release(reg->c);
+    free(reg);
+    atomic_fetch_sub_explicit(&signal_regs, 1, memory_order_seq_cst);
+}
+
+int ringo_signal_stop(ringo_chan *c)
+{
+    if (!c)
+        return -EINVAL;
+    struct rproc *me;
+    if (!run_enter(&me))
+        return -ENOENT; /* no run: nothing is registered */
+    pthread_mutex_lock(&reg_lock);
+    int r = -ENOENT;
+    for (struct sig_reg **link = &regs; *link; link = &(*link)->next) {
+        if ((*link)->c == c) {
+            reg_drop(link);
+            r = 0;
+            break;
+        }
+    }
+    if (!r) {
+        procs_apply_mask();
+        thread_poke();
+    }
+    pthread_mutex_unlock(&reg_lock);
+    run_exit(me);
+    return r;
+}
+
+void signal_run_start(void)
+{
+    struct sigaction sa;
+    sigpipe_ignored = false;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
+        !(sa.sa_flags & SA_SIGINFO)) {
+        signal(SIGPIPE, SIG_IGN);
+        sigpipe_ignored = true;
+    }
+}
+
+void signal_run_end(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    while (regs)
+        reg_drop(&regs);
+    bool on = sig_thread_on;
+    sig_thread_on = false;
+    pthread_mutex_unlock(&reg_lock);
+    if (on) {
+        store_release(&sig_stop, 1);
+        thread_poke();
+        pthread_join(sig_thread, NULL);
+    }
+    store_relaxed(&pending, 0);
+    /* Every handler of ours was uninstalled by the reg_drops above. */
+    if (sig_efd >= 0) {
+        close(sig_efd);
+        sig_efd = -1;
+    }
+    if (sigpipe_ignored) {
+        struct sigaction sa;
+        /* Put SIG_DFL back unless the program changed it meanwhile. */
+        if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
+            signal(SIGPIPE, SIG_DFL);
+        sigpipe_ignored = false;
+    }
+}

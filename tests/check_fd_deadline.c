@@ -1,0 +1,483 @@
+/*
+ * check_fd_deadline.c — per-descriptor deadlines (ringo_fd_deadline_set),
+ * Go's net.Conn SetReadDeadline / SetWriteDeadline.
+ *
+ * Covered, with loopback TCP: a read blocked on a proc, the same or another
+ * one, ended by a read deadline set in the past by another goroutine or a
+ * plain thread (-ETIMEDOUT, the fd usable after); a future deadline
+ * reached while blocked; a deadline cleared (RINGO_NEVER) or moved later
+ * while a read is blocked, which keeps it blocked until data comes; a
+ * write deadline leaving a blocked read alone; the earlier of the
+ * goroutine's and the fd's deadline winning, and cancellation winning over
+ * both; a multishot accept ended by its listener's read deadline; poll by
+ * direction; ringo_close clearing the deadlines for the next file with the
+ * number; one submission per call with a far fd deadline; bad arguments.
+ * Orderings decide: the "later" events happen after sleeps that are
+ * longer than the deadlines they outlast.
+ */
+#include "testutil.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+static unsigned nprocs_param = 1;
+
+static int listen_any(struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)sa, sizeof *sa), 0);
+    socklen_t len = sizeof *sa;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)sa, &len), 0);
+    ck_assert_int_eq(listen(fd, 64), 0);
+    return fd;
+}
+
+static void tcp_pair(int *a, int *b)
+{
+    struct sockaddr_in sa;
+    int lfd = listen_any(&sa);
+    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*a, 0);
+    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
+    *b = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(*b, 0);
+    close(lfd);
+}
+
+static uint64_t submissions(void)
+{
+    struct ringo_stats st;
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    return st.submissions;
+}
+
+/* A reader goroutine: one read on fd, result and buffer kept. */
+struct reader {
+    int fd;
+    int proc;               /* -1: any */
+    atomic_int started;
+    atomic_int done;
+    ssize_t result;
+    char buf[16];
+};
+
+static void reader_main(void *arg)
+{
+    struct reader *r = arg;
+    atomic_store(&r->started, 1);
+    r->result = ringo_read(r->fd, r->buf, sizeof r->buf);
+    atomic_store(&r->done, 1);
+}
+
+static void reader_start(struct reader *r)
+{
+    ck_assert_int_gt(r->proc < 0 ? ringo_go(reader_main, r) : ringo_go_on(r->proc, reader_main, r), 0);
+    while (!atomic_load(&r->started))
+        ringo_sleep(100 * US);
+    ringo_sleep(5 * MS); /* now blocked in the read (or about to be: either way it must end) */
+}
+
+static void reader_wait(struct reader *r)
+{
+    while (!atomic_load(&r->done))
+        ringo_sleep(1 * MS);
+}
+
+/* ------------------------------------------------------------------ */
+
+/* A deadline in the past ends a blocked read, on the setter's proc and on
+ * another; the fd is usable afterwards. */
+static void main_past(void *arg)
+{
+    (void)arg;
+    for (int where = 0; where < (ringo_nprocs() > 1 ? 2 : 1); where++) {
+        int a, b;
+        tcp_pair(&a, &b);
+        struct reader r = { .fd = b, .proc = where == 0 ? ringo_proc() : 1 - ringo_proc() };
+        reader_start(&r);
+        ck_assert_int_eq(atomic_load(&r.done), 0);
+        ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, ringo_now() - 1), 0);
+        reader_wait(&r);
+        ck_assert_int_eq(r.result, -ETIMEDOUT);
+        /* still past: a new read does not even start */
+        char c;
+        ck_assert_int_eq(ringo_read(b, &c, 1), -ETIMEDOUT);
+        /* cleared: the fd works, nothing was lost */
+        ck_assert_int_eq(write(a, "hi", 2), 2);
+        ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, RINGO_NEVER), 0);
+        char buf[4];
+        ck_assert_int_eq(ringo_read(b, buf, sizeof buf), 2);
+        ck_assert(memcmp(buf, "hi", 2) == 0);
+        ck_assert_int_eq(ringo_close(a), 0);
+        ck_assert_int_eq(ringo_close(b), 0);
+    }
+}
+
+START_TEST(past_deadline_ends_a_blocked_read)
+{
+    RUN(main_past, NULL, nprocs_param);
+}
+END_TEST
+
+/* The same, set from a plain thread. */
+struct plain_set { int fd; int r; };
+static void *plain_setter(void *arg)
+{
+    struct plain_set *ps = arg;
+    ps->r = ringo_fd_deadline_set(ps->fd, RINGO_READ | RINGO_WRITE, ringo_now() - 1);
+    return NULL;
+}
+
+static void main_plain(void *arg)
+{
+    (void)arg;
+    int a, b;
+    tcp_pair(&a, &b);
+    struct reader r = { .fd = b, .proc = -1 };
+    reader_start(&r);
+    struct plain_set ps = { b, -1 };
+    pthread_t t;
+    ck_assert_int_eq(test_thread_create(&t, plain_setter, &ps), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(ps.r, 0);
+    reader_wait(&r);
+    ck_assert_int_eq(r.result, -ETIMEDOUT);
+    close(a);
+    ringo_close(b);
+}
+
+START_TEST(set_from_a_plain_thread)
+{
+    RUN(main_plain, NULL, nprocs_param);
+}
+END_TEST
+
+/* A future deadline set while a read is blocked is reached. */
+static void main_future(void *arg)
+{
+    (void)arg;
+    int a, b;
+    tcp_pair(&a, &b);
+    struct reader r = { .fd = b, .proc = -1 };
+    reader_start(&r);
+    int64_t when = ringo_now() + 20 * MS;
+    ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, when), 0);
+    reader_wait(&r);
+    ck_assert_int_eq(r.result, -ETIMEDOUT);
+    ck_assert_int_ge(ringo_now(), when);
+    close(a);
+    ringo_close(b);
+}
+
+START_TEST(future_deadline_is_reached)
+{
+    RUN(main_future, NULL, nprocs_param);
+}
+END_TEST
+
+/* Moved later or cleared while blocked: the read waits on for its data,
+ * which comes after the first deadline has passed.  A run counts only if
+ * the move was made before the first deadline (checked with the clock
+ * after the fact); a loaded machine that was too slow for that gets a run
+ * with a longer first deadline. */
+static void main_moved(void *arg)
+{
+    (void)arg;
+    for (int clear = 0; clear < 2; clear++) {
+        int64_t first_len = 10 * MS;
+        for (int attempt = 0;; attempt++) {
+            ck_assert_int_lt(attempt, 12);
+            int a, b;
+            tcp_pair(&a, &b);
+            int64_t first = ringo_now() + first_len;
+            ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, first), 0);
+            struct reader r = { .fd = b, .proc = -1 };
+            ck_assert_int_gt(ringo_go(reader_main, &r), 0);
+            while (!atomic_load(&r.started))
+                ringo_sleep(100 * US);
+            ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ,
+                                                   clear ? RINGO_NEVER : ringo_now() + 60000 * MS), 0);
+            bool in_time = ringo_now() < first;
+            while (ringo_now() < first + 10 * MS) /* past the first deadline */
+                ringo_sleep(1 * MS);
+            if (in_time)
+                ck_assert_msg(!atomic_load(&r.done), "clear %d: read returned %zd", clear, r.result);
+            ck_assert_int_eq(write(a, "late", 4), 4);
+            reader_wait(&r);
+            close(a);
+            ringo_close(b);
+            if (!in_time) {
+                first_len *= 2;
+                continue;
+            }
+            ck_assert_int_eq(r.result, 4);
+            ck_assert(memcmp(r.buf, "late", 4) == 0);
+            break;
+        }
+    }
+}
+
+START_TEST(deadline_moved_or_cleared_while_blocked)
+{
+    RUN(main_moved, NULL, nprocs_param);
+}
+END_TEST
+
+/* A write deadline does not end a read. */
+static void main_direction(void *arg)
+{
+    (void)arg;
+    int a, b;
+    tcp_pair(&a, &b);
+    struct reader r = { .fd = b, .proc = -1 };
+    reader_start(&r);
+    ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_WRITE, ringo_now() - 1), 0);
+    ringo_sleep(10 * MS);
+    ck_assert_int_eq(atomic_load(&r.done), 0);
+    ck_assert_int_eq(write(a, "r", 1), 1);
+    reader_wait(&r);
+    ck_assert_int_eq(r.result, 1);
+    /* ... but ends a write, and poll for output */
+    ck_assert_int_eq(ringo_write(b, "w", 1), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_poll(b, POLLOUT), -ETIMEDOUT);
+    ck_assert_int_ge(ringo_poll(a, POLLOUT), 0); /* the other end has none */
+    /* poll for input honours the read deadline only */
+    ck_assert_int_eq(write(a, "x", 1), 1);
+    ck_assert_int_gt(ringo_poll(b, POLLIN) & POLLIN, 0);
+    ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, ringo_now() - 1), 0);
+    ck_assert_int_eq(ringo_poll(b, POLLIN), -ETIMEDOUT);
+    close(a);
+    ringo_close(b);
+}
+
+START_TEST(directions_are_separate)
+{
+    RUN(main_direction, NULL, nprocs_param);
+}
+END_TEST
+
+/* The earlier deadline wins; cancellation wins over both. */
+static void main_earlier(void *arg)
+{
+    (void)arg;
+    int a, b;
+    tcp_pair(&a, &b);
+    char c;
+    /* goroutine's earlier */
+    ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, ringo_now() + 60000 * MS), 0);
+    int64_t when = ringo_now() + 10 * MS;
+    ringo_deadline_set(when);
+    ck_assert_int_eq(ringo_read(b, &c, 1), -ETIMEDOUT);
+    ck_assert_int_ge(ringo_now(), when);
+    /* fd's earlier */
+    ringo_deadline_set(ringo_now() + 60000 * MS);
+    when = ringo_now() + 10 * MS;
+    ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, when), 0);
+    ck_assert_int_eq(ringo_read(b, &c, 1), -ETIMEDOUT);
+    ck_assert_int_ge(ringo_now(), when);
+    ringo_deadline_set(RINGO_NEVER);
+    close(a);
+    ringo_close(b);
+}
+
+START_TEST(earlier_deadline_wins)
+{
+    RUN(main_earlier, NULL, nprocs_param);
+}
+END_TEST
+
+static void cancelled_reader(void *arg)
+{
+    struct reader *r = arg;
+    atomic_store(&r->started, 1);
+    r->result = ringo_read(r->fd, r->buf, sizeof r->buf);
+    atomic_store(&r->done, 1);
+}
+
+static void main_cancel_wins(void *arg)
+{
+    (void)arg;
+    int a, b;
+    tcp_pair(&a, &b);
+    struct reader r = { .fd = b };
+    int64_t id = ringo_go(cancelled_reader, &r);
+    ck_assert_int_gt(id, 0);
+    while (!atomic_load(&r.started))
+        ringo_sleep(100 * US);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(ringo_cancel(id), 0);
+    ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, ringo_now() - 1), 0);
+    reader_wait(&r);
+    ck_assert_int_eq(r.result, -ECANCELED);
+    close(a);
+    ringo_close(b);
+}
+
+START_TEST(cancellation_wins)
+{
+    RUN(main_cancel_wins, NULL, nprocs_param);
+}
+END_TEST
+
+/* A multishot accept (no address) waiting on a listener ends at the
+ * listener's read deadline, and accepts again once it is cleared. */
+struct acceptor { int lfd; atomic_int started; atomic_int done; int result; };
+
+static void acceptor_main(void *arg)
+{
+    struct acceptor *ac = arg;
+    atomic_store(&ac->started, 1);
+    ac->result = ringo_accept(ac->lfd, NULL, NULL, SOCK_CLOEXEC);
+    atomic_store(&ac->done, 1);
+}
+
+static void main_accept(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_any(&sa);
+    struct acceptor ac = { .lfd = lfd };
+    ck_assert_int_gt(ringo_go(acceptor_main, &ac), 0);
+    while (!atomic_load(&ac.started))
+        ringo_sleep(100 * US);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(atomic_load(&ac.done), 0);
+    ck_assert_int_eq(ringo_fd_deadline_set(lfd, RINGO_READ, ringo_now() - 1), 0);
+    while (!atomic_load(&ac.done))
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(ac.result, -ETIMEDOUT);
+    /* a future deadline that is reached, set before the call */
+    int64_t when = ringo_now() + 10 * MS;
+    ck_assert_int_eq(ringo_fd_deadline_set(lfd, RINGO_READ, when), 0);
+    ck_assert_int_eq(ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC), -ETIMEDOUT);
+    ck_assert_int_ge(ringo_now(), when);
+    /* cleared: a connection is accepted */
+    ck_assert_int_eq(ringo_fd_deadline_set(lfd, RINGO_READ, RINGO_NEVER), 0);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sizeof sa), 0);
+    int s = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    close(s);
+    close(c);
+    ck_assert_int_eq(ringo_close(lfd), 0);
+}
+
+START_TEST(accept_ends_at_the_listener_deadline)
+{
+    RUN(main_accept, NULL, nprocs_param);
+}
+END_TEST
+
+/* ringo_close clears the deadlines: the next file with the number has
+ * none. */
+static void main_close_clears(void *arg)
+{
+    (void)arg;
+    int a, b;
+    tcp_pair(&a, &b);
+    int num = b;
+    ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ | RINGO_WRITE, ringo_now() - 1), 0);
+    ck_assert_int_eq(ringo_close(b), 0);
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    /* the read end gets the number, the write end one above it */
+    int w = fcntl(p[1], F_DUPFD_CLOEXEC, num + 1);
+    ck_assert_int_gt(w, num);
+    close(p[1]);
+    p[1] = w;
+    if (p[0] != num) {
+        ck_assert_int_eq(dup2(p[0], num), num);
+        close(p[0]);
+        p[0] = num;
+    }
+    ck_assert_int_eq(write(p[1], "z", 1), 1);
+    char c;
+    ck_assert_int_eq(ringo_read(p[0], &c, 1), 1);
+    close(p[0]);
+    close(p[1]);
+    close(a);
+}
+
+START_TEST(close_clears_the_deadlines)
+{
+    RUN(main_close_clears, NULL, nprocs_param);
+}
+END_TEST
+
+/* A far fd deadline costs no submission. */
+static void main_cost(void *arg)
+{
+    (void)arg;
+    int a, b;
+    tcp_pair(&a, &b);
+    ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ | RINGO_WRITE, ringo_now() + 60000 * MS), 0);
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(write(a, "q", 1), 1);
+        uint64_t s0 = submissions();
+        char c;
+        ck_assert_int_eq(ringo_read(b, &c, 1), 1);
+        ck_assert_int_eq(ringo_write(b, "r", 1), 1);
+        ck_assert_int_eq(submissions() - s0, 2);
+        ck_assert_int_eq(read(a, &c, 1), 1);
+    }
+    close(a);
+    ringo_close(b);
+}
+
+START_TEST(far_deadline_costs_no_submission)
+{
+    RUN(main_cost, NULL, nprocs_param);
+}
+END_TEST
+
+static void main_bad(void *arg)
+{
+    (void)arg;
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    ck_assert_int_eq(ringo_fd_deadline_set(p[0], 0, RINGO_NEVER), -EINVAL);
+    ck_assert_int_eq(ringo_fd_deadline_set(p[0], 4, RINGO_NEVER), -EINVAL);
+    ck_assert_int_eq(ringo_fd_deadline_set(-1, RINGO_READ, RINGO_NEVER), -EBADF);
+    close(p[1]);
+    ck_assert_int_eq(ringo_fd_deadline_set(p[1], RINGO_READ, RINGO_NEVER), -EBADF);
+    close(p[0]);
+}
+
+START_TEST(bad_arguments)
+{
+    RUN(main_bad, NULL, nprocs_param);
+    /* outside a run */
+    ck_assert_int_eq(ringo_fd_deadline_set(0, RINGO_READ, RINGO_NEVER), -EINVAL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("fd_deadline");
+    TCase *tc = tcase_create("fd_deadline");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, past_deadline_ends_a_blocked_read);
+    tcase_add_test(tc, set_from_a_plain_thread);
+    tcase_add_test(tc, future_deadline_is_reached);
+    tcase_add_test(tc, deadline_moved_or_cleared_while_blocked);
+    tcase_add_test(tc, directions_are_separate);
+    tcase_add_test(tc, earlier_deadline_wins);
+    tcase_add_test(tc, cancellation_wins);
+    tcase_add_test(tc, accept_ends_at_the_listener_deadline);
+    tcase_add_test(tc, close_clears_the_deadlines);
+    tcase_add_test(tc, far_deadline_costs_no_submission);
+    tcase_add_test(tc, bad_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    skip_without_io_uring();
+    return run_per_procs(suite, &nprocs_param);
+}

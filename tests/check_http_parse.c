@@ -1,0 +1,307 @@
+/*
+ * check_http_parse.c — the HTTP parsing of examples/httpd and examples/load
+ * (examples/http_parse.c), pinned: hand-written cases with the summary each
+ * must give, then every seed of the fuzz corpus (tests/fuzz/corpus/TARGET/)
+ * against its summary in tests/fuzz/expected.txt.  The drivers are those of
+ * the fuzz targets (tests/fuzz/harness.c), so each case also runs their
+ * invariant checks and compares whole reads with short ones.  Built with
+ * the normal compiler: libFuzzer is not needed.
+ *
+ *   check_http_parse                          the tests (make check)
+ *   check_http_parse describe TARGET FILE...  print each file's summary
+ */
+#define _GNU_SOURCE 1
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "http_parse.h"
+
+typedef void driver_fn(const uint8_t *, size_t, char *, size_t);
+
+static driver_fn *driver(const char *target)
+{
+    if (strcmp(target, "request") == 0)
+        return fuzz_request;
+    if (strcmp(target, "response") == 0)
+        return fuzz_response;
+    if (strcmp(target, "url") == 0)
+        return fuzz_url;
+    return NULL;
+}
+
+static const char *const targets[] = { "request", "response", "url" };
+
+static int failures;
+
+static void expect(const char *target, const char *name, const void *data, size_t size,
+                   const char *want)
+{
+    char got[4096];
+    driver(target)(data, size, got, sizeof got);
+    if (strcmp(got, want) != 0) {
+        printf("FAIL: %s %s: expected \"%s\", got \"%s\"\n", target, name, want, got);
+        failures++;
+    } else {
+        printf("ok: %s %s: %s\n", target, name, got);
+    }
+}
+
+static void check_n(const char *target, const char *name, long got, long want)
+{
+    if (got != want) {
+        printf("FAIL: %s %s: expected %ld, got %ld\n", target, name, want, got);
+        failures++;
+    } else {
+        printf("ok: %s %s: %ld\n", target, name, got);
+    }
+}
+
+#define CASE(target, input, want) expect(target, #input, input, sizeof input - 1, want)
+
+static void hand_written(void)
+{
+    /* httpd: one request at a time, as tests/httpd.sh sends them. */
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "ok:keep eof");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "ok:close");
+    CASE("request", "GET / HTTP/1.1\r\nhost: x\r\nCONNECTION: Close\r\n\r\n", "ok:close");
+    CASE("request", "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", "ok:keep:head eof");
+    CASE("request", "GET / HTTP/1.0\r\n\r\n", "ok:close");
+    CASE("request", "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", "ok:keep eof");
+    CASE("request", "", "eof");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\n", "eof");
+    /* Pipelining: every request answered, in order; none after a close. */
+    CASE("request",
+         "GET / HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+         "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+         "ok:keep ok:keep:head ok:close");
+    /* Bodies: skipped, whole or in part. */
+    CASE("request",
+         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+         "ok:keep:body=5 ok:keep eof");
+    CASE("request", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nhello", "ok:keep:body=9 eof");
+    CASE("request", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "ok:keep eof");
+    CASE("request", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length:   7  \r\n\r\n", "ok:keep:body=7 eof");
+    /* 400: malformed request lines and headers. */
+    CASE("request", "hello there\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\n\r\n", "400"); /* 1.1 without Host */
+    CASE("request", "get / HTTP/1.1\r\nHost: x\r\n\r\n", "400");
+    CASE("request", "GET x HTTP/1.1\r\nHost: x\r\n\r\n", "400");
+    CASE("request", "GET  HTTP/1.1\r\nHost: x\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\nHost: x\r\n\r\n", "400");
+    CASE("request", "\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 2\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 123456789012345678901234\r\n\r\n",
+         "400");
+    /* Connection is a list of tokens: whole tokens, in any case. */
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n", "ok:close");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade,CLOSE \r\n\r\n", "ok:close");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: closed\r\n\r\n", "ok:keep eof");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nConnection: unclose\r\n\r\n", "ok:keep eof");
+    CASE("request", "GET / HTTP/1.0\r\nConnection: TE, Keep-Alive\r\n\r\n", "ok:keep eof");
+    CASE("request", "GET / HTTP/1.0\r\nConnection: keep-alive-ish\r\n\r\n", "ok:close");
+    /* Content-Length: a number that fits in size_t, the same in every
+     * Content-Length header. */
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 18446744073709551616\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999\r\n\r\n", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0000000000000000000000003\r\n\r\nabc",
+         "ok:keep:body=3 eof");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\nabc",
+         "ok:keep:body=3 eof");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 0\r\n\r\nabc", "400");
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length:\r\n\r\nabc", "400");
+    /* The first request answered, the second malformed. */
+    CASE("request", "GET / HTTP/1.1\r\nHost: x\r\n\r\nBAD\r\n\r\n", "ok:keep 400");
+    /* 501: a chunked body. */
+    CASE("request", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", "501");
+
+    /* load: responses as httpd sends them, and what it refuses. */
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\nHello, World!\n", "ok:53 eof");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\n\r\n",
+         "ok:40 ok:19 eof");
+    CASE("response", "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nh", "eof");
+    CASE("response", "HTTP/1.1 200 OK\r\n", "eof");
+    CASE("response", "HTTP/1.1 404 Not Found\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/2 200\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/1.1 2\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/1.1 2000\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/1.1 200\r\n\r\n", "ok:16 eof");
+    /* Content-Length: read within its line, a number, and no wrapping. */
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n12", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nhi", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nhi", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551615\r\n\r\n", "EMSGSIZE");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", "EMSGSIZE");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: \t2 \r\n\r\nhi", "ok:42 eof");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhi", "ok:59 eof");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nhi", "EPROTO");
+    CASE("response", "HTTP/1.1 200 OK\r\nX-Content-Length: 2\r\n\r\n", "ok:40 eof");
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 985\r\n\r\n", "EMSGSIZE"); /* 1025 bytes */
+    CASE("response", "HTTP/1.1 200 OK\r\nContent-Length: 984\r\n\r\n", "eof"); /* 1024 */
+
+    /* load's URLs. */
+    CASE("url", "http://127.0.0.1:8080/", "host=127.0.0.1 port=8080 authority=127.0.0.1:8080 path=/");
+    CASE("url", "http://localhost", "host=localhost port=80 authority=localhost path=/");
+    CASE("url", "http://h/a/b:c?d", "host=h port=80 authority=h path=/a/b:c?d");
+    CASE("url", "http://[::1]:81/x", "host=::1 port=81 authority=[::1]:81 path=/x");
+    CASE("url", "http://[fe80::1]", "host=fe80::1 port=80 authority=[fe80::1] path=/");
+    CASE("url", "https://x/", "EPROTONOSUPPORT");
+    CASE("url", "HTTP://x/", "EPROTONOSUPPORT");
+    CASE("url", "", "EPROTONOSUPPORT");
+    CASE("url", "http://[::1/", "EINVAL");
+    /* What would break the request load sends, or cannot be dialled. */
+    CASE("url", "http://h/a b", "EINVAL");
+    CASE("url", "http://h/\r\nX: y", "EINVAL");
+    CASE("url", "http://h\t/", "EINVAL");
+    CASE("url", "http://h/\x7f", "EINVAL");
+    CASE("url", "http://", "EINVAL");
+    CASE("url", "http:///x", "EINVAL");
+    CASE("url", "http://h:/", "EINVAL");
+    CASE("url", "http://[]:80/", "EINVAL");
+    CASE("url", "http://[::1]:/", "EINVAL");
+    CASE("url", "http://[::1]80/", "EINVAL");
+    CASE("url", "http://h:1:2/", "host=h:1 port=2 authority=h:1:2 path=/");
+    /* The request fits load's 1024-byte buffer with its NUL, or the URL is
+     * refused: "GET " path " HTTP/1.1\r\nHost: h\r\n\r\n" is 26 bytes
+     * besides the path. */
+    char url[1100] = "http://h/";
+    memset(url + 9, 'a', 996);
+    url[1005] = '\0'; /* a path of 997 bytes */
+    struct http_url u;
+    char req[1024];
+    ssize_t n = http_url_parse(url, &u) == 0 ? http_get_request(req, sizeof req, &u) : -1;
+    check_n("url", "997-byte path: request length", n, 1023);
+    check_n("url", "997-byte path: the request's end",
+            n == 1023 ? memcmp(req + 1001, " HTTP/1.1\r\nHost: h\r\n\r\n", 22) : -1, 0);
+    url[1005] = 'a'; /* 998 bytes: one too many */
+    n = http_url_parse(url, &u) == 0 ? http_get_request(req, sizeof req, &u) : -1;
+    check_n("url", "998-byte path: request length", n, -EMSGSIZE);
+    expect("url", "998-byte path", url, strlen(url), "EMSGSIZE");
+}
+
+/* Every file of tests/fuzz/corpus/TARGET/ against its line in expected.txt
+ * ("TARGET/FILE: SUMMARY"); a seed without a line, or a line without a
+ * seed, fails too. */
+static void corpus(const char *srcdir)
+{
+    char path[8192 + 512];
+    snprintf(path, sizeof path, "%s/tests/fuzz/expected.txt", srcdir);
+    FILE *ex = fopen(path, "r");
+    if (!ex) {
+        printf("FAIL: cannot open %s\n", path);
+        failures++;
+        return;
+    }
+    char line[8192];
+    int listed = 0, seen = 0;
+    while (fgets(line, sizeof line, ex)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (line[0] == '#' || line[0] == '\0')
+            continue;
+        char *colon = strstr(line, ": ");
+        char *slash = strchr(line, '/');
+        if (!colon || !slash || slash > colon) {
+            printf("FAIL: expected.txt: bad line \"%s\"\n", line);
+            failures++;
+            continue;
+        }
+        *colon = *slash = '\0';
+        const char *target = line, *name = slash + 1, *want = colon + 2;
+        if (!driver(target)) {
+            printf("FAIL: expected.txt: no target \"%s\"\n", target);
+            failures++;
+            continue;
+        }
+        listed++;
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/%s/%s", srcdir, target, name);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            printf("FAIL: expected.txt lists %s/%s, which is not in the corpus\n", target, name);
+            failures++;
+            continue;
+        }
+        static uint8_t data[1 << 16];
+        size_t n = fread(data, 1, sizeof data, f);
+        fclose(f);
+        char label[sizeof line + 16];
+        snprintf(label, sizeof label, "corpus/%s", name);
+        expect(target, label, data, n, want);
+    }
+    fclose(ex);
+    for (size_t t = 0; t < sizeof targets / sizeof *targets; t++) {
+        snprintf(path, sizeof path, "%s/tests/fuzz/corpus/%s", srcdir, targets[t]);
+        DIR *d = opendir(path);
+        if (!d) {
+            printf("FAIL: cannot open %s\n", path);
+            failures++;
+            continue;
+        }
+        for (struct dirent *e; (e = readdir(d));) {
+            if (e->d_name[0] == '.')
+                continue;
+            seen++;
+            /* Listed?  expected.txt is small: read it again. */
+            snprintf(path, sizeof path, "%s/tests/fuzz/expected.txt", srcdir);
+            ex = fopen(path, "r");
+            char key[1024];
+            snprintf(key, sizeof key, "%s/%s: ", targets[t], e->d_name);
+            int found = 0;
+            while (ex && fgets(line, sizeof line, ex))
+                found |= strncmp(line, key, strlen(key)) == 0;
+            if (ex)
+                fclose(ex);
+            if (!found) {
+                printf("FAIL: seed %s/%s has no line in expected.txt\n", targets[t], e->d_name);
+                failures++;
+            }
+        }
+        closedir(d);
+    }
+    printf("corpus: %d seeds listed, %d in the tree\n", listed, seen);
+}
+
+static int describe(const char *target, int n, char **files)
+{
+    driver_fn *fn = driver(target);
+    if (!fn) {
+        fprintf(stderr, "check_http_parse: no target \"%s\"\n", target);
+        return 2;
+    }
+    for (int i = 0; i < n; i++) {
+        FILE *f = fopen(files[i], "rb");
+        if (!f) {
+            perror(files[i]);
+            return 1;
+        }
+        static uint8_t data[1 << 20];
+        size_t len = fread(data, 1, sizeof data, f);
+        fclose(f);
+        char out[4096];
+        fn(data, len, out, sizeof out);
+        const char *base = strrchr(files[i], '/');
+        printf("%s/%s: %s\n", target, base ? base + 1 : files[i], out);
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 3 && strcmp(argv[1], "describe") == 0)
+        return describe(argv[2], argc - 3, argv + 3);
+    if (argc != 1) {
+        fprintf(stderr, "usage: check_http_parse [describe TARGET FILE...]\n");
+        return 2;
+    }
+    const char *srcdir = getenv("top_srcdir");
+    hand_written();
+    corpus(srcdir && *srcdir ? srcdir : ".");
+    printf("%d failed\n", failures);
+    return failures ? 1 : 0;
+}

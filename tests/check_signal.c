@@ -1,0 +1,265 @@
+/*
+ * check_signal.c — signals as channel values (ringo_signal_notify,
+ * ringo_signal_stop) and SIGPIPE while a run is in progress.
+ *
+ * Covered: a signal sent to the process arrives on every channel registered
+ * for it; a full channel drops it instead of blocking the others; after
+ * ringo_signal_stop the program's own disposition is back and the channel
+ * gets nothing; a goroutine waiting for a signal is not reported as
+ * deadlocked, and once the last channel is stopped a deadlock is reported
+ * again; a write to a broken connection returns -EPIPE instead of killing
+ * the process, and SIGPIPE's default is back after the run; bad arguments.
+ */
+#include "testutil.h"
+
+#include <sys/socket.h>
+
+static unsigned nprocs_param = 1;
+
+static void main_basic(void *arg)
+{
+    (void)arg;
+    ringo_chan *a = ringo_chan_make(sizeof(int), 1);
+    ringo_chan *b = ringo_chan_make(sizeof(int), 4);
+    int sigs[] = { SIGUSR1, SIGUSR2 };
+    ck_assert_int_eq(ringo_signal_notify(a, sigs, 2), 0);
+    ck_assert_int_eq(ringo_signal_notify(b, sigs, 1), 0);
+    int v = 0;
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    ck_assert_int_eq(ringo_chan_recv(a, &v), 0);
+    ck_assert_int_eq(v, SIGUSR1);
+    ck_assert_int_eq(ringo_chan_recv(b, &v), 0);
+    ck_assert_int_eq(v, SIGUSR1);
+    ck_assert_int_eq(kill(getpid(), SIGUSR2), 0);
+    ck_assert_int_eq(ringo_chan_recv(a, &v), 0);
+    ck_assert_int_eq(v, SIGUSR2);
+    ck_assert_int_eq(ringo_chan_len(b), 0); /* b did not ask for SIGUSR2 */
+
+    /* A full channel drops the signal; the others still get it. */
+    int dummy = 0;
+    ck_assert_int_eq(ringo_chan_send(a, &dummy), 0);
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    ck_assert_int_eq(ringo_chan_recv(b, &v), 0); /* a was offered it first or after: same pass */
+    ck_assert_int_eq(v, SIGUSR1);
+    ck_assert_int_eq(ringo_chan_len(a), 1);
+    ck_assert_int_eq(ringo_chan_recv(a, &v), 0);
+    ck_assert_int_eq(v, 0);
+
+    ck_assert_int_eq(ringo_signal_stop(a), 0);
+    ck_assert_int_eq(ringo_signal_stop(a), -ENOENT);
+    ck_assert_int_eq(ringo_signal_stop(b), 0);
+    ringo_chan_release(a);
+    ringo_chan_release(b);
+}
+
+START_TEST(signals_arrive_on_every_channel)
+{
+    RUN(main_basic, NULL, nprocs_param);
+}
+END_TEST
+
+/* After stop, the program's own handler is back. */
+static atomic_int own_handler_ran;
+static void own_handler(int s)
+{
+    (void)s;
+    atomic_fetch_add(&own_handler_ran, 1);
+}
+
+static void main_stop(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    int sig = SIGUSR1;
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0);
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    int v;
+    ck_assert_int_eq(ringo_chan_recv(c, &v), 0);
+    ck_assert_int_eq(atomic_load(&own_handler_ran), 0);
+    ck_assert_int_eq(ringo_signal_stop(c), 0);
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    while (atomic_load(&own_handler_ran) == 0)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(ringo_chan_try_recv(c, &v), -EAGAIN);
+    ringo_chan_release(c);
+}
+
+START_TEST(stop_restores_the_program_handler)
+{
+    struct sigaction sa = { .sa_handler = own_handler }, old;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+    atomic_store(&own_handler_ran, 0);
+    RUN(main_stop, NULL, nprocs_param);
+    sigaction(SIGUSR1, &old, NULL);
+}
+END_TEST
+
+/* A goroutine that waits for a signal only is not deadlocked: a thread
+ * that never calls ringo sends it later. */
+static void *send_later(void *arg)
+{
+    (void)arg;
+    usleep(50000);
+    kill(getpid(), SIGUSR2);
+    return NULL;
+}
+
+static void main_wait_signal(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    int sig = SIGUSR2;
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, send_later, NULL), 0);
+    int v;
+    ck_assert_int_eq(ringo_chan_recv(c, &v), 0);
+    ck_assert_int_eq(v, SIGUSR2);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(ringo_signal_stop(c), 0);
+    ringo_chan_release(c);
+}
+
+START_TEST(waiting_for_a_signal_is_not_a_deadlock)
+{
+    RUN(main_wait_signal, NULL, nprocs_param);
+}
+END_TEST
+
+static void main_deadlock_after_stop(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    int sig = SIGUSR2;
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0);
+    ck_assert_int_eq(ringo_signal_stop(c), 0);
+    int v;
+    ringo_chan_recv(c, &v); /* nobody can send: a deadlock */
+}
+
+static void deadlock_after_stop_child(void)
+{
+    struct ringo_config cfg = { .procs = nprocs_param };
+    _exit(ringo_run(main_deadlock_after_stop, NULL, &cfg) == -EDEADLK ? 0 : 1);
+}
+
+START_TEST(deadlock_reported_again_after_stop)
+{
+    char err[4096];
+    int st = run_captured(deadlock_after_stop_child, err, sizeof err);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, err);
+    ck_assert_msg(strstr(err, "deadlock") != NULL, "stderr: %s", err);
+}
+END_TEST
+
+/* SIGPIPE: -EPIPE from the write, the process lives, default back after. */
+static void main_sigpipe(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    close(sv[1]);
+    ck_assert_int_eq(ringo_write(sv[0], "x", 1), -EPIPE);
+    ck_assert_int_eq(ringo_send(sv[0], "x", 1, 0), -EPIPE);
+    close(sv[0]);
+}
+
+START_TEST(sigpipe_is_an_error_not_death)
+{
+    signal(SIGPIPE, SIG_DFL);
+    RUN(main_sigpipe, NULL, nprocs_param);
+    struct sigaction sa;
+    ck_assert_int_eq(sigaction(SIGPIPE, NULL, &sa), 0);
+    ck_assert(sa.sa_handler == SIG_DFL);
+}
+END_TEST
+
+/* Registration from a plain thread during the run. */
+struct plain_reg { ringo_chan *c; int r; };
+static void *register_from_thread(void *arg)
+{
+    struct plain_reg *pr = arg;
+    int sig = SIGUSR1;
+    pr->r = ringo_signal_notify(pr->c, &sig, 1);
+    return NULL;
+}
+
+static void main_plain(void *arg)
+{
+    (void)arg;
+    struct plain_reg pr = { ringo_chan_make(sizeof(int), 1), -1 };
+    pthread_t t;
+    ck_assert_int_eq(test_thread_create(&t, register_from_thread, &pr), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(pr.r, 0);
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+    int v;
+    ck_assert_int_eq(ringo_chan_recv(pr.c, &v), 0);
+    ck_assert_int_eq(v, SIGUSR1);
+    /* left registered: the end of the run drops it */
+    ringo_chan_release(pr.c);
+}
+
+START_TEST(register_from_a_plain_thread)
+{
+    RUN(main_plain, NULL, nprocs_param);
+    /* the run's end restored the default */
+    struct sigaction sa;
+    ck_assert_int_eq(sigaction(SIGUSR1, NULL, &sa), 0);
+    ck_assert(sa.sa_handler == SIG_DFL);
+}
+END_TEST
+
+static void main_bad(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    ringo_chan *wide = ringo_chan_make(sizeof(long long), 1);
+    int sig = SIGUSR1, kill9 = SIGKILL, segv = SIGSEGV, zero = 0, big = 65;
+    ck_assert_int_eq(ringo_signal_notify(NULL, &sig, 1), -EINVAL);
+    ck_assert_int_eq(ringo_signal_notify(c, NULL, 1), -EINVAL);
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 0), -EINVAL);
+    ck_assert_int_eq(ringo_signal_notify(wide, &sig, 1), -EINVAL);
+    ck_assert_int_eq(ringo_signal_notify(c, &kill9, 1), -EINVAL);
+    ck_assert_int_eq(ringo_signal_notify(c, &segv, 1), -EINVAL);
+    ck_assert_int_eq(ringo_signal_notify(c, &zero, 1), -EINVAL);
+    ck_assert_int_eq(ringo_signal_notify(c, &big, 1), -EINVAL);
+    ck_assert_int_eq(ringo_signal_stop(c), -ENOENT);
+    ck_assert_int_eq(ringo_signal_stop(NULL), -EINVAL);
+    ringo_chan_release(c);
+    ringo_chan_release(wide);
+}
+
+START_TEST(bad_arguments)
+{
+    RUN(main_bad, NULL, nprocs_param);
+    int sig = SIGUSR1;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), -EINVAL); /* no run */
+    ck_assert_int_eq(ringo_signal_stop(c), -ENOENT);
+    ringo_chan_release(c);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("signal");
+    TCase *tc = tcase_create("signal");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, signals_arrive_on_every_channel);
+    tcase_add_test(tc, stop_restores_the_program_handler);
+    tcase_add_test(tc, waiting_for_a_signal_is_not_a_deadlock);
+    tcase_add_test(tc, deadlock_reported_again_after_stop);
+    tcase_add_test(tc, sigpipe_is_an_error_not_death);
+    tcase_add_test(tc, register_from_a_plain_thread);
+    tcase_add_test(tc, bad_arguments);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    skip_without_io_uring();
+    return run_per_procs(suite, &nprocs_param);
+}
