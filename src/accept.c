@@ -207,6 +207,14 @@ static struct acceptor *acc_find(struct rproc *p, int fd, int flags)
     return a;
 }
 
+bool acc_has(struct rproc *p, int fd, int flags)
+{
+    for (struct acceptor *a = p->acceptors; a; a = a->next)
+        if (a->fd == fd && a->flags == flags && !a->closed)
+            return true;
+    return false;
+}
+
 static bool q_push(struct acceptor *acc, int fd)
 {
     if (acc->qlen == acc->qcap) {

@@ -482,6 +482,7 @@ struct acceptor;
 extern _Atomic uint64_t acc_marks[ACC_MARK_FDS / 64];
 extern _Atomic int acc_mark_big;
 int  acc_accept(struct rproc *p, struct rg *g, int fd, int flags);
+bool acc_has(struct rproc *p, int fd, int flags); /* p has an acceptor for (fd, flags) */
 void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags);
 void acc_release_fd(int fd);
 void acc_proc_fini(struct rproc *p);

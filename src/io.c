@@ -340,15 +340,29 @@ static int accept_single(int fd, struct sockaddr *addr, socklen_t *len, int flag
             io_uring_prep_accept(sqe, fd, addr, len, flags));
 }
 
+/* The peer of a descriptor from an acceptor, for a caller that asked for
+ * its address; a peer already gone is the -ECONNABORTED accept4(2) gives. */
+static int acc_peer(int c, struct sockaddr *addr, socklen_t *len)
+{
+    if (getpeername(c, addr, len) == 0)
+        return c;
+    int err = errno;
+    close(c);
+    return err == ENOTCONN ? -ECONNABORTED : -err;
+}
+
 /* Without an address buffer, through the proc's multishot acceptor
- * (accept.c), unless it is turned off. */
+ * (accept.c), unless it is turned off.  With one, through the acceptor
+ * too when this proc already has one for the listener: its armed request
+ * takes the connections, which a single-shot accept beside it would wait
+ * for in vain; the address then comes from getpeername(2). */
 int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     struct rproc *p;
     struct rg *g = io_self(&p);
     /* relaxed: a hint; a call that still sees 1 after a fallback only
      * finds out again */
-    if (!g || addr || !load_relaxed(&rt.multishot_accept))
+    if (!g || !load_relaxed(&rt.multishot_accept) || (addr && !acc_has(p, fd, flags)))
         return accept_single(fd, addr, len, flags);
     int r;
     do {
@@ -363,8 +377,9 @@ int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
         r = accept_single(fd, addr, len, flags);
         if (r != -EINVAL)
             store_relaxed(&rt.multishot_accept, 0); /* the kernel lacks the flag */
+        return r;
     }
-    return r;
+    return r >= 0 && addr ? acc_peer(r, addr, len) : r;
 }
 
 /* A connect that a change of the fd's deadline cancelled may still be in

@@ -605,6 +605,50 @@ END_TEST
 
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* An accept with an address beside an armed multishot request: the
+ * request takes the connection, so the call must find it there (and give
+ * its peer's address) rather than wait for a connection that never comes
+ * to its own accept.  The deadline only keeps a failing run short. */
+
+static void main_addr_beside_multishot(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    /* Both wait in the backlog; the request armed by the first accept
+     * takes both, and queues the second. */
+    int c1 = connect_plain(&sa);
+    int c2 = connect_plain(&sa);
+    int s1 = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s1, 0);
+    struct sockaddr_in local, peer;
+    socklen_t llen = sizeof local, plen = sizeof peer;
+    ck_assert_int_eq(getsockname(c2, (struct sockaddr *)&local, &llen), 0);
+    ringo_deadline_set(ringo_now() + 5000 * MS);
+    int s2 = ringo_accept(lfd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_ge(s2, 0);
+    ck_assert_uint_eq(plen, sizeof peer);
+    ck_assert_uint_eq(peer.sin_port, local.sin_port);
+    ck_assert_uint_eq(peer.sin_addr.s_addr, local.sin_addr.s_addr);
+    /* the accepted socket is c2's other end */
+    ck_assert_int_eq(write(c2, "p", 1), 1);
+    char c;
+    ck_assert_int_eq(ringo_read(s2, &c, 1), 1);
+    close(c1);
+    close(c2);
+    ringo_close(s1);
+    ringo_close(s2);
+    ck_assert_int_eq(ringo_close(lfd), 0);
+}
+
+START_TEST(address_accept_beside_multishot)
+{
+    RUN(main_addr_beside_multishot, NULL, nprocs_param);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create(multishot() ? "accept (multishot)" : "accept (single-shot)");
@@ -621,6 +665,7 @@ static Suite *suite(void)
     tcase_add_test(tc, no_fd_leak_across_run);
     tcase_add_test(tc, accept_is_not_deadlock);
     tcase_add_test(tc, dump_names_fd);
+    tcase_add_test(tc, address_accept_beside_multishot);
     suite_add_tcase(s, tc);
     return s;
 }
