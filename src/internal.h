@@ -171,9 +171,10 @@ struct proc_stats {
 #define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
 /* The same for the counters the deadlock check reads (p->inflight,
- * p->futex_waits): one writer, its proc, so a relaxed load and store is an
- * exact count; the relaxed reads on other procs only need an untorn value
- * (what they may miss is covered by rt.futex_transit, runtime.c). */
+ * p->futex_waits) and p->unsubmitted: one writer, its proc, so a relaxed
+ * load and store is an exact count; the relaxed reads on other procs only
+ * need an untorn value (what the deadlock check may miss is covered by
+ * rt.futex_transit, runtime.c). */
 #define owner_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
 /* Goroutine I/O operations in flight on this proc's ring, counted per file
@@ -248,7 +249,10 @@ struct rproc {
     _Atomic uint32_t inflight;
     _Atomic uint32_t futex_waits;
     int8_t futex_uring;         /* io_uring futex ops on this ring: 0 unprobed, 1 yes, -1 no (futex.c); owner */
-    uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
+    /* SQEs prepared since the last submit.  Owner writes (owner_add,
+     * store_relaxed); relaxed so that tests may watch it from other procs
+     * (check_close waits for a goroutine's SQE to reach the kernel). */
+    _Atomic uint32_t unsubmitted;
     struct acceptor *acceptors; /* multishot accept state per listening fd (accept.c); owner */
     unsigned tick;              /* schedule counter, for periodic polls; owner */
 

@@ -150,12 +150,12 @@ static unsigned reap(struct rproc *p);
 
 void ring_flush(struct rproc *p)
 {
-    if (!p->unsubmitted)
+    if (!load_relaxed(&p->unsubmitted))
         return;
     int r = io_uring_submit(&p->ring);
     stat_add(p->st.enters, 1);
     if (r >= 0)
-        p->unsubmitted = 0;
+        store_relaxed(&p->unsubmitted, 0);
     /* On -EBUSY / -EAGAIN the SQEs stay queued and the next enter retries;
      * completions reaped meanwhile free kernel resources. */
 }
@@ -170,7 +170,7 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
         int r = io_uring_submit(&p->ring);
         stat_add(p->st.enters, 1);
         if (r >= 0) {
-            p->unsubmitted = 0;
+            store_relaxed(&p->unsubmitted, 0);
         } else {
             /* -EBUSY: completions are backlogged in the kernel.  With
              * DEFER_TASKRUN they are only posted inside an enter, so ask
@@ -180,7 +180,7 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
             reap(p);
         }
     }
-    p->unsubmitted++;
+    owner_add(p->unsubmitted, 1);
     stat_add(p->st.submissions, 1);
     return sqe;
 }
@@ -193,7 +193,7 @@ void ring_reserve(struct rproc *p, unsigned n)
         int r = io_uring_submit(&p->ring);
         fetch_add_relaxed(&p->st.enters, 1);
         if (r >= 0) {
-            p->unsubmitted = 0;
+            store_relaxed(&p->unsubmitted, 0);
         } else {
             /* -EBUSY: completions are backlogged in the kernel.  With
              * DEFER_TASKRUN they are only posted inside an enter, so ask
@@ -265,7 +265,7 @@ static unsigned reap(struct rproc *p)
  * needs no enter to reach the CQ. */
 static int ring_wait_valgrind(struct rproc *p, int64_t deadline)
 {
-    if (p->unsubmitted)
+    if (load_relaxed(&p->unsubmitted))
         ring_flush(p);
     if (io_uring_cq_ready(&p->ring))
         return 0;
@@ -301,16 +301,16 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
         r = io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, tsp, NULL);
         stat_add(p->st.enters, 1);
         if (r >= 0)
-            p->unsubmitted = 0;
+            store_relaxed(&p->unsubmitted, 0);
         else if (r == -ETIME || r == -EINTR)
-            p->unsubmitted = io_uring_sq_ready(&p->ring);
+            store_relaxed(&p->unsubmitted, io_uring_sq_ready(&p->ring));
     } else if (rt.use_defer_taskrun && load_relaxed(&p->inflight)) {
         /* Deferred completions are only posted inside an enter. */
         r = io_uring_submit_and_get_events(&p->ring);
         stat_add(p->st.enters, 1);
         if (r >= 0)
-            p->unsubmitted = 0;
-    } else if (p->unsubmitted) {
+            store_relaxed(&p->unsubmitted, 0);
+    } else if (load_relaxed(&p->unsubmitted)) {
         ring_flush(p);
     }
     reap(p);

@@ -751,7 +751,7 @@ static inline struct rg *next_runnable(struct rproc *p)
 {
     if (++p->tick % POLL_EVERY == 0) {
         poll_cheap(p);
-        if (load_relaxed(&p->inflight) || p->unsubmitted)
+        if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             ring_poll(p, false, 0);
     } else if (!p->runq_head) {
         poll_cheap(p);
@@ -1065,7 +1065,7 @@ static void proc_sleep(struct rproc *p)
 {
     if (p->acceptors)
         acc_proc_idle(p); /* no multishot accept for nobody (accept.c) */
-    if (p->unsubmitted)
+    if (load_relaxed(&p->unsubmitted))
         ring_flush(p);
 
     /* Spin briefly when other procs may hand us work, but not past the
@@ -1112,7 +1112,7 @@ static void proc_sleep(struct rproc *p)
      * but one completed at submission (-EAGAIN) may sit unreaped. */
     bool idle = load_relaxed(&p->inflight) == load_relaxed(&p->futex_waits) &&
                 !p->timers.n &&
-                !p->unsubmitted && !io_uring_cq_ready(&p->ring);
+                !load_relaxed(&p->unsubmitted) && !io_uring_cq_ready(&p->ring);
     if (idle) {
         pthread_mutex_lock(&rt.idle_lock);
         p->idle = true;
@@ -1139,7 +1139,7 @@ void proc_main(struct rproc *p)
     p->cur = NULL;
     for (;;) {
         poll_cheap(p);
-        if (load_relaxed(&p->inflight) || p->unsubmitted)
+        if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             ring_poll(p, false, 0);
         struct rg *g = runq_pop(p);
         if (g) {
