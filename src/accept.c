@@ -314,7 +314,7 @@ static void acc_close_finished(struct rproc *p, struct acceptor *acc)
 {
     struct close_wait *cw = acc->closer;
     acc->closer = NULL;
-    p->inflight--;
+    owner_add(p->inflight, -1);
     acc_hold(acc);
     acc_put(p, acc); /* frees it unless a waiter still holds it */
     close_wait_done(cw);
@@ -395,7 +395,7 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     struct acc_waiter w = { .g = g, .linked = true };
     acc_hold(acc);
     w.token = park_prepare(g, W_IO, PARK_INTERRUPTIBLE);
-    g->wait_fd = fd; /* for ringo_dump */
+    store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
     /* The listener's read deadline counts too; read after park_prepare's
      * barrier, against ringo_fd_deadline_set's (fddeadline.c), which then
      * wakes us through acc_fd_deadline if we read the old one. */
@@ -410,9 +410,9 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
         acc->whead = &w;
     acc->wtail = &w;
     acc->nwait++;
-    p->inflight++;
+    owner_add(p->inflight, 1);
     int r = park_commit(g, w.token, PARK_INTERRUPTIBLE);
-    p->inflight--;
+    owner_add(p->inflight, -1);
     if (w.linked) {
         /* Deadline or cancel: leave, and if nobody else waits, stop the
          * kernel accepting for nobody (see the top). */
@@ -477,7 +477,7 @@ static void acc_close_local(struct rproc *p, int fd, struct close_wait *cw)
             /* relaxed: this proc's own count (or the closer's guard) is
              * still held, so pending cannot reach 0 meanwhile */
             fetch_add_relaxed(&cw->pending, 1);
-            p->inflight++; /* a close waits on it: keep reaping, not idle */
+            owner_add(p->inflight, 1); /* a close waits on it: keep reaping, not idle */
             if (!acc->cancelled) {
                 struct io_uring_sqe *sqe = ring_sqe(p);
                 io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT, 0);
@@ -554,8 +554,8 @@ void acc_release_fd(int fd)
              * cw through proc_post_task's release push. */
             store_relaxed(&cw.pending, 1);
             cw.token = park_prepare(g, W_IO, 0);
-            g->wait_fd = fd;
-            p->inflight++; /* waiting on I/O of other procs: not a deadlock */
+            store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
+            owner_add(p->inflight, 1); /* waiting on I/O of other procs: not a deadlock */
             for (unsigned n = 0; i < rt.nprocs && n < ACC_CLOSE_BATCH; i++) {
                 if (rt.procs[i] == p)
                     acc_close_local(p, fd, &cw);
@@ -564,7 +564,7 @@ void acc_release_fd(int fd)
             }
             close_wait_done(&cw);
             park_commit(g, cw.token, 0);
-            p->inflight--;
+            owner_add(p->inflight, -1);
         }
         return;
     }

@@ -271,7 +271,7 @@ static int chan_block(ringo_chan *c, struct waitq *q, void *elem, int reason, bo
     waiter_init(&w, reason);
     waitq_push(q, &sd);
     if (w.g) {
-        w.g->wait_obj = c;
+        store_relaxed(&w.g->wait_obj, c); /* for ringo_dump, relaxed as in park_prepare */
         w.g->sudogs = &sd;
         w.g->nsudogs = 1;
     }

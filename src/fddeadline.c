@@ -197,11 +197,11 @@ static void fdl_kick_remote_waiting(struct rproc *p, struct rg *g, struct rproc 
     struct fdl_wait_task wt = { .t.run = fdl_wait_task_run, .fd = fd, .cw = &cw };
     store_relaxed(&cw.pending, 1); /* published by proc_post_task's release */
     cw.token = park_prepare(g, W_IO, 0);
-    g->wait_fd = fd;
-    p->inflight++; /* waiting on another proc: not a deadlock */
+    store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
+    owner_add(p->inflight, 1); /* waiting on another proc: not a deadlock */
     proc_post_task(q, &wt.t);
     park_commit(g, cw.token, 0);
-    p->inflight--;
+    owner_add(p->inflight, -1);
 }
 
 int ringo_fd_deadline_set(int fd, int dirs, int64_t when)

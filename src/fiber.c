@@ -51,6 +51,10 @@
 #include <valgrind/valgrind.h>
 #endif
 
+#ifdef RINGO_TSAN
+char ringo__tsan_io_sync; /* tsan.h: its address is the sync object of I/O */
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 #define RINGO_ASAN_FIBER 1
 #include <sanitizer/asan_interface.h>
@@ -146,6 +150,15 @@ void fiber_fini(void)
                 VALGRIND_STACK_DEREGISTER(s->vg_id);
         }
 #endif
+#ifdef RINGO_TSAN
+        /* Goroutines discarded after a deadlock still own their fibers;
+         * no proc runs, so none of them is current anywhere. */
+        for (size_t i = 0; i < r->fresh; i++) {
+            struct stack *s = (struct stack *)(r->base + (i + 1) * slot_size - HDR_SIZE);
+            if (s->tsan_fiber)
+                __tsan_destroy_fiber(s->tsan_fiber);
+        }
+#endif
 #ifdef RINGO_ASAN_FIBER
         /* Goroutines discarded after a deadlock leave poisoned redzones;
          * munmap does not clear the shadow, and a later mapping at the
@@ -214,6 +227,9 @@ static struct stack *carve_init(char *slot, bool guard)
         pthread_mutex_unlock(&pool_lock);
     }
     s->vg_id = 0;
+#ifdef RINGO_TSAN
+    s->tsan_fiber = NULL;
+#endif
 #ifdef HAVE_VALGRIND_VALGRIND_H
     if (RUNNING_ON_VALGRIND)
         s->vg_id = VALGRIND_STACK_REGISTER(s->lo, (char *)s);
@@ -248,6 +264,13 @@ struct stack *stack_get(struct stack_cache *c)
 
 void stack_put(struct stack_cache *c, struct stack *s)
 {
+#ifdef RINGO_TSAN
+    /* The fiber of the goroutine that exited on s; we run on another one
+     * (sched.c reclaims a dead goroutine after the switch away from it). */
+    if (s->tsan_fiber)
+        __tsan_destroy_fiber(s->tsan_fiber);
+    s->tsan_fiber = NULL;
+#endif
     if (c->n < STACK_CACHE_MAX) {
         s->next = c->head;
         c->head = s;
@@ -295,6 +318,19 @@ bool stack_guard_hit(const struct stack *s, const void *addr)
     return a >= s->lo - page_size && a < s->lo;
 }
 
+/* A new goroutine's TSan fiber (tsan.h).  Creating it orders what the
+ * creating context did before it, as pthread_create would. */
+static inline void fiber_make_tsan(struct stack *s)
+{
+#ifdef RINGO_TSAN
+    if (s->tsan_fiber)
+        __tsan_destroy_fiber(s->tsan_fiber);
+    s->tsan_fiber = __tsan_create_fiber(0);
+#else
+    (void)s;
+#endif
+}
+
 #ifdef RINGO_SWITCH_UCONTEXT
 
 void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
@@ -306,6 +342,7 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
     uc->uc_link = NULL;
     makecontext(uc, entry, 0);
     ctx->uc = uc;
+    fiber_make_tsan(s);
 }
 
 
@@ -328,6 +365,7 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
     sp[5] = 0;                          /* rbp */
     sp[6] = (uint64_t)(uintptr_t)ringo__ctx_start;
     ctx->sp = sp;
+    fiber_make_tsan(s);
 }
 
 #elif defined(__aarch64__)
@@ -342,6 +380,7 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
     sp[0] = (uint64_t)(uintptr_t)entry; /* x19 */
     sp[11] = (uint64_t)(uintptr_t)ringo__ctx_start; /* x30 */
     ctx->sp = sp;
+    fiber_make_tsan(s);
 }
 
 #else

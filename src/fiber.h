@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tsan.h"
+
 #ifdef RINGO_SWITCH_UCONTEXT
 #include <ucontext.h>
 #endif
@@ -36,6 +38,9 @@ struct stack {
     char *lo;             /* lowest usable byte (just above the guard page's place) */
     unsigned vg_id;       /* valgrind stack id (0 without valgrind) */
     bool guarded;         /* true: lo - page is PROT_NONE */
+#ifdef RINGO_TSAN
+    void *tsan_fiber;     /* the TSan fiber of the goroutine on this stack, or NULL (tsan.h) */
+#endif
 #ifdef RINGO_SWITCH_UCONTEXT
     ucontext_t uc;        /* the fiber's context lives with its stack */
 #endif
@@ -66,7 +71,9 @@ char *stack_top(struct stack *s);
 int  stack_reserve(long n);
 void stack_unreserve(long n);
 
-/* Build a context that starts entry() on stack s.  entry never returns. */
+/* Build a context that starts entry() on stack s.  entry never returns.
+ * Under ThreadSanitizer it also creates the goroutine's TSan fiber
+ * (s->tsan_fiber), which stack_put destroys. */
 void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void));
 
 /* Switch from the running context (saved in *from) to *to.  Inline: it is

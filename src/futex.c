@@ -168,7 +168,7 @@ static void table_wait(struct rg *g, _Atomic uint32_t *addr, uint32_t val, int r
         return;
     }
     w.token = park_prepare(g, reason, 0);
-    g->wait_obj = (const void *)addr;
+    store_relaxed(&g->wait_obj, (const void *)addr); /* for ringo_dump */
     if (b->tail)
         b->tail->next = &w;
     else
@@ -261,10 +261,10 @@ static void uring_wait(struct rproc *p, struct rg *g, _Atomic uint32_t *addr,
     io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
                      (const void *)addr, 0, val);
     sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
-    p->futex_waits++;
+    owner_add(p->futex_waits, 1);
     fetch_add_relaxed(&futex_counts.uring, 1);
     int res = ring_wait_op_on(p, g, sqe, reason, (const void *)addr);
-    p->futex_waits--;
+    owner_add(p->futex_waits, -1);
     if (res == 0) {
         /* Woken by a FUTEX_WAKE that counted us in rt.futex_transit.
          * acq_rel: orders it after our resumption, for the deadlock check

@@ -107,7 +107,7 @@ struct rg {
     _Atomic uint64_t park;      /* see "Park word layout"; CAS by any waker, store seq_cst by owner */
     int32_t result;             /* written by the claim winner before ready(); read by g after it resumes */
     _Atomic uint8_t state;      /* enum gstate; owner writes relaxed, dumps read relaxed */
-    uint8_t reason;             /* enum wait_reason; owner */
+    _Atomic uint8_t reason;     /* enum wait_reason; owner writes relaxed, dumps read relaxed */
     bool started;               /* has a stack and has run; never donated after */
     bool bound;                 /* ringo_go_on: never donated */
     _Atomic int64_t id;         /* written with release at spawn and 0 at exit; read acquire by ringo_cancel */
@@ -123,13 +123,13 @@ struct rg {
     int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner.
                                  * For an io_wait, the deadline at which the timer cancels io_op */
     int32_t wake_at_result;     /* result the timer delivers (0 for a sleep, -ETIMEDOUT for a deadline) */
-    int wait_fd;                /* the fd of an I/O wait, -1 otherwise; owner */
+    _Atomic int wait_fd;        /* the fd of an I/O wait, -1 otherwise; owner writes relaxed, dumps read relaxed */
     uint64_t timer_token;       /* token the timer claims with */
 
     /* -- line 2: the wait in progress -- */
     struct rtimer timer;        /* owner proc's heap */
     void *io_op;                /* the struct rop of an I/O wait that deadline and cancel end (io_wait); owner */
-    const void *wait_obj;       /* what it waits on, for dumps: a channel or a futex word; owner */
+    _Atomic(const void *) wait_obj; /* what it waits on, for dumps: a channel or a futex word; like wait_fd */
     struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
     unsigned nsudogs;
 } __attribute__((aligned(64)));
@@ -170,6 +170,13 @@ struct proc_stats {
     _Atomic uint64_t spin_ns, spins, spins_found;
 };
 #define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
+
+/* The same for the counters the deadlock check reads (p->inflight,
+ * p->futex_waits) and p->unsubmitted: one writer, its proc, so a relaxed
+ * load and store is an exact count; the relaxed reads on other procs only
+ * need an untorn value (what the deadlock check may miss is covered by
+ * rt.futex_transit, runtime.c). */
+#define owner_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
 /* Goroutine I/O operations in flight on this proc's ring, counted per file
  * descriptor, so that ringo_close() knows which procs must cancel them
@@ -214,6 +221,9 @@ struct rproc {
 #ifdef RINGO_SWITCH_UCONTEXT
     ucontext_t g0_uc;
 #endif
+#ifdef RINGO_TSAN
+    void *tsan_g0;              /* the proc thread's own TSan fiber (tsan.h) */
+#endif
     void *g0_stack_lo;          /* thread stack bounds, for sanitizer annotations */
     size_t g0_stack_size;
     struct rg *cur;             /* running goroutine, NULL in the scheduler loop; owner */
@@ -233,10 +243,17 @@ struct rproc {
     size_t timer_promised;      /* heap slots promised: started goroutines + runtime timers; owner */
     struct rtask flush_task;    /* "hand your stack cache to the pool" (sched.c g_start) */
     _Atomic int flush_pending;  /* flush_task is queued; xchg by the asker, cleared by the owner */
-    uint32_t inflight;          /* SQEs whose completion a goroutine waits on; owner (read by deadlock check under idle_lock) */
-    uint32_t futex_waits;       /* of those, IORING_OP_FUTEX_WAITs (futex.c); owner (read like inflight) */
+    /* SQEs whose completion a goroutine waits on, and of those the
+     * IORING_OP_FUTEX_WAITs (futex.c).  Owner writes (owner_add), and the
+     * deadlock check reads them on other procs (rt_check_deadlock): an idle
+     * proc still reaps completions, so they change under the reader. */
+    _Atomic uint32_t inflight;
+    _Atomic uint32_t futex_waits;
     int8_t futex_uring;         /* io_uring futex ops on this ring: 0 unprobed, 1 yes, -1 no (futex.c); owner */
-    uint32_t unsubmitted;       /* SQEs prepared since the last submit; owner */
+    /* SQEs prepared since the last submit.  Owner writes (owner_add,
+     * store_relaxed); relaxed so that tests may watch it from other procs
+     * (check_close waits for a goroutine's SQE to reach the kernel). */
+    _Atomic uint32_t unsubmitted;
     struct acceptor *acceptors; /* multishot accept state per listening fd (accept.c); owner */
     unsigned tick;              /* schedule counter, for periodic polls; owner */
     int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
@@ -270,6 +287,7 @@ struct runtime {
     unsigned idle_procs;        /* under idle_lock */
     _Atomic int64_t futex_transit; /* futex wakes not yet seen by their goroutine (futex.c) */
     bool use_msg_ring;          /* probed once per run */
+    bool valgrind;              /* running on valgrind: see ring.c "Valgrind"; set before the procs start */
     bool use_defer_taskrun;
     unsigned ring_entries;
     _Atomic int64_t offload_jobs; /* ringo_offload jobs not yet completed on their proc (offload.c); acq_rel */
@@ -439,6 +457,20 @@ int  ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, in
                      const void *obj);
 void ring_cancel_op(struct rproc *p, void *op);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
+/* On valgrind (ring.c "Valgrind"): what vg_io_done needs of an I/O
+ * operation, taken by vg_io_start before it is submitted:
+ * the SQE is reused once submitted, and the kernel overwrites the address
+ * lengths with the lengths of the addresses it had. */
+struct vg_io {
+    uint8_t opcode;
+    void *addr;
+    uint32_t len;
+    socklen_t *alen;        /* accept: the address length's address */
+    socklen_t alen_in;      /* accept: room for the address; recvmsg: msg_namelen */
+    size_t control_in;      /* recvmsg: msg_controllen */
+};
+void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe);
+void vg_io_done(const struct vg_io *v, int res);
 void ring_flush(struct rproc *p);
 void ring_send_wake(struct rproc *from, struct rproc *to);
 

@@ -185,9 +185,9 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
         fdclose_wait(mark);
         return IO_RESTART;
     }
-    g->wait_fd = fd; /* for ringo_dump */
+    store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
     io_uring_sqe_set_data(sqe, &op);
-    p->inflight++;
+    owner_add(p->inflight, 1);
     /* Cancellation and the deadline end the operation through an
      * IORING_OP_ASYNC_CANCEL for g->io_op (cancel_interrupt in sched.c;
      * the timer park_commit arms at wake_at: op_deadline_fire). */
@@ -200,7 +200,14 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
      * and ask ourselves.  The op's own CQE still ends the wait. */
     if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id))
         ring_cancel_op(p, &op);
+    tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
+    struct vg_io vg = { .opcode = IORING_OP_NOP }; /* stays a NOP off valgrind */
+    if (rt.valgrind)
+        vg_io_start(&vg, sqe);
     park_commit(g, op.token, 0);
+    tsan_io_acquire();
+    if (rt.valgrind && op.res > 0)
+        vg_io_done(&vg, op.res); /* ring.c "Valgrind" */
     g->io_op = NULL;
     int r = op.res;
     if (busy)
@@ -487,7 +494,7 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
             continue;
         struct close_wait cw = { .g = g };
         cw.token = park_prepare(g, W_IO, 0);
-        g->wait_fd = fd;
+        store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
         store_relaxed(&cw.pending, (int)n); /* published by proc_post_task's release */
         for (unsigned k = 0; k < n; k++) {
             tasks[k].t.run = close_cancel_run;

@@ -25,6 +25,17 @@
  * have no ring) and kernels without MSG_RING write the target's eventfd,
  * which the target ring watches with IORING_OP_POLL_ADD.  RINGO_NO_MSG_RING
  * forces the eventfd path.
+ *
+ * Valgrind (3.19) does not know that io_uring_enter can block:
+ * a thread asleep in it keeps valgrind's global lock, no other thread of
+ * the program runs, and a run with several procs (or a plain thread beside
+ * a proc) hangs at 0% CPU, the sleeping proc waiting for a wake that the
+ * threads valgrind holds back would send.  Nor does it know what the
+ * kernel writes into a read buffer.  So on valgrind (rt.valgrind) a proc
+ * uses the plain ring setup, which posts completions to the CQ without an
+ * enter, and sleeps in ppoll(2) on the ring's descriptor, which valgrind
+ * knows blocks (the ring is readable when its CQ holds completions), and
+ * the buffers a completed read filled are marked defined (vg_io_done).
  */
 #include "config.h"
 
@@ -32,13 +43,20 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "ringo.h"
+
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/memcheck.h>
+#endif
 
 static bool env_set(const char *name)
 {
@@ -59,7 +77,8 @@ int ring_setup(struct rproc *p)
     struct io_uring_params params;
     unsigned entries = rt.ring_entries;
     int r = -EINVAL;
-    bool no_defer = env_set("RINGO_NO_DEFER_TASKRUN");
+    /* valgrind: see the top of this file */
+    bool no_defer = env_set("RINGO_NO_DEFER_TASKRUN") || rt.valgrind;
     static const unsigned flag_sets[] = {
 #if HAVE_DECL_IORING_SETUP_DEFER_TASKRUN
         /* TASKRUN_FLAG: the kernel sets IORING_SQ_TASKRUN while completions
@@ -128,14 +147,15 @@ void ring_teardown(struct rproc *p)
 
 static unsigned reap(struct rproc *p);
 
+
 void ring_flush(struct rproc *p)
 {
-    if (!p->unsubmitted)
+    if (!load_relaxed(&p->unsubmitted))
         return;
     int r = io_uring_submit(&p->ring);
     stat_add(p->st.enters, 1);
     if (r >= 0)
-        p->unsubmitted = 0;
+        store_relaxed(&p->unsubmitted, 0);
     /* On -EBUSY / -EAGAIN the SQEs stay queued and the next enter retries;
      * completions reaped meanwhile free kernel resources. */
 }
@@ -150,7 +170,7 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
         int r = io_uring_submit(&p->ring);
         stat_add(p->st.enters, 1);
         if (r >= 0) {
-            p->unsubmitted = 0;
+            store_relaxed(&p->unsubmitted, 0);
         } else {
             /* -EBUSY: completions are backlogged in the kernel.  With
              * DEFER_TASKRUN they are only posted inside an enter, so ask
@@ -160,7 +180,7 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
             reap(p);
         }
     }
-    p->unsubmitted++;
+    owner_add(p->unsubmitted, 1);
     stat_add(p->st.submissions, 1);
     return sqe;
 }
@@ -173,7 +193,7 @@ void ring_reserve(struct rproc *p, unsigned n)
         int r = io_uring_submit(&p->ring);
         fetch_add_relaxed(&p->st.enters, 1);
         if (r >= 0) {
-            p->unsubmitted = 0;
+            store_relaxed(&p->unsubmitted, 0);
         } else {
             /* -EBUSY: completions are backlogged in the kernel.  With
              * DEFER_TASKRUN they are only posted inside an enter, so ask
@@ -216,7 +236,7 @@ static void dispatch(struct rproc *p, struct io_uring_cqe *cqe)
     }
     struct rop *op = (struct rop *)(uintptr_t)ud;
     op->res = cqe->res;
-    p->inflight--;
+    owner_add(p->inflight, -1);
     if (claim(op->g, op->token))
         ready(op->g, cqe->res);
 }
@@ -239,10 +259,35 @@ static unsigned reap(struct rproc *p)
     return n;
 }
 
+/* ring_poll's blocking wait on valgrind (see the top of this file): submit
+ * without waiting, then sleep in ppoll until the CQ has a completion or
+ * the deadline passes.  The ring is not DEFER_TASKRUN here, so a completion
+ * needs no enter to reach the CQ. */
+static int ring_wait_valgrind(struct rproc *p, int64_t deadline)
+{
+    if (load_relaxed(&p->unsubmitted))
+        ring_flush(p);
+    if (io_uring_cq_ready(&p->ring))
+        return 0;
+    struct timespec ts, *tsp = NULL;
+    if (deadline != INT64_MAX) {
+        int64_t d = deadline - now_ns();
+        if (d < 0)
+            d = 0;
+        ts.tv_sec = d / 1000000000;
+        ts.tv_nsec = d % 1000000000;
+        tsp = &ts;
+    }
+    struct pollfd pfd = { .fd = p->ring_fd, .events = POLLIN };
+    return ppoll(&pfd, 1, tsp, NULL) < 0 ? -errno : 0;
+}
+
 int ring_poll(struct rproc *p, bool block, int64_t deadline)
 {
     int r = 0;
-    if (block) {
+    if (block && rt.valgrind) {
+        r = ring_wait_valgrind(p, deadline);
+    } else if (block) {
         struct __kernel_timespec ts, *tsp = NULL;
         if (deadline != INT64_MAX) {
             int64_t d = deadline - now_ns();
@@ -256,16 +301,16 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
         r = io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, tsp, NULL);
         stat_add(p->st.enters, 1);
         if (r >= 0)
-            p->unsubmitted = 0;
+            store_relaxed(&p->unsubmitted, 0);
         else if (r == -ETIME || r == -EINTR)
-            p->unsubmitted = io_uring_sq_ready(&p->ring);
-    } else if (rt.use_defer_taskrun && p->inflight) {
+            store_relaxed(&p->unsubmitted, io_uring_sq_ready(&p->ring));
+    } else if (rt.use_defer_taskrun && load_relaxed(&p->inflight)) {
         /* Deferred completions are only posted inside an enter. */
         r = io_uring_submit_and_get_events(&p->ring);
         stat_add(p->st.enters, 1);
         if (r >= 0)
-            p->unsubmitted = 0;
-    } else if (p->unsubmitted) {
+            store_relaxed(&p->unsubmitted, 0);
+    } else if (load_relaxed(&p->unsubmitted)) {
         ring_flush(p);
     }
     reap(p);
@@ -288,12 +333,21 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
 {
     struct rop op = { .g = g, .res = 0 };
     op.token = park_prepare(g, reason, 0);
-    g->wait_obj = obj;
+    store_relaxed(&g->wait_obj, obj); /* for ringo_dump, relaxed as in park_prepare */
     if (reason == W_IO)
-        g->wait_fd = sqe->fd; /* for ringo_dump */
+        store_relaxed(&g->wait_fd, sqe->fd); /* for ringo_dump */
     io_uring_sqe_set_data(sqe, &op);
-    p->inflight++;
+    owner_add(p->inflight, 1);
+    if (reason == W_IO)
+        tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
+    struct vg_io vg = { .opcode = IORING_OP_NOP }; /* stays a NOP off valgrind */
+    if (rt.valgrind)
+        vg_io_start(&vg, sqe);
     park_commit(g, op.token, 0);
+    if (reason == W_IO)
+        tsan_io_acquire();
+    if (rt.valgrind && op.res > 0)
+        vg_io_done(&vg, op.res);
     return op.res;
 }
 
@@ -326,4 +380,72 @@ void ring_send_wake(struct rproc *from, struct rproc *to)
     uint64_t one = 1;
     ssize_t w = write(to->efd, &one, sizeof one);
     (void)w; /* EAGAIN means the counter is saturated: a wake is pending anyway */
+}
+
+void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe)
+{
+    v->opcode = sqe->opcode;
+    v->addr = (void *)(uintptr_t)sqe->addr;
+    v->len = sqe->len;
+    v->alen = NULL;
+    v->alen_in = 0;
+    v->control_in = 0;
+    if (v->opcode == IORING_OP_ACCEPT && v->addr && sqe->addr2) {
+        v->alen = (socklen_t *)(uintptr_t)sqe->addr2;
+        v->alen_in = *v->alen;
+    } else if (v->opcode == IORING_OP_RECVMSG) {
+        const struct msghdr *m = v->addr;
+        v->alen_in = m->msg_name ? m->msg_namelen : 0;
+        v->control_in = m->msg_control ? m->msg_controllen : 0;
+    }
+}
+
+/* On valgrind: mark what the kernel wrote for a completed operation (res
+ * bytes read, an address it returned) as defined, as valgrind's wrappers
+ * of read(2), readv(2), recvmsg(2) and accept4(2) do. */
+void vg_io_done(const struct vg_io *v, int res)
+{
+#ifdef HAVE_VALGRIND_VALGRIND_H
+    size_t left = (size_t)res;
+    const struct iovec *iov = NULL;
+    size_t iovcnt = 0;
+    switch (v->opcode) {
+    case IORING_OP_READ:
+    case IORING_OP_RECV:
+        VALGRIND_MAKE_MEM_DEFINED(v->addr, left);
+        return;
+    case IORING_OP_READV:
+        iov = v->addr;
+        iovcnt = v->len;
+        break;
+    case IORING_OP_RECVMSG: {
+        struct msghdr *m = v->addr;
+        iov = m->msg_iov;
+        iovcnt = m->msg_iovlen;
+        if (v->alen_in)
+            VALGRIND_MAKE_MEM_DEFINED(m->msg_name, m->msg_namelen < v->alen_in
+                                                       ? m->msg_namelen : v->alen_in);
+        if (v->control_in)
+            VALGRIND_MAKE_MEM_DEFINED(m->msg_control, m->msg_controllen < v->control_in
+                                                          ? m->msg_controllen : v->control_in);
+        break;
+    }
+    case IORING_OP_ACCEPT:
+        if (v->alen) {
+            VALGRIND_MAKE_MEM_DEFINED(v->alen, sizeof *v->alen);
+            VALGRIND_MAKE_MEM_DEFINED(v->addr, *v->alen < v->alen_in ? *v->alen : v->alen_in);
+        }
+        return;
+    default:
+        return;
+    }
+    for (size_t i = 0; i < iovcnt && left; i++) {
+        size_t n = iov[i].iov_len < left ? iov[i].iov_len : left;
+        VALGRIND_MAKE_MEM_DEFINED(iov[i].iov_base, n);
+        left -= n;
+    }
+#else
+    (void)v;
+    (void)res;
+#endif
 }

@@ -39,6 +39,10 @@
 
 #include "ringo.h"
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
 struct runtime rt = {
     .idle_lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -84,7 +88,7 @@ static const char *state_word(struct rg *g)
     case G_WAITING: break;
     default: return "dead";
     }
-    switch (g->reason) {
+    switch (load_relaxed(&g->reason)) {
     case W_SLEEP: return "sleep";
     case W_CHAN_SEND: return "chan send";
     case W_CHAN_RECV: return "chan receive";
@@ -117,11 +121,14 @@ static void dump_one(struct rg *g, void *arg)
     fn_name(g->fn, name, sizeof name);
     struct rproc *p = load_relaxed(&g->p);
     if (d->with_proc && load_relaxed(&g->state) == G_WAITING) {
-        /* racy reads: a dump is a snapshot of a running system */
-        if (g->wait_fd >= 0)
-            snprintf(on, sizeof on, ", fd %d", g->wait_fd);
-        else if (g->wait_obj)
-            snprintf(on, sizeof on, ", on %p", g->wait_obj);
+        /* relaxed: a dump is a snapshot of a running system; the owner
+         * may start another wait as we read */
+        int fd = load_relaxed(&g->wait_fd);
+        const void *obj = load_relaxed(&g->wait_obj);
+        if (fd >= 0)
+            snprintf(on, sizeof on, ", fd %d", fd);
+        else if (obj)
+            snprintf(on, sizeof on, ", on %p", obj);
     }
     if (d->with_proc)
         dprintf(d->fd, "goroutine %lld [%s%s]: created by %s at %p on proc %d\n",
@@ -192,10 +199,18 @@ void rt_check_deadlock(struct rproc *self)
     if (load_seqcst(&rt.foreign) || load_seqcst(&signal_regs) || load_relaxed(&rt.stopping) ||
         (load_acquire(&rt.live) & ~LIVE_STOPPED) <= 0)
         return;
+    /* Every proc is registered idle.  An idle proc still reaps in its
+     * ring_poll, so a futex wait that completes there lowers q->inflight
+     * as we read it: relaxed atomics (owner_add), and a read that misses
+     * the decrement is covered by rt.futex_transit below.  q->timers.n is
+     * plain: a proc registers idle only with no timers, arms none until it
+     * has unregistered (timers are armed by goroutines and tasks, which it
+     * runs after), and its last change happened before its registration
+     * under idle_lock, which we hold. */
     for (unsigned i = 0; i < rt.nprocs; i++) {
         struct rproc *q = rt.procs[i];
         if (load_acquire(&q->inbox) || load_acquire(&q->tasks) ||
-            q->inflight != q->futex_waits || q->timers.n)
+            load_relaxed(&q->inflight) != load_relaxed(&q->futex_waits) || q->timers.n)
             return;
     }
     /* acquire: pairs with the acq_rel updates in offload.c; a job in flight
@@ -331,6 +346,9 @@ static void *proc_thread(void *arg)
     sigaltstack(&ss, NULL);
 #ifdef RINGO_SWITCH_UCONTEXT
     p->g0.uc = &p->g0_uc;
+#endif
+#ifdef RINGO_TSAN
+    p->tsan_g0 = __tsan_get_current_fiber();
 #endif
 
     int r = ring_setup(p);
@@ -573,6 +591,9 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     store_relaxed(&rt.offload_jobs, 0);
     rt.idle_procs = 0;
     rt.use_defer_taskrun = false;
+#ifdef HAVE_VALGRIND_VALGRIND_H
+    rt.valgrind = RUNNING_ON_VALGRIND != 0;
+#endif
     {
         const char *e = getenv("RINGO_NO_MULTISHOT");
         /* relaxed: the procs start after this (pthread_create orders it) */

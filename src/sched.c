@@ -467,9 +467,10 @@ void proc_wake(struct rproc *target)
 uint64_t park_prepare(struct rg *g, int reason, int flags)
 {
     uint64_t token = ++g->park_seq;
-    g->reason = (uint8_t)reason;
-    g->wait_obj = NULL;
-    g->wait_fd = -1;
+    /* relaxed: read only by dumps (runtime.c dump_one) */
+    store_relaxed(&g->reason, (uint8_t)reason);
+    store_relaxed(&g->wait_obj, NULL);
+    store_relaxed(&g->wait_fd, -1);
     g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
     g->wake_at_result = -ETIMEDOUT;
     g->io_op = NULL;
@@ -684,6 +685,11 @@ static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dyin
     void *fake = NULL;
     (void)dying;
 #endif
+#ifdef RINGO_TSAN
+    /* Just before the switch, as TSan asks (tsan.h); `to`'s fiber
+     * acquires what `from`'s released. */
+    __tsan_switch_to_fiber(to ? to->stack->tsan_fiber : p->tsan_g0, 0);
+#endif
     fiber_switch(fc, tc);
     after_switch(p, fake);
 }
@@ -761,7 +767,7 @@ static inline struct rg *next_runnable(struct rproc *p)
 {
     if (++p->tick % POLL_EVERY == 0) {
         poll_cheap(p);
-        if (p->inflight || p->unsubmitted)
+        if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             ring_poll(p, false, 0);
     } else if (!p->runq_head) {
         poll_cheap(p);
@@ -849,7 +855,7 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
     g->started = false;
     g->bound = bound;
     g->deadline = RINGO_NEVER;
-    g->reason = W_NONE;
+    store_relaxed(&g->reason, W_NONE);
     g->io_op = NULL;
     g->sudogs = NULL;
     g->nsudogs = 0;
@@ -961,7 +967,11 @@ int ringo_nprocs(void)
 
 size_t ringo_count(void)
 {
-    int64_t n = load_relaxed(&rt.live) & ~LIVE_STOPPED; /* a snapshot, like runtime.NumGoroutine */
+    /* acquire: pairs with the acq_rel decrement in rt_goroutine_done (and
+     * the release sequence the later decrements continue), so a count that
+     * no longer includes a goroutine is read after everything it did:
+     * "wait until ringo_count() == 1, then free what they used" is safe. */
+    int64_t n = load_acquire(&rt.live) & ~LIVE_STOPPED;
     return n > 0 ? (size_t)n : 0;
 }
 
@@ -1071,18 +1081,21 @@ static void proc_sleep(struct rproc *p)
 {
     if (p->acceptors)
         acc_proc_idle(p); /* no multishot accept for nobody (accept.c) */
-    if (p->unsubmitted)
+    if (load_relaxed(&p->unsubmitted))
         ring_flush(p);
 
     /* Spin briefly when other procs may hand us work (adaptive, see
      * SPIN_NS), but not past the nearest timer (a sleep, or the deadline of
-     * an operation in flight). */
+     * an operation in flight).  Not on valgrind, which runs one thread at a
+     * time: the spin would only hold back the procs that could hand us
+     * work (ring.c "Valgrind"); we stay hungry while asleep, and a donation
+     * wakes us. */
     if (rt.nprocs > 1 && !load_relaxed(&p->hungry))
         store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
     int64_t budget = p->spin_budget;
     if (budget == 0 && ++p->spin_probe % SPIN_PROBE_EVERY == 0)
         budget = SPIN_NS;
-    if (rt.nprocs > 1 && budget > 0) {
+    if (rt.nprocs > 1 && budget > 0 && !rt.valgrind) {
         int64_t start = now_ns();
         int64_t until = start + budget, next = timer_next(&p->timers);
         if (next < until)
@@ -1095,7 +1108,7 @@ static void proc_sleep(struct rproc *p)
             }
             if (load_relaxed(&rt.stopping))
                 break;
-            if (!rt.use_defer_taskrun && p->inflight && io_uring_cq_ready(&p->ring))
+            if (!rt.use_defer_taskrun && load_relaxed(&p->inflight) && io_uring_cq_ready(&p->ring))
                 break;
             /* With DEFER_TASKRUN completions stay invisible until an
              * enter runs their task work; the kernel's IORING_SQ_TASKRUN
@@ -1103,7 +1116,7 @@ static void proc_sleep(struct rproc *p)
              * spinning and go and get them.  Read like liburing reads
              * the flags word (a volatile load): a late sight only means
              * one more spin. */
-            if (rt.use_defer_taskrun && p->inflight &&
+            if (rt.use_defer_taskrun && load_relaxed(&p->inflight) &&
                 (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
                 break;
             cpu_relax();
@@ -1120,10 +1133,10 @@ static void proc_sleep(struct rproc *p)
         }
         /* Halved; a probe that found nothing leaves it at 0. */
         p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
-        if (load_relaxed(&rt.stopping) || (p->inflight && !rt.use_defer_taskrun &&
-                                           io_uring_cq_ready(&p->ring)))
+        bool io = load_relaxed(&p->inflight);
+        if (load_relaxed(&rt.stopping) || (io && !rt.use_defer_taskrun && io_uring_cq_ready(&p->ring)))
             goto unhungry;
-        if (rt.use_defer_taskrun && p->inflight &&
+        if (io && rt.use_defer_taskrun &&
             (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
             goto unhungry;
     }
@@ -1138,8 +1151,9 @@ static void proc_sleep(struct rproc *p)
     }
     /* Futex waits do not keep a proc busy (futex.c "Deadlock detection"),
      * but one completed at submission (-EAGAIN) may sit unreaped. */
-    bool idle = p->inflight == p->futex_waits && !p->timers.n &&
-                !p->unsubmitted && !io_uring_cq_ready(&p->ring);
+    bool idle = load_relaxed(&p->inflight) == load_relaxed(&p->futex_waits) &&
+                !p->timers.n &&
+                !load_relaxed(&p->unsubmitted) && !io_uring_cq_ready(&p->ring);
     if (idle) {
         pthread_mutex_lock(&rt.idle_lock);
         p->idle = true;
@@ -1166,7 +1180,7 @@ void proc_main(struct rproc *p)
     p->cur = NULL;
     for (;;) {
         poll_cheap(p);
-        if (p->inflight || p->unsubmitted)
+        if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             ring_poll(p, false, 0);
         struct rg *g = runq_pop(p);
         if (g) {

@@ -467,8 +467,6 @@ static void main_close_plain(void *arg)
 
 START_TEST(close_from_plain_thread)
 {
-    if (test_under_valgrind())
-        return; /* a plain thread beside a sleeping proc (testutil.h) */
     RUN(main_close_plain, NULL, nprocs_param);
 }
 END_TEST

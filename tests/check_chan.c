@@ -1337,8 +1337,7 @@ static Suite *suite(void)
     tcase_add_test(tc, token_pipeline_10000);
     tcase_add_test(tc, many_to_many_checksum);
     tcase_add_test(tc, randomized_against_model);
-    if (!test_under_valgrind())
-        tcase_add_test(tc, plain_thread_and_goroutine);
+    tcase_add_test(tc, plain_thread_and_goroutine);
     tcase_add_test(tc, plain_threads_without_runtime);
     tcase_add_test(tc, timer_channels);
     tcase_add_test(tc, timers_do_not_outlive_the_run);

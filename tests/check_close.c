@@ -268,7 +268,7 @@ static void late_seam(int fd)
         struct rg *g = gtable_lookup(id);
         if (atomic_load(late_started) && g &&
             atomic_load_explicit(&g->state, memory_order_relaxed) == G_WAITING &&
-            __atomic_load_n(&q->unsubmitted, __ATOMIC_RELAXED) == 0)
+            atomic_load_explicit(&q->unsubmitted, memory_order_relaxed) == 0)
             break;
         ck_assert_int_lt(n, 500000);
         ringo_sleep(10 * US);

@@ -328,7 +328,12 @@ static void em_server(void *arg)
             continue;
         }
         ck_assert_int_ge(c, 0);
-        em_held[atomic_fetch_add(&em_accepted, 1)] = c;
+        /* The descriptor first, then the count that tells main_emfile it
+         * may use it (seq_cst store, its load pairs); this goroutine is
+         * the only writer of both. */
+        int n = atomic_load(&em_accepted);
+        em_held[n] = c;
+        atomic_store(&em_accepted, n + 1);
     }
 }
 
@@ -400,7 +405,13 @@ static Suite *suite(void)
     tcase_add_test(tc, offload_runs_on_helpers);
     tcase_add_test(tc, offload_cancel);
     tcase_add_test(tc, offload_is_not_deadlock);
-    tcase_add_test(tc, emfile_on_accept);
+    /* valgrind keeps RLIMIT_NOFILE to itself: the program's setrlimit
+     * changes only the limit valgrind shows it, and the kernel's accept
+     * never runs out. */
+    if (test_under_valgrind())
+        printf("valgrind: the EMFILE test is left out\n");
+    else
+        tcase_add_test(tc, emfile_on_accept);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -115,8 +115,8 @@ static Suite *suite(void)
         printf("RINGO_TEST_QUICK: the million-goroutine test is left out\n");
     else
         tcase_add_test(tc, million_idle_goroutines);
-    if (test_under_asan())
-        printf("AddressSanitizer: the RLIMIT_AS test is left out\n");
+    if (test_under_shadow_sanitizer())
+        printf("AddressSanitizer or ThreadSanitizer: the RLIMIT_AS test is left out\n");
     else
         tcase_add_test(tc, out_of_memory_is_enomem);
     suite_add_tcase(s, tc);
@@ -126,8 +126,8 @@ static Suite *suite(void)
 int main(void)
 {
     skip_without_io_uring();
-    if (test_quick() && test_under_asan()) {
-        printf("SKIP: both scale tests are left out (RINGO_TEST_QUICK, AddressSanitizer)\n");
+    if (test_quick() && test_under_shadow_sanitizer()) {
+        printf("SKIP: both scale tests are left out (RINGO_TEST_QUICK, a sanitizer)\n");
         return 77;
     }
     SRunner *sr = srunner_create(suite());

@@ -841,10 +841,8 @@ static Suite *suite(void)
         tcase_add_test(tc, idle_proc_takes_unstarted_goroutines);
     tcase_add_test(tc, cancel_ends_waits);
     tcase_add_test(tc, cancel_self);
-    if (!test_under_valgrind()) {
-        tcase_add_test(tc, go_from_plain_thread);
-        tcase_add_test(tc, cancel_from_plain_thread);
-    }
+    tcase_add_test(tc, go_from_plain_thread);
+    tcase_add_test(tc, cancel_from_plain_thread);
     tcase_add_test(tc, sleep_forever_is_not_deadlock);
     tcase_add_test(tc, plain_thread_sleep_falls_back);
     tcase_add_test(tc, hundred_thousand_goroutines);

@@ -53,10 +53,10 @@ static inline void skip_without_io_uring(void)
     }
 }
 
-/* RINGO_TEST_MAX_PROCS caps the procs a test uses (valgrind serialises
- * threads and cannot run a proc blocked in io_uring_enter beside another:
- * its CI pass sets 1).  RINGO_TEST_QUICK leaves out the slowest tests
- * (sanitizer and distcheck passes). */
+/* RINGO_TEST_MAX_PROCS caps the procs a test uses (valgrind runs one
+ * thread at a time, so a test with two procs takes longer there: its CI
+ * pass sets 1 for the longest suite).  RINGO_TEST_QUICK leaves out the
+ * slowest tests (sanitizer and distcheck passes). */
 static inline unsigned test_max_procs(void)
 {
     const char *e = getenv("RINGO_TEST_MAX_PROCS");
@@ -64,9 +64,8 @@ static inline unsigned test_max_procs(void)
     return v > 0 ? (unsigned)v : 2;
 }
 
-/* Under valgrind, a proc asleep in io_uring_enter holds valgrind's global
- * lock (valgrind does not know the call blocks), so a plain thread beside
- * a sleeping proc never runs: tests that need one are left out there. */
+/* Under valgrind, which checks stacks its own way and keeps
+ * RLIMIT_NOFILE to itself (tests that depend on either are left out). */
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
@@ -82,12 +81,19 @@ static inline bool test_under_valgrind(void)
 #endif
 }
 
-/* AddressSanitizer reserves terabytes of shadow address space, so a test
- * that limits the address space (RLIMIT_AS) cannot run under it. */
-static inline bool test_under_asan(void)
+/* AddressSanitizer and ThreadSanitizer reserve terabytes of shadow address
+ * space, so a test that limits the address space (RLIMIT_AS) cannot run
+ * under them. */
+static inline bool test_under_shadow_sanitizer(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return true;
+#else
+    return false;
+#endif
 #else
     return false;
 #endif
