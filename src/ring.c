@@ -160,26 +160,30 @@ void ring_flush(struct rproc *p)
      * completions reaped meanwhile free kernel resources. */
 }
 
+/* The SQ is full: submit what is queued.  Completions are not lost: a
+ * full CQ overflows into the kernel's backlog (IORING_FEAT_NODROP) and the
+ * next reap drains it. */
+static void sq_make_room(struct rproc *p)
+{
+    int r = io_uring_submit(&p->ring);
+    stat_add(p->st.enters, 1);
+    if (r >= 0) {
+        store_relaxed(&p->unsubmitted, 0);
+    } else {
+        /* -EBUSY: completions are backlogged in the kernel.  With
+         * DEFER_TASKRUN they are only posted inside an enter, so ask for
+         * them (GETEVENTS), then drain the CQ. */
+        io_uring_get_events(&p->ring);
+        stat_add(p->st.enters, 1);
+        reap(p);
+    }
+}
+
 struct io_uring_sqe *ring_sqe(struct rproc *p)
 {
     struct io_uring_sqe *sqe;
-    while (!(sqe = io_uring_get_sqe(&p->ring))) {
-        /* SQ full: submit what is queued.  Completions are not lost: a full
-         * CQ overflows into the kernel's backlog (IORING_FEAT_NODROP) and
-         * the next reap drains it. */
-        int r = io_uring_submit(&p->ring);
-        stat_add(p->st.enters, 1);
-        if (r >= 0) {
-            store_relaxed(&p->unsubmitted, 0);
-        } else {
-            /* -EBUSY: completions are backlogged in the kernel.  With
-             * DEFER_TASKRUN they are only posted inside an enter, so ask
-             * for them (GETEVENTS), then drain the CQ. */
-            io_uring_get_events(&p->ring);
-            stat_add(p->st.enters, 1);
-            reap(p);
-        }
-    }
+    while (!(sqe = io_uring_get_sqe(&p->ring)))
+        sq_make_room(p);
     owner_add(p->unsubmitted, 1);
     stat_add(p->st.submissions, 1);
     return sqe;
@@ -189,20 +193,8 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
  * and close): ring_sqe() submits when the SQ is full. */
 void ring_reserve(struct rproc *p, unsigned n)
 {
-    while (io_uring_sq_space_left(&p->ring) < n) {
-        int r = io_uring_submit(&p->ring);
-        fetch_add_relaxed(&p->st.enters, 1);
-        if (r >= 0) {
-            store_relaxed(&p->unsubmitted, 0);
-        } else {
-            /* -EBUSY: completions are backlogged in the kernel.  With
-             * DEFER_TASKRUN they are only posted inside an enter, so ask
-             * for them (GETEVENTS), then drain the CQ. */
-            io_uring_get_events(&p->ring);
-            stat_add(p->st.enters, 1);
-            reap(p);
-        }
-    }
+    while (io_uring_sq_space_left(&p->ring) < n)
+        sq_make_room(p);
 }
 
 static void dispatch(struct rproc *p, struct io_uring_cqe *cqe)
@@ -263,6 +255,14 @@ static unsigned reap(struct rproc *p)
  * without waiting, then sleep in ppoll until the CQ has a completion or
  * the deadline passes.  The ring is not DEFER_TASKRUN here, so a completion
  * needs no enter to reach the CQ. */
+/* Nanoseconds from now until deadline (0 if past), for a relative
+ * timeout; callers pass deadline != INT64_MAX. */
+static int64_t ns_left(int64_t deadline)
+{
+    int64_t d = deadline - now_ns();
+    return d < 0 ? 0 : d;
+}
+
 static int ring_wait_valgrind(struct rproc *p, int64_t deadline)
 {
     if (load_relaxed(&p->unsubmitted))
@@ -271,9 +271,7 @@ static int ring_wait_valgrind(struct rproc *p, int64_t deadline)
         return 0;
     struct timespec ts, *tsp = NULL;
     if (deadline != INT64_MAX) {
-        int64_t d = deadline - now_ns();
-        if (d < 0)
-            d = 0;
+        int64_t d = ns_left(deadline);
         ts.tv_sec = d / 1000000000;
         ts.tv_nsec = d % 1000000000;
         tsp = &ts;
@@ -290,9 +288,7 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
     } else if (block) {
         struct __kernel_timespec ts, *tsp = NULL;
         if (deadline != INT64_MAX) {
-            int64_t d = deadline - now_ns();
-            if (d < 0)
-                d = 0;
+            int64_t d = ns_left(deadline);
             ts.tv_sec = d / 1000000000;
             ts.tv_nsec = d % 1000000000;
             tsp = &ts;
