@@ -30,24 +30,6 @@ static uint64_t submissions(void)
     return st.submissions;
 }
 
-static void tcp_pair(int *a, int *b, int *lfd_out)
-{
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(lfd, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t len = sizeof sa;
-    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
-    ck_assert_int_eq(listen(lfd, 8), 0);
-    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*a, 0);
-    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
-    *b = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(*b, 0);
-    *lfd_out = lfd;
-}
-
 /* ------------------------------------------------------------------ */
 /* One SQE per call, deadline or not */
 
@@ -63,7 +45,7 @@ struct calls {
 
 static void calls_open(struct calls *c)
 {
-    tcp_pair(&c->a, &c->b, &c->lfd);
+    test_tcp_pair(&c->a, &c->b, &c->lfd);
     socklen_t len = sizeof c->lsa;
     ck_assert_int_eq(getsockname(c->lfd, (struct sockaddr *)&c->lsa, &len), 0);
     ck_assert_int_eq(pipe2(c->p, O_CLOEXEC), 0);
@@ -178,7 +160,7 @@ static void main_many_reads(void *arg)
 {
     (void)arg;
     int a, b, lfd;
-    tcp_pair(&a, &b, &lfd);
+    test_tcp_pair(&a, &b, &lfd);
     struct feeder f = { a };
     pthread_t t;
     uint64_t s0 = submissions();
@@ -211,7 +193,7 @@ static void main_timeout(void *arg)
 {
     (void)arg;
     int a, b, lfd;
-    tcp_pair(&a, &b, &lfd);
+    test_tcp_pair(&a, &b, &lfd);
     char buf[8];
     for (int round = 0; round < 3; round++) {
         int64_t t0 = ringo_now();
@@ -272,7 +254,7 @@ static void main_trickle(void *arg)
 {
     (void)arg;
     int a, b, lfd;
-    tcp_pair(&a, &b, &lfd);
+    test_tcp_pair(&a, &b, &lfd);
     struct trickle t = { .fd = a };
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, trickle_write, &t), 0);

@@ -23,32 +23,6 @@
 
 static unsigned nprocs_param = 1;
 
-static int listen_any(struct sockaddr_in *sa)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    memset(sa, 0, sizeof *sa);
-    sa->sin_family = AF_INET;
-    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)sa, sizeof *sa), 0);
-    socklen_t len = sizeof *sa;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)sa, &len), 0);
-    ck_assert_int_eq(listen(fd, 64), 0);
-    return fd;
-}
-
-static void tcp_pair(int *a, int *b)
-{
-    struct sockaddr_in sa;
-    int lfd = listen_any(&sa);
-    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(*a, 0);
-    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
-    *b = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(*b, 0);
-    close(lfd);
-}
-
 static uint64_t submissions(void)
 {
     struct ringo_stats st;
@@ -97,7 +71,7 @@ static void main_past(void *arg)
     (void)arg;
     for (int where = 0; where < (ringo_nprocs() > 1 ? 2 : 1); where++) {
         int a, b;
-        tcp_pair(&a, &b);
+        test_tcp_pair(&a, &b, NULL);
         struct reader r = { .fd = b, .proc = where == 0 ? ringo_proc() : 1 - ringo_proc() };
         reader_start(&r);
         ck_assert_int_eq(atomic_load(&r.done), 0);
@@ -137,7 +111,7 @@ static void main_plain(void *arg)
 {
     (void)arg;
     int a, b;
-    tcp_pair(&a, &b);
+    test_tcp_pair(&a, &b, NULL);
     struct reader r = { .fd = b, .proc = -1 };
     reader_start(&r);
     struct plain_set ps = { b, -1 };
@@ -162,7 +136,7 @@ static void main_future(void *arg)
 {
     (void)arg;
     int a, b;
-    tcp_pair(&a, &b);
+    test_tcp_pair(&a, &b, NULL);
     struct reader r = { .fd = b, .proc = -1 };
     reader_start(&r);
     int64_t when = ringo_now() + 20 * MS;
@@ -193,7 +167,7 @@ static void main_moved(void *arg)
         for (int attempt = 0;; attempt++) {
             ck_assert_int_lt(attempt, 12);
             int a, b;
-            tcp_pair(&a, &b);
+            test_tcp_pair(&a, &b, NULL);
             int64_t first = ringo_now() + first_len;
             ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, first), 0);
             struct reader r = { .fd = b, .proc = -1 };
@@ -233,7 +207,7 @@ static void main_direction(void *arg)
 {
     (void)arg;
     int a, b;
-    tcp_pair(&a, &b);
+    test_tcp_pair(&a, &b, NULL);
     struct reader r = { .fd = b, .proc = -1 };
     reader_start(&r);
     ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_WRITE, ringo_now() - 1), 0);
@@ -266,7 +240,7 @@ static void main_earlier(void *arg)
 {
     (void)arg;
     int a, b;
-    tcp_pair(&a, &b);
+    test_tcp_pair(&a, &b, NULL);
     char c;
     /* goroutine's earlier */
     ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, ringo_now() + 60000 * MS), 0);
@@ -303,7 +277,7 @@ static void main_cancel_wins(void *arg)
 {
     (void)arg;
     int a, b;
-    tcp_pair(&a, &b);
+    test_tcp_pair(&a, &b, NULL);
     struct reader r = { .fd = b };
     int64_t id = ringo_go(cancelled_reader, &r);
     ck_assert_int_gt(id, 0);
@@ -340,7 +314,7 @@ static void main_accept(void *arg)
 {
     (void)arg;
     struct sockaddr_in sa;
-    int lfd = listen_any(&sa);
+    int lfd = test_listen_loopback(&sa, 64);
     struct acceptor ac = { .lfd = lfd };
     ck_assert_int_gt(ringo_go(acceptor_main, &ac), 0);
     while (!atomic_load(&ac.started))
@@ -379,7 +353,7 @@ static void main_close_clears(void *arg)
 {
     (void)arg;
     int a, b;
-    tcp_pair(&a, &b);
+    test_tcp_pair(&a, &b, NULL);
     int num = b;
     ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ | RINGO_WRITE, ringo_now() - 1), 0);
     ck_assert_int_eq(ringo_close(b), 0);
@@ -414,7 +388,7 @@ static void main_cost(void *arg)
 {
     (void)arg;
     int a, b;
-    tcp_pair(&a, &b);
+    test_tcp_pair(&a, &b, NULL);
     ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ | RINGO_WRITE, ringo_now() + 60000 * MS), 0);
     for (int i = 0; i < 100; i++) {
         ck_assert_int_eq(write(a, "q", 1), 1);

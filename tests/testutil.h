@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -145,6 +147,38 @@ static inline int run_captured(void (*fn)(void), char *buf, size_t len)
     int st = 0;
     waitpid(pid, &st, 0);
     return st;
+}
+
+/* A listening TCP socket on 127.0.0.1, any port; *sa receives its address. */
+static inline int test_listen_loopback(struct sockaddr_in *sa, int backlog)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)sa, sizeof *sa), 0);
+    socklen_t len = sizeof *sa;
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)sa, &len), 0);
+    ck_assert_int_eq(listen(fd, backlog), 0);
+    return fd;
+}
+
+/* Two connected loopback TCP sockets, made with plain system calls;
+ * *lfd_out (if not NULL) receives the listener, else it is closed. */
+static inline void test_tcp_pair(int *a, int *b, int *lfd_out)
+{
+    struct sockaddr_in sa;
+    int lfd = test_listen_loopback(&sa, 64);
+    *a = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(*a, 0);
+    ck_assert_int_eq(connect(*a, (struct sockaddr *)&sa, sizeof sa), 0);
+    *b = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(*b, 0);
+    if (lfd_out)
+        *lfd_out = lfd;
+    else
+        close(lfd);
 }
 
 static inline size_t rss_bytes(void)
