@@ -670,8 +670,26 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     start_go = 1;
     pthread_cond_broadcast(&start_cond);
     pthread_mutex_unlock(&start_lock);
+    /* The caller only waits from here on.  It blocks the asynchronous
+     * signals meanwhile so that none is delivered to a thread parked in
+     * pthread_join: a process-directed signal goes to the signal thread
+     * (one with a channel) or to a proc (the program's own handlers, on
+     * the proc's alternate stack), threads that run at once.  Under
+     * ThreadSanitizer, which runs a handler only at the interrupted
+     * thread's next intercepted call, a signal left to the joining caller
+     * was never handled at all. */
+    sigset_t async, saved_mask;
+    sigfillset(&async);
+    static const int sync_sigs[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS };
+    for (size_t i = 0; i < sizeof sync_sigs / sizeof sync_sigs[0]; i++)
+        sigdelset(&async, sync_sigs[i]);
+    pthread_sigmask(SIG_BLOCK, &async, &saved_mask);
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
+    /* Unblocked while the runtime's handlers are still installed: one that
+     * came meanwhile is taken here by sig_handler, not by the program's
+     * disposition (which could be a default action that ends the process). */
+    pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
     signal_run_end(); /* before the goroutines a deadlock left are abandoned */
     fdl_run_end();
     futex_run_end(); /* forget goroutines a deadlock left in the wait table */

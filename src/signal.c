@@ -5,20 +5,27 @@
  * Who receives a signal.  No handler may interrupt a goroutine in the
  * middle of a switch, so the procs block every signal that has a channel
  * registered (each proc blocks them itself, from a task, or on the
- * caller's proc at once).  A process-directed signal then goes to a thread
- * that does not block it: the runtime's signal thread, which leaves the
- * registered signals unblocked and sleeps in read(2) of its eventfd, or
- * any plain thread of the program (the ringo_run caller, the program's own
- * threads).  Whichever thread it lands on runs sig_handler, which only
- * does async-signal-safe things: sets the signal's bit in `pending` and
- * writes the eventfd.  The signal thread wakes, takes the pending bits and
- * offers each signal to every channel registered for it with
- * ringo_chan_try_send: a full channel drops it, as Go does.
+ * caller's proc at once, and ringo_signal_notify returns once all have).
+ * The ringo_run caller, which only waits for the procs, blocks every
+ * asynchronous signal for the run (runtime.c).  The runtime's signal
+ * thread blocks every signal too, and takes the registered ones from a
+ * signalfd: a process-directed signal that every thread blocks stays
+ * pending for the process, and the signalfd reads it.  A plain thread of
+ * the program's own that leaves such a signal unblocked may be the one the
+ * kernel picks; it runs sig_handler, which only does async-signal-safe
+ * things: sets the signal's bit in `pending` and writes the signal
+ * thread's eventfd.  The signal thread, in poll(2) on both descriptors,
+ * wakes, takes the signals and offers each to every channel registered
+ * for it with ringo_chan_try_send: a full channel drops it, as Go does.
+ * No handler runs on a runtime thread in the common case, which matters
+ * under ThreadSanitizer too: it runs a handler only at the interrupted
+ * thread's next intercepted call, and a thread asleep in a system call it
+ * does not intercept (io_uring_enter) may make none for a long time.
  *
- * Until a proc has run the task that blocks a newly registered signal,
- * the handler may run on that proc's thread; it is installed with
- * SA_ONSTACK, so it runs on the proc's alternate signal stack and touches
- * nothing of the goroutine it interrupted.
+ * A signal that comes while ringo_signal_notify is still waiting for the
+ * procs may find one that does not block it yet; the handler is installed
+ * with SA_ONSTACK, so it runs on the proc's alternate signal stack and
+ * touches nothing of the goroutine it interrupted.
  *
  * Registrations are held under reg_lock, with a reference to each channel
  * (ringo_chan_retain): ringo_signal_stop, and the end of the run, release
@@ -46,7 +53,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "ringo.h"
@@ -67,6 +76,7 @@ static uint64_t sig_watched;            /* signals with a channel; under reg_loc
 static _Atomic uint64_t sig_watched_pub; /* the same, for the signal thread and procs; release */
 static _Atomic uint64_t pending;        /* set by the handler, taken by the thread */
 static int sig_efd = -1;                /* the thread's eventfd; under reg_lock */
+static int sig_sfd = -1;                /* the thread's signalfd; under reg_lock */
 static pthread_t sig_thread;
 static bool sig_thread_on;              /* under reg_lock */
 static _Atomic int sig_stop;            /* tells the thread to exit */
@@ -129,34 +139,99 @@ static void proc_apply_mask(void)
     blocked = want;
 }
 
+/* Every proc applies the current mask, and a goroutine caller waits until
+ * all have: once ringo_signal_notify returns, no proc thread takes a signal
+ * that has a channel, so no handler interrupts the goroutines (and, under
+ * ThreadSanitizer, none is left pending on a proc asleep in
+ * io_uring_enter, a call it does not intercept).  The wait happens after
+ * reg_lock is released: a proc may be running a goroutine blocked on
+ * reg_lock, and it runs our task only once that goroutine is through.  A
+ * proc's task applies whatever mask is current when it runs, at least as
+ * new as the one its caller published. */
+struct mask_task {
+    struct rtask t;
+    struct close_wait *cw;
+};
+
 static void mask_task_run(struct rproc *p, struct rtask *t)
+{
+    (void)p;
+    proc_apply_mask();
+    close_wait_done(((struct mask_task *)t)->cw);
+}
+
+/* A goroutine: tasks on its stack, in rounds of up to MASK_BATCH procs,
+ * parked until each has run (the run cannot end meanwhile: the goroutine
+ * is live and counted in inflight).  No allocation, so nothing can fail. */
+#define MASK_BATCH 8
+
+static void procs_sync_mask_g(struct rproc *p, struct rg *g)
+{
+    proc_apply_mask();
+    struct mask_task tasks[MASK_BATCH];
+    unsigned i = 0;
+    while (i < rt.nprocs) {
+        unsigned n = 0;
+        struct rproc *targets[MASK_BATCH];
+        for (; i < rt.nprocs && n < MASK_BATCH; i++)
+            if (rt.procs[i] != p)
+                targets[n++] = rt.procs[i];
+        if (n == 0)
+            continue;
+        struct close_wait cw = { .g = g };
+        cw.token = park_prepare(g, W_IO, 0);
+        store_relaxed(&cw.pending, (int)n); /* published by proc_post_task's release */
+        owner_add(p->inflight, 1); /* waiting on other procs: not a deadlock */
+        for (unsigned k = 0; k < n; k++) {
+            tasks[k].t.run = mask_task_run;
+            tasks[k].t.discard = NULL;
+            tasks[k].cw = &cw;
+            proc_post_task(targets[k], &tasks[k].t);
+        }
+        park_commit(g, cw.token, 0);
+        owner_add(p->inflight, -1);
+    }
+}
+
+/* A plain thread does not wait: a goroutine may be holding its proc
+ * until the thread is done (pthread_join from a goroutine).  Each proc
+ * applies the mask at its next round; a task that cannot be allocated
+ * leaves that proc on its old mask until the next change (a signal it
+ * takes meanwhile runs the handler on its alternate stack). */
+static void mask_heap_task_run(struct rproc *p, struct rtask *t)
 {
     (void)p;
     free(t);
     proc_apply_mask();
 }
 
-static void mask_task_discard(struct rtask *t)
+static void mask_heap_task_discard(struct rtask *t)
 {
     free(t);
 }
 
-/* Have every proc apply the current mask (called under reg_lock). */
-static void procs_apply_mask(void)
+static void procs_post_mask(void)
 {
     for (unsigned i = 0; i < rt.nprocs; i++) {
-        struct rproc *q = rt.procs[i];
-        if (q == tls_proc) {
-            proc_apply_mask();
-            continue;
-        }
         struct rtask *t = seam_malloc(sizeof *t);
         if (!t)
-            continue; /* the handler runs on q's alternate stack meanwhile */
-        t->run = mask_task_run;
-        t->discard = mask_task_discard;
-        proc_post_task(q, t);
+            continue;
+        t->run = mask_heap_task_run;
+        t->discard = mask_heap_task_discard;
+        proc_post_task(rt.procs[i], t);
     }
+}
+
+/* Called after reg_lock is released, with `me` from run_enter. */
+static void procs_sync_mask(struct rproc *me)
+{
+    struct rg *g = me ? me->cur : NULL;
+    if (g)
+        procs_sync_mask_g(me, g);
+    else if (me)
+        proc_apply_mask(); /* a proc's own thread outside a goroutine: none today */
+    else
+        procs_post_mask();
 }
 
 /* Offer signal s to every channel registered for it (under reg_lock). */
@@ -171,28 +246,45 @@ static void *sig_thread_main(void *arg)
 {
     (void)arg;
     tls_runtime_thread = true; /* deliveries are not plain-thread calls */
-    uint64_t unblocked = 0;
+    /* Every signal stays blocked here (thread_start): this thread takes
+     * the registered ones from its signalfd, never through a handler. */
+    uint64_t in_sfd = 0;
     for (;;) {
-        /* The registered signals are unblocked here, and only those. */
         uint64_t want = load_acquire(&sig_watched_pub);
-        if (want != unblocked) {
+        if (want != in_sfd) {
             sigset_t set;
-            sigfillset(&set);
-            for (int s = 1; s < NSIGS; s++)
-                if (want & sigbit(s))
-                    sigdelset(&set, s);
-            pthread_sigmask(SIG_SETMASK, &set, NULL);
-            unblocked = want;
+            mask_of(want, &set);
+            /* Changes the mask of the descriptor thread_start made: no new
+             * descriptor, so this cannot fail for want of one. */
+            if (signalfd(sig_sfd, &set, SFD_NONBLOCK | SFD_CLOEXEC) >= 0)
+                in_sfd = want;
         }
-        uint64_t v;
-        ssize_t n = read(sig_efd, &v, sizeof v);
-        if (n < 0 && errno != EINTR)
+        struct pollfd pf[2] = { { .fd = sig_efd, .events = POLLIN },
+                                { .fd = sig_sfd, .events = POLLIN } };
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
             break;
+        }
         if (load_acquire(&sig_stop))
             break;
+        uint64_t got = 0;
+        if (pf[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t n = read(sig_efd, &v, sizeof v);
+            (void)n;
+        }
+        if (pf[1].revents & POLLIN) {
+            struct signalfd_siginfo si[8];
+            ssize_t n;
+            while ((n = read(sig_sfd, si, sizeof si)) > 0)
+                for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++)
+                    if (si[i].ssi_signo >= 1 && si[i].ssi_signo < NSIGS)
+                        got |= sigbit((int)si[i].ssi_signo);
+        }
         /* acquire: pairs with nothing stronger than the handler's write to
          * the eventfd, which the read above has seen */
-        uint64_t got = atomic_exchange_explicit(&pending, 0, memory_order_acquire);
+        got |= atomic_exchange_explicit(&pending, 0, memory_order_acquire);
         if (!got)
             continue;
         pthread_mutex_lock(&reg_lock);
@@ -204,8 +296,8 @@ static void *sig_thread_main(void *arg)
     return NULL;
 }
 
-/* Start the signal thread (under reg_lock), with every signal blocked
- * until it sets its own mask. */
+/* Start the signal thread (under reg_lock), with every signal blocked:
+ * it keeps them so and reads its signalfd. */
 static int thread_start(void)
 {
     if (sig_thread_on)
@@ -213,6 +305,13 @@ static int thread_start(void)
     if (sig_efd < 0) {
         sig_efd = seam_eventfd(0, EFD_CLOEXEC);
         if (sig_efd < 0)
+            return -errno;
+    }
+    if (sig_sfd < 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        sig_sfd = signalfd(-1, &none, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (sig_sfd < 0)
             return -errno;
     }
     store_relaxed(&sig_stop, 0);
@@ -309,10 +408,11 @@ int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
         r = watch(add);
         if (!r)
             reg->mask |= add;
-        procs_apply_mask();
         thread_poke();
     }
     pthread_mutex_unlock(&reg_lock);
+    if (!r)
+        procs_sync_mask(me);
     run_exit(me);
     return r;
 }
@@ -344,11 +444,11 @@ int ringo_signal_stop(ringo_chan *c)
             break;
         }
     }
-    if (!r) {
-        procs_apply_mask();
+    if (!r)
         thread_poke();
-    }
     pthread_mutex_unlock(&reg_lock);
+    if (!r)
+        procs_sync_mask(me);
     run_exit(me);
     return r;
 }
@@ -379,6 +479,10 @@ void signal_run_end(void)
     }
     store_relaxed(&pending, 0);
     /* Every handler of ours was uninstalled by the reg_drops above. */
+    if (sig_sfd >= 0) {
+        close(sig_sfd);
+        sig_sfd = -1;
+    }
     if (sig_efd >= 0) {
         close(sig_efd);
         sig_efd = -1;

@@ -3,7 +3,8 @@
  * ringo_signal_stop) and SIGPIPE while a run is in progress.
  *
  * Covered: a signal sent to the process arrives on every channel registered
- * for it; a full channel drops it instead of blocking the others; after
+ * for it, also when sent as soon as the registration is made; a full
+ * channel drops it instead of blocking the others; after
  * ringo_signal_stop the program's own disposition is back and the channel
  * gets nothing; a goroutine waiting for a signal is not reported as
  * deadlocked, and once the last channel is stopped a deadlock is reported
@@ -55,6 +56,32 @@ static void main_basic(void *arg)
 START_TEST(signals_arrive_on_every_channel)
 {
     RUN(main_basic, NULL, nprocs_param);
+}
+END_TEST
+
+/* A signal sent as soon as ringo_signal_notify returns reaches the channel,
+ * round after round, with the registration made and dropped each time: no
+ * proc, nor the thread waiting in ringo_run, takes it with a handler that
+ * may not run for a while (under ThreadSanitizer it would not run until
+ * that thread's next intercepted call). */
+static void main_rounds(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+        int sig = i % 2 ? SIGUSR1 : SIGUSR2, v = 0;
+        ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0);
+        ck_assert_int_eq(kill(getpid(), sig), 0);
+        ck_assert_int_eq(ringo_chan_recv(c, &v), 0);
+        ck_assert_int_eq(v, sig);
+        ck_assert_int_eq(ringo_signal_stop(c), 0);
+        ringo_chan_release(c);
+    }
+}
+
+START_TEST(signal_right_after_notify_arrives)
+{
+    RUN(main_rounds, NULL, nprocs_param);
 }
 END_TEST
 
@@ -248,6 +275,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("signal");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, signals_arrive_on_every_channel);
+    tcase_add_test(tc, signal_right_after_notify_arrives);
     tcase_add_test(tc, stop_restores_the_program_handler);
     tcase_add_test(tc, waiting_for_a_signal_is_not_a_deadlock);
     tcase_add_test(tc, deadlock_reported_again_after_stop);
