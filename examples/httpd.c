@@ -20,10 +20,11 @@
  * it stops accepting, closes the connections that wait between requests
  * (a read deadline in the past, set from the signal goroutine with
  * ringo_fd_deadline_set), lets the requests under way finish, answered
- * with "Connection: close", for up to GRACE_NS (-g), then ends what is
- * left the same way; ringo_run returns and it prints the requests served
- * and the runtime's counters (io_uring_enter calls per request).  Signals
- * arrive as channel values (ringo_signal_notify).
+ * with "Connection: close", for up to GRACE_NS (-g: a timed wait on a
+ * WaitGroup of the connections, ringo_waitgroup_wait_until), then ends
+ * what is left the same way; ringo_run returns and it prints the requests
+ * served and the runtime's counters (io_uring_enter calls per request).
+ * Signals arrive as channel values (ringo_signal_notify).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -96,14 +97,16 @@ static size_t put_response(char *out, bool keep, bool head_only)
 }
 
 /* Shutdown.  Every connection is in a list under reg_lock, marked busy
- * from the first byte of a request until its answer is written.  Shutdown
- * sets `draining`, closes the listeners, and ends the idle connections by
+ * from the first byte of a request until its answer is written, and
+ * counted in the WaitGroup `live` until it is closed.  Shutdown sets
+ * `draining`, closes the listeners, and ends the idle connections by
  * setting their read deadline in the past (under the lock); busy ones see
- * `draining` when they answer, say "Connection: close" and end.  The last
- * connection to end while draining sends on `drained`.  A request whose
- * first bytes arrive as its idle connection is ended is lost, as with any
- * server that closes idle keep-alive connections; a request the server
- * has begun to read is answered.
+ * `draining` when they answer, say "Connection: close" and end.  Shutdown
+ * waits for `live` up to the grace period, then ends the rest the same
+ * way and waits for them.  A request whose first bytes arrive as its idle
+ * connection is ended is lost, as with any server that closes idle
+ * keep-alive connections; a request the server has begun to read is
+ * answered.
  *
  * The request path takes no lock.  A connection that becomes busy stores
  * `busy` and then loads `draining`; shutdown stores `draining` and then,
@@ -118,9 +121,13 @@ struct conn_rec {
 };
 static ringo_mutex reg_lock;
 static struct conn_rec *conns;          /* under reg_lock */
-static int nconns;                      /* under reg_lock */
 static atomic_bool draining;
-static ringo_chan *drained;             /* cap 1: the last connection ended while draining */
+/* Connections accepted and not yet closed: added to before ringo_go, done
+ * by the connection when it has closed its fd.  An accept that completes
+ * as shutdown begins may add after the wait has started; harmless: the
+ * wait counts it (it ends at once, see conn_register) or has returned
+ * already, and ringo_run still waits for its goroutine. */
+static ringo_waitgroup live;
 static int listeners[MAX_PROCS];
 static int nlisteners;
 
@@ -132,7 +139,6 @@ static void conn_register(struct conn_rec *c)
     if (conns)
         conns->prev = c;
     conns = c;
-    nconns++;
     bool late = atomic_load(&draining);
     ringo_mutex_unlock(&reg_lock);
     if (late) /* accepted as the listeners closed: idle, so ended at once */
@@ -148,12 +154,7 @@ static void conn_unregister(struct conn_rec *c)
         conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    bool last = --nconns == 0 && atomic_load(&draining);
     ringo_mutex_unlock(&reg_lock);
-    if (last) {
-        int one = 1;
-        ringo_chan_try_send(drained, &one);
-    }
 }
 
 /* A request has begun (true) or been answered (false); see "Shutdown". */
@@ -238,6 +239,7 @@ static void conn(void *arg)
 done:
     conn_unregister(&rec);
     ringo_close(fd);
+    ringo_waitgroup_done(&live);
 }
 
 static void accept_loop(void *arg)
@@ -256,8 +258,11 @@ static void accept_loop(void *arg)
                 fprintf(stderr, "httpd: accept: %s\n", strerror(-fd));
             continue;
         }
-        if (ringo_go(conn, (void *)(intptr_t)fd) < 0)
+        ringo_waitgroup_add(&live, 1);
+        if (ringo_go(conn, (void *)(intptr_t)fd) < 0) {
             ringo_close(fd);
+            ringo_waitgroup_done(&live);
+        }
     }
 }
 
@@ -282,24 +287,16 @@ static void signals(void *arg)
     if (ringo_chan_recv(sigc, &sig) != 0)
         return;
     ringo_signal_stop(sigc); /* a second ^C kills, as usual */
-    ringo_mutex_lock(&reg_lock);
+    ringo_mutex_lock(&reg_lock); /* a connection registering sees it, or is in the list */
     atomic_store(&draining, true);
-    bool none = nconns == 0;
     ringo_mutex_unlock(&reg_lock);
     for (int i = 0; i < nlisteners; i++)
         ringo_close(listeners[i]); /* the accept loops end (-EBADF) */
     end_conns(false);
-    if (!none) {
-        struct ringo_case cases[2] = {
-            { .chan = drained, .op = RINGO_RECV },
-            { .chan = ringo_after(grace_ns), .op = RINGO_RECV },
-        };
-        if (ringo_select(cases, 2, 0) == 1) {
-            fprintf(stderr, "httpd: grace period over, ending the connections left\n");
-            end_conns(true);
-            ringo_chan_recv(drained, NULL);
-        }
-        ringo_chan_release(cases[1].chan);
+    if (ringo_waitgroup_wait_until(&live, ringo_now() + grace_ns) == -ETIMEDOUT) {
+        fprintf(stderr, "httpd: grace period over, ending the connections left\n");
+        end_conns(true);
+        ringo_waitgroup_wait(&live);
     }
     struct ringo_stats st;
     ringo_stats(&st);
@@ -330,10 +327,9 @@ static void signals(void *arg)
 static void start(void *arg)
 {
     (void)arg;
-    drained = ringo_chan_make(sizeof(int), 1);
     ringo_chan *sigc = ringo_chan_make(sizeof(int), 1);
     int sigs[] = { SIGINT, SIGTERM };
-    if (!drained || !sigc || ringo_signal_notify(sigc, sigs, 2) < 0) {
+    if (!sigc || ringo_signal_notify(sigc, sigs, 2) < 0) {
         fprintf(stderr, "httpd: cannot set up the signals\n");
         _exit(1);
     }

@@ -225,7 +225,8 @@ RINGO_API ssize_t ringo_send_all(int fd, const void *buf, size_t n, int flags);
 /*
  * Sync: Go's sync.Mutex, RWMutex, WaitGroup, Once and Cond, on 32-bit futex
  * words.  Usable from goroutines (which park) and plain threads (which block
- * in futex(2)) at once.  They ignore deadlines and cancellation, as in Go.
+ * in futex(2)) at once.  They ignore deadlines and cancellation, as in Go,
+ * except the timed ringo_waitgroup_wait_until.
  * Each type is caller-allocated opaque storage of fixed size (part of the
  * ABI); zero, or the RINGO_*_INIT macro, is the ready state.  An object must
  * not be moved or copied after first use.
@@ -254,6 +255,10 @@ RINGO_API void ringo_rwmutex_unlock(ringo_rwmutex *m);
 RINGO_API void ringo_waitgroup_add(ringo_waitgroup *wg, int delta);  /* fatal error if the counter goes negative */
 RINGO_API void ringo_waitgroup_done(ringo_waitgroup *wg);
 RINGO_API void ringo_waitgroup_wait(ringo_waitgroup *wg);
+/* 0 once the counter is zero; -ETIMEDOUT once `when` (ringo_now's clock,
+ * RINGO_NEVER: no limit) or the goroutine's deadline has passed;
+ * -ECANCELED if the goroutine is cancelled */
+RINGO_API int ringo_waitgroup_wait_until(ringo_waitgroup *wg, int64_t when);
 
 RINGO_API void ringo_once_do(ringo_once *o, void (*fn)(void *), void *arg);
 

@@ -57,6 +57,50 @@
  * above zero for good, which only disables a check that their presence
  * (note_foreign) has disabled anyway.
  *
+ * Timed waits (futex_wait_until, for ringo_waitgroup_wait_until).  Besides
+ * a wake, the wait ends at a time, and for a goroutine at its deadline and
+ * on ringo_cancel, whichever comes first; futex_wait itself stays as above.
+ *   - IORING_OP_FUTEX_WAIT: as I/O does (io.c, io_wait): the park is not
+ *     interruptible, g->io_op is the wait's rop, and the timer at the
+ *     earlier of the two times (op_deadline_fire, sched.c) or a cancel
+ *     (cancel_interrupt, sched.c; the load of cancel_id after
+ *     park_prepare, as in io_wait) submits an IORING_OP_ASYNC_CANCEL for
+ *     it; the wait's own CQE, -ECANCELED or a wake's 0, ends it.  The
+ *     kernel's futex hash bucket lock decides between a wake and the
+ *     cancel: a waiter the wake counted was not cancelled, and the reverse.
+ *     Such a wait is counted in p->futex_waits only until a cancel is
+ *     issued for it (ring_cancel_op): from then on its CQE is coming by
+ *     itself (with DEFER_TASKRUN, only in its proc's next enter), so its
+ *     proc must not look idle to the deadlock check meanwhile.
+ *   - The wait table: the park is interruptible, so the goroutine's timer
+ *     (g_timer_fire) or cancel_interrupt may end it with -ETIMEDOUT or
+ *     -ECANCELED; the record must then leave the bucket, and the goroutine
+ *     be readied exactly once.  Wakers claim under the bucket lock:
+ *
+ *        goroutine w (table_wait_until)      waker k            timer/cancel t
+ *        ------------------------------      -------            --------------
+ *        lock; enqueue rec; unlock
+ *        park (interruptible)                lock b             (w's proc)
+ *                                            claim(w) ---- one CAS wins ---- claim(w)
+ *                                            won: dequeue rec,  won: ready(w,
+ *                                              unlock, ready(w,0)   -ETIMEDOUT/
+ *                                            lost: leave rec,       -ECANCELED)
+ *                                              unlock
+ *        resumes with r
+ *        r != 0: lock b, unlink rec, unlock
+ *
+ *     One claim wins, so w is readied once.  A record is in the bucket
+ *     until whoever won has finished with it: a waker that wins dequeues
+ *     it under the lock and reads it before ready(); when t wins, the
+ *     record stays queued (wakers leave records they cannot claim) until w
+ *     itself unlinks it under the lock before its frame goes, so no waker
+ *     ever reads a dead record.  r == 0 only comes from a waker's ready().
+ *     A waker does not count a record it could not claim, so a wake is not
+ *     spent on a waiter that is leaving anyway.  The lost-wake-up argument
+ *     above ((A)/(B)) is unchanged.
+ *   - A plain thread: FUTEX_WAIT_BITSET with an absolute CLOCK_MONOTONIC
+ *     timeout (ringo_now's clock), no deadline, no cancellation.
+ *
  * Fallback.  Each ring is probed once (io_uring_get_probe_ring) on its
  * first futex wait; -EINVAL or -EOPNOTSUPP from the first wait also counts
  * as "not supported".  RINGO_NO_IO_URING_FUTEX=1 forces the wait table,
@@ -87,6 +131,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ringo.h"
@@ -115,13 +160,33 @@ static long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val)
     return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
 }
 
+/* A plain thread's timed wait: 0 (woken, or spuriously) or -ETIMEDOUT. */
+static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
+{
+    fetch_add_relaxed(&futex_counts.thread, 1);
+    if (when == RINGO_NEVER) {
+        sys_futex(addr, FUTEX_WAIT_PRIVATE, val);
+        return 0;
+    }
+    if (now_ns() >= when)
+        return -ETIMEDOUT;
+    /* FUTEX_WAIT_BITSET takes an absolute time, on CLOCK_MONOTONIC without
+     * FUTEX_CLOCK_REALTIME: no drift over spurious returns.  when > now > 0. */
+    struct timespec ts = { .tv_sec = when / 1000000000, .tv_nsec = when % 1000000000 };
+    long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, val, &ts, NULL,
+                     FUTEX_BITSET_MATCH_ANY);
+    return r < 0 && errno == ETIMEDOUT ? -ETIMEDOUT : 0; /* EAGAIN, EINTR: re-check */
+}
+
 /* ---------------------------------------------------------------------- */
 /* The wait table (fallback for kernels without io_uring futex ops).
  *
  * Waiter records live on the parked goroutine's stack, queued FIFO in the
  * bucket of their address; a bucket holds the waiters of every address that
  * hashes to it, as in Go's semtable.  A record stays valid until the waker
- * readies its goroutine, so the waker reads it before ready().
+ * readies its goroutine, so the waker reads it before ready(); a timed
+ * waiter that a timer or a cancel readied unlinks its record itself
+ * ("Timed waits" at the top).
  *
  * TABLE_SIZE: 251 buckets, a prime as in Go's semTabSize; collisions only
  * cost a longer walk under a lock held for a few instructions. */
@@ -180,6 +245,51 @@ static void table_wait(struct rg *g, _Atomic uint32_t *addr, uint32_t val, int r
     fetch_sub_relaxed(&table_waiters, 1); /* relaxed: only ever an overestimate */
 }
 
+/* A timed wait (see "Timed waits" at the top): park interruptibly until
+ * a waker's claim (0), the goroutine's timer at `until` (-ETIMEDOUT) or a
+ * cancel (-ECANCELED).  until is at most g->deadline. */
+static int table_wait_until(struct rg *g, _Atomic uint32_t *addr, uint32_t val, int reason,
+                            int64_t until)
+{
+    struct bucket *b = bucket_of(addr);
+    struct waiter w = { .next = NULL, .addr = addr, .g = g };
+    pthread_mutex_lock(&b->lock);
+    fetch_add_relaxed(&table_waiters, 1);
+    smp_mb(); /* (A), as in table_wait */
+    if (load_relaxed(addr) != val) {
+        pthread_mutex_unlock(&b->lock);
+        fetch_sub_relaxed(&table_waiters, 1); /* relaxed: only ever an overestimate */
+        return 0;
+    }
+    w.token = park_prepare(g, reason, PARK_INTERRUPTIBLE);
+    g->wake_at = until; /* park_prepare set the deadline; until is that or earlier */
+    store_relaxed(&g->wait_obj, (const void *)addr); /* for ringo_dump */
+    if (b->tail)
+        b->tail->next = &w;
+    else
+        b->head = &w;
+    b->tail = &w;
+    pthread_mutex_unlock(&b->lock);
+    fetch_add_relaxed(&futex_counts.table, 1);
+    int r = park_commit(g, w.token, PARK_INTERRUPTIBLE);
+    if (r != 0) {
+        /* The timer or a cancel won the claim: no waker took the record,
+         * which is still queued; out with it before the frame goes. */
+        pthread_mutex_lock(&b->lock);
+        struct waiter **link = &b->head, *prev = NULL;
+        while (*link != &w) {
+            prev = *link;
+            link = &prev->next;
+        }
+        *link = w.next;
+        if (b->tail == &w)
+            b->tail = prev;
+        pthread_mutex_unlock(&b->lock);
+    }
+    fetch_sub_relaxed(&table_waiters, 1); /* relaxed: only ever an overestimate */
+    return r;
+}
+
 /* Ready up to n goroutines waiting on addr; returns how many. */
 static int table_wake(_Atomic uint32_t *addr, int n)
 {
@@ -190,7 +300,11 @@ static int table_wake(_Atomic uint32_t *addr, int n)
     struct waiter **link = &b->head, *prev = NULL;
     while (*link && got < n) {
         struct waiter *w = *link;
-        if (w->addr == addr) {
+        /* Claimed under the lock: a timed waiter whose timer or cancel won
+         * stays queued until it unlinks itself ("Timed waits"); only a
+         * claimed record leaves with us.  An untimed park is not
+         * interruptible, so there the claim always wins. */
+        if (w->addr == addr && claim(w->g, w->token)) {
             *link = w->next;
             if (b->tail == w)
                 b->tail = prev;
@@ -207,13 +321,20 @@ static int table_wake(_Atomic uint32_t *addr, int n)
     while (first) {
         struct waiter *w = first;
         first = w->next;        /* before ready(): the record dies with the wait */
-        struct rg *g = w->g;
-        /* The park is not interruptible and only a waker that dequeued the
-         * record claims it, so the claim always wins. */
-        if (claim(g, w->token))
-            ready(g, 0);
+        ready(w->g, 0);         /* claimed above */
     }
     return got;
+}
+
+unsigned futex_table_queued(_Atomic uint32_t *addr)
+{
+    struct bucket *b = bucket_of(addr);
+    unsigned n = 0;
+    pthread_mutex_lock(&b->lock);
+    for (struct waiter *w = b->head; w; w = w->next)
+        n += w->addr == addr;
+    pthread_mutex_unlock(&b->lock);
+    return n;
 }
 
 void futex_run_end(void)
@@ -251,16 +372,21 @@ static bool uring_futex(struct rproc *p)
     return p->futex_uring > 0;
 }
 
-static void uring_wait(struct rproc *p, struct rg *g, _Atomic uint32_t *addr,
-                       uint32_t val, int reason)
+static void uring_prep(struct io_uring_sqe *sqe, _Atomic uint32_t *addr, uint32_t val)
 {
-    struct io_uring_sqe *sqe = ring_sqe(p);
     /* The SQE of io_uring_prep_futex_wait (liburing 2.5): fd carries the
      * futex2 flags, addr the word, off/addr2 the expected value, addr3 the
      * bitset mask; the op-flags field (futex_flags) and len must be 0. */
     io_uring_prep_rw(IORING_OP_FUTEX_WAIT, sqe, FUTEX2_SIZE_U32 | FUTEX2_PRIVATE,
                      (const void *)addr, 0, val);
     sqe->addr3 = FUTEX_BITSET_MATCH_ANY;
+}
+
+static void uring_wait(struct rproc *p, struct rg *g, _Atomic uint32_t *addr,
+                       uint32_t val, int reason)
+{
+    struct io_uring_sqe *sqe = ring_sqe(p);
+    uring_prep(sqe, addr, val);
     owner_add(p->futex_waits, 1);
     fetch_add_relaxed(&futex_counts.uring, 1);
     int res = ring_wait_op_on(p, g, sqe, reason, (const void *)addr);
@@ -274,6 +400,68 @@ static void uring_wait(struct rproc *p, struct rg *g, _Atomic uint32_t *addr,
     } else if (p->futex_uring == FU_PROBED && (res == -EINVAL || res == -EOPNOTSUPP)) {
         p->futex_uring = FU_NO; /* the caller loops and waits in the table */
     }
+}
+
+/* A timed IORING_OP_FUTEX_WAIT (see "Timed waits" at the top): 0 (woken,
+ * or spuriously), -ETIMEDOUT once `until` has passed, -ECANCELED.  until is
+ * at most g->deadline. */
+static int uring_wait_until(struct rproc *p, struct rg *g, _Atomic uint32_t *addr,
+                            uint32_t val, int reason, int64_t until)
+{
+    struct io_uring_sqe *sqe = ring_sqe(p);
+    uring_prep(sqe, addr, val);
+    struct rop op = { .g = g, .res = 0, .futex_wait = true };
+    op.token = park_prepare(g, reason, 0);
+    store_relaxed(&g->wait_obj, (const void *)addr); /* for ringo_dump, relaxed as in park_prepare */
+    io_uring_sqe_set_data(sqe, &op);
+    owner_add(p->inflight, 1);
+    owner_add(p->futex_waits, 1);
+    fetch_add_relaxed(&futex_counts.uring, 1);
+    g->io_op = &op;
+    g->wake_at = until; /* park_commit arms op_deadline_fire there */
+    /* The load half of the cancel handshake, as in io_wait (io.c): a
+     * ringo_cancel that found us not yet parked asked for nothing. */
+    if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id))
+        ring_cancel_op(p, &op);
+    park_commit(g, op.token, 0);
+    g->io_op = NULL;
+    if (op.futex_wait)
+        owner_add(p->futex_waits, -1); /* no cancel was issued for it */
+    int res = op.res;
+    if (res == 0) {
+        fetch_sub_acq_rel(&rt.futex_transit, 1); /* as in uring_wait */
+        p->futex_uring = FU_OK;
+        return 0;
+    }
+    if (res == -ECANCELED) {
+        if (g_cancelled(g))
+            return -ECANCELED; /* cancellation wins */
+        if (until != RINGO_NEVER && now_ns() >= until)
+            return -ETIMEDOUT;
+        return 0;
+    }
+    if (p->futex_uring == FU_PROBED && (res == -EINVAL || res == -EOPNOTSUPP))
+        p->futex_uring = FU_NO;
+    return 0; /* -EAGAIN: the word had changed */
+}
+
+int futex_wait_until(_Atomic uint32_t *addr, uint32_t val, int reason, int64_t when)
+{
+    struct rproc *p = tls_proc;
+    struct rg *g = p ? p->cur : NULL;
+    if (!g) {
+        note_foreign();
+        return thread_wait_until(addr, val, when);
+    }
+    int r = block_check(g);
+    if (r)
+        return r;
+    int64_t until = when < g->deadline ? when : g->deadline;
+    if (until != RINGO_NEVER && now_ns() >= until)
+        return -ETIMEDOUT;
+    if (uring_futex(p))
+        return uring_wait_until(p, g, addr, val, reason, until);
+    return table_wait_until(g, addr, val, reason, until);
 }
 
 void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason)

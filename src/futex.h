@@ -15,6 +15,13 @@
  * enum wait_reason a dump shows for a parked goroutine. */
 void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason);
 
+/* As futex_wait, but the wait also ends once `when` (ringo_now's clock;
+ * RINGO_NEVER: no limit) has passed and, for a goroutine, at its deadline
+ * and on ringo_cancel.  Returns 0 (woken, or spuriously: re-check),
+ * -ETIMEDOUT (when or the deadline has passed, also on entry) or
+ * -ECANCELED (the goroutine is cancelled; wins over -ETIMEDOUT). */
+int futex_wait_until(_Atomic uint32_t *addr, uint32_t val, int reason, int64_t when);
+
 /* Wake up to n waiters on addr (INT32_MAX: all), goroutines and threads.
  * The caller has already changed *addr (the store the waiters re-check). */
 void futex_wake(_Atomic uint32_t *addr, int n);
@@ -23,6 +30,10 @@ void futex_wake(_Atomic uint32_t *addr, int n);
  * records of goroutines that a deadlock left parked (their stacks are
  * gone). */
 void futex_run_end(void);
+
+/* Records queued in the wait table for addr, for the tests: a wait that
+ * has ended, however it ended, has left none. */
+unsigned futex_table_queued(_Atomic uint32_t *addr);
 
 /* Waits that went each way, for the tests; relaxed counters. */
 struct futex_counts {

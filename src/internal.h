@@ -32,6 +32,7 @@
 #include "ringo.h"
 
 struct rproc;
+struct rop;
 struct sudog;
 
 /* Fault seams of the io_uring setup calls (the others are in fault.h). */
@@ -128,7 +129,7 @@ struct rg {
 
     /* -- line 2: the wait in progress -- */
     struct rtimer timer;        /* owner proc's heap */
-    void *io_op;                /* the struct rop of an I/O wait that deadline and cancel end (io_wait); owner */
+    struct rop *io_op;          /* the operation that deadline and cancel end (io_wait, a timed futex wait); owner */
     _Atomic(const void *) wait_obj; /* what it waits on, for dumps: a channel or a futex word; like wait_fd */
     struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
     unsigned nsudogs;
@@ -142,6 +143,8 @@ struct rop {
     struct rg *g;
     uint64_t token;
     int32_t res;
+    bool futex_wait; /* a timed IORING_OP_FUTEX_WAIT still counted in p->futex_waits
+                      * (futex.c "Timed waits"); owner proc only */
 };
 
 /* Reserved user_data values; every other value is a struct rop *. */
@@ -455,7 +458,7 @@ void ring_reserve(struct rproc *p, unsigned n);
 int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason);
 int  ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
                      const void *obj);
-void ring_cancel_op(struct rproc *p, void *op);
+void ring_cancel_op(struct rproc *p, struct rop *op);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
 /* On valgrind (ring.c "Valgrind"): what vg_io_done needs of an I/O
  * operation, taken by vg_io_start before it is submitted:

@@ -352,9 +352,18 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
  * result if it completed first) is what ends the wait.  A cancel that
  * finds nothing (-ENOENT, -EALREADY) is harmless: it is issued before any
  * later operation of the same goroutine (the SQ is consumed in order), so
- * it cannot hit one that reuses the address. */
-void ring_cancel_op(struct rproc *p, void *op)
+ * it cannot hit one that reuses the address.  p is op's proc (every caller
+ * runs there).
+ *
+ * A timed futex wait stops counting as a futex wait here: its CQE is now on
+ * its way without anybody's wake, so its proc must not look idle until it
+ * is reaped (futex.c "Timed waits"). */
+void ring_cancel_op(struct rproc *p, struct rop *op)
 {
+    if (op->futex_wait) {
+        op->futex_wait = false;
+        owner_add(p->futex_waits, -1);
+    }
     struct io_uring_sqe *c = ring_sqe(p);
     io_uring_prep_cancel(c, op, 0);
     io_uring_sqe_set_data64(c, UD_IGNORE);

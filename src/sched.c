@@ -516,9 +516,11 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
     p->runq_len++;
 }
 
-/* The deadline of an I/O operation in flight (io_wait, io.c): the wait is not interruptible, since the kernel still holds the
- * caller's buffer, so the timer does not end it; it asks the kernel to
- * cancel the operation, whose CQE then ends the wait (io.c, step 4).  So an
+/* The deadline of an I/O operation in flight (io_wait, io.c; a timed
+ * IORING_OP_FUTEX_WAIT is ended the same way, futex.c "Timed waits"): the
+ * wait is not interruptible, since the kernel still holds the caller's
+ * buffer, so the timer does not end it; it asks the kernel to cancel the
+ * operation, whose CQE then ends the wait (io.c, step 4).  So an
  * operation with a deadline costs one SQE, like one without, and a deadline
  * that never fires costs a heap insert and removal in user space.
  *
@@ -994,7 +996,7 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
         if (claim(g, park >> 2))
             ready(g, -ECANCELED);
     } else if (g->io_op) {
-        ring_cancel_op(p, g->io_op); /* an I/O wait (io_wait); sync waits have none */
+        ring_cancel_op(p, g->io_op); /* io_wait, or a timed futex wait; other sync waits have none */
     }
 }
 

@@ -7,7 +7,9 @@
  * proc runs others) or block a thread in futex(2); every such wait may end
  * spuriously, so each wait below sits in a loop that re-reads its word.
  * None of these calls looks at the goroutine's deadline or cancellation:
- * as in Go, a sync wait ends only when the object allows it.
+ * as in Go, a sync wait ends only when the object allows it.  The one
+ * exception is the timed ringo_waitgroup_wait_until (futex_wait_until),
+ * the wait Go programs build from a channel and a select.
  *
  * Invariants.
  *   - Zero is the ready state of every object (Go's zero values), so the
@@ -412,6 +414,38 @@ void ringo_waitgroup_wait(ringo_waitgroup *pub)
     while ((c = load_seqcst(&wg->count)) != 0)
         futex_wait(&wg->count, c, W_WAITGROUP);
     fetch_sub_relaxed(&wg->waiters, 1);         /* relaxed: late means only an extra wake */
+}
+
+/* The same handshake as ringo_waitgroup_wait; the wait may also end at
+ * `when`, the goroutine's deadline or its cancellation (futex.c "Timed
+ * waits").  A goroutine checks the last two on entry, as every blocking
+ * call does, even if the counter is zero; past that, a counter seen at
+ * zero wins over `when`, and over the others when the wait ends for them
+ * just as the last Done comes. */
+int ringo_waitgroup_wait_until(ringo_waitgroup *pub, int64_t when)
+{
+    struct waitgroup *wg = (struct waitgroup *)pub;
+    note_caller();
+    struct rg *g = self_g();
+    if (g) {
+        int r = block_check(g);
+        if (r)
+            return r;
+    }
+    /* acquire: as in ringo_waitgroup_wait */
+    if (load_acquire(&wg->count) == 0)
+        return 0;
+    fetch_add_seqcst(&wg->waiters, 1);          /* (A) */
+    uint32_t c;
+    int r = 0;
+    while ((c = load_seqcst(&wg->count)) != 0 &&
+           (r = futex_wait_until(&wg->count, c, W_WAITGROUP, when)) == 0)
+        ;
+    fetch_sub_relaxed(&wg->waiters, 1);         /* relaxed: as in ringo_waitgroup_wait */
+    /* acquire: a zero read here also makes the Dones visible */
+    if (r != 0 && load_acquire(&wg->count) == 0)
+        r = 0;
+    return r;
 }
 
 /* ---------------------------------------------------------------------- */

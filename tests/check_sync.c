@@ -4,6 +4,9 @@
  * threads, zero and INIT objects, starvation mode, deadlock reports, and
  * the fatal misuse messages.
  *
+ * Timed WaitGroup waits: every way one ends (the counter, `when`, the
+ * goroutine's deadline, a cancel), many at once, from a plain thread.
+ *
  * Both futex paths: `make check` runs this program twice, the second time
  * with RINGO_NO_IO_URING_FUTEX=1 (tests/check_sync_fallback.sh), and
  * futex_paths checks that each run went the way it says.
@@ -321,6 +324,428 @@ START_TEST(waitgroup_waited_from_plain_thread)
 {
     RUN(main_wg_thread, NULL, nprocs_param);
     ck_assert_int_eq(work_sum, 999L * 1000 / 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* WaitGroup: timed waits (ringo_waitgroup_wait_until).  What each wait
+ * returns is decided by an ordering the test sets up (a Done before or
+ * after, a deadline or `when` already passed, a cancel), never by how long
+ * something took: a `when` meant not to be reached is an hour away. */
+
+#define FAR_NS (3600 * 1000 * MS)
+
+/* The counter word of a wait group (the first one, sync.c), whose waiters
+ * the wait table queues. */
+static _Atomic uint32_t *wg_word(ringo_waitgroup *w)
+{
+    return (_Atomic uint32_t *)(void *)w;
+}
+
+static uint64_t futex_parks(void)
+{
+    return atomic_load(&futex_counts.uring) + atomic_load(&futex_counts.table) +
+           atomic_load(&futex_counts.thread);
+}
+
+/* A wait that has ended, however, left nothing in the wait table. */
+static void assert_table_empty(ringo_waitgroup *w)
+{
+    ck_assert_uint_eq(futex_table_queued(wg_word(w)), 0);
+}
+
+static atomic_int until_value;
+
+static void done_after_sleep(void *arg)
+{
+    ringo_sleep(2 * MS); /* the waiter has most likely parked by now; either order must work */
+    atomic_store(&until_value, 42);
+    ringo_waitgroup_done(arg);
+}
+
+static void main_until_zero_first(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&until_value, 0);
+        ringo_waitgroup_add(&w, 1);
+        ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, done_after_sleep, &w), 0);
+        int64_t when = round == 0 ? ringo_now() + FAR_NS : RINGO_NEVER;
+        ck_assert_int_eq(ringo_waitgroup_wait_until(&w, when), 0);
+        /* Done happens before the wait returns 0. */
+        ck_assert_int_eq(atomic_load(&until_value), 42);
+    }
+    assert_table_empty(&w);
+}
+
+START_TEST(waitgroup_until_zero_before_when)
+{
+    RUN(main_until_zero_first, NULL, nprocs_param);
+}
+END_TEST
+
+static atomic_int plain_wait_returned;
+
+static void plain_waiter(void *arg)
+{
+    ringo_waitgroup **wgs = arg;
+    ringo_waitgroup_wait(wgs[0]);
+    atomic_store(&plain_wait_returned, 1);
+    ringo_waitgroup_done(wgs[1]);
+}
+
+static void main_until_when_passes(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT, back = RINGO_WAITGROUP_INIT;
+    atomic_store(&plain_wait_returned, 0);
+    ringo_waitgroup_add(&w, 1);
+
+    /* A `when` already past: -ETIMEDOUT at once, without waiting. */
+    uint64_t before = futex_parks();
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&w, ringo_now() - 1), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&w, 0), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&w, INT64_MIN), -ETIMEDOUT);
+    ck_assert_uint_eq(futex_parks(), before);
+
+    /* A `when` that passes while the counter stays at 1. */
+    for (int i = 0; i < 3; i++) {
+        int64_t when = ringo_now() + (1 + i) * MS;
+        ck_assert_int_eq(ringo_waitgroup_wait_until(&w, when), -ETIMEDOUT);
+        ck_assert_int_ge(ringo_now(), when);
+        assert_table_empty(&w);
+    }
+    ck_assert_uint_gt(futex_parks(), before); /* those did wait */
+
+    /* The wait group still works: a later Done releases a plain wait. */
+    ringo_waitgroup *wgs[2] = { &w, &back };
+    ringo_waitgroup_add(&back, 1);
+    ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, plain_waiter, wgs), 0);
+    ringo_sleep(2 * MS); /* most likely parked by now; either order must work */
+    ck_assert_int_eq(atomic_load(&plain_wait_returned), 0);
+    ringo_waitgroup_done(&w);
+    ringo_waitgroup_wait(&back);
+    ck_assert_int_eq(atomic_load(&plain_wait_returned), 1);
+    assert_table_empty(&w);
+}
+
+START_TEST(waitgroup_until_when_passes)
+{
+    RUN(main_until_when_passes, NULL, nprocs_param);
+}
+END_TEST
+
+static atomic_int until_result;
+
+/* The goroutine's deadline comes first; `when` is never or far. */
+static void deadline_waiter(void *arg)
+{
+    ringo_waitgroup *w = arg;
+    int64_t d = ringo_now() + 3 * MS;
+    ringo_deadline_set(d);
+    int r1 = ringo_waitgroup_wait_until(w, RINGO_NEVER);
+    ck_assert_int_ge(ringo_now(), d);
+    int r2 = ringo_waitgroup_wait_until(w, ringo_now() + FAR_NS); /* passed: at once */
+    d = ringo_now() + 3 * MS;
+    ringo_deadline_set(d);
+    int r3 = ringo_waitgroup_wait_until(w, ringo_now() + FAR_NS);
+    ck_assert_int_ge(ringo_now(), d);
+    ringo_deadline_set(RINGO_NEVER);
+    atomic_store(&until_result, r1 == -ETIMEDOUT && r2 == -ETIMEDOUT && r3 == -ETIMEDOUT ? 1 : -1);
+    if (r1 != -ETIMEDOUT || r2 != -ETIMEDOUT || r3 != -ETIMEDOUT)
+        fprintf(stderr, "deadline_waiter: %d %d %d\n", r1, r2, r3);
+}
+
+static void main_until_deadline(void *arg)
+{
+    (void)arg;
+    static ringo_waitgroup w;
+    memset(&w, 0, sizeof w);
+    atomic_store(&until_result, 0);
+    ringo_waitgroup_add(&w, 1);
+    deadline_waiter(&w); /* the main goroutine itself */
+    ck_assert_int_eq(atomic_load(&until_result), 1);
+    /* And a goroutine on the other proc, when there are two. */
+    atomic_store(&until_result, 0);
+    ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, deadline_waiter, &w), 0);
+    while (atomic_load(&until_result) == 0)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(atomic_load(&until_result), 1);
+    assert_table_empty(&w);
+    ringo_waitgroup_done(&w);
+}
+
+START_TEST(waitgroup_until_goroutine_deadline)
+{
+    RUN(main_until_deadline, NULL, nprocs_param);
+}
+END_TEST
+
+struct cancel_case {
+    ringo_waitgroup *w;
+    ringo_waitgroup *back;
+    ringo_chan *ready;      /* the victim says it is about to wait */
+    int64_t when;
+    int result;
+};
+
+static void cancel_victim(void *arg)
+{
+    struct cancel_case *cc = arg;
+    int one = 1;
+    ringo_chan_send(cc->ready, &one);
+    cc->result = ringo_waitgroup_wait_until(cc->w, cc->when);
+    ringo_waitgroup_done(cc->back);
+}
+
+/* Cancelled first; then with both its deadline and `when` past, the wait
+ * still reports the cancel. */
+static void cancel_wins_victim(void *arg)
+{
+    struct cancel_case *cc = arg;
+    ringo_chan_recv(cc->ready, NULL); /* ends with -ECANCELED: the cancel has come */
+    ringo_deadline_set(ringo_now() - 1);
+    cc->result = ringo_waitgroup_wait_until(cc->w, 0);
+    ringo_waitgroup_done(cc->back);
+}
+
+static void main_until_cancel(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT, back = RINGO_WAITGROUP_INIT;
+    ringo_chan *ready = ringo_chan_make(sizeof(int), 0);
+    ck_assert_ptr_nonnull(ready);
+    ringo_waitgroup_add(&w, 1);
+    int64_t whens[2] = { RINGO_NEVER, ringo_now() + FAR_NS };
+    for (int i = 0; i < 2; i++) {
+        struct cancel_case cc = { .w = &w, .back = &back, .ready = ready, .when = whens[i],
+                                  .result = 1 };
+        ringo_waitgroup_add(&back, 1);
+        int64_t id = ringo_go_on(ringo_nprocs() - 1, cancel_victim, &cc);
+        ck_assert_int_gt(id, 0);
+        ck_assert_int_eq(ringo_chan_recv(ready, NULL), 0);
+        ringo_sleep(2 * MS); /* most likely parked by now; either order must work */
+        ck_assert_int_eq(ringo_cancel(id), 0);
+        ringo_waitgroup_wait(&back);
+        ck_assert_int_eq(cc.result, -ECANCELED);
+        assert_table_empty(&w);
+    }
+    struct cancel_case cc = { .w = &w, .back = &back, .ready = ready, .result = 1 };
+    ringo_waitgroup_add(&back, 1);
+    int64_t id = ringo_go_on(ringo_nprocs() - 1, cancel_wins_victim, &cc);
+    ck_assert_int_gt(id, 0);
+    ck_assert_int_eq(ringo_cancel(id), 0);
+    ringo_waitgroup_wait(&back);
+    ck_assert_int_eq(cc.result, -ECANCELED);
+    ringo_waitgroup_done(&w);
+    ringo_chan_release(ready);
+}
+
+START_TEST(waitgroup_until_cancel)
+{
+    RUN(main_until_cancel, NULL, nprocs_param);
+}
+END_TEST
+
+/* A counter at zero: 0 whatever `when`; but a goroutine's passed deadline
+ * and its cancellation are checked on entry, as by every blocking call. */
+static atomic_int zero_first;
+
+static void zero_waiter(void *arg)
+{
+    ringo_waitgroup *w = arg;
+    ringo_deadline_set(ringo_now() - 1);
+    int r1 = ringo_waitgroup_wait_until(w, RINGO_NEVER);
+    ringo_deadline_set(RINGO_NEVER);
+    atomic_store(&zero_first, r1 == -ETIMEDOUT ? 1 : -1);
+    ringo_chan_recv(NULL, NULL); /* blocks until the cancel */
+    int r2 = ringo_waitgroup_wait_until(w, RINGO_NEVER);
+    atomic_store(&until_result, r2 == -ECANCELED ? 1 : -1);
+}
+
+static void main_until_counter_zero(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    uint64_t before = futex_parks();
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&w, ringo_now() - 1), 0);
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&w, INT64_MIN), 0);
+    ringo_waitgroup_add(&w, 3);
+    ringo_waitgroup_add(&w, -3);
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&w, 0), 0);
+    ck_assert_uint_eq(futex_parks(), before);
+    atomic_store(&until_result, 0);
+    atomic_store(&zero_first, 0);
+    int64_t id = ringo_go_on(ringo_nprocs() - 1, zero_waiter, &w);
+    ck_assert_int_gt(id, 0);
+    while (atomic_load(&zero_first) == 0)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(atomic_load(&zero_first), 1);
+    ck_assert_int_eq(ringo_cancel(id), 0);
+    while (atomic_load(&until_result) == 0)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(atomic_load(&until_result), 1);
+}
+
+START_TEST(waitgroup_until_counter_zero)
+{
+    RUN(main_until_counter_zero, NULL, nprocs_param);
+}
+END_TEST
+
+/* Many waiters with different `when`s on one wait group: those with a
+ * near one time out (and the others wait on beside them), then a second
+ * wave queues behind, then the last Done releases everybody left. */
+#define MW_FIRST 24
+#define MW_SECOND 8
+
+static ringo_waitgroup mw, mw_timed_out, mw_back;
+static atomic_int mw_timeouts, mw_zeros, mw_others;
+
+static void multi_waiter(void *arg)
+{
+    int64_t when = *(int64_t *)arg;
+    int r = ringo_waitgroup_wait_until(&mw, when);
+    if (r == -ETIMEDOUT) {
+        atomic_fetch_add(&mw_timeouts, 1);
+        ringo_waitgroup_done(&mw_timed_out);
+    } else if (r == 0) {
+        atomic_fetch_add(&mw_zeros, 1);
+    } else {
+        atomic_fetch_add(&mw_others, 1);
+    }
+    ringo_waitgroup_done(&mw_back);
+}
+
+static void main_until_many(void *arg)
+{
+    (void)arg;
+    static int64_t whens[MW_FIRST + MW_SECOND];
+    memset(&mw, 0, sizeof mw);
+    memset(&mw_timed_out, 0, sizeof mw_timed_out);
+    memset(&mw_back, 0, sizeof mw_back);
+    atomic_store(&mw_timeouts, 0);
+    atomic_store(&mw_zeros, 0);
+    atomic_store(&mw_others, 0);
+    ringo_waitgroup_add(&mw, 1);
+    ringo_waitgroup_add(&mw_back, MW_FIRST + MW_SECOND);
+    int timed = 0;
+    int64_t now = ringo_now();
+    for (int i = 0; i < MW_FIRST; i++) {
+        if (i % 2) {
+            whens[i] = now + (1 + i % 5) * MS; /* these time out */
+            timed++;
+        } else {
+            whens[i] = i % 4 ? now + FAR_NS : RINGO_NEVER;
+        }
+    }
+    ringo_waitgroup_add(&mw_timed_out, timed);
+    for (int i = 0; i < MW_FIRST; i++)
+        ck_assert_int_gt(ringo_go_on(i % ringo_nprocs(), multi_waiter, &whens[i]), 0);
+    ringo_waitgroup_wait(&mw_timed_out); /* every near `when` has passed */
+    ck_assert_int_eq(atomic_load(&mw_timeouts), timed);
+    ck_assert_int_eq(atomic_load(&mw_zeros), 0);
+    for (int i = MW_FIRST; i < MW_FIRST + MW_SECOND; i++) {
+        whens[i] = i % 2 ? ringo_now() + FAR_NS : RINGO_NEVER;
+        ck_assert_int_gt(ringo_go_on(i % ringo_nprocs(), multi_waiter, &whens[i]), 0);
+    }
+    ringo_sleep(2 * MS); /* most likely all parked by now; either order must work */
+    ringo_waitgroup_done(&mw);
+    ringo_waitgroup_wait(&mw_back);
+    ck_assert_int_eq(atomic_load(&mw_timeouts), timed);
+    ck_assert_int_eq(atomic_load(&mw_zeros), MW_FIRST + MW_SECOND - timed);
+    ck_assert_int_eq(atomic_load(&mw_others), 0);
+    assert_table_empty(&mw);
+}
+
+START_TEST(waitgroup_until_many_waiters)
+{
+    RUN(main_until_many, NULL, nprocs_param);
+}
+END_TEST
+
+/* A plain thread's timed wait during a run: it blocks in futex(2). */
+static ringo_waitgroup tw, tw_timed_out;
+static int tw_results[4];
+
+static void *timed_wait_thread(void *arg)
+{
+    (void)arg;
+    tw_results[0] = ringo_waitgroup_wait_until(&tw, ringo_now() - 1);
+    int64_t when = ringo_now() + 3 * MS;
+    tw_results[1] = ringo_waitgroup_wait_until(&tw, when);
+    if (ringo_now() < when)
+        tw_results[1] = 1; /* returned early */
+    ringo_waitgroup_done(&tw_timed_out);
+    tw_results[2] = ringo_waitgroup_wait_until(&tw, ringo_now() + FAR_NS);
+    tw_results[3] = ringo_waitgroup_wait_until(&tw, 0);
+    return NULL;
+}
+
+static void main_until_thread(void *arg)
+{
+    (void)arg;
+    memset(&tw, 0, sizeof tw);
+    memset(&tw_timed_out, 0, sizeof tw_timed_out);
+    memset(tw_results, 0x55, sizeof tw_results);
+    ringo_waitgroup_add(&tw, 1);
+    ringo_waitgroup_add(&tw_timed_out, 1);
+    uint64_t before = atomic_load(&futex_counts.thread);
+    pthread_t t;
+    ck_assert_int_eq(test_thread_create(&t, timed_wait_thread, NULL), 0);
+    ringo_waitgroup_wait(&tw_timed_out);
+    ringo_sleep(2 * MS); /* most likely blocked again by now; either order must work */
+    ringo_waitgroup_done(&tw);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(tw_results[0], -ETIMEDOUT);
+    ck_assert_int_eq(tw_results[1], -ETIMEDOUT);
+    ck_assert_int_eq(tw_results[2], 0);
+    ck_assert_int_eq(tw_results[3], 0);
+    ck_assert_uint_gt(atomic_load(&futex_counts.thread), before);
+}
+
+START_TEST(waitgroup_until_plain_thread)
+{
+    RUN(main_until_thread, NULL, nprocs_param);
+    /* And outside any run. */
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    ringo_waitgroup_add(&w, 1);
+    int64_t when = ringo_now() + 2 * MS;
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&w, when), -ETIMEDOUT);
+    ck_assert_int_ge(ringo_now(), when);
+    ringo_waitgroup_done(&w);
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&w, 0), 0);
+}
+END_TEST
+
+/* A timed wait that nobody can end (no `when`, no deadline) is a deadlock
+ * like an untimed one, also after timed waits that ended: their futex
+ * waits are accounted for both ways (futex.c "Timed waits"). */
+static void main_until_deadlock(void *arg)
+{
+    (void)arg;
+    static ringo_waitgroup w;
+    ringo_waitgroup_add(&w, 1);
+    for (int i = 0; i < 3; i++)
+        if (ringo_waitgroup_wait_until(&w, ringo_now() + 1 * MS) != -ETIMEDOUT)
+            _exit(3);
+    ringo_waitgroup_wait_until(&w, RINGO_NEVER);
+    _exit(4);
+}
+
+static void child_until_deadlock(void)
+{
+    struct ringo_config cfg = { .procs = nprocs_param };
+    _exit(ringo_run(main_until_deadlock, NULL, &cfg) == -EDEADLK ? 0 : 1);
+}
+
+START_TEST(waitgroup_until_deadlock_is_reported)
+{
+    char buf[8192];
+    int st = run_captured(child_until_deadlock, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "[waitgroup]") != NULL, "stderr: %s", buf);
 }
 END_TEST
 
@@ -992,6 +1417,14 @@ static Suite *suite(void)
     tcase_add_test(tc, zero_and_init_objects);
     tcase_add_test(tc, waitgroup_100k_goroutines);
     tcase_add_test(tc, waitgroup_waited_from_plain_thread);
+    tcase_add_test(tc, waitgroup_until_zero_before_when);
+    tcase_add_test(tc, waitgroup_until_when_passes);
+    tcase_add_test(tc, waitgroup_until_goroutine_deadline);
+    tcase_add_test(tc, waitgroup_until_cancel);
+    tcase_add_test(tc, waitgroup_until_counter_zero);
+    tcase_add_test(tc, waitgroup_until_many_waiters);
+    tcase_add_test(tc, waitgroup_until_plain_thread);
+    tcase_add_test(tc, waitgroup_until_deadlock_is_reported);
     tcase_add_test(tc, once_runs_once_and_others_wait);
     tcase_add_test(tc, cond_producer_consumer_signal);
     tcase_add_test(tc, cond_producer_consumer_broadcast);

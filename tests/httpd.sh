@@ -2,7 +2,7 @@
 # examples/httpd against real clients: curl (keep-alive, HEAD, 431 for an
 # oversized head, 400 for a malformed request), raw requests written with
 # bash's /dev/tcp (pipelining, garbage), and graceful shutdown on SIGTERM
-# with requests in flight.  Loopback only; skipped (77) when
+# with requests in flight, within the grace period and past it.  Loopback only; skipped (77) when
 # curl or bash is missing.
 build="${top_builddir:-.}"
 httpd="$build/examples/httpd"
@@ -124,4 +124,38 @@ if bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port" 2>/dev/null; then
 else
     echo "ok: shutdown: no longer accepting"
 fi
+
+# The grace period runs out (-g 1).  Connection A sends a whole request and
+# the start of a second in one write; once the first answer is back, the
+# server has read the second's start, so A is busy.  After SIGTERM the
+# server waits for A up to the grace period, which A's unfinished request
+# outlasts; then it says so, ends A (EOF, no second answer), and exits 0
+# with its counters.
+start_httpd -i 600 -g 1
+out=$(bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/'"$port"' || exit 1
+    printf "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n" >&3
+    while IFS= read -r -t 60 line <&3; do [ "$line" = $'"'"'\r'"'"' ] && break; done
+    read -r -t 60 -N 14 body <&3
+    echo "A first: $body"
+    kill -TERM '"$pid"'
+    rest=$(timeout 60 cat <&3) && echo "A closed after $(printf "%s" "$rest" | grep -c "^HTTP/1.1") more answers"
+' 2>&1)
+printf '%s\n' "$out"
+check "grace over: A's first request answered" "A first: Hello, World!" "$(printf '%s\n' "$out" | grep '^A first')"
+check "grace over: A ended, unfinished request not answered" "A closed after 0 more answers" \
+    "$(printf '%s\n' "$out" | grep '^A closed')"
+i=0
+while [ $i -lt 600 ] && kill -0 "$pid" 2>/dev/null; do # a server that does not end fails, not hangs
+    sleep 0.1
+    i=$((i + 1))
+done
+kill -0 "$pid" 2>/dev/null && { echo "FAIL: grace over: httpd still running"; kill -KILL "$pid"; }
+wait "$pid"
+status=$?
+pid=
+check "grace over: exit status" "0" "$status"
+grep -q 'grace period over' "$log" || { echo "FAIL: no grace period message"; cat "$log"; fail=1; }
+grep -q 'requests; io_uring_enter' "$log" || { echo "FAIL: no counters after the grace period"; cat "$log"; fail=1; }
+grep 'requests;' "$log"
 exit $fail
