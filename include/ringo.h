@@ -64,6 +64,8 @@ struct ringo_config {
     unsigned procs;        /* scheduler threads, one ring each; 0 = CPUs in the affinity mask */
     size_t   stack_size;   /* per goroutine; 0 = default (64 KiB) */
     unsigned ring_entries; /* SQ size per ring; 0 = default (256) */
+    int64_t  watchdog_ns;  /* report a goroutine that runs this long without
+                              yielding; 0 = RINGO_WATCHDOG_MS, else off */
     /* more fields may follow; zero always means "default" */
 };
 
@@ -280,6 +282,7 @@ struct ringo_stats {
     uint64_t spin_ns;         /* time idle procs spent spinning for work before sleeping, ns */
     uint64_t spins;           /* such spins; spins_found: those that found work handed over */
     uint64_t spins_found;
+    uint64_t watchdog_reports; /* goroutines reported for running too long without yielding */
     /* more may follow */
 };
 

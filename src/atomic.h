@@ -16,6 +16,8 @@
  *                                  (sleep/wake, park/cancel) where a later
  *                                  load must not be satisfied before an
  *                                  earlier store is visible (StoreLoad).
+ *   signal_fence()                 order as seen by a signal handler on
+ *                                  the same thread (the watchdog's)
  */
 #ifndef RINGO_ATOMIC_H
 #define RINGO_ATOMIC_H
@@ -61,6 +63,11 @@
 
 /* Full barrier: orders every earlier load/store before every later one. */
 #define smp_mb() atomic_thread_fence(memory_order_seq_cst)
+
+/* Compiler barrier for a signal handler on this same thread: keeps the
+ * program order of the accesses around it as the handler sees them, with
+ * no instruction (other threads get no ordering from it). */
+#define signal_fence() atomic_signal_fence(memory_order_seq_cst)
 
 /* A pause hint for spin loops. */
 static inline void cpu_relax(void)

@@ -211,6 +211,20 @@ void fdclose_run_end(void);                        /* teardown: frees the marks 
  * fd, before its own cancel and the close (io.c). */
 extern void (*close_seam)(int fd);
 
+/* What the watchdog's monitor saw of a proc when it asks the proc thread
+ * for a report (watchdog.c "The report").  The monitor writes tick,
+ * switches and ms relaxed, then asked with release; the proc thread's
+ * signal handler takes asked with an acquire exchange and then reads the
+ * others.  gone: the proc thread has left its loop, no signal may be sent
+ * to it any more; under the watchdog's lock. */
+struct wd_ask {
+    _Atomic int asked;
+    _Atomic unsigned tick;
+    _Atomic uint64_t switches;
+    _Atomic int64_t ms;
+    bool gone;
+};
+
 struct rproc {
     int idx;
     pthread_t thread;
@@ -258,7 +272,10 @@ struct rproc {
      * (check_close waits for a goroutine's SQE to reach the kernel). */
     _Atomic uint32_t unsubmitted;
     struct acceptor *acceptors; /* multishot accept state per listening fd (accept.c); owner */
-    unsigned tick;              /* schedule counter, for periodic polls; owner */
+    /* Scheduling points (next_runnable), for the periodic polls; owner
+     * writes relaxed (one writer: a load and a store), and the watchdog's
+     * monitor reads it relaxed (watchdog.c). */
+    _Atomic unsigned tick;
     int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
     unsigned spin_probe;        /* sleeps since the budget fell to 0; owner */
 
@@ -273,6 +290,7 @@ struct rproc {
     void *altstack;             /* SIGSEGV alternate stack */
     struct proc_stats st;       /* owner writes relaxed; ringo_stats sums them */
     struct fd_ops fdops;        /* I/O operations in flight per fd (fdops.c) */
+    struct wd_ask wd;           /* the watchdog's request to this proc (watchdog.c) */
 };
 
 /* Runtime-wide state for the run in progress (runtime.c). */
@@ -295,6 +313,13 @@ struct runtime {
     unsigned ring_entries;
     _Atomic int64_t offload_jobs; /* ringo_offload jobs not yet completed on their proc (offload.c); acq_rel */
     _Atomic int multishot_accept; /* 1: ringo_accept may use multishot (accept.c); relaxed, see there */
+    /* The watchdog (watchdog.c): its period (0: off) and signal (0: none),
+     * set by the ringo_run caller before the procs start and cleared after
+     * they are joined; and its reports, counted by the proc threads'
+     * handlers (relaxed fetch_add: a count, summed by ringo_stats). */
+    int64_t watchdog_ns;
+    int watchdog_sig;
+    _Atomic uint64_t watchdog_reports;
 };
 
 extern struct runtime rt;
@@ -548,6 +573,19 @@ static inline bool fdl_maybe_closed(uint32_t then, uint32_t now)
 {
     return !(now & FDL_PRESENT) || ((then ^ now) & ~(FDL_SETS | FDL_PRESENT));
 }
+
+/* watchdog.c: the period a run asks for (cfg, else RINGO_WATCHDOG_MS;
+ * -EINVAL for a bad cfg->watchdog_ns); the signal and its handler, before
+ * the procs start; each proc thread's part at its start and at the end of
+ * its loop; the monitor thread, once every proc thread exists; and the
+ * end, once every proc thread has been joined (also after a failed
+ * start). */
+int  watchdog_period(const struct ringo_config *cfg, int64_t *ns);
+int  watchdog_setup(int64_t ns);
+void watchdog_proc_start(struct rproc *p);
+void watchdog_proc_exit(struct rproc *p);
+int  watchdog_start(void);
+void watchdog_end(void);
 
 /* runtime.c */
 void rt_goroutine_done(void);

@@ -344,6 +344,7 @@ static void *proc_thread(void *arg)
     }
     stack_t ss = { .ss_sp = p->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
     sigaltstack(&ss, NULL);
+    watchdog_proc_start(p);
 #ifdef RINGO_SWITCH_UCONTEXT
     p->g0.uc = &p->g0_uc;
 #endif
@@ -364,6 +365,7 @@ static void *proc_thread(void *arg)
 
     if (go > 0)
         proc_main(p);
+    watchdog_proc_exit(p);
 
     if (p->ring_ok)
         acc_proc_fini(p);
@@ -403,6 +405,7 @@ static void collect_totals(void)
         t.spins += load_relaxed(&s->spins);
         t.spins_found += load_relaxed(&s->spins_found);
     }
+    t.watchdog_reports = load_relaxed(&rt.watchdog_reports);
     t.spawned += load_relaxed(&rt.foreign_spawned);
     int64_t live = load_relaxed(&rt.live) & ~LIVE_STOPPED;
     t.goroutines = live > 0 ? (uint64_t)live : 0;
@@ -424,6 +427,19 @@ static void collect_totals(void)
  */
 #define STATS_SIZE_0_1 (offsetof(struct ringo_stats, cross_wakes) + sizeof(uint64_t))
 #define CONFIG_SIZE_0_1 (offsetof(struct ringo_config, ring_entries) + sizeof(unsigned))
+
+/* A field appended after ring_entries starts past the tail padding of the
+ * structure that ended there (sizeof, as programs compiled against it
+ * pass): those bytes may be uninitialised in such a program, and must not
+ * be read as a setting. */
+struct config_ends_at_ring_entries {
+    unsigned procs;
+    size_t stack_size;
+    unsigned ring_entries;
+};
+_Static_assert(offsetof(struct ringo_config, watchdog_ns) >=
+               sizeof(struct config_ends_at_ring_entries),
+               "watchdog_ns must not lie in the tail padding of the older structure");
 
 int ringo_stats_sized(struct ringo_stats *out, size_t size)
 {
@@ -567,8 +583,14 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     unsigned entries = cfg && cfg->ring_entries ? cfg->ring_entries : 256;
     if (entries > 32768)
         entries = 32768;
+    int64_t watchdog_ns;
+    int r = watchdog_period(cfg, &watchdog_ns);
+    if (r) {
+        store_release(&run_busy, 0);
+        return r;
+    }
 
-    int r = fiber_init(cfg ? cfg->stack_size : 0);
+    r = fiber_init(cfg ? cfg->stack_size : 0);
     if (r) {
         store_release(&run_busy, 0);
         return r;
@@ -628,6 +650,10 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         }
     }
     memset(&last_totals, 0, sizeof last_totals);
+    /* Before the proc threads start: each unblocks the watchdog's signal. */
+    r = watchdog_setup(watchdog_ns);
+    if (r)
+        goto fail_procs;
 
     signal_run_start();
     segv_install();
@@ -644,7 +670,9 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     pthread_mutex_lock(&start_lock);
     while (start_ready < started)
         pthread_cond_wait(&start_cond, &start_lock);
-    if (started < nprocs || start_err) {
+    if (started == nprocs && !start_err)
+        r = watchdog_start(); /* every proc thread exists, none runs a goroutine yet */
+    if (started < nprocs || start_err || r) {
         if (!r)
             r = start_err;
         start_go = -1;
@@ -656,7 +684,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
             setup_report(start_err);
         segv_restore();
         signal_run_end();
-        goto fail_procs;
+        goto fail_procs; /* which ends the watchdog */
     }
     pthread_mutex_unlock(&start_lock);
 
@@ -686,6 +714,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     pthread_sigmask(SIG_BLOCK, &async, &saved_mask);
     for (unsigned i = 0; i < nprocs; i++)
         pthread_join(rt.procs[i]->thread, NULL);
+    watchdog_end(); /* before the procs it watches are freed */
     /* Unblocked while the runtime's handlers are still installed: one that
      * came meanwhile is taken here by sig_handler, not by the program's
      * disposition (which could be a default action that ends the process). */
@@ -724,6 +753,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     return r;
 
 fail_procs:
+    watchdog_end(); /* if set up (it may have failed, or never run) */
     free_procs(nprocs);
 fail_early:
     gtable_fini();

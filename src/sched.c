@@ -672,10 +672,16 @@ static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dyin
             return; /* already in the scheduler loop */
         to = NULL;
     }
+    /* Counted before p->cur changes: the watchdog's handler, which may
+     * interrupt this thread anywhere, takes an unchanged count for proof
+     * that p->cur is still the goroutine whose stretch it was asked about
+     * (watchdog.c).  The signal fence keeps the compiler from sinking the
+     * count below the store; it costs no instruction. */
+    stat_add(p->st.switches, 1);
+    signal_fence();
     p->cur = to;
     if (to)
         store_relaxed(&to->state, G_RUNNING);
-    stat_add(p->st.switches, 1);
     struct fiber_ctx *fc = from ? &from->ctx : &p->g0;
     struct fiber_ctx *tc = to ? &to->ctx : &p->g0;
 #ifdef RINGO_ASAN
@@ -767,7 +773,13 @@ static inline bool any_hungry(struct rproc *p)
 
 static inline struct rg *next_runnable(struct rproc *p)
 {
-    if (++p->tick % POLL_EVERY == 0) {
+    /* A scheduling point, counted for the periodic polls and for the
+     * watchdog, which takes a tick that stands still for a goroutine that
+     * has not yielded (watchdog.c).  relaxed: one writer, this proc; the
+     * monitor needs only an untorn value. */
+    unsigned tick = load_relaxed(&p->tick) + 1;
+    store_relaxed(&p->tick, tick);
+    if (tick % POLL_EVERY == 0) {
         poll_cheap(p);
         if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             ring_poll(p, false, 0);

@@ -385,6 +385,12 @@ int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
     struct rproc *me;
     if (!run_enter(&me))
         return -EINVAL; /* no run in progress */
+    /* The watchdog's signal (watchdog.c "Which signal"): set before the
+     * procs started, stable for the run that run_enter pins. */
+    if (rt.watchdog_sig && (bits & sigbit(rt.watchdog_sig))) {
+        run_exit(me);
+        return -EINVAL;
+    }
     pthread_mutex_lock(&reg_lock);
     int r = thread_start();
     struct sig_reg *reg = NULL;
