@@ -5,7 +5,7 @@
  *
  * Acceptors.  Each proc keeps an acceptor per (listening fd, accept4
  * flags) it has been asked to accept on: the multishot request armed on
- * the proc's ring (user_data = the acceptor | UD_ACCEPT), a FIFO of
+ * the proc's ring (user_data = the acceptor's record, acc->rec), a FIFO of
  * accepted descriptors nobody has taken yet, and a FIFO of goroutines of
  * that proc parked in ringo_accept on it.  Everything in an acceptor is
  * touched by its proc's thread only, so no locks; goroutines never change
@@ -80,6 +80,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -102,6 +103,7 @@ struct acc_waiter {
 struct close_wait;
 
 struct acceptor {
+    struct ring_rec rec;        /* user_data of its requests: acc_cqe; first, see acc_of */
     struct acceptor *next;      /* p->acceptors */
     int fd, flags;
     bool armed;                 /* a multishot request is in the kernel: its last CQE is to come */
@@ -115,6 +117,13 @@ struct acceptor {
     unsigned nwait;
     struct close_wait *closer;  /* set while a close waits for the last CQE */
 };
+
+static void acc_cqe(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t cflags);
+
+static inline struct acceptor *acc_of(struct ring_rec *rec)
+{
+    return (struct acceptor *)((char *)rec - offsetof(struct acceptor, rec));
+}
 
 /* A ringo_close waiting for acceptors on several procs. */
 /* Marks: fds that may have acceptors, for ringo_close's cheap check. */
@@ -198,6 +207,7 @@ static struct acceptor *acc_find(struct rproc *p, int fd, int flags)
         free(a);
         return NULL;
     }
+    a->rec.done = acc_cqe;
     a->qcap = ACC_QUEUE_MAX;
     a->fd = fd;
     a->flags = flags;
@@ -284,7 +294,7 @@ static void acc_arm(struct rproc *p, struct acceptor *acc)
 {
     struct io_uring_sqe *sqe = ring_sqe(p);
     io_uring_prep_multishot_accept(sqe, acc->fd, NULL, NULL, acc->flags);
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT);
+    io_uring_sqe_set_data(sqe, &acc->rec);
     acc->armed = true;
     acc->cancelled = false;
     acc->produced = false;
@@ -295,10 +305,10 @@ static void acc_arm(struct rproc *p, struct acceptor *acc)
  * the caller returns. */
 static void acc_cancel(struct rproc *p, struct acceptor *acc, bool now)
 {
-    acc_hold(acc); /* ring_sqe may reap, and a reap may end the request */
+    acc_hold(acc);
     struct io_uring_sqe *sqe = ring_sqe(p);
     if (acc->armed && !acc->cancelled) {
-        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT, 0);
+        io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&acc->rec, 0);
         acc->cancelled = true;
     } else {
         io_uring_prep_nop(sqe);
@@ -320,10 +330,10 @@ static void acc_close_finished(struct rproc *p, struct acceptor *acc)
     close_wait_done(cw);
 }
 
-/* A CQE of an acceptor's request (ring.c dispatch). */
-void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags)
+/* A CQE of an acceptor's request (the handler of acc->rec). */
+static void acc_cqe(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t cflags)
 {
-    struct acceptor *acc = (struct acceptor *)(uintptr_t)(ud & ~UD_ACCEPT);
+    struct acceptor *acc = acc_of(rec);
     bool more = (cflags & IORING_CQE_F_MORE) != 0;
     if (acc->closed) {
         if (res >= 0)
@@ -480,13 +490,13 @@ static void acc_close_local(struct rproc *p, int fd, struct close_wait *cw)
             owner_add(p->inflight, 1); /* a close waits on it: keep reaping, not idle */
             if (!acc->cancelled) {
                 struct io_uring_sqe *sqe = ring_sqe(p);
-                io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT, 0);
+                io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&acc->rec, 0);
                 io_uring_sqe_set_data64(sqe, UD_IGNORE);
                 acc->cancelled = true;
             }
             flush = true;
         }
-        next = acc->next; /* ring_sqe may have reaped: acc is held, re-read its link */
+        next = acc->next; /* acc is held: read its link before the put frees it */
         acc_put(p, acc);
     }
     if (flush)
@@ -615,7 +625,7 @@ void acc_proc_fini(struct rproc *p)
                 sqe = io_uring_get_sqe(&p->ring);
             }
             if (sqe) {
-                io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)acc | UD_ACCEPT, 0);
+                io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&acc->rec, 0);
                 io_uring_sqe_set_data64(sqe, UD_IGNORE);
                 acc->cancelled = true;
             }
@@ -628,14 +638,13 @@ void acc_proc_fini(struct rproc *p)
     int64_t until = now_ns() + 2000000000LL;
     while (armed && now_ns() < until) {
         struct __kernel_timespec ts = { 0, 50000000 };
-        struct io_uring_cqe *cqe;
+        struct io_uring_cqe *cqe, c;
         io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, &ts, NULL);
-        while (io_uring_peek_cqe(&p->ring, &cqe) == 0) {
-            struct io_uring_cqe c = *cqe;
-            io_uring_cqe_seen(&p->ring, cqe);
-            if (c.user_data < UD_WAKE_SENT + UD_WAKE_SENT_MAX || !(c.user_data & UD_ACCEPT))
+        while (ring_next_cqe(p, &c)) {
+            struct ring_rec *rec = (struct ring_rec *)(uintptr_t)c.user_data;
+            if (!rec || rec->done != acc_cqe)
                 continue;
-            struct acceptor *acc = (struct acceptor *)(uintptr_t)(c.user_data & ~UD_ACCEPT);
+            struct acceptor *acc = acc_of(rec);
             if (c.res >= 0)
                 close(c.res);
             if (!(c.flags & IORING_CQE_F_MORE) && acc->armed) {

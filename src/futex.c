@@ -410,7 +410,7 @@ static int uring_wait_until(struct rproc *p, struct rg *g, _Atomic uint32_t *add
 {
     struct io_uring_sqe *sqe = ring_sqe(p);
     uring_prep(sqe, addr, val);
-    struct rop op = { .g = g, .res = 0, .futex_wait = true };
+    struct rop op = { .rec.done = rop_done, .g = g, .res = 0, .futex_wait = true };
     op.token = park_prepare(g, reason, 0);
     store_relaxed(&g->wait_obj, (const void *)addr); /* for ringo_dump, relaxed as in park_prepare */
     io_uring_sqe_set_data(sqe, &op);

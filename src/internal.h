@@ -138,24 +138,30 @@ _Static_assert(sizeof(struct rg) <= 192, "struct rg is at most three cache lines
 _Static_assert(offsetof(struct rg, cancel_id) < 64, "hand-off fields share line 0");
 
 
-/* An io_uring operation a goroutine waits on; lives on its stack. */
+/* What an SQE's user_data names: a record that says what its completion
+ * means.  The ring dispatches every CQE through the record's own handler
+ * and knows nothing of accept, wakes or goroutines; user_data 0
+ * (UD_IGNORE) is the one value that names no record (a cancel request, a
+ * NOP: nobody waits for their CQEs).  A record lives until the last CQE of
+ * its operation: on the waiting goroutine's stack (struct rop), in an
+ * acceptor, or in a proc. */
+struct ring_rec;
+typedef void ring_done_fn(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags);
+struct ring_rec {
+    ring_done_fn *done;
+};
+#define UD_IGNORE 0ull
+
+/* An operation a goroutine waits on; lives on its stack.  Its handler is
+ * rop_done (ring.c): the result goes to op->res and g is readied. */
 struct rop {
+    struct ring_rec rec;
     struct rg *g;
     uint64_t token;
     int32_t res;
     bool futex_wait; /* a timed IORING_OP_FUTEX_WAIT still counted in p->futex_waits
                       * (futex.c "Timed waits"); owner proc only */
 };
-
-/* Reserved user_data values; every other value is a struct rop *. */
-#define UD_IGNORE 0ull   /* completions nobody waits for (cancel requests, MSG_RING sender side) */
-#define UD_WAKE   1ull   /* a cross-proc wake posted by IORING_OP_MSG_RING */
-#define UD_EVENTFD 2ull  /* the proc's eventfd became readable */
-#define UD_WAKE_SENT 16ull          /* + target proc index: our MSG_RING to that proc */
-#define UD_WAKE_SENT_MAX 4096ull    /* procs at most; user_data below 4112 is never a pointer */
-/* Above those: a struct rop * (8-aligned), or an acceptor | UD_ACCEPT
- * (accept.c). */
-#define UD_ACCEPT 1ull
 
 /* Work handed to a proc by another thread (cancel requests, remote timers). */
 struct rtask {
@@ -233,6 +239,15 @@ struct rproc {
     int ring_fd;                /* for MSG_RING from other procs; read-only after setup */
     int efd;                    /* eventfd other threads write to wake us; read-only after setup */
     uint64_t efd_buf;
+    /* The records of the proc's own requests (ring.c): its eventfd poll;
+     * the CQE a MSG_RING wake posts here; and, at a sender, the CQE of a
+     * MSG_RING sent to this proc.  Read-only after setup. */
+    struct ring_rec efd_rec, wake_rec, wake_sent_rec;
+    /* CQEs taken off the CQ while an SQE was being prepared (the CQ was
+     * full and the kernel refused a submit), dispatched by the next reap:
+     * preparing an SQE never runs a completion.  Owner. */
+    struct io_uring_cqe *cq_defer;
+    unsigned cq_defer_head, cq_defer_n, cq_defer_cap; /* next to dispatch, held, room */
 
     struct fiber_ctx g0;        /* the proc thread's own context (scheduler loop) */
 #ifdef RINGO_SWITCH_UCONTEXT
@@ -484,6 +499,11 @@ int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int r
 int  ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
                      const void *obj);
 void ring_cancel_op(struct rproc *p, struct rop *op);
+void rop_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags);
+/* The next completion of p's ring, deferred ones first; false if none.
+ * For reap, and for the end of a run (accept.c), which reads what is
+ * left without dispatching it. */
+bool ring_next_cqe(struct rproc *p, struct io_uring_cqe *out);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
 /* On valgrind (ring.c "Valgrind"): what vg_io_done needs of an I/O
  * operation, taken by vg_io_start before it is submitted:
@@ -518,7 +538,6 @@ extern _Atomic uint64_t acc_marks[ACC_MARK_FDS / 64];
 extern _Atomic int acc_mark_big;
 int  acc_accept(struct rproc *p, struct rg *g, int fd, int flags);
 bool acc_has(struct rproc *p, int fd, int flags); /* p has an acceptor for (fd, flags) */
-void acc_cqe(struct rproc *p, uint64_t ud, int res, unsigned cflags);
 void acc_release_fd(int fd);
 void acc_proc_fini(struct rproc *p);
 void acc_proc_idle(struct rproc *p);

@@ -165,7 +165,7 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
     /* Counted for ringo_close and fd deadlines (fdops.c).  openat's fd is
      * a directory. */
     _Atomic uint32_t *busy = fd >= 0 && sqe->opcode != IORING_OP_OPENAT ? fdops_inc(p, fd) : NULL;
-    struct rop op = { .g = g, .res = 0 };
+    struct rop op = { .rec.done = rop_done, .g = g, .res = 0 };
     /* park_prepare's barrier is (A) of two handshakes: the cancel one (the
      * load of cancel_id below) and the fd deadline one (fdl_get in
      * io_deadline, fddeadline.c), both against stores made before it. */

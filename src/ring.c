@@ -3,13 +3,22 @@
  * the round's single io_uring_enter, completion dispatch, and cross-proc
  * wake messages.
  *
- * Every SQE a goroutine waits on carries a struct rop * as user_data (on the
- * goroutine's stack, alive until its completion arrives, because the
- * goroutine stays parked until then); a few small values are reserved
- * (UD_*, internal.h), and a multishot accept's user_data is its acceptor
- * with the low bit set (UD_ACCEPT, accept.c: it outlives any one waiter).
- * p->inflight counts the SQEs with a waiting goroutine;
- * it is what deadlock detection asks ("is any I/O in flight?").
+ * Every SQE's user_data is a struct ring_rec * (internal.h), or 0 for a
+ * request nobody waits for.  The record carries the completion's handler,
+ * so dispatch is one indirect call and this file knows nothing of what
+ * the operations are: a goroutine's struct rop (on its stack, alive until
+ * its completion arrives, because the goroutine stays parked until then),
+ * an acceptor's multishot request (accept.c), the proc's eventfd poll and
+ * its wake messages (records in struct rproc).  p->inflight counts the
+ * SQEs with a waiting goroutine; it is what deadlock detection asks ("is
+ * any I/O in flight?").
+ *
+ * Preparing an SQE never runs a completion.  When the SQ is full,
+ * ring_sqe submits; if the kernel refuses because completions are
+ * backlogged (-EBUSY), the CQ is emptied into p->cq_defer without
+ * dispatching, and the next reap dispatches those first.  So a caller may
+ * take SQEs in the middle of any state change without a completion
+ * running under it.
  *
  * Setup flags: IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN
  * (6.1+) when available, since only the proc's own thread ever submits and
@@ -18,7 +27,7 @@
  * forces the plain setup.  The CQ is four times the SQ, and with
  * IORING_FEAT_NODROP (5.5+) an overflowing CQ keeps completions in the
  * kernel's backlog rather than losing them; ring_sqe() submits when the SQ
- * is full rather than failing.
+ * is full rather than failing (see above).
  *
  * Waking another proc: IORING_OP_MSG_RING (5.18+) posts a CQE straight into
  * the target ring, which ends its io_uring_enter wait.  Plain threads (which
@@ -43,6 +52,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,8 +78,47 @@ static void efd_arm(struct rproc *p)
 {
     struct io_uring_sqe *sqe = ring_sqe(p);
     io_uring_prep_poll_add(sqe, p->efd, POLLIN);
-    io_uring_sqe_set_data64(sqe, UD_EVENTFD);
+    io_uring_sqe_set_data(sqe, &p->efd_rec);
     /* not counted in p->inflight: it is the runtime's, not a goroutine's */
+}
+
+/* The proc's eventfd became readable: drain it and poll again. */
+static void efd_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags)
+{
+    (void)rec;
+    (void)res;
+    (void)flags;
+    uint64_t v;
+    while (read(p->efd, &v, sizeof v) > 0)
+        ;
+    if (!load_relaxed(&rt.stopping))
+        efd_arm(p);
+}
+
+/* A wake another proc posted here with MSG_RING: its work is in our inbox
+ * or task stack already; ending the wait was the point. */
+static void wake_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags)
+{
+    (void)p;
+    (void)rec;
+    (void)res;
+    (void)flags;
+}
+
+/* At the sender: our MSG_RING to the proc whose wake_sent_rec this is.  If
+ * it failed (the target's CQ overflowed, no memory), the target cleared no
+ * flag we can retry on (its sleeping flag was already taken by our xchg),
+ * so wake it through its eventfd instead. */
+static void wake_sent_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags)
+{
+    (void)p;
+    (void)flags;
+    if (res < 0) {
+        struct rproc *to = (struct rproc *)((char *)rec - offsetof(struct rproc, wake_sent_rec));
+        uint64_t one = 1;
+        ssize_t w = write(to->efd, &one, sizeof one);
+        (void)w;
+    }
 }
 
 int ring_setup(struct rproc *p)
@@ -113,6 +162,11 @@ int ring_setup(struct rproc *p)
         return r;
     p->ring_ok = true;
     p->ring_fd = p->ring.ring_fd;
+    p->efd_rec.done = efd_done;
+    p->wake_rec.done = wake_done;
+    p->wake_sent_rec.done = wake_sent_done;
+    p->cq_defer = NULL;
+    p->cq_defer_head = p->cq_defer_n = p->cq_defer_cap = 0;
 
     p->msg_ring = false;
 #if HAVE_DECL_IORING_OP_MSG_RING
@@ -141,6 +195,9 @@ void ring_teardown(struct rproc *p)
     if (p->ring_ok)
         io_uring_queue_exit(&p->ring);
     p->ring_ok = false;
+    free(p->cq_defer);
+    p->cq_defer = NULL;
+    p->cq_defer_head = p->cq_defer_n = p->cq_defer_cap = 0;
     /* p->efd stays open until ringo_run has waited out plain threads that
      * may still write it (free_procs closes it). */
 }
@@ -160,9 +217,30 @@ void ring_flush(struct rproc *p)
      * completions reaped meanwhile free kernel resources. */
 }
 
+/* Take every CQE off the CQ into p->cq_defer, in order, without
+ * dispatching any.  Out of memory for them is fatal, as it is in Go: the
+ * completions cannot be dropped (each may be the only word a goroutine
+ * waits for) and cannot be left on a CQ the kernel needs emptied. */
+static void cq_defer_all(struct rproc *p)
+{
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&p->ring, &cqe) == 0) {
+        if (p->cq_defer_n == p->cq_defer_cap) {
+            unsigned cap = p->cq_defer_cap ? 2 * p->cq_defer_cap : 64;
+            struct io_uring_cqe *n = seam_realloc(p->cq_defer, cap * sizeof *n);
+            if (!n)
+                fatal("out of memory for %u completions (proc %d)", cap, p->idx);
+            p->cq_defer = n;
+            p->cq_defer_cap = cap;
+        }
+        p->cq_defer[p->cq_defer_n++] = *cqe;
+        io_uring_cqe_seen(&p->ring, cqe);
+    }
+}
+
 /* The SQ is full: submit what is queued.  Completions are not lost: a
- * full CQ overflows into the kernel's backlog (IORING_FEAT_NODROP) and the
- * next reap drains it. */
+ * full CQ overflows into the kernel's backlog (IORING_FEAT_NODROP), and
+ * none is dispatched here (see the top of the file). */
 static void sq_make_room(struct rproc *p)
 {
     int r = io_uring_submit(&p->ring);
@@ -172,10 +250,10 @@ static void sq_make_room(struct rproc *p)
     } else {
         /* -EBUSY: completions are backlogged in the kernel.  With
          * DEFER_TASKRUN they are only posted inside an enter, so ask for
-         * them (GETEVENTS), then drain the CQ. */
+         * them (GETEVENTS), then set the CQ aside for the next reap. */
         io_uring_get_events(&p->ring);
         stat_add(p->st.enters, 1);
-        reap(p);
+        cq_defer_all(p);
     }
 }
 
@@ -197,53 +275,52 @@ void ring_reserve(struct rproc *p, unsigned n)
         sq_make_room(p);
 }
 
-static void dispatch(struct rproc *p, struct io_uring_cqe *cqe)
+/* A goroutine's operation completed (the handler of every struct rop). */
+void rop_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags)
 {
-    uint64_t ud = cqe->user_data;
-    if (ud == UD_IGNORE || ud == UD_WAKE)
-        return;
-    if (ud >= UD_WAKE_SENT && ud < UD_WAKE_SENT + UD_WAKE_SENT_MAX) {
-        /* Our MSG_RING to another proc.  If it failed (the target's CQ
-         * overflowed, no memory), the target cleared no flag we can retry
-         * on — its sleeping flag was already taken by our xchg — so wake it
-         * through its eventfd instead. */
-        if (cqe->res < 0) {
-            uint64_t one = 1;
-            ssize_t w = write(rt.procs[ud - UD_WAKE_SENT]->efd, &one, sizeof one);
-            (void)w;
-        }
-        return;
-    }
-    if (ud == UD_EVENTFD) {
-        uint64_t v;
-        while (read(p->efd, &v, sizeof v) > 0)
-            ;
-        if (!load_relaxed(&rt.stopping))
-            efd_arm(p);
-        return;
-    }
-    if (ud & UD_ACCEPT) {
-        acc_cqe(p, ud, cqe->res, cqe->flags);
-        return;
-    }
-    struct rop *op = (struct rop *)(uintptr_t)ud;
-    op->res = cqe->res;
+    (void)flags;
+    struct rop *op = (struct rop *)rec;
+    op->res = res;
     owner_add(p->inflight, -1);
     if (claim(op->g, op->token))
-        ready(op->g, cqe->res);
+        ready(op->g, res);
 }
 
-/* One CQE at a time, consumed before it is dispatched, so a dispatch that
- * needs an SQE (and may submit when the SQ is full) can never see a CQE
- * twice. */
+/* The CQEs set aside (cq_defer_all) are older than any on the CQ, so they
+ * go first: an acceptor's last CQE must not overtake its earlier ones. */
+static inline bool next_cqe(struct rproc *p, struct io_uring_cqe *out)
+{
+    if (__builtin_expect(p->cq_defer_n != 0, 0)) {
+        *out = p->cq_defer[p->cq_defer_head++];
+        if (p->cq_defer_head == p->cq_defer_n)
+            p->cq_defer_head = p->cq_defer_n = 0;
+        return true;
+    }
+    struct io_uring_cqe *cqe;
+    if (io_uring_peek_cqe(&p->ring, &cqe) != 0)
+        return false;
+    *out = *cqe;
+    io_uring_cqe_seen(&p->ring, cqe);
+    return true;
+}
+
+bool ring_next_cqe(struct rproc *p, struct io_uring_cqe *out)
+{
+    return next_cqe(p, out);
+}
+
+/* One CQE at a time, consumed before it is dispatched, so a handler that
+ * takes an SQE (which may set the CQ aside when the SQ is full) never sees
+ * a CQE twice. */
 static unsigned reap(struct rproc *p)
 {
-    struct io_uring_cqe *cqe, copy;
+    struct io_uring_cqe c;
     unsigned n = 0;
-    while (io_uring_peek_cqe(&p->ring, &cqe) == 0) {
-        copy = *cqe;
-        io_uring_cqe_seen(&p->ring, cqe);
-        dispatch(p, &copy);
+    while (next_cqe(p, &c)) {
+        if (c.user_data != UD_IGNORE) {
+            struct ring_rec *rec = (struct ring_rec *)(uintptr_t)c.user_data;
+            rec->done(p, rec, c.res, c.flags);
+        }
         n++;
     }
     if (n)
@@ -327,7 +404,7 @@ int ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int re
 int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
                     const void *obj)
 {
-    struct rop op = { .g = g, .res = 0 };
+    struct rop op = { .rec.done = rop_done, .g = g, .res = 0 };
     op.token = park_prepare(g, reason, 0);
     store_relaxed(&g->wait_obj, obj); /* for ringo_dump, relaxed as in park_prepare */
     if (reason == W_IO)
@@ -374,8 +451,8 @@ void ring_send_wake(struct rproc *from, struct rproc *to)
 #if HAVE_DECL_IORING_OP_MSG_RING
     if (from && from->msg_ring && from->ring_ok) {
         struct io_uring_sqe *sqe = ring_sqe(from);
-        io_uring_prep_msg_ring(sqe, to->ring_fd, 0, UD_WAKE, 0);
-        io_uring_sqe_set_data64(sqe, UD_WAKE_SENT + (uint64_t)to->idx);
+        io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)&to->wake_rec, 0);
+        io_uring_sqe_set_data(sqe, &to->wake_sent_rec);
         /* Submit now: the wake must not wait for the end of our round. */
         ring_flush(from);
         return;

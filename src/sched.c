@@ -42,7 +42,7 @@
  * an empty inbox AND w sees sleeping == 0" cannot happen.  If w sees 1, its
  * wake makes p's enter return (a CQE arrives on p's ring); the xchg makes
  * sure only one waker pays for the wake.  A wake that arrives after p woke
- * up by itself is a harmless extra CQE (UD_WAKE).
+ * up by itself is a harmless extra CQE (its wake_rec).
  *
  * Parking.  See internal.h.  Cancellation adds a second handshake: ringo_cancel
  * stores cancel_id then loads the park word (both seq_cst); park_prepare
