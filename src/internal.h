@@ -162,6 +162,9 @@ struct rop {
     bool futex_wait; /* a timed IORING_OP_FUTEX_WAIT still counted in p->futex_waits
                       * (futex.c "Timed waits"); owner proc only */
 };
+/* ring_cancel_op names the operation by its struct rop *: the same
+ * address as the record its SQE carries. */
+_Static_assert(offsetof(struct rop, rec) == 0, "a rop's record is its first member");
 
 /* Work handed to a proc by another thread (cancel requests, remote timers). */
 struct rtask {
