@@ -35,8 +35,10 @@
 #                           1000000 is DESIGN.md's scale)
 #   BENCH_ONLY=REGEX        run only the workloads whose name matches
 #                           (yield spawn sleepers idle pingpong chanbuf mutex
-#                           waitgroup http churn)
+#                           waitgroup http churn client)
 #   GO=PATH, WRK=PATH       the go and wrk programs (default: from PATH)
+#   LOAD=PATH               examples/load, the load client written with ringo
+#                           (default: BENCH_BUILDDIR/../../examples/load)
 set -u
 
 bindir=${BENCH_BUILDDIR:-tests/bench}
@@ -46,6 +48,7 @@ http_secs=${BENCH_HTTP_SECONDS:-5}
 only=${BENCH_ONLY:-.}
 GO=${GO-$(command -v go 2>/dev/null)}
 WRK=${WRK-$(command -v wrk 2>/dev/null)}
+LOAD=${LOAD-$bindir/../../examples/load}
 export BENCH_IDLE_N=${BENCH_IDLE_N:-100000}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringo-bench.XXXXXX") || exit 1
@@ -584,6 +587,86 @@ if wanted churn; then
         say "enters/req, SQEs/req, server CPU us/req: io_uring_enter calls, submissions and the server"
         say "process's CPU time (user + system) per request over the whole run (warm-up included), as"
         say "counted by ringo's server; the CPU figure moves less with other load on the machine than req/s."
+    fi
+fi
+# ------------------------------------------------------------- client
+# The load client of the demo, examples/load (written with ringo), beside
+# wrk: each loads ringo's httpd (2 procs) with 50 keep-alive connections
+# for http_secs, alternated, BENCH_REPEAT runs each.  The client's own CPU
+# time per request shows which of the two costs the machine more; on a
+# box where client and server share the CPUs, the cheaper client leaves
+# more to the server.
+
+# children_cpu VAR: set VAR to the user + system CPU seconds of the
+# waited-for children (`times` in this shell: a subshell has its own).
+children_cpu() {
+    times >"$tmp/times"
+    printf -v "$1" '%s' "$(tail -n 1 "$tmp/times" |
+        awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } printf "%.3f", s }')"
+}
+
+# client_once TAG CMD...: one run of CMD URL against a fresh server;
+# appends "rps client-cpu-us/req" to $tmp/client.TAG.
+client_once() {
+    local tag=$1 port out rps reqs c0 c1 upr=-
+    shift
+    port=$(free_port) || { say "  $tag: no free port"; return; }
+    env BENCH_PROCS=2 "$bindir/httpd" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
+    server_pid=$!
+    if ! wait_listening "$port" "$server_pid"; then
+        say "  $tag: the server failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
+        kill "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+        server_pid=
+        return
+    fi
+    "$WRK" -t2 -c50 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
+    children_cpu c0
+    out=$("$@" "http://127.0.0.1:$port/" 2>/dev/null)
+    children_cpu c1 # before the server is waited for: the client's time only
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+    rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\).*/\1/p')
+    reqs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([0-9][0-9]*\) requests in .*/\1/p')
+    isnum "${reqs:-}" && [ "$reqs" -gt 0 ] &&
+        upr=$(awk -v a="$c0" -v b="$c1" -v r="$reqs" 'BEGIN { printf "%.2f", (b - a) * 1e6 / r }')
+    isnum "${rps:-}" && printf '%s %s\n' "$rps" "$upr" >>"$tmp/client.$tag"
+}
+
+# client_median TAG COLUMN: the median of one column of $tmp/client.TAG.
+client_median() {
+    [ -s "$tmp/client.$1" ] || { echo "?"; return; }
+    awk -v c="$2" '{ print $c }' "$tmp/client.$1" | grep -Ev '^[-?]$' | sort -g |
+        awk '{ v[NR] = $1 } END { if (!NR) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+if wanted client; then
+    say ""
+    if [ -z "$WRK" ]; then
+        say "Load client: wrk not found, skipped"
+    elif [ ! -x "$LOAD" ] || [ ! -x "$bindir/httpd" ]; then
+        say "Load client: examples/load or ringo's httpd is not built, skipped"
+    else
+        say "Load client: examples/load beside wrk, each with 50 keep-alive connections (2 threads"
+        say "or procs) against ringo's httpd on 2 procs, ${http_secs} s per run, ${repeat} runs each,"
+        say "alternated, median ..."
+        for ((i = 0; i < repeat; i++)); do
+            client_once wrk "$WRK" -t2 -c50 -d"${http_secs}s"
+            client_once load "$LOAD" -c50 -t2 -d"$http_secs"
+        done
+        say ""
+        printf '%-34s| %10s | %s\n' "client" "req/s" "client CPU us/req"
+        printf '%s\n' "----------------------------------+------------+------------------"
+        printf '%-34s| %10s | %s\n' "wrk -t2 -c50" "$(fmt "$(client_median wrk 1)")" \
+            "$(client_median wrk 2)"
+        printf '%-34s| %10s | %s\n' "examples/load -t2 -c50" "$(fmt "$(client_median load 1)")" \
+            "$(client_median load 2)"
+        lw=$(client_median wrk 1)
+        ll=$(client_median load 1)
+        isnum "$lw" && isnum "$ll" &&
+            say "  examples/load vs wrk, req/s: $(awk -v a="$ll" -v b="$lw" 'BEGIN { printf "%.2fx", a / b }')"
+        say "  every run, req/s: wrk $(awk '{ printf "%s ", $1 }' "$tmp/client.wrk" 2>/dev/null)| load $(awk '{ printf "%s ", $1 }' "$tmp/client.load" 2>/dev/null)"
     fi
 fi
 exit 0
