@@ -180,6 +180,7 @@ struct rtask {
 struct proc_stats {
     _Atomic uint64_t spawned, switches, submissions, completions, enters, cross_wakes;
     _Atomic uint64_t spin_ns, spins, spins_found;
+    _Atomic uint64_t idle_ns, donations;
 };
 #define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
@@ -266,6 +267,10 @@ struct rproc {
 
     struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks */
     size_t runq_len;
+    /* runq_len as of the last periodic poll (POLL_EVERY scheduling points)
+     * or sleep, for ringo_stats on other threads: a sample, so the queues
+     * cost no more to keep; owner writes relaxed. */
+    _Atomic size_t runq_pub;
     /* Written by other threads: on cache lines of their own, so a waker's
      * CAS does not steal the line holding the owner's run queue. */
     _Alignas(64) _Atomic(struct rg *) inbox; /* MPSC LIFO of goroutines readied by other threads */
