@@ -731,9 +731,10 @@ static int read_command(struct conn *c)
  *   2. ends every idle connection: under the connection's lock, a read
  *      deadline in the past, which ends its blocked read at once, on
  *      whatever proc (ringo_fd_deadline_set);
- *   3. waits on `drained` (the last connection to end sends on it) or for
- *      the grace period; after the grace period it ends every connection
- *      left, read and write deadlines in the past, and waits on `drained`.
+ *   3. waits for the connections (a WaitGroup, `live`) up to the grace
+ *      period (ringo_waitgroup_wait_until); past it, it ends every
+ *      connection left, read and write deadlines in the past, and waits
+ *      for them.
  *
  * A busy connection sees `draining` when it next goes idle, and ends.  The
  * race is a connection going idle as shutdown passes it: both sides take
@@ -747,9 +748,7 @@ static int read_command(struct conn *c)
  */
 static ringo_mutex reg_lock;
 static struct conn *conns;       /* under reg_lock */
-static size_t nconns;            /* under reg_lock */
-static bool shutdown_waits;      /* under reg_lock: the last connection sends on drained */
-static ringo_chan *drained;      /* cap 1 */
+static ringo_waitgroup live;     /* the registered connections */
 static ringo_waitgroup acceptors;
 static int listener = -1;
 
@@ -767,7 +766,7 @@ static void conn_register(struct conn *c)
     if (conns)
         conns->prev = c;
     conns = c;
-    nconns++;
+    ringo_waitgroup_add(&live, 1);
     ringo_mutex_unlock(&reg_lock);
 }
 
@@ -780,11 +779,8 @@ static void conn_unregister(struct conn *c)
         conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    if (--nconns == 0 && shutdown_waits) {
-        int one = 1;
-        ringo_chan_try_send(drained, &one); /* never blocks; sent once */
-    }
     ringo_mutex_unlock(&reg_lock);
+    ringo_waitgroup_done(&live);
 }
 
 /* Moves the connection's read and write deadlines to idle_ns from now.
@@ -965,32 +961,19 @@ static void signals(void *arg)
     ringo_close(listener);
     ringo_waitgroup_wait(&acceptors);
     end_conns(false);
-
-    ringo_mutex_lock(&reg_lock);
-    shutdown_waits = nconns > 0;
-    bool wait = shutdown_waits;
-    ringo_mutex_unlock(&reg_lock);
-    if (wait) {
-        struct ringo_case cases[2] = {
-            { .chan = drained, .op = RINGO_RECV },
-            { .chan = ringo_after(grace_ns), .op = RINGO_RECV },
-        };
-        if (ringo_select(cases, 2, 0) == 1) {
-            fprintf(stderr, "kv: grace period over, ending the connections left\n");
-            end_conns(true);
-            ringo_chan_recv(drained, NULL);
-        }
-        ringo_chan_release(cases[1].chan);
+    if (ringo_waitgroup_wait_until(&live, ringo_now() + grace_ns) == -ETIMEDOUT) {
+        fprintf(stderr, "kv: grace period over, ending the connections left\n");
+        end_conns(true);
+        ringo_waitgroup_wait(&live);
     }
 }
 
 static void start(void *arg)
 {
     (void)arg;
-    drained = ringo_chan_make(sizeof(int), 1);
     ringo_chan *sigc = ringo_chan_make(sizeof(int), 1);
     int sigs[] = { SIGINT, SIGTERM };
-    if (!drained || !sigc || ringo_signal_notify(sigc, sigs, 2) < 0) {
+    if (!sigc || ringo_signal_notify(sigc, sigs, 2) < 0) {
         fprintf(stderr, "kv: cannot set up the signals\n");
         exit_status = 1;
         ringo_chan_release(sigc);
