@@ -393,21 +393,24 @@ static unsigned default_procs(void)
  * gauges are then zero but for the goroutines a deadlock left. */
 static void collect_totals(bool ended)
 {
-    struct ringo_stats t;
-    memset(&t, 0, sizeof t);
+    /* Summed in place, under the lock: no copy of the structure on the
+     * caller's stack, which may be a goroutine's. */
+    pthread_mutex_lock(&totals_lock);
+    struct ringo_stats *t = &last_totals;
+    memset(t, 0, sizeof *t);
     for (unsigned i = 0; i < rt.nprocs; i++) {
         struct proc_stats *s = &rt.procs[i]->st;
-        t.spawned += load_relaxed(&s->spawned);
-        t.switches += load_relaxed(&s->switches);
-        t.submissions += load_relaxed(&s->submissions);
-        t.completions += load_relaxed(&s->completions);
-        t.enters += load_relaxed(&s->enters);
-        t.cross_wakes += load_relaxed(&s->cross_wakes);
-        t.spin_ns += load_relaxed(&s->spin_ns);
-        t.spins += load_relaxed(&s->spins);
-        t.spins_found += load_relaxed(&s->spins_found);
-        t.idle_ns += load_relaxed(&s->idle_ns);
-        t.donations += load_relaxed(&s->donations);
+        t->spawned += load_relaxed(&s->spawned);
+        t->switches += load_relaxed(&s->switches);
+        t->submissions += load_relaxed(&s->submissions);
+        t->completions += load_relaxed(&s->completions);
+        t->enters += load_relaxed(&s->enters);
+        t->cross_wakes += load_relaxed(&s->cross_wakes);
+        t->spin_ns += load_relaxed(&s->spin_ns);
+        t->spins += load_relaxed(&s->spins);
+        t->spins_found += load_relaxed(&s->spins_found);
+        t->idle_ns += load_relaxed(&s->idle_ns);
+        t->donations += load_relaxed(&s->donations);
         /* The gauges.  The caller's own proc, if it is one, exactly: it is
          * running the caller.  Another proc from what it publishes: its
          * run queue's length as of its last periodic poll or sleep, and
@@ -418,22 +421,20 @@ static void collect_totals(bool ended)
         if (ended) {
             continue;
         } else if (q == tls_proc) {
-            t.runnable += q->runq_len;
-            t.running += q->cur != NULL;
+            t->runnable += q->runq_len;
+            t->running += q->cur != NULL;
         } else {
-            t.runnable += load_relaxed(&q->runq_pub);
-            t.running += !load_relaxed(&q->hungry) && !load_relaxed(&q->sleeping);
+            t->runnable += load_relaxed(&q->runq_pub);
+            t->running += !load_relaxed(&q->hungry) && !load_relaxed(&q->sleeping);
         }
     }
     int64_t jobs = load_relaxed(&rt.offload_jobs);
-    t.offload_jobs = jobs > 0 ? (uint64_t)jobs : 0;
-    t.watchdog_reports = load_relaxed(&rt.watchdog_reports);
-    t.spawned += load_relaxed(&rt.foreign_spawned);
+    t->offload_jobs = jobs > 0 ? (uint64_t)jobs : 0;
+    t->watchdog_reports = load_relaxed(&rt.watchdog_reports);
+    t->spawned += load_relaxed(&rt.foreign_spawned);
     int64_t live = load_relaxed(&rt.live) & ~LIVE_STOPPED;
-    t.goroutines = live > 0 ? (uint64_t)live : 0;
-    t.waiting = t.goroutines > t.runnable + t.running ? t.goroutines - t.runnable - t.running : 0;
-    pthread_mutex_lock(&totals_lock);
-    last_totals = t;
+    t->goroutines = live > 0 ? (uint64_t)live : 0;
+    t->waiting = t->goroutines > t->runnable + t->running ? t->goroutines - t->runnable - t->running : 0;
     pthread_mutex_unlock(&totals_lock);
 }
 
