@@ -347,6 +347,9 @@ struct runtime {
     int watchdog_sig;
     _Atomic uint64_t watchdog_reports;
     int64_t epoch_ns;           /* CLOCK_MONOTONIC at the run's start: rproc.clock_ms counts from it */
+    /* SIGQUIT writes a dump (signal.c "SIGQUIT"); set by the ringo_run
+     * caller before the procs start, for the run. */
+    bool dump_on_sigquit;
 };
 
 extern struct runtime rt;
@@ -423,7 +426,9 @@ extern __thread bool tls_runtime_thread;
  * it seq_cst: none is reported while a signal may still wake someone), and
  * the run's start and end (SIGPIPE ignored; registrations dropped). */
 extern _Atomic int signal_regs;
-void signal_run_start(void);
+int  signal_run_start(void);
+void signal_proc_start(void);
+void dump_on_signal(int sig);
 void signal_run_end(void);
 
 /* park/ready protocol (sched.c) */

@@ -296,6 +296,20 @@ static void dump(int fd, bool with_proc)
     }
 }
 
+/* From the signal thread (signal.c "SIGQUIT"): a plain thread of the
+ * runtime's, so the dump runs as ringo_dump does from any plain thread,
+ * concurrently with the procs, whatever they are running. */
+void dump_on_signal(int sig)
+{
+    struct rproc *me;
+    if (!run_enter(&me))
+        return; /* the run is not (or no longer) in progress */
+    dprintf(2, "ringo: signal %d (%s): goroutine dump\n", sig, strsignal(sig));
+    dump(2, true);
+    dprintf(2, "\n");
+    run_exit(me);
+}
+
 void dump_all(int fd)
 {
     dump(fd, false);
@@ -499,6 +513,7 @@ static void *proc_thread(void *arg)
     stack_t ss = { .ss_sp = p->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
     sigaltstack(&ss, NULL);
     watchdog_proc_start(p);
+    signal_proc_start();
 #ifdef RINGO_SWITCH_UCONTEXT
     p->g0.uc = &p->g0_uc;
 #endif
@@ -594,6 +609,31 @@ struct config_ends_at_ring_entries {
 _Static_assert(offsetof(struct ringo_config, watchdog_ns) >=
                sizeof(struct config_ends_at_ring_entries),
                "watchdog_ns must not lie in the tail padding of the older structure");
+struct config_ends_at_watchdog_ns {
+    unsigned procs;
+    size_t stack_size;
+    unsigned ring_entries;
+    int64_t watchdog_ns;
+};
+_Static_assert(offsetof(struct ringo_config, dump_on_sigquit) >=
+               sizeof(struct config_ends_at_watchdog_ns),
+               "dump_on_sigquit must not lie in the tail padding of the older structure");
+
+/* cfg->dump_on_sigquit, else RINGO_DUMP_ON_SIGQUIT ("1" is yes, anything
+ * else no). */
+static int dump_sigquit_wanted(const struct ringo_config *cfg, bool *on)
+{
+    int v = cfg ? cfg->dump_on_sigquit : 0;
+    if (v < -1 || v > 1)
+        return -EINVAL;
+    if (v) {
+        *on = v == 1;
+        return 0;
+    }
+    const char *env = getenv("RINGO_DUMP_ON_SIGQUIT");
+    *on = env && strcmp(env, "1") == 0;
+    return 0;
+}
 
 int ringo_stats_sized(struct ringo_stats *out, size_t size)
 {
@@ -739,10 +779,14 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         entries = 32768;
     int64_t watchdog_ns;
     int r = watchdog_period(cfg, &watchdog_ns);
+    bool dump_sigquit = false;
+    if (!r)
+        r = dump_sigquit_wanted(cfg, &dump_sigquit);
     if (r) {
         store_release(&run_busy, 0);
         return r;
     }
+    rt.dump_on_sigquit = dump_sigquit;
 
     r = fiber_init(cfg ? cfg->stack_size : 0);
     if (r) {
@@ -810,7 +854,9 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     if (r)
         goto fail_procs;
 
-    signal_run_start();
+    r = signal_run_start();
+    if (r)
+        goto fail_procs; /* which ends the watchdog */
     segv_install();
     start_ready = 0;
     start_err = 0;
