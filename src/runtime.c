@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -848,7 +849,12 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         }
     }
     memset(&last_totals, 0, sizeof last_totals);
-    rt.epoch_ns = now_ns(); /* the park clocks count from here (calloc'd at 0) */
+    /* The park clocks count from here (calloc'd at 0).  From the coarse
+     * clock, which lags CLOCK_MONOTONIC by up to a tick: every reading of
+     * either clock from now on is at or after it. */
+    struct timespec epoch;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &epoch);
+    rt.epoch_ns = (int64_t)epoch.tv_sec * 1000000000 + epoch.tv_nsec;
     /* Before the proc threads start: each unblocks the watchdog's signal. */
     r = watchdog_setup(watchdog_ns);
     if (r)
