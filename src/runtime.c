@@ -133,13 +133,25 @@ static void code_name(const void *pc, char *buf, size_t len)
 
 /*
  * Dumps.  A dump reads every goroutine while its proc runs it, parks it or
- * recycles its struct: every field it reads is a relaxed atomic (state,
- * reason, wait_fd, wait_obj, parked_ms, id, p, the creator table) or fixed
- * while the goroutine lives (fn).  The fields of one goroutine may come
- * from different moments (a reason of its last wait with the state of the
+ * recycles its struct, from any thread (ringo_dump's caller, or the signal
+ * thread on SIGQUIT), without stopping the procs: stopping them would need
+ * a safe point that a goroutine spinning in user code never reaches.  So
+ * it reads only what may be read racily.  Every field is a relaxed atomic
+ * (state, reason, wait_fd, wait_obj, parked_ms, id, p, the creator table)
+ * -- untorn, and wrong at worst by being a moment old -- except fn, plain
+ * and fixed for a goroutine's life: spawn writes it before the release
+ * store of the id that gtable_foreach reads with acquire, so the function
+ * read belongs to that id, unless the goroutine exits and its struct is
+ * recycled between the two reads (then the line may name the next
+ * goroutine's function; the struct is never freed during a run, so the
+ * read is of valid memory).  The fields of one goroutine may come from
+ * different moments (a reason of its last wait with the state of the
  * next, a slot's creator from an incarnation that has just replaced the
- * one whose id was read): a snapshot of a running system, like Go's
- * without stopping the world.  A deadlock report reads a system at rest.
+ * one whose id was read): a snapshot of a running system, as Go's is not
+ * (it stops the world), and enough for a person reading it.  Nothing the
+ * dump reads is dereferenced but the struct itself and its proc (p, fixed
+ * once the goroutine has started; procs live as long as the run, which
+ * run_enter holds).  A deadlock report reads a system at rest.
  *
  * Goroutines alike -- the same state, wait reason, function and creator --
  * are printed as one group with a count, as Go's debug=1 profile does, so
