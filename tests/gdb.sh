@@ -57,17 +57,19 @@ check "channel waiter listed" has '^  goroutine [0-9]* \[chan receive, on 0x[0-9
 check "mutex waiter listed" has '^  goroutine [0-9]* \[mutex, on 0x[0-9a-f]*, [0-9]* ms\]: created by park_on_mutex at .* by main_goroutine+0x'
 check "reader listed" has '^  goroutine [0-9]* \[io, fd [0-9]*, [0-9]* ms\]: created by park_on_read at .* by main_goroutine+0x'
 check "four goroutines" test "$(grep -c '^[ *] goroutine [0-9]* \[' "$out")" -eq 4
-# A frame of FUNCTION in SECTION's backtrace, called or inlined.  gdb may
-# print ringo__ctx_start (assembly, no language) as ringo.ctx_start.
+# A frame of FUNCTION in SECTION's backtrace, called or inlined.  The
+# goroutine's start is g_entry, the runtime's entry of every goroutine,
+# with either context switch (below it: ringo__ctx_start, or makecontext's
+# trampoline in the C library).
 frame() { section "$1" | grep -Eq "^#[0-9]+ +(0x[0-9a-f]+ in )?$2 \("; }
 check "chan bt: parked in the channel code" frame chan 'chan_block'
 check "chan bt: called by park_on_chan" frame chan park_on_chan
-check "chan bt: down to the goroutine's start" frame chan "ringo(__|\\.)ctx_start"
+check "chan bt: down to the goroutine's start" frame chan g_entry
 check "mutex bt: parked in the mutex code" frame mutex 'mutex_lock[a-z_]*'
 check "mutex bt: called by park_on_mutex" frame mutex park_on_mutex
 check "read bt: parked in ringo_read" frame read ringo_read
 check "read bt: called by park_on_read" frame read park_on_read
-check "read bt: down to the goroutine's start" frame read "ringo(__|\\.)ctx_start"
+check "read bt: down to the goroutine's start" frame read g_entry
 check "a running goroutine is left to its thread" in_section main 'goroutine 1 is running on proc 0'
 check "the program then finished normally" has 'gdb_target: done 0'
 check "and exited normally" has 'exited normally'
