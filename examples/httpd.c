@@ -24,7 +24,8 @@
  * WaitGroup of the connections, ringo_waitgroup_wait_until), then ends
  * what is left the same way; ringo_run returns and it prints the requests
  * served and the runtime's counters (io_uring_enter calls per request).
- * Signals arrive as channel values (ringo_signal_notify).
+ * SIGUSR1 prints the runtime's gauges and counters (ringo_stats) and goes
+ * on serving.  Signals arrive as channel values (ringo_signal_notify).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -278,14 +279,46 @@ static void end_conns(bool all)
     ringo_mutex_unlock(&reg_lock);
 }
 
-/* Waits for SIGINT or SIGTERM, shuts down (see "Shutdown" above), prints
- * the counters. */
+static uint64_t requests_served(void)
+{
+    uint64_t reqs = 0;
+    for (int i = 0; i < MAX_PROCS; i++)
+        reqs += atomic_load_explicit(&served[i].n, memory_order_relaxed);
+    return reqs;
+}
+
+/* SIGUSR1: what a server author would graph. */
+static void print_stats(void)
+{
+    struct ringo_stats st;
+    ringo_stats(&st);
+    fprintf(stderr,
+            "httpd: stats: %llu requests; goroutines %llu (running %llu, runnable %llu, "
+            "waiting %llu); procs idle %.1f ms, spinning %.1f ms; donations %llu, "
+            "cross-proc wakes %llu; SQEs %llu, CQEs %llu, io_uring_enter calls %llu; "
+            "offload jobs %llu; watchdog reports %llu\n",
+            (unsigned long long)requests_served(), (unsigned long long)st.goroutines,
+            (unsigned long long)st.running, (unsigned long long)st.runnable,
+            (unsigned long long)st.waiting, (double)st.idle_ns / 1e6, (double)st.spin_ns / 1e6,
+            (unsigned long long)st.donations, (unsigned long long)st.cross_wakes,
+            (unsigned long long)st.submissions, (unsigned long long)st.completions,
+            (unsigned long long)st.enters, (unsigned long long)st.offload_jobs,
+            (unsigned long long)st.watchdog_reports);
+}
+
+/* Prints the statistics on SIGUSR1; on SIGINT or SIGTERM, shuts down (see
+ * "Shutdown" above) and prints the counters. */
 static void signals(void *arg)
 {
     ringo_chan *sigc = arg;
     int sig;
-    if (ringo_chan_recv(sigc, &sig) != 0)
-        return;
+    for (;;) {
+        if (ringo_chan_recv(sigc, &sig) != 0)
+            return;
+        if (sig != SIGUSR1)
+            break;
+        print_stats();
+    }
     ringo_signal_stop(sigc); /* a second ^C kills, as usual */
     ringo_mutex_lock(&reg_lock); /* a connection registering sees it, or is in the list */
     atomic_store(&draining, true);
@@ -300,9 +333,7 @@ static void signals(void *arg)
     }
     struct ringo_stats st;
     ringo_stats(&st);
-    uint64_t reqs = 0;
-    for (int i = 0; i < MAX_PROCS; i++)
-        reqs += atomic_load_explicit(&served[i].n, memory_order_relaxed);
+    uint64_t reqs = requests_served();
     fprintf(stderr,
             "httpd: %s: %llu requests; io_uring_enter calls %llu (%.3f per request), "
             "SQEs %llu, CQEs %llu, switches %llu, cross-proc wakes %llu\n",
@@ -328,8 +359,8 @@ static void start(void *arg)
 {
     (void)arg;
     ringo_chan *sigc = ringo_chan_make(sizeof(int), 1);
-    int sigs[] = { SIGINT, SIGTERM };
-    if (!sigc || ringo_signal_notify(sigc, sigs, 2) < 0) {
+    int sigs[] = { SIGINT, SIGTERM, SIGUSR1 };
+    if (!sigc || ringo_signal_notify(sigc, sigs, 3) < 0) {
         fprintf(stderr, "httpd: cannot set up the signals\n");
         _exit(1);
     }
@@ -357,7 +388,8 @@ static void usage(FILE *f)
                "  -g SECONDS  on SIGINT/SIGTERM, let requests under way finish this long\n"
                "              (default 10 s)\n"
                "SIGINT or SIGTERM stops accepting, closes idle connections, lets the\n"
-               "requests under way finish, then prints request and io_uring counters.\n");
+               "requests under way finish, then prints request and io_uring counters.\n"
+               "SIGUSR1 prints the runtime's statistics and goes on serving.\n");
 }
 
 int main(int argc, char **argv)

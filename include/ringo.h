@@ -285,6 +285,13 @@ struct ringo_stats {
     uint64_t spins;           /* such spins; spins_found: those that found work handed over */
     uint64_t spins_found;
     uint64_t watchdog_reports; /* goroutines reported for running too long without yielding */
+    /* Gauges (the state at the call) and two more counters: */
+    uint64_t runnable;        /* goroutines ready to run, in the procs' run queues */
+    uint64_t running;         /* goroutines running, one per proc at most */
+    uint64_t waiting;         /* the other live goroutines: blocked, or just readied by another proc */
+    uint64_t idle_ns;         /* time procs slept in the kernel with nothing to run, ns */
+    uint64_t donations;       /* unstarted goroutines a busy proc handed to an idle one */
+    uint64_t offload_jobs;    /* ringo_offload jobs queued or running */
     /* more may follow */
 };
 

@@ -54,6 +54,7 @@
 #include "config.h"
 
 #include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -147,11 +148,8 @@ void fdl_run_end(void)
  * accepts waiting on it. */
 static void fdl_kick(struct rproc *q, int fd)
 {
-    if (fdops_busy(q, fd)) {
-        struct io_uring_sqe *c = ring_sqe(q);
-        io_uring_prep_cancel_fd(c, fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data64(c, UD_IGNORE);
-    }
+    if (fdops_busy(q, fd))
+        eng_cancel_fd(q, fd);
     if (acc_fd_marked(fd))
         acc_fd_deadline(q, fd);
 }

@@ -4,7 +4,7 @@
  *
  * Three kinds of waiter may sleep on one word at the same time:
  *   - a goroutine on a ring with futex ops (6.7+) submits
- *     IORING_OP_FUTEX_WAIT on its proc's ring and parks (ring_wait_op, not
+ *     IORING_OP_FUTEX_WAIT on its proc's ring and parks (ring_wait_op_on, not
  *     interruptible: sync ignores deadlines and cancellation, as in Go);
  *   - a goroutine on a ring without them parks in the runtime's wait table
  *     below (Go's semaRoot, in miniature);

@@ -182,6 +182,7 @@ struct rtask {
 struct proc_stats {
     _Atomic uint64_t spawned, switches, submissions, completions, enters, cross_wakes;
     _Atomic uint64_t spin_ns, spins, spins_found;
+    _Atomic uint64_t idle_ns, donations;
 };
 #define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
 
@@ -268,6 +269,10 @@ struct rproc {
 
     struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks */
     size_t runq_len;
+    /* runq_len as of the last periodic poll (POLL_EVERY scheduling points)
+     * or sleep, for ringo_stats on other threads: a sample, so the queues
+     * cost no more to keep; owner writes relaxed. */
+    _Atomic size_t runq_pub;
     /* Written by other threads: on cache lines of their own, so a waker's
      * CAS does not steal the line holding the owner's run queue. */
     _Alignas(64) _Atomic(struct rg *) inbox; /* MPSC LIFO of goroutines readied by other threads */
@@ -509,10 +514,9 @@ void ring_teardown(struct rproc *p);
 struct io_uring_sqe *ring_sqe(struct rproc *p);
 void ring_reserve(struct rproc *p, unsigned n);
 /* Park g until the CQE of sqe; returns its result.  Nothing but the CQE
- * ends the wait (a close, a futex wait).  ring_wait_op_on names what it
+ * ends the wait (a close: eng_wait; a futex wait).  obj names what it
  * waits on for ringo_dump (a futex word).  I/O that the deadline and
  * ringo_cancel end parks through io.c's io_wait. */
-int  ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason);
 int  ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
                      const void *obj);
 void ring_cancel_op(struct rproc *p, struct rop *op);
@@ -522,20 +526,6 @@ void rop_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags
  * left without dispatching it. */
 bool ring_next_cqe(struct rproc *p, struct io_uring_cqe *out);
 int  ring_poll(struct rproc *p, bool block, int64_t deadline);
-/* On valgrind (ring.c "Valgrind"): what vg_io_done needs of an I/O
- * operation, taken by vg_io_start before it is submitted:
- * the SQE is reused once submitted, and the kernel overwrites the address
- * lengths with the lengths of the addresses it had. */
-struct vg_io {
-    uint8_t opcode;
-    void *addr;
-    uint32_t len;
-    socklen_t *alen;        /* accept: the address length's address */
-    socklen_t alen_in;      /* accept: room for the address; recvmsg: msg_namelen */
-    size_t control_in;      /* recvmsg: msg_controllen */
-};
-void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe);
-void vg_io_done(const struct vg_io *v, int res);
 void ring_flush(struct rproc *p);
 void ring_send_wake(struct rproc *from, struct rproc *to);
 

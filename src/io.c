@@ -7,8 +7,9 @@
  *
  *   1. block_check(): a cancelled goroutine gets -ECANCELED, one past its
  *      deadline -ETIMEDOUT, and the operation is not attempted.
- *   2. The SQE is prepared with user_data = a struct rop on the goroutine's
- *      stack; it is the call's only SQE, deadline or not.
+ *   2. The call is described as a struct eng_io and started (eng_start,
+ *      engine.h) with a struct rop on the goroutine's stack as its record;
+ *      on io_uring it is the call's only SQE, deadline or not.
  *   3. The goroutine parks non-interruptibly (io_wait):
  *      the only thing that ends the wait is the operation's own CQE, so the
  *      call returns only after the kernel has let go of the caller's buffer
@@ -93,6 +94,7 @@
 #include "config.h"
 
 #include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -157,40 +159,38 @@ static inline int io_check(struct rg *g, int fd, int dirs)
     return d != RINGO_NEVER && now_ns() >= d ? -ETIMEDOUT : 0;
 }
 
-/* Steps 2-4 of the design comment; sqe comes from ring_sqe() and is the
- * call's only SQE.  Returns the result, IO_AGAIN or IO_RESTART. */
-static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int dirs)
+/* Steps 2-4 of the design comment: io, started as the call's only
+ * operation.  Returns the result, IO_AGAIN or IO_RESTART. */
+static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int dirs)
 {
-    int fd = sqe->fd;
+    int fd = io->fd;
     /* Counted for ringo_close and fd deadlines (fdops.c).  openat's fd is
      * a directory. */
-    _Atomic uint32_t *busy = fd >= 0 && sqe->opcode != IORING_OP_OPENAT ? fdops_inc(p, fd) : NULL;
+    _Atomic uint32_t *busy = fd >= 0 && io->kind != ENG_OPENAT ? fdops_inc(p, fd) : NULL;
     struct rop op = { .rec.done = rop_done, .g = g, .res = 0 };
     /* park_prepare's barrier is (A) of two handshakes: the cancel one (the
      * load of cancel_id below) and the fd deadline one (fdl_get in
      * io_deadline, fddeadline.c), both against stores made before it. */
     op.token = park_prepare(g, W_IO, 0);
     /* A close of fd in progress on another proc (fdops.c "Closing marks";
-     * park_prepare's barrier is (B) there too): the SQE is prepared but
-     * not submitted and cannot be taken back, so it becomes a NOP; this
-     * wait ends before it began (our own claim), and the call starts again
-     * once the close is done: it then fails with -EBADF, or works on
-     * whatever file a later open gave the number, as after close(2). */
+     * park_prepare's barrier is (B) there too): the operation is not
+     * started; this wait ends before it began (our own claim), and the
+     * call starts again once the close is done: it then fails with
+     * -EBADF, or works on whatever file a later open gave the number, as
+     * after close(2). */
     _Atomic uint32_t *mark = busy && rt.nprocs > 1 ? fdclose_look(fd) : NULL;
     if (__builtin_expect(mark != NULL, 0)) {
-        io_uring_prep_nop(sqe);
-        io_uring_sqe_set_data64(sqe, UD_IGNORE);
         claim(g, op.token);
         fdops_dec(busy);
         fdclose_wait(mark);
         return IO_RESTART;
     }
     store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
-    io_uring_sqe_set_data(sqe, &op);
+    eng_start(p, io, &op.rec);
     owner_add(p->inflight, 1);
-    /* Cancellation and the deadline end the operation through an
-     * IORING_OP_ASYNC_CANCEL for g->io_op (cancel_interrupt in sched.c;
-     * the timer park_commit arms at wake_at: op_deadline_fire). */
+    /* Cancellation and the deadline end the operation through
+     * eng_cancel of g->io_op (cancel_interrupt in sched.c; the timer
+     * park_commit arms at wake_at: op_deadline_fire). */
     g->io_op = &op;
     uint32_t seq;
     g->wake_at = io_deadline(g, fd, dirs, &seq);
@@ -201,9 +201,9 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
     if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id))
         ring_cancel_op(p, &op);
     tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
-    struct vg_io vg = { .opcode = IORING_OP_NOP }; /* stays a NOP off valgrind */
+    struct vg_io vg;
     if (rt.valgrind)
-        vg_io_start(&vg, sqe);
+        vg_io_start(&vg, io);
     park_commit(g, op.token, 0);
     tsan_io_acquire();
     if (rt.valgrind && op.res > 0)
@@ -228,9 +228,9 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
 }
 
 /* One call: the plain system call outside the runtime; else, until it is
- * not to be made again (IO_AGAIN, IO_RESTART), step 1, an SQE prepared by
- * the statements in the variable arguments (which see `sqe`), and
- * io_wait. */
+ * not to be made again (IO_AGAIN, IO_RESTART), step 1 and io_wait of the
+ * operation the designated initializers in the variable arguments
+ * describe (struct eng_io). */
 #define IO_CALL(plain, fd_, dirs_, ...)                                    \
     do {                                                                   \
         struct rproc *p;                                                   \
@@ -239,13 +239,12 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
             long pr_ = (long)(plain);                                      \
             return pr_ < 0 ? -errno : pr_;                                 \
         }                                                                  \
+        const struct eng_io io_ = { __VA_ARGS__ };                         \
         for (;;) {                                                         \
             int chk_ = io_check(g, (fd_), (dirs_));                        \
             if (chk_)                                                      \
                 return chk_;                                               \
-            struct io_uring_sqe *sqe = ring_sqe(p);                        \
-            __VA_ARGS__;                                                   \
-            int r_ = io_wait(p, g, sqe, (dirs_));                          \
+            int r_ = io_wait(p, g, &io_, (dirs_));                         \
             if (r_ != IO_AGAIN && r_ != IO_RESTART)                        \
                 return r_;                                                 \
         }                                                                  \
@@ -254,13 +253,13 @@ static int io_wait(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int 
 ssize_t ringo_read(int fd, void *buf, size_t n)
 {
     IO_CALL(read(fd, buf, n), fd, RINGO_READ,
-            io_uring_prep_read(sqe, fd, buf, io_len(n), (uint64_t)-1));
+            .kind = ENG_READ, .fd = fd, .u.buf = buf, .len = io_len(n), .off = (uint64_t)-1);
 }
 
 ssize_t ringo_write(int fd, const void *buf, size_t n)
 {
     IO_CALL(write(fd, buf, n), fd, RINGO_WRITE,
-            io_uring_prep_write(sqe, fd, buf, io_len(n), (uint64_t)-1));
+            .kind = ENG_WRITE, .fd = fd, .u.cbuf = buf, .len = io_len(n), .off = (uint64_t)-1);
 }
 
 ssize_t ringo_pread(int fd, void *buf, size_t n, off_t off)
@@ -268,7 +267,7 @@ ssize_t ringo_pread(int fd, void *buf, size_t n, off_t off)
     if (off < 0)
         return -EINVAL; /* -1 would mean "current position" to io_uring */
     IO_CALL(pread(fd, buf, n, off), fd, RINGO_READ,
-            io_uring_prep_read(sqe, fd, buf, io_len(n), (uint64_t)off));
+            .kind = ENG_READ, .fd = fd, .u.buf = buf, .len = io_len(n), .off = (uint64_t)off);
 }
 
 ssize_t ringo_pwrite(int fd, const void *buf, size_t n, off_t off)
@@ -276,7 +275,7 @@ ssize_t ringo_pwrite(int fd, const void *buf, size_t n, off_t off)
     if (off < 0)
         return -EINVAL;
     IO_CALL(pwrite(fd, buf, n, off), fd, RINGO_WRITE,
-            io_uring_prep_write(sqe, fd, buf, io_len(n), (uint64_t)off));
+            .kind = ENG_WRITE, .fd = fd, .u.cbuf = buf, .len = io_len(n), .off = (uint64_t)off);
 }
 
 ssize_t ringo_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -284,7 +283,7 @@ ssize_t ringo_readv(int fd, const struct iovec *iov, int iovcnt)
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
     IO_CALL(readv(fd, iov, iovcnt), fd, RINGO_READ,
-            io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)-1));
+            .kind = ENG_READV, .fd = fd, .u.iov = iov, .len = (unsigned)iovcnt, .off = (uint64_t)-1);
 }
 
 ssize_t ringo_writev(int fd, const struct iovec *iov, int iovcnt)
@@ -292,31 +291,31 @@ ssize_t ringo_writev(int fd, const struct iovec *iov, int iovcnt)
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return -EINVAL;
     IO_CALL(writev(fd, iov, iovcnt), fd, RINGO_WRITE,
-            io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, (uint64_t)-1));
+            .kind = ENG_WRITEV, .fd = fd, .u.iov = iov, .len = (unsigned)iovcnt, .off = (uint64_t)-1);
 }
 
 ssize_t ringo_recv(int fd, void *buf, size_t n, int flags)
 {
     IO_CALL(recv(fd, buf, n, flags), fd, RINGO_READ,
-            io_uring_prep_recv(sqe, fd, buf, io_len(n), flags));
+            .kind = ENG_RECV, .fd = fd, .u.buf = buf, .len = io_len(n), .flags = flags);
 }
 
 ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
 {
     IO_CALL(send(fd, buf, n, flags), fd, RINGO_WRITE,
-            io_uring_prep_send(sqe, fd, buf, io_len(n), flags));
+            .kind = ENG_SEND, .fd = fd, .u.cbuf = buf, .len = io_len(n), .flags = flags);
 }
 
 ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags)
 {
     IO_CALL(recvmsg(fd, msg, flags), fd, RINGO_READ,
-            io_uring_prep_recvmsg(sqe, fd, msg, (unsigned)flags));
+            .kind = ENG_RECVMSG, .fd = fd, .u.msg = msg, .flags = flags);
 }
 
 ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags)
 {
     IO_CALL(sendmsg(fd, msg, flags), fd, RINGO_WRITE,
-            io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags));
+            .kind = ENG_SENDMSG, .fd = fd, .u.cmsg = msg, .flags = flags);
 }
 
 ssize_t ringo_write_all(int fd, const void *buf, size_t n)
@@ -337,7 +336,7 @@ ssize_t ringo_write_all(int fd, const void *buf, size_t n)
 static int accept_single(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
     IO_CALL(accept4(fd, addr, len, flags), fd, RINGO_READ,
-            io_uring_prep_accept(sqe, fd, addr, len, flags));
+            .kind = ENG_ACCEPT, .fd = fd, .u.addr = addr, .alen = len, .flags = flags);
 }
 
 /* The peer of a descriptor from an acceptor, for a caller that asked for
@@ -408,9 +407,8 @@ int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len)
         r = io_check(g, fd, RINGO_WRITE);
         if (r)
             return r;
-        struct io_uring_sqe *sqe = ring_sqe(p);
-        io_uring_prep_connect(sqe, fd, addr, len);
-        r = io_wait(p, g, sqe, RINGO_WRITE);
+        const struct eng_io io = { .kind = ENG_CONNECT, .fd = fd, .u.caddr = addr, .len = len };
+        r = io_wait(p, g, &io, RINGO_WRITE);
     } while (r == IO_RESTART); /* never issued: issue it now */
     return r == IO_AGAIN ? connect_finish(fd) : r;
 }
@@ -418,12 +416,12 @@ int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len)
 int ringo_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
     IO_CALL(openat(dirfd, path, flags, mode), dirfd, 0,
-            io_uring_prep_openat(sqe, dirfd, path, flags, mode));
+            .kind = ENG_OPENAT, .fd = dirfd, .u.path = path, .flags = flags, .len = mode);
 }
 
 int ringo_fsync(int fd)
 {
-    IO_CALL(fsync(fd), fd, 0, io_uring_prep_fsync(sqe, fd, 0));
+    IO_CALL(fsync(fd), fd, 0, .kind = ENG_FSYNC, .fd = fd);
 }
 
 static int plain_poll(int fd, short events)
@@ -451,7 +449,7 @@ static int poll_dirs(short events)
 int ringo_poll(int fd, short events)
 {
     IO_CALL(plain_poll(fd, events), fd, poll_dirs(events),
-            io_uring_prep_poll_add(sqe, fd, (unsigned)(unsigned short)events));
+            .kind = ENG_POLL, .fd = fd, .len = (unsigned short)events);
 }
 
 /* A request to another proc: cancel every operation on fd, then count
@@ -465,9 +463,7 @@ struct close_task {
 static void close_cancel_run(struct rproc *q, struct rtask *t)
 {
     struct close_task *ct = (struct close_task *)t;
-    struct io_uring_sqe *c = ring_sqe(q);
-    io_uring_prep_cancel_fd(c, ct->fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(c, UD_IGNORE);
+    eng_cancel_fd(q, ct->fd);
     /* Submitted now: the cancel finds its operations by the file the fd
      * names when it is issued, which must be before the closer's close. */
     ring_flush(q);
@@ -534,13 +530,10 @@ int ringo_close(int fd)
     ring_reserve(p, cancel_here ? 2 : 1);
     if (cancel_here) {
         /* Issued before the close, in the same submit. */
-        struct io_uring_sqe *c = ring_sqe(p);
-        io_uring_prep_cancel_fd(c, fd, IORING_ASYNC_CANCEL_ALL);
-        io_uring_sqe_set_data64(c, UD_IGNORE);
+        eng_cancel_fd(p, fd);
     }
-    struct io_uring_sqe *sqe = ring_sqe(p);
-    io_uring_prep_close(sqe, fd);
-    int r = ring_wait_op(p, g, sqe, W_IO);
+    const struct eng_io io = { .kind = ENG_CLOSE, .fd = fd };
+    int r = eng_wait(p, g, &io);
     if (mark)
         fdclose_unmark(mark); /* the close is done: operations waiting start again */
     return r;

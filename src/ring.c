@@ -49,6 +49,7 @@
 #include "config.h"
 
 #include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -395,9 +396,11 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
     return r;
 }
 
-int ring_wait_op(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason)
+int eng_wait(struct rproc *p, struct rg *g, const struct eng_io *io)
 {
-    return ring_wait_op_on(p, g, sqe, reason, NULL);
+    struct io_uring_sqe *sqe = ring_sqe(p);
+    eng_start_sqe(sqe, io);
+    return ring_wait_op_on(p, g, sqe, W_IO, NULL);
 }
 
 /* The wait ends only by the operation's CQE: nothing cancels it (g->io_op
@@ -416,14 +419,10 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
     owner_add(p->inflight, 1);
     if (reason == W_IO)
         tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
-    struct vg_io vg = { .opcode = IORING_OP_NOP }; /* stays a NOP off valgrind */
-    if (rt.valgrind)
-        vg_io_start(&vg, sqe);
+    /* A close or a futex wait writes nothing valgrind must be told of. */
     park_commit(g, op.token, 0);
     if (reason == W_IO)
         tsan_io_acquire();
-    if (rt.valgrind && op.res > 0)
-        vg_io_done(&vg, op.res);
     return op.res;
 }
 
@@ -467,19 +466,15 @@ void ring_send_wake(struct rproc *from, struct rproc *to)
     (void)w; /* EAGAIN means the counter is saturated: a wake is pending anyway */
 }
 
-void vg_io_start(struct vg_io *v, const struct io_uring_sqe *sqe)
+void vg_io_start(struct vg_io *v, const struct eng_io *io)
 {
-    v->opcode = sqe->opcode;
-    v->addr = (void *)(uintptr_t)sqe->addr;
-    v->len = sqe->len;
-    v->alen = NULL;
+    v->io = io;
     v->alen_in = 0;
     v->control_in = 0;
-    if (v->opcode == IORING_OP_ACCEPT && v->addr && sqe->addr2) {
-        v->alen = (socklen_t *)(uintptr_t)sqe->addr2;
-        v->alen_in = *v->alen;
-    } else if (v->opcode == IORING_OP_RECVMSG) {
-        const struct msghdr *m = v->addr;
+    if (io->kind == ENG_ACCEPT && io->u.addr && io->alen) {
+        v->alen_in = *io->alen;
+    } else if (io->kind == ENG_RECVMSG) {
+        const struct msghdr *m = io->u.msg;
         v->alen_in = m->msg_name ? m->msg_namelen : 0;
         v->control_in = m->msg_control ? m->msg_controllen : 0;
     }
@@ -494,17 +489,18 @@ void vg_io_done(const struct vg_io *v, int res)
     size_t left = (size_t)res;
     const struct iovec *iov = NULL;
     size_t iovcnt = 0;
-    switch (v->opcode) {
-    case IORING_OP_READ:
-    case IORING_OP_RECV:
-        VALGRIND_MAKE_MEM_DEFINED(v->addr, left);
+    const struct eng_io *io = v->io;
+    switch ((enum eng_kind)io->kind) {
+    case ENG_READ:
+    case ENG_RECV:
+        VALGRIND_MAKE_MEM_DEFINED(io->u.buf, left);
         return;
-    case IORING_OP_READV:
-        iov = v->addr;
-        iovcnt = v->len;
+    case ENG_READV:
+        iov = io->u.iov;
+        iovcnt = (size_t)io->len;
         break;
-    case IORING_OP_RECVMSG: {
-        struct msghdr *m = v->addr;
+    case ENG_RECVMSG: {
+        struct msghdr *m = io->u.msg;
         iov = m->msg_iov;
         iovcnt = m->msg_iovlen;
         if (v->alen_in)
@@ -515,10 +511,10 @@ void vg_io_done(const struct vg_io *v, int res)
                                                           ? m->msg_controllen : v->control_in);
         break;
     }
-    case IORING_OP_ACCEPT:
-        if (v->alen) {
-            VALGRIND_MAKE_MEM_DEFINED(v->alen, sizeof *v->alen);
-            VALGRIND_MAKE_MEM_DEFINED(v->addr, *v->alen < v->alen_in ? *v->alen : v->alen_in);
+    case ENG_ACCEPT:
+        if (io->u.addr && io->alen) {
+            VALGRIND_MAKE_MEM_DEFINED(io->alen, sizeof *io->alen);
+            VALGRIND_MAKE_MEM_DEFINED(io->u.addr, *io->alen < v->alen_in ? *io->alen : v->alen_in);
         }
         return;
     default:

@@ -571,7 +571,9 @@ static unsigned default_procs(void)
     return ncpus > 0 ? (unsigned)ncpus : 1;
 }
 
-static void collect_totals(void)
+/* ended: the procs have left their loops (the end of ringo_run); the
+ * gauges are then zero but for the goroutines a deadlock left. */
+static void collect_totals(bool ended)
 {
     struct ringo_stats t;
     memset(&t, 0, sizeof t);
@@ -586,11 +588,32 @@ static void collect_totals(void)
         t.spin_ns += load_relaxed(&s->spin_ns);
         t.spins += load_relaxed(&s->spins);
         t.spins_found += load_relaxed(&s->spins_found);
+        t.idle_ns += load_relaxed(&s->idle_ns);
+        t.donations += load_relaxed(&s->donations);
+        /* The gauges.  The caller's own proc, if it is one, exactly: it is
+         * running the caller.  Another proc from what it publishes: its
+         * run queue's length as of its last periodic poll or sleep, and
+         * "running" for a proc that is neither looking for work (hungry,
+         * spinning) nor asleep.  relaxed: samples of procs that run on;
+         * the three need not agree (waiting is clamped). */
+        struct rproc *q = rt.procs[i];
+        if (ended) {
+            continue;
+        } else if (q == tls_proc) {
+            t.runnable += q->runq_len;
+            t.running += q->cur != NULL;
+        } else {
+            t.runnable += load_relaxed(&q->runq_pub);
+            t.running += !load_relaxed(&q->hungry) && !load_relaxed(&q->sleeping);
+        }
     }
+    int64_t jobs = load_relaxed(&rt.offload_jobs);
+    t.offload_jobs = jobs > 0 ? (uint64_t)jobs : 0;
     t.watchdog_reports = load_relaxed(&rt.watchdog_reports);
     t.spawned += load_relaxed(&rt.foreign_spawned);
     int64_t live = load_relaxed(&rt.live) & ~LIVE_STOPPED;
     t.goroutines = live > 0 ? (uint64_t)live : 0;
+    t.waiting = t.goroutines > t.runnable + t.running ? t.goroutines - t.runnable - t.running : 0;
     pthread_mutex_lock(&totals_lock);
     last_totals = t;
     pthread_mutex_unlock(&totals_lock);
@@ -654,7 +677,7 @@ int ringo_stats_sized(struct ringo_stats *out, size_t size)
         return -EINVAL;
     struct rproc *me;
     if (run_enter(&me)) {
-        collect_totals(); /* reads every proc's counters */
+        collect_totals(false); /* reads every proc's counters */
         run_exit(me);
     }
     struct ringo_stats t;
@@ -958,7 +981,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
          * ringo_count after this also sees the goroutines discarded. */
         store_release(&rt.live, LIVE_STOPPED);
     }
-    collect_totals();
+    collect_totals(true);
     /* See run_enter: after this, no plain thread touches the procs. */
     store_seqcst(&rt.active, 0);
     while (load_seqcst(&rt.foreign_ops))

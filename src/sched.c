@@ -797,6 +797,7 @@ static void donate(struct rproc *p)
         }
     }
     if (first) {
+        stat_add(p->st.donations, n);
         inbox_push_chain(to, first, last);
         proc_wake(to);
     }
@@ -824,6 +825,7 @@ static inline struct rg *next_runnable(struct rproc *p)
     unsigned tick = load_relaxed(&p->tick) + 1;
     store_relaxed(&p->tick, tick);
     if (tick % POLL_EVERY == 0) {
+        store_relaxed(&p->runq_pub, p->runq_len); /* for ringo_stats */
         proc_clock_coarse(p);
         poll_cheap(p);
         if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
@@ -1201,6 +1203,8 @@ static void proc_sleep(struct rproc *p)
             goto unhungry;
     }
 
+    if (load_relaxed(&p->runq_pub))
+        store_relaxed(&p->runq_pub, 0); /* for ringo_stats: nothing to run */
     store_relaxed(&p->sleeping, 1);
     /* (A): orders the store of sleeping before the loads of inbox/tasks;
      * pairs with (B) in proc_wake. */
@@ -1221,8 +1225,11 @@ static void proc_sleep(struct rproc *p)
         rt_check_deadlock(p);
         pthread_mutex_unlock(&rt.idle_lock);
     }
-    if (!load_relaxed(&rt.stopping))
+    if (!load_relaxed(&rt.stopping)) {
+        int64_t slept = now_ns();
         ring_poll(p, true, timer_next(&p->timers));
+        stat_add(p->st.idle_ns, (uint64_t)(now_ns() - slept));
+    }
     store_relaxed(&p->sleeping, 0);
     if (idle) {
         pthread_mutex_lock(&rt.idle_lock);

@@ -527,6 +527,9 @@ START_TEST(stats_count_the_run)
     ck_assert_int_eq(ringo_stats(&after), 0);
     ck_assert_uint_eq(after.spawned, 11);
     ck_assert_uint_eq(after.goroutines, 0);
+    ck_assert_uint_eq(after.running, 0);
+    ck_assert_uint_eq(after.runnable, 0);
+    ck_assert_uint_eq(after.waiting, 0);
     ck_assert_uint_ge(after.enters, 1);
 }
 END_TEST
@@ -820,6 +823,144 @@ START_TEST(idle_spins_die_out_without_handoffs)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The gauges of ringo_stats: goroutines by state, offload jobs, idle
+ * time; and donations, checked against where the goroutines ran. */
+
+static ringo_chan *gauge_block;
+static _Atomic int gauge_parked;
+
+static void gauge_waiter(void *arg)
+{
+    (void)arg;
+    int v;
+    atomic_fetch_add(&gauge_parked, 1);
+    ck_assert_int_eq(ringo_chan_recv(gauge_block, &v), 0);
+}
+
+static void gauge_nothing(void *arg)
+{
+    (void)arg;
+}
+
+static ringo_mutex gauge_mu;
+
+static void gauge_offloaded(void *arg)
+{
+    (void)arg;
+    ringo_mutex_lock(&gauge_mu); /* a plain thread: blocks until main unlocks */
+    ringo_mutex_unlock(&gauge_mu);
+}
+
+static void gauge_offloader(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_offload(gauge_offloaded, NULL), 0);
+}
+
+static void main_gauges(void *arg)
+{
+    (void)arg;
+    struct ringo_stats st;
+    /* Five goroutines parked on a channel, then seven spawned on this
+     * proc that cannot run before main yields. */
+    gauge_block = ringo_chan_make(sizeof(int), 0);
+    atomic_store(&gauge_parked, 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_gt(ringo_go_on(ringo_proc(), gauge_waiter, NULL), 0);
+    /* On this proc: each runs, when main yields, until it parks in its
+     * recv, so a count of 5 means 5 parked. */
+    while (atomic_load(&gauge_parked) < 5)
+        ringo_yield();
+    for (int i = 0; i < 7; i++)
+        ck_assert_int_gt(ringo_go_on(ringo_proc(), gauge_nothing, NULL), 0);
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    ck_assert_uint_eq(st.goroutines, 13);
+    ck_assert_uint_eq(st.runnable, 7);
+    ck_assert_uint_eq(st.running, 1);
+    ck_assert_uint_eq(st.waiting, 5);
+    while (ringo_count() > 6)
+        ringo_yield();
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(ringo_chan_send(gauge_block, &i), 0);
+    while (ringo_count() > 1)
+        ringo_yield();
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    ck_assert_uint_eq(st.runnable, 0);
+    ck_assert_uint_eq(st.waiting, 0);
+    ringo_chan_release(gauge_block);
+
+    /* Three offload jobs held on a mutex by main: queued or running until
+     * it lets go. */
+    ringo_mutex_lock(&gauge_mu);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_gt(ringo_go(gauge_offloader, NULL), 0);
+    do {
+        ringo_sleep(1 * MS);
+        ck_assert_int_eq(ringo_stats(&st), 0);
+    } while (st.offload_jobs < 3);
+    ck_assert_uint_eq(st.offload_jobs, 3);
+    ringo_mutex_unlock(&gauge_mu);
+    while (ringo_count() > 1)
+        ringo_yield();
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    ck_assert_uint_eq(st.offload_jobs, 0);
+
+    /* A proc with nothing to do sleeps in the kernel: idle time grows. */
+    struct ringo_stats a;
+    ck_assert_int_eq(ringo_stats(&a), 0);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    ck_assert_uint_gt(st.idle_ns, a.idle_ns);
+}
+
+START_TEST(stats_gauges)
+{
+    RUN(main_gauges, NULL, nprocs_param);
+}
+END_TEST
+
+/* Donations: only a donation moves a goroutine that has not started to
+ * another proc, so the count equals the children that ran elsewhere. */
+#define DONATE_KIDS 256
+static _Atomic int donated_ran_elsewhere;
+
+static void donate_kid(void *arg)
+{
+    (void)arg;
+    if (ringo_proc() != 0)
+        atomic_fetch_add(&donated_ran_elsewhere, 1);
+}
+
+static void main_donations(void *arg)
+{
+    (void)arg;
+    struct ringo_stats a, b;
+    ck_assert_int_eq(ringo_stats(&a), 0);
+    for (int i = 0; i < DONATE_KIDS; i++)
+        ck_assert_int_gt(ringo_go(donate_kid, NULL), 0);
+    while (ringo_count() > 1)
+        ringo_yield();
+    ck_assert_int_eq(ringo_stats(&b), 0);
+    uint64_t elsewhere = (uint64_t)atomic_load(&donated_ran_elsewhere);
+    ck_assert_uint_eq(b.donations - a.donations, elsewhere);
+}
+
+static void main_donations_on_0(void *arg)
+{
+    /* main on proc 0, so "elsewhere" means another proc */
+    ck_assert_int_gt(ringo_go_on(0, main_donations, arg), 0);
+}
+
+START_TEST(stats_count_donations)
+{
+    atomic_store(&donated_ran_elsewhere, 0);
+    RUN(main_donations_on_0, NULL, nprocs_param);
+    if (nprocs_param == 1)
+        ck_assert_int_eq(atomic_load(&donated_ran_elsewhere), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -853,6 +994,8 @@ static Suite *suite(void)
     tcase_add_test(tc, setup_failure_is_reported);
     tcase_add_test(tc, fd_limit_is_reported);
     tcase_add_test(tc, idle_spins_die_out_without_handoffs);
+    tcase_add_test(tc, stats_gauges);
+    tcase_add_test(tc, stats_count_donations);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
         tcase_add_test(tc, stack_overflow_canary);

@@ -68,6 +68,14 @@ check "request body skipped, next request answered" "2" "$n"
 check "HEAD has no body" "0" "$(raw 'HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | grep -c Hello)"
 check "HTTP/1.0 closes" "1" "$(raw 'GET / HTTP/1.0\r\n\r\n' | grep -c '^HTTP/1.1 200')"
 
+# SIGUSR1: the statistics on stderr, and the server goes on serving.
+kill -USR1 "$pid"
+i=0
+while [ $i -lt 600 ] && ! grep -q '^httpd: stats: ' "$log"; do sleep 0.1; i=$((i + 1)); done
+line=$(grep '^httpd: stats: ' "$log" | head -n 1)
+check "SIGUSR1: statistics printed" "1" "$(printf '%s\n' "$line" | grep -c 'goroutines [0-9]* (running [0-9]*, runnable [0-9]*, waiting [0-9]*); procs idle')"
+check "SIGUSR1: still serving" "Hello, World!" "$(curl -s -m 60 "$url")"
+
 # -i 1: a client that sends nothing, or half a request, is dropped after
 # about a second (the server closes; cat sees EOF long before its 60 s,
 # which only bounds the test on a server that never drops it).

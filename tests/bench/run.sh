@@ -35,8 +35,19 @@
 #                           1000000 is DESIGN.md's scale)
 #   BENCH_ONLY=REGEX        run only the workloads whose name matches
 #                           (yield spawn sleepers idle pingpong chanbuf mutex
-#                           waitgroup http churn)
+#                           waitgroup http churn client kv)
+#   BENCH_KV=PATH           examples/kv (default: ../../examples/kv from BENCH_BUILDDIR)
+#   BENCH_KV_REQUESTS=N     redis-benchmark -n for the kv rows (default 200000)
 #   GO=PATH, WRK=PATH       the go and wrk programs (default: from PATH)
+#   LOAD=PATH               examples/load, the load client written with ringo
+#                           (default: BENCH_BUILDDIR/../../examples/load)
+#   REDIS_BENCHMARK=PATH, REDIS_SERVER=PATH
+#                           redis-benchmark and redis-server (default: from PATH)
+#
+# The kv rows: examples/kv (a Redis-protocol server) and redis-server, one
+# after the other, each loaded by the same redis-benchmark
+# (-t set,get -c 50 -r 100000, without and with -P 16 pipelining);
+# kv/redis-server is the ratio of their requests per second.
 set -u
 
 bindir=${BENCH_BUILDDIR:-tests/bench}
@@ -46,6 +57,11 @@ http_secs=${BENCH_HTTP_SECONDS:-5}
 only=${BENCH_ONLY:-.}
 GO=${GO-$(command -v go 2>/dev/null)}
 WRK=${WRK-$(command -v wrk 2>/dev/null)}
+LOAD=${LOAD-$bindir/../../examples/load}
+REDIS_BENCHMARK=${REDIS_BENCHMARK-$(command -v redis-benchmark 2>/dev/null)}
+REDIS_SERVER=${REDIS_SERVER-$(command -v redis-server 2>/dev/null)}
+kv_prog=${BENCH_KV:-$bindir/../../examples/kv}
+kv_requests=${BENCH_KV_REQUESTS:-200000}
 export BENCH_IDLE_N=${BENCH_IDLE_N:-100000}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ringo-bench.XXXXXX") || exit 1
@@ -584,6 +600,174 @@ if wanted churn; then
         say "enters/req, SQEs/req, server CPU us/req: io_uring_enter calls, submissions and the server"
         say "process's CPU time (user + system) per request over the whole run (warm-up included), as"
         say "counted by ringo's server; the CPU figure moves less with other load on the machine than req/s."
+    fi
+fi
+
+# ------------------------------------------------------------- kv
+# kv_cell KEY CMD...: start the server CMD... on a free port (it takes the
+# port as its last argument), run redis-benchmark on it without and with
+# pipelining, stop it; sets kv_KEY_{SET,GET}_{1,16} to the requests/s.
+kv_cell() {
+    local key=$1 port p line t rps
+    shift
+    port=$(free_port) || { say "  $key: no free port"; return; }
+    "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
+    server_pid=$!
+    if ! wait_listening "$port" "$server_pid"; then
+        say "  $key: failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
+        kill "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+        server_pid=
+        return
+    fi
+    for p in 1 16; do
+        "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$port" -t set,get -n "$kv_requests" -c 50 -r 100000 \
+            -P "$p" --csv >"$tmp/rb.out" 2>"$tmp/rb.err" ||
+            say "  $key -P $p: redis-benchmark failed: $(head -c 200 "$tmp/rb.err" | tr '\n' ' ')"
+        grep -q WARNING "$tmp/rb.err" && say "  $key -P $p: $(grep WARNING "$tmp/rb.err" | head -n 1)"
+        while IFS=, read -r t rps line; do
+            t=${t//\"/}
+            rps=${rps//\"/}
+            case $t in SET | GET) isnum "$rps" && eval "kv_${key}_${t}_$p=$rps" ;; esac
+        done <"$tmp/rb.out"
+    done
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+    grep -h 'commands on' "$tmp/server.err" | sed "s/^kv: /  $key: /"
+}
+
+kvv() { # KEY TEST P: a figure, or '-'
+    local v
+    eval "v=\${kv_$1_$2_$3:-}"
+    printf '%s' "${v:--}"
+}
+
+if wanted kv; then
+    say ""
+    if [ -z "$REDIS_BENCHMARK" ]; then
+        say "Redis protocol (examples/kv): redis-benchmark not found, skipped (install redis-tools)"
+    elif [ ! -x "$kv_prog" ]; then
+        say "Redis protocol (examples/kv): $kv_prog not built, skipped (make)"
+    else
+        say "Redis protocol: redis-benchmark -t set,get -n $kv_requests -c 50 -r 100000, without and with -P 16,"
+        say "one run per cell, every server on this machine's CPUs beside redis-benchmark ..."
+        kv_servers=("kv2|kv (example), 2 procs" "kv1|kv (example), 1 proc")
+        kv_cell kv2 "$kv_prog" -t 2 -p
+        kv_cell kv1 "$kv_prog" -t 1 -p
+        if [ -n "$REDIS_SERVER" ]; then
+            mkdir -p "$tmp/redis"
+            kv_servers+=("redis|$("$REDIS_SERVER" --version | sed -n 's/.* v=\([^ ]*\).*/redis-server \1/p')")
+            kv_cell redis "$REDIS_SERVER" --bind 127.0.0.1 --save '' --appendonly no \
+                --dir "$tmp/redis" --logfile '' --port
+        else
+            say "  redis-server not found: no comparison (install redis-server)"
+        fi
+        say ""
+        printf '%-30s| %10s | %10s | %12s | %12s\n' "server (req/s)" "SET" "GET" "SET -P 16" "GET -P 16"
+        printf '%s\n' "------------------------------+------------+------------+--------------+-------------"
+        for sv in "${kv_servers[@]}"; do
+            IFS='|' read -r key label <<<"$sv"
+            printf '%-30s| %10s | %10s | %12s | %12s\n' "$label" \
+                "$(fmt "$(kvv "$key" SET 1)")" "$(fmt "$(kvv "$key" GET 1)")" \
+                "$(fmt "$(kvv "$key" SET 16)")" "$(fmt "$(kvv "$key" GET 16)")"
+        done
+        if [ -n "$REDIS_SERVER" ]; then
+            for key in kv2 kv1; do
+                label="kv ${key#kv} proc$([ "$key" = kv1 ] || echo s) / redis-server"
+                r() { # TEST P: kv / redis-server
+                    local a b
+                    a=$(kvv "$key" "$1" "$2")
+                    b=$(kvv redis "$1" "$2")
+                    isnum "$a" && isnum "$b" && awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2fx", a / b }' ||
+                        printf -- '-'
+                }
+                printf '%-30s| %10s | %10s | %12s | %12s\n' "$label" \
+                    "$(r SET 1)" "$(r GET 1)" "$(r SET 16)" "$(r GET 16)"
+            done
+        fi
+        say "redis-server runs its commands on one thread; kv on 1 proc is the like-for-like row."
+    fi
+fi
+
+# ------------------------------------------------------------- client
+# The load client of the demo, examples/load (written with ringo), beside
+# wrk: each loads ringo's httpd (2 procs) with 50 keep-alive connections
+# for http_secs, alternated, BENCH_REPEAT runs each.  The client's own CPU
+# time per request shows which of the two costs the machine more; on a
+# box where client and server share the CPUs, the cheaper client leaves
+# more to the server.
+
+# children_cpu VAR: set VAR to the user + system CPU seconds of the
+# waited-for children (`times` in this shell: a subshell has its own).
+children_cpu() {
+    times >"$tmp/times"
+    printf -v "$1" '%s' "$(tail -n 1 "$tmp/times" |
+        awk '{ for (i = 1; i <= 2; i++) { split($i, a, "m"); s += a[1] * 60 + a[2] } printf "%.3f", s }')"
+}
+
+# client_once TAG CMD...: one run of CMD URL against a fresh server;
+# appends "rps client-cpu-us/req" to $tmp/client.TAG.
+client_once() {
+    local tag=$1 port out rps reqs c0 c1 upr=-
+    shift
+    port=$(free_port) || { say "  $tag: no free port"; return; }
+    env BENCH_PROCS=2 "$bindir/httpd" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
+    server_pid=$!
+    if ! wait_listening "$port" "$server_pid"; then
+        say "  $tag: the server failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
+        kill "$server_pid" 2>/dev/null
+        wait "$server_pid" 2>/dev/null
+        server_pid=
+        return
+    fi
+    "$WRK" -t2 -c50 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
+    children_cpu c0
+    out=$("$@" "http://127.0.0.1:$port/" 2>/dev/null)
+    children_cpu c1 # before the server is waited for: the client's time only
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+    rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\).*/\1/p')
+    reqs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([0-9][0-9]*\) requests in .*/\1/p')
+    isnum "${reqs:-}" && [ "$reqs" -gt 0 ] &&
+        upr=$(awk -v a="$c0" -v b="$c1" -v r="$reqs" 'BEGIN { printf "%.2f", (b - a) * 1e6 / r }')
+    isnum "${rps:-}" && printf '%s %s\n' "$rps" "$upr" >>"$tmp/client.$tag"
+}
+
+# client_median TAG COLUMN: the median of one column of $tmp/client.TAG.
+client_median() {
+    [ -s "$tmp/client.$1" ] || { echo "?"; return; }
+    awk -v c="$2" '{ print $c }' "$tmp/client.$1" | grep -Ev '^[-?]$' | sort -g |
+        awk '{ v[NR] = $1 } END { if (!NR) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
+if wanted client; then
+    say ""
+    if [ -z "$WRK" ]; then
+        say "Load client: wrk not found, skipped"
+    elif [ ! -x "$LOAD" ] || [ ! -x "$bindir/httpd" ]; then
+        say "Load client: examples/load or ringo's httpd is not built, skipped"
+    else
+        say "Load client: examples/load beside wrk, each with 50 keep-alive connections (2 threads"
+        say "or procs) against ringo's httpd on 2 procs, ${http_secs} s per run, ${repeat} runs each,"
+        say "alternated, median ..."
+        for ((i = 0; i < repeat; i++)); do
+            client_once wrk "$WRK" -t2 -c50 -d"${http_secs}s"
+            client_once load "$LOAD" -c50 -t2 -d"$http_secs"
+        done
+        say ""
+        printf '%-34s| %10s | %s\n' "client" "req/s" "client CPU us/req"
+        printf '%s\n' "----------------------------------+------------+------------------"
+        printf '%-34s| %10s | %s\n' "wrk -t2 -c50" "$(fmt "$(client_median wrk 1)")" \
+            "$(client_median wrk 2)"
+        printf '%-34s| %10s | %s\n' "examples/load -t2 -c50" "$(fmt "$(client_median load 1)")" \
+            "$(client_median load 2)"
+        lw=$(client_median wrk 1)
+        ll=$(client_median load 1)
+        isnum "$lw" && isnum "$ll" &&
+            say "  examples/load vs wrk, req/s: $(awk -v a="$ll" -v b="$lw" 'BEGIN { printf "%.2fx", a / b }')"
+        say "  every run, req/s: wrk $(awk '{ printf "%s ", $1 }' "$tmp/client.wrk" 2>/dev/null)| load $(awk '{ printf "%s ", $1 }' "$tmp/client.load" 2>/dev/null)"
     fi
 fi
 exit 0
