@@ -66,6 +66,8 @@ struct ringo_config {
     unsigned ring_entries; /* SQ size per ring; 0 = default (256) */
     int64_t  watchdog_ns;  /* report a goroutine that runs this long without
                               yielding; 0 = RINGO_WATCHDOG_MS, else off */
+    int      dump_on_sigquit; /* 1: SIGQUIT writes ringo_dump to stderr and the run
+                                 goes on; -1: no; 0 = RINGO_DUMP_ON_SIGQUIT=1, else no */
     /* more fields may follow; zero always means "default" */
 };
 

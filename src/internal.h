@@ -133,6 +133,8 @@ struct rg {
     _Atomic(const void *) wait_obj; /* what it waits on, for dumps: a channel or a futex word; like wait_fd */
     struct sudog *sudogs;       /* channel waits queued while parked (chan.c); owner */
     unsigned nsudogs;
+    _Atomic uint32_t parked_ms; /* the proc's clock (rproc.clock_ms) when it last parked; owner writes
+                                 * relaxed in park_prepare, dumps read relaxed */
 } __attribute__((aligned(64)));
 _Static_assert(sizeof(struct rg) <= 192, "struct rg is at most three cache lines");
 _Static_assert(offsetof(struct rg, cancel_id) < 64, "hand-off fields share line 0");
@@ -299,6 +301,12 @@ struct rproc {
      * writes relaxed (one writer: a load and a store), and the watchdog's
      * monitor reads it relaxed (watchdog.c). */
     _Atomic unsigned tick;
+    /* A coarse clock, ms since rt.epoch_ns, that park_prepare stamps a
+     * parking goroutine with (for dumps: how long it has waited).  Set
+     * where the proc reads a clock anyway (timer runs) and, from
+     * CLOCK_MONOTONIC_COARSE, every POLL_EVERY scheduling points and after
+     * each sleep (sched.c "The park clock"); owner only. */
+    uint32_t clock_ms;
     int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
     unsigned spin_probe;        /* sleeps since the budget fell to 0; owner */
 
@@ -343,6 +351,10 @@ struct runtime {
     int64_t watchdog_ns;
     int watchdog_sig;
     _Atomic uint64_t watchdog_reports;
+    int64_t epoch_ns;           /* CLOCK_MONOTONIC at the run's start: rproc.clock_ms counts from it */
+    /* SIGQUIT writes a dump (signal.c "SIGQUIT"); set by the ringo_run
+     * caller before the procs start, for the run. */
+    bool dump_on_sigquit;
 };
 
 extern struct runtime rt;
@@ -419,7 +431,9 @@ extern __thread bool tls_runtime_thread;
  * it seq_cst: none is reported while a signal may still wake someone), and
  * the run's start and end (SIGPIPE ignored; registrations dropped). */
 extern _Atomic int signal_regs;
-void signal_run_start(void);
+int  signal_run_start(void);
+void signal_proc_start(void);
+void dump_on_signal(int sig);
 void signal_run_end(void);
 
 /* park/ready protocol (sched.c) */
@@ -476,7 +490,7 @@ static inline int block_check(struct rg *g)
 void sched_switch(struct rproc *p, struct rg *g);
 
 /* Spawn; proc < 0 picks the caller's proc (or round robin). */
-int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg);
+int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg, void *creator);
 int64_t spawn_main(void (*fn)(void *), void *arg);
 
 /* Wake a proc that may be asleep in io_uring_enter. */
@@ -605,5 +619,14 @@ void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)))
 void bug(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void rt_check_deadlock(struct rproc *p);
 void dump_all(int fd);
+
+/* The proc's park clock (sched.c "The park clock"), from a CLOCK_MONOTONIC
+ * reading the caller has made anyway. */
+static inline void proc_clock_set(struct rproc *p, int64_t now)
+{
+    p->clock_ms = (uint32_t)((now - rt.epoch_ns) / 1000000);
+}
+void proc_clock_coarse(struct rproc *p);
+void *goroutine_creator(const struct rg *g);
 
 #endif /* RINGO_INTERNAL_H */

@@ -388,8 +388,11 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
         ring_flush(p);
     }
     reap(p);
-    if (p->timers.n)
-        timer_run(p, &p->timers, now_ns());
+    if (p->timers.n) {
+        int64_t now = now_ns();
+        proc_clock_set(p, now); /* sched.c "The park clock" */
+        timer_run(p, &p->timers, now);
+    }
     return r;
 }
 

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -80,15 +81,15 @@ void note_foreign(void)
         store_seqcst(&rt.foreign, 1);
 }
 
-static const char *state_word(struct rg *g)
+static const char *state_word(uint8_t state, uint8_t reason)
 {
-    switch (load_relaxed(&g->state)) {
+    switch (state) {
     case G_RUNNABLE: return "runnable";
     case G_RUNNING: return "running";
     case G_WAITING: break;
     default: return "dead";
     }
-    switch (load_relaxed(&g->reason)) {
+    switch (reason) {
     case W_SLEEP: return "sleep";
     case W_CHAN_SEND: return "chan send";
     case W_CHAN_RECV: return "chan receive";
@@ -112,38 +113,219 @@ static void fn_name(void (*fn)(void *), char *buf, size_t len)
         snprintf(buf, len, "?");
 }
 
-struct dump_ctx { int fd; bool with_proc; };
+/* A code address as function+offset, or object+offset when the function
+ * is not in the dynamic symbol table (a static function, or an executable
+ * linked without -rdynamic). */
+static void code_name(const void *pc, char *buf, size_t len)
+{
+    Dl_info info;
+    if (!pc)
+        snprintf(buf, len, "ringo_run");
+    else if (dladdr(pc, &info) && info.dli_sname && info.dli_saddr)
+        snprintf(buf, len, "%s+0x%tx", info.dli_sname, (const char *)pc - (const char *)info.dli_saddr);
+    else if (dladdr(pc, &info) && info.dli_fname)
+        snprintf(buf, len, "%s+0x%tx", (strrchr(info.dli_fname, '/') ? strrchr(info.dli_fname, '/') + 1
+                                                                     : info.dli_fname),
+                 (const char *)pc - (const char *)info.dli_fbase);
+    else
+        snprintf(buf, len, "%p", pc);
+}
+
+/*
+ * Dumps.  A dump reads every goroutine while its proc runs it, parks it or
+ * recycles its struct, from any thread (ringo_dump's caller, or the signal
+ * thread on SIGQUIT), without stopping the procs: stopping them would need
+ * a safe point that a goroutine spinning in user code never reaches.  So
+ * it reads only what may be read racily.  Every field is a relaxed atomic
+ * (state, reason, wait_fd, wait_obj, parked_ms, id, p, the creator table)
+ * -- untorn, and wrong at worst by being a moment old -- except fn, plain
+ * and fixed for a goroutine's life: spawn writes it before the release
+ * store of the id that gtable_foreach reads with acquire, so the function
+ * read belongs to that id, unless the goroutine exits and its struct is
+ * recycled between the two reads (then the line may name the next
+ * goroutine's function; the struct is never freed during a run, so the
+ * read is of valid memory).  The fields of one goroutine may come from
+ * different moments (a reason of its last wait with the state of the
+ * next, a slot's creator from an incarnation that has just replaced the
+ * one whose id was read): a snapshot of a running system, as Go's is not
+ * (it stops the world), and enough for a person reading it.  Nothing the
+ * dump reads is dereferenced but the struct itself and its proc (p, fixed
+ * once the goroutine has started; procs live as long as the run, which
+ * run_enter holds).  A deadlock report reads a system at rest.
+ *
+ * Goroutines alike -- the same state, wait reason, function and creator --
+ * are printed as one group with a count, as Go's debug=1 profile does, so
+ * a dump of a million goroutines has at most DUMP_GROUPS lines plus one.
+ * A group of one is printed in full:
+ *
+ *     goroutine 7 [chan receive, on 0x..., 1204 ms]: created by worker at 0x... by main+0x2d on proc 0
+ *     1000 goroutines [io, 3 to 1204 ms]: created by conn at 0x... by server+0x61, e.g. goroutine 12
+ *
+ * Grouping needs memory (allocated per dump); without it every goroutine
+ * gets its own line.
+ */
+#define DUMP_GROUPS 4096
+
+struct dump_group {
+    /* the key */
+    uint8_t state, reason;
+    void (*fn)(void *);
+    void *creator;
+    /* the first goroutine of the group, printed in full when alone */
+    int64_t id;
+    int proc, fd;
+    const void *obj;
+    uint32_t waited, waited_min; /* ms; waited: the longest */
+    uint64_t count;
+    uint32_t chain;             /* next group in the hash bucket + 1 */
+};
+
+struct dump_ctx {
+    int fd;
+    bool with_proc;
+    uint32_t now_ms;            /* rt.epoch_ns-based, as the park clocks */
+    struct dump_group *groups;  /* NULL: no grouping */
+    uint32_t *buckets;          /* DUMP_GROUPS of them; group index + 1 */
+    uint32_t ngroups;
+    uint64_t others;            /* goroutines beyond DUMP_GROUPS groups */
+};
+
+static void snap(struct dump_ctx *d, struct rg *g, struct dump_group *s)
+{
+    memset(s, 0, sizeof *s);
+    /* relaxed: see "Dumps" */
+    s->id = load_relaxed(&g->id);
+    s->state = load_relaxed(&g->state);
+    s->reason = s->state == G_WAITING ? load_relaxed(&g->reason) : 0;
+    s->fn = g->fn;
+    s->creator = goroutine_creator(g);
+    struct rproc *p = load_relaxed(&g->p);
+    s->proc = p ? p->idx : -1;
+    s->fd = -1;
+    if (s->state == G_WAITING) {
+        s->fd = load_relaxed(&g->wait_fd);
+        s->obj = load_relaxed(&g->wait_obj);
+        uint32_t at = load_relaxed(&g->parked_ms);
+        /* a stamp a coarse tick ahead of our clock reads as 0 */
+        s->waited = d->now_ms - at > INT32_MAX ? 0 : d->now_ms - at;
+    }
+    s->waited_min = s->waited;
+    s->count = 1;
+}
+
+static void print_one(struct dump_ctx *d, const struct dump_group *s)
+{
+    char name[128], by[160], on[64] = "", waited[32] = "";
+    fn_name(s->fn, name, sizeof name);
+    code_name(s->creator, by, sizeof by);
+    if (s->state == G_WAITING) {
+        if (d->with_proc && s->fd >= 0)
+            snprintf(on, sizeof on, ", fd %d", s->fd);
+        else if (d->with_proc && s->obj)
+            snprintf(on, sizeof on, ", on %p", s->obj);
+        snprintf(waited, sizeof waited, ", %u ms", (unsigned)s->waited);
+    }
+    if (d->with_proc)
+        dprintf(d->fd, "goroutine %lld [%s%s%s]: created by %s at %p by %s on proc %d\n",
+                (long long)s->id, state_word(s->state, s->reason), on, waited, name,
+                (void *)(uintptr_t)s->fn, by, s->proc);
+    else
+        dprintf(d->fd, "goroutine %lld [%s%s]: created by %s at %p by %s\n", (long long)s->id,
+                state_word(s->state, s->reason), waited, name, (void *)(uintptr_t)s->fn, by);
+}
+
+static void print_group(struct dump_ctx *d, const struct dump_group *s)
+{
+    if (s->count == 1) {
+        print_one(d, s);
+        return;
+    }
+    char name[128], by[160], waited[48] = "";
+    fn_name(s->fn, name, sizeof name);
+    code_name(s->creator, by, sizeof by);
+    if (s->state == G_WAITING)
+        snprintf(waited, sizeof waited, ", %u to %u ms", (unsigned)s->waited_min,
+                 (unsigned)s->waited);
+    dprintf(d->fd, "%llu goroutines [%s%s]: created by %s at %p by %s, e.g. goroutine %lld\n",
+            (unsigned long long)s->count, state_word(s->state, s->reason), waited, name,
+            (void *)(uintptr_t)s->fn, by, (long long)s->id);
+}
 
 static void dump_one(struct rg *g, void *arg)
 {
     struct dump_ctx *d = arg;
-    char name[128], on[64] = "";
-    fn_name(g->fn, name, sizeof name);
-    struct rproc *p = load_relaxed(&g->p);
-    if (d->with_proc && load_relaxed(&g->state) == G_WAITING) {
-        /* relaxed: a dump is a snapshot of a running system; the owner
-         * may start another wait as we read */
-        int fd = load_relaxed(&g->wait_fd);
-        const void *obj = load_relaxed(&g->wait_obj);
-        if (fd >= 0)
-            snprintf(on, sizeof on, ", fd %d", fd);
-        else if (obj)
-            snprintf(on, sizeof on, ", on %p", obj);
+    struct dump_group s;
+    snap(d, g, &s);
+    if (s.id <= 0)
+        return; /* exited since gtable_foreach looked */
+    if (!d->groups) {
+        print_one(d, &s);
+        return;
     }
-    if (d->with_proc)
-        dprintf(d->fd, "goroutine %lld [%s%s]: created by %s at %p on proc %d\n",
-                (long long)load_relaxed(&g->id), state_word(g), on, name,
-                (void *)(uintptr_t)g->fn, p ? p->idx : -1);
-    else
-        dprintf(d->fd, "goroutine %lld [%s]: created by %s at %p\n",
-                (long long)load_relaxed(&g->id), state_word(g), name,
-                (void *)(uintptr_t)g->fn);
+    uintptr_t h = (uintptr_t)s.fn * 31 + (uintptr_t)s.creator * 17 + s.state * 7u + s.reason;
+    h ^= h >> 17;
+    uint32_t *b = &d->buckets[h % DUMP_GROUPS];
+    for (uint32_t i = *b; i; i = d->groups[i - 1].chain) {
+        struct dump_group *x = &d->groups[i - 1];
+        if (x->fn == s.fn && x->creator == s.creator && x->state == s.state &&
+            x->reason == s.reason) {
+            x->count++;
+            if (s.waited > x->waited)
+                x->waited = s.waited;
+            if (s.waited < x->waited_min)
+                x->waited_min = s.waited;
+            return;
+        }
+    }
+    if (d->ngroups == DUMP_GROUPS) {
+        d->others++;
+        return;
+    }
+    s.chain = *b;
+    d->groups[d->ngroups++] = s;
+    *b = d->ngroups;
+}
+
+static void dump(int fd, bool with_proc)
+{
+    struct dump_ctx d = { .fd = fd, .with_proc = with_proc };
+    d.now_ms = (uint32_t)((now_ns() - rt.epoch_ns) / 1000000);
+    d.groups = malloc(DUMP_GROUPS * sizeof *d.groups);
+    d.buckets = calloc(DUMP_GROUPS, sizeof *d.buckets);
+    if (!d.groups || !d.buckets) {
+        free(d.groups);
+        free(d.buckets);
+        d.groups = NULL;
+    }
+    gtable_foreach(dump_one, &d);
+    for (uint32_t i = 0; d.groups && i < d.ngroups; i++)
+        print_group(&d, &d.groups[i]);
+    if (d.others)
+        dprintf(fd, "%llu more goroutines, in groups beyond the first %d\n",
+                (unsigned long long)d.others, DUMP_GROUPS);
+    if (d.groups) {
+        free(d.groups);
+        free(d.buckets);
+    }
+}
+
+/* From the signal thread (signal.c "SIGQUIT"): a plain thread of the
+ * runtime's, so the dump runs as ringo_dump does from any plain thread,
+ * concurrently with the procs, whatever they are running. */
+void dump_on_signal(int sig)
+{
+    struct rproc *me;
+    if (!run_enter(&me))
+        return; /* the run is not (or no longer) in progress */
+    dprintf(2, "ringo: signal %d (%s): goroutine dump\n", sig, strsignal(sig));
+    dump(2, true);
+    dprintf(2, "\n");
+    run_exit(me);
 }
 
 void dump_all(int fd)
 {
-    struct dump_ctx d = { .fd = fd, .with_proc = false };
-    gtable_foreach(dump_one, &d);
+    dump(fd, false);
 }
 
 void ringo_dump(int fd)
@@ -153,8 +335,7 @@ void ringo_dump(int fd)
         dprintf(fd, "ringo: no run in progress\n");
         return;
     }
-    struct dump_ctx d = { .fd = fd, .with_proc = true };
-    gtable_foreach(dump_one, &d); /* reads the goroutines' procs */
+    dump(fd, true); /* reads the goroutines' procs */
     run_exit(me);
 }
 
@@ -345,6 +526,7 @@ static void *proc_thread(void *arg)
     stack_t ss = { .ss_sp = p->altstack, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
     sigaltstack(&ss, NULL);
     watchdog_proc_start(p);
+    signal_proc_start();
 #ifdef RINGO_SWITCH_UCONTEXT
     p->g0.uc = &p->g0_uc;
 #endif
@@ -464,6 +646,31 @@ struct config_ends_at_ring_entries {
 _Static_assert(offsetof(struct ringo_config, watchdog_ns) >=
                sizeof(struct config_ends_at_ring_entries),
                "watchdog_ns must not lie in the tail padding of the older structure");
+struct config_ends_at_watchdog_ns {
+    unsigned procs;
+    size_t stack_size;
+    unsigned ring_entries;
+    int64_t watchdog_ns;
+};
+_Static_assert(offsetof(struct ringo_config, dump_on_sigquit) >=
+               sizeof(struct config_ends_at_watchdog_ns),
+               "dump_on_sigquit must not lie in the tail padding of the older structure");
+
+/* cfg->dump_on_sigquit, else RINGO_DUMP_ON_SIGQUIT ("1" is yes, anything
+ * else no). */
+static int dump_sigquit_wanted(const struct ringo_config *cfg, bool *on)
+{
+    int v = cfg ? cfg->dump_on_sigquit : 0;
+    if (v < -1 || v > 1)
+        return -EINVAL;
+    if (v) {
+        *on = v == 1;
+        return 0;
+    }
+    const char *env = getenv("RINGO_DUMP_ON_SIGQUIT");
+    *on = env && strcmp(env, "1") == 0;
+    return 0;
+}
 
 int ringo_stats_sized(struct ringo_stats *out, size_t size)
 {
@@ -609,10 +816,14 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         entries = 32768;
     int64_t watchdog_ns;
     int r = watchdog_period(cfg, &watchdog_ns);
+    bool dump_sigquit = false;
+    if (!r)
+        r = dump_sigquit_wanted(cfg, &dump_sigquit);
     if (r) {
         store_release(&run_busy, 0);
         return r;
     }
+    rt.dump_on_sigquit = dump_sigquit;
 
     r = fiber_init(cfg ? cfg->stack_size : 0);
     if (r) {
@@ -674,12 +885,20 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         }
     }
     memset(&last_totals, 0, sizeof last_totals);
+    /* The park clocks count from here (calloc'd at 0).  From the coarse
+     * clock, which lags CLOCK_MONOTONIC by up to a tick: every reading of
+     * either clock from now on is at or after it. */
+    struct timespec epoch;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &epoch);
+    rt.epoch_ns = (int64_t)epoch.tv_sec * 1000000000 + epoch.tv_nsec;
     /* Before the proc threads start: each unblocks the watchdog's signal. */
     r = watchdog_setup(watchdog_ns);
     if (r)
         goto fail_procs;
 
-    signal_run_start();
+    r = signal_run_start();
+    if (r)
+        goto fail_procs; /* which ends the watchdog */
     segv_install();
     start_ready = 0;
     start_err = 0;

@@ -135,6 +135,15 @@ __thread struct rproc *tls_proc __attribute__((tls_model("initial-exec")));
 #define GCHUNK 64
 
 static _Atomic(struct rg *) *gtab;       /* mmap'd, SLOT_MAX entries */
+/* Where each slot's goroutine was created: the return address of the
+ * ringo_go/ringo_go_on call (NULL: ringo_run's main goroutine), for dumps.
+ * A table beside gtab rather than a field of struct rg, whose three cache
+ * lines are full: spawn stores it (relaxed; a dump reads it relaxed and may
+ * pair an id with the creator of the slot's previous or next incarnation
+ * while the slot is recycled under it, which a snapshot can afford).  The
+ * same mapping as gtab, after it; only the pages of used slots are ever
+ * touched. */
+static _Atomic(void *) *gorigin;
 static _Atomic uint32_t gtab_next;        /* next unused slot */
 struct gchunk { struct gchunk *next; struct rg g[GCHUNK]; };
 static pthread_mutex_t gchunk_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -142,11 +151,12 @@ static struct gchunk *gchunks;            /* under gchunk_lock */
 
 int gtable_init(void)
 {
-    void *m = seam_mmap(NULL, SLOT_MAX * sizeof(*gtab), PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = seam_mmap(NULL, SLOT_MAX * (sizeof(*gtab) + sizeof(*gorigin)),
+                        PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
     gtab = m;
+    gorigin = (void *)((char *)m + SLOT_MAX * sizeof(*gtab));
     store_relaxed(&gtab_next, 0);
     return 0;
 }
@@ -163,8 +173,9 @@ void gtable_fini(void)
         c = n;
     }
     if (gtab)
-        munmap((void *)gtab, SLOT_MAX * sizeof(*gtab));
+        munmap((void *)gtab, SLOT_MAX * (sizeof(*gtab) + sizeof(*gorigin)));
     gtab = NULL;
+    gorigin = NULL;
 }
 
 /* Allocate a fresh chunk of goroutine structs and chain them on *list. */
@@ -216,6 +227,11 @@ struct rg *gtable_lookup(int64_t id)
     if (!g || load_acquire(&g->id) != id)
         return NULL;
     return g;
+}
+
+void *goroutine_creator(const struct rg *g)
+{
+    return load_relaxed(&gorigin[g->slot]); /* see gorigin */
 }
 
 void gtable_foreach(void (*fn)(struct rg *g, void *arg), void *arg)
@@ -462,6 +478,29 @@ void proc_wake(struct rproc *target)
 }
 
 /* ---------------------------------------------------------------------- */
+/* The park clock.
+ *
+ * A dump says how long each parked goroutine has waited, so a park is
+ * stamped with a time -- but a clock read per park (20-30 ns through the
+ * vDSO) would be a fair share of a park's cost.  So the stamp is a copy of
+ * p->clock_ms, a proc-local clock in ms since the run started, kept where
+ * the proc has the time anyway or cheaply: each timer run stores the
+ * CLOCK_MONOTONIC reading it is made with, and every POLL_EVERY scheduling
+ * points and after each sleep the proc reads CLOCK_MONOTONIC_COARSE (a
+ * vDSO load of the kernel's last tick, no TSC read).  Resolution: the
+ * coarse clock's tick (1 to 10 ms with CONFIG_HZ 1000 to 100), and the
+ * clock may lag the park by up to POLL_EVERY scheduling points on a busy
+ * proc, or by the time one goroutine ran without yielding before it
+ * parked: a dump's "waited" figure may be too long by that much, never too
+ * short by more than a coarse tick. */
+void proc_clock_coarse(struct rproc *p)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    proc_clock_set(p, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Park / claim / ready */
 
 uint64_t park_prepare(struct rg *g, int reason, int flags)
@@ -471,6 +510,8 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
     store_relaxed(&g->reason, (uint8_t)reason);
     store_relaxed(&g->wait_obj, NULL);
     store_relaxed(&g->wait_fd, -1);
+    /* The park clock (below), not a clock read: this is the hot path. */
+    store_relaxed(&g->parked_ms, load_relaxed(&g->p)->clock_ms);
     g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
     g->wake_at_result = -ETIMEDOUT;
     g->io_op = NULL;
@@ -706,8 +747,11 @@ static void poll_cheap(struct rproc *p)
 {
     tasks_run(p);
     inbox_drain(p);
-    if (p->timers.n)
-        timer_run(p, &p->timers, now_ns());
+    if (p->timers.n) {
+        int64_t now = now_ns();
+        proc_clock_set(p, now);
+        timer_run(p, &p->timers, now);
+    }
 }
 
 /* Give unstarted goroutines to a hungry proc.  Called by a busy proc that
@@ -782,6 +826,7 @@ static inline struct rg *next_runnable(struct rproc *p)
     store_relaxed(&p->tick, tick);
     if (tick % POLL_EVERY == 0) {
         store_relaxed(&p->runq_pub, p->runq_len); /* for ringo_stats */
+        proc_clock_coarse(p);
         poll_cheap(p);
         if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             ring_poll(p, false, 0);
@@ -845,7 +890,7 @@ static bool live_inc(void)
 }
 
 static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
-                       void (*fn)(void *), void *arg)
+                       void (*fn)(void *), void *arg, void *creator)
 {
     if (!live_inc())
         return -EINVAL;
@@ -867,6 +912,7 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
     int64_t id = (int64_t)(((uint64_t)g->gen << SLOT_BITS) | g->slot) + 1;
     g->fn = fn;
     g->arg = arg;
+    store_relaxed(&gorigin[g->slot], creator); /* see gorigin */
     g->stack = NULL;
     g->started = false;
     g->bound = bound;
@@ -901,10 +947,10 @@ int64_t spawn_main(void (*fn)(void *), void *arg)
 {
     /* From ringo_run's own thread before the procs run: not a plain
      * thread's call (no note_foreign). */
-    return spawn_g(NULL, rt.procs[0], true, fn, arg);
+    return spawn_g(NULL, rt.procs[0], true, fn, arg, NULL);
 }
 
-int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
+int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg, void *creator)
 {
     if (!fn)
         return -EINVAL;
@@ -918,7 +964,7 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
         struct rproc *target = proc >= 0 ? rt.procs[proc]
                                : me ? me
                                : rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
-        r = spawn_g(me, target, bound, fn, arg);
+        r = spawn_g(me, target, bound, fn, arg, creator);
     }
     run_exit(me);
     return r;
@@ -929,14 +975,14 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg)
 
 int64_t ringo_go(void (*fn)(void *), void *arg)
 {
-    return spawn(-1, false, fn, arg);
+    return spawn(-1, false, fn, arg, __builtin_return_address(0));
 }
 
 int64_t ringo_go_on(int proc, void (*fn)(void *), void *arg)
 {
     if (proc < 0)
         return -EINVAL;
-    return spawn(proc, true, fn, arg);
+    return spawn(proc, true, fn, arg, __builtin_return_address(0));
 }
 
 void ringo_yield(void)
@@ -1192,6 +1238,7 @@ static void proc_sleep(struct rproc *p)
         pthread_mutex_unlock(&rt.idle_lock);
     }
 unhungry:
+    proc_clock_coarse(p); /* "The park clock": after a sleep or spin */
     if (load_relaxed(&p->hungry))
         store_relaxed(&p->hungry, 0); /* a donor may clear it too; both write 0 */
 }

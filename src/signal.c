@@ -42,6 +42,23 @@
  * A signal whose bit is set after the exchange also writes the eventfd
  * after it, so the thread's next read returns and it takes the bit then:
  * no signal is left pending with the thread asleep.
+ *
+ * SIGQUIT.  With cfg->dump_on_sigquit (or RINGO_DUMP_ON_SIGQUIT=1) the run
+ * watches SIGQUIT from its start as if a channel were registered for it
+ * (the procs block it from their first instruction, sig_handler takes it
+ * on a plain thread that does not), but no channel is: the signal thread
+ * writes a goroutine dump to standard error itself and the run goes on,
+ * where SIGQUIT's default action would end the process with a core dump.
+ * The signal thread is a plain thread of the runtime's that never runs
+ * goroutines, so the dump is taken with every proc stuck in user code
+ * just as well: it does not stop the procs but reads, while they run,
+ * only what is safe to read racily (runtime.c "Dumps": relaxed atomics
+ * and fields fixed for a goroutine's life), and calls dladdr, malloc and
+ * write, which a signal handler could not.  This watch is no registration:
+ * it keeps no run alive, so a deadlock is still reported.  While it is on,
+ * ringo_signal_notify refuses SIGQUIT (-EINVAL): a channel for it would
+ * take the signal from the dump or share it, and the program asked for
+ * the dump.
  */
 #include "config.h"
 
@@ -80,6 +97,7 @@ static int sig_sfd = -1;                /* the thread's signalfd; under reg_lock
 static pthread_t sig_thread;
 static bool sig_thread_on;              /* under reg_lock */
 static _Atomic int sig_stop;            /* tells the thread to exit */
+static bool sigquit_watched;            /* for the run's dumps ("SIGQUIT"); under reg_lock */
 _Atomic int signal_regs;                /* registrations (deadlock check, runtime.c); seq_cst */
 
 static bool sigpipe_ignored;            /* we set SIGPIPE to SIG_IGN for this run */
@@ -287,6 +305,11 @@ static void *sig_thread_main(void *arg)
         got |= atomic_exchange_explicit(&pending, 0, memory_order_acquire);
         if (!got)
             continue;
+        /* rt.dump_on_sigquit is the run's, set before this thread began */
+        if (rt.dump_on_sigquit && (got & sigbit(SIGQUIT))) {
+            dump_on_signal(SIGQUIT);
+            got &= ~sigbit(SIGQUIT);
+        }
         pthread_mutex_lock(&reg_lock);
         for (int s = 1; s < NSIGS; s++)
             if (got & sigbit(s))
@@ -391,6 +414,11 @@ int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
         run_exit(me);
         return -EINVAL;
     }
+    /* SIGQUIT while it writes dumps ("SIGQUIT"); set before the run began. */
+    if (rt.dump_on_sigquit && (bits & sigbit(SIGQUIT))) {
+        run_exit(me);
+        return -EINVAL;
+    }
     pthread_mutex_lock(&reg_lock);
     int r = thread_start();
     struct sig_reg *reg = NULL;
@@ -459,8 +487,23 @@ int ringo_signal_stop(ringo_chan *c)
     return r;
 }
 
-void signal_run_start(void)
+int signal_run_start(void)
 {
+    if (rt.dump_on_sigquit) {
+        pthread_mutex_lock(&reg_lock);
+        int r = thread_start();
+        if (!r)
+            r = watch(sigbit(SIGQUIT)); /* published before the procs start */
+        if (!r) {
+            sigquit_watched = true;
+            thread_poke();
+        }
+        pthread_mutex_unlock(&reg_lock);
+        if (r) {
+            signal_run_end(); /* the thread, if it started */
+            return r;
+        }
+    }
     struct sigaction sa;
     sigpipe_ignored = false;
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL &&
@@ -468,6 +511,14 @@ void signal_run_start(void)
         signal(SIGPIPE, SIG_IGN);
         sigpipe_ignored = true;
     }
+    return 0;
+}
+
+/* On each proc thread before it runs anything: block what is watched
+ * (SIGQUIT for dumps; nothing else has a channel before the run). */
+void signal_proc_start(void)
+{
+    proc_apply_mask();
 }
 
 void signal_run_end(void)
@@ -475,6 +526,10 @@ void signal_run_end(void)
     pthread_mutex_lock(&reg_lock);
     while (regs)
         reg_drop(&regs);
+    if (sigquit_watched) {
+        unwatch(sigbit(SIGQUIT));
+        sigquit_watched = false;
+    }
     bool on = sig_thread_on;
     sig_thread_on = false;
     pthread_mutex_unlock(&reg_lock);

@@ -590,7 +590,7 @@ static void main_dump(void *arg)
     buf[n] = '\0';
     close(p[0]);
     char want[64];
-    snprintf(want, sizeof want, "goroutine %lld [io, fd %d]", (long long)id, w.lfd);
+    snprintf(want, sizeof want, "goroutine %lld [io, fd %d, ", (long long)id, w.lfd);
     ck_assert_msg(strstr(buf, want) != NULL, "dump lacks \"%s\":\n%s", want, buf);
     ringo_cancel(id);
     ck_assert_int_eq(wait_result(&w), -ECANCELED);

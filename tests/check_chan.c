@@ -1210,7 +1210,7 @@ static void dump_main(void *arg)
     dump_ch = ringo_chan_make(sizeof(int), 0);
     int64_t id = ringo_go(dump_waiter, NULL);
     char want[128];
-    snprintf(want, sizeof want, "goroutine %lld [chan receive, on %p]: created by ", (long long)id,
+    snprintf(want, sizeof want, "goroutine %lld [chan receive, on %p, ", (long long)id,
              (void *)dump_ch);
     /* Until it has parked on the channel (a slow or emulated machine may
      * take a while to run it), for 5 s at most. */
@@ -1230,6 +1230,30 @@ static void dump_main(void *arg)
     snprintf(want, sizeof want, "goroutine %lld [running]: created by ", (long long)ringo_id());
     ck_assert_msg(strstr(dump_buf, want) != NULL, "want \"%s\" in:\n%s", want, dump_buf);
     ck_assert_ptr_nonnull(strstr(dump_buf, " on proc "));
+    /* Goroutines alike (state, wait, function, creator) share a line with
+     * their count, so a dump of many stays short. */
+    for (int i = 0; i < 50; i++)
+        ck_assert_int_gt(ringo_go(dump_waiter, NULL), 0);
+    snprintf(want, sizeof want, "50 goroutines [chan receive, ");
+    for (int tries = 0; tries < 5000; tries++) {
+        ringo_sleep(1 * MS);
+        FILE *f = tmpfile();
+        ck_assert_ptr_nonnull(f);
+        ringo_dump(fileno(f));
+        rewind(f);
+        size_t n = fread(dump_buf, 1, sizeof dump_buf - 1, f);
+        dump_buf[n] = '\0';
+        fclose(f);
+        if (strstr(dump_buf, want))
+            break;
+    }
+    ck_assert_msg(strstr(dump_buf, want) != NULL, "want \"%s\" in:\n%s", want, dump_buf);
+    ck_assert_msg(strstr(dump_buf, " ms]: created by ") != NULL, "%s", dump_buf);
+    ck_assert_msg(strstr(dump_buf, " by check_chan+0x") != NULL, "%s", dump_buf);
+    int lines = 0;
+    for (char *p = dump_buf; (p = strchr(p, '\n')); p++)
+        lines++;
+    ck_assert_int_eq(lines, 3); /* main, the first waiter, the 50 */
     ringo_chan_close(dump_ch);
     while (ringo_count() > 1)
         ringo_sleep(100 * US);
@@ -1302,7 +1326,14 @@ START_TEST(deadlock_is_reported)
     int st = run_captured(child_deadlock, buf, sizeof buf);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
     ck_assert_msg(strstr(buf, "ringo: all goroutines are asleep - deadlock!") != NULL, "%s", buf);
-    ck_assert_msg(strstr(buf, "[chan receive]: created by") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, "[chan receive, ") != NULL, "%s", buf);
+    /* each with where it was created: the main goroutine by ringo_run,
+     * the receivers at two call sites of deadlock_main (a static function:
+     * named as the executable and an offset), so two lines */
+    ck_assert_msg(strstr(buf, " ms]: created by ") != NULL, "%s", buf);
+    ck_assert_msg(strstr(buf, " by ringo_run\n") != NULL, "%s", buf);
+    char *a = strstr(buf, " by check_chan+0x");
+    ck_assert_msg(a && strstr(a + 1, " by check_chan+0x"), "%s", buf);
     /* one line per goroutine: main and two receivers */
     int lines = 0;
     for (char *p = buf; (p = strstr(p, "goroutine ")); p++)

@@ -745,7 +745,7 @@ START_TEST(waitgroup_until_deadlock_is_reported)
     char buf[8192];
     int st = run_captured(child_until_deadlock, buf, sizeof buf);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
-    ck_assert_msg(strstr(buf, "[waitgroup]") != NULL, "stderr: %s", buf);
+    ck_assert_msg(strstr(buf, "[waitgroup, ") != NULL, "stderr: %s", buf);
 }
 END_TEST
 
@@ -1229,7 +1229,7 @@ START_TEST(mutex_deadlock_is_reported)
     int st = run_captured(child_self_deadlock, buf, sizeof buf);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
     ck_assert_msg(strstr(buf, "all goroutines are asleep") != NULL, "stderr: %s", buf);
-    ck_assert_msg(strstr(buf, "[mutex]") != NULL, "stderr: %s", buf);
+    ck_assert_msg(strstr(buf, "[mutex, ") != NULL, "stderr: %s", buf);
 }
 END_TEST
 
@@ -1258,7 +1258,7 @@ START_TEST(waitgroup_deadlock_is_reported)
     char buf[8192];
     int st = run_captured(child_wg_deadlock, buf, sizeof buf);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
-    ck_assert_msg(strstr(buf, "[waitgroup]") != NULL, "stderr: %s", buf);
+    ck_assert_msg(strstr(buf, "[waitgroup, ") != NULL, "stderr: %s", buf);
 }
 END_TEST
 

@@ -20,7 +20,7 @@ RINGO_NORETURN static void leave(void)
 
 int main(void)
 {
-    struct ringo_config cfg = { 0, 0, 0, 0 };
+    struct ringo_config cfg = { 0, 0, 0, 0, 0 };
     struct ringo_stats st;
     ringo_mutex m = RINGO_MUTEX_INIT;
     void (*f)(void) = leave;
