@@ -876,9 +876,16 @@ static void main_gauges(void *arg)
         ck_assert_int_gt(ringo_go_on(ringo_proc(), gauge_nothing, NULL), 0);
     ck_assert_int_eq(ringo_stats(&st), 0);
     ck_assert_uint_eq(st.goroutines, 13);
-    ck_assert_uint_eq(st.runnable, 7);
-    ck_assert_uint_eq(st.running, 1);
-    ck_assert_uint_eq(st.waiting, 5);
+    ck_assert_uint_eq(st.runnable, 7); /* the other procs have none to publish */
+    /* Exact for this proc; another proc is sampled, and one woken for a
+     * moment between its sleeps counts as running. */
+    ck_assert_uint_ge(st.running, 1);
+    ck_assert_uint_le(st.running, nprocs_param);
+    ck_assert_uint_eq(st.waiting, 13 - 7 - st.running);
+    if (nprocs_param == 1) {
+        ck_assert_uint_eq(st.running, 1);
+        ck_assert_uint_eq(st.waiting, 5);
+    }
     while (ringo_count() > 6)
         ringo_yield();
     for (int i = 0; i < 5; i++)
