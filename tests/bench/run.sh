@@ -336,6 +336,28 @@ wait_listening() {
     return 1
 }
 
+# server_start LABEL CMD...: start CMD PORT on a free port, its output in
+# $tmp/server.out and server.err; sets port and server_pid.  False, having
+# said why, if it is not listening within wait_listening's time.
+server_start() {
+    local label=$1
+    shift
+    port=$(free_port) || { say "  $label: no free port"; return 1; }
+    "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
+    server_pid=$!
+    wait_listening "$port" "$server_pid" && return 0
+    say "  $label: failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
+    server_stop
+    return 1
+}
+
+# server_stop: SIGTERM to the server, and wait for it.
+server_stop() {
+    kill -TERM "$server_pid" 2>/dev/null
+    wait "$server_pid" 2>/dev/null
+    server_pid=
+}
+
 # to_ms "12.70ms" / "594.00us" / "1.20s": milliseconds.
 to_ms() {
     awk -v x="$1" 'BEGIN {
@@ -374,23 +396,12 @@ http_cell() {
         load=(taskset -c "$cpu_b" "$WRK" -t1)
     fi
     eval "hc_${key}_${place}_$c=\"? ? ? - - -\""
-    port=$(free_port) || return
-    env BENCH_PROCS=$procs "${run[@]}" "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
-    server_pid=$!
-    if ! wait_listening "$port" "$server_pid"; then
-        say "  $key ($place): failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
-        kill "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-        server_pid=
-        return
-    fi
+    server_start "$key ($place)" env BENCH_PROCS=$procs "${run[@]}" "$@" || return
     "${load[@]}" -c"$c" -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
     t0=$(cpu_ticks "$server_pid")
     out=$("${load[@]}" -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
     t1=$(cpu_ticks "$server_pid")
-    kill -TERM "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-    server_pid=
+    server_stop
     rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
     reqs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([0-9][0-9]*\) requests in .*/\1/p')
     p50=$(printf '%s\n' "$out" | awk '$1 == "50%" { print $2 }')
@@ -524,22 +535,11 @@ fi
 churn_once() {
     local label=$1 tag=$2 port out rps p99 line e r q u epr=- spr=- upr=-
     shift 2
-    port=$(free_port) || { say "  $label: no free port"; return; }
-    env BENCH_PROCS=2 "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
-    server_pid=$!
-    if ! wait_listening "$port" "$server_pid"; then
-        say "  $label: failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
-        kill "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-        server_pid=
-        return
-    fi
+    server_start "$label" env BENCH_PROCS=2 "$@" || return
     "$WRK" -t2 -c100 -d1s -H 'Connection: close' "http://127.0.0.1:$port/" >/dev/null 2>&1
     out=$("$WRK" -t2 -c100 -d"${http_secs}s" --latency -H 'Connection: close' \
         "http://127.0.0.1:$port/" 2>&1)
-    kill -TERM "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-    server_pid=
+    server_stop
     rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
     p99=$(printf '%s\n' "$out" | awk '$1 == "99%" { print $2 }')
     p99=${p99:+$(to_ms "$p99")}
@@ -610,16 +610,7 @@ fi
 kv_cell() {
     local key=$1 port p line t rps
     shift
-    port=$(free_port) || { say "  $key: no free port"; return; }
-    "$@" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
-    server_pid=$!
-    if ! wait_listening "$port" "$server_pid"; then
-        say "  $key: failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
-        kill "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-        server_pid=
-        return
-    fi
+    server_start "$key" "$@" || return
     for p in 1 16; do
         "$REDIS_BENCHMARK" -h 127.0.0.1 -p "$port" -t set,get -n "$kv_requests" -c 50 -r 100000 \
             -P "$p" --csv >"$tmp/rb.out" 2>"$tmp/rb.err" ||
@@ -631,9 +622,7 @@ kv_cell() {
             case $t in SET | GET) isnum "$rps" && eval "kv_${key}_${t}_$p=$rps" ;; esac
         done <"$tmp/rb.out"
     done
-    kill -TERM "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-    server_pid=
+    server_stop
     grep -h 'commands on' "$tmp/server.err" | sed "s/^kv: /  $key: /"
 }
 
@@ -711,23 +700,12 @@ children_cpu() {
 client_once() {
     local tag=$1 port out rps reqs c0 c1 upr=-
     shift
-    port=$(free_port) || { say "  $tag: no free port"; return; }
-    env BENCH_PROCS=2 "$bindir/httpd" "$port" >"$tmp/server.out" 2>"$tmp/server.err" &
-    server_pid=$!
-    if ! wait_listening "$port" "$server_pid"; then
-        say "  $tag: the server failed to start: $(head -c 200 "$tmp/server.err" | tr '\n' ' ')"
-        kill "$server_pid" 2>/dev/null
-        wait "$server_pid" 2>/dev/null
-        server_pid=
-        return
-    fi
+    server_start "$tag" env BENCH_PROCS=2 "$bindir/httpd" || return
     "$WRK" -t2 -c50 -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
     children_cpu c0
     out=$("$@" "http://127.0.0.1:$port/" 2>/dev/null)
     children_cpu c1 # before the server is waited for: the client's time only
-    kill -TERM "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-    server_pid=
+    server_stop
     rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*\([0-9.]*\).*/\1/p')
     reqs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([0-9][0-9]*\) requests in .*/\1/p')
     isnum "${reqs:-}" && [ "$reqs" -gt 0 ] &&
