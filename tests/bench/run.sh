@@ -558,10 +558,11 @@ churn_once() {
     isnum "${rps:-}" && printf '%s %s %s %s %s\n' "$rps" "${p99:-?}" "$epr" "$spr" "$upr" >>"$tmp/churn.$tag"
 }
 
-# churn_median TAG COLUMN: the median of one column of $tmp/churn.TAG.
-churn_median() {
-    [ -s "$tmp/churn.$1" ] || { echo "?"; return; }
-    awk -v c="$2" '{ print $c }' "$tmp/churn.$1" | grep -Ev '^[-?]$' | sort -g |
+# runs_median NAME COLUMN: the median of one column of $tmp/NAME, a line
+# per run ('?' without runs, '-' when no run has a figure there).
+runs_median() {
+    [ -s "$tmp/$1" ] || { echo "?"; return; }
+    awk -v c="$2" '{ print $c }' "$tmp/$1" | grep -Ev '^[-?]$' | sort -g |
         awk '{ v[NR] = $1 } END { if (!NR) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
@@ -590,8 +591,8 @@ if wanted churn; then
             ss) label="ringo RINGO_NO_MULTISHOT=1" ;;
             go) [ -n "$churn_go" ] || continue; label="Go net/http" ;;
             esac
-            printf '%-34s| %10s | %9s | %10s | %8s | %s\n' "$label" "$(fmt "$(churn_median $t 1)")" \
-                "$(churn_median $t 2)" "$(churn_median $t 3)" "$(churn_median $t 4)" "$(churn_median $t 5)"
+            printf '%-34s| %10s | %9s | %10s | %8s | %s\n' "$label" "$(fmt "$(runs_median churn.$t 1)")" \
+                "$(runs_median churn.$t 2)" "$(runs_median churn.$t 3)" "$(runs_median churn.$t 4)" "$(runs_median churn.$t 5)"
         done
         if [ -s "$tmp/churn.ms" ] && [ -s "$tmp/churn.ss" ]; then
             say "  every run, req/s: multishot $(awk '{ printf "%s ", $1 }' "$tmp/churn.ms")| single-shot $(awk '{ printf "%s ", $1 }' "$tmp/churn.ss")"
@@ -713,13 +714,6 @@ client_once() {
     isnum "${rps:-}" && printf '%s %s\n' "$rps" "$upr" >>"$tmp/client.$tag"
 }
 
-# client_median TAG COLUMN: the median of one column of $tmp/client.TAG.
-client_median() {
-    [ -s "$tmp/client.$1" ] || { echo "?"; return; }
-    awk -v c="$2" '{ print $c }' "$tmp/client.$1" | grep -Ev '^[-?]$' | sort -g |
-        awk '{ v[NR] = $1 } END { if (!NR) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
-
 if wanted client; then
     say ""
     if [ -z "$WRK" ]; then
@@ -737,12 +731,12 @@ if wanted client; then
         say ""
         printf '%-34s| %10s | %s\n' "client" "req/s" "client CPU us/req"
         printf '%s\n' "----------------------------------+------------+------------------"
-        printf '%-34s| %10s | %s\n' "wrk -t2 -c50" "$(fmt "$(client_median wrk 1)")" \
-            "$(client_median wrk 2)"
-        printf '%-34s| %10s | %s\n' "examples/load -t2 -c50" "$(fmt "$(client_median load 1)")" \
-            "$(client_median load 2)"
-        lw=$(client_median wrk 1)
-        ll=$(client_median load 1)
+        printf '%-34s| %10s | %s\n' "wrk -t2 -c50" "$(fmt "$(runs_median client.wrk 1)")" \
+            "$(runs_median client.wrk 2)"
+        printf '%-34s| %10s | %s\n' "examples/load -t2 -c50" "$(fmt "$(runs_median client.load 1)")" \
+            "$(runs_median client.load 2)"
+        lw=$(runs_median client.wrk 1)
+        ll=$(runs_median client.load 1)
         isnum "$lw" && isnum "$ll" &&
             say "  examples/load vs wrk, req/s: $(awk -v a="$ll" -v b="$lw" 'BEGIN { printf "%.2fx", a / b }')"
         say "  every run, req/s: wrk $(awk '{ printf "%s ", $1 }' "$tmp/client.wrk" 2>/dev/null)| load $(awk '{ printf "%s ", $1 }' "$tmp/client.load" 2>/dev/null)"
