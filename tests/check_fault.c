@@ -932,7 +932,7 @@ static void walk(const struct scenario *sc)
 }
 
 static const struct scenario scenarios[] = {
-    { "setup", sc_setup, 2, true, { "runtime.c", "ring.c", "sched.c", "fiber.c", "timer.c" } },
+    { "setup", sc_setup, 2, true, { "runtime.c", "engine_uring.c", "sched.c", "fiber.c", "timer.c" } },
     { "spawn", sc_spawn, 1, false, { "sched.c", "fiber.c", "timer.c" } },
     { "chan", sc_chan, 1, false, { "chan.c", "futex.c" } },
     { "timers", sc_timers, 1, false, { "timerchan.c", "chan.c", "timer.c" } },
