@@ -66,6 +66,7 @@
 
 #include "internal.h"
 #include "engine.h"
+#include "tsan.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -73,6 +74,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -302,6 +304,7 @@ int ep_try(struct rop *op, const struct eng_io *io)
         break;
     }
     int r = ep_call(io, EPM_POLL);
+    tsan_io_release(); /* as io_wait's, for a call that does not wait (tsan.h) */
     if (r == -EAGAIN) {
         /* A MSG_DONTWAIT call is the caller's own try (as on io_uring). */
         bool dontwait = io->kind >= ENG_RECV && io->kind <= ENG_SENDMSG &&
@@ -494,6 +497,7 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
         struct rop *next = op->ep_next;
         if ((op->ep_events | EPOLLERR | EPOLLHUP) & events) {
             int r = ep_call(op->io, op->ep_mode);
+            tsan_io_release();
             if (r != -EAGAIN) {
                 if (prev)
                     prev->ep_next = next;
@@ -557,6 +561,10 @@ void ep_cancel_fd(struct rproc *p, int fd)
 
 int ep_close(int fd)
 {
+    /* After the descriptor's other operations, as the io_uring engine's
+     * close waits (tsan.h): ThreadSanitizer sees this close(2) and the
+     * epoll_ctl and calls made on the descriptor on other threads. */
+    tsan_io_acquire();
     return neg_errno(close(fd));
 }
 
@@ -618,14 +626,34 @@ int ep_poll(struct rproc *p, bool block, int64_t deadline)
 /* ------------------------------------------------------------------ */
 /* Setup */
 
+/* The descriptor table's first size: room for every descriptor the
+ * process may open (RLIMIT_NOFILE), up to 1M, so that an operation never
+ * needs memory; its pages are touched only as descriptors are used.  A
+ * limit raised during the run grows it (ep_fd_of). */
+static size_t ep_fds_initial(void)
+{
+    struct rlimit rl;
+    size_t n = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > n)
+        n = (size_t)rl.rlim_cur;
+    return n > (1u << 20) ? (1u << 20) : n;
+}
+
 int ep_setup(struct rproc *p)
 {
     struct ep_proc *ep = seam_calloc(1, sizeof *ep);
     if (!ep)
         return -ENOMEM;
+    ep->nfds = ep_fds_initial();
+    ep->fds = seam_calloc(ep->nfds, sizeof *ep->fds);
+    if (!ep->fds) {
+        free(ep);
+        return -ENOMEM;
+    }
     ep->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (ep->epfd < 0) {
         int r = -errno;
+        free(ep->fds);
         free(ep);
         return r;
     }
@@ -633,6 +661,7 @@ int ep_setup(struct rproc *p)
     if (p->efd < 0) {
         int r = -errno;
         close(ep->epfd);
+        free(ep->fds);
         free(ep);
         return r;
     }
@@ -640,9 +669,12 @@ int ep_setup(struct rproc *p)
     if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, p->efd, &e) < 0) {
         int r = -errno;
         close(ep->epfd);
+        free(ep->fds);
         free(ep);
         return r; /* p->efd is closed with the proc (runtime.c free_procs) */
     }
+    /* valgrind (3.19) does not know epoll_pwait2 and says so each run */
+    ep->no_pwait2 = rt.valgrind;
     p->ep = ep;
     p->ep_done = NULL;
     p->ring_ok = false;

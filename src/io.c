@@ -511,9 +511,15 @@ static void close_cancel_plain(int fd)
         struct rproc *q = rt.procs[i];
         if (!fdops_busy(q, fd))
             continue;
-        struct close_task *ct = seam_malloc(sizeof *ct);
+        /* Out of memory, wait for some rather than leave the proc's
+         * waiters parked; a run that ends meanwhile ends them itself. */
+        struct close_task *ct;
+        while (!(ct = seam_malloc(sizeof *ct)) && !load_relaxed(&rt.stopping)) {
+            struct timespec ts = { 0, 100000 };
+            nanosleep(&ts, NULL);
+        }
         if (!ct)
-            continue; /* its waiters end only with their deadline: no memory */
+            break;
         ct->t.run = close_cancel_run_free;
         ct->t.discard = (void (*)(struct rtask *))free;
         ct->fd = fd;

@@ -1,12 +1,12 @@
 #!/bin/sh
 # The suite again on the epoll engine (RINGO_ENGINE=epoll, ringo(7)
-# "Engines"): the check programs, and examples/httpd and examples/kv
-# against their real clients.  check_fault walks the io_uring engine's
-# failure sites and stays with it.
+# "Engines"): the check programs (check_fault walks the epoll engine's
+# failure sites), and examples/httpd and examples/kv against their real
+# clients.
 b="${top_builddir:-.}/tests"
 s="${top_srcdir:-.}/tests"
 progs="check_sched check_time check_chan check_sync check_io check_close check_deadline
-check_fd_deadline check_signal check_net check_resolve check_scale check_accept check_bufio
+check_fault check_fd_deadline check_signal check_net check_resolve check_scale check_accept check_bufio
 check_watchdog check_dump"
 for t in $progs; do
     if [ ! -x "$b/$t" ]; then
