@@ -36,6 +36,10 @@
 #   BENCH_ONLY=REGEX        run only the workloads whose name matches
 #                           (yield spawn sleepers idle pingpong chanbuf mutex
 #                           waitgroup http churn client kv)
+#   BENCH_ENGINES=LIST      "default epoll" (the default): every ringo figure on
+#                           the engine the host gives and again on the epoll
+#                           engine (RINGO_ENGINE=epoll); "default" alone skips
+#                           the epoll runs
 #   BENCH_KV=PATH           examples/kv (default: ../../examples/kv from BENCH_BUILDDIR)
 #   BENCH_KV_REQUESTS=N     redis-benchmark -n for the kv rows (default 200000)
 #   GO=PATH, WRK=PATH       the go and wrk programs (default: from PATH)
