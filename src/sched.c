@@ -1157,7 +1157,10 @@ static void proc_sleep(struct rproc *p)
     int64_t budget = p->spin_budget;
     if (budget == 0 && ++p->spin_probe % SPIN_PROBE_EVERY == 0)
         budget = SPIN_NS;
-    if (rt.nprocs > 1 && budget > 0 && !rt.valgrind) {
+    /* Nor on the epoll engine with I/O in flight: readiness cannot be
+     * seen without a system call, and the spin would only delay it. */
+    bool blind = rt.engine == RINGO_ENGINE_EPOLL && load_relaxed(&p->inflight);
+    if (rt.nprocs > 1 && budget > 0 && !rt.valgrind && !blind) {
         int64_t start = now_ns();
         int64_t until = start + budget, next = timer_next(&p->timers);
         if (next < until)
