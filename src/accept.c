@@ -587,23 +587,13 @@ void acc_release_fd(int fd)
          * discarded, after we have left).  Out of memory, wait for some
          * rather than leave a proc's acceptors open; a run that ends
          * meanwhile closes them all itself. */
-        struct acc_close_task *ct;
-        while (!(ct = seam_malloc(sizeof *ct)) && !load_relaxed(&rt.stopping)) {
-            struct timespec ts = { 0, 100000 };
-            nanosleep(&ts, NULL);
-        }
+        struct acc_close_task *ct = close_task_alloc(sizeof *ct);
         if (!ct)
             break;
         post_close(rt.procs[i], ct, fd, true, &cw);
     }
     close_wait_done(&cw);
-    /* acquire: pairs with close_wait_done's acq_rel; the procs' closes are done.
-     * A run that ends meanwhile cancels every request itself (stopping:
-     * relaxed, a flag polled in a loop, no data hangs on it). */
-    while (load_acquire(&cw.pending) && !load_relaxed(&rt.stopping)) {
-        struct timespec ts = { 0, 100000 };
-        nanosleep(&ts, NULL);
-    }
+    close_wait_plain(&cw); /* a run that ends meanwhile cancels every request itself */
     run_exit(p);
 }
 

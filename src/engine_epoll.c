@@ -333,18 +333,23 @@ _Static_assert(ENG_READ < ENG_WRITEV && ENG_WRITE < ENG_WRITEV && ENG_READV < EN
 /* ------------------------------------------------------------------ */
 /* Completions */
 
+/* Append op to the list [*head, *tail]. */
+static void ep_append(struct rop **head, struct rop **tail, struct rop *op)
+{
+    op->ep_next = NULL;
+    if (*tail)
+        (*tail)->ep_next = op;
+    else
+        *head = op;
+    *tail = op;
+}
+
 /* op completes with res at the next dispatch. */
 static void ep_complete(struct rproc *p, struct rop *op, int res)
 {
-    struct ep_proc *ep = p->ep;
     op->res = res;
     op->ep_where = EPW_DONE;
-    op->ep_next = NULL;
-    if (ep->done_tail)
-        ep->done_tail->ep_next = op;
-    else
-        p->ep_done = op;
-    ep->done_tail = op;
+    ep_append(&p->ep_done, &p->ep->done_tail, op);
 }
 
 static void ep_dispatch(struct rproc *p)
@@ -459,12 +464,7 @@ void ep_start(struct rproc *p, struct rop *op)
         f->armed = want;
     }
     op->ep_where = EPW_FD;
-    op->ep_next = NULL;
-    if (f->tail)
-        f->tail->ep_next = op;
-    else
-        f->head = op;
-    f->tail = op;
+    ep_append(&f->head, &f->tail, op);
 }
 
 /* Take op off f's list. */
@@ -492,27 +492,19 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
         return;
     f->armed = 0; /* one-shot: reported */
     uint32_t want = 0;
-    struct rop *op = f->head, *prev = NULL;
-    while (op) {
-        struct rop *next = op->ep_next;
+    struct rop *next;
+    for (struct rop *op = f->head; op; op = next) {
+        next = op->ep_next;
         if ((op->ep_events | EPOLLERR | EPOLLHUP) & events) {
             int r = ep_call(op->io, op->ep_mode);
             tsan_io_release();
             if (r != -EAGAIN) {
-                if (prev)
-                    prev->ep_next = next;
-                else
-                    f->head = next;
-                if (f->tail == op)
-                    f->tail = prev;
+                ep_unlink(f, op); /* short lists: the waiters of one descriptor */
                 ep_complete(p, op, r);
-                op = next;
                 continue;
             }
         }
         want |= op->ep_events;
-        prev = op;
-        op = next;
     }
     if (!want)
         return;
@@ -523,6 +515,7 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
     }
     /* Cannot wait any more (the descriptor was closed by close(2)
      * meanwhile, or no memory): the waiters get the error. */
+    struct rop *op;
     while ((op = f->head)) {
         f->head = op->ep_next;
         ep_complete(p, op, r);
@@ -615,11 +608,7 @@ int ep_poll(struct rproc *p, bool block, int64_t deadline)
         ep_ready(p, (int)e->data.u64, e->events);
     }
     ep_dispatch(p);
-    if (p->timers.n) {
-        int64_t now = now_ns();
-        proc_clock_set(p, now); /* sched.c "The park clock" */
-        timer_run(p, &p->timers, now);
-    }
+    proc_timers_run(p);
     return r;
 }
 

@@ -398,11 +398,7 @@ int eng_poll(struct rproc *p, bool block, int64_t deadline)
         eng_flush(p);
     }
     reap(p);
-    if (p->timers.n) {
-        int64_t now = now_ns();
-        proc_clock_set(p, now); /* sched.c "The park clock" */
-        timer_run(p, &p->timers, now);
-    }
+    proc_timers_run(p);
     return r;
 }
 

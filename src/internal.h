@@ -477,6 +477,13 @@ struct close_wait {
     uint64_t token;
 };
 
+/* A plain thread closing a descriptor (io.c): memory for a task for a
+ * proc, waiting for some rather than leave that proc's waiters parked
+ * (NULL only once the run is stopping, which ends them itself); and the
+ * wait until every party of cw is done, or the run stops. */
+void *close_task_alloc(size_t size);
+void close_wait_plain(struct close_wait *cw);
+
 static inline void close_wait_done(struct close_wait *cw)
 {
     /* Read before the decrement: once pending is 0 a polling plain thread
@@ -655,6 +662,17 @@ static inline void proc_clock_set(struct rproc *p, int64_t now)
     p->clock_ms = (uint32_t)((now - rt.epoch_ns) / 1000000);
 }
 void proc_clock_coarse(struct rproc *p);
+
+/* Fire p's timers that are due; the clock read for them sets the park
+ * clock too.  After an engine's reap (eng_poll). */
+static inline void proc_timers_run(struct rproc *p)
+{
+    if (p->timers.n) {
+        int64_t now = now_ns();
+        proc_clock_set(p, now); /* sched.c "The park clock" */
+        timer_run(p, &p->timers, now);
+    }
+}
 void *goroutine_creator(const struct rg *g);
 
 #endif /* RINGO_INTERNAL_H */

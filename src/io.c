@@ -511,13 +511,7 @@ static void close_cancel_plain(int fd)
         struct rproc *q = rt.procs[i];
         if (!fdops_busy(q, fd))
             continue;
-        /* Out of memory, wait for some rather than leave the proc's
-         * waiters parked; a run that ends meanwhile ends them itself. */
-        struct close_task *ct;
-        while (!(ct = seam_malloc(sizeof *ct)) && !load_relaxed(&rt.stopping)) {
-            struct timespec ts = { 0, 100000 };
-            nanosleep(&ts, NULL);
-        }
+        struct close_task *ct = close_task_alloc(sizeof *ct);
         if (!ct)
             break;
         ct->t.run = close_cancel_run_free;
@@ -528,13 +522,29 @@ static void close_cancel_plain(int fd)
         proc_post_task(q, &ct->t);
     }
     close_wait_done(&cw);
-    /* acquire: pairs with close_wait_done's acq_rel.  A run that ends
-     * meanwhile discards the tasks (stopping: relaxed, a polled flag). */
-    while (load_acquire(&cw.pending) && !load_relaxed(&rt.stopping)) {
+    close_wait_plain(&cw);
+    run_exit(me);
+}
+
+void *close_task_alloc(size_t size)
+{
+    void *t;
+    while (!(t = seam_malloc(size)) && !load_relaxed(&rt.stopping)) {
         struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);
     }
-    run_exit(me);
+    return t;
+}
+
+void close_wait_plain(struct close_wait *cw)
+{
+    /* acquire: pairs with close_wait_done's acq_rel; the parties' work is
+     * done.  A run that ends meanwhile discards or ends what is left
+     * (stopping: relaxed, a flag polled in a loop, no data hangs on it). */
+    while (load_acquire(&cw->pending) && !load_relaxed(&rt.stopping)) {
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Have every other proc with operations on fd cancel them, and wait until
