@@ -198,7 +198,8 @@ static void code_name(struct unwinder *u, const void *pc, char *buf, size_t len)
  *     g runs and writes its stack
  *
  * g can run again only after a waker has claimed its park word (the token
- * stays until g's next park_prepare, with the claimed bit set), and its
+ * stays until g's next park_prepare, with the claimed bit set; tokens are
+ * never reused, not even by the struct's next goroutine), and its
  * proc writes g's stack only after that claim; so if park2 is park1 and
  * unclaimed, no word the unwinder read was written by g resumed.  p->cur
  * != g (g's proc has moved on to another context) rules out a g that has
