@@ -315,7 +315,7 @@ static void acc_cancel(struct rproc *p, struct acceptor *acc, bool now)
     }
     io_uring_sqe_set_data64(sqe, UD_IGNORE);
     if (now)
-        ring_flush(p);
+        eng_flush(p);
     acc_put(p, acc);
 }
 
@@ -500,7 +500,7 @@ static void acc_close_local(struct rproc *p, int fd, struct close_wait *cw)
         acc_put(p, acc);
     }
     if (flush)
-        ring_flush(p);
+        eng_flush(p);
 }
 
 struct acc_close_task {

@@ -535,7 +535,7 @@ void rt_check_deadlock(struct rproc *self)
         (load_acquire(&rt.live) & ~LIVE_STOPPED) <= 0)
         return;
     /* Every proc is registered idle.  An idle proc still reaps in its
-     * ring_poll, so a futex wait that completes there lowers q->inflight
+     * eng_poll, so a futex wait that completes there lowers q->inflight
      * as we read it: relaxed atomics (owner_add), and a read that misses
      * the decrement is covered by rt.futex_transit below.  q->timers.n is
      * plain: a proc registers idle only with no timers, arms none until it
@@ -688,7 +688,7 @@ static void *proc_thread(void *arg)
     p->tsan_g0 = __tsan_get_current_fiber();
 #endif
 
-    int r = ring_setup(p);
+    int r = eng_setup(p);
     pthread_mutex_lock(&start_lock);
     if (r < 0 && !start_err)
         start_err = r;
@@ -705,7 +705,7 @@ static void *proc_thread(void *arg)
 
     if (p->ring_ok)
         acc_proc_fini(p);
-    ring_teardown(p);
+    eng_teardown(p);
     stack_cache_drain(&p->stacks);
     ss.ss_flags = SS_DISABLE;
     sigaltstack(&ss, NULL);
@@ -767,6 +767,7 @@ static void collect_totals(bool ended)
     int64_t jobs = load_relaxed(&rt.offload_jobs);
     t->offload_jobs = jobs > 0 ? (uint64_t)jobs : 0;
     t->watchdog_reports = load_relaxed(&rt.watchdog_reports);
+    t->engine = (uint64_t)rt.engine;
     t->spawned += load_relaxed(&rt.foreign_spawned);
     int64_t live = load_relaxed(&rt.live) & ~LIVE_STOPPED;
     t->goroutines = live > 0 ? (uint64_t)live : 0;
@@ -895,7 +896,7 @@ static const char *setup_reason(int err)
     }
 }
 
-/* A proc's setup failed (ring_setup).  Running out of file descriptors is
+/* A proc's setup failed (eng_setup).  Running out of file descriptors is
  * not io_uring's doing, though io_uring_setup(2) is what hits it: each
  * proc takes two descriptors (its ring and its eventfd), and a low
  * RLIMIT_NOFILE, or a program that already holds most of it, is the cause
@@ -908,8 +909,108 @@ static void setup_report(int err)
     else if (err == -ENFILE)
         dprintf(2, "ringo: too many open files in the system for the procs (ENFILE: "
                    "the system-wide limit, fs.file-max)\n");
+    else if (rt.engine == RINGO_ENGINE_EPOLL)
+        dprintf(2, "ringo: the epoll engine cannot start: %s\n", strerror(-err));
     else
         dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(err));
+}
+
+/*
+ * Choosing the engine (engine.h "Two engines").  RINGO_ENGINE=uring or
+ * epoll forces one; a forced io_uring that the host refuses fails the run
+ * with setup_report's message.  Otherwise a small ring is set up once per
+ * process and asked for the operations the runtime cannot do without:
+ * io_uring_setup failing with ENOSYS (no io_uring), EPERM (a seccomp
+ * profile, kernel.io_uring_disabled=2) or EACCES (io_uring_disabled=1 and
+ * not in its group), or a missing operation, choose epoll.  Any other
+ * failure (ENOMEM: the locked-memory limit; EMFILE) says nothing of
+ * io_uring's presence: io_uring stays chosen, and the procs' own setup
+ * reports the failure with its hint rather than running on silently
+ * without it.  RINGO_DEBUG=1 prints the choice and why.
+ */
+static const struct {
+    int op;
+    const char *name;
+} needed_ops[] = {
+    { IORING_OP_READ, "READ" },         { IORING_OP_WRITE, "WRITE" },
+    { IORING_OP_READV, "READV" },       { IORING_OP_WRITEV, "WRITEV" },
+    { IORING_OP_RECV, "RECV" },         { IORING_OP_SEND, "SEND" },
+    { IORING_OP_RECVMSG, "RECVMSG" },   { IORING_OP_SENDMSG, "SENDMSG" },
+    { IORING_OP_ACCEPT, "ACCEPT" },     { IORING_OP_CONNECT, "CONNECT" },
+    { IORING_OP_OPENAT, "OPENAT" },     { IORING_OP_FSYNC, "FSYNC" },
+    { IORING_OP_POLL_ADD, "POLL_ADD" }, { IORING_OP_CLOSE, "CLOSE" },
+    { IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
+};
+
+static void uring_probe(int *engine, char *why, size_t len)
+{
+    struct io_uring ring;
+    int r = io_uring_queue_init(2, &ring, 0);
+    if (r == -ENOSYS || r == -EPERM || r == -EACCES) {
+        *engine = RINGO_ENGINE_EPOLL;
+        snprintf(why, len, "io_uring_setup: %s", strerror(-r));
+        return;
+    }
+    *engine = RINGO_ENGINE_URING;
+    if (r < 0) {
+        snprintf(why, len, "io_uring_setup: %s; the procs will say why", strerror(-r));
+        return;
+    }
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
+    if (!probe) {
+        *engine = RINGO_ENGINE_EPOLL;
+        snprintf(why, len, "io_uring cannot list its operations (a kernel before 5.6)");
+    } else {
+        snprintf(why, len, "io_uring has every operation the runtime needs");
+        for (size_t i = 0; i < sizeof needed_ops / sizeof needed_ops[0]; i++) {
+            if (!io_uring_opcode_supported(probe, needed_ops[i].op)) {
+                *engine = RINGO_ENGINE_EPOLL;
+                snprintf(why, len, "io_uring lacks IORING_OP_%s", needed_ops[i].name);
+                break;
+            }
+        }
+        io_uring_free_probe(probe);
+    }
+    io_uring_queue_exit(&ring);
+}
+
+/* The engine for this run, or -EINVAL for a RINGO_ENGINE that names none.
+ * The probe's answer is kept for the process when it is a definite one;
+ * runs do not overlap (run_busy), so plain statics do. */
+static int engine_choose(void)
+{
+    static int probed;
+    static char probed_why[128];
+    char why[160];
+    int engine;
+    const char *e = getenv("RINGO_ENGINE");
+    if (e && *e) {
+        if (strcmp(e, "epoll") == 0) {
+            engine = RINGO_ENGINE_EPOLL;
+        } else if (strcmp(e, "uring") == 0 || strcmp(e, "io_uring") == 0) {
+            engine = RINGO_ENGINE_URING;
+        } else {
+            dprintf(2, "ringo: RINGO_ENGINE=%s names no engine (uring or epoll)\n", e);
+            return -EINVAL;
+        }
+        snprintf(why, sizeof why, "RINGO_ENGINE=%s", e);
+    } else {
+        if (!probed) {
+            int got;
+            uring_probe(&got, probed_why, sizeof probed_why);
+            if (got == RINGO_ENGINE_EPOLL || strstr(probed_why, "every operation"))
+                probed = got; /* definite */
+            engine = got;
+        } else {
+            engine = probed;
+        }
+        snprintf(why, sizeof why, "%s", probed_why);
+    }
+    const char *dbg = getenv("RINGO_DEBUG");
+    if (dbg && strcmp(dbg, "1") == 0)
+        dprintf(2, "ringo: engine %s (%s)\n", engine == RINGO_ENGINE_EPOLL ? "epoll" : "io_uring",
+                why);
+    return engine;
 }
 
 static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg);
@@ -978,6 +1079,12 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         return r;
     }
     rt.dump_on_sigquit = dump_sigquit;
+    int engine = engine_choose();
+    if (engine < 0) {
+        store_release(&run_busy, 0);
+        return engine;
+    }
+    rt.engine = engine;
 
     r = fiber_init(cfg ? cfg->stack_size : 0);
     if (r) {
@@ -1008,7 +1115,8 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     {
         const char *e = getenv("RINGO_NO_MULTISHOT");
         /* relaxed: the procs start after this (pthread_create orders it) */
-        store_relaxed(&rt.multishot_accept, !(e && *e && strcmp(e, "0") != 0));
+        store_relaxed(&rt.multishot_accept,
+                      !(e && *e && strcmp(e, "0") != 0) && rt.engine == RINGO_ENGINE_URING);
     }
     acc_run_reset();
     rt.procs = seam_calloc(nprocs, sizeof *rt.procs);

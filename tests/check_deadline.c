@@ -125,7 +125,9 @@ static void main_one_sqe(void *arg)
             long r = one_call(&c, k);
             uint64_t d = submissions() - s0;
             ck_assert_msg(r > 0, "call %d (deadline %d) returned %ld", k, with, r);
-            ck_assert_msg(d == 1, "call %d (deadline %d) made %llu submissions", k, with,
+            /* on epoll, a call that had to wait for readiness is one */
+            ck_assert_msg(on_epoll() ? d <= 1 : d == 1,
+                          "call %d (deadline %d) made %llu submissions", k, with,
                           (unsigned long long)d);
         }
     }
@@ -172,8 +174,8 @@ static void main_many_reads(void *arg)
         ck_assert_int_eq(got, (unsigned char)i);
     }
     uint64_t d = submissions() - s0;
-    ck_assert_msg(d == NREADS, "%d reads made %llu submissions", NREADS,
-                  (unsigned long long)d);
+    ck_assert_msg(on_epoll() ? d <= NREADS : d == NREADS, "%d reads made %llu submissions",
+                  NREADS, (unsigned long long)d);
     pthread_join(t, NULL);
     close(a);
     close(b);
@@ -202,8 +204,9 @@ static void main_timeout(void *arg)
         ck_assert_int_eq(ringo_recv(b, buf, sizeof buf, 0), -ETIMEDOUT);
         /* the deadline is the deadline, not earlier */
         ck_assert_int_ge(ringo_now(), t0 + 5 * MS);
-        /* the read, and the cancel its deadline submitted */
-        ck_assert_int_eq(submissions() - s0, 2);
+        /* the read, and the cancel its deadline submitted (on epoll the
+         * read's wait; its end is no submission) */
+        ck_assert_int_eq(submissions() - s0, on_epoll() ? 1 : 2);
         /* past the deadline nothing is submitted */
         s0 = submissions();
         ck_assert_int_eq(ringo_read(b, buf, sizeof buf), -ETIMEDOUT);
@@ -442,7 +445,10 @@ static Suite *suite(void)
     tcase_add_test(tc, ten_thousand_reads_ten_thousand_sqes);
     tcase_add_test(tc, timed_out_read_keeps_the_fd);
     tcase_add_test(tc, bytes_at_the_deadline_are_kept);
-    tcase_add_test(tc, cancelled_sync_wait_does_not_spin);
+    /* Sync waits make SQEs only on io_uring; on epoll they are in the
+     * wait table (check_sync_fallback.sh). */
+    if (test_engine() == RINGO_ENGINE_URING)
+        tcase_add_test(tc, cancelled_sync_wait_does_not_spin);
     tcase_add_test(tc, cancelled_self_deadlock_is_reported);
     suite_add_tcase(s, tc);
     return s;
