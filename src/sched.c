@@ -577,6 +577,9 @@ static void op_deadline_fire(struct rproc *p, struct rtimer *t)
     eng_cancel_op(p, g->io_op);
 }
 
+static const struct rtimer_ops g_timer_ops = { .fire = g_timer_fire };
+static const struct rtimer_ops op_deadline_ops = { .fire = op_deadline_fire };
+
 void ready(struct rg *g, int result)
 {
     g->result = result;
@@ -607,11 +610,19 @@ void ready(struct rg *g, int result)
 int park_commit(struct rg *g, uint64_t token, int flags)
 {
     struct rproc *p = tls_proc;
+    /* The goroutine's timer stays armed when its wait ends (below): the
+     * next wait with a deadline moves it (timer_rearm: no sift when it
+     * moves later, timer.c "Moved later"), and meanwhile a firing finds
+     * its token stale and does nothing.  A wait without one disarms it:
+     * no goroutine parked without a deadline keeps a timer, so a proc
+     * whose goroutines all wait so has none (deadlock detection). */
     if (g->wake_at != RINGO_NEVER) {
         g->timer_token = token;
-        g->timer.fire = (flags & PARK_INTERRUPTIBLE) ? g_timer_fire : op_deadline_fire;
-        if (timer_arm(&p->timers, &g->timer, g->wake_at) != 0)
+        g->timer.ops = (flags & PARK_INTERRUPTIBLE) ? &g_timer_ops : &op_deadline_ops;
+        if (timer_rearm(&p->timers, &g->timer, g->wake_at) != 0)
             bug("timer heap full despite the reservation made at start");
+    } else if (__builtin_expect(g->timer.idx != 0, 0)) {
+        timer_disarm(&p->timers, &g->timer);
     }
     /* seq_cst load: the load half of the park/cancel handshake. */
     if ((flags & PARK_INTERRUPTIBLE) &&
@@ -622,8 +633,6 @@ int park_commit(struct rg *g, uint64_t token, int flags)
     store_relaxed(&g->state, G_WAITING);
     sched_switch(p, g);
 out:
-    if (g->timer.idx)
-        timer_disarm(&p->timers, &g->timer);
     store_relaxed(&g->state, G_RUNNING);
     return g->result;
 }
@@ -1157,7 +1166,10 @@ static void proc_sleep(struct rproc *p)
     int64_t budget = p->spin_budget;
     if (budget == 0 && ++p->spin_probe % SPIN_PROBE_EVERY == 0)
         budget = SPIN_NS;
-    if (rt.nprocs > 1 && budget > 0 && !rt.valgrind) {
+    /* Nor on the epoll engine with I/O in flight: readiness cannot be
+     * seen without a system call, and the spin would only delay it. */
+    bool blind = rt.engine == RINGO_ENGINE_EPOLL && load_relaxed(&p->inflight);
+    if (rt.nprocs > 1 && budget > 0 && !rt.valgrind && !blind) {
         int64_t start = now_ns();
         int64_t until = start + budget, next = timer_next(&p->timers);
         if (next < until)

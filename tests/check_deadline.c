@@ -436,6 +436,92 @@ END_TEST
 
 /* ------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------ */
+/* A goroutine's deadline timer moves from wait to wait (timer.c "Moved
+ * later"): each wait must still end at its own deadline. */
+
+struct late_writer {
+    int fd;
+    int64_t after;
+};
+
+static void write_late(void *arg)
+{
+    struct late_writer *w = arg;
+    ringo_sleep(w->after);
+    ck_assert_int_eq(ringo_write(w->fd, "z", 1), 1);
+}
+
+static void main_moved(void *arg)
+{
+    (void)arg;
+    int a, b, lfd;
+    test_tcp_pair(&a, &b, &lfd);
+    char c;
+    for (int round = 0; round < 3; round++) {
+        /* A read under a far deadline that completes: its timer stays. */
+        ck_assert_int_eq(write(a, "x", 1), 1);
+        ringo_deadline_set(ringo_now() + 60000 * MS);
+        ck_assert_int_eq(ringo_read(b, &c, 1), 1);
+        /* Earlier: a read with no data times out at the near deadline,
+         * before the byte a goroutine writes a second later. */
+        struct late_writer w = { a, 1000 * MS };
+        ck_assert_int_gt(ringo_go(write_late, &w), 0);
+        ringo_deadline_set(ringo_now() + 20 * MS);
+        ck_assert_int_eq(ringo_read(b, &c, 1), -ETIMEDOUT);
+        ringo_deadline_set(RINGO_NEVER);
+        ck_assert_int_eq(ringo_read(b, &c, 1), 1); /* the late byte */
+        /* Later: after a read under a near deadline that completed, a
+         * read under a far one waits past the near one for its byte. */
+        ck_assert_int_eq(write(a, "y", 1), 1);
+        ringo_deadline_set(ringo_now() + 10 * MS);
+        ck_assert_int_eq(ringo_read(b, &c, 1), 1);
+        w.after = 100 * MS;
+        ck_assert_int_gt(ringo_go(write_late, &w), 0);
+        ringo_deadline_set(ringo_now() + 60000 * MS);
+        ck_assert_int_eq(ringo_read(b, &c, 1), 1);
+        ck_assert_int_eq(c, 'z');
+    }
+    ringo_deadline_set(RINGO_NEVER);
+    close(a);
+    close(b);
+    close(lfd);
+}
+
+START_TEST(deadline_moves_between_waits)
+{
+    RUN(main_moved, NULL, nprocs_param);
+}
+END_TEST
+
+/* A wait under a far deadline that ended leaves no timer that would keep
+ * a deadlock from being reported: the run ends with -EDEADLK at once,
+ * not when the old deadline passes (the test's timeout comes first). */
+static void main_deadlock_after_deadline(void *arg)
+{
+    (void)arg;
+    int a, b, lfd;
+    test_tcp_pair(&a, &b, &lfd);
+    char c;
+    ck_assert_int_eq(write(a, "x", 1), 1);
+    ringo_deadline_set(ringo_now() + 3600000 * MS);
+    ck_assert_int_eq(ringo_read(b, &c, 1), 1);
+    ringo_deadline_set(RINGO_NEVER);
+    close(a);
+    close(b);
+    close(lfd);
+    ringo_chan *ch = ringo_chan_make(sizeof(int), 0);
+    int v;
+    ringo_chan_recv(ch, &v); /* nobody sends */
+}
+
+START_TEST(deadlock_reported_after_a_deadline_wait)
+{
+    struct ringo_config cfg = { .procs = nprocs_param };
+    ck_assert_int_eq(ringo_run(main_deadlock_after_deadline, NULL, &cfg), -EDEADLK);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("deadline");
@@ -445,6 +531,8 @@ static Suite *suite(void)
     tcase_add_test(tc, ten_thousand_reads_ten_thousand_sqes);
     tcase_add_test(tc, timed_out_read_keeps_the_fd);
     tcase_add_test(tc, bytes_at_the_deadline_are_kept);
+    tcase_add_test(tc, deadline_moves_between_waits);
+    tcase_add_test(tc, deadlock_reported_after_a_deadline_wait);
     /* Sync waits make SQEs only on io_uring; on epoll they are in the
      * wait table (check_sync_fallback.sh). */
     if (test_engine() == RINGO_ENGINE_URING)
