@@ -17,12 +17,13 @@
  * files (.eh_frame, or .debug_frame), so this works on code built with
  * -O2 and without frame pointers, and libdw names static functions (from
  * .symtab) and gives file:line where the module has DWARF line tables.
- *   libunwind was the other candidate: unw_init_local on a context made
- *   from the saved registers does unwind a stack that is not the current
- *   one, but its local accessors dereference whatever address a frame
- *   yields; a goroutine that is resumed while we read, or a corrupt
- *   stack, could make the dump fault.  libgcc's _Unwind_Backtrace only
- *   walks the current stack.
+ *   libunwind was the other candidate (unw_init_local on an unw_context_t
+ *   filled from the saved registers), and was not taken: its local
+ *   accessors dereference whatever address a frame yields (at best after
+ *   checking that the page is mapped), with no bound we can set, so a
+ *   goroutine resumed while we read, or a corrupt stack, could send it
+ *   outside the stack.  libdw also gives file:line in the same package.
+ *   libgcc's _Unwind_Backtrace only walks the current stack.
  *
  * Without libdw, or if it cannot be set up (no /proc): a frame-pointer
  * walk, bounded by the same [lo, hi) and by UNWIND_FRAMES, with each frame
