@@ -499,7 +499,6 @@ END_TEST
  * not when the old deadline passes (the test's timeout comes first). */
 static void main_deadlock_after_deadline(void *arg)
 {
-    (void)arg;
     int a, b, lfd;
     test_tcp_pair(&a, &b, &lfd);
     char c;
@@ -510,15 +509,18 @@ static void main_deadlock_after_deadline(void *arg)
     close(a);
     close(b);
     close(lfd);
-    ringo_chan *ch = ringo_chan_make(sizeof(int), 0);
     int v;
-    ringo_chan_recv(ch, &v); /* nobody sends */
+    ringo_chan_recv(arg, &v); /* nobody sends */
 }
 
 START_TEST(deadlock_reported_after_a_deadline_wait)
 {
     struct ringo_config cfg = { .procs = nprocs_param };
-    ck_assert_int_eq(ringo_run(main_deadlock_after_deadline, NULL, &cfg), -EDEADLK);
+    /* made and released here: the goroutine left blocked on it is not */
+    ringo_chan *ch = ringo_chan_make(sizeof(int), 0);
+    ck_assert_ptr_nonnull(ch);
+    ck_assert_int_eq(ringo_run(main_deadlock_after_deadline, ch, &cfg), -EDEADLK);
+    ringo_chan_release(ch);
 }
 END_TEST
 
