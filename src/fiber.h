@@ -37,7 +37,7 @@ struct stack {
     struct stack *next;   /* cache / free list link; owner of the list only */
     char *lo;             /* lowest usable byte (just above the guard page's place) */
     unsigned vg_id;       /* valgrind stack id (0 without valgrind) */
-    bool guarded;         /* true: lo - page is PROT_NONE */
+    bool guarded;         /* true: lo - page is a guard (MADV_GUARD_INSTALL or PROT_NONE) */
 #ifdef RINGO_TSAN
     void *tsan_fiber;     /* the TSan fiber of the goroutine on this stack, or NULL (tsan.h) */
 #endif

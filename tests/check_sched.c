@@ -12,6 +12,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "internal.h" /* tls_proc and struct stack: where a guard page lies */
+
 static unsigned nprocs_param = 1;
 
 /* ------------------------------------------------------------------ */
@@ -790,6 +792,58 @@ START_TEST(stack_overflow_canary)
 }
 END_TEST
 
+/* The guard page is real: a read of the page just below a goroutine's
+ * stack faults (and is reported as an overflow), where without a guard it
+ * would read zeroes from the unprotected page and go on.  Installed with
+ * MADV_GUARD_INSTALL where the kernel has it (6.13+), and with mprotect
+ * under RINGO_NO_GUARD_INSTALL=1 (and on older kernels). */
+static void touch_guard(void *arg)
+{
+    (void)arg;
+    struct stack *s = tls_proc->cur->stack;
+    volatile const char *below = s->lo - sysconf(_SC_PAGESIZE);
+    (void)*below;
+    _exit(4); /* the read went through: no guard */
+}
+
+static void touch_guard_main(void *arg)
+{
+    (void)arg;
+    ringo_go(touch_guard, NULL);
+}
+
+static void child_touch_guard(void)
+{
+    ringo_run(touch_guard_main, NULL, NULL);
+    _exit(3);
+}
+
+static void child_touch_guard_mprotect(void)
+{
+    setenv("RINGO_NO_GUARD_INSTALL", "1", 1);
+    child_touch_guard();
+}
+
+static void check_guard_faults(void (*child)(void))
+{
+    char buf[4096];
+    int st = run_captured(child, buf, sizeof buf);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, " stack overflow") != NULL, "stderr: %s", buf);
+}
+
+START_TEST(stack_guard_page_faults)
+{
+    check_guard_faults(child_touch_guard);
+}
+END_TEST
+
+START_TEST(stack_guard_page_faults_mprotect)
+{
+    check_guard_faults(child_touch_guard_mprotect);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------ */
@@ -1006,6 +1060,8 @@ static Suite *suite(void)
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
         tcase_add_test(tc, stack_overflow_canary);
+        tcase_add_test(tc, stack_guard_page_faults);
+        tcase_add_test(tc, stack_guard_page_faults_mprotect);
     }
     suite_add_tcase(s, tc);
     return s;
