@@ -792,6 +792,68 @@ START_TEST(stack_overflow_canary)
 }
 END_TEST
 
+/* The stack pool (fiber.c), without a run: a proc's cache that overflows
+ * hands the pool a batch of STACK_BATCH stacks, giving the kernel back the
+ * pages a goroutine touched below the header's page (and only asking
+ * mincore, not MADV_DONTNEED, of stacks that touched none); an empty cache
+ * takes a whole batch back in one go. */
+static bool page_resident(const void *addr)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char v = 0;
+    void *page = (void *)((uintptr_t)addr & ~(uintptr_t)(pg - 1));
+    ck_assert_int_eq(mincore(page, (size_t)pg, &v), 0);
+    return v & 1;
+}
+
+START_TEST(stack_pool_batches)
+{
+    enum { N = STACK_CACHE_MAX + 1 };
+    static struct stack *st[N];
+    ck_assert_int_eq(fiber_init(0), 0);
+    ck_assert_int_eq(stack_reserve(N), 0);
+    struct stack_cache a = { 0 }, b = { 0 };
+    for (int i = 0; i < N; i++) {
+        st[i] = stack_get(&a);
+        ck_assert_ptr_nonnull(st[i]);
+    }
+    /* The last stack's goroutine went deep: a page well below the top. */
+    struct stack *deep = st[N - 1];
+    volatile char *low = deep->lo + 16;
+    *low = 1;
+    ck_assert(page_resident((const void *)low));
+    for (int i = 0; i < N - 1; i++)
+        stack_put(&a, st[i]);
+    ck_assert_uint_eq(a.n, STACK_CACHE_MAX);
+    stack_put(&a, deep); /* one too many: a batch goes to the pool */
+    ck_assert_uint_eq(a.n, STACK_CACHE_MAX + 1 - STACK_BATCH);
+    ck_assert_msg(!page_resident((const void *)low), "the deep page was not given back");
+    ck_assert(page_resident(deep)); /* the header's page stays */
+    /* Another proc's empty cache takes the batch whole, newest first. */
+    struct stack *s = stack_get(&b);
+    ck_assert_ptr_eq(s, deep);
+    ck_assert_uint_eq(b.n, STACK_BATCH - 1);
+    ck_assert_ptr_eq(b.head, st[N - 2]);
+    stack_put(&b, s);
+    stack_cache_drain(&a);
+    stack_cache_drain(&b);
+    ck_assert_uint_eq(a.n + b.n, 0);
+    /* Drained caches are whole batches in the pool: all N come back. */
+    for (int i = 0; i < N; i++) {
+        st[i] = stack_get(&a);
+        ck_assert_ptr_nonnull(st[i]);
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N && j < i + 2 * STACK_BATCH; j++)
+            ck_assert_ptr_ne(st[i], st[j]);
+    for (int i = 0; i < N; i++)
+        stack_put(&a, st[i]);
+    stack_cache_drain(&a);
+    stack_unreserve(N);
+    fiber_fini();
+}
+END_TEST
+
 /* The guard page is real: a read of the page just below a goroutine's
  * stack faults (and is reported as an overflow), where without a guard it
  * would read zeroes from the unprotected page and go on.  Installed with
@@ -1063,6 +1125,7 @@ static Suite *suite(void)
         tcase_add_test(tc, stack_guard_page_faults);
         tcase_add_test(tc, stack_guard_page_faults_mprotect);
     }
+    tcase_add_test(tc, stack_pool_batches);
     suite_add_tcase(s, tc);
     return s;
 }
