@@ -43,32 +43,6 @@ static int content_length(const char **v, const char **e, size_t *n)
     return 0;
 }
 
-/* Case-insensitive search for header `name` in the head [h, end); returns
- * its value (leading blanks skipped) and length, or NULL. */
-static const char *header(const char *h, const char *end, const char *name, size_t *len)
-{
-    size_t nl = strlen(name);
-    const char *line = memchr(h, '\n', (size_t)(end - h)); /* skip request line */
-    while (line && line + 1 < end) {
-        line++;
-        const char *eol = memchr(line, '\n', (size_t)(end - line));
-        if (!eol)
-            break;
-        if ((size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0) {
-            const char *v = line + nl + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *ve = eol;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            *len = (size_t)(ve - v);
-            return v;
-        }
-        line = eol;
-    }
-    return NULL;
-}
-
 /* Whether the comma-separated list [v, v + len) (a Connection value) has
  * the token tok, in any case, with blanks around it (RFC 9110 5.6.1). */
 static bool has_token(const char *v, size_t len, const char *tok)
@@ -91,11 +65,78 @@ static bool has_token(const char *v, size_t len, const char *tok)
     return false;
 }
 
-/* Parse one request head [buf, end) (ending in the blank line). */
-static int parse(const char *buf, const char *end, struct http_request *req)
+/* Is the header line [line, eol) the header `name` (nl bytes), in any
+ * case, followed by its colon? */
+static inline bool is_header(const char *line, const char *eol, const char *name, size_t nl)
 {
-    const char *eol = memchr(buf, '\n', (size_t)(end - buf));
-    if (!eol || eol == buf || eol[-1] != '\r')
+    return (size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0;
+}
+
+/* The value of the header line [line, eol) whose name is nl bytes: blanks
+ * skipped before it, blanks and the CR trimmed after it. */
+static const char *header_value(const char *line, const char *eol, size_t nl, size_t *len)
+{
+    const char *v = line + nl + 1;
+    while (v < eol && (*v == ' ' || *v == '\t'))
+        v++;
+    const char *ve = eol;
+    while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+        ve--;
+    *len = (size_t)(ve - v);
+    return v;
+}
+
+/* What parse needs of the header lines, gathered in the one walk over
+ * them that also finds the end of the head. */
+struct head_scan {
+    const char *conn;           /* the first Connection value, or NULL */
+    size_t conn_len;
+    bool host, te;              /* a Host, a Transfer-Encoding header */
+    bool cl_bad;                /* a Content-Length that is no number, or two that differ */
+    const char *cl, *cl_end;    /* the digits of the (first) Content-Length */
+    size_t body_len;
+};
+
+/* One header line [line, eol) into *hs. */
+static void scan_header(const char *line, const char *eol, struct head_scan *hs)
+{
+    size_t len;
+    switch (*line | 0x20) { /* the first letter in lower case (others don't matter) */
+    case 'c':
+        if (!hs->conn && is_header(line, eol, "Connection", 10)) {
+            hs->conn = header_value(line, eol, 10, &hs->conn_len);
+        } else if (is_header(line, eol, "Content-Length", 14)) {
+            /* RFC 9112 6.3: a number that fits, the same in every
+             * Content-Length header, or 400. */
+            const char *v = header_value(line, eol, 14, &len);
+            const char *ve = v + len;
+            size_t n;
+            if (content_length(&v, &ve, &n) < 0 || n == SIZE_MAX ||
+                (hs->cl && (ve - v != hs->cl_end - hs->cl ||
+                            memcmp(v, hs->cl, (size_t)(ve - v)) != 0))) {
+                hs->cl_bad = true;
+            } else {
+                hs->cl = v;
+                hs->cl_end = ve;
+                hs->body_len = n;
+            }
+        }
+        break;
+    case 'h':
+        hs->host = hs->host || is_header(line, eol, "Host", 4);
+        break;
+    case 't':
+        hs->te = hs->te || is_header(line, eol, "Transfer-Encoding", 17);
+        break;
+    }
+}
+
+/* Parse one request head [buf, eol) (its request line) with its headers
+ * as scanned. */
+static int parse(const char *buf, const char *eol, const struct head_scan *hs,
+                 struct http_request *req)
+{
+    if (eol == buf || eol[-1] != '\r')
         return HTTP_BAD;
     const char *sp1 = memchr(buf, ' ', (size_t)(eol - buf));
     if (!sp1 || sp1 == buf)
@@ -113,37 +154,24 @@ static int parse(const char *buf, const char *end, struct http_request *req)
         return HTTP_BAD;
     bool http11 = ver[7] == '1';
     req->head_only = (sp1 - buf == 4 && memcmp(buf, "HEAD", 4) == 0);
-
-    size_t len;
-    const char *v = header(buf, end, "Connection", &len);
     if (http11)
-        req->keep = !(v && has_token(v, len, "close"));
+        req->keep = !(hs->conn && has_token(hs->conn, hs->conn_len, "close"));
     else
-        req->keep = v && has_token(v, len, "keep-alive");
-    if (http11 && !header(buf, end, "Host", &len))
+        req->keep = hs->conn && has_token(hs->conn, hs->conn_len, "keep-alive");
+    if (http11 && !hs->host)
         return HTTP_BAD; /* RFC 9112 3.2: a 1.1 request without Host is 400 */
-    if (header(buf, end, "Transfer-Encoding", &len))
+    if (hs->te)
         return HTTP_CHUNKED;
-    /* Content-Length: a number that fits, the same in every Content-Length
-     * header (RFC 9112 6.3: anything else is 400, or the length a proxy in
-     * front saw may not be ours). */
-    req->body_len = 0;
-    const char *first = NULL, *first_end = NULL;
-    for (v = header(buf, end, "Content-Length", &len); v;
-         v = header(v, end, "Content-Length", &len)) {
-        const char *ve = v + len;
-        size_t n;
-        if (content_length(&v, &ve, &n) < 0 || n == SIZE_MAX)
-            return HTTP_BAD;
-        if (first && (ve - v != first_end - first || memcmp(v, first, (size_t)(ve - v)) != 0))
-            return HTTP_BAD;
-        first = v;
-        first_end = ve;
-        req->body_len = n;
-    }
+    if (hs->cl_bad)
+        return HTTP_BAD;
+    req->body_len = hs->body_len;
     return HTTP_REQUEST;
 }
 
+/* The head ends at the first CR LF CR LF.  One walk over its lines finds
+ * it and scans the header lines on the way (struct head_scan): each byte
+ * is looked at by one memchr and, in a line whose first letter may start
+ * a header parse needs, one compare. */
 int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
                       struct http_request *req)
 {
@@ -156,16 +184,31 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
     }
     const char *start = in + *pos;
     size_t avail = have - *pos;
-    const char *endh = memmem(start, avail, "\r\n\r\n", 4);
-    if (!endh)
+    const char *end = start + avail;
+    /* Look no further than a head may be long: past it, 431. */
+    const char *limit = avail > HTTP_HEAD_MAX ? start + HTTP_HEAD_MAX : end;
+    struct head_scan hs = { 0 };
+    const char *reqline_end = memchr(start, '\n', (size_t)(limit - start));
+    const char *endh = NULL;
+    for (const char *nl = reqline_end; nl;) {
+        /* nl ends a line; CR LF CR LF ends the head here */
+        if (nl > start && nl[-1] == '\r' && end - nl >= 3 && nl[1] == '\r' && nl[2] == '\n') {
+            endh = nl + 3;
+            break;
+        }
+        const char *line = nl + 1;
+        if (line >= limit)
+            break;
+        nl = memchr(line, '\n', (size_t)(limit - line));
+        if (nl)
+            scan_header(line, nl, &hs);
+    }
+    if (!endh || (size_t)(endh - start) > HTTP_HEAD_MAX)
         return avail > HTTP_HEAD_MAX ? HTTP_TOO_LARGE : HTTP_MORE;
-    endh += 4;
-    if ((size_t)(endh - start) > HTTP_HEAD_MAX)
-        return HTTP_TOO_LARGE;
     req->keep = false;
     req->head_only = false;
     req->body_len = 0;
-    int r = parse(start, endh, req);
+    int r = parse(start, reqline_end, &hs, req);
     if (r != HTTP_REQUEST)
         return r;
     *pos = (size_t)(endh - in);

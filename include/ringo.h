@@ -292,8 +292,12 @@ struct ringo_stats {
     uint64_t idle_ns;         /* time procs slept in the kernel with nothing to run, ns */
     uint64_t donations;       /* unstarted goroutines moved from a busy proc to an idle one */
     uint64_t offload_jobs;    /* ringo_offload jobs queued or running */
+    uint64_t engine;          /* RINGO_ENGINE_URING or RINGO_ENGINE_EPOLL: the run's (or the last run's) */
     /* more may follow */
 };
+
+/* What carries out the I/O (ringo(7) "Engines"). */
+enum { RINGO_ENGINE_URING = 1, RINGO_ENGINE_EPOLL = 2 };
 
 RINGO_API int  ringo_stats(struct ringo_stats *out);
 RINGO_API int  ringo_stats_sized(struct ringo_stats *out, size_t size);

@@ -315,7 +315,7 @@ static void acc_cancel(struct rproc *p, struct acceptor *acc, bool now)
     }
     io_uring_sqe_set_data64(sqe, UD_IGNORE);
     if (now)
-        ring_flush(p);
+        eng_flush(p);
     acc_put(p, acc);
 }
 
@@ -500,7 +500,7 @@ static void acc_close_local(struct rproc *p, int fd, struct close_wait *cw)
         acc_put(p, acc);
     }
     if (flush)
-        ring_flush(p);
+        eng_flush(p);
 }
 
 struct acc_close_task {
@@ -587,23 +587,13 @@ void acc_release_fd(int fd)
          * discarded, after we have left).  Out of memory, wait for some
          * rather than leave a proc's acceptors open; a run that ends
          * meanwhile closes them all itself. */
-        struct acc_close_task *ct;
-        while (!(ct = seam_malloc(sizeof *ct)) && !load_relaxed(&rt.stopping)) {
-            struct timespec ts = { 0, 100000 };
-            nanosleep(&ts, NULL);
-        }
+        struct acc_close_task *ct = close_task_alloc(sizeof *ct);
         if (!ct)
             break;
         post_close(rt.procs[i], ct, fd, true, &cw);
     }
     close_wait_done(&cw);
-    /* acquire: pairs with close_wait_done's acq_rel; the procs' closes are done.
-     * A run that ends meanwhile cancels every request itself (stopping:
-     * relaxed, a flag polled in a loop, no data hangs on it). */
-    while (load_acquire(&cw.pending) && !load_relaxed(&rt.stopping)) {
-        struct timespec ts = { 0, 100000 };
-        nanosleep(&ts, NULL);
-    }
+    close_wait_plain(&cw); /* a run that ends meanwhile cancels every request itself */
     run_exit(p);
 }
 

@@ -64,6 +64,10 @@
 /* Full barrier: orders every earlier load/store before every later one. */
 #define smp_mb() atomic_thread_fence(memory_order_seq_cst)
 
+/* Acquire fence: every earlier load (relaxed or plain) is ordered before
+ * every later load and store.  The read side of a sequence check. */
+#define fence_acquire() atomic_thread_fence(memory_order_acquire)
+
 /* Compiler barrier for a signal handler on this same thread: keeps the
  * program order of the accesses around it as the handler sees them, with
  * no instruction (other threads get no ordering from it). */

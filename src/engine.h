@@ -4,18 +4,33 @@
  *
  * io.c describes each blocking call as a struct eng_io (what to do, on
  * which descriptor, with which buffer) and hands it to eng_start with the
- * record its completion is to reach (struct ring_rec, internal.h: the
- * record carries its own handler, so nothing below calls back up except
- * through it).  eng_cancel asks for an operation to end early (its
- * completion still comes, with -ECANCELED or its result if it won the
- * race); eng_cancel_fd ends every operation on a descriptor.  Completions
- * are reaped, and the proc waits for them bounded by its nearest timer, in
- * ring_poll; another proc is woken with ring_send_wake.
+ * struct rop its completion is to reach (internal.h: the record carries
+ * its own handler, so nothing below calls back up except through it).
+ * eng_cancel_op asks for an operation to end early (its completion still
+ * comes, with -ECANCELED or its result if it won the race); eng_cancel_fd
+ * ends every operation on a descriptor.  Completions are reaped, and the
+ * proc waits for them bounded by its nearest timer, in eng_poll; another
+ * proc is woken with eng_wake (internal.h declares those the scheduler
+ * calls).
  *
- * The io_uring engine (ring.c) turns a struct eng_io into one SQE.
- * eng_start is inline: at a call site whose kind is a constant the switch
- * below folds away, and the description costs nothing over preparing the
- * SQE by hand.
+ * Two engines.  The run uses one for every proc, chosen before the procs
+ * start (runtime.c "Choosing the engine") and kept in rt.engine:
+ *
+ *   io_uring (engine_uring.c): each operation is one SQE, submitted with
+ *   the rest of the scheduler round in one io_uring_enter, and its CQE is
+ *   the completion.  eng_start is inline: at a call site whose kind is a
+ *   constant the switch below folds away, and the description costs
+ *   nothing over preparing the SQE by hand.
+ *
+ *   epoll (engine_epoll.c), for hosts that refuse io_uring: the call is
+ *   first made at once as a non-blocking system call (eng_try); only when
+ *   it would block does the goroutine park, its rop on its descriptor's
+ *   list until epoll reports readiness and the proc makes the call again.
+ *   What cannot wait for readiness (regular files, openat, fsync) runs on
+ *   the offload pool's threads.
+ *
+ * Every entry point tests rt.engine once; it never changes during a run,
+ * so the branch is predicted and the io_uring path pays one compare.
  */
 #ifndef RINGO_ENGINE_H
 #define RINGO_ENGINE_H
@@ -109,35 +124,64 @@ static inline void eng_start_sqe(struct io_uring_sqe *sqe, const struct eng_io *
     }
 }
 
-/* Start io; its completion calls rec->done on p's thread. */
-static inline void eng_start(struct rproc *p, const struct eng_io *io, struct ring_rec *rec)
+static inline bool eng_epoll(void)
 {
-    struct io_uring_sqe *sqe = ring_sqe(p);
-    eng_start_sqe(sqe, io);
-    io_uring_sqe_set_data(sqe, rec);
+    return __builtin_expect(rt.engine == RINGO_ENGINE_EPOLL, 0);
 }
 
-/* Ask for the operation of rec, started on p, to end (ring.c). */
-static inline void eng_cancel(struct rproc *p, struct ring_rec *rec)
+/* The epoll engine (engine_epoll.c). */
+int  ep_setup(struct rproc *p);
+void ep_teardown(struct rproc *p);
+int  ep_try(struct rop *op, const struct eng_io *io);
+void ep_start(struct rproc *p, struct rop *op);
+void ep_cancel(struct rproc *p, struct rop *op);
+void ep_cancel_fd(struct rproc *p, int fd);
+int  ep_close(int fd);
+int  ep_poll(struct rproc *p, bool block, int64_t deadline);
+
+/* On epoll: make io at once, without blocking, for the goroutine whose
+ * operation op is to be; its result, or ENG_WAIT when it has to wait
+ * (then eng_start parks it on readiness or on a helper thread).  On
+ * io_uring every operation is started by eng_start: ENG_WAIT. */
+#define ENG_WAIT (-0x7fff2000)
+static inline int eng_try(struct rop *op, const struct eng_io *io)
 {
-    struct io_uring_sqe *c = ring_sqe(p);
-    io_uring_prep_cancel(c, rec, 0);
-    io_uring_sqe_set_data64(c, UD_IGNORE);
+    if (!eng_epoll())
+        return ENG_WAIT;
+    return ep_try(op, io);
+}
+
+/* Start io; its completion calls op->rec.done on p's thread.  On epoll,
+ * after eng_try said ENG_WAIT for the same op and io. */
+static inline void eng_start(struct rproc *p, const struct eng_io *io, struct rop *op)
+{
+    if (eng_epoll()) {
+        ep_start(p, op);
+        return;
+    }
+    struct io_uring_sqe *sqe = ring_sqe(p);
+    eng_start_sqe(sqe, io);
+    io_uring_sqe_set_data(sqe, &op->rec);
 }
 
 /* Ask for every operation on fd started on p to end. */
 static inline void eng_cancel_fd(struct rproc *p, int fd)
 {
+    if (eng_epoll()) {
+        ep_cancel_fd(p, fd);
+        return;
+    }
     struct io_uring_sqe *c = ring_sqe(p);
     io_uring_prep_cancel_fd(c, fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(c, UD_IGNORE);
 }
 
 /* Park g until io, started here, completes; its result.  Nothing but the
- * completion ends the wait (ringo_close's close): g->io_op stays NULL. */
+ * completion ends the wait (ringo_close's close): g->io_op stays NULL.
+ * On epoll the one such operation, a close, is made at once. */
 int eng_wait(struct rproc *p, struct rg *g, const struct eng_io *io);
 
-/* On valgrind (ring.c "Valgrind"): what vg_io_done needs of an operation,
+/* On valgrind (engine_uring.c "Valgrind"): what vg_io_done needs of an operation,
  * taken by vg_io_start before it starts (the kernel overwrites the address
  * lengths with the lengths of the addresses it had). */
 struct vg_io {

@@ -61,6 +61,7 @@
 #include <unistd.h>
 
 #ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/memcheck.h>
 #include <valgrind/valgrind.h>
 #endif
 
@@ -468,6 +469,113 @@ void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void))
 #else
 #error "the assembly context switch is for x86-64 and aarch64; configure --with-switch=ucontext"
 #endif
+
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Reading a parked fiber (fiber.h) */
+
+__attribute__((noinline, no_sanitize("address", "thread")))
+uint64_t fiber_peek(const void *addr)
+{
+    uint64_t v = *(const volatile uint64_t *)addr;
+#ifdef HAVE_VALGRIND_VALGRIND_H
+    /* A stack slot the fiber never wrote (padding, a dead local) is
+     * undefined to memcheck, and the unwinder branches on what it reads. */
+    VALGRIND_MAKE_MEM_DEFINED(&v, sizeof v);
+#endif
+    return v;
+}
+
+static void regs_add(struct fiber_regs *r, unsigned no, uint64_t val)
+{
+    r->no[r->n] = (uint16_t)no;
+    r->val[r->n++] = val;
+}
+
+/* sp inside s, 8-byte aligned, with `frame` bytes above it still inside. */
+static bool sp_inside(const struct stack *s, uint64_t sp, size_t frame)
+{
+    /* s->lo is the owner's plain field (fixed since the stack was made) */
+    uintptr_t lo = (uintptr_t)fiber_peek(&s->lo), top = (uintptr_t)stack_top((struct stack *)s);
+    return (sp & 7) == 0 && sp >= lo && sp <= top && top - sp >= frame;
+}
+
+#ifdef RINGO_SWITCH_UCONTEXT
+
+bool fiber_saved_regs(const struct fiber_ctx *ctx, const struct stack *s, struct fiber_regs *r)
+{
+    /* swapcontext saves the state it will return with: its return address
+     * as the pc and the stack pointer above it. */
+    const ucontext_t *uc = &s->uc; /* ctx->uc, which is fixed (fiber_make) */
+    (void)ctx;
+    r->n = 0;
+#if defined(__x86_64__)
+    const greg_t *g = uc->uc_mcontext.gregs;
+    r->pc = fiber_peek(&g[REG_RIP]);
+    r->sp = fiber_peek(&g[REG_RSP]);
+    r->fp = fiber_peek(&g[REG_RBP]);
+    regs_add(r, 3, fiber_peek(&g[REG_RBX]));
+    regs_add(r, 6, r->fp);
+    regs_add(r, 7, r->sp);
+    regs_add(r, 12, fiber_peek(&g[REG_R12]));
+    regs_add(r, 13, fiber_peek(&g[REG_R13]));
+    regs_add(r, 14, fiber_peek(&g[REG_R14]));
+    regs_add(r, 15, fiber_peek(&g[REG_R15]));
+#elif defined(__aarch64__)
+    r->pc = fiber_peek(&uc->uc_mcontext.pc);
+    r->sp = fiber_peek(&uc->uc_mcontext.sp);
+    r->fp = fiber_peek(&uc->uc_mcontext.regs[29]);
+    for (unsigned i = 19; i <= 30; i++)
+        regs_add(r, i, fiber_peek(&uc->uc_mcontext.regs[i]));
+    regs_add(r, 31, r->sp);
+#else
+    return false;
+#endif
+    return sp_inside(s, r->sp, 0);
+}
+
+#elif defined(__x86_64__)
+
+bool fiber_saved_regs(const struct fiber_ctx *ctx, const struct stack *s, struct fiber_regs *r)
+{
+    /* switch_x86_64.S: r15 r14 r13 r12 rbx rbp, then the return address */
+    uint64_t sp = fiber_peek(&ctx->sp);
+    r->n = 0;
+    if (!sp_inside(s, sp, 7 * 8))
+        return false;
+    const uint64_t *f = (const uint64_t *)(uintptr_t)sp;
+    r->pc = fiber_peek(&f[6]);
+    r->sp = sp + 7 * 8;
+    r->fp = fiber_peek(&f[5]);
+    regs_add(r, 3, fiber_peek(&f[4]));  /* rbx */
+    regs_add(r, 6, r->fp);              /* rbp */
+    regs_add(r, 7, r->sp);              /* rsp */
+    regs_add(r, 12, fiber_peek(&f[3]));
+    regs_add(r, 13, fiber_peek(&f[2]));
+    regs_add(r, 14, fiber_peek(&f[1]));
+    regs_add(r, 15, fiber_peek(&f[0]));
+    return true;
+}
+
+#elif defined(__aarch64__)
+
+bool fiber_saved_regs(const struct fiber_ctx *ctx, const struct stack *s, struct fiber_regs *r)
+{
+    /* switch_aarch64.S: x19-x28, x29, x30, d8-d15 (20 slots) */
+    uint64_t sp = fiber_peek(&ctx->sp);
+    r->n = 0;
+    if (!sp_inside(s, sp, 20 * 8))
+        return false;
+    const uint64_t *f = (const uint64_t *)(uintptr_t)sp;
+    for (unsigned i = 0; i <= 11; i++)
+        regs_add(r, 19 + i, fiber_peek(&f[i])); /* x19 .. x30 */
+    r->pc = fiber_peek(&f[11]);
+    r->fp = fiber_peek(&f[10]);
+    r->sp = sp + 20 * 8;
+    regs_add(r, 31, r->sp);
+    return true;
+}
 
 #endif
 

@@ -119,6 +119,34 @@ static inline bool stack_sp_ok(const struct stack *s, const void *sp)
     return p >= s->lo + STACK_RED_ZONE && p <= (const char *)s;
 }
 
+/*
+ * Reading a parked fiber from another thread (the goroutine dump, runtime.c
+ * "Stacks in dumps").  The registers a switch saved, as they are once the
+ * switch call has returned to the fiber: pc is the switch's return address,
+ * sp the stack pointer just above the switch's frame, and the callee-saved
+ * registers (the only ones a call preserves) by DWARF register number.
+ */
+#define FIBER_REGS_MAX 13
+struct fiber_regs {
+    uint64_t pc, sp, fp;        /* fp: the frame pointer register (rbp, x29) */
+    unsigned n;                 /* entries of no[] and val[] */
+    uint16_t no[FIBER_REGS_MAX];  /* DWARF register numbers, sp's included */
+    uint64_t val[FIBER_REGS_MAX];
+};
+
+/* Read the registers saved in ctx by the switch away from a fiber on s.
+ * False if the saved stack pointer is not inside s (with room for the
+ * switch's frame).  Every load is fiber_peek's. */
+bool fiber_saved_regs(const struct fiber_ctx *ctx, const struct stack *s, struct fiber_regs *r);
+
+/* One aligned machine word at addr, read without the sanitizers' checks
+ * (another fiber's stack has poisoned red zones under ASan, and the word
+ * may be written meanwhile by the thread running that fiber: the dump
+ * reads it racily on purpose and validates afterwards).  Under valgrind
+ * the value counts as defined.  addr must be mapped: the caller keeps it
+ * within a stack's bounds. */
+uint64_t fiber_peek(const void *addr);
+
 /* If addr lies in the guard page of s, true. */
 bool stack_guard_hit(const struct stack *s, const void *addr);
 

@@ -69,7 +69,7 @@
  *     kernel's futex hash bucket lock decides between a wake and the
  *     cancel: a waiter the wake counted was not cancelled, and the reverse.
  *     Such a wait is counted in p->futex_waits only until a cancel is
- *     issued for it (ring_cancel_op): from then on its CQE is coming by
+ *     issued for it (eng_cancel_op): from then on its CQE is coming by
  *     itself (with DEFER_TASKRUN, only in its proc's next enter), so its
  *     proc must not look idle to the deadlock check meanwhile.
  *   - The wait table: the park is interruptible, so the goroutine's timer
@@ -422,7 +422,7 @@ static int uring_wait_until(struct rproc *p, struct rg *g, _Atomic uint32_t *add
     /* The load half of the cancel handshake, as in io_wait (io.c): a
      * ringo_cancel that found us not yet parked asked for nothing. */
     if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id))
-        ring_cancel_op(p, &op);
+        eng_cancel_op(p, &op);
     park_commit(g, op.token, 0);
     g->io_op = NULL;
     if (op.futex_wait)

@@ -155,7 +155,8 @@ struct ring_rec {
 #define UD_IGNORE 0ull
 
 /* An operation a goroutine waits on; lives on its stack.  Its handler is
- * rop_done (ring.c): the result goes to op->res and g is readied. */
+ * rop_done (engine_uring.c): the result goes to op->res and g is readied. */
+struct eng_io;
 struct rop {
     struct ring_rec rec;
     struct rg *g;
@@ -163,8 +164,16 @@ struct rop {
     int32_t res;
     bool futex_wait; /* a timed IORING_OP_FUTEX_WAIT still counted in p->futex_waits
                       * (futex.c "Timed waits"); owner proc only */
+    /* The epoll engine's (engine_epoll.c), owner proc only: how the
+     * operation is carried out (EPM_*), where it is (EPW_*), the call it
+     * makes again when its descriptor is ready, the readiness it waits
+     * for, and its link in its descriptor's or the proc's list. */
+    uint8_t ep_mode, ep_where;
+    uint32_t ep_events;
+    const struct eng_io *io;
+    struct rop *ep_next;
 };
-/* ring_cancel_op names the operation by its struct rop *: the same
+/* eng_cancel_op names the operation by its struct rop *: the same
  * address as the record its SQE carries. */
 _Static_assert(offsetof(struct rop, rec) == 0, "a rop's record is its first member");
 
@@ -249,7 +258,7 @@ struct rproc {
     int ring_fd;                /* for MSG_RING from other procs; read-only after setup */
     int efd;                    /* eventfd other threads write to wake us; read-only after setup */
     uint64_t efd_buf;
-    /* The records of the proc's own requests (ring.c): its eventfd poll;
+    /* The records of the proc's own requests (engine_uring.c): its eventfd poll;
      * the CQE a MSG_RING wake posts here; and, at a sender, the CQE of a
      * MSG_RING sent to this proc.  Read-only after setup. */
     struct ring_rec efd_rec, wake_rec, wake_sent_rec;
@@ -342,6 +351,8 @@ struct rproc {
     void *altstack;             /* SIGSEGV alternate stack */
     struct proc_stats st;       /* owner writes relaxed; ringo_stats sums them */
     struct fd_ops fdops;        /* I/O operations in flight per fd (fdops.c) */
+    struct ep_proc *ep;         /* the epoll engine's state (engine_epoll.c); owner */
+    struct rop *ep_done;        /* its completions not yet dispatched, oldest first; owner */
     struct wd_ask wd;           /* the watchdog's request to this proc (watchdog.c) */
 };
 
@@ -359,8 +370,11 @@ struct runtime {
     pthread_mutex_t idle_lock;
     unsigned idle_procs;        /* under idle_lock */
     _Atomic int64_t futex_transit; /* futex wakes not yet seen by their goroutine (futex.c) */
+    /* The engine of the run (engine.h "Two engines"): RINGO_ENGINE_URING
+     * or RINGO_ENGINE_EPOLL; set before the procs start, read-only after. */
+    int engine;
     bool use_msg_ring;          /* probed once per run */
-    bool valgrind;              /* running on valgrind: see ring.c "Valgrind"; set before the procs start */
+    bool valgrind;              /* running on valgrind: see engine_uring.c "Valgrind"; set before the procs start */
     bool use_defer_taskrun;
     unsigned ring_entries;
     _Atomic int64_t offload_jobs; /* ringo_offload jobs not yet completed on their proc (offload.c); acq_rel */
@@ -379,6 +393,16 @@ struct runtime {
 };
 
 extern struct runtime rt;
+
+/* Has p completions waiting to be reaped?  (On io_uring, on its CQ; with
+ * DEFER_TASKRUN some may still wait for an enter, which IORING_SQ_TASKRUN
+ * tells: sched.c proc_sleep.)  Owner. */
+static inline bool eng_cq_ready(struct rproc *p)
+{
+    if (rt.engine == RINGO_ENGINE_EPOLL)
+        return p->ep_done != NULL;
+    return io_uring_cq_ready(&p->ring) != 0;
+}
 
 /* rt.live: set, with a zero count, by the CAS that ends the run; from then
  * on no goroutine can be spawned (spawn's CAS sees it). */
@@ -474,6 +498,13 @@ struct close_wait {
     uint64_t token;
 };
 
+/* A plain thread closing a descriptor (io.c): memory for a task for a
+ * proc, waiting for some rather than leave that proc's waiters parked
+ * (NULL only once the run is stopping, which ends them itself); and the
+ * wait until every party of cw is done, or the run stops. */
+void *close_task_alloc(size_t size);
+void close_wait_plain(struct close_wait *cw);
+
 static inline void close_wait_done(struct close_wait *cw)
 {
     /* Read before the decrement: once pending is 0 a polling plain thread
@@ -530,32 +561,36 @@ struct rg *gtable_lookup(int64_t id);
 void gtable_foreach(void (*fn)(struct rg *g, void *arg), void *arg);
 void gtable_reset_foreign(void);
 
-/* ring.c */
-int  ring_setup(struct rproc *p);
-void ring_teardown(struct rproc *p);
+/* engine_uring.c */
+int  eng_setup(struct rproc *p);
+void eng_teardown(struct rproc *p);
 struct io_uring_sqe *ring_sqe(struct rproc *p);
-void ring_reserve(struct rproc *p, unsigned n);
+void eng_reserve(struct rproc *p, unsigned n);
 /* Park g until the CQE of sqe; returns its result.  Nothing but the CQE
  * ends the wait (a close: eng_wait; a futex wait).  obj names what it
  * waits on for ringo_dump (a futex word).  I/O that the deadline and
  * ringo_cancel end parks through io.c's io_wait. */
 int  ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int reason,
                      const void *obj);
-void ring_cancel_op(struct rproc *p, struct rop *op);
+void eng_cancel_op(struct rproc *p, struct rop *op);
 void rop_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags);
 /* The next completion of p's ring, deferred ones first; false if none.
  * For reap, and for the end of a run (accept.c), which reads what is
  * left without dispatching it. */
 bool ring_next_cqe(struct rproc *p, struct io_uring_cqe *out);
-int  ring_poll(struct rproc *p, bool block, int64_t deadline);
-void ring_flush(struct rproc *p);
-void ring_send_wake(struct rproc *from, struct rproc *to);
+int  eng_poll(struct rproc *p, bool block, int64_t deadline);
+void eng_flush(struct rproc *p);
+void eng_wake(struct rproc *from, struct rproc *to);
 
 /* offload.c: ringo_offload that also says whether fn was (or will be) run,
  * so a caller sharing arg with fn knows who releases it; and the end of a
  * run, which stops and joins the helper threads. */
 int  offload_call(void (*fn)(void *), void *arg, bool *queued);
 void offload_fini(void);
+/* Run fn(arg) on a helper, then done(owner, arg, its result) on owner's
+ * thread (the epoll engine's blocking calls); 0, -ENOMEM or -EAGAIN. */
+int  offload_io(struct rproc *owner, int (*fn)(void *), void (*done)(struct rproc *, void *, int),
+                void *arg);
 
 /* accept.c: multishot accept.  acc_accept returns a descriptor, -errno, or
  * one of these (take the single-shot path instead). */
@@ -649,6 +684,17 @@ static inline void proc_clock_set(struct rproc *p, int64_t now)
     p->clock_ms = (uint32_t)((now - rt.epoch_ns) / 1000000);
 }
 void proc_clock_coarse(struct rproc *p);
+
+/* Fire p's timers that are due; the clock read for them sets the park
+ * clock too.  After an engine's reap (eng_poll). */
+static inline void proc_timers_run(struct rproc *p)
+{
+    if (p->timers.n) {
+        int64_t now = now_ns();
+        proc_clock_set(p, now); /* sched.c "The park clock" */
+        timer_run(p, &p->timers, now);
+    }
+}
 void *goroutine_creator(const struct rg *g);
 
 #endif /* RINGO_INTERNAL_H */

@@ -101,7 +101,9 @@
 #include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <stdlib.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ringo.h"
@@ -164,10 +166,20 @@ static inline int io_check(struct rg *g, int fd, int dirs)
 static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int dirs)
 {
     int fd = io->fd;
+    /* Not an initializer: the epoll engine's fields are set by eng_try
+     * where it runs, and zeroing them would cost io_uring's path. */
+    struct rop op;
+    op.rec.done = rop_done;
+    op.g = g;
+    op.res = 0;
+    op.futex_wait = false;
+    /* On epoll, the call made at once (engine.h); on io_uring, ENG_WAIT. */
+    int now = eng_try(&op, io);
+    if (now != ENG_WAIT)
+        return now;
     /* Counted for ringo_close and fd deadlines (fdops.c).  openat's fd is
      * a directory. */
     _Atomic uint32_t *busy = fd >= 0 && io->kind != ENG_OPENAT ? fdops_inc(p, fd) : NULL;
-    struct rop op = { .rec.done = rop_done, .g = g, .res = 0 };
     /* park_prepare's barrier is (A) of two handshakes: the cancel one (the
      * load of cancel_id below) and the fd deadline one (fdl_get in
      * io_deadline, fddeadline.c), both against stores made before it. */
@@ -186,7 +198,7 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
         return IO_RESTART;
     }
     store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
-    eng_start(p, io, &op.rec);
+    eng_start(p, io, &op);
     owner_add(p->inflight, 1);
     /* Cancellation and the deadline end the operation through
      * eng_cancel of g->io_op (cancel_interrupt in sched.c; the timer
@@ -199,7 +211,7 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
      * did not ask for an ASYNC_CANCEL, so we must see its cancel_id here
      * and ask ourselves.  The op's own CQE still ends the wait. */
     if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id))
-        ring_cancel_op(p, &op);
+        eng_cancel_op(p, &op);
     tsan_io_release(); /* I/O orders like TSan's read/write (tsan.h) */
     struct vg_io vg;
     if (rt.valgrind)
@@ -207,7 +219,7 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
     park_commit(g, op.token, 0);
     tsan_io_acquire();
     if (rt.valgrind && op.res > 0)
-        vg_io_done(&vg, op.res); /* ring.c "Valgrind" */
+        vg_io_done(&vg, op.res); /* engine_uring.c "Valgrind" */
     g->io_op = NULL;
     int r = op.res;
     if (busy)
@@ -466,8 +478,73 @@ static void close_cancel_run(struct rproc *q, struct rtask *t)
     eng_cancel_fd(q, ct->fd);
     /* Submitted now: the cancel finds its operations by the file the fd
      * names when it is issued, which must be before the closer's close. */
-    ring_flush(q);
+    eng_flush(q);
     close_wait_done(ct->cw);
+}
+
+/* The same, a plain thread's (heap) task: freed once run, or discarded
+ * with the run, when the closer no longer waits for it. */
+static void close_cancel_run_free(struct rproc *q, struct rtask *t)
+{
+    close_cancel_run(q, t);
+    free(t);
+}
+
+/* A plain thread closes fd on the epoll engine: goroutines waiting for
+ * its readiness must end (with -EBADF) before the close, since epoll
+ * forgets a closed file and would never wake them.  (On io_uring their
+ * operations hold the file: they end as the file does.)  Like
+ * acc_release_fd's plain-thread close: heap tasks, and the thread polls
+ * until they have run or the run has ended. */
+static void close_cancel_plain(int fd)
+{
+    struct rproc *me;
+    if (!run_enter(&me))
+        return; /* no run: no goroutine waits */
+    if (!eng_epoll()) {
+        run_exit(me);
+        return;
+    }
+    struct close_wait cw = { .g = NULL };
+    store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
+    for (unsigned i = 0; i < rt.nprocs; i++) {
+        struct rproc *q = rt.procs[i];
+        if (!fdops_busy(q, fd))
+            continue;
+        struct close_task *ct = close_task_alloc(sizeof *ct);
+        if (!ct)
+            break;
+        ct->t.run = close_cancel_run_free;
+        ct->t.discard = (void (*)(struct rtask *))free;
+        ct->fd = fd;
+        ct->cw = &cw;
+        fetch_add_relaxed(&cw.pending, 1); /* before the post's release */
+        proc_post_task(q, &ct->t);
+    }
+    close_wait_done(&cw);
+    close_wait_plain(&cw);
+    run_exit(me);
+}
+
+void *close_task_alloc(size_t size)
+{
+    void *t;
+    while (!(t = seam_malloc(size)) && !load_relaxed(&rt.stopping)) {
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+    return t;
+}
+
+void close_wait_plain(struct close_wait *cw)
+{
+    /* acquire: pairs with close_wait_done's acq_rel; the parties' work is
+     * done.  A run that ends meanwhile discards or ends what is left
+     * (stopping: relaxed, a flag polled in a loop, no data hangs on it). */
+    while (load_acquire(&cw->pending) && !load_relaxed(&rt.stopping)) {
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Have every other proc with operations on fd cancel them, and wait until
@@ -519,15 +596,18 @@ int ringo_close(int fd)
      * the kernel keeps the socket (accept.c). */
     if (__builtin_expect(acc_fd_marked(fd), 0))
         acc_release_fd(fd);
-    if (!g)
+    if (!g) {
+        if (fd >= 0 && !p)
+            close_cancel_plain(fd);
         return close(fd) < 0 ? -errno : 0;
+    }
     /* No block_check(): see the design comment. */
     if (mark)
         close_cancel_remote(p, g, fd);
     if (__builtin_expect(close_seam != NULL, 0))
         close_seam(fd);
     bool cancel_here = fd >= 0 && fdops_busy(p, fd);
-    ring_reserve(p, cancel_here ? 2 : 1);
+    eng_reserve(p, cancel_here ? 2 : 1);
     if (cancel_here) {
         /* Issued before the close, in the same submit. */
         eng_cancel_fd(p, fd);

@@ -70,6 +70,12 @@ struct offload_job {
     struct rg *g;                   /* the waiting goroutine; owner proc only */
     uint64_t token;                 /* its wait; owner proc only */
     int state;                      /* JOB_*; owner proc only */
+    /* A job of the epoll engine's (offload_io): io_fn(io_arg) on the
+     * helper, its result in io_res, then io_done on the owner. */
+    int (*io_fn)(void *);
+    void (*io_done)(struct rproc *, void *, int);
+    void *io_arg;
+    int io_res;
 };
 
 static struct {
@@ -189,6 +195,45 @@ int offload_call(void (*fn)(void *), void *arg, bool *queued)
         free(job);
     else
         job->state = JOB_ABANDONED; /* the completion task frees it */
+    return r;
+}
+
+/* "Engine jobs".  The epoll engine (engine_epoll.c) runs here the calls
+ * it cannot wait for with readiness (regular files, openat, fsync).  The
+ * job is the engine's, not a goroutine wait: the goroutine waits on its
+ * operation (counted in its proc's inflight, which keeps the deadlock
+ * check off), so the job needs no state and no count in rt.offload_jobs;
+ * it is freed by its completion task, which always runs (the run cannot
+ * end while the operation's goroutine waits for it). */
+static void io_job_run(void *arg)
+{
+    struct offload_job *job = arg;
+    job->io_res = job->io_fn(job->io_arg);
+}
+
+static void io_job_done(struct rproc *p, struct rtask *t)
+{
+    struct offload_job *job = (struct offload_job *)t;
+    job->io_done(p, job->io_arg, job->io_res);
+    free(job);
+}
+
+int offload_io(struct rproc *owner, int (*fn)(void *), void (*done)(struct rproc *, void *, int),
+               void *arg)
+{
+    struct offload_job *job = seam_calloc(1, sizeof *job);
+    if (!job)
+        return -ENOMEM;
+    job->t.run = io_job_done;
+    job->fn = io_job_run;
+    job->arg = job;
+    job->owner = owner;
+    job->io_fn = fn;
+    job->io_done = done;
+    job->io_arg = arg;
+    int r = pool_submit(job);
+    if (r)
+        free(job);
     return r;
 }
 

@@ -24,6 +24,7 @@
 #include "chan.h"
 #include "internal.h"
 #include "futex.h"
+#include "unwinder.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -104,9 +105,12 @@ static const char *state_word(uint8_t state, uint8_t reason)
     }
 }
 
-static void fn_name(void (*fn)(void *), char *buf, size_t len)
+/* A goroutine's function (u: NULL outside a dump). */
+static void fn_name(struct unwinder *u, void (*fn)(void *), char *buf, size_t len)
 {
     Dl_info info;
+    if (u && unwind_symbol(u, (uintptr_t)fn, buf, len))
+        return;
     if (dladdr((void *)(uintptr_t)fn, &info) && info.dli_sname)
         snprintf(buf, len, "%s", info.dli_sname);
     else
@@ -115,12 +119,14 @@ static void fn_name(void (*fn)(void *), char *buf, size_t len)
 
 /* A code address as function+offset, or object+offset when the function
  * is not in the dynamic symbol table (a static function, or an executable
- * linked without -rdynamic). */
-static void code_name(const void *pc, char *buf, size_t len)
+ * linked without -rdynamic) and the unwinder cannot name it either. */
+static void code_name(struct unwinder *u, const void *pc, char *buf, size_t len)
 {
     Dl_info info;
     if (!pc)
         snprintf(buf, len, "ringo_run");
+    else if (u && unwind_symbol(u, (uintptr_t)pc, buf, len))
+        return;
     else if (dladdr(pc, &info) && info.dli_sname && info.dli_saddr)
         snprintf(buf, len, "%s+0x%tx", info.dli_sname, (const char *)pc - (const char *)info.dli_saddr);
     else if (dladdr(pc, &info) && info.dli_fname)
@@ -149,28 +155,79 @@ static void code_name(const void *pc, char *buf, size_t len)
  * next, a slot's creator from an incarnation that has just replaced the
  * one whose id was read): a snapshot of a running system, as Go's is not
  * (it stops the world), and enough for a person reading it.  Nothing the
- * dump reads is dereferenced but the struct itself and its proc (p, fixed
+ * dump reads is dereferenced but the struct itself, its proc (p, fixed
  * once the goroutine has started; procs live as long as the run, which
- * run_enter holds).  A deadlock report reads a system at rest.
+ * run_enter holds) and, for a parked goroutine, its stack, within its
+ * bounds (stacks are unmapped only after the run; "Stacks in dumps"
+ * below).  A deadlock report reads a system at rest.
  *
- * Goroutines alike -- the same state, wait reason, function and creator --
- * are printed as one group with a count, as Go's debug=1 profile does, so
- * a dump of a million goroutines has at most DUMP_GROUPS lines plus one.
- * A group of one is printed in full:
+ * Goroutines alike -- the same state, wait reason, function, creator and
+ * stack -- are printed as one group with a count, as Go's debug=1 profile
+ * does, so a dump of a million goroutines has at most DUMP_GROUPS groups
+ * plus one line.  A group of one is printed in full:
  *
  *     goroutine 7 [chan receive, on 0x..., 1204 ms]: created by worker at 0x... by main+0x2d on proc 0
+ *         ringo_chan_recv+0x52 (libringo.so.0+0x9e42) src/chan.c:318
+ *         worker+0x1d (server+0x1a2b) server.c:40
  *     1000 goroutines [io, 3 to 1204 ms]: created by conn at 0x... by server+0x61, e.g. goroutine 12
+ *         ...
  *
  * Grouping needs memory (allocated per dump); without it every goroutine
- * gets its own line.
+ * gets its own lines.
+ *
+ * Stacks in dumps.  A parked goroutine's stack is unwound from the
+ * registers its switch saved (fiber_saved_regs) by unwinder.c, which never
+ * reads outside the goroutine's own stack: the dump cannot fault, whatever
+ * the stack holds.  Stacks of running and runnable goroutines are not
+ * read: a running one is changing it, and a runnable one may start to at
+ * any moment with nothing to tell us (the watchdog shows a running
+ * goroutine's stack, from its own thread).
+ *
+ * A parked goroutine's stack does not change while it stays parked, and
+ * the dump checks that it stayed parked for the whole read, without a
+ * lock or a new store on the park and switch paths:
+ *
+ *     owner proc (parking g)                dump (stack_snap)
+ *     park_prepare: park = token (new)      park1 = load_acquire(g->park)
+ *     state = WAITING                       unclaimed, state WAITING, p->cur != g
+ *     switch_to: p->cur = next              regs = g's saved context; unwind
+ *       save g's registers, sp              fence_acquire
+ *     ...                                   park2 = g->park, p->cur, regs again
+ *     waker: claim(g) (CAS on park)         all the same: the stack read is g's,
+ *     ready(g); the proc switches to g        parked; else read it again (4 times)
+ *     g runs and writes its stack
+ *
+ * g can run again only after a waker has claimed its park word (the token
+ * stays until g's next park_prepare, with the claimed bit set; tokens are
+ * never reused, not even by the struct's next goroutine), and its
+ * proc writes g's stack only after that claim; so if park2 is park1 and
+ * unclaimed, no word the unwinder read was written by g resumed.  p->cur
+ * != g (g's proc has moved on to another context) rules out a g that has
+ * published WAITING but not yet switched away.  Left: the few instructions
+ * of its switch between p->cur and the save of its stack pointer, when the
+ * previous park saved the same stack pointer; the check then passes on a
+ * stack whose top frame is being written, and the top frames may be wrong.
+ * On x86-64 every store is seen in order, so "no word read was written by
+ * g resumed" holds; on aarch64 a resumed g's stores may be seen before the
+ * claim that preceded them when the waker ran on the same proc, with the
+ * same result at worst: wrong frames, never a read outside the stack.  A
+ * goroutine that keeps being resumed during four reads is printed with a
+ * note instead of frames.  The deadlock report reads a system at rest.
  */
 #define DUMP_GROUPS 4096
+
+/* What a group's stack is. */
+enum { STK_NONE, STK_OK, STK_MOVED };
 
 struct dump_group {
     /* the key */
     uint8_t state, reason;
     void (*fn)(void *);
     void *creator;
+    uint8_t stack;              /* STK_* */
+    uint8_t npcs;               /* frames in pcs */
+    bool truncated;             /* more frames than pcs holds */
+    uintptr_t pcs[UNWIND_FRAMES];
     /* the first goroutine of the group, printed in full when alone */
     int64_t id;
     int proc, fd;
@@ -184,11 +241,57 @@ struct dump_ctx {
     int fd;
     bool with_proc;
     uint32_t now_ms;            /* rt.epoch_ns-based, as the park clocks */
+    struct unwinder *unw;
     struct dump_group *groups;  /* NULL: no grouping */
     uint32_t *buckets;          /* DUMP_GROUPS of them; group index + 1 */
     uint32_t ngroups;
     uint64_t others;            /* goroutines beyond DUMP_GROUPS groups */
 };
+
+/* The registers g's switch saved, or false if its stack or saved stack
+ * pointer is not there to read. */
+static bool saved_regs(struct rg *g, struct fiber_regs *r, const char **lo, const char **hi)
+{
+    /* g->stack and the stack's lo are plain fields written by the owner
+     * proc (fixed while g is parked); fiber_peek reads them racily. */
+    struct stack *st = (struct stack *)(uintptr_t)fiber_peek(&g->stack);
+    if (!st)
+        return false;
+    *lo = (const char *)(uintptr_t)fiber_peek(&st->lo);
+    *hi = stack_top(st);
+    return fiber_saved_regs(&g->ctx, st, r);
+}
+
+/* s->pcs: the stack of g, parked on p when the snapshot began (see
+ * "Stacks in dumps"). */
+static void stack_snap(struct dump_ctx *d, struct rg *g, struct rproc *p, struct dump_group *s)
+{
+    uintptr_t pcs[UNWIND_FRAMES + 1];
+    for (int tries = 0; tries < 4; tries++) {
+        /* acquire: the reads below come after it (park1 in the timeline) */
+        uint64_t park = load_acquire(&g->park);
+        if ((park & PARK_CLAIMED) || load_relaxed(&g->state) != G_WAITING ||
+            (struct rg *)(uintptr_t)fiber_peek(&p->cur) == g)
+            continue;
+        struct fiber_regs r, r2;
+        const char *lo, *hi;
+        if (!saved_regs(g, &r, &lo, &hi))
+            continue;
+        int n = unwind_fiber(d->unw, &r, lo, hi, pcs, UNWIND_FRAMES + 1);
+        /* acquire: every stack read above is ordered before the re-reads */
+        fence_acquire();
+        if (load_relaxed(&g->park) != park ||
+            (struct rg *)(uintptr_t)fiber_peek(&p->cur) == g || !saved_regs(g, &r2, &lo, &hi) ||
+            r2.pc != r.pc || r2.sp != r.sp || r2.fp != r.fp)
+            continue;
+        s->stack = STK_OK;
+        s->truncated = n > UNWIND_FRAMES;
+        s->npcs = (uint8_t)(n > UNWIND_FRAMES ? UNWIND_FRAMES : n);
+        memcpy(s->pcs, pcs, s->npcs * sizeof *pcs);
+        return;
+    }
+    s->stack = STK_MOVED;
+}
 
 static void snap(struct dump_ctx *d, struct rg *g, struct dump_group *s)
 {
@@ -208,16 +311,33 @@ static void snap(struct dump_ctx *d, struct rg *g, struct dump_group *s)
         uint32_t at = load_relaxed(&g->parked_ms);
         /* a stamp a coarse tick ahead of our clock reads as 0 */
         s->waited = d->now_ms - at > INT32_MAX ? 0 : d->now_ms - at;
+        if (p)
+            stack_snap(d, g, p, s);
     }
     s->waited_min = s->waited;
     s->count = 1;
 }
 
+static void print_stack(struct dump_ctx *d, const struct dump_group *s)
+{
+    if (s->stack == STK_MOVED) {
+        dprintf(d->fd, "    (stack not read: resumed while the dump read it)\n");
+        return;
+    }
+    for (unsigned i = 0; i < s->npcs; i++) {
+        char line[512];
+        unwind_describe(d->unw, s->pcs[i], line, sizeof line);
+        dprintf(d->fd, "    %s\n", line);
+    }
+    if (s->truncated)
+        dprintf(d->fd, "    ...more frames\n");
+}
+
 static void print_one(struct dump_ctx *d, const struct dump_group *s)
 {
     char name[128], by[160], on[64] = "", waited[32] = "";
-    fn_name(s->fn, name, sizeof name);
-    code_name(s->creator, by, sizeof by);
+    fn_name(d->unw, s->fn, name, sizeof name);
+    code_name(d->unw, s->creator, by, sizeof by);
     if (s->state == G_WAITING) {
         if (d->with_proc && s->fd >= 0)
             snprintf(on, sizeof on, ", fd %d", s->fd);
@@ -232,6 +352,7 @@ static void print_one(struct dump_ctx *d, const struct dump_group *s)
     else
         dprintf(d->fd, "goroutine %lld [%s%s]: created by %s at %p by %s\n", (long long)s->id,
                 state_word(s->state, s->reason), waited, name, (void *)(uintptr_t)s->fn, by);
+    print_stack(d, s);
 }
 
 static void print_group(struct dump_ctx *d, const struct dump_group *s)
@@ -241,14 +362,22 @@ static void print_group(struct dump_ctx *d, const struct dump_group *s)
         return;
     }
     char name[128], by[160], waited[48] = "";
-    fn_name(s->fn, name, sizeof name);
-    code_name(s->creator, by, sizeof by);
+    fn_name(d->unw, s->fn, name, sizeof name);
+    code_name(d->unw, s->creator, by, sizeof by);
     if (s->state == G_WAITING)
         snprintf(waited, sizeof waited, ", %u to %u ms", (unsigned)s->waited_min,
                  (unsigned)s->waited);
     dprintf(d->fd, "%llu goroutines [%s%s]: created by %s at %p by %s, e.g. goroutine %lld\n",
             (unsigned long long)s->count, state_word(s->state, s->reason), waited, name,
             (void *)(uintptr_t)s->fn, by, (long long)s->id);
+    print_stack(d, s);
+}
+
+static bool same_key(const struct dump_group *x, const struct dump_group *s)
+{
+    return x->fn == s->fn && x->creator == s->creator && x->state == s->state &&
+           x->reason == s->reason && x->stack == s->stack && x->npcs == s->npcs &&
+           x->truncated == s->truncated && memcmp(x->pcs, s->pcs, s->npcs * sizeof *s->pcs) == 0;
 }
 
 static void dump_one(struct rg *g, void *arg)
@@ -263,12 +392,14 @@ static void dump_one(struct rg *g, void *arg)
         return;
     }
     uintptr_t h = (uintptr_t)s.fn * 31 + (uintptr_t)s.creator * 17 + s.state * 7u + s.reason;
+    h = h * 31 + s.stack;
+    for (unsigned i = 0; i < s.npcs; i++)
+        h = h * 31 + s.pcs[i];
     h ^= h >> 17;
     uint32_t *b = &d->buckets[h % DUMP_GROUPS];
     for (uint32_t i = *b; i; i = d->groups[i - 1].chain) {
         struct dump_group *x = &d->groups[i - 1];
-        if (x->fn == s.fn && x->creator == s.creator && x->state == s.state &&
-            x->reason == s.reason) {
+        if (same_key(x, &s)) {
             x->count++;
             if (s.waited > x->waited)
                 x->waited = s.waited;
@@ -286,10 +417,12 @@ static void dump_one(struct rg *g, void *arg)
     *b = d->ngroups;
 }
 
-static void dump(int fd, bool with_proc)
+/* small_stack: on a goroutine's stack, where libdw would not fit. */
+static void dump(int fd, bool with_proc, bool small_stack)
 {
     struct dump_ctx d = { .fd = fd, .with_proc = with_proc };
     d.now_ms = (uint32_t)((now_ns() - rt.epoch_ns) / 1000000);
+    d.unw = unwinder_open(!small_stack);
     d.groups = malloc(DUMP_GROUPS * sizeof *d.groups);
     d.buckets = calloc(DUMP_GROUPS, sizeof *d.buckets);
     if (!d.groups || !d.buckets) {
@@ -307,6 +440,7 @@ static void dump(int fd, bool with_proc)
         free(d.groups);
         free(d.buckets);
     }
+    unwinder_close(d.unw);
 }
 
 /* From the signal thread (signal.c "SIGQUIT"): a plain thread of the
@@ -318,14 +452,25 @@ void dump_on_signal(int sig)
     if (!run_enter(&me))
         return; /* the run is not (or no longer) in progress */
     dprintf(2, "ringo: signal %d (%s): goroutine dump\n", sig, strsignal(sig));
-    dump(2, true);
+    dump(2, true, false);
     dprintf(2, "\n");
     run_exit(me);
 }
 
 void dump_all(int fd)
 {
-    dump(fd, false);
+    dump(fd, false, false);
+}
+
+struct dump_job {
+    int fd;
+};
+
+static void *dump_thread(void *arg)
+{
+    struct dump_job *job = arg;
+    dump(job->fd, true, false);
+    return NULL;
 }
 
 void ringo_dump(int fd)
@@ -335,7 +480,16 @@ void ringo_dump(int fd)
         dprintf(fd, "ringo: no run in progress\n");
         return;
     }
-    dump(fd, true); /* reads the goroutines' procs */
+    /* A goroutine's stack is too small for libdw (unwinder.c), which reads
+     * files and /proc with buffers on the stack: from a goroutine the dump
+     * runs on a thread of its own while the caller's proc waits.  The
+     * thread enters nothing: the caller's proc holds the run. */
+    pthread_t t;
+    struct dump_job job = { .fd = fd };
+    if (me && me->cur && seam_pthread_create(&t, NULL, dump_thread, &job) == 0)
+        pthread_join(t, NULL);
+    else
+        dump(fd, true, me && me->cur); /* reads the goroutines' procs */
     run_exit(me);
 }
 
@@ -346,7 +500,7 @@ static void vreport(const char *prefix, const char *fmt, va_list ap)
     struct rg *g = self_g();
     if (g) {
         char name[128];
-        fn_name(g->fn, name, sizeof name);
+        fn_name(NULL, g->fn, name, sizeof name);
         dprintf(2, "%s%s\n\ngoroutine %lld [running]: created by %s at %p\n", prefix, msg,
                 (long long)load_relaxed(&g->id), name, (void *)(uintptr_t)g->fn);
     } else {
@@ -381,7 +535,7 @@ void rt_check_deadlock(struct rproc *self)
         (load_acquire(&rt.live) & ~LIVE_STOPPED) <= 0)
         return;
     /* Every proc is registered idle.  An idle proc still reaps in its
-     * ring_poll, so a futex wait that completes there lowers q->inflight
+     * eng_poll, so a futex wait that completes there lowers q->inflight
      * as we read it: relaxed atomics (owner_add), and a read that misses
      * the decrement is covered by rt.futex_transit below.  q->timers.n is
      * plain: a proc registers idle only with no timers, arms none until it
@@ -534,7 +688,7 @@ static void *proc_thread(void *arg)
     p->tsan_g0 = __tsan_get_current_fiber();
 #endif
 
-    int r = ring_setup(p);
+    int r = eng_setup(p);
     pthread_mutex_lock(&start_lock);
     if (r < 0 && !start_err)
         start_err = r;
@@ -551,7 +705,7 @@ static void *proc_thread(void *arg)
 
     if (p->ring_ok)
         acc_proc_fini(p);
-    ring_teardown(p);
+    eng_teardown(p);
     stack_cache_drain(&p->stacks);
     ss.ss_flags = SS_DISABLE;
     sigaltstack(&ss, NULL);
@@ -613,6 +767,7 @@ static void collect_totals(bool ended)
     int64_t jobs = load_relaxed(&rt.offload_jobs);
     t->offload_jobs = jobs > 0 ? (uint64_t)jobs : 0;
     t->watchdog_reports = load_relaxed(&rt.watchdog_reports);
+    t->engine = (uint64_t)rt.engine;
     t->spawned += load_relaxed(&rt.foreign_spawned);
     int64_t live = load_relaxed(&rt.live) & ~LIVE_STOPPED;
     t->goroutines = live > 0 ? (uint64_t)live : 0;
@@ -741,7 +896,7 @@ static const char *setup_reason(int err)
     }
 }
 
-/* A proc's setup failed (ring_setup).  Running out of file descriptors is
+/* A proc's setup failed (eng_setup).  Running out of file descriptors is
  * not io_uring's doing, though io_uring_setup(2) is what hits it: each
  * proc takes two descriptors (its ring and its eventfd), and a low
  * RLIMIT_NOFILE, or a program that already holds most of it, is the cause
@@ -754,8 +909,108 @@ static void setup_report(int err)
     else if (err == -ENFILE)
         dprintf(2, "ringo: too many open files in the system for the procs (ENFILE: "
                    "the system-wide limit, fs.file-max)\n");
+    else if (rt.engine == RINGO_ENGINE_EPOLL)
+        dprintf(2, "ringo: the epoll engine cannot start: %s\n", strerror(-err));
     else
         dprintf(2, "ringo: io_uring is not available: %s\n", setup_reason(err));
+}
+
+/*
+ * Choosing the engine (engine.h "Two engines").  RINGO_ENGINE=uring or
+ * epoll forces one; a forced io_uring that the host refuses fails the run
+ * with setup_report's message.  Otherwise a small ring is set up once per
+ * process and asked for the operations the runtime cannot do without:
+ * io_uring_setup failing with ENOSYS (no io_uring), EPERM (a seccomp
+ * profile, kernel.io_uring_disabled=2) or EACCES (io_uring_disabled=1 and
+ * not in its group), or a missing operation, choose epoll.  Any other
+ * failure (ENOMEM: the locked-memory limit; EMFILE) says nothing of
+ * io_uring's presence: io_uring stays chosen, and the procs' own setup
+ * reports the failure with its hint rather than running on silently
+ * without it.  RINGO_DEBUG=1 prints the choice and why.
+ */
+static const struct {
+    int op;
+    const char *name;
+} needed_ops[] = {
+    { IORING_OP_READ, "READ" },         { IORING_OP_WRITE, "WRITE" },
+    { IORING_OP_READV, "READV" },       { IORING_OP_WRITEV, "WRITEV" },
+    { IORING_OP_RECV, "RECV" },         { IORING_OP_SEND, "SEND" },
+    { IORING_OP_RECVMSG, "RECVMSG" },   { IORING_OP_SENDMSG, "SENDMSG" },
+    { IORING_OP_ACCEPT, "ACCEPT" },     { IORING_OP_CONNECT, "CONNECT" },
+    { IORING_OP_OPENAT, "OPENAT" },     { IORING_OP_FSYNC, "FSYNC" },
+    { IORING_OP_POLL_ADD, "POLL_ADD" }, { IORING_OP_CLOSE, "CLOSE" },
+    { IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
+};
+
+static void uring_probe(int *engine, char *why, size_t len)
+{
+    struct io_uring ring;
+    int r = io_uring_queue_init(2, &ring, 0);
+    if (r == -ENOSYS || r == -EPERM || r == -EACCES) {
+        *engine = RINGO_ENGINE_EPOLL;
+        snprintf(why, len, "io_uring_setup: %s", strerror(-r));
+        return;
+    }
+    *engine = RINGO_ENGINE_URING;
+    if (r < 0) {
+        snprintf(why, len, "io_uring_setup: %s; the procs will say why", strerror(-r));
+        return;
+    }
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
+    if (!probe) {
+        *engine = RINGO_ENGINE_EPOLL;
+        snprintf(why, len, "io_uring cannot list its operations (a kernel before 5.6)");
+    } else {
+        snprintf(why, len, "io_uring has every operation the runtime needs");
+        for (size_t i = 0; i < sizeof needed_ops / sizeof needed_ops[0]; i++) {
+            if (!io_uring_opcode_supported(probe, needed_ops[i].op)) {
+                *engine = RINGO_ENGINE_EPOLL;
+                snprintf(why, len, "io_uring lacks IORING_OP_%s", needed_ops[i].name);
+                break;
+            }
+        }
+        io_uring_free_probe(probe);
+    }
+    io_uring_queue_exit(&ring);
+}
+
+/* The engine for this run, or -EINVAL for a RINGO_ENGINE that names none.
+ * The probe's answer is kept for the process when it is a definite one;
+ * runs do not overlap (run_busy), so plain statics do. */
+static int engine_choose(void)
+{
+    static int probed;
+    static char probed_why[128];
+    char why[160];
+    int engine;
+    const char *e = getenv("RINGO_ENGINE");
+    if (e && *e) {
+        if (strcmp(e, "epoll") == 0) {
+            engine = RINGO_ENGINE_EPOLL;
+        } else if (strcmp(e, "uring") == 0 || strcmp(e, "io_uring") == 0) {
+            engine = RINGO_ENGINE_URING;
+        } else {
+            dprintf(2, "ringo: RINGO_ENGINE=%s names no engine (uring or epoll)\n", e);
+            return -EINVAL;
+        }
+        snprintf(why, sizeof why, "RINGO_ENGINE=%s", e);
+    } else {
+        if (!probed) {
+            int got;
+            uring_probe(&got, probed_why, sizeof probed_why);
+            if (got == RINGO_ENGINE_EPOLL || strstr(probed_why, "every operation"))
+                probed = got; /* definite */
+            engine = got;
+        } else {
+            engine = probed;
+        }
+        snprintf(why, sizeof why, "%s", probed_why);
+    }
+    const char *dbg = getenv("RINGO_DEBUG");
+    if (dbg && strcmp(dbg, "1") == 0)
+        dprintf(2, "ringo: engine %s (%s)\n", engine == RINGO_ENGINE_EPOLL ? "epoll" : "io_uring",
+                why);
+    return engine;
 }
 
 static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg);
@@ -824,6 +1079,12 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         return r;
     }
     rt.dump_on_sigquit = dump_sigquit;
+    int engine = engine_choose();
+    if (engine < 0) {
+        store_release(&run_busy, 0);
+        return engine;
+    }
+    rt.engine = engine;
 
     r = fiber_init(cfg ? cfg->stack_size : 0);
     if (r) {
@@ -854,7 +1115,8 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     {
         const char *e = getenv("RINGO_NO_MULTISHOT");
         /* relaxed: the procs start after this (pthread_create orders it) */
-        store_relaxed(&rt.multishot_accept, !(e && *e && strcmp(e, "0") != 0));
+        store_relaxed(&rt.multishot_accept,
+                      !(e && *e && strcmp(e, "0") != 0) && rt.engine == RINGO_ENGINE_URING);
     }
     acc_run_reset();
     rt.procs = seam_calloc(nprocs, sizeof *rt.procs);

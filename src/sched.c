@@ -688,7 +688,7 @@ void proc_wake(struct rproc *target)
     /* Only the waker that flips 1 -> 0 sends the wake. */
     if (xchg_acq_rel(&target->sleeping, 0) != 1)
         return;
-    ring_send_wake(tls_proc, target);
+    eng_wake(tls_proc, target);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -794,8 +794,11 @@ static void op_deadline_fire(struct rproc *p, struct rtimer *t)
     struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
     if (load_relaxed(&g->park) != g->timer_token << 2 || !g->io_op)
         return;
-    ring_cancel_op(p, g->io_op);
+    eng_cancel_op(p, g->io_op);
 }
+
+static const struct rtimer_ops g_timer_ops = { .fire = g_timer_fire };
+static const struct rtimer_ops op_deadline_ops = { .fire = op_deadline_fire };
 
 void ready(struct rg *g, int result)
 {
@@ -827,11 +830,19 @@ void ready(struct rg *g, int result)
 int park_commit(struct rg *g, uint64_t token, int flags)
 {
     struct rproc *p = tls_proc;
+    /* The goroutine's timer stays armed when its wait ends (below): the
+     * next wait with a deadline moves it (timer_rearm: no sift when it
+     * moves later, timer.c "Moved later"), and meanwhile a firing finds
+     * its token stale and does nothing.  A wait without one disarms it:
+     * no goroutine parked without a deadline keeps a timer, so a proc
+     * whose goroutines all wait so has none (deadlock detection). */
     if (g->wake_at != RINGO_NEVER) {
         g->timer_token = token;
-        g->timer.fire = (flags & PARK_INTERRUPTIBLE) ? g_timer_fire : op_deadline_fire;
-        if (timer_arm(&p->timers, &g->timer, g->wake_at) != 0)
+        g->timer.ops = (flags & PARK_INTERRUPTIBLE) ? &g_timer_ops : &op_deadline_ops;
+        if (timer_rearm(&p->timers, &g->timer, g->wake_at) != 0)
             bug("timer heap full despite the reservation made at start");
+    } else if (__builtin_expect(g->timer.idx != 0, 0)) {
+        timer_disarm(&p->timers, &g->timer);
     }
     /* seq_cst load: the load half of the park/cancel handshake. */
     if ((flags & PARK_INTERRUPTIBLE) &&
@@ -842,8 +853,6 @@ int park_commit(struct rg *g, uint64_t token, int flags)
     store_relaxed(&g->state, G_WAITING);
     sched_switch(p, g);
 out:
-    if (g->timer.idx)
-        timer_disarm(&p->timers, &g->timer);
     store_relaxed(&g->state, G_RUNNING);
     return g->result;
 }
@@ -1161,7 +1170,7 @@ static inline __attribute__((always_inline)) struct rg *next_runnable_t(struct r
         proc_clock_coarse(p);
         poll_cheap(p);
         if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
-            ring_poll(p, false, 0);
+            eng_poll(p, false, 0);
     } else if (steal ? runq_empty_steal(p) : !p->runq_head) {
         poll_cheap(p);
     }
@@ -1409,7 +1418,7 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
         if (claim(g, park >> 2))
             ready(g, -ECANCELED);
     } else if (g->io_op) {
-        ring_cancel_op(p, g->io_op); /* io_wait, or a timed futex wait; other sync waits have none */
+        eng_cancel_op(p, g->io_op); /* io_wait, or a timed futex wait; other sync waits have none */
     }
 }
 
@@ -1497,20 +1506,23 @@ static void proc_sleep(struct rproc *p)
     if (p->acceptors)
         acc_proc_idle(p); /* no multishot accept for nobody (accept.c) */
     if (load_relaxed(&p->unsubmitted))
-        ring_flush(p);
+        eng_flush(p);
 
     /* Spin briefly when other procs may hand us work (adaptive, see
      * SPIN_NS), but not past the nearest timer (a sleep, or the deadline of
      * an operation in flight).  Not on valgrind, which runs one thread at a
      * time: the spin would only hold back the procs that could hand us
-     * work (ring.c "Valgrind"); we stay hungry while asleep, and a donation
+     * work (engine_uring.c "Valgrind"); we stay hungry while asleep, and a donation
      * wakes us. */
     if (rt.nprocs > 1 && !load_relaxed(&p->hungry))
         store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors; see any_hungry */
     int64_t budget = p->spin_budget;
     if (budget == 0 && ++p->spin_probe % SPIN_PROBE_EVERY == 0)
         budget = SPIN_NS;
-    if (rt.nprocs > 1 && budget > 0 && !rt.valgrind) {
+    /* Nor on the epoll engine with I/O in flight: readiness cannot be
+     * seen without a system call, and the spin would only delay it. */
+    bool blind = rt.engine == RINGO_ENGINE_EPOLL && load_relaxed(&p->inflight);
+    if (rt.nprocs > 1 && budget > 0 && !rt.valgrind && !blind) {
         int64_t start = now_ns();
         int64_t until = start + budget, next = timer_next(&p->timers);
         if (next < until)
@@ -1523,11 +1535,11 @@ static void proc_sleep(struct rproc *p)
             }
             if (load_relaxed(&rt.stopping))
                 break;
-            if (!rt.use_defer_taskrun && load_relaxed(&p->inflight) && io_uring_cq_ready(&p->ring))
+            if (!rt.use_defer_taskrun && load_relaxed(&p->inflight) && eng_cq_ready(p))
                 break;
             /* With DEFER_TASKRUN completions stay invisible until an
              * enter runs their task work; the kernel's IORING_SQ_TASKRUN
-             * (ring.c asks for it) says some are waiting, so stop
+             * (engine_uring.c asks for it) says some are waiting, so stop
              * spinning and go and get them.  Read like liburing reads
              * the flags word (a volatile load): a late sight only means
              * one more spin. */
@@ -1549,7 +1561,7 @@ static void proc_sleep(struct rproc *p)
         /* Halved; a probe that found nothing leaves it at 0. */
         p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
         bool io = load_relaxed(&p->inflight);
-        if (load_relaxed(&rt.stopping) || (io && !rt.use_defer_taskrun && io_uring_cq_ready(&p->ring)))
+        if (load_relaxed(&rt.stopping) || (io && !rt.use_defer_taskrun && eng_cq_ready(p)))
             goto unhungry;
         if (io && rt.use_defer_taskrun &&
             (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
@@ -1570,7 +1582,7 @@ static void proc_sleep(struct rproc *p)
      * but one completed at submission (-EAGAIN) may sit unreaped. */
     bool idle = load_relaxed(&p->inflight) == load_relaxed(&p->futex_waits) &&
                 !p->timers.n &&
-                !load_relaxed(&p->unsubmitted) && !io_uring_cq_ready(&p->ring);
+                !load_relaxed(&p->unsubmitted) && !eng_cq_ready(p);
     if (idle) {
         pthread_mutex_lock(&rt.idle_lock);
         p->idle = true;
@@ -1580,7 +1592,7 @@ static void proc_sleep(struct rproc *p)
     }
     if (!load_relaxed(&rt.stopping)) {
         int64_t slept = now_ns();
-        ring_poll(p, true, timer_next(&p->timers));
+        eng_poll(p, true, timer_next(&p->timers));
         stat_add(p->st.idle_ns, (uint64_t)(now_ns() - slept));
     }
     store_relaxed(&p->sleeping, 0);
@@ -1602,7 +1614,7 @@ void proc_main(struct rproc *p)
     for (;;) {
         poll_cheap(p);
         if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
-            ring_poll(p, false, 0);
+            eng_poll(p, false, 0);
         struct rg *g = runq_pop(p);
         if (!g && p->steal_on)
             g = steal(p);

@@ -11,6 +11,14 @@
  *
  * Invariants: t->idx == 0 iff t is not in the heap; otherwise
  * th->h[t->idx - 1] == t.  Only the owner proc touches its heap.
+ *
+ * Moved later (Go's timerModifiedLater).  A timer is placed by t->when
+ * and fires at t->due >= t->when.  timer_rearm of an armed timer to a
+ * later time only sets due; when the timer reaches the top at its old
+ * place, timer_run moves it down to due instead of firing it.  A
+ * goroutine's deadline timer is re-armed this way at every wait (sched.c
+ * park_commit): a server connection that reads under a deadline a little
+ * later each time costs no sift per read, one per old deadline passed.
  */
 #include "config.h"
 
@@ -90,10 +98,23 @@ int timer_arm(struct timer_heap *th, struct rtimer *t, int64_t when)
         timer_disarm(th, t);
     if (th->n == th->cap && timer_reserve(th, th->n + 1) != 0)
         return -ENOMEM;
-    t->when = when;
+    t->when = t->due = when;
     th->h[th->n] = t;
     th->n++;
     sift_up(th, th->n - 1);
+    return 0;
+}
+
+int timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when)
+{
+    if (!t->idx)
+        return timer_arm(th, t, when);
+    if (when >= t->when) {
+        t->due = when; /* moved later: see the top */
+        return 0;
+    }
+    t->when = t->due = when;
+    sift_up(th, t->idx - 1);
     return 0;
 }
 
@@ -125,8 +146,13 @@ size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now)
     size_t fired = 0;
     while (th->n && th->h[0]->when <= now) {
         struct rtimer *t = th->h[0];
+        if (t->due > now) {
+            t->when = t->due; /* moved later: to its place */
+            sift_down(th, 0);
+            continue;
+        }
         timer_disarm(th, t);
-        t->fire(p, t);
+        t->ops->fire(p, t);
         fired++;
     }
     return fired;
@@ -137,8 +163,8 @@ void timer_heap_free(struct timer_heap *th)
     for (size_t i = 0; i < th->n; i++) {
         struct rtimer *t = th->h[i];
         t->idx = 0;
-        if (t->discard)
-            t->discard(t);
+        if (t->ops->discard)
+            t->ops->discard(t);
     }
     free(th->h);
     th->h = NULL;

@@ -10,11 +10,17 @@
 
 struct rproc;
 
-struct rtimer {
-    int64_t when;                   /* absolute ns, CLOCK_MONOTONIC */
-    uint32_t idx;                   /* position in the heap + 1; 0 = not armed */
+struct rtimer;
+struct rtimer_ops {
     void (*fire)(struct rproc *p, struct rtimer *t);
     void (*discard)(struct rtimer *t);  /* run teardown with the timer still armed; may be NULL */
+};
+
+struct rtimer {
+    int64_t when;                   /* its place in the heap: absolute ns, CLOCK_MONOTONIC */
+    int64_t due;                    /* when it fires; >= when (timer_rearm, timer.c) */
+    const struct rtimer_ops *ops;
+    uint32_t idx;                   /* position in the heap + 1; 0 = not armed */
 };
 
 struct timer_heap {
@@ -28,7 +34,12 @@ int64_t now_ns(void);
 int  timer_reserve(struct timer_heap *th, size_t n);                     /* 0 or -ENOMEM */
 int  timer_arm(struct timer_heap *th, struct rtimer *t, int64_t when);   /* 0 or -ENOMEM */
 void timer_disarm(struct timer_heap *th, struct rtimer *t);
-int64_t timer_next(const struct timer_heap *th);                        /* INT64_MAX if none */
+/* Arm t for when, armed or not; moving an armed timer later costs nothing
+ * now ("Moved later", timer.c).  0 or -ENOMEM (only if t was not armed). */
+int  timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when);
+/* The nearest time the heap needs looking at (a timer may then only move):
+ * INT64_MAX if none. */
+int64_t timer_next(const struct timer_heap *th);
 /* Fire every timer due at now; returns how many fired. */
 size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now);
 void timer_heap_free(struct timer_heap *th);

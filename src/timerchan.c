@@ -174,8 +174,8 @@ static ringo_chan *timerchan_create(struct rproc *p, int64_t delay, int64_t peri
     tc->c = ringo_chan_retain(c);
     tc->period = period;
     tc->first = delay > RINGO_NEVER - now ? RINGO_NEVER - 1 : now + delay;
-    tc->t.fire = tc_fire;
-    tc->t.discard = tc_discard;
+    static const struct rtimer_ops tc_ops = { .fire = tc_fire, .discard = tc_discard };
+    tc->t.ops = &tc_ops;
     tc->arm_task.run = tc_arm_task;
     tc->arm_task.discard = tc_arm_discard;
     tc->stop_task.run = tc_stop_task;

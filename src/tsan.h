@@ -23,7 +23,7 @@
  *     sending is visible to the thread that received it); ringo makes
  *     those calls through io_uring, where TSan sees nothing, so the I/O
  *     wait does the same with tsan_release before it submits and
- *     tsan_acquire after its completion (ring.c; like TSan's own model of
+ *     tsan_acquire after its completion (engine_uring.c; like TSan's own model of
  *     sockets, one sync object for every descriptor).  The runtime's own
  *     hand-offs between procs are C11 atomics, which TSan understands.
  *

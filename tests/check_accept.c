@@ -17,10 +17,12 @@
 
 static unsigned nprocs_param = 1;
 
+/* Does ringo_accept use multishot requests here (io_uring, and not
+ * turned off)?  In a run or after one. */
 static bool multishot(void)
 {
     const char *e = getenv("RINGO_NO_MULTISHOT");
-    return !(e && *e && strcmp(e, "0") != 0);
+    return !(e && *e && strcmp(e, "0") != 0) && !on_epoll();
 }
 
 /* A listener on 127.0.0.1, any port, without SO_REUSEADDR. */
@@ -182,8 +184,10 @@ static void main_few_submissions(void *arg)
     uint64_t subs = b.submissions - a.submissions;
     if (multishot())
         ck_assert_uint_le(subs, FEW_CONNS / 6); /* arm, cancel at the queue bound, re-arm */
-    else
+    else if (!on_epoll())
         ck_assert_uint_ge(subs, FEW_CONNS);
+    else
+        ck_assert_uint_le(subs, FEW_CONNS); /* only the accepts that waited */
     /* each accepted socket is the peer of one client */
     for (int i = 0; i <= FEW_CONNS; i++) {
         char ch = (char)('a' + i % 26), got = 0;
@@ -453,7 +457,8 @@ static void main_close_plain(void *arg)
     void *r;
     pthread_join(t, &r);
     ck_assert_int_eq((int)(intptr_t)r, 0);
-    if (multishot()) {
+    if (multishot() || on_epoll()) {
+        /* (on epoll the close ended the wait for readiness) */
         ck_assert_int_eq(wait_result(&w), -EBADF);
     } else {
         /* the single-shot accept keeps the socket until it ends */

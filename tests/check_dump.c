@@ -11,11 +11,23 @@
  * dumps are on; a bad config value; a deadlock is still detected with the
  * option on.
  *
+ * Stacks: ringo_dump from a program whose goroutines are parked in known
+ * functions (a channel receive, a mutex lock and a read, each in a
+ * function of its own that nothing inlines, and N goroutines alike in a
+ * fourth) shows each one's function in the stack lines under its own
+ * header, with file:line where libdw unwinds, and the N as one group with
+ * their count; the deadlock report shows the stack of the goroutine that
+ * deadlocked.  In the sanitizer builds, which compile everything with
+ * frame pointers, the same program is dumped with the frame-pointer walk.
+ *
  * The child's standard error is a temporary file: the plain thread that
  * sends the signal reads it back until the dump is complete (it ends with
  * an empty line), so the order decides, not the time (a 20 s cap fails).
  */
 #include "testutil.h"
+
+#include "config.h"
+#include "unwinder.h" /* unwind_frame_pointers_only */
 
 #include <stddef.h>
 
@@ -246,6 +258,277 @@ START_TEST(deadlock_still_detected)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- stacks */
+
+#define MANY 8
+
+static ringo_chan *stk_ch, *many_ch;
+static ringo_mutex stk_mu = RINGO_MUTEX_INIT;
+static int stk_pipe[2];
+static atomic_int stk_parking;
+
+void dump_wait_chan(void);
+void dump_wait_mutex(void);
+void dump_wait_read(void);
+void dump_wait_many(void);
+void dump_deadlocked_here(void);
+void dump_wait_other(void);
+/* Not static: the frame-pointer walk names functions with dladdr, which
+ * finds only the exported ones (the test links with -export-dynamic). */
+void start_chan(void *arg);
+void start_mutex(void *arg);
+void start_read(void *arg);
+void start_many(void *arg);
+
+/* Where the goroutines park: none is the function a goroutine starts in
+ * (that one the header names), so only the stack can show them. */
+__attribute__((noinline)) void dump_wait_chan(void)
+{
+    int x;
+    atomic_fetch_add(&stk_parking, 1);
+    ringo_chan_recv(stk_ch, &x);
+    __asm__ volatile("" ::: "memory"); /* not a tail call */
+}
+
+__attribute__((noinline)) void dump_wait_mutex(void)
+{
+    atomic_fetch_add(&stk_parking, 1);
+    ringo_mutex_lock(&stk_mu);
+    ringo_mutex_unlock(&stk_mu);
+}
+
+__attribute__((noinline)) void dump_wait_read(void)
+{
+    char c;
+    atomic_fetch_add(&stk_parking, 1);
+    if (ringo_read(stk_pipe[0], &c, 1) < 0)
+        _exit(40);
+    __asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void dump_wait_many(void)
+{
+    int x;
+    atomic_fetch_add(&stk_parking, 1);
+    ringo_chan_recv(many_ch, &x);
+    __asm__ volatile("" ::: "memory");
+}
+
+/* As dump_wait_many, from the same start function: a group of its own. */
+__attribute__((noinline)) void dump_wait_other(void)
+{
+    int x;
+    atomic_fetch_add(&stk_parking, 1);
+    ringo_chan_recv(many_ch, &x);
+    __asm__ volatile("" ::: "memory");
+}
+
+void start_chan(void *arg)
+{
+    (void)arg;
+    dump_wait_chan();
+    __asm__ volatile("" ::: "memory");
+}
+
+void start_mutex(void *arg)
+{
+    (void)arg;
+    dump_wait_mutex();
+    __asm__ volatile("" ::: "memory");
+}
+
+void start_read(void *arg)
+{
+    (void)arg;
+    dump_wait_read();
+    __asm__ volatile("" ::: "memory");
+}
+
+void start_many(void *arg)
+{
+    if (arg)
+        dump_wait_other();
+    else
+        dump_wait_many();
+    __asm__ volatile("" ::: "memory");
+}
+
+/* One call site: the goroutines it starts have the same creator. */
+__attribute__((noinline)) static void spawn_many(void *arg)
+{
+    if (ringo_go(start_many, arg) < 0)
+        _exit(43);
+}
+
+/* One proc: a goroutine runs until it parks, so once all have counted
+ * themselves and main has run again after a sleep, all have parked. */
+static void main_stacks(void *arg)
+{
+    (void)arg;
+    stk_ch = ringo_chan_make(sizeof(int), 0);
+    many_ch = ringo_chan_make(sizeof(int), 0);
+    if (!stk_ch || !many_ch || pipe(stk_pipe) != 0)
+        _exit(41);
+    ringo_mutex_lock(&stk_mu);
+    if (ringo_go(start_chan, NULL) < 0 || ringo_go(start_mutex, NULL) < 0 ||
+        ringo_go(start_read, NULL) < 0)
+        _exit(42);
+    /* MANY alike, and one from the same call that parks elsewhere */
+    for (int i = 0; i <= MANY; i++)
+        spawn_many(i == MANY ? &stk_parking : NULL);
+    for (int i = 0; atomic_load(&stk_parking) < 3 + MANY + 1; i++)
+        if (i == 20000 || ringo_sleep(1 * MS) != 0)
+            _exit(44);
+    ringo_yield();
+    ringo_dump(2);
+    ringo_chan_close(stk_ch);
+    ringo_chan_close(many_ch);
+    ringo_mutex_unlock(&stk_mu);
+    if (ringo_write(stk_pipe[1], "x", 1) != 1)
+        _exit(45);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    ringo_chan_release(stk_ch);
+    ringo_chan_release(many_ch);
+}
+
+static void child_stacks(void)
+{
+    struct ringo_config cfg = { .procs = 1 };
+    _exit(ringo_run(main_stacks, NULL, &cfg) == 0 ? 0 : 46);
+}
+
+static void __attribute__((unused)) child_stacks_fp(void)
+{
+    unwind_frame_pointers_only = true;
+    child_stacks();
+}
+
+/* The stack lines (indented) under the first header line that contains
+ * `header`, copied to out; false if there is no such header. */
+static bool stack_under(const char *dump, const char *header, char *lines, size_t len)
+{
+    const char *h = strstr(dump, header);
+    if (!h)
+        return false;
+    const char *p = strchr(h, '\n');
+    size_t n = 0;
+    while (p && strncmp(p + 1, "    ", 4) == 0) {
+        const char *e = strchr(p + 1, '\n');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (n + l + 1 > len)
+            break;
+        memcpy(lines + n, p, l);
+        n += l;
+        p = e;
+    }
+    lines[n] = '\0';
+    return true;
+}
+
+static void check_stacks(void (*child)(void), bool lines)
+{
+    static char buf[65536];
+    char st[8192];
+    int status = run_captured(child, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d, stderr: %s", status,
+                  buf);
+    static const char *const kinds[][3] = {
+        { "[chan receive, on ", "created by start_chan at ", "dump_wait_chan+" },
+        { "[mutex, on ", "created by start_mutex at ", "dump_wait_mutex+" },
+        { "[io, fd ", "created by start_read at ", "dump_wait_read+" },
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        /* the goroutine's header: its state, then its start function */
+        const char *header = strstr(buf, kinds[i][1]);
+        ck_assert_msg(header != NULL, "no %s in:\n%s", kinds[i][1], buf);
+        const char *bol = header;
+        while (bol > buf && bol[-1] != '\n')
+            bol--;
+        ck_assert_msg(strncmp(bol, "goroutine ", 10) == 0 && strstr(bol, kinds[i][0]) != NULL &&
+                          strstr(bol, kinds[i][0]) < header,
+                      "%s", buf);
+        ck_assert_msg(stack_under(header, kinds[i][1], st, sizeof st), "%s", buf);
+        ck_assert_msg(strstr(st, kinds[i][2]) != NULL, "no %s under '%s' in:\n%s", kinds[i][2],
+                      kinds[i][1], buf);
+    }
+    /* the N alike: one group, counted, with the function they park in */
+    char many[64];
+    snprintf(many, sizeof many, "%d goroutines [chan receive, ", MANY);
+    ck_assert_msg(stack_under(buf, many, st, sizeof st), "no '%s' in:\n%s", many, buf);
+    ck_assert_msg(strstr(st, "dump_wait_many+") != NULL, "%s", buf);
+    ck_assert_msg(strstr(st, "dump_wait_other+") == NULL, "%s", buf);
+    /* the one from the same start function that parks elsewhere: alone */
+    const char *other = strstr(buf, "[chan receive, on ");
+    while (other && !(strstr(other, "\n") > strstr(other, "created by start_many ")))
+        other = strstr(other + 1, "[chan receive, on ");
+    ck_assert_msg(other != NULL, "%s", buf);
+    ck_assert_msg(stack_under(other, "created by start_many ", st, sizeof st), "%s", buf);
+    ck_assert_msg(strstr(st, "dump_wait_other+") != NULL, "%s", buf);
+    /* every line a frame, the innermost runtime ones included: the main
+     * goroutine (running) shows no stack */
+    ck_assert_msg(stack_under(buf, "goroutine 1 [running]", st, sizeof st) && st[0] == '\0', "%s",
+                  buf);
+    if (lines)
+        ck_assert_msg(strstr(buf, "check_dump.c:") != NULL, "no file:line in:\n%s", buf);
+}
+
+#ifdef HAVE_LIBDW
+START_TEST(stacks_show_where_goroutines_park)
+{
+    check_stacks(child_stacks, true);
+}
+END_TEST
+#endif
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FRAME_POINTERS 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FRAME_POINTERS 1
+#endif
+#endif
+
+#ifdef FRAME_POINTERS
+START_TEST(stacks_by_frame_pointers)
+{
+    check_stacks(child_stacks_fp, false);
+}
+END_TEST
+#endif
+
+__attribute__((noinline)) void dump_deadlocked_here(void)
+{
+    ringo_chan *c = ringo_chan_make(sizeof(int), 0);
+    int x;
+    ringo_chan_recv(c, &x);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void main_deadlock_stack(void *arg)
+{
+    (void)arg;
+    dump_deadlocked_here();
+    __asm__ volatile("" ::: "memory");
+}
+
+static void child_deadlock_stack(void)
+{
+    struct ringo_config cfg = { .procs = 2 };
+    _exit(ringo_run(main_deadlock_stack, NULL, &cfg) == -EDEADLK ? 0 : 10);
+}
+
+START_TEST(deadlock_report_has_the_stack)
+{
+    char buf[16384], st[8192];
+    int status = run_captured(child_deadlock_stack, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d, stderr: %s", status,
+                  buf);
+    ck_assert_msg(stack_under(buf, "goroutine 1 [chan receive, ", st, sizeof st), "%s", buf);
+    ck_assert_msg(strstr(st, "dump_deadlocked_here+") != NULL, "%s", buf);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("dump");
@@ -256,6 +539,15 @@ static Suite *suite(void)
     tcase_add_test(tc, notify_refuses_sigquit_only_while_dumping);
     tcase_add_test(tc, bad_values);
     tcase_add_test(tc, deadlock_still_detected);
+#ifdef HAVE_LIBDW
+    tcase_add_test(tc, stacks_show_where_goroutines_park);
+    tcase_add_test(tc, deadlock_report_has_the_stack);
+#endif
+    /* The frame-pointer walk where everything has frame pointers: the
+     * sanitizer builds (configure adds -fno-omit-frame-pointer). */
+#ifdef FRAME_POINTERS
+    tcase_add_test(tc, stacks_by_frame_pointers);
+#endif
     suite_add_tcase(s, tc);
     return s;
 }

@@ -926,13 +926,22 @@ static void walk(const struct scenario *sc)
         printf(" %s", s ? s : sites[i]);
     }
     printf("\n");
-    for (int i = 0; sc->reach[i]; i++)
-        ck_assert_msg(reached(sites, nsites, sc->reach[i]), "%s: no site in %s was failed",
-                      sc->name, sc->reach[i]);
+    /* The engine's sites are those of the engine the run uses; on epoll,
+     * sync waits make no io_uring futex probe (futex.c's sites) and
+     * ringo_accept no multishot acceptor (accept.c's). */
+    bool epoll = test_engine() == RINGO_ENGINE_EPOLL;
+    for (int i = 0; sc->reach[i]; i++) {
+        const char *file = sc->reach[i];
+        if (epoll && (strcmp(file, "futex.c") == 0 || strcmp(file, "accept.c") == 0))
+            continue;
+        if (epoll && strcmp(file, "engine_uring.c") == 0)
+            file = "engine_epoll.c";
+        ck_assert_msg(reached(sites, nsites, file), "%s: no site in %s was failed", sc->name, file);
+    }
 }
 
 static const struct scenario scenarios[] = {
-    { "setup", sc_setup, 2, true, { "runtime.c", "ring.c", "sched.c", "fiber.c", "timer.c" } },
+    { "setup", sc_setup, 2, true, { "runtime.c", "engine_uring.c", "sched.c", "fiber.c", "timer.c" } },
     { "spawn", sc_spawn, 1, false, { "sched.c", "fiber.c", "timer.c" } },
     { "chan", sc_chan, 1, false, { "chan.c", "futex.c" } },
     { "timers", sc_timers, 1, false, { "timerchan.c", "chan.c", "timer.c" } },
@@ -940,7 +949,7 @@ static const struct scenario scenarios[] = {
     { "accept", sc_accept, 2, false, { "accept.c", "fdops.c" } },
     { "offload", sc_offload, 1, false, { "offload.c", "net.c" } },
     { "cancel", sc_cancel, 2, false, { "sched.c", "fdops.c" } },
-    { "thread", sc_thread, 2, false, { "sched.c", "accept.c" } },
+    { "thread", sc_thread, 2, false, { "sched.c", "io.c" } },
     { "signal", sc_signal, 2, false, { "signal.c" } },
     { "fd_deadline", sc_fd_deadline, 2, false, { "fddeadline.c" } },
 };

@@ -396,7 +396,9 @@ static void main_cost(void *arg)
         char c;
         ck_assert_int_eq(ringo_read(b, &c, 1), 1);
         ck_assert_int_eq(ringo_write(b, "r", 1), 1);
-        ck_assert_int_eq(submissions() - s0, 2);
+        /* on epoll both are made at once: the data is there, the
+         * socket writable */
+        ck_assert_int_eq(submissions() - s0, on_epoll() ? 0 : 2);
         ck_assert_int_eq(read(a, &c, 1), 1);
     }
     close(a);

@@ -4,7 +4,9 @@
  * must give, then every seed of the fuzz corpus (tests/fuzz/corpus/TARGET/)
  * against its summary in tests/fuzz/expected.txt.  The drivers are those of
  * the fuzz targets (tests/fuzz/harness.c), so each case also runs their
- * invariant checks and compares whole reads with short ones.  Built with
+ * invariant checks and compares whole reads with short ones.  Last, the
+ * request parser against the reference (tests/http_parse_ref.c) on the
+ * request seeds and a few hundred thousand mutations of them.  Built with
  * the normal compiler: libFuzzer is not needed.
  *
  *   check_http_parse                          the tests (make check)
@@ -12,6 +14,8 @@
  */
 #define _GNU_SOURCE 1
 #include <dirent.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,7 @@
 
 #include "harness.h"
 #include "http_parse.h"
+#include "http_parse_ref.h"
 
 typedef void driver_fn(const uint8_t *, size_t, char *, size_t);
 
@@ -291,6 +296,139 @@ static int describe(const char *target, int n, char **files)
     return 0;
 }
 
+/* ------------------------------------------------------------ reference */
+
+/* Both parsers over buf, request after request as httpd calls them: every
+ * answer, position, skip and request must be the same. */
+static void compare_one(const char *buf, size_t len, const char *what, long n)
+{
+    size_t pos1 = 0, skip1 = 0, pos2 = 0, skip2 = 0;
+    for (int k = 0; k < 64; k++) {
+        struct http_request a = { 0 }, b = { 0 };
+        int r1 = http_next_request(buf, len, &pos1, &skip1, &a);
+        int r2 = ref_next_request(buf, len, &pos2, &skip2, &b);
+        bool same = r1 == r2 && pos1 == pos2 && skip1 == skip2 && a.keep == b.keep &&
+                    a.head_only == b.head_only && (r1 != HTTP_REQUEST || a.body_len == b.body_len);
+        if (!same) {
+            printf("FAIL: reference %s #%ld, request %d: got %d pos %zu skip %zu keep %d head %d "
+                   "body %zu; the reference %d pos %zu skip %zu keep %d head %d body %zu; input:\n",
+                   what, n, k, r1, pos1, skip1, a.keep, a.head_only, a.body_len, r2, pos2, skip2,
+                   b.keep, b.head_only, b.body_len);
+            for (size_t i = 0; i < len && i < 400; i++)
+                printf(buf[i] >= 32 && buf[i] < 127 ? "%c" : "\\x%02x", (unsigned char)buf[i]);
+            printf("\n");
+            failures++;
+            return;
+        }
+        if (r1 != HTTP_REQUEST)
+            return;
+    }
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(uint64_t n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state % n;
+}
+
+/* Pieces that move a request between the parser's answers. */
+static const char *const pieces[] = {
+    "\r", "\n", "\r\n", "\r\n\r\n", " ", "\t", ":", ",", "0", "7", "12", "99999999999999999999999",
+    "Connection:", "connection: close", "Connection: keep-alive", "Content-Length:",
+    "content-length: 5", "Content-Length: 0", "Host:", "host: x", "Transfer-Encoding:",
+    "Transfer-Encoding: chunked", "close", "keep-alive", "HTTP/1.1", "HTTP/1.0", "GET ", "HEAD ",
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc", "C", "H", "T",
+};
+
+static void mutate(char *buf, size_t *len, size_t cap)
+{
+    int ops = 1 + (int)rnd(4);
+    for (int o = 0; o < ops; o++) {
+        size_t at = *len ? rnd(*len + 1) : 0;
+        switch (rnd(5)) {
+        case 0: { /* insert a piece */
+            const char *p = pieces[rnd(sizeof pieces / sizeof pieces[0])];
+            size_t pl = strlen(p);
+            if (*len + pl > cap)
+                break;
+            memmove(buf + at + pl, buf + at, *len - at);
+            memcpy(buf + at, p, pl);
+            *len += pl;
+            break;
+        }
+        case 1: { /* delete a few bytes */
+            size_t d = 1 + rnd(8);
+            if (at + d > *len)
+                d = *len - at;
+            memmove(buf + at, buf + at + d, *len - at - d);
+            *len -= d;
+            break;
+        }
+        case 2: /* one byte changed */
+            if (at < *len)
+                buf[at] = (char)rnd(256);
+            break;
+        case 3: { /* a copy of a stretch appended (pipelining) */
+            size_t from = *len ? rnd(*len) : 0, n = *len - from;
+            if (*len + n > cap)
+                break;
+            memcpy(buf + *len, buf + from, n);
+            *len += n;
+            break;
+        }
+        case 4: /* cut short */
+            *len = at;
+            break;
+        }
+    }
+}
+
+static void against_reference(const char *srcdir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/request", srcdir);
+    DIR *d = opendir(path);
+    if (!d) {
+        printf("FAIL: reference: cannot open %s\n", path);
+        failures++;
+        return;
+    }
+    static char seed[HTTP_HEAD_MAX * 3], buf[HTTP_HEAD_MAX * 3];
+    long cases = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char file[8192];
+        snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+        FILE *f = fopen(file, "rb");
+        if (!f)
+            continue;
+        size_t slen = fread(seed, 1, sizeof seed / 2, f);
+        fclose(f);
+        compare_one(seed, slen, e->d_name, 0);
+        for (long i = 1; i <= 10000; i++) {
+            size_t len = slen;
+            memcpy(buf, seed, slen);
+            if (rnd(64) == 0 && len + HTTP_HEAD_MAX + 16 < sizeof buf) {
+                /* a head near the limit */
+                size_t pad = HTTP_HEAD_MAX - 64 + rnd(128);
+                memset(buf + len, 'a', pad);
+                len += pad;
+            }
+            mutate(buf, &len, sizeof buf);
+            compare_one(buf, len, e->d_name, i);
+            cases++;
+        }
+    }
+    closedir(d);
+    printf("ok: the request parser agrees with the reference on %ld inputs\n", cases);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "describe") == 0)
@@ -302,6 +440,7 @@ int main(int argc, char **argv)
     const char *srcdir = getenv("top_srcdir");
     hand_written();
     corpus(srcdir && *srcdir ? srcdir : ".");
+    against_reference(srcdir && *srcdir ? srcdir : ".");
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
 }

@@ -668,9 +668,11 @@ static void install_uring_filter(int err)
     ck_assert_int_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
 }
 
+/* io_uring forced where it is refused: the run fails, and says why. */
 static void child_uring_eperm(void)
 {
     install_uring_filter(EPERM);
+    setenv("RINGO_ENGINE", "uring", 1);
     int r = ringo_run(bump, NULL, NULL);
     _exit(r == -EPERM ? 0 : 1);
 }
@@ -678,12 +680,62 @@ static void child_uring_eperm(void)
 static void child_uring_enosys(void)
 {
     install_uring_filter(ENOSYS);
+    setenv("RINGO_ENGINE", "uring", 1);
     int r = ringo_run(bump, NULL, NULL);
     if (r != -ENOSYS)
         _exit(1);
     /* and the runtime is still usable for a later attempt's bookkeeping */
     _exit(ringo_go(bump, NULL) == -EINVAL ? 0 : 2);
 }
+
+/* Not forced, a refused io_uring means the epoll engine, and
+ * RINGO_DEBUG=1 says so. */
+static void engine_main(void *arg)
+{
+    struct ringo_stats st;
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    *(uint64_t *)arg = st.engine;
+}
+
+static void child_refused_epoll(int err)
+{
+    install_uring_filter(err);
+    unsetenv("RINGO_ENGINE");
+    setenv("RINGO_DEBUG", "1", 1);
+    uint64_t engine = 0;
+    int r = ringo_run(engine_main, &engine, NULL);
+    _exit(r == 0 && engine == RINGO_ENGINE_EPOLL ? 0 : 1);
+}
+
+static void child_refused_eperm(void)
+{
+    child_refused_epoll(EPERM);
+}
+
+static void child_refused_enosys(void)
+{
+    child_refused_epoll(ENOSYS);
+}
+
+static void child_refused_eacces(void)
+{
+    child_refused_epoll(EACCES);
+}
+
+START_TEST(refused_io_uring_chooses_epoll)
+{
+    void (*children[])(void) = { child_refused_eperm, child_refused_enosys, child_refused_eacces };
+    static const char *const why[] = { "Operation not permitted", "Function not implemented",
+                                       "Permission denied" };
+    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++) {
+        char buf[4096];
+        int st = run_captured(children[i], buf, sizeof buf);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+        ck_assert_msg(strstr(buf, "ringo: engine epoll (io_uring_setup: ") != NULL, "stderr: %s", buf);
+        ck_assert_msg(strstr(buf, why[i]) != NULL, "stderr: %s", buf);
+    }
+}
+END_TEST
 
 /* Too few file descriptors: each proc needs two (its ring and its
  * eventfd).  `spare` is how many the limit leaves free: 0 fails the ring's
@@ -1206,6 +1258,7 @@ static Suite *suite(void)
     tcase_add_test(tc, config_old_size_not_overread);
     tcase_add_test(tc, config_unknown_fields_refused);
     tcase_add_test(tc, setup_failure_is_reported);
+    tcase_add_test(tc, refused_io_uring_chooses_epoll);
     tcase_add_test(tc, fd_limit_is_reported);
     tcase_add_test(tc, idle_spins_die_out_without_handoffs);
     tcase_add_test(tc, stats_gauges);

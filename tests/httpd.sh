@@ -15,6 +15,9 @@ pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -f "$log"; }
 trap cleanup EXIT
 
+# RINGO_TEST_WRAP, if set, is a program httpd runs under (seccomp.sh: one
+# that refuses io_uring); when it asks RINGO_DEBUG=1, the httpd says which
+# engine it runs on, and the line must name epoll.
 # start_httpd ARGS...: a free port: try a few, keep the first httpd that
 # listens.  An httpd that exits (its port was taken) moves on to the next
 # port; one still starting is waited for, however slow the machine (up to
@@ -24,14 +27,21 @@ start_httpd() {
     starts=$((starts + 1))
     for try in 1 2 3 4 5 6 7 8; do
         port=$(( 20000 + ( $$ * 7 + try * 1031 + starts * 5003 ) % 30000 ))
-        "$httpd" -a 127.0.0.1 -p "$port" -t 2 "$@" 2>"$log" &
+        $RINGO_TEST_WRAP "$httpd" -a 127.0.0.1 -p "$port" -t 2 "$@" 2>"$log" &
         pid=$!
         i=0
         while [ $i -lt 600 ] && ! grep -q listening "$log" && kill -0 "$pid" 2>/dev/null; do
             sleep 0.1
             i=$((i + 1))
         done
-        grep -q listening "$log" && return 0
+        if grep -q listening "$log"; then
+            if [ -n "$RINGO_TEST_WRAP" ] && ! grep -q "ringo: engine epoll" "$log"; then
+                echo "FAIL: httpd under $RINGO_TEST_WRAP is not on the epoll engine"
+                cat "$log"
+                exit 1
+            fi
+            return 0
+        fi
         kill "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
         pid=

@@ -55,6 +55,30 @@ static inline void skip_without_io_uring(void)
     }
 }
 
+/* Is the run in progress on the epoll engine?  (From a goroutine.) */
+static inline bool on_epoll(void)
+{
+    struct ringo_stats st;
+    return ringo_stats(&st) == 0 && st.engine == RINGO_ENGINE_EPOLL;
+}
+
+static void testutil_engine_main(void *arg)
+{
+    struct ringo_stats st;
+    *(int *)arg = ringo_stats(&st) == 0 ? (int)st.engine : 0;
+}
+
+/* The engine ringo_run chooses here (RINGO_ENGINE, else io_uring where
+ * the host allows it), for a suite whose tests of one engine's mechanism
+ * are left out on the other. */
+static inline int test_engine(void)
+{
+    static int engine;
+    if (!engine && ringo_run(testutil_engine_main, &engine, NULL) != 0)
+        engine = 0;
+    return engine;
+}
+
 /* RINGO_TEST_MAX_PROCS caps the procs a test uses (valgrind runs one
  * thread at a time, so a test with two procs takes longer there: its CI
  * pass sets 1 for the longest suite).  RINGO_TEST_QUICK leaves out the

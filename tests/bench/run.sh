@@ -36,6 +36,10 @@
 #   BENCH_ONLY=REGEX        run only the workloads whose name matches
 #                           (yield spawn sleepers idle pingpong chanbuf mutex
 #                           waitgroup coldstart http churn client kv)
+#   BENCH_ENGINES=LIST      "default epoll" (the default): every ringo figure on
+#                           the engine the host gives and again on the epoll
+#                           engine (RINGO_ENGINE=epoll); "default" alone skips
+#                           the epoll runs
 #   BENCH_KV=PATH           examples/kv (default: ../../examples/kv from BENCH_BUILDDIR)
 #   BENCH_KV_REQUESTS=N     redis-benchmark -n for the kv rows (default 200000)
 #   GO=PATH, WRK=PATH       the go and wrk programs (default: from PATH)
@@ -158,14 +162,22 @@ ringo_missing() { # NAME
     fi
 }
 
-# run_ringo TAG NAME ENV...: measure the ringo program NAME (if built).
+# run_ringo TAG NAME ENV...: measure the ringo program NAME (if built), on
+# the engine the host gives (TAG) and, unless BENCH_ENGINES leaves it out,
+# forced onto the epoll engine (TAG with .e for its .r).
+engines=${BENCH_ENGINES:-default epoll}
 run_ringo() {
     local tag=$1 name=$2
     shift 2
     if [ -x "$bindir/$name" ]; then
         measure "$tag" "$@" -- "$bindir/$name"
+        case " $engines " in
+        *" epoll "*) measure "${tag%.r}.e" RINGO_ENGINE=epoll "$@" -- "$bindir/$name" ;;
+        *) echo "not asked for" >"$tmp/${tag%.r}.e.why" ;;
+        esac
     else
         echo "$(ringo_missing "$name")" >"$tmp/$tag.why"
+        echo "$(ringo_missing "$name")" >"$tmp/${tag%.r}.e.why"
     fi
 }
 
@@ -223,24 +235,27 @@ met() {
 
 rows=()
 # A target of "<=go" or ">=go" is the Go peer's figure in the same run.
-row_fmt='%-50s | %-14s | %-12s | %-14s | %-7s | %s'
-# row LABEL UNIT lo|hi TARGET RINGOTAG GOTAG KEY [NOTE]
+row_fmt='%-50s | %-14s | %-12s | %-12s | %-14s | %-14s | %-7s | %s'
+# row LABEL UNIT lo|hi TARGET RINGOTAG GOTAG KEY [NOTE]: ringo on the
+# host's engine and on epoll (RINGOTAG's .e twin, run_ringo), beside Go.
 row() {
-    local r g
+    local r e g
     local t=$4 shown=$4
     r=$(cell "$5" "$7")
+    e=$(cell "${5%.r}.e" "$7")
     g=$(cell "$6" "$7")
     case $t in
     '<=go' | '>=go') shown="${t%go}Go"; t="${t%go}$g" ;;
     esac
-    rows+=("$(printf "$row_fmt" "$1 ($2)" "$(fmt "$r")" "$(fmt "$g")" \
-        "$(ratio "$r" "$g" "$3")" "${shown:--}" "$(met "$r" "$t")")")
+    rows+=("$(printf "$row_fmt" "$1 ($2)" "$(fmt "$r")" "$(fmt "$e")" "$(fmt "$g")" \
+        "$(ratio "$r" "$g" "$3")" "$(ratio "$e" "$g" "$3")" "${shown:--}" "$(met "$r" "$t")")")
 }
 
 print_rows() {
     local line
-    printf "$row_fmt\n" "workload (unit)" "ringo" "Go" "ringo vs Go" "target" "met"
-    printf "$row_fmt\n" "" "" "" "" "" "   " | tr ' |' '-+'
+    printf "$row_fmt\n" "workload (unit)" "ringo" "ringo epoll" "Go" "ringo vs Go" "epoll vs Go" \
+        "target" "met"
+    printf "$row_fmt\n" "" "" "" "" "" "" "" "   " | tr ' |' '-+'
 
     for line in "${rows[@]}"; do printf '%s\n' "$line"; done
 }
@@ -482,6 +497,9 @@ if wanted http; then
         servers=()
         if [ -x "$bindir/httpd" ]; then
             servers+=("ringo|ringo httpd (example)|$bindir/httpd")
+            case " $engines " in
+            *" epoll "*) servers+=("ringoep|ringo httpd, epoll engine|$bindir/httpd") ;;
+            esac
         else
             say "  ringo httpd: $(ringo_missing httpd)"
         fi
@@ -506,7 +524,11 @@ if wanted http; then
             for c in 100 1000; do
                 for sv in "${servers[@]}"; do
                     IFS='|' read -r key label cmd <<<"$sv"
-                    http_cell "$key" "$place" "$c" "$cmd"
+                    if [ "$key" = ringoep ]; then
+                        http_cell "$key" "$place" "$c" env RINGO_ENGINE=epoll "$cmd"
+                    else
+                        http_cell "$key" "$place" "$c" "$cmd"
+                    fi
                 done
             done
         done
@@ -549,6 +571,11 @@ if wanted http; then
                     say "    SQEs/req <= 2: $(met "$(hc ringo "$place" "$c" 4)" "<=2");" \
                         "enters/req <= 0.1: $(met "$(hc ringo "$place" "$c" 5)" "<=0.1");" \
                         "CPU us/req <= $(lim 6) (1.1x liburing): $(met "$(hc ringo "$place" "$c" 6)" "<=$(lim 6)")"
+                    case " $engines " in
+                    *" epoll "*)
+                        g=$(hc goraw "$place" "$c" 1)
+                        say "    epoll engine: req/s >= Go raw TCP ($(fmt "$g")): $(met "$(hc ringoep "$place" "$c" 1)" ">=${g:-x}")" ;;
+                    esac
                 done
             done
         else

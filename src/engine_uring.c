@@ -1,5 +1,5 @@
 /*
- * ring.c — one io_uring per proc: setup and feature probe, SQE supply,
+ * engine_uring.c — one io_uring per proc: setup and feature probe, SQE supply,
  * the round's single io_uring_enter, completion dispatch, and cross-proc
  * wake messages.
  *
@@ -122,8 +122,10 @@ static void wake_sent_done(struct rproc *p, struct ring_rec *rec, int32_t res, u
     }
 }
 
-int ring_setup(struct rproc *p)
+int eng_setup(struct rproc *p)
 {
+    if (eng_epoll())
+        return ep_setup(p);
     struct io_uring_params params;
     unsigned entries = rt.ring_entries;
     int r = -EINVAL;
@@ -191,8 +193,12 @@ int ring_setup(struct rproc *p)
     return 0;
 }
 
-void ring_teardown(struct rproc *p)
+void eng_teardown(struct rproc *p)
 {
+    if (eng_epoll()) {
+        ep_teardown(p);
+        return;
+    }
     if (p->ring_ok)
         io_uring_queue_exit(&p->ring);
     p->ring_ok = false;
@@ -206,7 +212,7 @@ void ring_teardown(struct rproc *p)
 static unsigned reap(struct rproc *p);
 
 
-void ring_flush(struct rproc *p)
+void eng_flush(struct rproc *p)
 {
     if (!load_relaxed(&p->unsubmitted))
         return;
@@ -270,8 +276,10 @@ struct io_uring_sqe *ring_sqe(struct rproc *p)
 
 /* Make room for n SQEs that must go in one submit (ringo_close's cancel
  * and close): ring_sqe() submits when the SQ is full. */
-void ring_reserve(struct rproc *p, unsigned n)
+void eng_reserve(struct rproc *p, unsigned n)
 {
+    if (eng_epoll())
+        return; /* nothing is queued: each call is made at once */
     while (io_uring_sq_space_left(&p->ring) < n)
         sq_make_room(p);
 }
@@ -329,7 +337,7 @@ static unsigned reap(struct rproc *p)
     return n;
 }
 
-/* ring_poll's blocking wait on valgrind (see the top of this file): submit
+/* eng_poll's blocking wait on valgrind (see the top of this file): submit
  * without waiting, then sleep in ppoll until the CQ has a completion or
  * the deadline passes.  The ring is not DEFER_TASKRUN here, so a completion
  * needs no enter to reach the CQ. */
@@ -344,7 +352,7 @@ static int64_t ns_left(int64_t deadline)
 static int ring_wait_valgrind(struct rproc *p, int64_t deadline)
 {
     if (load_relaxed(&p->unsubmitted))
-        ring_flush(p);
+        eng_flush(p);
     if (io_uring_cq_ready(&p->ring))
         return 0;
     struct timespec ts, *tsp = NULL;
@@ -358,8 +366,10 @@ static int ring_wait_valgrind(struct rproc *p, int64_t deadline)
     return ppoll(&pfd, 1, tsp, NULL) < 0 ? -errno : 0;
 }
 
-int ring_poll(struct rproc *p, bool block, int64_t deadline)
+int eng_poll(struct rproc *p, bool block, int64_t deadline)
 {
+    if (eng_epoll())
+        return ep_poll(p, block, deadline);
     int r = 0;
     if (block && rt.valgrind) {
         r = ring_wait_valgrind(p, deadline);
@@ -385,19 +395,17 @@ int ring_poll(struct rproc *p, bool block, int64_t deadline)
         if (r >= 0)
             store_relaxed(&p->unsubmitted, 0);
     } else if (load_relaxed(&p->unsubmitted)) {
-        ring_flush(p);
+        eng_flush(p);
     }
     reap(p);
-    if (p->timers.n) {
-        int64_t now = now_ns();
-        proc_clock_set(p, now); /* sched.c "The park clock" */
-        timer_run(p, &p->timers, now);
-    }
+    proc_timers_run(p);
     return r;
 }
 
 int eng_wait(struct rproc *p, struct rg *g, const struct eng_io *io)
 {
+    if (eng_epoll())
+        return ep_close(io->fd); /* the only caller's operation (engine.h) */
     struct io_uring_sqe *sqe = ring_sqe(p);
     eng_start_sqe(sqe, io);
     return ring_wait_op_on(p, g, sqe, W_IO, NULL);
@@ -437,18 +445,22 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
  * A timed futex wait stops counting as a futex wait here: its CQE is now on
  * its way without anybody's wake, so its proc must not look idle until it
  * is reaped (futex.c "Timed waits"). */
-void ring_cancel_op(struct rproc *p, struct rop *op)
+void eng_cancel_op(struct rproc *p, struct rop *op)
 {
     if (op->futex_wait) {
         op->futex_wait = false;
         owner_add(p->futex_waits, -1);
+    }
+    if (eng_epoll()) {
+        ep_cancel(p, op);
+        return;
     }
     struct io_uring_sqe *c = ring_sqe(p);
     io_uring_prep_cancel(c, op, 0);
     io_uring_sqe_set_data64(c, UD_IGNORE);
 }
 
-void ring_send_wake(struct rproc *from, struct rproc *to)
+void eng_wake(struct rproc *from, struct rproc *to)
 {
 #if HAVE_DECL_IORING_OP_MSG_RING
     if (from && from->msg_ring && from->ring_ok) {
@@ -456,7 +468,7 @@ void ring_send_wake(struct rproc *from, struct rproc *to)
         io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)&to->wake_rec, 0);
         io_uring_sqe_set_data(sqe, &to->wake_sent_rec);
         /* Submit now: the wake must not wait for the end of our round. */
-        ring_flush(from);
+        eng_flush(from);
         return;
     }
 #endif

@@ -1,0 +1,684 @@
+/*
+ * engine_epoll.c — the engine for hosts that refuse io_uring (a container's
+ * default seccomp profile, kernel.io_uring_disabled): non-blocking system
+ * calls, an epoll instance per proc for readiness, and the offload pool's
+ * threads for what readiness cannot tell.  Go's netpoller is the model.
+ *
+ * One operation (io.c io_wait, through engine.h):
+ *
+ *   1. ep_try makes the call at once without blocking: recv/send/recvmsg/
+ *      sendmsg with MSG_DONTWAIT, read/write and their vector and
+ *      positioned forms with preadv2/pwritev2(RWF_NOWAIT), which sockets,
+ *      pipes and the page cache honour, accept4 on a listener put in
+ *      non-blocking mode, connect on a socket made non-blocking for the
+ *      call, poll with a zero timeout.  Most calls of a busy server end
+ *      here, with no park, no epoll call and no wake: a result, or an
+ *      error, is returned at once.
+ *   2. -EAGAIN: the goroutine parks as on io_uring (io_wait: counted per
+ *      fd, deadline timer, cancel handshake) and ep_start puts its rop on
+ *      its descriptor's list in this proc's table (struct ep_fd) and arms
+ *      the descriptor for the readiness the list waits for: one
+ *      epoll_ctl, EPOLLONESHOT, so a wake for a goroutine that has gone
+ *      does not repeat and the descriptor needs no removal.  Arming checks
+ *      readiness, so data that came after step 1 is not missed.
+ *   3. Readiness: the proc (ep_poll, in its scheduler loop) makes the call
+ *      of each waiting rop that the event concerns again, on the
+ *      goroutine's behalf, into the goroutine's own buffer (the goroutine
+ *      stays parked until its rop completes, as on io_uring), and
+ *      completes those that did not get -EAGAIN; the others wait on, and
+ *      the descriptor is armed again for them.
+ *   4. The deadline and ringo_cancel end the wait through eng_cancel_op:
+ *      the rop leaves its list and completes with -ECANCELED, which io.c
+ *      translates as it does on io_uring.  No buffer is lent to the
+ *      kernel, so the wait ends at once.  ringo_close's eng_cancel_fd ends
+ *      every rop on the descriptor the same way and removes it from the
+ *      epoll set.
+ *
+ * What readiness cannot tell goes to the offload pool (offload_io): a
+ * file that epoll refuses (EPERM: regular files and directories) or that
+ * cannot do a non-blocking read or write (EOPNOTSUPP: some character
+ * devices), openat and fsync.  The helper makes the blocking call and the
+ * completion comes back as a task; such an operation, like one in flight
+ * on io_uring, ends only when the call returns.
+ *
+ * Completions are dispatched only from ep_poll (and a helper's completion
+ * task), never while an operation is started or cancelled: eng_cancel_op
+ * and a try that fails to arm put the rop on p->ep_done, which the next
+ * poll empties.  eng_cq_ready (internal.h) tells the scheduler it must not
+ * sleep meanwhile.
+ *
+ * Waking another proc: its eventfd, which its epoll set watches.  Timers:
+ * the epoll wait's timeout (epoll_pwait2's nanoseconds where the kernel
+ * has it, else milliseconds rounded up).
+ *
+ * Rejected.  Edge-triggered registration once per descriptor (what Go
+ * does): Go owns every descriptor it polls and removes each at its close;
+ * ringo's callers may close(2) a descriptor behind its back and get the
+ * number again for a new file, whose readiness a stale registration would
+ * never report.  A one-shot MOD costs a system call per wait that blocks,
+ * none per call that does not.  Putting the caller's descriptors in
+ * O_NONBLOCK mode (also Go's way): the file status flags belong to the
+ * program, which may share the descriptor with code outside ringo; only a
+ * listener is switched (accept4 has no per-call non-blocking flag), and
+ * a connecting socket for the duration of its connect(2).
+ */
+#include "config.h"
+
+#include "internal.h"
+#include "engine.h"
+#include "tsan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringo.h"
+
+/* How a rop is carried out (rop.ep_mode). */
+enum {
+    EPM_POLL,       /* the call again on readiness */
+    EPM_CONNECTING, /* connect(2) said EINPROGRESS: writability, then SO_ERROR */
+    EPM_BLOCKING,   /* the blocking call on a helper thread */
+};
+
+/* Where a rop is (rop.ep_where). */
+enum {
+    EPW_NONE,       /* completed and dispatched, or not started */
+    EPW_FD,         /* on its descriptor's list */
+    EPW_DONE,       /* on p->ep_done */
+    EPW_HELPER,     /* with a helper thread */
+};
+
+/* A descriptor's waiting operations on one proc. */
+struct ep_fd {
+    struct rop *head, *tail;    /* FIFO, linked by rop.ep_next */
+    uint32_t armed;             /* the one-shot interest armed and not yet reported; 0: none */
+    bool registered;            /* added to this proc's epoll set (may be stale: see ep_arm) */
+};
+
+#define EP_EVENTS 128
+#define EP_EFD UINT64_MAX       /* the eventfd's epoll_data; a descriptor's is its number */
+
+struct ep_proc {
+    int epfd;
+    struct ep_fd *fds;          /* indexed by descriptor, grown on demand */
+    size_t nfds;
+    struct rop *done_tail;      /* the last of p->ep_done */
+    bool no_pwait2;             /* epoll_pwait2 is missing: millisecond timeouts */
+    struct epoll_event evs[EP_EVENTS];
+};
+
+/* ------------------------------------------------------------------ */
+/* The calls */
+
+static inline int neg_errno(long r)
+{
+    return r < 0 ? -errno : (int)r;
+}
+
+/* A listener in non-blocking mode, so that accept4 never blocks the proc
+ * (see "Rejected"); one fcntl per accept when it already is. */
+static int ep_nonblocking(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    return 0;
+}
+
+/* connect(2) without blocking, on a socket in either mode: a blocking one
+ * is non-blocking for the call only (a socket being connected has no
+ * other operation to disturb). */
+static int ep_connect(const struct eng_io *io)
+{
+    int fl = fcntl(io->fd, F_GETFL);
+    if (fl < 0)
+        return -errno;
+    if (!(fl & O_NONBLOCK) && fcntl(io->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    int r = neg_errno(connect(io->fd, io->u.caddr, (socklen_t)io->len));
+    if (!(fl & O_NONBLOCK))
+        fcntl(io->fd, F_SETFL, fl);
+    return r;
+}
+
+/* A connect in progress: -EAGAIN until the socket is writable, then its
+ * outcome. */
+static int ep_connect_done(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+    if (poll(&pfd, 1, 0) < 0)
+        return -errno;
+    if (!pfd.revents)
+        return -EAGAIN;
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
+/* io without blocking: its result, or -EAGAIN. */
+static int ep_call(const struct eng_io *io, int mode)
+{
+    struct iovec one;
+    switch ((enum eng_kind)io->kind) {
+    case ENG_READ:
+        one.iov_base = io->u.buf;
+        one.iov_len = (size_t)io->len;
+        return neg_errno(preadv2(io->fd, &one, 1, (off_t)io->off, RWF_NOWAIT));
+    case ENG_WRITE:
+        one.iov_base = (void *)io->u.cbuf;
+        one.iov_len = (size_t)io->len;
+        return neg_errno(pwritev2(io->fd, &one, 1, (off_t)io->off, RWF_NOWAIT));
+    case ENG_READV:
+        return neg_errno(preadv2(io->fd, io->u.iov, (int)io->len, (off_t)io->off, RWF_NOWAIT));
+    case ENG_WRITEV:
+        return neg_errno(pwritev2(io->fd, io->u.iov, (int)io->len, (off_t)io->off, RWF_NOWAIT));
+    case ENG_RECV:
+        return neg_errno(recv(io->fd, io->u.buf, (size_t)io->len, io->flags | MSG_DONTWAIT));
+    case ENG_SEND:
+        return neg_errno(send(io->fd, io->u.cbuf, (size_t)io->len, io->flags | MSG_DONTWAIT));
+    case ENG_RECVMSG:
+        return neg_errno(recvmsg(io->fd, io->u.msg, io->flags | MSG_DONTWAIT));
+    case ENG_SENDMSG:
+        return neg_errno(sendmsg(io->fd, io->u.cmsg, io->flags | MSG_DONTWAIT));
+    case ENG_ACCEPT:
+        return neg_errno(accept4(io->fd, io->u.addr, io->alen, io->flags));
+    case ENG_CONNECT:
+        return mode == EPM_CONNECTING ? ep_connect_done(io->fd) : ep_connect(io);
+    case ENG_POLL: {
+        struct pollfd pfd = { .fd = io->fd, .events = (short)io->len };
+        int r = poll(&pfd, 1, 0);
+        if (r < 0)
+            return -errno;
+        return r ? pfd.revents : -EAGAIN;
+    }
+    case ENG_OPENAT:
+    case ENG_FSYNC:
+    case ENG_CLOSE:
+        break;
+    }
+    return -EAGAIN;
+}
+
+/* io the blocking way, on a helper thread. */
+static int ep_call_blocking(void *arg)
+{
+    struct rop *op = arg;
+    const struct eng_io *io = op->io;
+    bool here = io->off == (uint64_t)-1; /* at the file position */
+    switch ((enum eng_kind)io->kind) {
+    case ENG_READ:
+        return neg_errno(here ? read(io->fd, io->u.buf, (size_t)io->len)
+                              : pread(io->fd, io->u.buf, (size_t)io->len, (off_t)io->off));
+    case ENG_WRITE:
+        return neg_errno(here ? write(io->fd, io->u.cbuf, (size_t)io->len)
+                              : pwrite(io->fd, io->u.cbuf, (size_t)io->len, (off_t)io->off));
+    case ENG_READV:
+        return neg_errno(here ? readv(io->fd, io->u.iov, (int)io->len)
+                              : preadv(io->fd, io->u.iov, (int)io->len, (off_t)io->off));
+    case ENG_WRITEV:
+        return neg_errno(here ? writev(io->fd, io->u.iov, (int)io->len)
+                              : pwritev(io->fd, io->u.iov, (int)io->len, (off_t)io->off));
+    case ENG_RECV:
+        return neg_errno(recv(io->fd, io->u.buf, (size_t)io->len, io->flags));
+    case ENG_SEND:
+        return neg_errno(send(io->fd, io->u.cbuf, (size_t)io->len, io->flags));
+    case ENG_RECVMSG:
+        return neg_errno(recvmsg(io->fd, io->u.msg, io->flags));
+    case ENG_SENDMSG:
+        return neg_errno(sendmsg(io->fd, io->u.cmsg, io->flags));
+    case ENG_ACCEPT:
+        return neg_errno(accept4(io->fd, io->u.addr, io->alen, io->flags));
+    case ENG_CONNECT:
+        return neg_errno(connect(io->fd, io->u.caddr, (socklen_t)io->len));
+    case ENG_OPENAT:
+        return neg_errno(openat(io->fd, io->u.path, io->flags, (mode_t)io->len));
+    case ENG_FSYNC:
+        return neg_errno(fsync(io->fd));
+    case ENG_POLL: {
+        struct pollfd pfd = { .fd = io->fd, .events = (short)io->len };
+        int r;
+        do
+            r = poll(&pfd, 1, -1);
+        while (r < 0 && errno == EINTR);
+        return r < 0 ? -errno : pfd.revents;
+    }
+    case ENG_CLOSE:
+        return neg_errno(close(io->fd));
+    }
+    return -EINVAL;
+}
+
+/* The readiness an operation waits for. */
+static uint32_t ep_events_of(const struct eng_io *io, int mode)
+{
+    switch ((enum eng_kind)io->kind) {
+    case ENG_READ:
+    case ENG_READV:
+    case ENG_RECV:
+    case ENG_RECVMSG:
+    case ENG_ACCEPT:
+        return EPOLLIN;
+    case ENG_POLL:
+        /* poll(2)'s bits are epoll's for the events both have */
+        return (uint32_t)(unsigned short)io->len;
+    case ENG_CONNECT:
+        (void)mode;
+        return EPOLLOUT;
+    default:
+        return EPOLLOUT;
+    }
+}
+
+int ep_try(struct rop *op, const struct eng_io *io)
+{
+    op->io = io;
+    op->ep_mode = EPM_POLL;
+    switch ((enum eng_kind)io->kind) {
+    case ENG_OPENAT:
+    case ENG_FSYNC:
+    case ENG_CLOSE:
+        op->ep_mode = EPM_BLOCKING;
+        return ENG_WAIT;
+    case ENG_ACCEPT: {
+        int r = ep_nonblocking(io->fd);
+        if (r)
+            return r;
+        break;
+    }
+    default:
+        break;
+    }
+    int r = ep_call(io, EPM_POLL);
+    tsan_io_release(); /* as io_wait's, for a call that does not wait (tsan.h) */
+    if (r == -EAGAIN) {
+        /* A MSG_DONTWAIT call is the caller's own try (as on io_uring). */
+        bool dontwait = io->kind >= ENG_RECV && io->kind <= ENG_SENDMSG &&
+                        (io->flags & MSG_DONTWAIT);
+        return dontwait ? -EAGAIN : ENG_WAIT;
+    }
+    if (r == -EINPROGRESS && io->kind == ENG_CONNECT) {
+        op->ep_mode = EPM_CONNECTING;
+        return ENG_WAIT;
+    }
+    if ((r == -EOPNOTSUPP || r == -EINVAL) && io->kind <= ENG_WRITEV) {
+        /* No RWF_NOWAIT for this file (EOPNOTSUPP), or not for a buffered
+         * write to it (EINVAL, before Linux 6.x on most file systems); a
+         * real EINVAL comes again from the blocking call (engine.h lists
+         * these four kinds first). */
+        op->ep_mode = EPM_BLOCKING;
+        return ENG_WAIT;
+    }
+    return r;
+}
+_Static_assert(ENG_READ < ENG_WRITEV && ENG_WRITE < ENG_WRITEV && ENG_READV < ENG_WRITEV &&
+                   ENG_WRITEV < ENG_RECV && ENG_RECV < ENG_SEND && ENG_SEND < ENG_RECVMSG &&
+                   ENG_RECVMSG < ENG_SENDMSG && ENG_SENDMSG < ENG_ACCEPT,
+               "ep_try: the kinds that use RWF_NOWAIT come first, then the socket calls");
+
+/* ------------------------------------------------------------------ */
+/* Completions */
+
+/* Append op to the list [*head, *tail]. */
+static void ep_append(struct rop **head, struct rop **tail, struct rop *op)
+{
+    op->ep_next = NULL;
+    if (*tail)
+        (*tail)->ep_next = op;
+    else
+        *head = op;
+    *tail = op;
+}
+
+/* op completes with res at the next dispatch. */
+static void ep_complete(struct rproc *p, struct rop *op, int res)
+{
+    op->res = res;
+    op->ep_where = EPW_DONE;
+    ep_append(&p->ep_done, &p->ep->done_tail, op);
+}
+
+static void ep_dispatch(struct rproc *p)
+{
+    unsigned n = 0;
+    struct rop *op;
+    while ((op = p->ep_done)) {
+        p->ep_done = op->ep_next;
+        if (!p->ep_done)
+            p->ep->done_tail = NULL;
+        op->ep_where = EPW_NONE;
+        n++;
+        /* may ready the goroutine, which runs only after we return */
+        op->rec.done(p, &op->rec, op->res, 0);
+    }
+    if (n)
+        stat_add(p->st.completions, n);
+}
+
+/* A helper's completion task, on the owner proc. */
+static void ep_helper_done(struct rproc *p, void *arg, int res)
+{
+    struct rop *op = arg;
+    op->ep_where = EPW_NONE;
+    stat_add(p->st.completions, 1);
+    op->rec.done(p, &op->rec, res, 0);
+}
+
+static void ep_offload(struct rproc *p, struct rop *op)
+{
+    op->ep_mode = EPM_BLOCKING;
+    op->ep_where = EPW_HELPER;
+    int r = offload_io(p, ep_call_blocking, ep_helper_done, op);
+    if (r)
+        ep_complete(p, op, r);
+}
+
+/* ------------------------------------------------------------------ */
+/* Readiness */
+
+static struct ep_fd *ep_fd_of(struct rproc *p, int fd, bool grow)
+{
+    struct ep_proc *ep = p->ep;
+    if ((size_t)fd < ep->nfds)
+        return &ep->fds[fd];
+    if (!grow || fd < 0)
+        return NULL;
+    size_t n = ep->nfds ? ep->nfds : 64;
+    while (n <= (size_t)fd)
+        n *= 2;
+    struct ep_fd *fds = seam_realloc(ep->fds, n * sizeof *fds);
+    if (!fds)
+        return NULL;
+    memset(fds + ep->nfds, 0, (n - ep->nfds) * sizeof *fds);
+    ep->fds = fds;
+    ep->nfds = n;
+    return &fds[fd];
+}
+
+/* Arm fd for events, once.  A registration we made may be stale: the
+ * program may have closed the file with close(2) (the kernel then dropped
+ * it) and the number may name a new one; MOD then says ENOENT, and the
+ * new file is added. */
+static int ep_arm(struct rproc *p, int fd, struct ep_fd *f, uint32_t events)
+{
+    struct epoll_event e = { .events = events | EPOLLONESHOT, .data.u64 = (uint64_t)fd };
+    int epfd = p->ep->epfd;
+    if (f->registered) {
+        if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &e) == 0)
+            return 0;
+        if (errno != ENOENT)
+            return -errno;
+    }
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) == 0) {
+        f->registered = true;
+        return 0;
+    }
+    if (errno != EEXIST)
+        return -errno;
+    f->registered = true; /* added by an earlier run of this proc's table: modify */
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &e) == 0 ? 0 : -errno;
+}
+
+void ep_start(struct rproc *p, struct rop *op)
+{
+    stat_add(p->st.submissions, 1);
+    if (op->ep_mode == EPM_BLOCKING) {
+        ep_offload(p, op);
+        return;
+    }
+    int fd = op->io->fd;
+    op->ep_events = ep_events_of(op->io, op->ep_mode);
+    struct ep_fd *f = ep_fd_of(p, fd, true);
+    if (!f) {
+        ep_complete(p, op, fd < 0 ? -EBADF : -ENOMEM);
+        return;
+    }
+    /* An empty list's armed interest may be stale (a cancelled waiter's,
+     * or reported): arm afresh.  Otherwise only if it grows. */
+    uint32_t want = (f->head ? f->armed : 0) | op->ep_events;
+    if (!f->head || want != f->armed) {
+        int r = ep_arm(p, fd, f, want);
+        if (r == -EPERM && op->ep_mode == EPM_POLL) {
+            /* a regular file or a directory: no readiness to wait for */
+            ep_offload(p, op);
+            return;
+        }
+        if (r) {
+            ep_complete(p, op, r);
+            return;
+        }
+        f->armed = want;
+    }
+    op->ep_where = EPW_FD;
+    ep_append(&f->head, &f->tail, op);
+}
+
+/* Take op off f's list. */
+static void ep_unlink(struct ep_fd *f, struct rop *op)
+{
+    struct rop *prev = NULL;
+    for (struct rop *o = f->head; o; prev = o, o = o->ep_next) {
+        if (o != op)
+            continue;
+        if (prev)
+            prev->ep_next = o->ep_next;
+        else
+            f->head = o->ep_next;
+        if (f->tail == o)
+            f->tail = prev;
+        return;
+    }
+}
+
+/* fd reported events: make the calls of the rops they concern again. */
+static void ep_ready(struct rproc *p, int fd, uint32_t events)
+{
+    struct ep_fd *f = ep_fd_of(p, fd, false);
+    if (!f)
+        return;
+    f->armed = 0; /* one-shot: reported */
+    uint32_t want = 0;
+    struct rop *next;
+    for (struct rop *op = f->head; op; op = next) {
+        next = op->ep_next;
+        if ((op->ep_events | EPOLLERR | EPOLLHUP) & events) {
+            int r = ep_call(op->io, op->ep_mode);
+            tsan_io_release();
+            if (r != -EAGAIN) {
+                ep_unlink(f, op); /* short lists: the waiters of one descriptor */
+                ep_complete(p, op, r);
+                continue;
+            }
+        }
+        want |= op->ep_events;
+    }
+    if (!want)
+        return;
+    int r = ep_arm(p, fd, f, want);
+    if (r == 0) {
+        f->armed = want;
+        return;
+    }
+    /* Cannot wait any more (the descriptor was closed by close(2)
+     * meanwhile, or no memory): the waiters get the error. */
+    struct rop *op;
+    while ((op = f->head)) {
+        f->head = op->ep_next;
+        ep_complete(p, op, r);
+    }
+    f->tail = NULL;
+}
+
+void ep_cancel(struct rproc *p, struct rop *op)
+{
+    if (op->ep_where != EPW_FD)
+        return; /* completed already, or with a helper: its result will come */
+    struct ep_fd *f = ep_fd_of(p, op->io->fd, false);
+    ep_unlink(f, op);
+    ep_complete(p, op, -ECANCELED);
+}
+
+void ep_cancel_fd(struct rproc *p, int fd)
+{
+    struct ep_fd *f = ep_fd_of(p, fd, false);
+    if (!f)
+        return;
+    struct rop *op;
+    while ((op = f->head)) {
+        f->head = op->ep_next;
+        ep_complete(p, op, -ECANCELED);
+    }
+    f->tail = NULL;
+    f->armed = 0;
+    if (f->registered) {
+        /* before a close: a file that lives on in a duplicate must not
+         * keep reporting to this set under a number that may be reused */
+        epoll_ctl(p->ep->epfd, EPOLL_CTL_DEL, fd, NULL);
+        f->registered = false;
+    }
+}
+
+int ep_close(int fd)
+{
+    /* After the descriptor's other operations, as the io_uring engine's
+     * close waits (tsan.h): ThreadSanitizer sees this close(2) and the
+     * epoll_ctl and calls made on the descriptor on other threads. */
+    tsan_io_acquire();
+    return neg_errno(close(fd));
+}
+
+/* ------------------------------------------------------------------ */
+/* The proc's wait */
+
+static int ep_wait(struct rproc *p, bool block, int64_t deadline)
+{
+    struct ep_proc *ep = p->ep;
+    if (!block)
+        return epoll_wait(ep->epfd, ep->evs, EP_EVENTS, 0);
+    if (deadline == INT64_MAX)
+        return epoll_wait(ep->epfd, ep->evs, EP_EVENTS, -1);
+    int64_t left = deadline - now_ns();
+    if (left < 0)
+        left = 0;
+#ifdef SYS_epoll_pwait2
+    if (!ep->no_pwait2) {
+        struct timespec ts = { .tv_sec = left / 1000000000, .tv_nsec = left % 1000000000 };
+        /* by number: the C library may not wrap it */
+        long r = syscall(SYS_epoll_pwait2, ep->epfd, ep->evs, EP_EVENTS, &ts, NULL, (size_t)8);
+        if (r >= 0 || errno != ENOSYS)
+            return (int)r;
+        ep->no_pwait2 = true;
+    }
+#endif
+    int64_t ms = (left + 999999) / 1000000;
+    return epoll_wait(ep->epfd, ep->evs, EP_EVENTS, ms > INT32_MAX ? INT32_MAX : (int)ms);
+}
+
+int ep_poll(struct rproc *p, bool block, int64_t deadline)
+{
+    if (p->ep_done) {
+        ep_dispatch(p);
+        block = false; /* goroutines were readied */
+    }
+    int n = ep_wait(p, block, deadline);
+    int r = n < 0 ? -errno : 0;
+    stat_add(p->st.enters, 1);
+    for (int i = 0; i < n; i++) {
+        struct epoll_event *e = &p->ep->evs[i];
+        if (e->data.u64 == EP_EFD) {
+            uint64_t v;
+            while (read(p->efd, &v, sizeof v) > 0)
+                ;
+            continue;
+        }
+        ep_ready(p, (int)e->data.u64, e->events);
+    }
+    ep_dispatch(p);
+    proc_timers_run(p);
+    return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Setup */
+
+/* The descriptor table's first size: room for every descriptor the
+ * process may open (RLIMIT_NOFILE), up to 1M, so that an operation never
+ * needs memory; its pages are touched only as descriptors are used.  A
+ * limit raised during the run grows it (ep_fd_of). */
+static size_t ep_fds_initial(void)
+{
+    struct rlimit rl;
+    size_t n = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > n)
+        n = (size_t)rl.rlim_cur;
+    return n > (1u << 20) ? (1u << 20) : n;
+}
+
+int ep_setup(struct rproc *p)
+{
+    struct ep_proc *ep = seam_calloc(1, sizeof *ep);
+    if (!ep)
+        return -ENOMEM;
+    ep->nfds = ep_fds_initial();
+    ep->fds = seam_calloc(ep->nfds, sizeof *ep->fds);
+    if (!ep->fds) {
+        free(ep);
+        return -ENOMEM;
+    }
+    ep->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (ep->epfd < 0) {
+        int r = -errno;
+        free(ep->fds);
+        free(ep);
+        return r;
+    }
+    p->efd = seam_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->efd < 0) {
+        int r = -errno;
+        close(ep->epfd);
+        free(ep->fds);
+        free(ep);
+        return r;
+    }
+    struct epoll_event e = { .events = EPOLLIN, .data.u64 = EP_EFD };
+    if (epoll_ctl(ep->epfd, EPOLL_CTL_ADD, p->efd, &e) < 0) {
+        int r = -errno;
+        close(ep->epfd);
+        free(ep->fds);
+        free(ep);
+        return r; /* p->efd is closed with the proc (runtime.c free_procs) */
+    }
+    /* valgrind (3.19) does not know epoll_pwait2 and says so each run */
+    ep->no_pwait2 = rt.valgrind;
+    p->ep = ep;
+    p->ep_done = NULL;
+    p->ring_ok = false;
+    p->msg_ring = false;    /* wakes go through the eventfd (eng_wake) */
+    p->futex_uring = -1;    /* futex.c FU_NO: goroutines wait in the wait table */
+    return 0;
+}
+
+void ep_teardown(struct rproc *p)
+{
+    struct ep_proc *ep = p->ep;
+    if (!ep)
+        return;
+    close(ep->epfd);
+    free(ep->fds);
+    free(ep);
+    p->ep = NULL;
+}
