@@ -290,7 +290,7 @@ struct ringo_stats {
     uint64_t running;         /* goroutines running, one per proc at most */
     uint64_t waiting;         /* the other live goroutines: blocked, or just readied by another proc */
     uint64_t idle_ns;         /* time procs slept in the kernel with nothing to run, ns */
-    uint64_t donations;       /* unstarted goroutines a busy proc handed to an idle one */
+    uint64_t donations;       /* unstarted goroutines moved from a busy proc to an idle one */
     uint64_t offload_jobs;    /* ringo_offload jobs queued or running */
     uint64_t engine;          /* RINGO_ENGINE_URING or RINGO_ENGINE_EPOLL: the run's (or the last run's) */
     /* more may follow */

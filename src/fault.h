@@ -31,7 +31,9 @@
  *
  * Not seamed: free/munmap (cannot fail usefully); madvise, which the
  * runtime only uses as a best-effort hint (MADV_NOHUGEPAGE, MADV_DONTNEED
- * of a stack going back to the pool) whose failure changes nothing;
+ * of a stack going back to the pool) whose failure changes nothing, or
+ * for a stack's guard page (MADV_GUARD_INSTALL), whose failure leaves the
+ * stack to the stack pointer checks as the end of the guard budget does;
  * system calls a public call makes on the caller's behalf (socket, read,
  * close ...), whose errors the caller already receives.
  *

@@ -13,10 +13,21 @@
  *     pages its goroutine touches (usually one: the header and the first
  *     frames share the top page).  Regions are MADV_NOHUGEPAGE: a huge
  *     page would commit 2 MiB for thirty mostly idle stacks.
- *   - A PROT_NONE guard page splits the region's mapping in two, and the
- *     kernel allows vm.max_map_count (65530 by default) mappings per
- *     process.  So only the first guard_budget stacks get a real guard
- *     (default max_map_count / 4, leaving most mappings to the program);
+ *   - A guard page is installed with MADV_GUARD_INSTALL (Linux 6.13): a
+ *     marker in the page table, no new mapping, and only the mmap read
+ *     lock.  Where the kernel lacks it (or RINGO_NO_GUARD_INSTALL=1), it
+ *     is mprotect(PROT_NONE), which splits the region's mapping in two
+ *     under the mmap write lock; on 2 procs that lock stalled the other
+ *     proc's first-touch page faults, and the spawn phase of 100k
+ *     goroutines that block took twice as long as with no guards at all
+ *     (tests/bench/coldstart, 2 procs: 380 ms against 170; with
+ *     MADV_GUARD_INSTALL, 160).  Either way a guard is a system call per
+ *     fresh stack (about 0.5 us with MADV_GUARD_INSTALL: guarding all
+ *     100k stacks of that benchmark added a fifth to its first round),
+ *     and an mprotect guard uses up mappings, of which the kernel allows
+ *     vm.max_map_count (65530 by default) per process.  So only the first
+ *     guard_budget stacks get a real guard (default max_map_count / 4,
+ *     leaving most mappings to the program);
  *     the rest keep an unprotected page there, and overflow is caught by
  *     checks on the stack pointer instead: at every switch away from the
  *     fiber (stack_sp_ok), and in the SIGSEGV handler, which sees the
@@ -25,8 +36,10 @@
  *     of an untouched page is a page fault, which costs 20 us on a
  *     virtualised machine — per goroutine.
  *   - Free stacks go to a per-proc LIFO cache (no locks, hot memory first);
- *     past STACK_CACHE_MAX they go back to the global pool, after
- *     MADV_DONTNEED returns their pages to the kernel.
+ *     past STACK_CACHE_MAX a batch of STACK_BATCH goes back to the global
+ *     pool, after MADV_DONTNEED returns the pages below their headers to
+ *     the kernel (only for stacks that touched any: mincore(2) says), and
+ *     an empty cache takes a batch back from the pool.
  *
  * Invariants: a stack is in exactly one of {a goroutine, one proc's cache,
  * the global pool}.  Regions are unmapped only by fiber_fini(), when no
@@ -67,11 +80,7 @@ char ringo__tsan_io_sync; /* tsan.h: its address is the sync object of I/O */
  * about a thousand regions (tests/bench/spawn). */
 #define STACKS_PER_REGION 1024
 
-/* Stacks a proc keeps for reuse before handing them back to the kernel.
- * Spawn + exit of an empty goroutine reuses the hottest cached stack
- * (tests/bench/spawn); a server that peaks at many connections returns the
- * excess.  4096 × 64 KiB of address space, at most a page resident each. */
-#define STACK_CACHE_MAX 4096
+/* STACK_CACHE_MAX and STACK_BATCH: fiber.h. */
 
 struct region {
     struct region *next;
@@ -84,12 +93,19 @@ struct region {
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct region *regions;      /* every region; under pool_lock */
 static struct region *fresh_regions; /* regions with never-used slots; under pool_lock */
-static struct stack *pool;          /* free stacks, under pool_lock */
+static struct stack *pool;          /* free stacks in batches (struct stack's
+                                     * next_batch, batch_n), under pool_lock */
 static size_t page_size;
 static size_t usable_size;          /* stack bytes below the header */
 static size_t slot_size;            /* page + usable_size + header, page aligned */
 static long guard_budget;           /* stacks that may still get a guard; under pool_lock */
 static long stack_avail;            /* see stack_reserve(); under pool_lock */
+static bool guard_madvise;          /* guards by MADV_GUARD_INSTALL; set by fiber_init
+                                     * before any proc runs, read-only after */
+
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102      /* Linux 6.13; older headers lack it */
+#endif
 
 #define HDR_SIZE ((sizeof(struct stack) + 63) & ~(size_t)63)
 
@@ -124,6 +140,17 @@ int fiber_init(size_t stack_size)
         guard_budget = (*end == '\0' && v >= 0) ? v : 0;
     } else {
         guard_budget = read_max_map_count() / 4;
+    }
+    /* Does the kernel have MADV_GUARD_INSTALL?  Asked of a page of our
+     * own: older kernels refuse the advice with EINVAL. */
+    guard_madvise = false;
+    const char *no = getenv("RINGO_NO_GUARD_INSTALL");
+    if (!(no && *no && strcmp(no, "0") != 0)) {
+        void *m = mmap(NULL, page_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            guard_madvise = madvise(m, page_size, MADV_GUARD_INSTALL) == 0;
+            munmap(m, page_size);
+        }
     }
     return 0;
 }
@@ -216,12 +243,15 @@ static char *carve_slot(bool *guard)
 
 /* Make a stack of a fresh slot.  Not under pool_lock: writing the header
  * is the slot's first touch, a page fault that can take tens of
- * microseconds on a virtualised machine. */
+ * microseconds on a virtualised machine.  A guard that cannot be installed
+ * (out of mappings or memory) leaves the stack to the stack pointer
+ * checks, as the end of the budget does. */
 static struct stack *carve_init(char *slot, bool guard)
 {
     struct stack *s = (struct stack *)(slot + slot_size - HDR_SIZE);
     s->lo = slot + page_size;
-    s->guarded = guard && seam_mprotect(slot, page_size, PROT_NONE) == 0;
+    s->guarded = guard && (guard_madvise ? madvise(slot, page_size, MADV_GUARD_INSTALL) == 0
+                                         : seam_mprotect(slot, page_size, PROT_NONE) == 0);
     if (guard && !s->guarded) {
         pthread_mutex_lock(&pool_lock);
         guard_budget = 0; /* out of mappings: no more guards this run */
@@ -238,19 +268,21 @@ static struct stack *carve_init(char *slot, bool guard)
     return s;
 }
 
-struct stack *stack_get(struct stack_cache *c)
+/* stack_get with an empty cache: a batch from the pool, or a fresh slot.
+ * Out of line, so that the common case costs no more than a pop. */
+static __attribute__((noinline)) struct stack *stack_get_slow(struct stack_cache *c)
 {
-    struct stack *s = c->head;
-    if (s) {
-        c->head = s->next;
-        c->n--;
-        return s;
-    }
     pthread_mutex_lock(&pool_lock);
-    s = pool;
+    struct stack *s = pool;
     if (s) {
-        pool = s->next;
+        /* A whole batch: the first stack for the caller, the rest for the
+         * cache, which is empty.  Taken as it is, without a walk down the
+         * chain (a cache miss and a TLB miss per header, paid again when
+         * the stack is used: warm spawns ran 30% slower with the walk). */
+        pool = s->next_batch;
         pthread_mutex_unlock(&pool_lock);
+        c->head = s->next;
+        c->n = s->batch_n - 1;
         return s;
     }
     bool guard = false;
@@ -263,6 +295,71 @@ struct stack *stack_get(struct stack_cache *c)
     return carve_init(slot, guard);
 }
 
+struct stack *stack_get(struct stack_cache *c)
+{
+    struct stack *s = c->head;
+    if (s) {
+        c->head = s->next;
+        c->n--;
+        return s;
+    }
+    return stack_get_slow(c);
+}
+
+/* Give the pool a batch: n stacks chained by ->next, the last one's NULL. */
+static void pool_push(struct stack *first, size_t n)
+{
+    first->batch_n = n;
+    pthread_mutex_lock(&pool_lock);
+    first->next_batch = pool;
+    pool = first;
+    pthread_mutex_unlock(&pool_lock);
+}
+
+/* Has any page of [lo, hi) (page aligned) been touched?  mincore(2) asks
+ * the page table, scanning down from hi (stacks grow down).  A failure
+ * answers yes. */
+static bool pages_resident(char *lo, char *hi)
+{
+    unsigned char vec[64];
+    while (hi > lo) {
+        size_t n = (size_t)(hi - lo) / page_size;
+        if (n > sizeof vec)
+            n = sizeof vec;
+        char *from = hi - n * page_size;
+        if (mincore(from, n * page_size, vec) != 0)
+            return true;
+        for (size_t i = 0; i < n; i++)
+            if (vec[i] & 1)
+                return true;
+        hi = from;
+    }
+    return false;
+}
+
+/* A cache past STACK_CACHE_MAX: a batch goes back to the pool, each
+ * stack without the pages below its header's.  Most goroutines never
+ * touch more than the top page, and MADV_DONTNEED of a range with nothing
+ * in it still costs a TLB shootdown (an IPI to every CPU that runs another
+ * proc: 30% of the CPU time of tests/bench/coldstart on 2 procs, as exits
+ * returned stacks one by one), so mincore looks first, without the IPI. */
+static __attribute__((noinline)) void stack_shed(struct stack_cache *c)
+{
+    struct stack *first = c->head, *last = first;
+    for (int i = 0;; i++) {
+        char *top_page = (char *)((uintptr_t)last & ~(uintptr_t)(page_size - 1));
+        if (top_page > last->lo && pages_resident(last->lo, top_page))
+            madvise(last->lo, (size_t)(top_page - last->lo), MADV_DONTNEED);
+        if (i == STACK_BATCH - 1)
+            break;
+        last = last->next;
+    }
+    c->head = last->next;
+    c->n -= STACK_BATCH;
+    last->next = NULL;
+    pool_push(first, STACK_BATCH);
+}
+
 void stack_put(struct stack_cache *c, struct stack *s)
 {
 #ifdef RINGO_TSAN
@@ -272,36 +369,21 @@ void stack_put(struct stack_cache *c, struct stack *s)
         __tsan_destroy_fiber(s->tsan_fiber);
     s->tsan_fiber = NULL;
 #endif
-    if (c->n < STACK_CACHE_MAX) {
-        s->next = c->head;
-        c->head = s;
-        c->n++;
-        return;
-    }
-    /* Return the pages, keeping the header's page (it holds the header). */
-    char *top_page = (char *)((uintptr_t)s & ~(uintptr_t)(page_size - 1));
-    if (top_page > s->lo)
-        madvise(s->lo, (size_t)(top_page - s->lo), MADV_DONTNEED);
-    pthread_mutex_lock(&pool_lock);
-    s->next = pool;
-    pool = s;
-    pthread_mutex_unlock(&pool_lock);
+    s->next = c->head;
+    c->head = s;
+    if (++c->n > STACK_CACHE_MAX)
+        stack_shed(c);
 }
 
 void stack_cache_drain(struct stack_cache *c)
 {
+    size_t n = c->n;
     struct stack *s = c->head;
     c->head = NULL;
     c->n = 0;
     if (!s)
         return;
-    struct stack *last = s;
-    while (last->next)
-        last = last->next;
-    pthread_mutex_lock(&pool_lock);
-    last->next = pool;
-    pool = s;
-    pthread_mutex_unlock(&pool_lock);
+    pool_push(s, n);
 }
 
 char *stack_top(struct stack *s)

@@ -35,9 +35,11 @@ struct fiber_ctx {
  */
 struct stack {
     struct stack *next;   /* cache / free list link; owner of the list only */
+    struct stack *next_batch; /* in the global pool, on a batch's first stack: the next batch */
+    size_t batch_n;       /* ... and the number of stacks in this one */
     char *lo;             /* lowest usable byte (just above the guard page's place) */
     unsigned vg_id;       /* valgrind stack id (0 without valgrind) */
-    bool guarded;         /* true: lo - page is PROT_NONE */
+    bool guarded;         /* true: lo - page is a guard (MADV_GUARD_INSTALL or PROT_NONE) */
 #ifdef RINGO_TSAN
     void *tsan_fiber;     /* the TSan fiber of the goroutine on this stack, or NULL (tsan.h) */
 #endif
@@ -45,6 +47,19 @@ struct stack {
     ucontext_t uc;        /* the fiber's context lives with its stack */
 #endif
 };
+
+/* Stacks a proc keeps for reuse before handing them back to the kernel.
+ * Spawn + exit of an empty goroutine reuses the hottest cached stack
+ * (tests/bench/spawn); a server that peaks at many connections returns the
+ * excess.  4096 × 64 KiB of address space, at most a page resident each. */
+#define STACK_CACHE_MAX 4096
+
+/* Stacks moved between a proc's cache and the global pool at a time.  One
+ * at a time, two procs that spawn and exit many goroutines took pool_lock
+ * for every stack, and it was contended enough for the threads to sleep
+ * on its futex (perf: __lll_lock_wait in stack_get and stack_put on 2
+ * procs, tests/bench/coldstart). */
+#define STACK_BATCH 64
 
 /* Per-proc cache of free stacks: a LIFO, so the most recently used (and
  * most likely cache- and TLB-hot) stack is reused first.  Owner proc only. */

@@ -246,6 +246,10 @@ struct wd_ask {
     bool gone;
 };
 
+/* Entries of a proc's stealable queue (sched.c "Stealing"). */
+#define RQ_SIZE 256
+#define RQ_STEALABLE ((uintptr_t)1) /* in an entry: not started, not bound */
+
 struct rproc {
     int idx;
     pthread_t thread;
@@ -276,8 +280,14 @@ struct rproc {
     struct rg *cur;             /* running goroutine, NULL in the scheduler loop; owner */
     struct rg *dead;            /* exited goroutine whose stack is reclaimed after the next switch */
 
-    struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks */
-    size_t runq_len;
+    struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks.
+                                         * With stealing, the overflow behind rq (sched.c "Stealing") */
+    size_t runq_len;                    /* goroutines in runq_head's list and in prio; owner */
+    struct rg *prio;                    /* with stealing: goroutines whose timer fired, run first
+                                         * (the front of the queue, sched.c g_timer_fire); owner */
+    bool steal_on;                      /* more than one proc: ready goroutines go through rq */
+    uint32_t rq_fresh;                  /* unstarted goroutines pushed on rq and not popped by the
+                                         * owner (some may have been stolen): a hint; owner */
     /* runq_len as of the last periodic poll (POLL_EVERY scheduling points)
      * or sleep, for ringo_stats on other threads: a sample, so the queues
      * cost no more to keep; owner writes relaxed. */
@@ -289,6 +299,17 @@ struct rproc {
     _Atomic int sleeping;               /* 1 while (about to be) blocked in io_uring_enter; see sched.c */
     _Atomic int hungry;                 /* 1 while out of work and asking for donations */
     bool idle;                          /* counted in rt.idle_procs; under rt.idle_lock */
+
+    /* The stealable queue (sched.c "Stealing"): a ring of RQ_SIZE entries
+     * (a goroutine pointer, | RQ_STEALABLE for one that has not started);
+     * the owner pushes at rq_tail, the owner and idle procs take from
+     * rq_head by CAS.  A line of their own for the indexes: thieves CAS
+     * rq_head, and they should not steal the owner's other lines. */
+    _Alignas(64) _Atomic uint32_t rq_head;
+    _Atomic uint32_t rq_tail;           /* stored by the owner only */
+    struct rtask steal_task;            /* "take work from a busy proc" (sched.c steal_wake) */
+    _Atomic int steal_pending;          /* steal_task is queued; xchg by the asker, cleared by the owner */
+    _Alignas(64) _Atomic uintptr_t rq[RQ_SIZE];
 
     _Alignas(64) struct timer_heap timers;   /* owner; a new cache line: owner-only fields */
     size_t timer_promised;      /* heap slots promised: started goroutines + runtime timers; owner */
@@ -528,6 +549,7 @@ int64_t spawn_main(void (*fn)(void *), void *arg);
 void proc_wake(struct rproc *target);
 void proc_post_task(struct rproc *target, struct rtask *t);
 void proc_init_tasks(struct rproc *p);
+size_t runq_count(struct rproc *p);   /* ready goroutines queued on p; owner (sched.c) */
 
 /* The scheduler loop of one proc thread; returns when the run stops. */
 void proc_main(struct rproc *p);

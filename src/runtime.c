@@ -757,7 +757,7 @@ static void collect_totals(bool ended)
         if (ended) {
             continue;
         } else if (q == tls_proc) {
-            t->runnable += q->runq_len;
+            t->runnable += runq_count(q);
             t->running += q->cur != NULL;
         } else {
             t->runnable += load_relaxed(&q->runq_pub);

@@ -18,8 +18,10 @@
  *     (ready() is called once per wait, by the claim winner).
  *   - p->cur is the goroutine running on p (NULL while g0 runs).
  *   - Only p's thread touches p's run queue, timers, ring, stack cache and
- *     free list.  Other threads reach p through p->inbox and p->tasks
- *     (lock-free MPSC stacks) and proc_wake().
+ *     free list; the one exception is the stealable part of the run queue
+ *     (p->rq, see "Stealing"), from whose head idle procs take goroutines
+ *     that have not started.  Other threads reach p through p->inbox and
+ *     p->tasks (lock-free MPSC stacks) and proc_wake().
  *   - rt.live counts goroutines that have been spawned and not exited.
  *
  * Proc sleeping/waking.  A proc that runs out of work spins briefly on its
@@ -55,7 +57,9 @@
  * spawn and wake); Go-style work stealing of any runnable goroutine (started
  * goroutines must stay on their proc); switching through g0 on every block
  * (two switches per hand-off instead of one).  Idle procs instead advertise
- * hunger and busy procs donate goroutines that have not started yet.
+ * hunger, busy procs donate goroutines that have not started yet at their
+ * scheduling points, and idle procs steal such goroutines from the head of
+ * a busy proc's queue without waiting for one ("Stealing").
  */
 #include "config.h"
 
@@ -115,6 +119,10 @@ __thread struct rproc *tls_proc __attribute__((tls_model("initial-exec")));
 
 /* Goroutines a busy proc donates to a hungry one at most per donation. */
 #define DONATE_MAX 64
+
+/* Goroutines an idle proc steals at most at a time (half the victim's
+ * ring, up to this). */
+#define STEAL_MAX 64
 
 /* Stack credits a proc takes from (and gives back to) the global pool at a
  * time; see "Stack credit" below. */
@@ -371,7 +379,188 @@ static void credit_give(struct rproc *p)
 /* ---------------------------------------------------------------------- */
 /* Queues */
 
-static inline void runq_push(struct rproc *p, struct rg *g)
+/*
+ * Stealing.  With more than one proc, a proc's ready goroutines go through
+ * rq, a ring of RQ_SIZE entries (Go's runq is the model: runqput,
+ * runqget, runqgrab).  The owner pushes at rq_tail; the owner pops, and an
+ * idle proc steals, at rq_head, each claiming entries with a CAS on
+ * rq_head.  A thief takes only the leading run of entries marked
+ * RQ_STEALABLE (goroutines that have not started and are not bound), at
+ * most half of them: started goroutines never change proc.  When the ring
+ * is full, goroutines queue behind it on the owner's list (runq_head; they
+ * are still donated as before), and every push moves as many of them into
+ * the ring as fit, oldest first, so the order is FIFO throughout: entries
+ * in the ring are older than those on the list.  A goroutine whose timer
+ * fired goes on prio, ahead of both (g_timer_fire).  With one proc there
+ * are no thieves, and the list alone is the queue, as it always was.
+ *
+ * Who steals: a proc about to sleep (proc_main), and a hungry proc that a
+ * spawner pokes (steal_wake): a goroutine that spawns and then computes
+ * without a scheduling point would otherwise keep its children from idle
+ * procs until it blocked.
+ *
+ * The handshakes, owner o and thief t (another proc's thread):
+ *
+ *   push (o)                                grab (t)
+ *   --------                                --------
+ *   h = load_acquire(rq_head)   (1)         h = load_acquire(rq_head)   (1')
+ *   if rq_tail - h == RQ_SIZE: full         tl = load_acquire(rq_tail)  (2')
+ *   store_relaxed(rq[tail], g|tag)          read rq[h .. h+n) relaxed
+ *   store_release(rq_tail, tail+1) (2)      cas_acq_rel(rq_head, h, h+n) (3')
+ *
+ *   pop (o): h = load_acquire(rq_head); e = rq[h]; cas_acq_rel(rq_head, h, h+1) (3)
+ *
+ *   - (2) pairs with (2'): a thief that sees the new tail sees the entry
+ *     and everything the owner wrote to the goroutine before pushing it
+ *     (spawn's initialisation).
+ *   - (3') pairs with (1): the owner overwrites a slot only after loading
+ *     a head past it; if a thief moved the head, its reads of that slot
+ *     happened before, so the owner never overwrites an entry a
+ *     successful thief is still reading.
+ *   - The owner's pop and a thief's grab race for the same head: both CAS
+ *     from h, one wins, the other fails and starts again with the new
+ *     head.  A thief whose CAS fails throws away what it read: the slots
+ *     may have been consumed and refilled meanwhile (which is why they
+ *     are atomics, read relaxed: a read that races with the owner's store
+ *     is then no data race, only a stale value that is never used).
+ *     rq_head counts up without wrapping the ring (32 bits: an ABA would
+ *     need 2^32 pops between a thief's load and its CAS).
+ *   - (1') and (2') are loaded in that order, so tail - head is at least
+ *     the number of live entries at (1'); if the owner pushed and others
+ *     popped in between, it may exceed RQ_SIZE: an inconsistent pair, read
+ *     again.
+ *   - A thief that wins owns the goroutines: it sets their proc (relaxed,
+ *     as donate does: nobody reads the proc of a goroutine that has not
+ *     started but its holder) and queues them on its own proc.
+ */
+
+/* Push onto p's ring; false if it is full.  Owner only. */
+static inline bool rq_push(struct rproc *p, struct rg *g)
+{
+    /* relaxed: only this thread stores rq_tail */
+    uint32_t t = load_relaxed(&p->rq_tail);
+    /* acquire (1): pairs with the consumers' CAS (3)/(3'); see "Stealing" */
+    uint32_t h = load_acquire(&p->rq_head);
+    if (t - h >= RQ_SIZE)
+        return false;
+    uintptr_t e = (uintptr_t)g | ((!g->started && !g->bound) ? RQ_STEALABLE : 0);
+    p->rq_fresh += e & RQ_STEALABLE;
+    /* relaxed: published by the release store of the tail below */
+    store_relaxed(&p->rq[t % RQ_SIZE], e);
+    /* release (2): publishes the entry and the goroutine to thieves */
+    store_release(&p->rq_tail, t + 1);
+    return true;
+}
+
+/* Take the oldest entry of p's ring, or NULL.  Owner only. */
+static inline struct rg *rq_pop(struct rproc *p)
+{
+    /* acquire: as (1), pairs with a thief's CAS (3') */
+    uint32_t h = load_acquire(&p->rq_head);
+    for (;;) {
+        if (h == load_relaxed(&p->rq_tail)) /* relaxed: our own store */
+            return NULL;
+        /* relaxed: our own store; the CAS decides whether it is ours */
+        uintptr_t e = load_relaxed(&p->rq[h % RQ_SIZE]);
+        /* acq_rel (3): the race with thieves for the head; on failure h
+         * is the new head, loaded with acquire */
+        if (cas_acq_rel(&p->rq_head, &h, h + 1)) {
+            if ((e & RQ_STEALABLE) && p->rq_fresh)
+                p->rq_fresh--;
+            return (struct rg *)(e & ~RQ_STEALABLE);
+        }
+    }
+}
+
+static inline uint32_t rq_len(struct rproc *p)
+{
+    /* acquire/relaxed: as in rq_pop; thieves only ever shrink it */
+    return load_relaxed(&p->rq_tail) - load_acquire(&p->rq_head);
+}
+
+/* Move goroutines queued behind a full ring into it, oldest first.
+ * Everything needed from g is read before rq_push: once it is on the ring
+ * a thief may take it, run it and free it. */
+static void rq_refill(struct rproc *p)
+{
+    struct rg *g;
+    while ((g = p->runq_head)) {
+        struct rg *next = g->next;
+        bool fresh = !g->started && !g->bound;
+        if (!rq_push(p, g))
+            break;
+        p->runq_head = next;
+        if (!next)
+            p->runq_tail = NULL;
+        p->runq_len--;
+        if (fresh)
+            p->fresh--;
+    }
+}
+
+/* Take up to half (at most STEAL_MAX) of the leading unstarted goroutines
+ * of v's ring into out[]; their number.  Any thread; see "Stealing". */
+static unsigned rq_grab(struct rproc *v, struct rg **out)
+{
+    for (;;) {
+        /* acquire (1'), then acquire (2'): see "Stealing" */
+        uint32_t h = load_acquire(&v->rq_head);
+        uint32_t t = load_acquire(&v->rq_tail);
+        uint32_t n = t - h;
+        if (n > RQ_SIZE)
+            continue; /* an inconsistent pair: read again */
+        n -= n / 2;
+        if (n > STEAL_MAX)
+            n = STEAL_MAX;
+        unsigned k = 0;
+        while (k < n) {
+            /* relaxed: published by (2'); only kept if the CAS wins */
+            uintptr_t e = load_relaxed(&v->rq[(h + k) % RQ_SIZE]);
+            if (!(e & RQ_STEALABLE))
+                break;
+            out[k++] = (struct rg *)(e & ~RQ_STEALABLE);
+        }
+        if (k == 0)
+            return 0;
+        /* acq_rel (3'): claims the entries; pairs with the owner's (1) */
+        if (cas_acq_rel(&v->rq_head, &h, h + k))
+            return k;
+    }
+}
+
+/* runq_push and runq_pop with stealing on: the ring, the list behind it,
+ * prio (see "Stealing").  Apart, so that one proc's queue costs one
+ * predictable branch more than it always did (tests/bench/yield). */
+static void runq_push_list(struct rproc *p, struct rg *g);
+
+static __attribute__((noinline)) void runq_push_steal(struct rproc *p, struct rg *g)
+{
+    if (!p->runq_head && rq_push(p, g))
+        return;
+    runq_push_list(p, g);
+    rq_refill(p);
+}
+
+static struct rg *runq_pop_list(struct rproc *p);
+
+static inline struct rg *runq_pop_steal(struct rproc *p)
+{
+    struct rg *g = p->prio;
+    if (g) {
+        p->prio = g->next;
+        p->runq_len--;
+        return g;
+    }
+    if ((g = rq_pop(p)))
+        return g;
+    /* The ring is empty: the list behind it is next. */
+    g = runq_pop_list(p);
+    if (g)
+        rq_refill(p);
+    return g;
+}
+
+static inline void runq_push_list(struct rproc *p, struct rg *g)
 {
     if (!g->started && !g->bound)
         p->fresh++;
@@ -384,7 +573,7 @@ static inline void runq_push(struct rproc *p, struct rg *g)
     p->runq_len++;
 }
 
-static inline struct rg *runq_pop(struct rproc *p)
+static inline struct rg *runq_pop_list(struct rproc *p)
 {
     struct rg *g = p->runq_head;
     if (g) {
@@ -396,6 +585,31 @@ static inline struct rg *runq_pop(struct rproc *p)
             p->fresh--;
     }
     return g;
+}
+
+static inline void runq_push(struct rproc *p, struct rg *g)
+{
+    if (__builtin_expect(p->steal_on, 0))
+        runq_push_steal(p, g);
+    else
+        runq_push_list(p, g);
+}
+
+static inline struct rg *runq_pop(struct rproc *p)
+{
+    if (__builtin_expect(p->steal_on, 0))
+        return runq_pop_steal(p);
+    return runq_pop_list(p);
+}
+
+static bool runq_empty_steal(struct rproc *p)
+{
+    return !p->runq_head && !p->prio && rq_len(p) == 0;
+}
+
+size_t runq_count(struct rproc *p)
+{
+    return p->runq_len + (p->steal_on ? rq_len(p) : 0);
 }
 
 /* Push a chain first..last (linked by ->next) onto p's inbox. */
@@ -550,6 +764,12 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
         return;
     g->result = g->wake_at_result;
     store_relaxed(&g->state, G_RUNNABLE);
+    if (p->steal_on) {
+        g->next = p->prio; /* the ring's front belongs to thieves too */
+        p->prio = g;
+        p->runq_len++;
+        return;
+    }
     g->next = p->runq_head;
     p->runq_head = g;
     if (!p->runq_tail)
@@ -670,10 +890,24 @@ static void flush_run(struct rproc *p, struct rtask *t)
     stack_cache_drain(&p->stacks);
 }
 
+static struct rg *steal(struct rproc *p);
+
+static void steal_run(struct rproc *p, struct rtask *t)
+{
+    (void)t;
+    /* release: the next spawner may post again; as flush_pending */
+    store_release(&p->steal_pending, 0);
+    struct rg *g = steal(p);
+    if (g)
+        runq_push(p, g);
+}
+
 void proc_init_tasks(struct rproc *p)
 {
     p->flush_task.run = flush_run;
+    p->steal_task.run = steal_run;
     p->spin_budget = SPIN_NS;
+    p->steal_on = rt.nprocs > 1;
 }
 
 /* Give g what it needs to run for the first time: a stack, and room in
@@ -763,8 +997,61 @@ static void poll_cheap(struct rproc *p)
     }
 }
 
+/* donate for the ring (see "Stealing"): a hungry proc steals only the
+ * leading run of unstarted goroutines of p's ring, and a started one at the
+ * head (one that yielded, or was woken) hides the unstarted ones behind it.
+ * So the owner takes the whole ring as a thief would (one CAS on the head),
+ * gives up to half of its unstarted goroutines to `to`, and puts the rest
+ * back in their order; the ring is then empty but for them, with room for
+ * all.  True if it gave any.  rq_fresh, the unstarted goroutines the owner
+ * pushed and has not popped, counts those thieves took as well: a hint,
+ * made exact here. */
+static bool donate_ring(struct rproc *p, struct rproc *to)
+{
+    /* acquire: as (1) in rq_pop; the CAS (3) claims [h, t) from thieves */
+    uint32_t h = load_acquire(&p->rq_head);
+    uint32_t t = load_relaxed(&p->rq_tail); /* relaxed: our own store */
+    do {
+        if (h == t) {
+            p->rq_fresh = 0;
+            return false;
+        }
+    } while (!cas_acq_rel(&p->rq_head, &h, t));
+    unsigned want = (p->rq_fresh + 1) / 2;
+    if (want > DONATE_MAX)
+        want = DONATE_MAX;
+    p->rq_fresh = 0;
+    struct rg *first = NULL, *last = NULL;
+    unsigned n = 0;
+    /* In place, oldest first: the j-th entry put back lands on slot
+     * (t + j) % RQ_SIZE, which is one already read (t - h <= RQ_SIZE). */
+    for (uint32_t i = h; i != t; i++) {
+        /* relaxed: our own stores, claimed by the CAS */
+        uintptr_t e = load_relaxed(&p->rq[i % RQ_SIZE]);
+        struct rg *g = (struct rg *)(e & ~RQ_STEALABLE);
+        if ((e & RQ_STEALABLE) && n < want) {
+            store_relaxed(&g->p, to); /* relaxed: see "Stealing" */
+            g->next = NULL;
+            if (last)
+                last->next = g;
+            else
+                first = g;
+            last = g;
+            n++;
+        } else if (!rq_push(p, g)) {
+            bug("the ring lost room it had");
+        }
+    }
+    if (first) {
+        stat_add(p->st.donations, n);
+        inbox_push_chain(to, first, last);
+        proc_wake(to);
+    }
+    return n > 0;
+}
+
 /* Give unstarted goroutines to a hungry proc.  Called by a busy proc that
- * has some (p->fresh > 0). */
+ * has some (p->fresh > 0, or p->rq_fresh). */
 static void donate(struct rproc *p)
 {
     struct rproc *to = NULL;
@@ -776,6 +1063,8 @@ static void donate(struct rproc *p)
         }
     }
     if (!to)
+        return;
+    if (p->steal_on && p->rq_fresh && donate_ring(p, to))
         return;
     size_t want = (p->fresh + 1) / 2;
     if (want > DONATE_MAX)
@@ -825,7 +1114,50 @@ static inline bool any_hungry(struct rproc *p)
     return false;
 }
 
-static inline struct rg *next_runnable(struct rproc *p)
+/* Take goroutines that have not started from another proc's ring (see
+ * "Stealing"): one to run, the rest queued here.  NULL if no proc had any. */
+static struct rg *steal(struct rproc *p)
+{
+    struct rg *got[STEAL_MAX]; /* on a goroutine's stack, from steal_run */
+    for (unsigned i = 1; i < rt.nprocs; i++) {
+        struct rproc *v = rt.procs[(p->idx + i) % rt.nprocs];
+        unsigned n = rq_grab(v, got);
+        if (!n)
+            continue;
+        for (unsigned k = 0; k < n; k++)
+            store_relaxed(&got[k]->p, p); /* relaxed: see "Stealing" */
+        for (unsigned k = 1; k < n; k++)
+            runq_push(p, got[k]);
+        stat_add(p->st.donations, n); /* ringo_stats counts both ways of moving */
+        return got[0];
+    }
+    return NULL;
+}
+
+/* A goroutine just went on p's ring: if a proc is hungry, ask it to come
+ * and steal.  A task rather than a plain wake: a hungry proc may be
+ * spinning on its inbox and tasks (proc_sleep), or about to sleep, and the
+ * task is what the sleep/wake handshake covers. */
+static void steal_wake(struct rproc *p)
+{
+    for (unsigned i = 1; i < rt.nprocs; i++) {
+        struct rproc *q = rt.procs[(p->idx + i) % rt.nprocs];
+        /* relaxed peek, then acq_rel xchg: one spawner (or donor) takes
+         * the hungry flag, as in donate */
+        if (load_relaxed(&q->hungry) && xchg_acq_rel(&q->hungry, 0) == 1) {
+            /* acq_rel: one asker posts the task until its run clears the
+             * flag (release in steal_run) */
+            if (xchg_acq_rel(&q->steal_pending, 1) == 0)
+                proc_post_task(q, &q->steal_task);
+            return;
+        }
+    }
+}
+
+/* next_runnable, for a queue with stealing on (steal) or without; the
+ * flag is a constant in each copy, so one proc's scheduling points pay for
+ * stealing with a single branch (next_runnable). */
+static inline __attribute__((always_inline)) struct rg *next_runnable_t(struct rproc *p, bool steal)
 {
     /* A scheduling point, counted for the periodic polls and for the
      * watchdog, which takes a tick that stands still for a goroutine that
@@ -834,18 +1166,31 @@ static inline struct rg *next_runnable(struct rproc *p)
     unsigned tick = load_relaxed(&p->tick) + 1;
     store_relaxed(&p->tick, tick);
     if (tick % POLL_EVERY == 0) {
-        store_relaxed(&p->runq_pub, p->runq_len); /* for ringo_stats */
+        store_relaxed(&p->runq_pub, runq_count(p)); /* for ringo_stats */
         proc_clock_coarse(p);
         poll_cheap(p);
         if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             eng_poll(p, false, 0);
-    } else if (!p->runq_head) {
+    } else if (steal ? runq_empty_steal(p) : !p->runq_head) {
         poll_cheap(p);
     }
     /* relaxed: a hint; a missed donation waits for the next schedule */
-    if (p->fresh && (p->runq_len > 1 || p->cur) && any_hungry(p))
+    if ((p->fresh || (steal && p->rq_fresh)) && (p->runq_head != p->runq_tail || p->cur) &&
+        any_hungry(p))
         donate(p);
-    return runq_pop(p);
+    return steal ? runq_pop_steal(p) : runq_pop_list(p);
+}
+
+static __attribute__((noinline)) struct rg *next_runnable_steal(struct rproc *p)
+{
+    return next_runnable_t(p, true);
+}
+
+static inline struct rg *next_runnable(struct rproc *p)
+{
+    if (__builtin_expect(p->steal_on, 0))
+        return next_runnable_steal(p);
+    return next_runnable_t(p, false);
 }
 
 void sched_switch(struct rproc *p, struct rg *g)
@@ -943,6 +1288,8 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
         fetch_add_relaxed(&rt.foreign_spawned, 1); /* many writers: a real RMW */
     if (target == me) {
         runq_push(me, g);
+        if (me->steal_on && !bound)
+            steal_wake(me);
     } else {
         if (me)
             stat_add(me->st.cross_wakes, 1);
@@ -1003,8 +1350,14 @@ void ringo_yield(void)
         return;
     }
     store_relaxed(&g->state, G_RUNNABLE);
-    runq_push(p, g);
-    struct rg *next = next_runnable(p);
+    struct rg *next;
+    if (__builtin_expect(p->steal_on, 0)) { /* one branch for both, as next_runnable */
+        runq_push_steal(p, g);
+        next = next_runnable_steal(p);
+    } else {
+        runq_push_list(p, g);
+        next = next_runnable_t(p, false);
+    }
     if (next != g)
         switch_to(p, g, next, false);
     store_relaxed(&g->state, G_RUNNING);
@@ -1263,6 +1616,8 @@ void proc_main(struct rproc *p)
         if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             eng_poll(p, false, 0);
         struct rg *g = runq_pop(p);
+        if (!g && p->steal_on)
+            g = steal(p);
         if (g) {
             switch_to(p, NULL, g, false);
             continue;

@@ -12,6 +12,8 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
+#include "internal.h" /* tls_proc and struct stack: where a guard page lies */
+
 static unsigned nprocs_param = 1;
 
 /* ------------------------------------------------------------------ */
@@ -117,7 +119,13 @@ static void main_ids(void *arg)
     ck_assert_int_gt(b, 0);
     ck_assert_int_ne(a, b);
     ck_assert_int_ne(a, ringo_id());
-    ck_assert_uint_eq(ringo_count(), 3);
+    /* Counted from the spawn: on one proc neither has run yet; on more,
+     * an idle proc may already have taken them and run them (stealing). */
+    size_t n = ringo_count();
+    if (nprocs_param == 1)
+        ck_assert_uint_eq(n, 3);
+    else
+        ck_assert_msg(n >= 1 && n <= 3, "ringo_count() == %zu", n);
     while (ringo_count() > 1)
         ringo_yield();
 }
@@ -842,6 +850,120 @@ START_TEST(stack_overflow_canary)
 }
 END_TEST
 
+/* The stack pool (fiber.c), without a run: a proc's cache that overflows
+ * hands the pool a batch of STACK_BATCH stacks, giving the kernel back the
+ * pages a goroutine touched below the header's page (and only asking
+ * mincore, not MADV_DONTNEED, of stacks that touched none); an empty cache
+ * takes a whole batch back in one go. */
+static bool page_resident(const void *addr)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    unsigned char v = 0;
+    void *page = (void *)((uintptr_t)addr & ~(uintptr_t)(pg - 1));
+    ck_assert_int_eq(mincore(page, (size_t)pg, &v), 0);
+    return v & 1;
+}
+
+START_TEST(stack_pool_batches)
+{
+    enum { N = STACK_CACHE_MAX + 1 };
+    static struct stack *st[N];
+    ck_assert_int_eq(fiber_init(0), 0);
+    ck_assert_int_eq(stack_reserve(N), 0);
+    struct stack_cache a = { 0 }, b = { 0 };
+    for (int i = 0; i < N; i++) {
+        st[i] = stack_get(&a);
+        ck_assert_ptr_nonnull(st[i]);
+    }
+    /* The last stack's goroutine went deep: a page well below the top. */
+    struct stack *deep = st[N - 1];
+    volatile char *low = deep->lo + 16;
+    *low = 1;
+    ck_assert(page_resident((const void *)low));
+    for (int i = 0; i < N - 1; i++)
+        stack_put(&a, st[i]);
+    ck_assert_uint_eq(a.n, STACK_CACHE_MAX);
+    stack_put(&a, deep); /* one too many: a batch goes to the pool */
+    ck_assert_uint_eq(a.n, STACK_CACHE_MAX + 1 - STACK_BATCH);
+    ck_assert_msg(!page_resident((const void *)low), "the deep page was not given back");
+    ck_assert(page_resident(deep)); /* the header's page stays */
+    /* Another proc's empty cache takes the batch whole, newest first. */
+    struct stack *s = stack_get(&b);
+    ck_assert_ptr_eq(s, deep);
+    ck_assert_uint_eq(b.n, STACK_BATCH - 1);
+    ck_assert_ptr_eq(b.head, st[N - 2]);
+    stack_put(&b, s);
+    stack_cache_drain(&a);
+    stack_cache_drain(&b);
+    ck_assert_uint_eq(a.n + b.n, 0);
+    /* Drained caches are whole batches in the pool: all N come back. */
+    for (int i = 0; i < N; i++) {
+        st[i] = stack_get(&a);
+        ck_assert_ptr_nonnull(st[i]);
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N && j < i + 2 * STACK_BATCH; j++)
+            ck_assert_ptr_ne(st[i], st[j]);
+    for (int i = 0; i < N; i++)
+        stack_put(&a, st[i]);
+    stack_cache_drain(&a);
+    stack_unreserve(N);
+    fiber_fini();
+}
+END_TEST
+
+/* The guard page is real: a read of the page just below a goroutine's
+ * stack faults (and is reported as an overflow), where without a guard it
+ * would read zeroes from the unprotected page and go on.  Installed with
+ * MADV_GUARD_INSTALL where the kernel has it (6.13+), and with mprotect
+ * under RINGO_NO_GUARD_INSTALL=1 (and on older kernels). */
+static void touch_guard(void *arg)
+{
+    (void)arg;
+    struct stack *s = tls_proc->cur->stack;
+    volatile const char *below = s->lo - sysconf(_SC_PAGESIZE);
+    (void)*below;
+    _exit(4); /* the read went through: no guard */
+}
+
+static void touch_guard_main(void *arg)
+{
+    (void)arg;
+    ringo_go(touch_guard, NULL);
+}
+
+static void child_touch_guard(void)
+{
+    ringo_run(touch_guard_main, NULL, NULL);
+    _exit(3);
+}
+
+static void child_touch_guard_mprotect(void)
+{
+    setenv("RINGO_NO_GUARD_INSTALL", "1", 1);
+    child_touch_guard();
+}
+
+static void check_guard_faults(void (*child)(void))
+{
+    char buf[4096];
+    int st = run_captured(child, buf, sizeof buf);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, " stack overflow") != NULL, "stderr: %s", buf);
+}
+
+START_TEST(stack_guard_page_faults)
+{
+    check_guard_faults(child_touch_guard);
+}
+END_TEST
+
+START_TEST(stack_guard_page_faults_mprotect)
+{
+    check_guard_faults(child_touch_guard_mprotect);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 /* ------------------------------------------------------------------ */
@@ -1020,6 +1142,91 @@ START_TEST(stats_count_donations)
 }
 END_TEST
 
+/* Stealing (sched.c "Stealing"): a goroutine spawns 2 x procs CPU-bound
+ * children, then computes without a scheduling point until all of them
+ * have run.  It never yields, so it neither donates nor runs any of them:
+ * the run finishes only if the idle procs take the children from its
+ * queue by themselves, and every child must have run on another proc. */
+static _Atomic int steal_kids_done, steal_kids_on_parent;
+static int steal_parent_proc;
+
+static void steal_kid(void *arg)
+{
+    (void)arg;
+    volatile unsigned long x = 0;
+    for (unsigned long i = 0; i < 2000000; i++)
+        x += i;
+    if (ringo_proc() == steal_parent_proc)
+        atomic_fetch_add(&steal_kids_on_parent, 1);
+    atomic_fetch_add(&steal_kids_done, 1);
+}
+
+static void steal_parent(void *arg)
+{
+    (void)arg;
+    int n = 2 * ringo_nprocs();
+    steal_parent_proc = ringo_proc();
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(ringo_go(steal_kid, NULL), 0);
+    while (atomic_load(&steal_kids_done) < n)
+        ; /* computing: no scheduling point */
+    ck_assert_int_eq(atomic_load(&steal_kids_on_parent), 0);
+}
+
+START_TEST(idle_procs_steal_unstarted)
+{
+    atomic_store(&steal_kids_done, 0);
+    atomic_store(&steal_kids_on_parent, 0);
+    /* At least two procs, whatever RINGO_TEST_MAX_PROCS says: with one
+     * there is nobody to steal, and the parent would compute for ever. */
+    unsigned procs = nprocs_param > 2 ? nprocs_param : 2;
+    struct ringo_config cfg = { .procs = procs };
+    ck_assert_int_eq(ringo_run(steal_parent, NULL, &cfg), 0);
+    ck_assert_int_eq(atomic_load(&steal_kids_done), 2 * (int)procs);
+}
+END_TEST
+
+/* The run queue stays FIFO through the stealable ring, the list behind it
+ * when it is full, and the moves from the list into the ring: goroutines
+ * bound to proc 0 (never stolen), spawned there all at once, far more than
+ * the ring holds, each yielding once, must start in the order they were
+ * spawned and resume in the same order after every one has started. */
+#define FIFO_KIDS (3 * RQ_SIZE + 17)
+static int fifo_seq, fifo_done, fifo_bad;
+
+static void fifo_kid(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    if (fifo_seq++ != i)
+        fifo_bad++;
+    ringo_yield();
+    if (fifo_seq++ != FIFO_KIDS + i)
+        fifo_bad++;
+    fifo_done++;
+}
+
+static void fifo_spawner(void *arg)
+{
+    (void)arg;
+    fifo_seq = fifo_done = fifo_bad = 0;
+    for (int i = 0; i < FIFO_KIDS; i++)
+        ck_assert_int_gt(ringo_go_on(0, fifo_kid, (void *)(intptr_t)i), 0);
+    while (fifo_done < FIFO_KIDS)
+        ringo_yield();
+    ck_assert_int_eq(fifo_bad, 0);
+}
+
+static void fifo_main(void *arg)
+{
+    ck_assert_int_gt(ringo_go_on(0, fifo_spawner, arg), 0);
+}
+
+START_TEST(run_queue_fifo_through_ring)
+{
+    RUN(fifo_main, NULL, nprocs_param);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -1059,7 +1266,12 @@ static Suite *suite(void)
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
         tcase_add_test(tc, stack_overflow_canary);
+        tcase_add_test(tc, stack_guard_page_faults);
+        tcase_add_test(tc, stack_guard_page_faults_mprotect);
     }
+    tcase_add_test(tc, stack_pool_batches);
+    tcase_add_test(tc, idle_procs_steal_unstarted);
+    tcase_add_test(tc, run_queue_fifo_through_ring);
     suite_add_tcase(s, tc);
     return s;
 }

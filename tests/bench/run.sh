@@ -35,7 +35,7 @@
 #                           1000000 is DESIGN.md's scale)
 #   BENCH_ONLY=REGEX        run only the workloads whose name matches
 #                           (yield spawn sleepers idle pingpong chanbuf mutex
-#                           waitgroup http churn client kv)
+#                           waitgroup coldstart http churn client kv)
 #   BENCH_ENGINES=LIST      "default epoll" (the default): every ringo figure on
 #                           the engine the host gives and again on the epoll
 #                           engine (RINGO_ENGINE=epoll); "default" alone skips
@@ -234,16 +234,21 @@ met() {
 }
 
 rows=()
+# A target of "<=go" or ">=go" is the Go peer's figure in the same run.
 row_fmt='%-50s | %-14s | %-12s | %-12s | %-14s | %-14s | %-7s | %s'
 # row LABEL UNIT lo|hi TARGET RINGOTAG GOTAG KEY [NOTE]: ringo on the
 # host's engine and on epoll (RINGOTAG's .e twin, run_ringo), beside Go.
 row() {
     local r e g
+    local t=$4 shown=$4
     r=$(cell "$5" "$7")
     e=$(cell "${5%.r}.e" "$7")
     g=$(cell "$6" "$7")
+    case $t in
+    '<=go' | '>=go') shown="${t%go}Go"; t="${t%go}$g" ;;
+    esac
     rows+=("$(printf "$row_fmt" "$1 ($2)" "$(fmt "$r")" "$(fmt "$e")" "$(fmt "$g")" \
-        "$(ratio "$r" "$g" "$3")" "$(ratio "$e" "$g" "$3")" "${4:--}" "$(met "$r" "$4")")")
+        "$(ratio "$r" "$g" "$3")" "$(ratio "$e" "$g" "$3")" "${shown:--}" "$(met "$r" "$t")")")
 }
 
 print_rows() {
@@ -318,6 +323,34 @@ if wanted waitgroup; then
     run_go waitgroup.g waitgroup
     row "WaitGroup fan-out 100k, round 1" "ms" lo "<=3" waitgroup.r waitgroup.g round1_ms
     row "WaitGroup fan-out 100k, round 2" "ms" lo "<=3" waitgroup.r waitgroup.g round2_ms
+fi
+
+# Cold starts: what a fresh goroutine costs the first time it is touched.
+# The spawn phase of 100k goroutines that block on a channel (the first
+# round pays a page fault or more per goroutine for its stack and struct),
+# those faults per goroutine, the WaitGroup fan-out on one and two procs,
+# and the peak resident set of a goroutine that spawns 1M without yielding
+# (what unstarted goroutines cost while they wait in a queue).
+if wanted coldstart; then
+    for p in 1 2; do
+        run_ringo cold$p.r coldstart BENCH_PROCS=$p BENCH_COLD=block
+        run_go cold$p.g coldstart BENCH_PROCS=$p BENCH_COLD=block
+        run_ringo coldrss$p.r coldstart BENCH_PROCS=$p BENCH_COLD=rss
+        run_go coldrss$p.g coldstart BENCH_PROCS=$p BENCH_COLD=rss
+        run_ringo coldwg$p.r waitgroup BENCH_PROCS=$p
+        run_go coldwg$p.g waitgroup BENCH_PROCS=$p
+    done
+    for p in 1 2; do
+        s=$([ "$p" = 1 ] || echo s)
+        row "100k that block on a chan, $p proc$s, round 1" "ms" lo "<=go" cold$p.r cold$p.g round1_ms
+        row "  same, round 2" "ms" lo "<=go" cold$p.r cold$p.g round2_ms
+        row "  same, round 1 page faults" "per g" lo "" cold$p.r cold$p.g faults_per_g
+        row "WaitGroup fan-out 100k, $p proc$s, round 1" "ms" lo "<=3" coldwg$p.r coldwg$p.g round1_ms
+        row "  same, round 2" "ms" lo "<=3" coldwg$p.r coldwg$p.g round2_ms
+        row "  same, round 1 page faults" "per g" lo "" coldwg$p.r coldwg$p.g faults_per_g
+        row "spawn 1M without yielding, $p proc$s: peak RSS" "MB" lo "<=go" coldrss$p.r coldrss$p.g peak_rss_mb
+        row "  same, resident bytes per unstarted g" "B" lo "" coldrss$p.r coldrss$p.g bytes_per_unstarted
+    done
 fi
 
 say ""
