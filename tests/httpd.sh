@@ -27,6 +27,7 @@ start_httpd() {
     starts=$((starts + 1))
     for try in 1 2 3 4 5 6 7 8; do
         port=$(( 20000 + ( $$ * 7 + try * 1031 + starts * 5003 ) % 30000 ))
+        : >"$log" # not the last server's "listening"
         $RINGO_TEST_WRAP "$httpd" -a 127.0.0.1 -p "$port" -t 2 "$@" 2>"$log" &
         pid=$!
         i=0

@@ -34,6 +34,7 @@ start_kv() {
     starts=$((starts + 1))
     for try in 1 2 3 4 5 6 7 8; do
         port=$(( 20000 + ( $$ * 11 + try * 1031 + starts * 5003 ) % 30000 ))
+        : >"$log" # not the last server's "listening"
         "$kv" -a 127.0.0.1 -p "$port" -t 2 "$@" 2>"$log" &
         pid=$!
         i=0
