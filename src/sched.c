@@ -990,11 +990,18 @@ static void poll_cheap(struct rproc *p)
 {
     tasks_run(p);
     inbox_drain(p);
-    if (p->timers.n) {
-        int64_t now = now_ns();
-        proc_clock_set(p, now);
-        timer_run(p, &p->timers, now);
-    }
+    proc_timers_run(p);
+}
+
+/* Append g to the chain [*first, *last] that a donation hands over. */
+static inline void chain_append(struct rg **first, struct rg **last, struct rg *g)
+{
+    g->next = NULL;
+    if (*last)
+        (*last)->next = g;
+    else
+        *first = g;
+    *last = g;
 }
 
 /* donate for the ring (see "Stealing"): a hungry proc steals only the
@@ -1031,12 +1038,7 @@ static bool donate_ring(struct rproc *p, struct rproc *to)
         struct rg *g = (struct rg *)(e & ~RQ_STEALABLE);
         if ((e & RQ_STEALABLE) && n < want) {
             store_relaxed(&g->p, to); /* relaxed: see "Stealing" */
-            g->next = NULL;
-            if (last)
-                last->next = g;
-            else
-                first = g;
-            last = g;
+            chain_append(&first, &last, g);
             n++;
         } else if (!rq_push(p, g)) {
             bug("the ring lost room it had");
@@ -1082,12 +1084,7 @@ static void donate(struct rproc *p)
             p->runq_len--;
             p->fresh--;
             store_relaxed(&g->p, to);
-            g->next = NULL;
-            if (last)
-                last->next = g;
-            else
-                first = g;
-            last = g;
+            chain_append(&first, &last, g);
             n++;
         } else {
             prev = g;
