@@ -62,8 +62,8 @@
  * on ringo_cancel, whichever comes first; futex_wait itself stays as above.
  *   - IORING_OP_FUTEX_WAIT: as I/O does (io.c, io_wait): the park is not
  *     interruptible, g->io_op is the wait's rop, and the timer at the
- *     earlier of the two times (op_deadline_fire, sched.c) or a cancel
- *     (cancel_interrupt, sched.c; the load of cancel_id after
+ *     earlier of the two times (op_deadline_fire, park.c) or a cancel
+ *     (cancel_interrupt, cancel.c; the load of cancel_id after
  *     park_prepare, as in io_wait) submits an IORING_OP_ASYNC_CANCEL for
  *     it; the wait's own CQE, -ECANCELED or a wake's 0, ends it.  The
  *     kernel's futex hash bucket lock decides between a wake and the

@@ -112,7 +112,7 @@ struct rg {
     bool started;               /* has a stack and has run; never donated after */
     bool bound;                 /* ringo_go_on: never donated */
     _Atomic int64_t id;         /* written with release at spawn and 0 at exit; read acquire by ringo_cancel */
-    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see sched.c */
+    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see cancel.c */
 
     /* -- line 1: the owner's bookkeeping -- */
     void (*fn)(void *);
@@ -246,7 +246,7 @@ struct wd_ask {
     bool gone;
 };
 
-/* Entries of a proc's stealable queue (sched.c "Stealing"). */
+/* Entries of a proc's stealable queue (runq.c "Stealing"). */
 #define RQ_SIZE 256
 #define RQ_STEALABLE ((uintptr_t)1) /* in an entry: not started, not bound */
 
@@ -281,10 +281,10 @@ struct rproc {
     struct rg *dead;            /* exited goroutine whose stack is reclaimed after the next switch */
 
     struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks.
-                                         * With stealing, the overflow behind rq (sched.c "Stealing") */
+                                         * With stealing, the overflow behind rq (runq.c "Stealing") */
     size_t runq_len;                    /* goroutines in runq_head's list and in prio; owner */
     struct rg *prio;                    /* with stealing: goroutines whose timer fired, run first
-                                         * (the front of the queue, sched.c g_timer_fire); owner */
+                                         * (the front of the queue, park.c g_timer_fire); owner */
     bool steal_on;                      /* more than one proc: ready goroutines go through rq */
     uint32_t rq_fresh;                  /* unstarted goroutines pushed on rq and not popped by the
                                          * owner (some may have been stolen): a hint; owner */
@@ -300,14 +300,14 @@ struct rproc {
     _Atomic int hungry;                 /* 1 while out of work and asking for donations */
     bool idle;                          /* counted in rt.idle_procs; under rt.idle_lock */
 
-    /* The stealable queue (sched.c "Stealing"): a ring of RQ_SIZE entries
+    /* The stealable queue (runq.c "Stealing"): a ring of RQ_SIZE entries
      * (a goroutine pointer, | RQ_STEALABLE for one that has not started);
      * the owner pushes at rq_tail, the owner and idle procs take from
      * rq_head by CAS.  A line of their own for the indexes: thieves CAS
      * rq_head, and they should not steal the owner's other lines. */
     _Alignas(64) _Atomic uint32_t rq_head;
     _Atomic uint32_t rq_tail;           /* stored by the owner only */
-    struct rtask steal_task;            /* "take work from a busy proc" (sched.c steal_wake) */
+    struct rtask steal_task;            /* "take work from a busy proc" (runq.c steal_wake) */
     _Atomic int steal_pending;          /* steal_task is queued; xchg by the asker, cleared by the owner */
     _Alignas(64) _Atomic uintptr_t rq[RQ_SIZE];
 
@@ -335,14 +335,14 @@ struct rproc {
      * parking goroutine with (for dumps: how long it has waited).  Set
      * where the proc reads a clock anyway (timer runs) and, from
      * CLOCK_MONOTONIC_COARSE, every POLL_EVERY scheduling points and after
-     * each sleep (sched.c "The park clock"); owner only. */
+     * each sleep (park.c "The park clock"); owner only. */
     uint32_t clock_ms;
     int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
     unsigned spin_probe;        /* sleeps since the budget fell to 0; owner */
 
     uint64_t rng;               /* select's random choice (xorshift); owner */
     size_t fresh;               /* unstarted, unbound goroutines in the run queue (donatable); owner */
-    long credit;                /* stack credits held (see sched.c "Stack credit"); owner */
+    long credit;                /* stack credits held (see gtable.c "Stack credit"); owner */
     bool msg_ring;              /* this ring can post IORING_OP_MSG_RING; read-only after setup */
     struct stack_cache stacks;  /* owner */
     struct rg *gfree;           /* recycled goroutine structs; owner */
@@ -481,7 +481,7 @@ void signal_proc_start(void);
 void dump_on_signal(int sig);
 void signal_run_end(void);
 
-/* park/ready protocol (sched.c) */
+/* park/ready protocol (park.c; park_commit in sched.c) */
 uint64_t park_prepare(struct rg *g, int reason, int flags);
 int  park_commit(struct rg *g, uint64_t token, int flags);
 bool claim(struct rg *g, uint64_t token);
@@ -549,12 +549,12 @@ int64_t spawn_main(void (*fn)(void *), void *arg);
 void proc_wake(struct rproc *target);
 void proc_post_task(struct rproc *target, struct rtask *t);
 void proc_init_tasks(struct rproc *p);
-size_t runq_count(struct rproc *p);   /* ready goroutines queued on p; owner (sched.c) */
+size_t runq_count(struct rproc *p);   /* ready goroutines queued on p; owner (runq.c) */
 
 /* The scheduler loop of one proc thread; returns when the run stops. */
 void proc_main(struct rproc *p);
 
-/* Goroutine table (sched.c). */
+/* Goroutine table (gtable.c). */
 void gtable_fini(void);
 int  gtable_init(void);
 struct rg *gtable_lookup(int64_t id);
@@ -677,7 +677,7 @@ void bug(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void rt_check_deadlock(struct rproc *p);
 void dump_all(int fd);
 
-/* The proc's park clock (sched.c "The park clock"), from a CLOCK_MONOTONIC
+/* The proc's park clock (park.c "The park clock"), from a CLOCK_MONOTONIC
  * reading the caller has made anyway. */
 static inline void proc_clock_set(struct rproc *p, int64_t now)
 {
@@ -691,7 +691,7 @@ static inline void proc_timers_run(struct rproc *p)
 {
     if (p->timers.n) {
         int64_t now = now_ns();
-        proc_clock_set(p, now); /* sched.c "The park clock" */
+        proc_clock_set(p, now); /* park.c "The park clock" */
         timer_run(p, &p->timers, now);
     }
 }

@@ -16,8 +16,8 @@
  *      and the rop.  A finite deadline is an entry in the proc's timer heap
  *      (g->timer, armed by park_commit); if it fires while the operation is
  *      in flight, the proc submits an IORING_OP_ASYNC_CANCEL for it
- *      (op_deadline_fire, sched.c).  Cancellation does the same through
- *      cancel_interrupt() (sched.c) for g->io_op.  Most deadlines never fire
+ *      (op_deadline_fire, park.c).  Cancellation does the same through
+ *      cancel_interrupt() (cancel.c) for g->io_op.  Most deadlines never fire
  *      (a keep-alive read gets its request): those cost a heap insert and
  *      removal, no SQE, no CQE and no kernel timer.
  *   4. -ECANCELED (or -EINTR from an io-wq worker that was interrupted) is
@@ -201,7 +201,7 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
     eng_start(p, io, &op);
     owner_add(p->inflight, 1);
     /* Cancellation and the deadline end the operation through
-     * eng_cancel of g->io_op (cancel_interrupt in sched.c; the timer
+     * eng_cancel of g->io_op (cancel_interrupt in cancel.c; the timer
      * park_commit arms at wake_at: op_deadline_fire). */
     g->io_op = &op;
     uint32_t seq;

@@ -1142,7 +1142,7 @@ START_TEST(stats_count_donations)
 }
 END_TEST
 
-/* Stealing (sched.c "Stealing"): a goroutine spawns 2 x procs CPU-bound
+/* Stealing (runq.c "Stealing"): a goroutine spawns 2 x procs CPU-bound
  * children, then computes without a scheduling point until all of them
  * have run.  It never yields, so it neither donates nor runs any of them:
  * the run finishes only if the idle procs take the children from its
