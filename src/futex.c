@@ -337,7 +337,10 @@ unsigned futex_table_queued(_Atomic uint32_t *addr)
     return n;
 }
 
-void futex_run_end(void)
+/* After a run, when no goroutine runs any more: drop the wait-table
+ * records of goroutines that a deadlock left parked (their stacks are
+ * gone). */
+static void futex_run_end(void)
 {
     for (size_t i = 0; i < TABLE_SIZE; i++) {
         pthread_mutex_lock(&table[i].lock);
@@ -346,6 +349,8 @@ void futex_run_end(void)
     }
     store_relaxed(&table_waiters, 0); /* relaxed: no goroutine runs; the next run starts after a join */
 }
+
+const struct rhooks futex_hooks = { .run_end = futex_run_end };
 
 /* ---------------------------------------------------------------------- */
 

@@ -206,6 +206,7 @@ struct proc_stats {
  * descriptor, so that ringo_close() knows which procs must cancel them
  * (fdops.c).  Written by the owner only; read by closers on other procs. */
 #define FDOPS_PAGE_BITS 12
+#define FDOPS_PAGE_SIZE (1u << FDOPS_PAGE_BITS)
 #define FDOPS_PAGES 256                 /* fds below 2^20 are counted exactly */
 struct fd_ops {
     _Atomic(_Atomic uint32_t *) page[FDOPS_PAGES]; /* lazily allocated; release-published */
@@ -217,7 +218,7 @@ void fdops_dec(_Atomic uint32_t *counter);            /* owner; what fdops_inc r
 bool fdops_busy(struct rproc *p, int fd);   /* any thread */
 void fdops_free(struct rproc *p);            /* teardown */
 
-/* Closes in progress per fd, runtime-wide (fdops.c "Closing marks"): a
+/* Closes in progress per fd, runtime-wide (close.c "Closing marks"): a
  * goroutine's ringo_close marks fd before it looks at who uses it; an
  * operation counted on fd that then finds a mark does not reach the
  * kernel, waits for the close, and starts again. */
@@ -226,7 +227,6 @@ void fdclose_unmark(_Atomic uint32_t *mark);       /* closer, once its close has
 _Atomic uint32_t *fdclose_pending(int fd);         /* after counting an op on fd: its mark, or NULL */
 _Atomic uint32_t *fdclose_look(int fd);            /* the same, the caller having issued barrier (B) */
 void fdclose_wait(_Atomic uint32_t *mark);         /* a goroutine: until no close is in progress */
-void fdclose_run_end(void);                        /* teardown: frees the marks */
 /* A seam for tests (check_close.c), NULL in programs: ringo_close calls it
  * after it has had the other procs cancel the operations they count on
  * fd, before its own cancel and the close (io.c). */
@@ -479,7 +479,26 @@ extern _Atomic int signal_regs;
 int  signal_run_start(void);
 void signal_proc_start(void);
 void dump_on_signal(int sig);
-void signal_run_end(void);
+void signal_run_end(void);       /* also called by a run whose setup failed */
+
+/* Module hooks (runtime.c "Module hooks"): what a module does at the
+ * runtime's turning points, so that neither runtime.c nor the scheduler
+ * loop names the modules one by one.  Any hook may be NULL. */
+struct rhooks {
+    /* p has nothing to run and is about to spin or sleep; p's thread.  It
+     * may prepare SQEs (the sleep submits them) but must not reap. */
+    void (*proc_idle)(struct rproc *p);
+    /* p's loop is over and its ring is still set up; p's thread. */
+    void (*proc_fini)(struct rproc *p);
+    /* Every proc has been joined; before the goroutines a deadlock left
+     * parked are abandoned.  The caller of ringo_run. */
+    void (*run_end)(void);
+};
+extern const struct rhooks accept_hooks, close_hooks, fddeadline_hooks, futex_hooks,
+    signal_hooks;
+void hooks_proc_idle(struct rproc *p);
+void hooks_proc_fini(struct rproc *p);
+void hooks_run_end(void);
 
 /* park/ready protocol (park.c; park_commit in sched.c) */
 uint64_t park_prepare(struct rg *g, int reason, int flags);
@@ -603,8 +622,6 @@ extern _Atomic int acc_mark_big;
 int  acc_accept(struct rproc *p, struct rg *g, int fd, int flags);
 bool acc_has(struct rproc *p, int fd, int flags); /* p has an acceptor for (fd, flags) */
 void acc_release_fd(int fd);
-void acc_proc_fini(struct rproc *p);
-void acc_proc_idle(struct rproc *p);
 void acc_run_reset(void);
 /* A deadline of fd changed: wake p's multishot accepts waiting on it, to
  * start again with the new one (on p's thread). */
@@ -646,7 +663,6 @@ static inline int64_t fdl_get(int fd, int dirs, uint32_t *seq)
     return fdl_get_slow(fd, dirs, seq);
 }
 void fdl_close(int fd);
-void fdl_run_end(void);
 /* May an operation that saw `then` when it parked and `now` after its
  * -ECANCELED have been ended by ringo_close?  Yes if a close was counted
  * meanwhile, or if fd has no entry (its closes are not counted); no

@@ -382,8 +382,7 @@ _Noreturn void ringo_exit(void)
 
 static void proc_sleep(struct rproc *p)
 {
-    if (p->acceptors)
-        acc_proc_idle(p); /* no multishot accept for nobody (accept.c) */
+    hooks_proc_idle(p); /* for example: no multishot accept for nobody (accept.c) */
     if (load_relaxed(&p->unsubmitted))
         eng_flush(p);
 

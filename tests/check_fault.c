@@ -949,7 +949,7 @@ static const struct scenario scenarios[] = {
     { "accept", sc_accept, 2, false, { "accept.c", "fdops.c" } },
     { "offload", sc_offload, 1, false, { "offload.c", "net.c" } },
     { "cancel", sc_cancel, 2, false, { "cancel.c", "fdops.c" } },
-    { "thread", sc_thread, 2, false, { "gtable.c", "cancel.c", "io.c" } },
+    { "thread", sc_thread, 2, false, { "gtable.c", "cancel.c", "close.c" } },
     { "signal", sc_signal, 2, false, { "signal.c" } },
     { "fd_deadline", sc_fd_deadline, 2, false, { "fddeadline.c" } },
 };
