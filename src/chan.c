@@ -103,8 +103,8 @@ void waiter_init(struct waiter *w, int reason)
 
 bool waiter_claim(struct waiter *w)
 {
-    if (w->g)
-        return claim(w->g, w->token);
+    if (w->g) /* waiter_init parks PARK_INTERRUPTIBLE */
+        return claim_expect(w->g, w->token, PARK_INTERRUPTIBLE);
     uint32_t v = 0;
     /* acq_rel: as claim() in park.c */
     return cas_acq_rel(&w->futex, &v, 1);

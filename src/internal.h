@@ -288,17 +288,43 @@ struct rproc {
     bool steal_on;                      /* more than one proc: ready goroutines go through rq */
     uint32_t rq_fresh;                  /* unstarted goroutines pushed on rq and not popped by the
                                          * owner (some may have been stolen): a hint; owner */
+    /* 1 while out of work and asking for donations.  Written by the owner
+     * at every idle spin (twice per cross-proc hand-off received), read by
+     * donors only when they have goroutines to give: so on a line the
+     * owner writes anyway, not on the inbox line, where each write would
+     * take the line back from the waker that just pushed (runq.c "Lines
+     * of a hand-off").  Owner stores relaxed; donors xchg it to 0. */
+    _Atomic int hungry;
     /* runq_len as of the last periodic poll (POLL_EVERY scheduling points)
      * or sleep, for ringo_stats on other threads: a sample, so the queues
      * cost no more to keep; owner writes relaxed. */
     _Atomic size_t runq_pub;
-    /* Written by other threads: on cache lines of their own, so a waker's
-     * CAS does not steal the line holding the owner's run queue. */
+    /* Written by other threads: on a cache line of its own, so a waker's
+     * CAS does not steal the line holding the owner's run queue, nor the
+     * owner's writes the line the wakers read. */
     _Alignas(64) _Atomic(struct rg *) inbox; /* MPSC LIFO of goroutines readied by other threads */
     _Atomic(struct rtask *) tasks;      /* MPSC LIFO of tasks from other threads */
-    _Atomic int sleeping;               /* 1 while (about to be) blocked in io_uring_enter; see sched.c */
-    _Atomic int hungry;                 /* 1 while out of work and asking for donations */
     bool idle;                          /* counted in rt.idle_procs; under rt.idle_lock */
+
+    /* Read by other procs on every hand-off or idle pass, written by the
+     * owner only when they change, which is seldom: a line of their own,
+     * so that the readers keep a shared copy (runq.c "Lines of a
+     * hand-off").
+     *
+     * sleeping: 1 while (about to be) blocked in io_uring_enter; see
+     * sched.c "Proc sleeping/waking".  Every waker loads it after its push
+     * (proc_wake); on the inbox line that load would take the line back
+     * from an owner that has just fetched it to drain it.
+     *
+     * rq_stealable: rq_fresh != 0, for thieves: 1 while the ring may hold
+     * goroutines that have not started.  Every idle proc reads it before
+     * it reads this proc's rq_head and rq_tail (steal), and most of the
+     * time it is 0: so a thief does not pull the line of the indexes,
+     * which the owner writes on every push and pop, away from a proc that
+     * is busy handing goroutines on.  Owner stores relaxed, thieves load
+     * relaxed: a hint (runq.c "Stealing"). */
+    _Alignas(64) _Atomic int sleeping;
+    _Atomic int rq_stealable;
 
     /* The stealable queue (runq.c "Stealing"): a ring of RQ_SIZE entries
      * (a goroutine pointer, | RQ_STEALABLE for one that has not started);
@@ -504,6 +530,7 @@ void hooks_run_end(void);
 uint64_t park_prepare(struct rg *g, int reason, int flags);
 int  park_commit(struct rg *g, uint64_t token, int flags);
 bool claim(struct rg *g, uint64_t token);
+bool claim_expect(struct rg *g, uint64_t token, int flags);
 void ready(struct rg *g, int result);
 
 /* A closer waiting until `pending` other parties (procs running a task for

@@ -82,9 +82,8 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
     return token;
 }
 
-bool claim(struct rg *g, uint64_t token)
+static bool claim_from(struct rg *g, uint64_t token, uint64_t cur)
 {
-    uint64_t cur = load_relaxed(&g->park);
     for (;;) {
         if ((cur >> 2) != token || (cur & PARK_CLAIMED))
             return false;
@@ -93,6 +92,28 @@ bool claim(struct rg *g, uint64_t token)
         if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
             return true;
     }
+}
+
+bool claim(struct rg *g, uint64_t token)
+{
+    /* relaxed: the CAS in claim_from decides, and acquires */
+    return claim_from(g, token, load_relaxed(&g->park));
+}
+
+/* claim, for a waker that knows the flags the wait was prepared with:
+ * one CAS from the word park_prepare stored.  When the goroutine parked
+ * on another proc, a load before the CAS fetches its line shared and the
+ * CAS fetches it once more to own it: two transfers of the line where
+ * this makes one (runq.c "Lines of a hand-off").  A wrong guess (the wait
+ * ended, or another began) costs nothing more than claim: the failed CAS
+ * returns the word, and claim_from goes on from it. */
+bool claim_expect(struct rg *g, uint64_t token, int flags)
+{
+    uint64_t cur = (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
+    /* acq_rel: as in claim_from; on failure cur is the word, acquired */
+    if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
+        return true;
+    return claim_from(g, token, cur);
 }
 
 /* A goroutine whose sleep or deadline ends goes to the front of its
@@ -143,16 +164,11 @@ static void op_deadline_fire(struct rproc *p, struct rtimer *t)
 const struct rtimer_ops g_timer_ops = { .fire = g_timer_fire };
 const struct rtimer_ops op_deadline_ops = { .fire = op_deadline_fire };
 
-void ready(struct rg *g, int result)
+/* ready() for a goroutine of another proc, readied by proc p or (p
+ * NULL) a plain thread.  Apart, so that the local case keeps a short
+ * frame (tests/bench/pingpong on one proc). */
+static __attribute__((noinline)) void ready_remote(struct rproc *p, struct rproc *owner, struct rg *g)
 {
-    g->result = result;
-    store_relaxed(&g->state, G_RUNNABLE);
-    struct rproc *owner = load_relaxed(&g->p); /* fixed since the goroutine started */
-    struct rproc *p = tls_proc;
-    if (owner == p) {
-        runq_push(p, g);
-        return;
-    }
     if (p) {
         stat_add(p->st.cross_wakes, 1);
         inbox_push_chain(owner, g, g);
@@ -168,4 +184,17 @@ void ready(struct rg *g, int result)
     inbox_push_chain(owner, g, g);
     proc_wake(owner);
     run_exit(p);
+}
+
+void ready(struct rg *g, int result)
+{
+    g->result = result;
+    store_relaxed(&g->state, G_RUNNABLE);
+    struct rproc *owner = load_relaxed(&g->p); /* fixed since the goroutine started */
+    struct rproc *p = tls_proc;
+    if (owner == p) {
+        runq_push(p, g);
+        return;
+    }
+    ready_remote(p, owner, g);
 }

@@ -67,6 +67,76 @@
  *   - A thief that wins owns the goroutines: it sets their proc (relaxed,
  *     as donate does: nobody reads the proc of a goroutine that has not
  *     started but its holder) and queues them on its own proc.
+ *
+ * The hint.  A thief first loads the victim's rq_stealable (internal.h),
+ * which the owner sets when rq_fresh leaves 0 and clears when it returns
+ * to 0 (all its popped, or the ring found empty), and looks at the
+ * indexes only if it is set:
+ *
+ *   owner o (spawning g)                    thief t
+ *   --------------------                    -------
+ *   rq_push: store_relaxed(rq_stealable, 1)
+ *            store_release(rq_tail)   (2)
+ *   steal_wake: post steal_task, a
+ *     release CAS on t's tasks        (4) -> tasks_run: xchg_acquire  (4')
+ *                                           steal: load_relaxed(rq_stealable)
+ *
+ * (4) pairs with (4'): a thief sent to steal sees the hint set, or a
+ * later clear, which the owner makes only once nothing unstarted is left
+ * on its ring; it never misses what it was sent for.  An idle thief that
+ * was not sent may load a stale 0 and miss goroutines just pushed, as it
+ * would had it looked a moment before the push: that is what steal_wake
+ * is for.  A stale 1 costs the look at the indexes that every steal made
+ * before the hint existed.
+ *
+ * Lines of a hand-off.  What a one-way hand-off on an unbuffered
+ * channel moves between the two CPUs, when the sender S runs on proc A and
+ * the receiver R, parked in ringo_chan_recv, belongs to proc B, which
+ * spins in proc_sleep (src/sched.c) waiting for work.  A line "moves" when
+ * the other CPU last wrote it, so this CPU's access has to fetch it.
+ *
+ *   on A, S's send:
+ *     1. the channel's lock word (chan_lock's CAS): R wrote it when it
+ *        queued itself;
+ *     2. the channel's receiver queue, c->recvq, on the struct's second
+ *        line (struct ringo_chan is 96 bytes, 16-aligned: the lock and
+ *        recvq are never on one line);
+ *     3. R's sudog and waiter, on R's stack (chan_block), which R wrote
+ *        before parking: S unlinks the sudog and sets fired and success
+ *        (88 bytes, so one or two lines: counted as one);
+ *     4. line 0 of R's struct rg: the claim CAS on the park word, then
+ *        result, state and the inbox link, all on that line (internal.h);
+ *     5. R's destination, the `v` in the receiving caller's frame, which
+ *        S's copy writes;
+ *     6. B's inbox line, which S's push CASes;
+ *   on B, until R runs and sends the reply:
+ *     7. the inbox line again, fetched by B's spin;
+ *     8. line 0 of R's struct rg, fetched back by the switch to R;
+ *     9. R's sudog and waiter, read back by R (w.fired, sd.success);
+ *    10. R's `v`, read back by R as the value it sends on.
+ * Ten lines per one-way hand-off; the reply's items 1-2 (the other
+ * channel) were last written by S when it queued itself on it.
+ *
+ * What keeps it at ten (each was one more transfer once):
+ *   - a line first read shared and then written (a load, then a CAS or
+ *     an exchange) is fetched twice: S loaded the park word and B's inbox
+ *     head before CASing them (items 4 and 6), and B's spin read the
+ *     inbox before draining it with an exchange (item 7).  So
+ *     claim_expect and inbox_push_chain CAS from the expected value, and
+ *     the spin fetches the inbox line to own it (prefetch_own).  For that
+ *     one fetch to stay the only one, nobody else may touch the line
+ *     meanwhile: B's hungry flag and its sleeping flag, which the waker
+ *     loads after its push, are not on it (internal.h);
+ *   - A, going idle, read B's run-queue indexes (steal) while B pushed
+ *     and popped R through them, and B had to fetch them back; a thief
+ *     first reads a hint that B writes only when it has goroutines that
+ *     have not started (rq_stealable).
+ * Ten lines, down from 14 (15 when A's look at the indexes fell between
+ * B's push and pop).  tests/bench/cacheline measures the machine's
+ * transfer, and run.sh prints the 2-proc ping-pong as a multiple of it.
+ * Items 1, 2, 3 and 5 follow from the channel's and its sudogs' layout
+ * (chan.h, chan.c); 4 and 6-10 are in the nature of a hand-off between
+ * goroutines that stay on their procs.
  */
 #include "config.h"
 
@@ -223,14 +293,22 @@ static bool donate_ring(struct rproc *p, struct rproc *to)
     uint32_t t = load_relaxed(&p->rq_tail); /* relaxed: our own store */
     do {
         if (h == t) {
-            p->rq_fresh = 0;
+            if (p->rq_fresh) {
+                p->rq_fresh = 0;
+                rq_fresh_flip(p, 0);
+            }
             return false;
         }
     } while (!cas_acq_rel(&p->rq_head, &h, t));
     unsigned want = (p->rq_fresh + 1) / 2;
     if (want > DONATE_MAX)
         want = DONATE_MAX;
-    p->rq_fresh = 0;
+    /* Counted again, and the hint set again, by the rq_push of those put
+     * back. */
+    if (p->rq_fresh) {
+        p->rq_fresh = 0;
+        rq_fresh_flip(p, 0);
+    }
     struct rg *first = NULL, *last = NULL;
     unsigned n = 0;
     /* In place, oldest first: the j-th entry put back lands on slot
@@ -308,6 +386,9 @@ struct rg *steal(struct rproc *p)
     struct rg *got[STEAL_MAX]; /* on a goroutine's stack, from steal_run */
     for (unsigned i = 1; i < rt.nprocs; i++) {
         struct rproc *v = rt.procs[(p->idx + i) % rt.nprocs];
+        /* relaxed: the hint rq_stealable (internal.h; "Stealing") */
+        if (!load_relaxed(&v->rq_stealable))
+            continue;
         unsigned n = rq_grab(v, got);
         if (!n)
             continue;

@@ -407,6 +407,12 @@ static void proc_sleep(struct rproc *p)
             until = next;
         bool found = false;
         for (unsigned i = 0; start < until; i++) {
+            /* The line of inbox and tasks, fetched to own: a push found
+             * here is taken (inbox_drain's exchange) without fetching the
+             * line again (atomic.h prefetch_own; runq.c "Lines of a
+             * hand-off").  While nothing is pushed the line stays here and
+             * the spin makes no traffic. */
+            prefetch_own(&p->inbox);
             if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks)) {
                 found = true;
                 break;
@@ -428,13 +434,15 @@ static void proc_sleep(struct rproc *p)
             if ((i & 63) == 63 && now_ns() >= until)
                 break;
         }
-        stat_add(p->st.spin_ns, (uint64_t)(now_ns() - start));
+        int64_t end = now_ns();
+        stat_add(p->st.spin_ns, (uint64_t)(end - start));
         stat_add(p->st.spins, 1);
         if (found) {
             stat_add(p->st.spins_found, 1);
             p->spin_budget = SPIN_NS;
             p->spin_probe = 0;
-            goto unhungry;
+            proc_clock_set(p, end); /* "The park clock", from the read just made */
+            goto clocked;
         }
         /* Halved; a probe that found nothing leaves it at 0. */
         p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
@@ -482,6 +490,7 @@ static void proc_sleep(struct rproc *p)
     }
 unhungry:
     proc_clock_coarse(p); /* "The park clock": after a sleep or spin */
+clocked:
     if (load_relaxed(&p->hungry))
         store_relaxed(&p->hungry, 0); /* a donor may clear it too; both write 0 */
 }

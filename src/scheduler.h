@@ -100,6 +100,16 @@ void steal_run(struct rproc *p, struct rtask *t);
 
 /* Run queues (runq.c "Stealing" for the ring and its handshakes). */
 
+/* rq_fresh went from 0 to more, or back to 0: tell thieves (rq_stealable).
+ * relaxed: a hint that only saves a thief the look at the indexes; a
+ * thief that reads it stale looks when it need not, or misses goroutines
+ * just pushed, as it would had it looked a moment earlier (runq.c
+ * "Stealing"). */
+static inline void rq_fresh_flip(struct rproc *p, int on)
+{
+    store_relaxed(&p->rq_stealable, on);
+}
+
 /* Push onto p's ring; false if it is full.  Owner only. */
 static inline bool rq_push(struct rproc *p, struct rg *g)
 {
@@ -110,7 +120,8 @@ static inline bool rq_push(struct rproc *p, struct rg *g)
     if (t - h >= RQ_SIZE)
         return false;
     uintptr_t e = (uintptr_t)g | ((!g->started && !g->bound) ? RQ_STEALABLE : 0);
-    p->rq_fresh += e & RQ_STEALABLE;
+    if ((e & RQ_STEALABLE) && p->rq_fresh++ == 0)
+        rq_fresh_flip(p, 1); /* before the release (2) below, with the entry */
     /* relaxed: published by the release store of the tail below */
     store_relaxed(&p->rq[t % RQ_SIZE], e);
     /* release (2): publishes the entry and the goroutine to thieves */
@@ -124,15 +135,21 @@ static inline struct rg *rq_pop(struct rproc *p)
     /* acquire: as (1), pairs with a thief's CAS (3') */
     uint32_t h = load_acquire(&p->rq_head);
     for (;;) {
-        if (h == load_relaxed(&p->rq_tail)) /* relaxed: our own store */
+        if (h == load_relaxed(&p->rq_tail)) { /* relaxed: our own store */
+            /* Empty: whatever thieves took, nothing unstarted is left. */
+            if (__builtin_expect(p->rq_fresh != 0, 0)) {
+                p->rq_fresh = 0;
+                rq_fresh_flip(p, 0);
+            }
             return NULL;
+        }
         /* relaxed: our own store; the CAS decides whether it is ours */
         uintptr_t e = load_relaxed(&p->rq[h % RQ_SIZE]);
         /* acq_rel (3): the race with thieves for the head; on failure h
          * is the new head, loaded with acquire */
         if (cas_acq_rel(&p->rq_head, &h, h + 1)) {
-            if ((e & RQ_STEALABLE) && p->rq_fresh)
-                p->rq_fresh--;
+            if ((e & RQ_STEALABLE) && p->rq_fresh && --p->rq_fresh == 0)
+                rq_fresh_flip(p, 0);
             return (struct rg *)(e & ~RQ_STEALABLE);
         }
     }
@@ -217,11 +234,16 @@ static inline bool runq_empty_steal(struct rproc *p)
 /* Push a chain first..last (linked by ->next) onto p's inbox. */
 static inline void inbox_push_chain(struct rproc *p, struct rg *first, struct rg *last)
 {
-    struct rg *head = load_relaxed(&p->inbox);
+    /* The first CAS expects an empty inbox, as it mostly is, rather than
+     * loading the head first: the owner polls this line while it spins,
+     * so a load would fetch it shared and the CAS fetch it again to own
+     * it (runq.c "Lines of a hand-off").  A failed CAS returns the head. */
+    struct rg *head = NULL;
     do {
         last->next = head;
         /* release: publishes the goroutines' fields (result, state) to the
-         * owner's acquire xchg in inbox_drain */
+         * owner's acquire xchg in inbox_drain; relaxed on failure: only
+         * the head is wanted then */
     } while (!atomic_compare_exchange_weak_explicit(&p->inbox, &head, first,
                                                     memory_order_release,
                                                     memory_order_relaxed));

@@ -1186,6 +1186,43 @@ START_TEST(idle_procs_steal_unstarted)
 }
 END_TEST
 
+/* The hint idle procs read before they look at another proc's run queue
+ * (rq_stealable, internal.h): the owner sets it when it queues a goroutine
+ * that has not started, and clears it once its ring is empty again, also
+ * when thieves and not the owner took what was on it.  Left set, every
+ * idle proc would go on reading the queue indexes of a proc that hands
+ * goroutines on through them (runq.c "Lines of a hand-off").  The parent
+ * spawns CPU-bound children and computes without a scheduling point, as
+ * in idle_procs_steal_unstarted, so the children all run elsewhere; then
+ * it sleeps, and its proc, out of work, pops from an empty ring. */
+static void hint_parent(void *arg)
+{
+    (void)arg;
+    int n = 2 * ringo_nprocs();
+    steal_parent_proc = ringo_proc();
+    /* relaxed: the hint is this proc's own, read on its own thread */
+    ck_assert_int_eq(atomic_load_explicit(&tls_proc->rq_stealable, memory_order_relaxed), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(ringo_go(steal_kid, NULL), 0);
+    ck_assert_int_eq(atomic_load_explicit(&tls_proc->rq_stealable, memory_order_relaxed), 1);
+    while (atomic_load(&steal_kids_done) < n)
+        ; /* computing: no scheduling point */
+    ck_assert_int_eq(atomic_load(&steal_kids_on_parent), 0);
+    ck_assert_int_eq(ringo_sleep(1000000), 0);
+    ck_assert_int_eq(atomic_load_explicit(&tls_proc->rq_stealable, memory_order_relaxed), 0);
+}
+
+START_TEST(steal_hint_follows_unstarted)
+{
+    atomic_store(&steal_kids_done, 0);
+    atomic_store(&steal_kids_on_parent, 0);
+    unsigned procs = nprocs_param > 2 ? nprocs_param : 2; /* as idle_procs_steal_unstarted */
+    struct ringo_config cfg = { .procs = procs };
+    ck_assert_int_eq(ringo_run(hint_parent, NULL, &cfg), 0);
+    ck_assert_int_eq(atomic_load(&steal_kids_done), 2 * (int)procs);
+}
+END_TEST
+
 /* The run queue stays FIFO through the stealable ring, the list behind it
  * when it is full, and the moves from the list into the ring: goroutines
  * bound to proc 0 (never stolen), spawned there all at once, far more than
@@ -1271,6 +1308,7 @@ static Suite *suite(void)
     }
     tcase_add_test(tc, stack_pool_batches);
     tcase_add_test(tc, idle_procs_steal_unstarted);
+    tcase_add_test(tc, steal_hint_follows_unstarted);
     tcase_add_test(tc, run_queue_fifo_through_ring);
     suite_add_tcase(s, tc);
     return s;
