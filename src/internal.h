@@ -578,8 +578,8 @@ static inline int block_check(struct rg *g)
 {
     if (g_cancelled(g))
         return -ECANCELED;
-    if (g->deadline != RINGO_NEVER && now_ns() >= g->deadline)
-        return -ETIMEDOUT;
+    if (g->deadline != RINGO_NEVER && deadline_passed(g->deadline))
+        return -ETIMEDOUT; /* timer.c "Reading the clock less" */
     return 0;
 }
 
@@ -729,12 +729,19 @@ static inline void proc_clock_set(struct rproc *p, int64_t now)
 void proc_clock_coarse(struct rproc *p);
 
 /* Fire p's timers that are due; the clock read for them sets the park
- * clock too.  After an engine's reap (eng_poll). */
+ * clock too.  After an engine's reap (eng_poll).  While the nearest timer
+ * is more than clock_slack_ns past the coarse clock, none can be due, and
+ * CLOCK_MONOTONIC is not read (timer.c "Reading the clock less"). */
 static inline void proc_timers_run(struct rproc *p)
 {
     if (p->timers.n) {
-        int64_t now = now_ns();
-        proc_clock_set(p, now); /* park.c "The park clock" */
+        int64_t now = now_coarse();
+        if (timer_next(&p->timers) > now + clock_slack_ns) {
+            proc_clock_set(p, now); /* park.c "The park clock" */
+            return;
+        }
+        now = now_ns();
+        proc_clock_set(p, now);
         timer_run(p, &p->timers, now);
     }
 }

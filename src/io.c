@@ -133,15 +133,17 @@ static inline int64_t io_deadline(struct rg *g, int fd, int dirs, uint32_t *seq)
     return d;
 }
 
-/* Step 1: -ECANCELED, -ETIMEDOUT, or 0 to go ahead. */
+/* Step 1: -ECANCELED, -ETIMEDOUT, or 0 to go ahead: block_check's, for
+ * the earlier of the goroutine's and the descriptor's deadline, with one
+ * look at the clock, and that the coarse one unless the deadline is near
+ * (timer.c "Reading the clock less"). */
 static inline int io_check(struct rg *g, int fd, int dirs)
 {
-    int r = block_check(g);
-    if (r || !dirs)
-        return r;
+    if (g_cancelled(g))
+        return -ECANCELED;
     uint32_t seq;
-    int64_t d = io_deadline(g, fd, dirs, &seq);
-    return d != RINGO_NEVER && now_ns() >= d ? -ETIMEDOUT : 0;
+    int64_t d = dirs ? io_deadline(g, fd, dirs, &seq) : g->deadline;
+    return d != RINGO_NEVER && deadline_passed(d) ? -ETIMEDOUT : 0;
 }
 
 /* Steps 2-4 of the design comment: io, started as the call's only

@@ -42,7 +42,8 @@
  * vDSO) would be a fair share of a park's cost.  So the stamp is a copy of
  * p->clock_ms, a proc-local clock in ms since the run started, kept where
  * the proc has the time anyway or cheaply: each timer run stores the
- * CLOCK_MONOTONIC reading it is made with, and every POLL_EVERY scheduling
+ * reading it is made with (CLOCK_MONOTONIC_COARSE when no timer is near,
+ * timer.c "Reading the clock less"), and every POLL_EVERY scheduling
  * points and after each sleep the proc reads CLOCK_MONOTONIC_COARSE (a
  * vDSO load of the kernel's last tick, no TSC read).  Resolution: the
  * coarse clock's tick (1 to 10 ms with CONFIG_HZ 1000 to 100), and the

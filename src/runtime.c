@@ -1194,6 +1194,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     struct timespec epoch;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &epoch);
     rt.epoch_ns = (int64_t)epoch.tv_sec * 1000000000 + epoch.tv_nsec;
+    timer_clock_init(); /* timer.c "Reading the clock less" */
     /* Before the proc threads start: each unblocks the watchdog's signal. */
     r = watchdog_setup(watchdog_ns);
     if (r)
