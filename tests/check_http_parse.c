@@ -429,6 +429,29 @@ static void against_reference(const char *srcdir)
     printf("ok: the request parser agrees with the reference on %ld inputs\n", cases);
 }
 
+/* Heads whose CR LF CR LF ends just before, at and just after
+ * HTTP_HEAD_MAX bytes, alone in the buffer or with more bytes after them
+ * (where the parser stops looking is the edge): the random cases above
+ * seldom land on it. */
+static void against_reference_at_limit(void)
+{
+    static char buf[HTTP_HEAD_MAX + 64];
+    const char *first = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+    size_t fl = strlen(first);
+    long cases = 0;
+    for (size_t head = HTTP_HEAD_MAX - 6; head <= HTTP_HEAD_MAX + 6; head++) {
+        for (size_t extra = 0; extra <= 8; extra++) {
+            memcpy(buf, first, fl);
+            memset(buf + fl, 'a', head - fl - 4);
+            memcpy(buf + head - 4, "\r\n\r\n", 4);
+            memset(buf + head, 'b', extra);
+            compare_one(buf, head + extra, "at the limit", (long)(head * 100 + extra));
+            cases++;
+        }
+    }
+    printf("ok: the request parser agrees with the reference on %ld heads at the limit\n", cases);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "describe") == 0)
@@ -441,6 +464,7 @@ int main(int argc, char **argv)
     hand_written();
     corpus(srcdir && *srcdir ? srcdir : ".");
     against_reference(srcdir && *srcdir ? srcdir : ".");
+    against_reference_at_limit();
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
 }
