@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ---------------------------------------------------------------- requests */
 
@@ -65,22 +68,60 @@ static bool has_token(const char *v, size_t len, const char *tok)
     return false;
 }
 
-/* Is the header line [line, eol) the header `lname` (nl bytes, in lower
- * case), in any case, followed by its colon?  Compared inline: the names
- * are a few bytes, and strncasecmp's call and locale cost more than the
- * compare. */
-static inline bool is_header(const char *line, const char *eol, const char *lname, size_t nl)
+/* Header names and the request line are compared a word at a time, not
+ * with strncasecmp and memcmp: their calls cost more than the few bytes
+ * they compare.  The loads go through memcpy, for any alignment. */
+static inline bool eq4(const char *p, const char *s)
 {
-    if ((size_t)(eol - line) <= nl || line[nl] != ':')
+    uint32_t a, b;
+    memcpy(&a, p, 4);
+    memcpy(&b, s, 4);
+    return a == b;
+}
+
+static inline bool eq8(const char *p, const char *s)
+{
+    uint64_t a, b;
+    memcpy(&a, p, 8);
+    memcpy(&b, s, 8);
+    return a == b;
+}
+
+/* Whether the n (4 or 8) bytes at p are those at lower in any case, where
+ * lower has its letters in lower case and other bytes without bit 0x40 (as
+ * '-' and ':'): bit 0x40 marks lower's letters, and OR-ing 0x20 into just
+ * those bytes of p turns each capital into its small letter, as tolower in
+ * the C locale, and nothing else into a letter.  A constant lower folds
+ * into the code. */
+static inline bool case_eq8(const char *p, const char *lower)
+{
+    uint64_t w, l;
+    memcpy(&w, p, 8);
+    memcpy(&l, lower, 8);
+    return (w | (l & 0x4040404040404040u) >> 1) == l;
+}
+
+static inline bool case_eq4(const char *p, const char *lower)
+{
+    uint32_t w, l;
+    memcpy(&w, p, 4);
+    memcpy(&l, lower, 4);
+    return (w | (l & 0x40404040u) >> 1) == l;
+}
+
+/* Is the header line [line, eol) the header `name` (n bytes with its colon,
+ * at least 4, letters in lower case), in any case?  The last word of the
+ * compare overlaps the one before rather than going past the name. */
+static inline bool is_header(const char *line, const char *eol, const char *name, size_t n)
+{
+    if ((size_t)(eol - line) < n)
         return false;
-    for (size_t i = 0; i < nl; i++) {
-        char c = line[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c + ('a' - 'A'));
-        if (c != lname[i])
+    if (n <= 8)
+        return case_eq4(line, name) && case_eq4(line + n - 4, name + n - 4);
+    for (size_t i = 0; i + 8 < n; i += 8)
+        if (!case_eq8(line + i, name + i))
             return false;
-    }
-    return true;
+    return case_eq8(line + n - 8, name + n - 8);
 }
 
 /* The value of the header line [line, eol) whose name is nl bytes: blanks
@@ -114,9 +155,9 @@ static void scan_header(const char *line, const char *eol, struct head_scan *hs)
     size_t len;
     switch (*line | 0x20) { /* the first letter in lower case (others don't matter) */
     case 'c':
-        if (!hs->conn && is_header(line, eol, "connection", 10)) {
+        if (!hs->conn && is_header(line, eol, "connection:", 11)) {
             hs->conn = header_value(line, eol, 10, &hs->conn_len);
-        } else if (is_header(line, eol, "content-length", 14)) {
+        } else if (is_header(line, eol, "content-length:", 15)) {
             /* RFC 9112 6.3: a number that fits, the same in every
              * Content-Length header, or 400. */
             const char *v = header_value(line, eol, 14, &len);
@@ -134,12 +175,24 @@ static void scan_header(const char *line, const char *eol, struct head_scan *hs)
         }
         break;
     case 'h':
-        hs->host = hs->host || is_header(line, eol, "host", 4);
+        hs->host = hs->host || is_header(line, eol, "host:", 5);
         break;
     case 't':
-        hs->te = hs->te || is_header(line, eol, "transfer-encoding", 17);
+        hs->te = hs->te || is_header(line, eol, "transfer-encoding:", 18);
         break;
     }
+}
+
+/* Is there a space in [p, e)?  Most request targets are short, where a
+ * loop costs less than memchr's call. */
+static inline bool has_space(const char *p, const char *e)
+{
+    if (e - p > 16)
+        return memchr(p, ' ', (size_t)(e - p)) != NULL;
+    for (; p < e; p++)
+        if (*p == ' ')
+            return true;
+    return false;
 }
 
 /* Parse one request head [buf, eol) (its request line) with its headers
@@ -147,31 +200,32 @@ static void scan_header(const char *line, const char *eol, struct head_scan *hs)
 static int parse(const char *buf, const char *eol, const struct head_scan *hs,
                  struct http_request *req)
 {
-    if (eol == buf || eol[-1] != '\r')
-        return HTTP_BAD;
-    /* the method: capitals, then a space */
-    const char *sp1 = buf;
-    while (sp1 < eol && *sp1 >= 'A' && *sp1 <= 'Z')
-        sp1++;
-    if (sp1 == buf || sp1 == eol || *sp1 != ' ')
-        return HTTP_BAD;
+    /* The method: capital letters up to the first space (the '\n' at eol
+     * stops the walk), most often GET. */
+    const char *sp1;
+    bool head = false;
+    if (eol - buf >= 4 && eq4(buf, "GET ")) {
+        sp1 = buf + 3;
+    } else {
+        for (sp1 = buf; *sp1 >= 'A' && *sp1 <= 'Z'; sp1++)
+            ;
+        if (sp1 == buf || *sp1 != ' ')
+            return HTTP_BAD;
+        head = sp1 - buf == 4 && eq4(buf, "HEAD");
+    }
+    /* The line ends in " HTTP/1.x\r" after a target without a space: its
+     * first space after the target is that one.  Checked from the end, the
+     * target is the only part of any length to walk. */
     const char *target = sp1 + 1;
-    const char *sp2 = memchr(target, ' ', (size_t)(eol - target));
-    if (!sp2 || sp2 == target || (*target != '/' && *target != '*' && *target != 'h'))
+    if (eol - target < 11)
         return HTTP_BAD;
-    const char *ver = sp2 + 1;
-    if (eol - 1 - ver != 8)
+    const char *ver = eol - 9;
+    if (ver[-1] != ' ' || (!eq8(ver, "HTTP/1.1") && !eq8(ver, "HTTP/1.0")) || ver[8] != '\r')
         return HTTP_BAD;
-    /* HTTP/1.0 or HTTP/1.1, as one 8-byte compare each (the constants'
-     * memcpy folds away; the byte order is the same on both sides) */
-    uint64_t v, v10, v11;
-    memcpy(&v, ver, 8);
-    memcpy(&v10, "HTTP/1.0", 8);
-    memcpy(&v11, "HTTP/1.1", 8);
-    if (v != v10 && v != v11)
+    if ((*target != '/' && *target != '*' && *target != 'h') || has_space(target, ver - 1))
         return HTTP_BAD;
-    bool http11 = v == v11;
-    req->head_only = (sp1 - buf == 4 && memcmp(buf, "HEAD", 4) == 0);
+    bool http11 = ver[7] == '1';
+    req->head_only = head;
     if (http11)
         req->keep = !(hs->conn && has_token(hs->conn, hs->conn_len, "close"));
     else
@@ -186,10 +240,71 @@ static int parse(const char *buf, const char *eol, const struct head_scan *hs,
     return HTTP_REQUEST;
 }
 
+/* The first '\n' in [p, limit), or NULL; [lo, limit) may be read, lo <= p.
+ * Head lines are short: a memchr call per line costs more than the line's
+ * bytes, so where SSE2 is (every x86-64) lines are searched 16 bytes at a
+ * time inline, the last 16 bytes read from limit - 16 back over bytes
+ * already searched rather than past limit.  Elsewhere, memchr. */
+static inline const char *find_nl(const char *lo, const char *p, const char *limit)
+{
+#ifdef __SSE2__
+    const __m128i nls = _mm_set1_epi8('\n');
+    for (; limit - p >= 16; p += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nls));
+        if (m)
+            return p + __builtin_ctz(m);
+    }
+    if (p < limit && limit - lo >= 16) {
+        const char *q = limit - 16;
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)q);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nls)) >> (p - q);
+        return m ? p + __builtin_ctz(m) : NULL;
+    }
+#else
+    (void)lo; /* only the 16-byte search reads before p */
+#endif
+    return p < limit ? memchr(p, '\n', (size_t)(limit - p)) : NULL;
+}
+
 /* The head ends at the first CR LF CR LF.  One walk over its lines finds
  * it and scans the header lines on the way (struct head_scan): each byte
- * is looked at by one memchr and, in a line whose first letter may start
- * a header parse needs, one compare. */
+ * is looked at by one search for '\n' and, in a line whose first letter
+ * may start a header parse needs, one compare.  Out of line, so that
+ * http_next_request's quick answers need none of its registers saved. */
+__attribute__((noinline)) static int next_head(const char *start, size_t avail, size_t *pos,
+                                               size_t *skip, struct http_request *req)
+{
+    /* Look no further than a head may be long, its CR LF CR LF included:
+     * past it, 431. */
+    const char *limit = start + (avail > HTTP_HEAD_MAX ? HTTP_HEAD_MAX : avail);
+    struct head_scan hs = { 0 };
+    const char *reqline_end = find_nl(start, start, limit);
+    const char *endh = NULL;
+    for (const char *nl = reqline_end; nl;) {
+        /* nl ends a line; CR LF CR LF ends the head here */
+        if (nl > start && limit - nl >= 3 && eq4(nl - 1, "\r\n\r\n")) {
+            endh = nl + 3;
+            break;
+        }
+        const char *line = nl + 1;
+        nl = find_nl(start, line, limit);
+        if (nl)
+            scan_header(line, nl, &hs);
+    }
+    if (!endh)
+        return avail > HTTP_HEAD_MAX ? HTTP_TOO_LARGE : HTTP_MORE;
+    req->keep = false;
+    req->head_only = false;
+    req->body_len = 0;
+    int r = parse(start, reqline_end, &hs, req);
+    if (r != HTTP_REQUEST)
+        return r;
+    *pos += (size_t)(endh - start);
+    *skip = req->body_len;
+    return HTTP_REQUEST;
+}
+
 int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
                       struct http_request *req)
 {
@@ -200,40 +315,12 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
         if (*skip)
             return HTTP_MORE;
     }
-    if (*pos == have)
-        return HTTP_MORE; /* all answered: the usual second call per read */
-    const char *start = in + *pos;
-    size_t avail = have - *pos;
-    const char *end = start + avail;
-    /* Look no further than a head may be long: past it, 431. */
-    const char *limit = avail > HTTP_HEAD_MAX ? start + HTTP_HEAD_MAX : end;
-    struct head_scan hs = { 0 };
-    const char *reqline_end = memchr(start, '\n', (size_t)(limit - start));
-    const char *endh = NULL;
-    for (const char *nl = reqline_end; nl;) {
-        /* nl ends a line; CR LF CR LF ends the head here */
-        if (nl > start && nl[-1] == '\r' && end - nl >= 3 && nl[1] == '\r' && nl[2] == '\n') {
-            endh = nl + 3;
-            break;
-        }
-        const char *line = nl + 1;
-        if (line >= limit)
-            break;
-        nl = memchr(line, '\n', (size_t)(limit - line));
-        if (nl)
-            scan_header(line, nl, &hs);
-    }
-    if (!endh || (size_t)(endh - start) > HTTP_HEAD_MAX)
-        return avail > HTTP_HEAD_MAX ? HTTP_TOO_LARGE : HTTP_MORE;
-    req->keep = false;
-    req->head_only = false;
-    req->body_len = 0;
-    int r = parse(start, reqline_end, &hs, req);
-    if (r != HTTP_REQUEST)
-        return r;
-    *pos = (size_t)(endh - in);
-    *skip = req->body_len;
-    return HTTP_REQUEST;
+    /* No head is shorter than its CR LF CR LF.  This answer, given before
+     * next_head saves any register, is the one httpd gets each time it has
+     * answered every request it read. */
+    if (have - *pos < 4)
+        return HTTP_MORE;
+    return next_head(in + *pos, have - *pos, pos, skip, req);
 }
 
 /* ---------------------------------------------------------------- responses */
