@@ -258,13 +258,6 @@ static inline void prefetch_write(const void *p)
 #endif
 }
 
-/* What a fast operation did: done, or why not. */
-enum fast {
-    FAST_DONE,
-    FAST_LOCK,      /* the gate is shut or the side stayed busy: take the lock */
-    FAST_WAIT,      /* the buffer is full (a send) or empty (a receive) */
-};
-
 /* The fast send (see "The lock-free path"). */
 static inline __attribute__((always_inline)) enum fast chan_send_fast(ringo_chan *c, const void *elem)
 {
@@ -319,6 +312,27 @@ static inline __attribute__((always_inline)) enum fast chan_recv_fast(ringo_chan
      * the head with an acquire load, overwrites it */
     store_release(&c->recvx, v + SIDE_ONE);
     return FAST_DONE;
+}
+
+/* One select case by the lock-free path (select.c "First pass").  A peek
+ * first, so that a case that would wait costs two loads, not a claim:
+ * the own side's index, then the other's.  Both indices only grow and
+ * the head never passes the tail, so "empty" (head == tail, for a
+ * receive) or "full" (tail - head >= cap, for a send) seen this way held
+ * at the moment of the first load: exact, for a select of one case.  The
+ * first load is acquire so that the second is not made before it; the
+ * second is relaxed (the claim that follows acquires). */
+enum fast chan_select_fast(ringo_chan *c, bool send, void *elem)
+{
+    uint64_t mine = load_acquire(send ? &c->sendx : &c->recvx);
+    uint64_t other = load_relaxed(send ? &c->recvx : &c->sendx);
+    if ((mine | other) & SIDE_GATE)
+        return FAST_LOCK;
+    uint64_t n = send ? (mine >> SIDE_SHIFT) - (other >> SIDE_SHIFT)
+                      : (other >> SIDE_SHIFT) - (mine >> SIDE_SHIFT);
+    if (send ? n >= c->cap : n == 0)
+        return FAST_WAIT;
+    return send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -643,8 +657,15 @@ static int chan_try(ringo_chan *c, void *elem, bool send)
         return -EAGAIN;
     if (send && c->elem_size && !elem)
         return -EINVAL;
-    if ((send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem)) == FAST_DONE)
+    /* FAST_WAIT is exact, not a hint: the claim (BUSY) holds the own
+     * index, and the gate stays open, until the other side's index is
+     * read; at that moment the channel was open, nobody waited, and the
+     * buffer was full (empty).  So it is the answer, with no lock. */
+    enum fast f = send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
+    if (f == FAST_DONE)
         return 0;
+    if (f == FAST_WAIT)
+        return -EAGAIN;
     chan_lock(c);
     int err;
     struct waiter *wake;

@@ -262,6 +262,15 @@ static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan
 }
 
 
+/* What an operation by the lock-free path did (chan.c): done, or why not. */
+enum fast {
+    FAST_DONE,
+    FAST_LOCK,      /* the gate is shut or the side stayed busy: take the lock */
+    FAST_WAIT,      /* the buffer is full (a send) or empty (a receive) */
+};
+
+enum fast chan_select_fast(ringo_chan *c, bool send, void *elem);
+
 /* Unlink a goroutine's sudogs from their channels after a deadlock, so
  * the channels stay usable in a later run. */
 void chan_abandon_waits(struct rg *g);
