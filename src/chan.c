@@ -66,7 +66,12 @@
  * both indices and the four private fields.  chan_unlock opens them (one
  * release store per side) only if nobody waits and the channel is open:
  * while a sudog is queued, or after a close, every operation takes the
- * lock, and Go's rules are the locked code's, unchanged.  An unbuffered
+ * lock, and Go's rules are the locked code's, unchanged.  And only after a
+ * critical section that moved values in or out of the buffer (c->reopen):
+ * a hand-off to a parked peer leaves them shut, since a request and its
+ * reply would otherwise open and shut them on every message (the peer
+ * comes back to wait again); the next buffered operation under the lock
+ * opens them.  A shut gate is never wrong, only slower.  An unbuffered
  * channel's gates stay shut from its making.
  *
  * Why no wake-up is lost.  A receiver that finds the buffer empty takes the
@@ -123,6 +128,10 @@
 /* Spins on a held channel lock before sleeping in the kernel.  The holder
  * runs a few dozen instructions; a futex round trip costs microseconds. */
 #define CHAN_LOCK_SPINS 200
+
+/* The longest watch of a blocking operation before it parks, ns
+ * ("Waiting briefly for the other side", below). */
+#define CHAN_SPIN_NS 2000
 
 /* Largest element, per API.md. */
 #define ELEM_MAX 65536
@@ -499,6 +508,8 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
     /* relaxed: nobody else knows c yet.  Unbuffered: shut for good. */
     store_relaxed(&c->sendx, cap ? 0 : SIDE_GATE);
     store_relaxed(&c->recvx, cap ? 0 : SIDE_GATE);
+    store_relaxed(&c->sspin, CHAN_SPIN_NS);
+    store_relaxed(&c->rspin, CHAN_SPIN_NS);
     return c;
 }
 
@@ -534,8 +545,18 @@ void ringo_chan_release(ringo_chan *c)
  * (nobody else runs meanwhile, but a plain thread), when other goroutines
  * of this proc are ready to run, and on valgrind (one thread at a time).
  * Reads only: relaxed loads, the fast path that follows acquires.
+ *
+ * Adaptive, per side of each channel, like the idle proc's spin: a watch
+ * that ends in the other side's move restores the full CHAN_SPIN_NS; one
+ * that runs out halves it, down to nothing below CHAN_SPIN_MIN_NS, after
+ * which one wait in CHAN_SPIN_PROBE_EVERY watches in full again.  So a
+ * request and its reply over buffered channels, whose other side answers
+ * slower than a watch, soon stop paying for watches that cannot succeed.
+ * The budget and probe count are hints: relaxed, written without a
+ * read-modify-write, a lost update costs one watch more or less.
  */
-#define CHAN_SPIN_NS 2000
+#define CHAN_SPIN_MIN_NS 250
+#define CHAN_SPIN_PROBE_EVERY 16
 #define CHAN_SPIN_GAP_MAX 32 /* pauses between two looks, at most */
 #define CHAN_SPIN_BATCH 32   /* values (or free slots) worth waiting for */
 
@@ -546,10 +567,20 @@ static __attribute__((noinline)) bool chan_spin(ringo_chan *c, bool send)
         return false;
     _Atomic uint64_t *mine = send ? &c->sendx : &c->recvx;
     _Atomic uint64_t *other = send ? &c->recvx : &c->sendx;
+    _Atomic uint32_t *spin = send ? &c->sspin : &c->rspin;
+    _Atomic uint32_t *probe = send ? &c->sprobe : &c->rprobe;
+    uint32_t budget = load_relaxed(spin); /* relaxed: a hint (above) */
+    if (budget == 0) {
+        uint32_t n = load_relaxed(probe) + 1;
+        store_relaxed(probe, n);
+        if (n % CHAN_SPIN_PROBE_EVERY)
+            return false;
+        budget = CHAN_SPIN_NS;
+    }
     /* relaxed: a hint; what we saw is what we wait to change */
     uint64_t seen = load_relaxed(other) >> SIDE_SHIFT, last = seen;
     uint64_t want = c->cap / 2 < CHAN_SPIN_BATCH ? c->cap / 2 : CHAN_SPIN_BATCH;
-    int64_t until = now_ns() + CHAN_SPIN_NS;
+    int64_t until = now_ns() + budget;
     for (unsigned gap = 4;; gap = gap < CHAN_SPIN_GAP_MAX ? gap * 2 : gap) {
         for (unsigned i = 0; i < gap; i++)
             cpu_relax();
@@ -557,13 +588,21 @@ static __attribute__((noinline)) bool chan_spin(ringo_chan *c, bool send)
         uint64_t idx = o >> SIDE_SHIFT;
         /* A batch is there, or the other side moved and has stopped */
         if (idx - seen >= want || (idx != seen && idx == last))
-            return true;
+            break;
         last = idx;
         if ((o | load_relaxed(mine)) & SIDE_GATE)
             return false; /* the lock decides now (a close, a waiter) */
-        if (now_ns() >= until)
-            return idx != seen;
+        if (now_ns() >= until) {
+            if (idx != seen)
+                break;
+            budget /= 2;
+            store_relaxed(spin, budget >= CHAN_SPIN_MIN_NS ? budget : 0);
+            return false;
+        }
     }
+    if (budget != CHAN_SPIN_NS || load_relaxed(spin) != CHAN_SPIN_NS)
+        store_relaxed(spin, CHAN_SPIN_NS);
+    return true;
 }
 
 /* Common tail of a blocking send or receive: queue a sudog and wait. */

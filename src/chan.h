@@ -77,6 +77,8 @@ struct ringo_chan {
     char *buf;                  /* cap * elem_size bytes; fixed */
     size_t ahead;               /* fixed: PREFETCH_BYTES in slots, or cap (chan.c "Prefetching") */
     bool closed;                /* under lock */
+    bool reopen;                /* under lock: a critical section moved the
+                                 * buffer, so chan_unlock may open the gate */
     struct waitq sendq;         /* blocked senders, FIFO; under lock */
     struct waitq recvq;         /* blocked receivers, FIFO; under lock */
     _Atomic(struct timerchan *) timer; /* ringo_tick's ticker until a stop or the owner
@@ -90,18 +92,23 @@ struct ringo_chan {
                                  * without reading recvx.  spos and shead belong
                                  * to sendx's BUSY holder, or to the lock holder
                                  * while the gate is shut. */
+    _Atomic uint32_t sspin;     /* a full buffer's watch, ns (chan.c "Waiting briefly"); hint */
+    _Atomic uint32_t sprobe;    /* watches skipped while sspin is 0; hint */
 
     /* The receive side, likewise. */
     _Alignas(64) _Atomic uint64_t recvx; /* head and flags */
     size_t rpos;                /* head % cap: the slot of the oldest value */
     uint64_t rtail;             /* a tail seen earlier (head <= rtail <= tail) */
+    _Atomic uint32_t rspin;     /* an empty buffer's watch, likewise */
+    _Atomic uint32_t rprobe;
 };
 
 /* The channel lock: an inline fast path (one CAS to take, one exchange to
  * give back) and an out-of-line contended path in chan.c.  Taking it also
- * shuts a buffered channel's gate and giving it back opens it again when
- * nobody waits (chan.c "The lock-free path"), so every critical section
- * owns the buffer and both indices. */
+ * shuts a buffered channel's gate, and giving it back opens it again when
+ * nobody waits, the channel is open and the critical section moved values
+ * through the buffer (chan.c "The lock-free path"), so every critical
+ * section owns the buffer and both indices. */
 void chan_lock_slow(ringo_chan *c);
 void chan_wake_locker(ringo_chan *c);
 void chan_gate_shut(ringo_chan *c);
@@ -122,8 +129,10 @@ static inline void chan_lock(ringo_chan *c)
 
 static inline void chan_unlock(ringo_chan *c)
 {
-    if (c->cap && !c->closed && !c->sendq.first && !c->recvq.first)
+    if (c->reopen && !c->closed && !c->sendq.first && !c->recvq.first) {
+        c->reopen = false;
         chan_gate_open(c);
+    }
     /* acq_rel exchange (release is what matters): publishes the critical
      * section to the next holder; 2 means someone sleeps in futex(2) */
     if (xchg_acq_rel(&c->lock, 0) == 2)
@@ -215,6 +224,7 @@ static inline __attribute__((always_inline)) int chan_try_send_locked(ringo_chan
         c->spos = chan_next_pos(c, c->spos);
         /* relaxed: the gate is shut; chan_gate_open publishes (release) */
         store_relaxed(&c->sendx, load_relaxed(&c->sendx) + SIDE_ONE);
+        c->reopen = true;
         *err = 0;
         return 1;
     }
@@ -238,6 +248,7 @@ static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan
             /* relaxed: the gate is shut, as in chan_try_send_locked */
             store_relaxed(&c->recvx, load_relaxed(&c->recvx) + SIDE_ONE);
             store_relaxed(&c->sendx, load_relaxed(&c->sendx) + SIDE_ONE);
+            c->reopen = true;
         }
         sd->success = true;
         sd->w->fired = sd;
@@ -249,6 +260,7 @@ static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan
         copy_elem(c, elem, c->buf + c->rpos * c->elem_size);
         c->rpos = chan_next_pos(c, c->rpos);
         store_relaxed(&c->recvx, load_relaxed(&c->recvx) + SIDE_ONE); /* relaxed: as above */
+        c->reopen = true;
         *err = 0;
         return 1;
     }
