@@ -65,11 +65,22 @@ static bool has_token(const char *v, size_t len, const char *tok)
     return false;
 }
 
-/* Is the header line [line, eol) the header `name` (nl bytes), in any
- * case, followed by its colon? */
-static inline bool is_header(const char *line, const char *eol, const char *name, size_t nl)
+/* Is the header line [line, eol) the header `lname` (nl bytes, in lower
+ * case), in any case, followed by its colon?  Compared inline: the names
+ * are a few bytes, and strncasecmp's call and locale cost more than the
+ * compare. */
+static inline bool is_header(const char *line, const char *eol, const char *lname, size_t nl)
 {
-    return (size_t)(eol - line) > nl && line[nl] == ':' && strncasecmp(line, name, nl) == 0;
+    if ((size_t)(eol - line) <= nl || line[nl] != ':')
+        return false;
+    for (size_t i = 0; i < nl; i++) {
+        char c = line[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + ('a' - 'A'));
+        if (c != lname[i])
+            return false;
+    }
+    return true;
 }
 
 /* The value of the header line [line, eol) whose name is nl bytes: blanks
@@ -103,9 +114,9 @@ static void scan_header(const char *line, const char *eol, struct head_scan *hs)
     size_t len;
     switch (*line | 0x20) { /* the first letter in lower case (others don't matter) */
     case 'c':
-        if (!hs->conn && is_header(line, eol, "Connection", 10)) {
+        if (!hs->conn && is_header(line, eol, "connection", 10)) {
             hs->conn = header_value(line, eol, 10, &hs->conn_len);
-        } else if (is_header(line, eol, "Content-Length", 14)) {
+        } else if (is_header(line, eol, "content-length", 14)) {
             /* RFC 9112 6.3: a number that fits, the same in every
              * Content-Length header, or 400. */
             const char *v = header_value(line, eol, 14, &len);
@@ -123,10 +134,10 @@ static void scan_header(const char *line, const char *eol, struct head_scan *hs)
         }
         break;
     case 'h':
-        hs->host = hs->host || is_header(line, eol, "Host", 4);
+        hs->host = hs->host || is_header(line, eol, "host", 4);
         break;
     case 't':
-        hs->te = hs->te || is_header(line, eol, "Transfer-Encoding", 17);
+        hs->te = hs->te || is_header(line, eol, "transfer-encoding", 17);
         break;
     }
 }
@@ -138,21 +149,28 @@ static int parse(const char *buf, const char *eol, const struct head_scan *hs,
 {
     if (eol == buf || eol[-1] != '\r')
         return HTTP_BAD;
-    const char *sp1 = memchr(buf, ' ', (size_t)(eol - buf));
-    if (!sp1 || sp1 == buf)
+    /* the method: capitals, then a space */
+    const char *sp1 = buf;
+    while (sp1 < eol && *sp1 >= 'A' && *sp1 <= 'Z')
+        sp1++;
+    if (sp1 == buf || sp1 == eol || *sp1 != ' ')
         return HTTP_BAD;
-    for (const char *m = buf; m < sp1; m++)
-        if (*m < 'A' || *m > 'Z')
-            return HTTP_BAD;
     const char *target = sp1 + 1;
     const char *sp2 = memchr(target, ' ', (size_t)(eol - target));
     if (!sp2 || sp2 == target || (*target != '/' && *target != '*' && *target != 'h'))
         return HTTP_BAD;
     const char *ver = sp2 + 1;
-    size_t vlen = (size_t)(eol - 1 - ver);
-    if (vlen != 8 || memcmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1'))
+    if (eol - 1 - ver != 8)
         return HTTP_BAD;
-    bool http11 = ver[7] == '1';
+    /* HTTP/1.0 or HTTP/1.1, as one 8-byte compare each (the constants'
+     * memcpy folds away; the byte order is the same on both sides) */
+    uint64_t v, v10, v11;
+    memcpy(&v, ver, 8);
+    memcpy(&v10, "HTTP/1.0", 8);
+    memcpy(&v11, "HTTP/1.1", 8);
+    if (v != v10 && v != v11)
+        return HTTP_BAD;
+    bool http11 = v == v11;
     req->head_only = (sp1 - buf == 4 && memcmp(buf, "HEAD", 4) == 0);
     if (http11)
         req->keep = !(hs->conn && has_token(hs->conn, hs->conn_len, "close"));
@@ -182,6 +200,8 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
         if (*skip)
             return HTTP_MORE;
     }
+    if (*pos == have)
+        return HTTP_MORE; /* all answered: the usual second call per read */
     const char *start = in + *pos;
     size_t avail = have - *pos;
     const char *end = start + avail;

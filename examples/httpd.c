@@ -228,7 +228,8 @@ static void conn(void *arg)
         }
         if (olen && ringo_write_all(fd, out, olen) < 0)
             break;
-        memmove(in, in + pos, have - pos);
+        if (pos < have) /* a request's start is left: to the front */
+            memmove(in, in + pos, have - pos);
         have -= pos;
         if (have == 0 && skip == 0) {
             ringo_deadline_set(ringo_now() + idle_ns); /* idle between requests */

@@ -137,7 +137,7 @@ static void acc_mark(int fd)
     /* seq_cst (with the load in acc_fd_marked): a ringo_close that comes
      * after this in the single total order takes the slow path; one that
      * comes before has marked fd closing, which acc_accept then sees
-     * (fdops.c "Closing marks"). */
+     * (close.c "Closing marks"). */
     if ((unsigned)fd < ACC_MARK_FDS) {
         uint64_t bit = 1ull << (fd % 64);
         if (!(load_seqcst(&acc_marks[fd / 64]) & bit))
@@ -390,7 +390,7 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
         if (acc->armed)
             break;
         /* A close of fd in progress may have looked for acceptors already
-         * (fdops.c "Closing marks"; the acceptor mark, set by acc_find
+         * (close.c "Closing marks"; the acceptor mark, set by acc_find
          * with seq_cst, is what it looked at): arm only once it is done. */
         _Atomic uint32_t *mark = rt.nprocs > 1 ? fdclose_pending(fd) : NULL;
         if (!mark) {
@@ -449,7 +449,7 @@ void acc_fd_deadline(struct rproc *p, int fd)
 /* The proc has nothing to run (sched.c proc_sleep): cancel the requests
  * nobody on it waits on, so the kernel does not accept for this proc while
  * the goroutines accepting are elsewhere (see the top). */
-void acc_proc_idle(struct rproc *p)
+static void acc_proc_idle(struct rproc *p)
 {
     struct acceptor *acc = p->acceptors;
     while (acc) {
@@ -600,7 +600,7 @@ void acc_release_fd(int fd)
 /* ------------------------------------------------------------------ */
 /* End of the run, on the proc's thread after its loop */
 
-void acc_proc_fini(struct rproc *p)
+static void acc_proc_fini(struct rproc *p)
 {
     unsigned armed = 0;
     for (struct acceptor *acc = p->acceptors; acc; acc = acc->next) {
@@ -650,3 +650,13 @@ void acc_proc_fini(struct rproc *p)
         free(acc);
     }
 }
+
+/* The hooks (runtime.c "Module hooks").  At the run's end every proc has
+ * closed its acceptors (acc_proc_fini), and the marks are cleared, so that
+ * a plain thread's ringo_close after the run finds none; ringo_run also
+ * clears them before its procs start. */
+const struct rhooks accept_hooks = {
+    .proc_idle = acc_proc_idle,
+    .proc_fini = acc_proc_fini,
+    .run_end = acc_run_reset,
+};

@@ -85,4 +85,21 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Ask for the line holding *p in exclusive state, as a write would,
+ * without writing: for a spin that polls a word which another thread
+ * writes and which the spinner, once it sees the write, will itself
+ * write (an exchange to take what was pushed).  Polling with plain loads
+ * fetches the line shared, and the exchange then fetches it a second time
+ * to own it; this makes the first fetch the only one.  A hint: no
+ * ordering, no effect on the value.  PREFETCHW executes as a no-op on x86
+ * processors that lack it. */
+static inline void prefetch_own(const volatile void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("prefetchw %0" : : "m"(*(const volatile char *)p));
+#else
+    __builtin_prefetch((const void *)p, 1, 3);
+#endif
+}
+
 #endif /* RINGO_ATOMIC_H */

@@ -24,7 +24,7 @@
  * oldest buffered value and moves the sender's value into the buffer, so
  * FIFO order holds.  A wake on the same proc pushes the goroutine on the
  * local run queue — no system call; across procs it goes through the
- * target's inbox (sched.c).
+ * target's inbox (runq.c).
  *
  * Ending a wait: the winner of claim() (a peer, close, the deadline timer,
  * ringo_cancel) is the only one to touch the waiter's result.  A waiter that
@@ -361,10 +361,10 @@ void waiter_init(struct waiter *w, int reason)
 
 bool waiter_claim(struct waiter *w)
 {
-    if (w->g)
-        return claim(w->g, w->token);
+    if (w->g) /* waiter_init parks PARK_INTERRUPTIBLE */
+        return claim_expect(w->g, w->token, PARK_INTERRUPTIBLE);
     uint32_t v = 0;
-    /* acq_rel: as claim() in sched.c */
+    /* acq_rel: as claim() in park.c */
     return cas_acq_rel(&w->futex, &v, 1);
 }
 

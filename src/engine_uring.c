@@ -342,10 +342,19 @@ static unsigned reap(struct rproc *p)
  * the deadline passes.  The ring is not DEFER_TASKRUN here, so a completion
  * needs no enter to reach the CQ. */
 /* Nanoseconds from now until deadline (0 if past), for a relative
- * timeout; callers pass deadline != INT64_MAX. */
+ * timeout; callers pass deadline != INT64_MAX.  A deadline more than a
+ * second off is measured from the coarse clock plus clock_slack_ns, which
+ * is at or past CLOCK_MONOTONIC: the sleep ends at most that much early
+ * (the proc finds nothing due and sleeps again, the rest of the way on
+ * CLOCK_MONOTONIC), never late, and an idle proc whose nearest timer is a
+ * connection's deadline reads no TSC to sleep (timer.c "Reading the clock
+ * less"). */
 static int64_t ns_left(int64_t deadline)
 {
-    int64_t d = deadline - now_ns();
+    int64_t d = deadline - now_coarse() - clock_slack_ns;
+    if (d > 1000000000)
+        return d;
+    d = deadline - now_ns();
     return d < 0 ? 0 : d;
 }
 

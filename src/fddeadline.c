@@ -135,13 +135,15 @@ void fdl_close(int fd)
     atomic_fetch_add_explicit(&e->seq, FDL_CLOSE, memory_order_relaxed);
 }
 
-void fdl_run_end(void)
+static void fdl_run_end(void)
 {
     for (unsigned i = 0; i < FDL_PAGES; i++) {
         free(load_relaxed(&fdl_pages[i]));
         store_relaxed(&fdl_pages[i], NULL);
     }
 }
+
+const struct rhooks fddeadline_hooks = { .run_end = fdl_run_end };
 
 /* On q's thread: cancel q's operations on fd (they come back to io.c,
  * which issues them again with the new deadlines) and wake the multishot

@@ -580,7 +580,7 @@ bool fiber_saved_regs(const struct fiber_ctx *ctx, const struct stack *s, struct
 #endif
 
 /* ---------------------------------------------------------------------- */
-/* Stack credit accounting (see sched.c "Stack credit").  stack_avail is
+/* Stack credit accounting (see gtable.c "Stack credit").  stack_avail is
  * the number of mapped stacks not promised to a goroutine. */
 int stack_reserve(long n)
 {

@@ -62,8 +62,8 @@
  * on ringo_cancel, whichever comes first; futex_wait itself stays as above.
  *   - IORING_OP_FUTEX_WAIT: as I/O does (io.c, io_wait): the park is not
  *     interruptible, g->io_op is the wait's rop, and the timer at the
- *     earlier of the two times (op_deadline_fire, sched.c) or a cancel
- *     (cancel_interrupt, sched.c; the load of cancel_id after
+ *     earlier of the two times (op_deadline_fire, park.c) or a cancel
+ *     (cancel_interrupt, cancel.c; the load of cancel_id after
  *     park_prepare, as in io_wait) submits an IORING_OP_ASYNC_CANCEL for
  *     it; the wait's own CQE, -ECANCELED or a wake's 0, ends it.  The
  *     kernel's futex hash bucket lock decides between a wake and the
@@ -337,7 +337,10 @@ unsigned futex_table_queued(_Atomic uint32_t *addr)
     return n;
 }
 
-void futex_run_end(void)
+/* After a run, when no goroutine runs any more: drop the wait-table
+ * records of goroutines that a deadlock left parked (their stacks are
+ * gone). */
+static void futex_run_end(void)
 {
     for (size_t i = 0; i < TABLE_SIZE; i++) {
         pthread_mutex_lock(&table[i].lock);
@@ -346,6 +349,8 @@ void futex_run_end(void)
     }
     store_relaxed(&table_waiters, 0); /* relaxed: no goroutine runs; the next run starts after a join */
 }
+
+const struct rhooks futex_hooks = { .run_end = futex_run_end };
 
 /* ---------------------------------------------------------------------- */
 

@@ -26,11 +26,6 @@ int futex_wait_until(_Atomic uint32_t *addr, uint32_t val, int reason, int64_t w
  * The caller has already changed *addr (the store the waiters re-check). */
 void futex_wake(_Atomic uint32_t *addr, int n);
 
-/* After a run, when no goroutine runs any more: drop the wait-table
- * records of goroutines that a deadlock left parked (their stacks are
- * gone). */
-void futex_run_end(void);
-
 /* Records queued in the wait table for addr, for the tests: a wait that
  * has ended, however it ended, has left none. */
 unsigned futex_table_queued(_Atomic uint32_t *addr);

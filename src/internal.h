@@ -112,7 +112,7 @@ struct rg {
     bool started;               /* has a stack and has run; never donated after */
     bool bound;                 /* ringo_go_on: never donated */
     _Atomic int64_t id;         /* written with release at spawn and 0 at exit; read acquire by ringo_cancel */
-    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see sched.c */
+    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see cancel.c */
 
     /* -- line 1: the owner's bookkeeping -- */
     void (*fn)(void *);
@@ -206,6 +206,7 @@ struct proc_stats {
  * descriptor, so that ringo_close() knows which procs must cancel them
  * (fdops.c).  Written by the owner only; read by closers on other procs. */
 #define FDOPS_PAGE_BITS 12
+#define FDOPS_PAGE_SIZE (1u << FDOPS_PAGE_BITS)
 #define FDOPS_PAGES 256                 /* fds below 2^20 are counted exactly */
 struct fd_ops {
     _Atomic(_Atomic uint32_t *) page[FDOPS_PAGES]; /* lazily allocated; release-published */
@@ -217,7 +218,7 @@ void fdops_dec(_Atomic uint32_t *counter);            /* owner; what fdops_inc r
 bool fdops_busy(struct rproc *p, int fd);   /* any thread */
 void fdops_free(struct rproc *p);            /* teardown */
 
-/* Closes in progress per fd, runtime-wide (fdops.c "Closing marks"): a
+/* Closes in progress per fd, runtime-wide (close.c "Closing marks"): a
  * goroutine's ringo_close marks fd before it looks at who uses it; an
  * operation counted on fd that then finds a mark does not reach the
  * kernel, waits for the close, and starts again. */
@@ -226,7 +227,6 @@ void fdclose_unmark(_Atomic uint32_t *mark);       /* closer, once its close has
 _Atomic uint32_t *fdclose_pending(int fd);         /* after counting an op on fd: its mark, or NULL */
 _Atomic uint32_t *fdclose_look(int fd);            /* the same, the caller having issued barrier (B) */
 void fdclose_wait(_Atomic uint32_t *mark);         /* a goroutine: until no close is in progress */
-void fdclose_run_end(void);                        /* teardown: frees the marks */
 /* A seam for tests (check_close.c), NULL in programs: ringo_close calls it
  * after it has had the other procs cancel the operations they count on
  * fd, before its own cancel and the close (io.c). */
@@ -246,7 +246,7 @@ struct wd_ask {
     bool gone;
 };
 
-/* Entries of a proc's stealable queue (sched.c "Stealing"). */
+/* Entries of a proc's stealable queue (runq.c "Stealing"). */
 #define RQ_SIZE 256
 #define RQ_STEALABLE ((uintptr_t)1) /* in an entry: not started, not bound */
 
@@ -281,33 +281,59 @@ struct rproc {
     struct rg *dead;            /* exited goroutine whose stack is reclaimed after the next switch */
 
     struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks.
-                                         * With stealing, the overflow behind rq (sched.c "Stealing") */
+                                         * With stealing, the overflow behind rq (runq.c "Stealing") */
     size_t runq_len;                    /* goroutines in runq_head's list and in prio; owner */
     struct rg *prio;                    /* with stealing: goroutines whose timer fired, run first
-                                         * (the front of the queue, sched.c g_timer_fire); owner */
+                                         * (the front of the queue, park.c g_timer_fire); owner */
     bool steal_on;                      /* more than one proc: ready goroutines go through rq */
     uint32_t rq_fresh;                  /* unstarted goroutines pushed on rq and not popped by the
                                          * owner (some may have been stolen): a hint; owner */
+    /* 1 while out of work and asking for donations.  Written by the owner
+     * at every idle spin (twice per cross-proc hand-off received), read by
+     * donors only when they have goroutines to give: so on a line the
+     * owner writes anyway, not on the inbox line, where each write would
+     * take the line back from the waker that just pushed (runq.c "Lines
+     * of a hand-off").  Owner stores relaxed; donors xchg it to 0. */
+    _Atomic int hungry;
     /* runq_len as of the last periodic poll (POLL_EVERY scheduling points)
      * or sleep, for ringo_stats on other threads: a sample, so the queues
      * cost no more to keep; owner writes relaxed. */
     _Atomic size_t runq_pub;
-    /* Written by other threads: on cache lines of their own, so a waker's
-     * CAS does not steal the line holding the owner's run queue. */
+    /* Written by other threads: on a cache line of its own, so a waker's
+     * CAS does not steal the line holding the owner's run queue, nor the
+     * owner's writes the line the wakers read. */
     _Alignas(64) _Atomic(struct rg *) inbox; /* MPSC LIFO of goroutines readied by other threads */
     _Atomic(struct rtask *) tasks;      /* MPSC LIFO of tasks from other threads */
-    _Atomic int sleeping;               /* 1 while (about to be) blocked in io_uring_enter; see sched.c */
-    _Atomic int hungry;                 /* 1 while out of work and asking for donations */
     bool idle;                          /* counted in rt.idle_procs; under rt.idle_lock */
 
-    /* The stealable queue (sched.c "Stealing"): a ring of RQ_SIZE entries
+    /* Read by other procs on every hand-off or idle pass, written by the
+     * owner only when they change, which is seldom: a line of their own,
+     * so that the readers keep a shared copy (runq.c "Lines of a
+     * hand-off").
+     *
+     * sleeping: 1 while (about to be) blocked in io_uring_enter; see
+     * sched.c "Proc sleeping/waking".  Every waker loads it after its push
+     * (proc_wake); on the inbox line that load would take the line back
+     * from an owner that has just fetched it to drain it.
+     *
+     * rq_stealable: rq_fresh != 0, for thieves: 1 while the ring may hold
+     * goroutines that have not started.  Every idle proc reads it before
+     * it reads this proc's rq_head and rq_tail (steal), and most of the
+     * time it is 0: so a thief does not pull the line of the indexes,
+     * which the owner writes on every push and pop, away from a proc that
+     * is busy handing goroutines on.  Owner stores relaxed, thieves load
+     * relaxed: a hint (runq.c "Stealing"). */
+    _Alignas(64) _Atomic int sleeping;
+    _Atomic int rq_stealable;
+
+    /* The stealable queue (runq.c "Stealing"): a ring of RQ_SIZE entries
      * (a goroutine pointer, | RQ_STEALABLE for one that has not started);
      * the owner pushes at rq_tail, the owner and idle procs take from
      * rq_head by CAS.  A line of their own for the indexes: thieves CAS
      * rq_head, and they should not steal the owner's other lines. */
     _Alignas(64) _Atomic uint32_t rq_head;
     _Atomic uint32_t rq_tail;           /* stored by the owner only */
-    struct rtask steal_task;            /* "take work from a busy proc" (sched.c steal_wake) */
+    struct rtask steal_task;            /* "take work from a busy proc" (runq.c steal_wake) */
     _Atomic int steal_pending;          /* steal_task is queued; xchg by the asker, cleared by the owner */
     _Alignas(64) _Atomic uintptr_t rq[RQ_SIZE];
 
@@ -335,14 +361,14 @@ struct rproc {
      * parking goroutine with (for dumps: how long it has waited).  Set
      * where the proc reads a clock anyway (timer runs) and, from
      * CLOCK_MONOTONIC_COARSE, every POLL_EVERY scheduling points and after
-     * each sleep (sched.c "The park clock"); owner only. */
+     * each sleep (park.c "The park clock"); owner only. */
     uint32_t clock_ms;
     int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
     unsigned spin_probe;        /* sleeps since the budget fell to 0; owner */
 
     uint64_t rng;               /* select's random choice (xorshift); owner */
     size_t fresh;               /* unstarted, unbound goroutines in the run queue (donatable); owner */
-    long credit;                /* stack credits held (see sched.c "Stack credit"); owner */
+    long credit;                /* stack credits held (see gtable.c "Stack credit"); owner */
     bool msg_ring;              /* this ring can post IORING_OP_MSG_RING; read-only after setup */
     struct stack_cache stacks;  /* owner */
     struct rg *gfree;           /* recycled goroutine structs; owner */
@@ -479,12 +505,32 @@ extern _Atomic int signal_regs;
 int  signal_run_start(void);
 void signal_proc_start(void);
 void dump_on_signal(int sig);
-void signal_run_end(void);
+void signal_run_end(void);       /* also called by a run whose setup failed */
 
-/* park/ready protocol (sched.c) */
+/* Module hooks (runtime.c "Module hooks"): what a module does at the
+ * runtime's turning points, so that neither runtime.c nor the scheduler
+ * loop names the modules one by one.  Any hook may be NULL. */
+struct rhooks {
+    /* p has nothing to run and is about to spin or sleep; p's thread.  It
+     * may prepare SQEs (the sleep submits them) but must not reap. */
+    void (*proc_idle)(struct rproc *p);
+    /* p's loop is over and its ring is still set up; p's thread. */
+    void (*proc_fini)(struct rproc *p);
+    /* Every proc has been joined; before the goroutines a deadlock left
+     * parked are abandoned.  The caller of ringo_run. */
+    void (*run_end)(void);
+};
+extern const struct rhooks accept_hooks, close_hooks, fddeadline_hooks, futex_hooks,
+    signal_hooks;
+void hooks_proc_idle(struct rproc *p);
+void hooks_proc_fini(struct rproc *p);
+void hooks_run_end(void);
+
+/* park/ready protocol (park.c; park_commit in sched.c) */
 uint64_t park_prepare(struct rg *g, int reason, int flags);
 int  park_commit(struct rg *g, uint64_t token, int flags);
 bool claim(struct rg *g, uint64_t token);
+bool claim_expect(struct rg *g, uint64_t token, int flags);
 void ready(struct rg *g, int result);
 
 /* A closer waiting until `pending` other parties (procs running a task for
@@ -532,8 +578,8 @@ static inline int block_check(struct rg *g)
 {
     if (g_cancelled(g))
         return -ECANCELED;
-    if (g->deadline != RINGO_NEVER && now_ns() >= g->deadline)
-        return -ETIMEDOUT;
+    if (g->deadline != RINGO_NEVER && deadline_passed(g->deadline))
+        return -ETIMEDOUT; /* timer.c "Reading the clock less" */
     return 0;
 }
 
@@ -549,12 +595,12 @@ int64_t spawn_main(void (*fn)(void *), void *arg);
 void proc_wake(struct rproc *target);
 void proc_post_task(struct rproc *target, struct rtask *t);
 void proc_init_tasks(struct rproc *p);
-size_t runq_count(struct rproc *p);   /* ready goroutines queued on p; owner (sched.c) */
+size_t runq_count(struct rproc *p);   /* ready goroutines queued on p; owner (runq.c) */
 
 /* The scheduler loop of one proc thread; returns when the run stops. */
 void proc_main(struct rproc *p);
 
-/* Goroutine table (sched.c). */
+/* Goroutine table (gtable.c). */
 void gtable_fini(void);
 int  gtable_init(void);
 struct rg *gtable_lookup(int64_t id);
@@ -603,8 +649,6 @@ extern _Atomic int acc_mark_big;
 int  acc_accept(struct rproc *p, struct rg *g, int fd, int flags);
 bool acc_has(struct rproc *p, int fd, int flags); /* p has an acceptor for (fd, flags) */
 void acc_release_fd(int fd);
-void acc_proc_fini(struct rproc *p);
-void acc_proc_idle(struct rproc *p);
 void acc_run_reset(void);
 /* A deadline of fd changed: wake p's multishot accepts waiting on it, to
  * start again with the new one (on p's thread). */
@@ -646,7 +690,6 @@ static inline int64_t fdl_get(int fd, int dirs, uint32_t *seq)
     return fdl_get_slow(fd, dirs, seq);
 }
 void fdl_close(int fd);
-void fdl_run_end(void);
 /* May an operation that saw `then` when it parked and `now` after its
  * -ECANCELED have been ended by ringo_close?  Yes if a close was counted
  * meanwhile, or if fd has no entry (its closes are not counted); no
@@ -677,7 +720,7 @@ void bug(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void rt_check_deadlock(struct rproc *p);
 void dump_all(int fd);
 
-/* The proc's park clock (sched.c "The park clock"), from a CLOCK_MONOTONIC
+/* The proc's park clock (park.c "The park clock"), from a CLOCK_MONOTONIC
  * reading the caller has made anyway. */
 static inline void proc_clock_set(struct rproc *p, int64_t now)
 {
@@ -686,12 +729,19 @@ static inline void proc_clock_set(struct rproc *p, int64_t now)
 void proc_clock_coarse(struct rproc *p);
 
 /* Fire p's timers that are due; the clock read for them sets the park
- * clock too.  After an engine's reap (eng_poll). */
+ * clock too.  After an engine's reap (eng_poll).  While the nearest timer
+ * is more than clock_slack_ns past the coarse clock, none can be due, and
+ * CLOCK_MONOTONIC is not read (timer.c "Reading the clock less"). */
 static inline void proc_timers_run(struct rproc *p)
 {
     if (p->timers.n) {
-        int64_t now = now_ns();
-        proc_clock_set(p, now); /* sched.c "The park clock" */
+        int64_t now = now_coarse();
+        if (timer_next(&p->timers) > now + clock_slack_ns) {
+            proc_clock_set(p, now); /* park.c "The park clock" */
+            return;
+        }
+        now = now_ns();
+        proc_clock_set(p, now);
         timer_run(p, &p->timers, now);
     }
 }

@@ -16,8 +16,8 @@
  *      and the rop.  A finite deadline is an entry in the proc's timer heap
  *      (g->timer, armed by park_commit); if it fires while the operation is
  *      in flight, the proc submits an IORING_OP_ASYNC_CANCEL for it
- *      (op_deadline_fire, sched.c).  Cancellation does the same through
- *      cancel_interrupt() (sched.c) for g->io_op.  Most deadlines never fire
+ *      (op_deadline_fire, park.c).  Cancellation does the same through
+ *      cancel_interrupt() (cancel.c) for g->io_op.  Most deadlines never fire
  *      (a keep-alive read gets its request): those cost a heap insert and
  *      removal, no SQE, no CQE and no kernel timer.
  *   4. -ECANCELED (or -EINTR from an io-wq worker that was interrupted) is
@@ -56,24 +56,7 @@
  * checks (as Go's Close is): a goroutine that timed out must still be able
  * to release its descriptors.
  *
- * Closing a descriptor that is in use.  An operation in flight holds its
- * own reference to the file, so close(2) alone would leave a goroutine
- * blocked on it for ever (and a listener listening).  As Go's Close does,
- * ringo_close() first ends every operation on the fd: each proc counts its
- * goroutines' operations per fd (fdops.c); procs other than the closer's
- * that have some get a task that submits IORING_OP_ASYNC_CANCEL with
- * IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL at once, and the closer
- * waits until every such cancel has been submitted; then its own proc's
- * cancel (if it has operations on the fd) and the close go in one submit,
- * in that order.  A cancel by fd matches requests by the file the fd names
- * when the cancel is issued, so every cancel must be issued before the
- * close: afterwards the number may already name a new file, whose
- * operations the cancel would end.  The cancelled operations complete with
- * -ECANCELED, which step 4 turns into -EBADF.  An operation that starts on
- * another proc after the closer looked at that proc's counts is caught by
- * the closer's mark instead (fdops.c "Closing marks"): io_wait finds the
- * mark after counting the operation, turns its SQE into a NOP, and starts
- * the operation again once the close is done (IO_RESTART).
+ * Closing a descriptor that is in use: close.c.
  *
  * The exception to one SQE per call: ringo_accept() without an address
  * buffer waits on its proc's multishot acceptor for the listener
@@ -130,7 +113,7 @@ static inline struct rg *io_self(struct rproc **pp)
  * system call returns: IO_AGAIN, a change of its descriptor's deadline
  * ended the operation in the kernel (fddeadline.c); IO_RESTART, the
  * operation never reached the kernel (a close of its fd was in progress,
- * fdops.c "Closing marks"). */
+ * close.c "Closing marks"). */
 #define IO_AGAIN   (-0x7fff1000)
 #define IO_RESTART (-0x7fff1001)
 
@@ -150,15 +133,17 @@ static inline int64_t io_deadline(struct rg *g, int fd, int dirs, uint32_t *seq)
     return d;
 }
 
-/* Step 1: -ECANCELED, -ETIMEDOUT, or 0 to go ahead. */
+/* Step 1: -ECANCELED, -ETIMEDOUT, or 0 to go ahead: block_check's, for
+ * the earlier of the goroutine's and the descriptor's deadline, with one
+ * look at the clock, and that the coarse one unless the deadline is near
+ * (timer.c "Reading the clock less"). */
 static inline int io_check(struct rg *g, int fd, int dirs)
 {
-    int r = block_check(g);
-    if (r || !dirs)
-        return r;
+    if (g_cancelled(g))
+        return -ECANCELED;
     uint32_t seq;
-    int64_t d = io_deadline(g, fd, dirs, &seq);
-    return d != RINGO_NEVER && now_ns() >= d ? -ETIMEDOUT : 0;
+    int64_t d = dirs ? io_deadline(g, fd, dirs, &seq) : g->deadline;
+    return d != RINGO_NEVER && deadline_passed(d) ? -ETIMEDOUT : 0;
 }
 
 /* Steps 2-4 of the design comment: io, started as the call's only
@@ -184,7 +169,7 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
      * load of cancel_id below) and the fd deadline one (fdl_get in
      * io_deadline, fddeadline.c), both against stores made before it. */
     op.token = park_prepare(g, W_IO, 0);
-    /* A close of fd in progress on another proc (fdops.c "Closing marks";
+    /* A close of fd in progress on another proc (close.c "Closing marks";
      * park_prepare's barrier is (B) there too): the operation is not
      * started; this wait ends before it began (our own claim), and the
      * call starts again once the close is done: it then fails with
@@ -201,7 +186,7 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
     eng_start(p, io, &op);
     owner_add(p->inflight, 1);
     /* Cancellation and the deadline end the operation through
-     * eng_cancel of g->io_op (cancel_interrupt in sched.c; the timer
+     * eng_cancel of g->io_op (cancel_interrupt in cancel.c; the timer
      * park_commit arms at wake_at: op_deadline_fire). */
     g->io_op = &op;
     uint32_t seq;
@@ -462,159 +447,4 @@ int ringo_poll(int fd, short events)
 {
     IO_CALL(plain_poll(fd, events), fd, poll_dirs(events),
             .kind = ENG_POLL, .fd = fd, .len = (unsigned short)events);
-}
-
-/* A request to another proc: cancel every operation on fd, then count
- * down the closer's close_wait. */
-struct close_task {
-    struct rtask t;
-    int fd;
-    struct close_wait *cw;
-};
-
-static void close_cancel_run(struct rproc *q, struct rtask *t)
-{
-    struct close_task *ct = (struct close_task *)t;
-    eng_cancel_fd(q, ct->fd);
-    /* Submitted now: the cancel finds its operations by the file the fd
-     * names when it is issued, which must be before the closer's close. */
-    eng_flush(q);
-    close_wait_done(ct->cw);
-}
-
-/* The same, a plain thread's (heap) task: freed once run, or discarded
- * with the run, when the closer no longer waits for it. */
-static void close_cancel_run_free(struct rproc *q, struct rtask *t)
-{
-    close_cancel_run(q, t);
-    free(t);
-}
-
-/* A plain thread closes fd on the epoll engine: goroutines waiting for
- * its readiness must end (with -EBADF) before the close, since epoll
- * forgets a closed file and would never wake them.  (On io_uring their
- * operations hold the file: they end as the file does.)  Like
- * acc_release_fd's plain-thread close: heap tasks, and the thread polls
- * until they have run or the run has ended. */
-static void close_cancel_plain(int fd)
-{
-    struct rproc *me;
-    if (!run_enter(&me))
-        return; /* no run: no goroutine waits */
-    if (!eng_epoll()) {
-        run_exit(me);
-        return;
-    }
-    struct close_wait cw = { .g = NULL };
-    store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
-    for (unsigned i = 0; i < rt.nprocs; i++) {
-        struct rproc *q = rt.procs[i];
-        if (!fdops_busy(q, fd))
-            continue;
-        struct close_task *ct = close_task_alloc(sizeof *ct);
-        if (!ct)
-            break;
-        ct->t.run = close_cancel_run_free;
-        ct->t.discard = (void (*)(struct rtask *))free;
-        ct->fd = fd;
-        ct->cw = &cw;
-        fetch_add_relaxed(&cw.pending, 1); /* before the post's release */
-        proc_post_task(q, &ct->t);
-    }
-    close_wait_done(&cw);
-    close_wait_plain(&cw);
-    run_exit(me);
-}
-
-void *close_task_alloc(size_t size)
-{
-    void *t;
-    while (!(t = seam_malloc(size)) && !load_relaxed(&rt.stopping)) {
-        struct timespec ts = { 0, 100000 };
-        nanosleep(&ts, NULL);
-    }
-    return t;
-}
-
-void close_wait_plain(struct close_wait *cw)
-{
-    /* acquire: pairs with close_wait_done's acq_rel; the parties' work is
-     * done.  A run that ends meanwhile discards or ends what is left
-     * (stopping: relaxed, a flag polled in a loop, no data hangs on it). */
-    while (load_acquire(&cw->pending) && !load_relaxed(&rt.stopping)) {
-        struct timespec ts = { 0, 100000 };
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* Have every other proc with operations on fd cancel them, and wait until
- * each has issued its cancel: in rounds of up to CLOSE_BATCH procs, so the
- * tasks fit on the closer's stack.  The run cannot end while the closer
- * waits, so no task is ever discarded. */
-#define CLOSE_BATCH 8
-
-static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
-{
-    struct close_task tasks[CLOSE_BATCH];
-    struct rproc *targets[CLOSE_BATCH];
-    unsigned i = 0;
-    while (i < rt.nprocs) {
-        unsigned n = 0;
-        for (; i < rt.nprocs && n < CLOSE_BATCH; i++)
-            if (rt.procs[i] != p && fdops_busy(rt.procs[i], fd))
-                targets[n++] = rt.procs[i];
-        if (n == 0)
-            continue;
-        struct close_wait cw = { .g = g };
-        cw.token = park_prepare(g, W_IO, 0);
-        store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
-        store_relaxed(&cw.pending, (int)n); /* published by proc_post_task's release */
-        for (unsigned k = 0; k < n; k++) {
-            tasks[k].t.run = close_cancel_run;
-            tasks[k].t.discard = NULL;
-            tasks[k].fd = fd;
-            tasks[k].cw = &cw;
-            proc_post_task(targets[k], &tasks[k].t);
-        }
-        park_commit(g, cw.token, 0);
-    }
-}
-
-void (*close_seam)(int fd);
-
-int ringo_close(int fd)
-{
-    /* Its deadlines go with it; operations ended below see a close, not a
-     * change of deadline (fddeadline.c). */
-    fdl_close(fd);
-    struct rproc *p;
-    struct rg *g = io_self(&p);
-    /* Marked before anything looks at who uses fd (fdops.c "Closing
-     * marks"); with one proc nothing can start on fd while we look. */
-    _Atomic uint32_t *mark = g && fd >= 0 && rt.nprocs > 1 ? fdclose_mark(fd) : NULL;
-    /* A listener with multishot acceptors: end their requests first, or
-     * the kernel keeps the socket (accept.c). */
-    if (__builtin_expect(acc_fd_marked(fd), 0))
-        acc_release_fd(fd);
-    if (!g) {
-        if (fd >= 0 && !p)
-            close_cancel_plain(fd);
-        return close(fd) < 0 ? -errno : 0;
-    }
-    /* No block_check(): see the design comment. */
-    if (mark)
-        close_cancel_remote(p, g, fd);
-    if (__builtin_expect(close_seam != NULL, 0))
-        close_seam(fd);
-    bool cancel_here = fd >= 0 && fdops_busy(p, fd);
-    eng_reserve(p, cancel_here ? 2 : 1);
-    if (cancel_here) {
-        /* Issued before the close, in the same submit. */
-        eng_cancel_fd(p, fd);
-    }
-    const struct eng_io io = { .kind = ENG_CLOSE, .fd = fd };
-    int r = eng_wait(p, g, &io);
-    if (mark)
-        fdclose_unmark(mark); /* the close is done: operations waiting start again */
-    return r;
 }

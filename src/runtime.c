@@ -704,13 +704,54 @@ static void *proc_thread(void *arg)
     watchdog_proc_exit(p);
 
     if (p->ring_ok)
-        acc_proc_fini(p);
+        hooks_proc_fini(p);
     eng_teardown(p);
     stack_cache_drain(&p->stacks);
     ss.ss_flags = SS_DISABLE;
     sigaltstack(&ss, NULL);
     tls_proc = NULL;
     return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Module hooks.
+ *
+ * A module that must act when a proc runs dry, when a proc's loop ends, or
+ * when the run ends exports a struct rhooks (internal.h) and is listed
+ * here once; runtime.c and sched.c call the lists, never the modules.
+ * The order is the order of the calls, and it matters at the run's end:
+ * the signal thread stops sending to channels first, then each module
+ * drops what the run left (the fd deadlines, the wait-table records of
+ * goroutines a deadlock left parked, the acceptor and closing marks),
+ * before those goroutines are abandoned (abandon_one). */
+static const struct rhooks *const hooks[] = {
+    &signal_hooks,
+    &fddeadline_hooks,
+    &futex_hooks,
+    &accept_hooks,
+    &close_hooks,
+};
+#define NHOOKS (sizeof hooks / sizeof hooks[0])
+
+void hooks_proc_idle(struct rproc *p)
+{
+    for (size_t i = 0; i < NHOOKS; i++)
+        if (hooks[i]->proc_idle)
+            hooks[i]->proc_idle(p);
+}
+
+void hooks_proc_fini(struct rproc *p)
+{
+    for (size_t i = 0; i < NHOOKS; i++)
+        if (hooks[i]->proc_fini)
+            hooks[i]->proc_fini(p);
+}
+
+void hooks_run_end(void)
+{
+    for (size_t i = 0; i < NHOOKS; i++)
+        if (hooks[i]->run_end)
+            hooks[i]->run_end();
 }
 
 static unsigned default_procs(void)
@@ -1153,6 +1194,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     struct timespec epoch;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &epoch);
     rt.epoch_ns = (int64_t)epoch.tv_sec * 1000000000 + epoch.tv_nsec;
+    timer_clock_init(); /* timer.c "Reading the clock less" */
     /* Before the proc threads start: each unblocks the watchdog's signal. */
     r = watchdog_setup(watchdog_ns);
     if (r)
@@ -1224,11 +1266,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
      * came meanwhile is taken here by sig_handler, not by the program's
      * disposition (which could be a default action that ends the process). */
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
-    signal_run_end(); /* before the goroutines a deadlock left are abandoned */
-    fdl_run_end();
-    futex_run_end(); /* forget goroutines a deadlock left in the wait table */
-    acc_run_reset(); /* every proc has closed its acceptors */
-    fdclose_run_end(); /* no goroutine is closing anything */
+    hooks_run_end();
 
     offload_fini();
     if (!r && load_relaxed(&rt.stopping) == 2) {

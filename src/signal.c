@@ -556,3 +556,7 @@ void signal_run_end(void)
         sigpipe_ignored = false;
     }
 }
+
+/* Before the goroutines a deadlock left are abandoned (runtime.c "Module
+ * hooks"): the signal thread may still be sending to their channels. */
+const struct rhooks signal_hooks = { .run_end = signal_run_end };

@@ -19,6 +19,23 @@
  * goroutine's deadline timer is re-armed this way at every wait (sched.c
  * park_commit): a server connection that reads under a deadline a little
  * later each time costs no sift per read, one per old deadline passed.
+ *
+ * Reading the clock less.  CLOCK_MONOTONIC through the vDSO reads the TSC
+ * (20-30 ns); CLOCK_MONOTONIC_COARSE is the kernel's time at its last tick,
+ * a plain load (a few ns), at or behind CLOCK_MONOTONIC and, while any CPU
+ * ticks, less than a tick behind.  The hot paths ask only "has d come?"
+ * of times that are mostly far away (a connection's deadline, seconds
+ * off), so they ask the coarse clock, and CLOCK_MONOTONIC only when d is
+ * within clock_slack_ns (two ticks, from clock_getres(2)) of it:
+ * deadline_passed() for the checks before a blocking call (block_check,
+ * io.c io_check), proc_timers_run for the timer heap, and the proc's sleep
+ * timeout (engine_uring.c ns_left), which wakes at most clock_slack_ns
+ * early when its timer is far and then sleeps the rest on CLOCK_MONOTONIC.
+ * So nothing fires early, and a deadline or timer is late only if the
+ * coarse clock lags by more than two ticks (every CPU tickless, or the
+ * ticking one held off), by the excess.  A keep-alive request (a read
+ * and a write under a deadline) thus reads CLOCK_MONOTONIC only where the
+ * program itself asks (ringo_now).
  */
 #include "config.h"
 
@@ -30,6 +47,22 @@
 
 #include "ringo.h"
 #include "internal.h"
+
+int64_t clock_slack_ns = 20000000; /* until timer_clock_init: 2 ticks at HZ=100 */
+
+/* At run start (runtime.c), before any proc runs: two ticks of the coarse
+ * clock as clock_getres(2) gives them; 2 x 10 ms if it cannot say or says
+ * something odd. */
+void timer_clock_init(void)
+{
+    struct timespec r;
+    int64_t res = 0;
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &r) == 0)
+        res = (int64_t)r.tv_sec * 1000000000 + r.tv_nsec;
+    if (res <= 0 || res > 100000000)
+        res = 10000000;
+    clock_slack_ns = 2 * res;
+}
 
 int64_t now_ns(void)
 {

@@ -5,8 +5,10 @@
 #ifndef RINGO_TIMER_H
 #define RINGO_TIMER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct rproc;
 
@@ -29,6 +31,33 @@ struct timer_heap {
 };
 
 int64_t now_ns(void);
+
+/* The coarse clock (timer.c "Reading the clock less"): CLOCK_MONOTONIC_COARSE,
+ * never ahead of now_ns(), and taken to lag it by less than clock_slack_ns
+ * (two of its ticks).  now_coarse() is a vDSO load of the kernel's last
+ * tick, with no TSC read. */
+extern int64_t clock_slack_ns;
+void timer_clock_init(void);
+
+static inline int64_t now_coarse(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Whether the absolute CLOCK_MONOTONIC time d has come: the coarse clock
+ * decides when d is more than clock_slack_ns from it, CLOCK_MONOTONIC
+ * only inside that window. */
+static inline bool deadline_passed(int64_t d)
+{
+    int64_t c = now_coarse();
+    if (d <= c)
+        return true;
+    if (d > c + clock_slack_ns)
+        return false;
+    return now_ns() >= d;
+}
 
 /* Make room for n timers, so that arming up to n never fails. */
 int  timer_reserve(struct timer_heap *th, size_t n);                     /* 0 or -ENOMEM */

@@ -9,7 +9,9 @@
  * far deadline against the same call without one; 10,000 reads; a read that
  * times out (its SQE and one cancel, and the fd stays usable); and bytes
  * written while reads keep timing out, every byte received once and in
- * order.  Sync waits ignore cancellation (API.md): a cancelled goroutine
+ * order.  The 10,000 reads look at CLOCK_MONOTONIC a handful of times, not
+ * twice each (timer.c "Reading the clock less"), and a deadline just
+ * passed still ends a read that has data.  Sync waits ignore cancellation (API.md): a cancelled goroutine
  * waiting on a Mutex, RWMutex, WaitGroup or Cond submits one wait, not a
  * stream of them, and a cancelled goroutine that locks a mutex it holds is
  * a deadlock, reported as one.
@@ -19,9 +21,23 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 
 static unsigned nprocs_param = 1;
+
+/* Every clock_gettime of this program, the runtime's included (it is
+ * linked in statically), passes here: CLOCK_MONOTONIC readings are
+ * counted per thread, then the system call made. */
+static _Thread_local unsigned long fine_reads;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+    if (id == CLOCK_MONOTONIC)
+        fine_reads++;
+    return (int)syscall(SYS_clock_gettime, id, ts);
+}
 
 static uint64_t submissions(void)
 {
@@ -185,6 +201,49 @@ static void main_many_reads(void *arg)
 START_TEST(ten_thousand_reads_ten_thousand_sqes)
 {
     RUN(main_many_reads, NULL, nprocs_param);
+}
+END_TEST
+
+/* 10,000 reads with a far deadline whose bytes are there already: the
+ * deadline is checked against the coarse clock, and neither the reads nor
+ * the proc's timer runs between them read CLOCK_MONOTONIC (twice a read
+ * each before: the goroutine's deadline, then the earlier of it and the
+ * fd's).  A read whose deadline passed a nanosecond ago, inside the coarse
+ * clock's slack, still fails with -ETIMEDOUT although its byte is there,
+ * and the byte is the next read's. */
+static void main_clock_reads(void *arg)
+{
+    (void)arg;
+    int a, b, lfd;
+    test_tcp_pair(&a, &b, &lfd);
+    static unsigned char buf[NREADS];
+    for (int i = 0; i < NREADS; i++)
+        buf[i] = (unsigned char)i;
+    ck_assert_int_eq(write(a, buf, NREADS), NREADS);
+    ringo_deadline_set(ringo_now() + 600000 * MS);
+    unsigned long f0 = fine_reads;
+    for (int i = 0; i < NREADS; i++) {
+        unsigned char got;
+        ck_assert_int_eq(ringo_read(b, &got, 1), 1);
+        ck_assert_int_eq(got, (unsigned char)i);
+    }
+    unsigned long f = fine_reads - f0;
+    ck_assert_msg(f < NREADS / 10, "%d reads read CLOCK_MONOTONIC %lu times", NREADS, f);
+    ck_assert_int_eq(write(a, "z", 1), 1);
+    ringo_deadline_set(ringo_now() - 1);
+    char c;
+    ck_assert_int_eq(ringo_read(b, &c, 1), -ETIMEDOUT);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_eq(ringo_read(b, &c, 1), 1);
+    ck_assert_int_eq(c, 'z');
+    close(a);
+    close(b);
+    close(lfd);
+}
+
+START_TEST(far_deadline_reads_use_the_coarse_clock)
+{
+    RUN(main_clock_reads, NULL, nprocs_param);
 }
 END_TEST
 
@@ -531,6 +590,7 @@ static Suite *suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, one_sqe_per_call_with_deadline);
     tcase_add_test(tc, ten_thousand_reads_ten_thousand_sqes);
+    tcase_add_test(tc, far_deadline_reads_use_the_coarse_clock);
     tcase_add_test(tc, timed_out_read_keeps_the_fd);
     tcase_add_test(tc, bytes_at_the_deadline_are_kept);
     tcase_add_test(tc, deadline_moves_between_waits);

@@ -941,15 +941,15 @@ static void walk(const struct scenario *sc)
 }
 
 static const struct scenario scenarios[] = {
-    { "setup", sc_setup, 2, true, { "runtime.c", "engine_uring.c", "sched.c", "fiber.c", "timer.c" } },
-    { "spawn", sc_spawn, 1, false, { "sched.c", "fiber.c", "timer.c" } },
+    { "setup", sc_setup, 2, true, { "runtime.c", "engine_uring.c", "gtable.c", "fiber.c", "timer.c" } },
+    { "spawn", sc_spawn, 1, false, { "gtable.c", "fiber.c", "timer.c" } },
     { "chan", sc_chan, 1, false, { "chan.c", "futex.c" } },
     { "timers", sc_timers, 1, false, { "timerchan.c", "chan.c", "timer.c" } },
     { "select", sc_select, 1, false, { "select.c", "timerchan.c" } },
     { "accept", sc_accept, 2, false, { "accept.c", "fdops.c" } },
     { "offload", sc_offload, 1, false, { "offload.c", "net.c" } },
-    { "cancel", sc_cancel, 2, false, { "sched.c", "fdops.c" } },
-    { "thread", sc_thread, 2, false, { "sched.c", "io.c" } },
+    { "cancel", sc_cancel, 2, false, { "cancel.c", "fdops.c" } },
+    { "thread", sc_thread, 2, false, { "gtable.c", "cancel.c", "close.c" } },
     { "signal", sc_signal, 2, false, { "signal.c" } },
     { "fd_deadline", sc_fd_deadline, 2, false, { "fddeadline.c" } },
 };

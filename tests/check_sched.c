@@ -1142,7 +1142,7 @@ START_TEST(stats_count_donations)
 }
 END_TEST
 
-/* Stealing (sched.c "Stealing"): a goroutine spawns 2 x procs CPU-bound
+/* Stealing (runq.c "Stealing"): a goroutine spawns 2 x procs CPU-bound
  * children, then computes without a scheduling point until all of them
  * have run.  It never yields, so it neither donates nor runs any of them:
  * the run finishes only if the idle procs take the children from its
@@ -1182,6 +1182,43 @@ START_TEST(idle_procs_steal_unstarted)
     unsigned procs = nprocs_param > 2 ? nprocs_param : 2;
     struct ringo_config cfg = { .procs = procs };
     ck_assert_int_eq(ringo_run(steal_parent, NULL, &cfg), 0);
+    ck_assert_int_eq(atomic_load(&steal_kids_done), 2 * (int)procs);
+}
+END_TEST
+
+/* The hint idle procs read before they look at another proc's run queue
+ * (rq_stealable, internal.h): the owner sets it when it queues a goroutine
+ * that has not started, and clears it once its ring is empty again, also
+ * when thieves and not the owner took what was on it.  Left set, every
+ * idle proc would go on reading the queue indexes of a proc that hands
+ * goroutines on through them (runq.c "Lines of a hand-off").  The parent
+ * spawns CPU-bound children and computes without a scheduling point, as
+ * in idle_procs_steal_unstarted, so the children all run elsewhere; then
+ * it sleeps, and its proc, out of work, pops from an empty ring. */
+static void hint_parent(void *arg)
+{
+    (void)arg;
+    int n = 2 * ringo_nprocs();
+    steal_parent_proc = ringo_proc();
+    /* relaxed: the hint is this proc's own, read on its own thread */
+    ck_assert_int_eq(atomic_load_explicit(&tls_proc->rq_stealable, memory_order_relaxed), 0);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(ringo_go(steal_kid, NULL), 0);
+    ck_assert_int_eq(atomic_load_explicit(&tls_proc->rq_stealable, memory_order_relaxed), 1);
+    while (atomic_load(&steal_kids_done) < n)
+        ; /* computing: no scheduling point */
+    ck_assert_int_eq(atomic_load(&steal_kids_on_parent), 0);
+    ck_assert_int_eq(ringo_sleep(1000000), 0);
+    ck_assert_int_eq(atomic_load_explicit(&tls_proc->rq_stealable, memory_order_relaxed), 0);
+}
+
+START_TEST(steal_hint_follows_unstarted)
+{
+    atomic_store(&steal_kids_done, 0);
+    atomic_store(&steal_kids_on_parent, 0);
+    unsigned procs = nprocs_param > 2 ? nprocs_param : 2; /* as idle_procs_steal_unstarted */
+    struct ringo_config cfg = { .procs = procs };
+    ck_assert_int_eq(ringo_run(hint_parent, NULL, &cfg), 0);
     ck_assert_int_eq(atomic_load(&steal_kids_done), 2 * (int)procs);
 }
 END_TEST
@@ -1271,6 +1308,7 @@ static Suite *suite(void)
     }
     tcase_add_test(tc, stack_pool_batches);
     tcase_add_test(tc, idle_procs_steal_unstarted);
+    tcase_add_test(tc, steal_hint_follows_unstarted);
     tcase_add_test(tc, run_queue_fifo_through_ring);
     suite_add_tcase(s, tc);
     return s;

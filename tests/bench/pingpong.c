@@ -2,7 +2,15 @@
  * pingpong — unbuffered channel ping-pong between two goroutines; the time
  * per one-way hand-off (a send completed by the matching receive).
  *
- *     bench=pingpong impl=ringo procs=N ns_per_op=W cpu_ns_per_op=C
+ *     bench=pingpong impl=ringo procs=N ns_per_op=W cpu_ns_per_op=C p50_ns_per_op=M
+ *
+ * W is the wall time per hand-off over the whole run, C the process's CPU
+ * time (both procs) per hand-off, and M the median over batches of
+ * BATCH round trips: on a shared machine a batch during which the host
+ * ran something else on one of the vCPUs is an outlier the median
+ * ignores, so M is the hand-off itself, comparable with the cache-line
+ * transfer measured the same way (tests/bench/cacheline.c, which also
+ * counts the lines a hand-off moves).
  *
  * With BENCH_PROCS=2 the partner is bound to the other proc, so every
  * hand-off crosses procs.  Peer: go/pingpong.go.  BENCH_PINGPONG_N sets
@@ -15,7 +23,9 @@
 
 #include "bench.h"
 
-struct pp { ringo_chan *ping, *pong; long iters; double ns[2]; };
+#define BATCH 32
+
+struct pp { ringo_chan *ping, *pong; long iters; double ns[3]; };
 
 static void partner(void *arg)
 {
@@ -34,14 +44,28 @@ static int64_t round_trip(struct pp *pp, long iters)
     long v = 0;
     ringo_chan_send(pp->ping, &v); /* the partner is running */
     ringo_chan_recv(pp->pong, &v);
+    long nb = iters / BATCH > 0 ? iters / BATCH : 1;
+    int64_t *batch = malloc(sizeof *batch * (size_t)nb);
+    if (!batch) {
+        fprintf(stderr, "pingpong: out of memory\n");
+        exit(1);
+    }
     int64_t c0 = bench_cpu_ns();
-    int64_t t0 = bench_now();
+    int64_t t0 = bench_now(), tb = t0;
     for (long i = 0; i < iters; i++) {
         ringo_chan_send(pp->ping, &i);
         ringo_chan_recv(pp->pong, &v);
+        if (i % BATCH == BATCH - 1) {
+            int64_t now = bench_now();
+            batch[i / BATCH] = now - tb;
+            tb = now;
+        }
     }
     int64_t t1 = bench_now();
     int64_t c1 = bench_cpu_ns();
+    if (iters >= BATCH)
+        pp->ns[2] = (double)bench_quantile(batch, (size_t)(iters / BATCH), 0.5) / (2.0 * BATCH);
+    free(batch);
     ringo_chan_close(pp->ping);
     while (ringo_chan_recv(pp->pong, &v) == 0)
         ;
@@ -69,7 +93,7 @@ int main(void)
         fprintf(stderr, "pingpong: ringo_run: %s\n", strerror(-r));
         return 1;
     }
-    printf("bench=pingpong impl=ringo procs=%u ns_per_op=%.2f cpu_ns_per_op=%.2f\n", procs,
-           pp.ns[0], pp.ns[1]);
+    printf("bench=pingpong impl=ringo procs=%u ns_per_op=%.2f cpu_ns_per_op=%.2f p50_ns_per_op=%.2f\n",
+           procs, pp.ns[0], pp.ns[1], pp.ns[2]);
     return 0;
 }

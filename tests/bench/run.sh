@@ -6,6 +6,7 @@
 #
 # Programs (in BENCH_BUILDDIR, default tests/bench):
 #   NAME           ringo program built from tests/bench/NAME.c
+#   cacheline      C baseline: the machine's one-way cache-line transfer
 #   go/NAME        Go peer, built here from tests/bench/go/NAME.go with
 #                  `go build` (GO111MODULE=off, caches under the build
 #                  directory, nothing downloaded)
@@ -234,6 +235,7 @@ met() {
 }
 
 rows=()
+notes=() # lines printed under the table
 # A target of "<=go" or ">=go" is the Go peer's figure in the same run,
 # ">=2go" twice it.
 row_fmt='%-50s | %-14s | %-12s | %-12s | %-14s | %-14s | %-7s | %s'
@@ -301,8 +303,31 @@ if wanted pingpong; then
     run_go pingpong1.g pingpong BENCH_PROCS=1
     run_ringo pingpong2.r pingpong BENCH_PROCS=2
     run_go pingpong2.g pingpong BENCH_PROCS=2
+    # The machine's one-way cache-line transfer, in the same run: what a
+    # cross-proc hand-off is made of (src/runq.c "Lines of a hand-off" says
+    # which lines, and how many: handoff_lines).
+    if [ -x "$bindir/cacheline" ]; then
+        measure cacheline.c -- "$bindir/cacheline"
+    else
+        echo "not built" >"$tmp/cacheline.c.why"
+    fi
     row "unbuffered ping-pong, 1 proc (one-way)" "ns" lo "<=30" pingpong1.r pingpong1.g ns_per_op
     row "unbuffered ping-pong, 2 procs (one-way)" "ns" lo "<=100" pingpong2.r pingpong2.g ns_per_op
+    row "  same, median of 32-round-trip batches" "ns" lo "<=go" pingpong2.r pingpong2.g p50_ns_per_op
+    row "  same, process CPU time per hand-off" "ns" lo "" pingpong2.r pingpong2.g cpu_ns_per_op
+    handoff_lines=10
+    cl=$(cell cacheline.c ns_per_op)
+    clm=$(cell cacheline.c mean_ns_per_op)
+    pp=$(value pingpong2.r ns_per_op)
+    pp50=$(value pingpong2.r p50_ns_per_op)
+    times_cl() { # NS: NS as a multiple of the cache-line transfer
+        isnum "$1" && isnum "$cl" && awk -v a="$1" -v b="$cl" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else printf "-" }' ||
+            printf -- '-'
+    }
+    notes+=("one-way cache-line transfer between the two CPUs (tests/bench/cacheline: 2 pinned threads"
+        "  on one flag, median of batches): $(fmt "$cl") ns (whole-run mean $(fmt "$clm") ns)"
+        "ringo's 2-proc ping-pong, one-way: $(times_cl "$pp") that transfer (its batch median: $(times_cl "$pp50"));"
+        "  a cross-proc hand-off moves $handoff_lines cache lines (reasoned in src/runq.c, 'Lines of a hand-off')")
 fi
 
 if wanted chanbuf; then
@@ -362,6 +387,7 @@ fi
 
 say ""
 print_rows
+for line in "${notes[@]+"${notes[@]}"}"; do say "$line"; done
 
 # ------------------------------------------------------------- HTTP
 # free_port: a loopback TCP port nobody listens on.

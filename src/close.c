@@ -1,0 +1,352 @@
+/*
+ * close.c — ringo_close, and the closing marks that let it end every
+ * goroutine operation on the descriptor, as Go's Close does.
+ *
+ * Closing a descriptor that is in use.  An operation in flight holds its
+ * own reference to the file, so close(2) alone would leave a goroutine
+ * blocked on it for ever (and a listener listening).  As Go's Close does,
+ * ringo_close() first ends every operation on the fd: each proc counts its
+ * goroutines' operations per fd (fdops.c); procs other than the closer's
+ * that have some get a task that submits IORING_OP_ASYNC_CANCEL with
+ * IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL at once, and the closer
+ * waits until every such cancel has been submitted; then its own proc's
+ * cancel (if it has operations on the fd) and the close go in one submit,
+ * in that order.  A cancel by fd matches requests by the file the fd names
+ * when the cancel is issued, so every cancel must be issued before the
+ * close: afterwards the number may already name a new file, whose
+ * operations the cancel would end.  The cancelled operations complete with
+ * -ECANCELED, which io_wait turns into -EBADF (io.c, step 4).  An operation that starts on
+ * another proc after the closer looked at that proc's counts is caught by
+ * the closer's mark instead ("Closing marks", below): io_wait finds the
+ * mark after counting the operation, turns its SQE into a NOP, and starts
+ * the operation again once the close is done (IO_RESTART).
+ *
+ * Closing marks.  A count tells a closer about operations already
+ * counted; an operation that a goroutine on another proc starts after the
+ * closer looked at that proc's counts, but before the close(2) is done,
+ * would hold its own reference to the file and block on it for ever (the
+ * closer never cancels it; the cancel cannot follow the close, which frees
+ * the number).  Go's Close ends such an operation too.  So a goroutine's
+ * ringo_close marks fd first (a count of closes in progress per fd, in one
+ * table for the whole run), and an operation checks for a mark after it
+ * has been counted and before it can be submitted:
+ *
+ *     closer C (ringo_close)             goroutine R (operation on fd)
+ *     mark(fd)                           fdops_inc(fd)
+ *     smp_mb()                 (A)  <->  smp_mb()                 (B)
+ *     look at every proc's count         load mark(fd)
+ *
+ * "C misses R's count and R misses C's mark" cannot happen (store-load on
+ * both sides, each ordered by its full barrier).  So either C sees the
+ * count and has R's proc cancel the operation (close_cancel_remote: the
+ * cancel is issued on R's proc, after R's SQE), or R sees the mark: R turns its prepared
+ * SQE into a NOP, drops its count, waits until no close of fd is in
+ * progress, and starts again, after the close(2): it then fails with
+ * -EBADF, or works on whatever file a later open gave the number, as an
+ * operation that starts after close(2) does.  Failing at once instead
+ * would be wrong in the window between the close(2) and the unmark, when
+ * the number may already name a new file.  Both may happen: the cancel
+ * then finds nothing.
+ *
+ * A mark's word: closes in progress in bits 0-30, and CLOSING_WAITERS (bit
+ * 31) set by a goroutine before it sleeps on the word (futex_wait), so the
+ * closer calls futex_wake only when someone waits.  Pages are allocated by
+ * the first closer that needs one (published with a CAS, release) and
+ * freed at the end of the run; an fd past the table, or a page that
+ * cannot be allocated, is marked in `closing_untracked`, which an
+ * operation on any fd takes as a mark.
+ *
+ * With one proc, neither side marks or looks: the closer looks at the
+ * counts and queues its close without any other goroutine running in
+ * between, and an operation queued after the close is issued after it.
+ * With more, each operation on an fd pays two loads: its (B) is the full
+ * barrier park_prepare issues anyway (io.c io_wait, fdclose_look).
+ * Multishot accept requests (accept.c) are not counted; acc_accept looks
+ * for a mark before it arms one, after acc_mark's seq_cst store, which is
+ * what the closer's acc_fd_marked load pairs with across (A).
+ *
+ * Rejected.  Go's way, closing the descriptor only when the last
+ * operation lets go of it: it needs a descriptor object shared by all
+ * users, and ringo has only numbers.  A membarrier(2)-based asymmetric
+ * barrier, to take (B) off the I/O path: it needs registering and a
+ * fallback, for a cost no benchmark has shown.
+ */
+#include "config.h"
+
+#include "internal.h"
+#include "engine.h"
+#include "futex.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ringo.h"
+
+/* The caller's goroutine, or NULL for the plain-system-call path. */
+static inline struct rg *io_self(struct rproc **pp)
+{
+    struct rproc *p = tls_proc;
+    *pp = p;
+    return p ? p->cur : NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Closing marks (see "Closing marks" at the top) */
+
+#define CLOSING_WAITERS (1u << 31)
+
+static _Atomic(_Atomic uint32_t *) closing_page[FDOPS_PAGES];
+static _Atomic uint32_t closing_untracked;
+
+static _Atomic uint32_t *closing_slot(int fd, bool create)
+{
+    unsigned pg = (unsigned)fd >> FDOPS_PAGE_BITS;
+    if (pg >= FDOPS_PAGES)
+        return NULL;
+    /* acquire: pairs with the CAS below (the page's zeroes) */
+    _Atomic uint32_t *page = load_acquire(&closing_page[pg]);
+    if (!page && create) {
+        _Atomic uint32_t *fresh = seam_calloc(FDOPS_PAGE_SIZE, sizeof *fresh);
+        if (!fresh)
+            return NULL;
+        /* acq_rel: release publishes the zeroes; on failure, acquire
+         * those of the closer on another proc that installed its page */
+        if (cas_acq_rel(&closing_page[pg], &page, fresh))
+            page = fresh;
+        else
+            free(fresh);
+    }
+    return page ? &page[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)] : NULL;
+}
+
+_Atomic uint32_t *fdclose_mark(int fd)
+{
+    _Atomic uint32_t *m = closing_slot(fd, true);
+    if (!m)
+        m = &closing_untracked;
+    fetch_add_relaxed(m, 1); /* relaxed: ordered by (A) */
+    /* (A): the mark before the closer's loads of the procs' counts (and of
+     * the acceptor marks, accept.c); pairs with (B) in fdclose_pending. */
+    smp_mb();
+    return m;
+}
+
+void fdclose_unmark(_Atomic uint32_t *m)
+{
+    /* acq_rel: release orders the completed close before a waiter's
+     * acquire load that sees the count drop; acquire keeps the wake
+     * below after it. */
+    uint32_t v = fetch_sub_acq_rel(m, 1);
+    if ((v & ~CLOSING_WAITERS) == 1 && (v & CLOSING_WAITERS)) {
+        /* The last close of fd, and someone sleeps on the word.  Clear the
+         * flag, then wake everyone: a waiter that finds another close
+         * begun meanwhile sets the flag again before it sleeps. */
+        atomic_fetch_and_explicit(m, ~CLOSING_WAITERS, memory_order_release);
+        futex_wake(m, INT32_MAX);
+    }
+}
+
+_Atomic uint32_t *fdclose_pending(int fd)
+{
+    /* (B): the caller's count of its operation (fdops_inc, a relaxed
+     * store) before the loads of the marks; pairs with (A). */
+    smp_mb();
+    return fdclose_look(fd);
+}
+
+_Atomic uint32_t *fdclose_look(int fd)
+{
+    if (load_relaxed(&closing_untracked) & ~CLOSING_WAITERS)
+        return &closing_untracked;
+    _Atomic uint32_t *m = closing_slot(fd, false);
+    if (m && (load_relaxed(m) & ~CLOSING_WAITERS))
+        return m;
+    return NULL;
+}
+
+void fdclose_wait(_Atomic uint32_t *m)
+{
+    /* acquire: pairs with fdclose_unmark's release; the close(2) is done
+     * before the caller starts its operation again. */
+    uint32_t v = load_acquire(m);
+    while (v & ~CLOSING_WAITERS) {
+        if (!(v & CLOSING_WAITERS) && !cas_acq_rel(m, &v, v | CLOSING_WAITERS))
+            continue; /* v reloaded: the count changed */
+        futex_wait(m, v | CLOSING_WAITERS, W_IO); /* may return spuriously */
+        v = load_acquire(m);
+    }
+}
+
+static void fdclose_run_end(void)
+{
+    /* No goroutine is left, so no close is in progress and nobody reads
+     * the table: relaxed. */
+    for (unsigned i = 0; i < FDOPS_PAGES; i++) {
+        free((void *)load_relaxed(&closing_page[i]));
+        store_relaxed(&closing_page[i], NULL);
+    }
+    store_relaxed(&closing_untracked, 0);
+}
+
+const struct rhooks close_hooks = { .run_end = fdclose_run_end };
+
+/* ------------------------------------------------------------------ */
+/* ringo_close */
+
+/* A request to another proc: cancel every operation on fd, then count
+ * down the closer's close_wait. */
+struct close_task {
+    struct rtask t;
+    int fd;
+    struct close_wait *cw;
+};
+
+static void close_cancel_run(struct rproc *q, struct rtask *t)
+{
+    struct close_task *ct = (struct close_task *)t;
+    eng_cancel_fd(q, ct->fd);
+    /* Submitted now: the cancel finds its operations by the file the fd
+     * names when it is issued, which must be before the closer's close. */
+    eng_flush(q);
+    close_wait_done(ct->cw);
+}
+
+/* The same, a plain thread's (heap) task: freed once run, or discarded
+ * with the run, when the closer no longer waits for it. */
+static void close_cancel_run_free(struct rproc *q, struct rtask *t)
+{
+    close_cancel_run(q, t);
+    free(t);
+}
+
+/* A plain thread closes fd on the epoll engine: goroutines waiting for
+ * its readiness must end (with -EBADF) before the close, since epoll
+ * forgets a closed file and would never wake them.  (On io_uring their
+ * operations hold the file: they end as the file does.)  Like
+ * acc_release_fd's plain-thread close: heap tasks, and the thread polls
+ * until they have run or the run has ended. */
+static void close_cancel_plain(int fd)
+{
+    struct rproc *me;
+    if (!run_enter(&me))
+        return; /* no run: no goroutine waits */
+    if (!eng_epoll()) {
+        run_exit(me);
+        return;
+    }
+    struct close_wait cw = { .g = NULL };
+    store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
+    for (unsigned i = 0; i < rt.nprocs; i++) {
+        struct rproc *q = rt.procs[i];
+        if (!fdops_busy(q, fd))
+            continue;
+        struct close_task *ct = close_task_alloc(sizeof *ct);
+        if (!ct)
+            break;
+        ct->t.run = close_cancel_run_free;
+        ct->t.discard = (void (*)(struct rtask *))free;
+        ct->fd = fd;
+        ct->cw = &cw;
+        fetch_add_relaxed(&cw.pending, 1); /* before the post's release */
+        proc_post_task(q, &ct->t);
+    }
+    close_wait_done(&cw);
+    close_wait_plain(&cw);
+    run_exit(me);
+}
+
+void *close_task_alloc(size_t size)
+{
+    void *t;
+    while (!(t = seam_malloc(size)) && !load_relaxed(&rt.stopping)) {
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+    return t;
+}
+
+void close_wait_plain(struct close_wait *cw)
+{
+    /* acquire: pairs with close_wait_done's acq_rel; the parties' work is
+     * done.  A run that ends meanwhile discards or ends what is left
+     * (stopping: relaxed, a flag polled in a loop, no data hangs on it). */
+    while (load_acquire(&cw->pending) && !load_relaxed(&rt.stopping)) {
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Have every other proc with operations on fd cancel them, and wait until
+ * each has issued its cancel: in rounds of up to CLOSE_BATCH procs, so the
+ * tasks fit on the closer's stack.  The run cannot end while the closer
+ * waits, so no task is ever discarded. */
+#define CLOSE_BATCH 8
+
+static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
+{
+    struct close_task tasks[CLOSE_BATCH];
+    struct rproc *targets[CLOSE_BATCH];
+    unsigned i = 0;
+    while (i < rt.nprocs) {
+        unsigned n = 0;
+        for (; i < rt.nprocs && n < CLOSE_BATCH; i++)
+            if (rt.procs[i] != p && fdops_busy(rt.procs[i], fd))
+                targets[n++] = rt.procs[i];
+        if (n == 0)
+            continue;
+        struct close_wait cw = { .g = g };
+        cw.token = park_prepare(g, W_IO, 0);
+        store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
+        store_relaxed(&cw.pending, (int)n); /* published by proc_post_task's release */
+        for (unsigned k = 0; k < n; k++) {
+            tasks[k].t.run = close_cancel_run;
+            tasks[k].t.discard = NULL;
+            tasks[k].fd = fd;
+            tasks[k].cw = &cw;
+            proc_post_task(targets[k], &tasks[k].t);
+        }
+        park_commit(g, cw.token, 0);
+    }
+}
+
+void (*close_seam)(int fd);
+
+int ringo_close(int fd)
+{
+    /* Its deadlines go with it; operations ended below see a close, not a
+     * change of deadline (fddeadline.c). */
+    fdl_close(fd);
+    struct rproc *p;
+    struct rg *g = io_self(&p);
+    /* Marked before anything looks at who uses fd (fdops.c "Closing
+     * marks"); with one proc nothing can start on fd while we look. */
+    _Atomic uint32_t *mark = g && fd >= 0 && rt.nprocs > 1 ? fdclose_mark(fd) : NULL;
+    /* A listener with multishot acceptors: end their requests first, or
+     * the kernel keeps the socket (accept.c). */
+    if (__builtin_expect(acc_fd_marked(fd), 0))
+        acc_release_fd(fd);
+    if (!g) {
+        if (fd >= 0 && !p)
+            close_cancel_plain(fd);
+        return close(fd) < 0 ? -errno : 0;
+    }
+    /* No block_check(): see the design comment. */
+    if (mark)
+        close_cancel_remote(p, g, fd);
+    if (__builtin_expect(close_seam != NULL, 0))
+        close_seam(fd);
+    bool cancel_here = fd >= 0 && fdops_busy(p, fd);
+    eng_reserve(p, cancel_here ? 2 : 1);
+    if (cancel_here) {
+        /* Issued before the close, in the same submit. */
+        eng_cancel_fd(p, fd);
+    }
+    const struct eng_io io = { .kind = ENG_CLOSE, .fd = fd };
+    int r = eng_wait(p, g, &io);
+    if (mark)
+        fdclose_unmark(mark); /* the close is done: operations waiting start again */
+    return r;
+}

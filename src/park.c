@@ -1,0 +1,201 @@
+/*
+ * park.c — parking and waking goroutines: park_prepare, claim, ready and
+ * park_commit (the protocol, in one paragraph, is at the top of
+ * internal.h), the timers that end a wait, and the park clock that stamps
+ * each wait for dumps.
+ *
+ * A wait, from both sides:
+ *
+ *        goroutine g (its proc)               waker w (any thread)
+ *        ----------------------               --------------------
+ *        token = park_prepare(g, ...)
+ *        register (g, token) with the
+ *          channel / rop / futex / timer  ->  finds (g, token) there
+ *        park_commit(g, token, ...)           claim(g, token)   one CAS
+ *          switches away                      if won: ready(g, result)
+ *        ... resumes, returns g->result  <-     (g's run queue or inbox)
+ *
+ * Every party that may end the wait (a peer, a CQE, the deadline timer,
+ * ringo_cancel, a close) races on the one CAS in claim(); the winner alone
+ * writes g->result and calls ready(), so a wait ends exactly once and a
+ * stale waker, holding the token of an earlier wait, always loses.
+ *
+ * Cancellation adds a second handshake: ringo_cancel (cancel.c) stores
+ * cancel_id then loads the park word (both seq_cst); park_prepare stores
+ * the park word and issues a full barrier, then park_commit (or io_wait)
+ * loads cancel_id; so either the canceller sees the goroutine parked (and
+ * asks its proc to interrupt it) or the goroutine sees itself cancelled
+ * before it switches away.
+ */
+#include "config.h"
+
+#include "internal.h"
+#include "scheduler.h"
+
+#include <errno.h>
+#include <time.h>
+
+/* The park clock.
+ *
+ * A dump says how long each parked goroutine has waited, so a park is
+ * stamped with a time -- but a clock read per park (20-30 ns through the
+ * vDSO) would be a fair share of a park's cost.  So the stamp is a copy of
+ * p->clock_ms, a proc-local clock in ms since the run started, kept where
+ * the proc has the time anyway or cheaply: each timer run stores the
+ * reading it is made with (CLOCK_MONOTONIC_COARSE when no timer is near,
+ * timer.c "Reading the clock less"), and every POLL_EVERY scheduling
+ * points and after each sleep the proc reads CLOCK_MONOTONIC_COARSE (a
+ * vDSO load of the kernel's last tick, no TSC read).  Resolution: the
+ * coarse clock's tick (1 to 10 ms with CONFIG_HZ 1000 to 100), and the
+ * clock may lag the park by up to POLL_EVERY scheduling points on a busy
+ * proc, or by the time one goroutine ran without yielding before it
+ * parked: a dump's "waited" figure may be too long by that much, never too
+ * short by more than a coarse tick. */
+void proc_clock_coarse(struct rproc *p)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    proc_clock_set(p, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Park / claim / ready */
+
+uint64_t park_prepare(struct rg *g, int reason, int flags)
+{
+    uint64_t token = ++g->park_seq;
+    /* relaxed: read only by dumps (runtime.c dump_one) */
+    store_relaxed(&g->reason, (uint8_t)reason);
+    store_relaxed(&g->wait_obj, NULL);
+    store_relaxed(&g->wait_fd, -1);
+    /* The park clock (below), not a clock read: this is the hot path. */
+    store_relaxed(&g->parked_ms, load_relaxed(&g->p)->clock_ms);
+    g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
+    g->wake_at_result = -ETIMEDOUT;
+    g->io_op = NULL;
+    store_relaxed(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    /* The store half of the park/cancel handshake (see top), and (A) of
+     * the fd deadline one (fddeadline.c): a full barrier after the park
+     * word and whatever the caller stored before (its fdops count), ahead
+     * of the loads that follow (cancel_id, the fd's deadline).  On x86 it
+     * costs what the seq_cst store it replaces did (a locked instruction). */
+    smp_mb();
+    return token;
+}
+
+static bool claim_from(struct rg *g, uint64_t token, uint64_t cur)
+{
+    for (;;) {
+        if ((cur >> 2) != token || (cur & PARK_CLAIMED))
+            return false;
+        /* acq_rel: the winner sees everything the parker published before
+         * parking (its waiter records) and publishes its own writes. */
+        if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
+            return true;
+    }
+}
+
+bool claim(struct rg *g, uint64_t token)
+{
+    /* relaxed: the CAS in claim_from decides, and acquires */
+    return claim_from(g, token, load_relaxed(&g->park));
+}
+
+/* claim, for a waker that knows the flags the wait was prepared with:
+ * one CAS from the word park_prepare stored.  When the goroutine parked
+ * on another proc, a load before the CAS fetches its line shared and the
+ * CAS fetches it once more to own it: two transfers of the line where
+ * this makes one (runq.c "Lines of a hand-off").  A wrong guess (the wait
+ * ended, or another began) costs nothing more than claim: the failed CAS
+ * returns the word, and claim_from goes on from it. */
+bool claim_expect(struct rg *g, uint64_t token, int flags)
+{
+    uint64_t cur = (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
+    /* acq_rel: as in claim_from; on failure cur is the word, acquired */
+    if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
+        return true;
+    return claim_from(g, token, cur);
+}
+
+/* A goroutine whose sleep or deadline ends goes to the front of its
+ * proc's run queue, ahead of goroutines that have not started yet: a
+ * timer's lateness should not grow with the number of goroutines spawned
+ * meanwhile (tests/bench/sleepers; Go's runnext serves the same purpose).
+ * Timers run on the goroutine's own proc, so the queue is local. */
+static void g_timer_fire(struct rproc *p, struct rtimer *t)
+{
+    struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
+    if (!claim(g, g->timer_token))
+        return;
+    g->result = g->wake_at_result;
+    store_relaxed(&g->state, G_RUNNABLE);
+    if (p->steal_on) {
+        g->next = p->prio; /* the ring's front belongs to thieves too */
+        p->prio = g;
+        p->runq_len++;
+        return;
+    }
+    g->next = p->runq_head;
+    p->runq_head = g;
+    if (!p->runq_tail)
+        p->runq_tail = g;
+    p->runq_len++;
+}
+
+/* The deadline of an I/O operation in flight (io_wait, io.c; a timed
+ * IORING_OP_FUTEX_WAIT is ended the same way, futex.c "Timed waits"): the
+ * wait is not interruptible, since the kernel still holds the caller's
+ * buffer, so the timer does not end it; it asks the kernel to cancel the
+ * operation, whose CQE then ends the wait (io.c, step 4).  So an
+ * operation with a deadline costs one SQE, like one without, and a deadline
+ * that never fires costs a heap insert and removal in user space.
+ *
+ * Only this proc ends such a wait (the CQE is reaped here; ringo_cancel and
+ * ringo_close reach it through tasks that run here), so the park word read
+ * relaxed is exact: still our token and unclaimed means the operation's CQE
+ * has not been reaped, and g->io_op is the operation. */
+static void op_deadline_fire(struct rproc *p, struct rtimer *t)
+{
+    struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
+    if (load_relaxed(&g->park) != g->timer_token << 2 || !g->io_op)
+        return;
+    eng_cancel_op(p, g->io_op);
+}
+
+const struct rtimer_ops g_timer_ops = { .fire = g_timer_fire };
+const struct rtimer_ops op_deadline_ops = { .fire = op_deadline_fire };
+
+/* ready() for a goroutine of another proc, readied by proc p or (p
+ * NULL) a plain thread.  Apart, so that the local case keeps a short
+ * frame (tests/bench/pingpong on one proc). */
+static __attribute__((noinline)) void ready_remote(struct rproc *p, struct rproc *owner, struct rg *g)
+{
+    if (p) {
+        stat_add(p->st.cross_wakes, 1);
+        inbox_push_chain(owner, g, g);
+        proc_wake(owner);
+        return;
+    }
+    /* A plain thread: the goroutine is parked, so the run is live; stay
+     * counted while we touch its proc (the goroutine may run and the run
+     * end between the push and the eventfd write).  Should the run be over
+     * all the same, its procs are gone and nobody is left to wake. */
+    if (!run_enter(&p))
+        return;
+    inbox_push_chain(owner, g, g);
+    proc_wake(owner);
+    run_exit(p);
+}
+
+void ready(struct rg *g, int result)
+{
+    g->result = result;
+    store_relaxed(&g->state, G_RUNNABLE);
+    struct rproc *owner = load_relaxed(&g->p); /* fixed since the goroutine started */
+    struct rproc *p = tls_proc;
+    if (owner == p) {
+        runq_push(p, g);
+        return;
+    }
+    ready_remote(p, owner, g);
+}

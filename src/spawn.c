@@ -1,0 +1,153 @@
+/*
+ * spawn.c — starting goroutines, and the public calls that ask about them
+ * (ringo_go, ringo_go_on, ringo_id, ringo_proc, ringo_nprocs,
+ * ringo_count).
+ *
+ * A spawn takes a goroutine struct from the proc's free list (gtable.c), a
+ * stack credit, and a fresh id, and queues the goroutine on its target
+ * proc without a stack: it gets one from that proc's stack cache the first
+ * time it runs (sched.c g_start), so spawning a million goroutines that
+ * each run and exit reuses one hot stack (tests/bench/spawn).  On its own
+ * proc it goes on the local run queue; on another it goes through that
+ * proc's inbox (runq.c).
+ */
+#include "config.h"
+
+#include "internal.h"
+#include "scheduler.h"
+
+#include <errno.h>
+
+/* Count one more live goroutine unless the run has stopped (see
+ * LIVE_STOPPED).  The CAS is what makes "spawn" and "the last goroutine
+ * exits" mutually ordered: a spawn either lands before the count reaches
+ * zero (and the run waits for it) or sees STOPPED and fails. */
+static bool live_inc(void)
+{
+    int64_t v = load_relaxed(&rt.live);
+    do {
+        if (v & LIVE_STOPPED)
+            return false;
+    } while (!cas_acq_rel(&rt.live, &v, v + 1));
+    return true;
+}
+
+static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
+                       void (*fn)(void *), void *arg, void *creator)
+{
+    if (!live_inc())
+        return -EINVAL;
+    int r = credit_take(me);
+    if (r) {
+        rt_goroutine_done();
+        return r;
+    }
+    struct rg *g = g_alloc(me);
+    if (!g) {
+        if (me)
+            credit_give(me);
+        else
+            stack_unreserve(1);
+        rt_goroutine_done();
+        return -ENOMEM;
+    }
+    int64_t id = g_incarnate(g, creator);
+    g->fn = fn;
+    g->arg = arg;
+    g->stack = NULL;
+    g->started = false;
+    g->bound = bound;
+    g->deadline = RINGO_NEVER;
+    store_relaxed(&g->reason, W_NONE);
+    g->io_op = NULL;
+    g->sudogs = NULL;
+    g->nsudogs = 0;
+    g->timer.idx = 0;
+    store_relaxed(&g->cancel_id, 0);
+    store_relaxed(&g->park, PARK_CLAIMED | (g->park_seq << 2));
+    store_relaxed(&g->state, G_RUNNABLE);
+    store_relaxed(&g->p, target);
+    /* release: a lookup that sees the id sees the fields above */
+    store_release(&g->id, id);
+    if (me)
+        stat_add(me->st.spawned, 1);
+    else
+        fetch_add_relaxed(&rt.foreign_spawned, 1); /* many writers: a real RMW */
+    if (target == me) {
+        runq_push(me, g);
+        if (me->steal_on && !bound)
+            steal_wake(me);
+    } else {
+        if (me)
+            stat_add(me->st.cross_wakes, 1);
+        inbox_push_chain(target, g, g);
+        proc_wake(target);
+    }
+    return id;
+}
+
+int64_t spawn_main(void (*fn)(void *), void *arg)
+{
+    /* From ringo_run's own thread before the procs run: not a plain
+     * thread's call (no note_foreign). */
+    return spawn_g(NULL, rt.procs[0], true, fn, arg, NULL);
+}
+
+int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg, void *creator)
+{
+    if (!fn)
+        return -EINVAL;
+    struct rproc *me;
+    if (!run_enter(&me))
+        return -EINVAL; /* a plain thread, and no run */
+    int64_t r;
+    if (proc >= 0 && (unsigned)proc >= rt.nprocs) {
+        r = -EINVAL;
+    } else {
+        struct rproc *target = proc >= 0 ? rt.procs[proc]
+                               : me ? me
+                               : rt.procs[fetch_add_relaxed(&rt.rr, 1) % rt.nprocs];
+        r = spawn_g(me, target, bound, fn, arg, creator);
+    }
+    run_exit(me);
+    return r;
+}
+
+int64_t ringo_go(void (*fn)(void *), void *arg)
+{
+    return spawn(-1, false, fn, arg, __builtin_return_address(0));
+}
+
+int64_t ringo_go_on(int proc, void (*fn)(void *), void *arg)
+{
+    if (proc < 0)
+        return -EINVAL;
+    return spawn(proc, true, fn, arg, __builtin_return_address(0));
+}
+
+int64_t ringo_id(void)
+{
+    struct rg *g = self_g();
+    return g ? load_relaxed(&g->id) : 0;
+}
+
+int ringo_proc(void)
+{
+    struct rproc *p = tls_proc;
+    return p && p->cur ? p->idx : -1;
+}
+
+int ringo_nprocs(void)
+{
+    return load_acquire(&rt.active) ? (int)rt.nprocs : 0;
+}
+
+size_t ringo_count(void)
+{
+    /* acquire: pairs with the acq_rel decrement in rt_goroutine_done (and
+     * the release sequence the later decrements continue), so a count that
+     * no longer includes a goroutine is read after everything it did:
+     * "wait until ringo_count() == 1, then free what they used" is safe. */
+    int64_t n = load_acquire(&rt.live) & ~LIVE_STOPPED;
+    return n > 0 ? (size_t)n : 0;
+}
