@@ -231,6 +231,13 @@ void fdclose_wait(_Atomic uint32_t *mark);         /* a goroutine: until no clos
  * after it has had the other procs cancel the operations they count on
  * fd, before its own cancel and the close (io.c). */
 extern void (*close_seam)(int fd);
+/* The same for the signal thread (check_signal.c), NULL in programs:
+ * called each time its poll returns, before it reads its wake eventfd and
+ * looks at its stop flag; signal_pokes counts the wakes written to that
+ * eventfd (release, after the write). */
+typedef void signal_seam_fn(void);
+extern _Atomic(signal_seam_fn *) signal_thread_seam; /* relaxed: set before the poke that matters */
+extern _Atomic unsigned long signal_pokes;
 
 /* What the watchdog's monitor saw of a proc when it asks the proc thread
  * for a report (watchdog.c "The report").  The monitor writes tick,

@@ -260,6 +260,9 @@ static void deliver(int s)
             (void)ringo_chan_try_send(r->c, &s); /* full: dropped, as in Go */
 }
 
+_Atomic(signal_seam_fn *) signal_thread_seam;
+_Atomic unsigned long signal_pokes;
+
 static void *sig_thread_main(void *arg)
 {
     (void)arg;
@@ -284,14 +287,25 @@ static void *sig_thread_main(void *arg)
                 continue;
             break;
         }
-        if (load_acquire(&sig_stop))
-            break;
+        signal_seam_fn *seam = load_relaxed(&signal_thread_seam);
+        if (__builtin_expect(seam != NULL, 0))
+            seam();
         uint64_t got = 0;
         if (pf[0].revents & POLLIN) {
             uint64_t v;
             ssize_t n = read(sig_efd, &v, sizeof v);
             (void)n;
         }
+        /* The stop is looked at after the wake is read, not before:
+         * signal_run_end stores sig_stop and then pokes.  Looked at before,
+         * the store could be missed while the read took its poke, and the
+         * next poll would wait for ever (and signal_run_end with it, in
+         * pthread_join).  After: either this read took the poke, and the
+         * store before it is seen (acquire; the poke's write and this read
+         * order the two), or the poke is still pending, and poll returns
+         * at once. */
+        if (load_acquire(&sig_stop))
+            break;
         if (pf[1].revents & POLLIN) {
             struct signalfd_siginfo si[8];
             ssize_t n;
@@ -355,6 +369,9 @@ static void thread_poke(void)
     uint64_t one = 1;
     ssize_t w = write(sig_efd, &one, sizeof one);
     (void)w;
+    /* release: a reader of the count (the test seam) that sees this poke
+     * counted sees it written */
+    atomic_fetch_add_explicit(&signal_pokes, 1, memory_order_release);
 }
 
 static void unwatch(uint64_t bits);

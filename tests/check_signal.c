@@ -9,11 +9,15 @@
  * gets nothing; a goroutine waiting for a signal is not reported as
  * deadlocked, and once the last channel is stopped a deadlock is reported
  * again; a write to a broken connection returns -EPIPE instead of killing
- * the process, and SIGPIPE's default is back after the run; bad arguments.
+ * the process, and SIGPIPE's default is back after the run; the signal
+ * thread stops at the end of the run whatever it was doing; bad arguments.
  */
 #include "testutil.h"
 
+#include <poll.h>
 #include <sys/socket.h>
+
+#include "internal.h" /* signal_thread_seam */
 
 static unsigned nprocs_param = 1;
 
@@ -258,6 +262,54 @@ static void main_bad(void *arg)
     ringo_chan_release(wide);
 }
 
+/* The end of the run stops the signal thread (sig_stop, then a poke on its
+ * eventfd, then a join) whatever the thread was doing: here it is held,
+ * woken by a ringo_signal_stop, between its poll and its read of the
+ * eventfd until the run's end has asked it to stop and poked it, the
+ * worst moment for a thread that would look at the stop flag before
+ * reading the eventfd (the read would take the poke, and the next poll
+ * would wait for ever, with ringo_run in pthread_join).  Exactly two
+ * pokes follow the arming: ringo_signal_stop's and the run end's. */
+static atomic_int seam_armed, seam_held;
+static unsigned long seam_until;
+
+static void stop_seam(void)
+{
+    int one = 1;
+    if (!atomic_compare_exchange_strong(&seam_armed, &one, 0))
+        return; /* once */
+    /* Bounded: a run that never gets there is reported by the check
+     * below, not by a hang here. */
+    for (int i = 0; i < 30000; i++) {
+        if (atomic_load(&signal_pokes) >= seam_until)
+            break;
+        usleep(1000);
+    }
+    atomic_store(&seam_held, 1);
+}
+
+static void main_stop_seam(void *arg)
+{
+    (void)arg;
+    int sig = SIGUSR1;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0); /* starts the thread */
+    seam_until = atomic_load(&signal_pokes) + 2;
+    atomic_store(&seam_armed, 1);
+    atomic_store(&signal_thread_seam, stop_seam);
+    ck_assert_int_eq(ringo_signal_stop(c), 0); /* a poke: the thread wakes into the seam */
+    ringo_chan_release(c);
+}
+
+START_TEST(stop_reaches_a_busy_signal_thread)
+{
+    atomic_store(&seam_held, 0);
+    RUN(main_stop_seam, NULL, nprocs_param);
+    atomic_store(&signal_thread_seam, NULL);
+    ck_assert_int_eq(atomic_load(&seam_held), 1);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
     RUN(main_bad, NULL, nprocs_param);
@@ -281,6 +333,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deadlock_reported_again_after_stop);
     tcase_add_test(tc, sigpipe_is_an_error_not_death);
     tcase_add_test(tc, register_from_a_plain_thread);
+    tcase_add_test(tc, stop_reaches_a_busy_signal_thread);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);
     return s;
