@@ -733,11 +733,23 @@ static const struct rhooks *const hooks[] = {
 };
 #define NHOOKS (sizeof hooks / sizeof hooks[0])
 
-void hooks_proc_idle(struct rproc *p)
+/* The proc_idle hooks, gathered once: a proc calls them every time it
+ * runs dry, which a busy server does every round. */
+static void (*idle_hooks[NHOOKS])(struct rproc *p);
+static size_t n_idle_hooks;
+
+static void hooks_init(void)
 {
+    n_idle_hooks = 0;
     for (size_t i = 0; i < NHOOKS; i++)
         if (hooks[i]->proc_idle)
-            hooks[i]->proc_idle(p);
+            idle_hooks[n_idle_hooks++] = hooks[i]->proc_idle;
+}
+
+void hooks_proc_idle(struct rproc *p)
+{
+    for (size_t i = 0; i < n_idle_hooks; i++)
+        idle_hooks[i](p);
 }
 
 void hooks_proc_fini(struct rproc *p)
@@ -1139,6 +1151,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     }
 
     rt.nprocs = nprocs;
+    hooks_init();
     rt.ring_entries = entries;
     store_relaxed(&rt.live, 0);
     store_relaxed(&rt.stopping, 0);

@@ -169,11 +169,6 @@ void timer_disarm(struct timer_heap *th, struct rtimer *t)
         sift_down(th, i);
 }
 
-int64_t timer_next(const struct timer_heap *th)
-{
-    return th->n ? th->h[0]->when : INT64_MAX;
-}
-
 size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now)
 {
     size_t fired = 0;

@@ -68,7 +68,10 @@ void timer_disarm(struct timer_heap *th, struct rtimer *t);
 int  timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when);
 /* The nearest time the heap needs looking at (a timer may then only move):
  * INT64_MAX if none. */
-int64_t timer_next(const struct timer_heap *th);
+static inline int64_t timer_next(const struct timer_heap *th)
+{
+    return th->n ? th->h[0]->when : INT64_MAX;
+}
 /* Fire every timer due at now; returns how many fired. */
 size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now);
 void timer_heap_free(struct timer_heap *th);
