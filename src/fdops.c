@@ -51,7 +51,8 @@ static _Atomic uint32_t *fdops_slot(struct rproc *p, int fd, bool create)
     return page ? &page[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)] : NULL;
 }
 
-_Atomic uint32_t *fdops_inc(struct rproc *p, int fd)
+/* fdops_inc's way when fd's page is not there yet (internal.h). */
+_Atomic uint32_t *fdops_inc_slow(struct rproc *p, int fd)
 {
     _Atomic uint32_t *c = fdops_slot(p, fd, true);
     if (!c)
@@ -59,11 +60,6 @@ _Atomic uint32_t *fdops_inc(struct rproc *p, int fd)
     /* relaxed load and store: the owner is the only writer */
     store_relaxed(c, load_relaxed(c) + 1);
     return c;
-}
-
-void fdops_dec(_Atomic uint32_t *c)
-{
-    store_relaxed(c, load_relaxed(c) - 1); /* as in fdops_inc */
 }
 
 bool fdops_busy(struct rproc *p, int fd)

@@ -213,8 +213,9 @@ struct fd_ops {
     _Atomic uint32_t untracked;         /* ops on fds that have no counter (no memory, fd too large) */
 };
 
-_Atomic uint32_t *fdops_inc(struct rproc *p, int fd); /* owner; fd >= 0; returns the counter */
-void fdops_dec(_Atomic uint32_t *counter);            /* owner; what fdops_inc returned */
+/* fdops_inc (owner; fd >= 0; returns the counter) and fdops_dec (owner;
+ * what fdops_inc returned) are inline, at the end of this file. */
+_Atomic uint32_t *fdops_inc_slow(struct rproc *p, int fd);
 bool fdops_busy(struct rproc *p, int fd);   /* any thread */
 void fdops_free(struct rproc *p);            /* teardown */
 
@@ -753,5 +754,25 @@ static inline void proc_timers_run(struct rproc *p)
     }
 }
 void *goroutine_creator(const struct rg *g);
+
+/* Count an operation on fd (fdops.c); inline, since every I/O call
+ * makes one.  The page pointer is read relaxed: only this proc, the
+ * caller, ever stores it.  A page not yet there (or an fd past the table)
+ * takes the slow path, which allocates it or counts the fd untracked. */
+static inline _Atomic uint32_t *fdops_inc(struct rproc *p, int fd)
+{
+    unsigned pg = (unsigned)fd >> FDOPS_PAGE_BITS;
+    _Atomic uint32_t *page = pg < FDOPS_PAGES ? load_relaxed(&p->fdops.page[pg]) : NULL;
+    if (__builtin_expect(page == NULL, 0))
+        return fdops_inc_slow(p, fd);
+    _Atomic uint32_t *c = &page[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)];
+    store_relaxed(c, load_relaxed(c) + 1); /* relaxed load and store: the owner is the only writer */
+    return c;
+}
+
+static inline void fdops_dec(_Atomic uint32_t *c)
+{
+    store_relaxed(c, load_relaxed(c) - 1); /* as in fdops_inc */
+}
 
 #endif /* RINGO_INTERNAL_H */
