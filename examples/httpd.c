@@ -190,7 +190,7 @@ static void conn(void *arg)
 
     ringo_deadline_set(ringo_now() + idle_ns);
     while (keep) {
-        ssize_t n = ringo_read(fd, in + have, sizeof in - have);
+        ssize_t n = ringo_recv(fd, in + have, sizeof in - have, 0);
         if (n <= 0)
             break; /* EOF, reset, a deadline passed, or shutdown ended it idle */
         if (have == 0) {
@@ -206,18 +206,18 @@ static void conn(void *arg)
             if (st == HTTP_MORE)
                 break;
             if (st != HTTP_REQUEST) {
-                ringo_write_all(fd, out, olen);
+                ringo_send_all(fd, out, olen, 0);
                 if (st == HTTP_TOO_LARGE)
-                    ringo_write_all(fd, resp_431, sizeof resp_431 - 1);
+                    ringo_send_all(fd, resp_431, sizeof resp_431 - 1, 0);
                 else if (st == HTTP_BAD)
-                    ringo_write_all(fd, resp_400, sizeof resp_400 - 1);
+                    ringo_send_all(fd, resp_400, sizeof resp_400 - 1, 0);
                 else
-                    ringo_write_all(fd, resp_501, sizeof resp_501 - 1);
+                    ringo_send_all(fd, resp_501, sizeof resp_501 - 1, 0);
                 goto done;
             }
             keep = req.keep && !is_draining();
             if (olen + 256 > sizeof out) {
-                if (ringo_write_all(fd, out, olen) < 0)
+                if (ringo_send_all(fd, out, olen, 0) < 0)
                     goto done;
                 olen = 0;
             }
@@ -226,7 +226,7 @@ static void conn(void *arg)
             if (!keep)
                 break;
         }
-        if (olen && ringo_write_all(fd, out, olen) < 0)
+        if (olen && ringo_send_all(fd, out, olen, 0) < 0)
             break;
         if (pos < have) /* a request's start is left: to the front */
             memmove(in, in + pos, have - pos);

@@ -81,14 +81,14 @@ static ssize_t read_response(int fd, char *buf, size_t cap, size_t *have)
             return len;
         if (len > 0) {
             while (*have < (size_t)len) {
-                ssize_t r = ringo_read(fd, buf + *have, cap - *have);
+                ssize_t r = ringo_recv(fd, buf + *have, cap - *have, 0);
                 if (r <= 0)
                     return r < 0 ? r : -ECONNRESET;
                 *have += (size_t)r;
             }
             return len;
         }
-        ssize_t r = ringo_read(fd, buf + *have, cap - *have);
+        ssize_t r = ringo_recv(fd, buf + *have, cap - *have, 0);
         if (r <= 0)
             return r;
         *have += (size_t)r;
@@ -113,7 +113,7 @@ static void conn(void *arg)
         size_t have = 0;
         for (;;) {
             int64_t t0 = ringo_now();
-            if (ringo_write_all(fd, request, request_len) < 0)
+            if (ringo_send_all(fd, request, request_len, 0) < 0)
                 break;
             ssize_t n = read_response(fd, buf, sizeof buf, &have);
             if (n <= 0) {
