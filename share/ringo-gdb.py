@@ -11,10 +11,13 @@
 # from the context its last switch saved, a running one from its proc
 # thread.  N may be any expression ("goroutine my_id bt").
 #
-# How.  The runtime keeps every goroutine in a table, gtab[slot] (sched.c),
-# filled up to gtab_next; a live one has id > 0.  A goroutine that is not
-# running was switched out by ringo__ctx_switch, which pushed the callee-
-# saved registers and left the stack pointer in g->ctx.sp:
+# How.  The runtime keeps every goroutine in chunks of structs, a page
+# each (a header line, then the structs), listed by gctab[slot / chunk]
+# (gtable.c), filled up to gtab_next slots; a live one has id > 0, and its
+# creator is in gslots[slot].  A started goroutine's other lines are
+# g->cold, in its stack's header.  A goroutine that is not running was
+# switched out by ringo__ctx_switch, which pushed the callee-saved
+# registers and left the stack pointer in g->cold->run.ctx.sp:
 #
 #   x86-64:   sp -> r15 r14 r13 r12 rbx rbp, return address
 #   aarch64:  sp -> x19 .. x28, x29 x30, d8 .. d15  (160 bytes)
@@ -25,7 +28,7 @@
 # process (registers cannot be written in a core file) and a library with
 # debug information (the default -g build) for the table's symbols.
 #
-# With --with-switch=ucontext, g->ctx.uc points to a ucontext_t that
+# With --with-switch=ucontext, g->cold->run.ctx.uc points to a ucontext_t that
 # swapcontext filled, and the registers come from its uc_mcontext.
 
 import gdb
@@ -64,14 +67,27 @@ def _enum_names(type_name):
 
 def _goroutines():
     """(slot, struct rg *) of every live goroutine, in table order."""
-    gtab = _static("gtab")
-    if int(gtab) == 0:
+    gctab = _static("gctab")
+    if int(gctab) == 0:
         return
     n = int(_static("gtab_next"))
-    for slot in range(n):
-        g = gtab[slot]
-        if int(g) != 0 and int(g["id"]) > 0:
-            yield slot, g
+    per = int(gdb.parse_and_eval("sizeof(struct rg)"))
+    chunk = 4096 // per - 1  # GCHUNK: a page holds a header line and the structs
+    rg_ptr = gdb.lookup_type("struct rg").pointer()
+    for c in range(n // chunk):
+        h = int(gctab[c])
+        if h == 0:
+            continue
+        for i in range(chunk):
+            g = gdb.Value(h + (i + 1) * per).cast(rg_ptr)
+            if int(g["id"]) > 0:
+                yield c * chunk + i, g
+
+
+def _cold(g):
+    """Lines 1 and 2 of g (struct rg_cold), or None before it starts."""
+    c = g["cold"]
+    return c.dereference() if int(c) != 0 else None
 
 
 def _code_name(addr):
@@ -122,19 +138,20 @@ def _current_g():
 def _describe(slot, g, states, reasons, now_ms):
     word, waiting = _state(g, states, reasons)
     extra = ""
-    if waiting:
-        fd = int(g["wait_fd"])
-        obj = int(g["wait_obj"])
+    cold = _cold(g)
+    if waiting and cold is not None:
+        fd = int(cold["run"]["wait_fd"])
+        obj = int(cold["wait"]["wait_obj"])
         if fd >= 0:
             extra += ", fd %d" % fd
         elif obj:
             extra += ", on 0x%x" % obj
         if now_ms is not None:
-            waited = (now_ms - int(g["parked_ms"])) & 0xffffffff
+            waited = (now_ms - int(cold["wait"]["parked_ms"])) & 0xffffffff
             if waited <= 0x7fffffff:
                 extra += ", %d ms" % waited
-    gorigin = _static("gorigin")
-    creator = int(gorigin[slot]) if int(gorigin) != 0 else 0
+    gslots = _static("gslots")
+    creator = int(gslots[slot]["creator"]) if int(gslots) != 0 else 0
     p = g["p"]
     proc = int(p["idx"]) if int(p) != 0 else -1
     return "goroutine %d [%s%s]: created by %s at 0x%x by %s on proc %d" % (
@@ -279,7 +296,7 @@ saved, with the selected thread's registers borrowed for the time of the
         if not bool(g["started"]):
             gdb.write("goroutine %d has not started: it has no stack yet\n" % gid)
             return
-        ctx = g["ctx"]
+        ctx = _cold(g)["run"]["ctx"]
         if any(f.name == "uc" for f in ctx.type.fields()):
             order, regs = _ucontext_frame(ctx["uc"].dereference()["uc_mcontext"], _arch())
         else:

@@ -405,14 +405,14 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     struct acc_waiter w = { .g = g, .linked = true };
     acc_hold(acc);
     w.token = park_prepare(g, W_IO, PARK_INTERRUPTIBLE);
-    store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
+    store_relaxed(&g_run(g)->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
     /* The listener's read deadline counts too; read after park_prepare's
      * barrier, against ringo_fd_deadline_set's (fddeadline.c), which then
      * wakes us through acc_fd_deadline if we read the old one. */
     uint32_t seq;
     int64_t fdl = fdl_get(fd, RINGO_READ, &seq);
-    if (fdl < g->wake_at)
-        g->wake_at = fdl;
+    if (fdl < g_run(g)->wake_at)
+        g_run(g)->wake_at = fdl;
     w.prev = acc->wtail;
     if (acc->wtail)
         acc->wtail->next = &w;
@@ -564,7 +564,7 @@ void acc_release_fd(int fd)
              * cw through proc_post_task's release push. */
             store_relaxed(&cw.pending, 1);
             cw.token = park_prepare(g, W_IO, 0);
-            store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
+            store_relaxed(&g_run(g)->wait_fd, fd); /* for ringo_dump */
             owner_add(p->inflight, 1); /* waiting on I/O of other procs: not a deadlock */
             for (unsigned n = 0; i < rt.nprocs && n < ACC_CLOSE_BATCH; i++) {
                 if (rt.procs[i] == p)

@@ -38,8 +38,8 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
     if (park & PARK_INTR) {
         if (claim(g, park >> 2))
             ready(g, -ECANCELED);
-    } else if (g->io_op) {
-        eng_cancel_op(p, g->io_op); /* io_wait, or a timed futex wait; other sync waits have none */
+    } else if (g_wait(g)->io_op) {
+        eng_cancel_op(p, g_wait(g)->io_op); /* io_wait, or a timed futex wait; other sync waits have none */
     }
 }
 

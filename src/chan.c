@@ -270,16 +270,17 @@ static int chan_block(ringo_chan *c, struct waitq *q, void *elem, int reason, bo
     size_t elem_size = c->elem_size; /* c is not touched after a successful wake */
     waiter_init(&w, reason);
     waitq_push(q, &sd);
-    if (w.g) {
-        store_relaxed(&w.g->wait_obj, c); /* for ringo_dump, relaxed as in park_prepare */
-        w.g->sudogs = &sd;
-        w.g->nsudogs = 1;
+    struct rg_wait *gw = w.g ? g_wait(w.g) : NULL;
+    if (gw) {
+        store_relaxed(&gw->wait_obj, c); /* for ringo_dump, relaxed as in park_prepare */
+        gw->sudogs = &sd;
+        gw->nsudogs = 1;
     }
     chan_unlock(c);
     int r = waiter_block(&w);
-    if (w.g) {
-        w.g->sudogs = NULL;
-        w.g->nsudogs = 0;
+    if (gw) {
+        gw->sudogs = NULL;
+        gw->nsudogs = 0;
     }
     if (w.fired == &sd) {
         if (sd.success)
@@ -419,14 +420,14 @@ size_t ringo_chan_cap(const ringo_chan *c)
 
 void chan_abandon_waits(struct rg *g)
 {
-    for (unsigned i = 0; i < g->nsudogs; i++) {
-        struct sudog *sd = &g->sudogs[i];
+    for (unsigned i = 0; i < g_wait(g)->nsudogs; i++) {
+        struct sudog *sd = &g_wait(g)->sudogs[i];
         if (!sd->c)
             continue;
         chan_lock(sd->c);
         waitq_remove(sd);
         chan_unlock(sd->c);
     }
-    g->sudogs = NULL;
-    g->nsudogs = 0;
+    g_wait(g)->sudogs = NULL;
+    g_wait(g)->nsudogs = 0;
 }

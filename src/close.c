@@ -299,7 +299,7 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
             continue;
         struct close_wait cw = { .g = g };
         cw.token = park_prepare(g, W_IO, 0);
-        store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
+        store_relaxed(&g_run(g)->wait_fd, fd); /* for ringo_dump */
         store_relaxed(&cw.pending, (int)n); /* published by proc_post_task's release */
         for (unsigned k = 0; k < n; k++) {
             tasks[k].t.run = close_cancel_run;

@@ -436,9 +436,9 @@ int ring_wait_op_on(struct rproc *p, struct rg *g, struct io_uring_sqe *sqe, int
 {
     struct rop op = { .rec.done = rop_done, .g = g, .res = 0 };
     op.token = park_prepare(g, reason, 0);
-    store_relaxed(&g->wait_obj, obj); /* for ringo_dump, relaxed as in park_prepare */
+    store_relaxed(&g_wait(g)->wait_obj, obj); /* for ringo_dump, relaxed as in park_prepare */
     if (reason == W_IO)
-        store_relaxed(&g->wait_fd, sqe->fd); /* for ringo_dump */
+        store_relaxed(&g_run(g)->wait_fd, sqe->fd); /* for ringo_dump */
     io_uring_sqe_set_data(sqe, &op);
     owner_add(p->inflight, 1);
     if (reason == W_IO)

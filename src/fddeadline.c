@@ -197,7 +197,7 @@ static void fdl_kick_remote_waiting(struct rproc *p, struct rg *g, struct rproc 
     struct fdl_wait_task wt = { .t.run = fdl_wait_task_run, .fd = fd, .cw = &cw };
     store_relaxed(&cw.pending, 1); /* published by proc_post_task's release */
     cw.token = park_prepare(g, W_IO, 0);
-    store_relaxed(&g->wait_fd, fd); /* for ringo_dump */
+    store_relaxed(&g_run(g)->wait_fd, fd); /* for ringo_dump */
     owner_add(p->inflight, 1); /* waiting on another proc: not a deadlock */
     proc_post_task(q, &wt.t);
     park_commit(g, cw.token, 0);

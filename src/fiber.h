@@ -33,6 +33,7 @@ struct fiber_ctx {
  * allocation; below it is the usable stack, and below that a page that is
  * a PROT_NONE guard while the guard budget lasts (see fiber.c).
  */
+#define GCOLD_SIZE 128
 struct stack {
     struct stack *next;   /* cache / free list link; owner of the list only */
     struct stack *next_batch; /* in the global pool, on a batch's first stack: the next batch */
@@ -46,6 +47,9 @@ struct stack {
 #ifdef RINGO_SWITCH_UCONTEXT
     ucontext_t uc;        /* the fiber's context lives with its stack */
 #endif
+    /* Lines 1 and 2 of the goroutine on this stack (struct rg_cold,
+     * internal.h): they come and go with the stack. */
+    _Alignas(64) unsigned char gcold[GCOLD_SIZE];
 };
 
 /* Stacks a proc keeps for reuse before handing them back to the kernel.

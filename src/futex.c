@@ -233,7 +233,7 @@ static void table_wait(struct rg *g, _Atomic uint32_t *addr, uint32_t val, int r
         return;
     }
     w.token = park_prepare(g, reason, 0);
-    store_relaxed(&g->wait_obj, (const void *)addr); /* for ringo_dump */
+    store_relaxed(&g_wait(g)->wait_obj, (const void *)addr); /* for ringo_dump */
     if (b->tail)
         b->tail->next = &w;
     else
@@ -262,8 +262,8 @@ static int table_wait_until(struct rg *g, _Atomic uint32_t *addr, uint32_t val, 
         return 0;
     }
     w.token = park_prepare(g, reason, PARK_INTERRUPTIBLE);
-    g->wake_at = until; /* park_prepare set the deadline; until is that or earlier */
-    store_relaxed(&g->wait_obj, (const void *)addr); /* for ringo_dump */
+    g_run(g)->wake_at = until; /* park_prepare set the deadline; until is that or earlier */
+    store_relaxed(&g_wait(g)->wait_obj, (const void *)addr); /* for ringo_dump */
     if (b->tail)
         b->tail->next = &w;
     else
@@ -417,19 +417,19 @@ static int uring_wait_until(struct rproc *p, struct rg *g, _Atomic uint32_t *add
     uring_prep(sqe, addr, val);
     struct rop op = { .rec.done = rop_done, .g = g, .res = 0, .futex_wait = true };
     op.token = park_prepare(g, reason, 0);
-    store_relaxed(&g->wait_obj, (const void *)addr); /* for ringo_dump, relaxed as in park_prepare */
+    store_relaxed(&g_wait(g)->wait_obj, (const void *)addr); /* for ringo_dump, relaxed as in park_prepare */
     io_uring_sqe_set_data(sqe, &op);
     owner_add(p->inflight, 1);
     owner_add(p->futex_waits, 1);
     fetch_add_relaxed(&futex_counts.uring, 1);
-    g->io_op = &op;
-    g->wake_at = until; /* park_commit arms op_deadline_fire there */
+    g_wait(g)->io_op = &op;
+    g_run(g)->wake_at = until; /* park_commit arms op_deadline_fire there */
     /* The load half of the cancel handshake, as in io_wait (io.c): a
      * ringo_cancel that found us not yet parked asked for nothing. */
     if (load_seqcst(&g->cancel_id) == load_relaxed(&g->id))
         eng_cancel_op(p, &op);
     park_commit(g, op.token, 0);
-    g->io_op = NULL;
+    g_wait(g)->io_op = NULL;
     if (op.futex_wait)
         owner_add(p->futex_waits, -1); /* no cancel was issued for it */
     int res = op.res;
@@ -461,7 +461,7 @@ int futex_wait_until(_Atomic uint32_t *addr, uint32_t val, int reason, int64_t w
     int r = block_check(g);
     if (r)
         return r;
-    int64_t until = when < g->deadline ? when : g->deadline;
+    int64_t until = when < g_run(g)->deadline ? when : g_run(g)->deadline;
     if (until != RINGO_NEVER && now_ns() >= until)
         return -ETIMEDOUT;
     if (uring_futex(p))

@@ -24,120 +24,177 @@
  *
  * ringo_cancel(id) must find a goroutine from any thread without a lock on
  * the spawn path.  Goroutine structs are never freed during a run, only
- * recycled, and each has a permanent slot in gtab.  An id encodes the slot
- * and the struct's incarnation: id = (gen << SLOT_BITS | slot) + 1, so the
- * first 16M goroutines have small ids and a recycled struct never repeats
- * an id.  A lookup reads gtab[slot] and compares g->id (acquire) with the id.
+ * recycled, and each has a permanent slot.  An id encodes the slot and the
+ * struct's incarnation: id = (gen << SLOT_BITS | slot) + 1, so the first
+ * 16M goroutines have small ids and a recycled struct never repeats an id.
+ * The struct keeps, while free, the negated id of its next incarnation
+ * (struct rg.id): a spawn takes it without knowing the slot, and a lookup
+ * finds the struct from the slot and compares g->id (acquire) with the id.
+ *
+ * Goroutine chunks.  Structs (line 0 of a goroutine, internal.h: lines 1
+ * and 2 come with its stack) come in chunks of GCHUNK, a page each: a
+ * header line, then the structs of slots chunk * GCHUNK ... chunk * GCHUNK
+ * + GCHUNK - 1.  Chunks are cut from regions mapped one chunk at a time at
+ * first, twice as many each time up to GREGION_CHUNKS; a region that cannot be mapped is what makes ringo_go fail with
+ * -ENOMEM.  The table gctab maps a chunk number (slot / GCHUNK) to its
+ * header.
+ *
+ * Slot records.  What a goroutine needs only to start (arg) and what
+ * dumps alone read (its creator) sit in gslots[slot], beside the table
+ * rather than in struct rg, whose line is full: 16 bytes more per
+ * goroutine, written by the spawn that incarnates the slot.  The creator
+ * is stored relaxed and read relaxed by dumps, which may pair an id with
+ * the creator of the slot's previous or next incarnation while the slot
+ * is recycled under them, which a snapshot can afford.  Only the pages of
+ * used slots are ever touched.
  */
 #define SLOT_MAX (1u << SLOT_BITS)
+#define GCHUNK_MAX (SLOT_MAX / GCHUNK)   /* chunks that fit in the slots */
+#define GCHUNK_BYTES 4096
+#define GCTAB_BYTES (((GCHUNK_MAX * sizeof(void *)) + 4095) & ~(size_t)4095)
+#define GTAB_BYTES (GCTAB_BYTES + SLOT_MAX * sizeof(struct gslot))
+#define GREGION_CHUNKS 64                 /* at most 4032 goroutines, 256 KiB a region */
+_Static_assert(GCHUNK_BYTES == (GCHUNK + 1) * sizeof(struct rg), "a chunk's page holds its header and GCHUNK structs");
 
-static _Atomic(struct rg *) *gtab;       /* mmap'd, SLOT_MAX entries */
-/* Where each slot's goroutine was created: the return address of the
- * ringo_go/ringo_go_on call (NULL: ringo_run's main goroutine), for dumps.
- * A table beside gtab rather than a field of struct rg, whose three cache
- * lines are full: spawn stores it (relaxed; a dump reads it relaxed and may
- * pair an id with the creator of the slot's previous or next incarnation
- * while the slot is recycled under it, which a snapshot can afford).  The
- * same mapping as gtab, after it; only the pages of used slots are ever
- * touched. */
-_Atomic(void *) *gorigin;
-static _Atomic uint32_t gtab_next;        /* next unused slot */
-struct gchunk { struct gchunk *next; struct rg g[GCHUNK]; };
+/* A chunk's header line; the first chunk of a region records the region,
+ * for gtable_fini. */
+struct gchunk_hdr {
+    uint32_t region_chunks;     /* first chunk of a region: the region's size in chunks */
+    struct gchunk_hdr *region;  /* first chunk of a region: the previous region's (under gchunk_lock) */
+} __attribute__((aligned(64)));
+
+/* mmap'd, GCHUNK_MAX entries; an entry is set (release) once, when its
+ * chunk is made, and read (acquire) by lookups and walks. */
+static _Atomic(struct gchunk_hdr *) *gctab;
+struct gslot *gslots;                     /* mmap'd, SLOT_MAX entries, after gctab */
+static _Atomic uint32_t gtab_next;        /* slots given to chunks so far: GCHUNK * chunks */
 static pthread_mutex_t gchunk_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct gchunk *gchunks;            /* under gchunk_lock */
+static struct gchunk_hdr *gregions;       /* newest region's first chunk; under gchunk_lock */
+static char *gcarve, *gcarve_end;         /* the unused rest of the newest region; under gchunk_lock */
+static unsigned gregion_next = 1;         /* chunks in the next region; under gchunk_lock */
+
+static struct rg *chunk_g(struct gchunk_hdr *h, uint32_t i)
+{
+    return (struct rg *)((char *)h + (i + 1) * sizeof(struct rg));
+}
 
 int gtable_init(void)
 {
-    void *m = seam_mmap(NULL, SLOT_MAX * (sizeof(*gtab) + sizeof(*gorigin)),
-                        PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *m = seam_mmap(NULL, GTAB_BYTES, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return -ENOMEM;
-    gtab = m;
-    gorigin = (void *)((char *)m + SLOT_MAX * sizeof(*gtab));
+    gctab = m;
+    gslots = (struct gslot *)((char *)m + GCTAB_BYTES);
     store_relaxed(&gtab_next, 0);
+    gregions = NULL;
+    gcarve = gcarve_end = NULL;
+    gregion_next = 1;
     return 0;
 }
 
 void gtable_fini(void)
 {
     pthread_mutex_lock(&gchunk_lock);
-    struct gchunk *c = gchunks;
-    gchunks = NULL;
+    struct gchunk_hdr *r = gregions;
+    gregions = NULL;
+    gcarve = gcarve_end = NULL;
     pthread_mutex_unlock(&gchunk_lock);
-    while (c) {
-        struct gchunk *n = c->next;
-        free(c);
-        c = n;
+    while (r) {
+        struct gchunk_hdr *prev = r->region;
+        munmap(r, (size_t)r->region_chunks * GCHUNK_BYTES);
+        r = prev;
     }
-    if (gtab)
-        munmap((void *)gtab, SLOT_MAX * (sizeof(*gtab) + sizeof(*gorigin)));
-    gtab = NULL;
-    gorigin = NULL;
+    if (gctab)
+        munmap((void *)gctab, GTAB_BYTES);
+    gctab = NULL;
+    gslots = NULL;
 }
 
-/* Allocate a fresh chunk of goroutine structs and chain them on *list. */
+/* Make a fresh chunk and chain its goroutine structs on *list (*n counts
+ * them).  -ENOMEM when every slot is in use or no region can be mapped. */
 static int gchunk_new(struct rg **list, size_t *n)
 {
-    /* Reserve GCHUNK slots without ever moving gtab_next past SLOT_MAX
-     * (gtable_foreach reads every slot below it). */
-    uint32_t base = load_relaxed(&gtab_next);
-    do {
-        if (base > SLOT_MAX - GCHUNK)
+    pthread_mutex_lock(&gchunk_lock);
+    /* relaxed: written only under the lock; readers only need a bound */
+    uint32_t c = load_relaxed(&gtab_next) / GCHUNK;
+    if (c >= GCHUNK_MAX) {
+        pthread_mutex_unlock(&gchunk_lock);
+        return -ENOMEM;
+    }
+    if (gcarve == gcarve_end) {
+        unsigned nc = gregion_next;
+        void *m = seam_mmap(NULL, (size_t)nc * GCHUNK_BYTES, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) {
+            pthread_mutex_unlock(&gchunk_lock);
             return -ENOMEM;
-        /* relaxed: only uniqueness of the range matters; the slots are
-         * published with the release stores below */
-    } while (!atomic_compare_exchange_weak_explicit(&gtab_next, &base, base + GCHUNK,
-                                                    memory_order_relaxed, memory_order_relaxed));
-    /* aligned: struct rg's lines (internal.h) must be real cache lines */
-    struct gchunk *c = seam_aligned_alloc(_Alignof(struct gchunk), sizeof *c);
-    if (c)
-        memset(c, 0, sizeof *c);
-    if (!c)
-        return -ENOMEM; /* the slots stay unused (NULL entries are skipped) */
+        }
+        struct gchunk_hdr *r = m;
+        r->region = gregions;
+        r->region_chunks = nc;
+        gregions = r;
+        gcarve = m;
+        gcarve_end = gcarve + (size_t)nc * GCHUNK_BYTES;
+        if (gregion_next < GREGION_CHUNKS)
+            gregion_next *= 2;
+    }
+    struct gchunk_hdr *h = (struct gchunk_hdr *)gcarve;
+    gcarve += GCHUNK_BYTES;
+    /* A fresh struct's park word is claimed with token 0; its id is that
+     * of its first incarnation, negated (struct rg). */
     for (int i = GCHUNK - 1; i >= 0; i--) {
-        struct rg *g = &c->g[i];
-        g->slot = base + (uint32_t)i;
-        g->gen = UINT32_MAX; /* the first incarnation becomes 0 */
+        struct rg *g = chunk_g(h, (uint32_t)i);
         store_relaxed(&g->park, PARK_CLAIMED);
-        /* release: a lookup that finds the pointer sees the slot fields */
-        store_release(&gtab[g->slot], g);
+        store_relaxed(&g->id, -(int64_t)(c * GCHUNK + (uint32_t)i + 1));
         g->next = *list;
         *list = g;
         (*n)++;
     }
-    pthread_mutex_lock(&gchunk_lock);
-    c->next = gchunks;
-    gchunks = c;
+    /* release: a lookup or walk that finds the header sees the lines above */
+    store_release(&gctab[c], h);
+    store_relaxed(&gtab_next, (c + 1) * GCHUNK);
     pthread_mutex_unlock(&gchunk_lock);
     return 0;
 }
 
 struct rg *gtable_lookup(int64_t id)
 {
-    if (id <= 0 || !gtab)
+    if (id <= 0 || !gctab)
         return NULL;
-    uint64_t slot = (uint64_t)(id - 1) & (SLOT_MAX - 1);
-    if (slot >= load_relaxed(&gtab_next))
+    uint32_t slot = (uint32_t)((uint64_t)(id - 1) & (SLOT_MAX - 1));
+    if (slot / GCHUNK >= GCHUNK_MAX)
         return NULL;
     /* acquire: pairs with the release in gchunk_new */
-    struct rg *g = load_acquire(&gtab[slot]);
-    if (!g || load_acquire(&g->id) != id)
+    struct gchunk_hdr *h = load_acquire(&gctab[slot / GCHUNK]);
+    if (!h)
+        return NULL;
+    struct rg *g = chunk_g(h, slot % GCHUNK);
+    if (load_acquire(&g->id) != id)
         return NULL;
     return g;
 }
 
 void *goroutine_creator(const struct rg *g)
 {
-    return load_relaxed(&gorigin[g->slot]); /* see gorigin */
+    int64_t id = load_relaxed(&((struct rg *)g)->id); /* either sign: the same slot */
+    uint64_t slot = (uint64_t)((id < 0 ? -id : id) - 1) & (SLOT_MAX - 1);
+    return load_relaxed(&gslots[slot].creator); /* see "Slot records" */
 }
 
 void gtable_foreach(void (*fn)(struct rg *g, void *arg), void *arg)
 {
-    uint32_t n = load_relaxed(&gtab_next);
-    for (uint32_t s = 0; s < n; s++) {
-        struct rg *g = load_acquire(&gtab[s]);
-        if (g && load_acquire(&g->id) > 0)
-            fn(g, arg);
+    uint32_t n = load_relaxed(&gtab_next) / GCHUNK;
+    for (uint32_t c = 0; c < n; c++) {
+        /* acquire: as in gtable_lookup */
+        struct gchunk_hdr *h = load_acquire(&gctab[c]);
+        if (!h)
+            continue;
+        for (uint32_t i = 0; i < GCHUNK; i++) {
+            struct rg *g = chunk_g(h, i);
+            if (load_acquire(&g->id) > 0)
+                fn(g, arg);
+        }
     }
 }
 

@@ -93,41 +93,68 @@ enum wait_reason {
 /* park_prepare flags */
 #define PARK_INTERRUPTIBLE 1   /* deadline and cancellation end the wait */
 
-/* Three cache lines, laid out by who touches them.  The first holds what a
- * waker on another proc writes (park, result, state, next) together with
- * what the owner reads first when it resumes the goroutine (ctx, stack)
- * and what every blocking call checks (id, cancel_id), so a cross-proc
- * hand-off moves one line of the goroutine, not three
- * (tests/bench/pingpong with 2 procs). */
+/* A goroutine is three cache lines, laid out by who touches them and when.
+ *
+ * Line 0, struct rg itself, holds what a spawn writes (fn, id, the queue
+ * link) and what a waker on another proc writes (park, result, state,
+ * next), so a cross-proc hand-off moves one line of the goroutine, not
+ * three (tests/bench/pingpong with 2 procs).  It is all a goroutine that
+ * has not started yet has, with its slot's arg and creator (gtable.c
+ * "Slot records"): a million unstarted goroutines cost 80 bytes each
+ * (tests/bench/coldstart, rss).
+ *
+ * Lines 1 and 2, struct rg_cold (g_run(g), g_wait(g)), are the owner
+ * proc's: the saved context and stack it reads to resume the goroutine,
+ * its bookkeeping, and the wait in progress.  They live in the header of
+ * the goroutine's stack (struct stack.gcold, fiber.h), which it gets when
+ * it first runs (sched.c g_start) and gives back when it exits: so they
+ * come and go with the stack, and spawning a million goroutines that each
+ * run and exit touches one hot stack and one hot pair of lines, not a
+ * million (the first page of a stack is touched anyway). */
+struct rg_cold;
 struct rg {
-    /* -- line 0: hand-off -- */
     struct rg *next;            /* run queue / inbox / free list link: whoever holds the queue */
-    struct fiber_ctx ctx;       /* saved context while not running */
-    struct stack *stack;        /* NULL until first run */
     _Atomic(struct rproc *) p;  /* owner proc; fixed once started (release at start, acquire in cancel) */
     _Atomic uint64_t park;      /* see "Park word layout"; CAS by any waker, store seq_cst by owner */
+    /* The goroutine's id: written with release at spawn, read acquire by
+     * ringo_cancel.  At exit (and in a fresh struct) it becomes the
+     * negated id of the struct's next incarnation, which the next spawn
+     * takes (g_incarnate): never a live id, so lookups miss it. */
+    _Atomic int64_t id;
+    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see cancel.c */
+    void (*fn)(void *);         /* for dumps after it started, too */
+    /* Lines 1 and 2, set when it starts (g_start) and cleared when its
+     * stack goes back (reclaim_dead).  A plain field, the owner's, which
+     * it reads on every switch and park; dumps read it with fiber_peek,
+     * racily on purpose as they read the stack (runtime.c "Dumps": they
+     * see a started goroutine's, or NULL, or a stack's that another
+     * goroutine now uses, and validate what they read after) */
+    struct rg_cold *cold;
     int32_t result;             /* written by the claim winner before ready(); read by g after it resumes */
     _Atomic uint8_t state;      /* enum gstate; owner writes relaxed, dumps read relaxed */
     _Atomic uint8_t reason;     /* enum wait_reason; owner writes relaxed, dumps read relaxed */
     bool started;               /* has a stack and has run; never donated after */
     bool bound;                 /* ringo_go_on: never donated */
-    _Atomic int64_t id;         /* written with release at spawn and 0 at exit; read acquire by ringo_cancel */
-    _Atomic int64_t cancel_id;  /* == id once cancelled; CAS by ringo_cancel (seq_cst), see cancel.c */
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct rg) == 64, "struct rg is line 0 of a goroutine");
 
-    /* -- line 1: the owner's bookkeeping -- */
-    void (*fn)(void *);
-    void *arg;
-    uint32_t slot;              /* index in the goroutine table; fixed for the struct's life */
-    uint32_t gen;               /* incarnations of this struct; owner */
-    uint64_t park_seq;          /* last token handed out; owner */
+/* Line 1: what the owner reads to resume the goroutine, and its
+ * bookkeeping. */
+struct rg_run {
+    struct fiber_ctx ctx;       /* saved context while not running */
+    struct stack *stack;        /* the stack whose header holds these lines */
+    uint64_t park_seq;          /* last token handed out; owner.  Set from the park word at start */
     int64_t deadline;           /* owner */
     int64_t wake_at;            /* timer target of the current wait (RINGO_NEVER: none); owner.
                                  * For an io_wait, the deadline at which the timer cancels io_op */
     int32_t wake_at_result;     /* result the timer delivers (0 for a sleep, -ETIMEDOUT for a deadline) */
     _Atomic int wait_fd;        /* the fd of an I/O wait, -1 otherwise; owner writes relaxed, dumps read relaxed */
     uint64_t timer_token;       /* token the timer claims with */
+    struct rg *g;               /* whose lines these are, for the timer (g_of_timer) */
+};
 
-    /* -- line 2: the wait in progress -- */
+/* Line 2: the wait in progress. */
+struct rg_wait {
     struct rtimer timer;        /* owner proc's heap */
     struct rop *io_op;          /* the operation that deadline and cancel end (io_wait, a timed futex wait); owner */
     _Atomic(const void *) wait_obj; /* what it waits on, for dumps: a channel or a futex word; like wait_fd */
@@ -135,10 +162,33 @@ struct rg {
     unsigned nsudogs;
     _Atomic uint32_t parked_ms; /* the proc's clock (rproc.clock_ms) when it last parked; owner writes
                                  * relaxed in park_prepare, dumps read relaxed */
-} __attribute__((aligned(64)));
-_Static_assert(sizeof(struct rg) <= 192, "struct rg is at most three cache lines");
-_Static_assert(offsetof(struct rg, cancel_id) < 64, "hand-off fields share line 0");
+};
 
+struct rg_cold {
+    struct rg_run run;
+    struct rg_wait wait;
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct rg_run) == 64 && offsetof(struct rg_cold, wait) == 64,
+               "struct rg_run is one cache line");
+_Static_assert(sizeof(struct rg_cold) == GCOLD_SIZE, "struct stack.gcold holds lines 1 and 2");
+
+/* Lines 1 and 2 of a goroutine that has started (owner proc only: others
+ * peek at g->cold themselves). */
+static inline struct rg_run *g_run(const struct rg *g)
+{
+    return &g->cold->run;
+}
+
+static inline struct rg_wait *g_wait(const struct rg *g)
+{
+    return &g->cold->wait;
+}
+
+/* The goroutine whose line 2 holds timer t. */
+static inline struct rg *g_of_timer(struct rtimer *t)
+{
+    return ((struct rg_cold *)((uintptr_t)t - offsetof(struct rg_cold, wait.timer)))->run.g;
+}
 
 /* What an SQE's user_data names: a record that says what its completion
  * means.  The ring dispatches every CQE through the record's own handler
@@ -586,7 +636,7 @@ static inline int block_check(struct rg *g)
 {
     if (g_cancelled(g))
         return -ECANCELED;
-    if (g->deadline != RINGO_NEVER && deadline_passed(g->deadline))
+    if (g_run(g)->deadline != RINGO_NEVER && deadline_passed(g_run(g)->deadline))
         return -ETIMEDOUT; /* timer.c "Reading the clock less" */
     return 0;
 }

@@ -123,7 +123,7 @@ static inline struct rg *io_self(struct rproc **pp)
  * word (fddeadline.c). */
 static inline int64_t io_deadline(struct rg *g, int fd, int dirs, uint32_t *seq)
 {
-    int64_t d = g->deadline;
+    int64_t d = g_run(g)->deadline;
     *seq = 0;
     if (dirs) {
         int64_t f = fdl_get(fd, dirs, seq);
@@ -142,7 +142,7 @@ static inline int io_check(struct rg *g, int fd, int dirs)
     if (g_cancelled(g))
         return -ECANCELED;
     uint32_t seq;
-    int64_t d = dirs ? io_deadline(g, fd, dirs, &seq) : g->deadline;
+    int64_t d = dirs ? io_deadline(g, fd, dirs, &seq) : g_run(g)->deadline;
     return d != RINGO_NEVER && deadline_passed(d) ? -ETIMEDOUT : 0;
 }
 
@@ -182,15 +182,15 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
         fdclose_wait(mark);
         return IO_RESTART;
     }
-    store_relaxed(&g->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
+    store_relaxed(&g_run(g)->wait_fd, fd); /* for ringo_dump, relaxed as in park_prepare */
     eng_start(p, io, &op);
     owner_add(p->inflight, 1);
     /* Cancellation and the deadline end the operation through
      * eng_cancel of g->io_op (cancel_interrupt in cancel.c; the timer
      * park_commit arms at wake_at: op_deadline_fire). */
-    g->io_op = &op;
+    g_wait(g)->io_op = &op;
     uint32_t seq;
-    g->wake_at = io_deadline(g, fd, dirs, &seq);
+    g_run(g)->wake_at = io_deadline(g, fd, dirs, &seq);
     /* The load half of the cancel handshake for I/O (see the top): a
      * ringo_cancel that saw the park word still CLAIMED (we were running)
      * did not ask for an ASYNC_CANCEL, so we must see its cancel_id here
@@ -205,7 +205,7 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
     tsan_io_acquire();
     if (rt.valgrind && op.res > 0)
         vg_io_done(&vg, op.res); /* engine_uring.c "Valgrind" */
-    g->io_op = NULL;
+    g_wait(g)->io_op = NULL;
     int r = op.res;
     if (busy)
         fdops_dec(busy);

@@ -63,16 +63,17 @@ void proc_clock_coarse(struct rproc *p)
 
 uint64_t park_prepare(struct rg *g, int reason, int flags)
 {
-    uint64_t token = ++g->park_seq;
+    struct rg_cold *c = g->cold; /* once: the atomics below would make each use load it again */
+    uint64_t token = ++c->run.park_seq;
     /* relaxed: read only by dumps (runtime.c dump_one) */
     store_relaxed(&g->reason, (uint8_t)reason);
-    store_relaxed(&g->wait_obj, NULL);
-    store_relaxed(&g->wait_fd, -1);
+    store_relaxed(&c->wait.wait_obj, NULL);
+    store_relaxed(&c->run.wait_fd, -1);
     /* The park clock (below), not a clock read: this is the hot path. */
-    store_relaxed(&g->parked_ms, load_relaxed(&g->p)->clock_ms);
-    g->wake_at = (flags & PARK_INTERRUPTIBLE) ? g->deadline : RINGO_NEVER;
-    g->wake_at_result = -ETIMEDOUT;
-    g->io_op = NULL;
+    store_relaxed(&c->wait.parked_ms, load_relaxed(&g->p)->clock_ms);
+    c->run.wake_at = (flags & PARK_INTERRUPTIBLE) ? c->run.deadline : RINGO_NEVER;
+    c->run.wake_at_result = -ETIMEDOUT;
+    c->wait.io_op = NULL;
     store_relaxed(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
     /* The store half of the park/cancel handshake (see top), and (A) of
      * the fd deadline one (fddeadline.c): a full barrier after the park
@@ -124,10 +125,10 @@ bool claim_expect(struct rg *g, uint64_t token, int flags)
  * Timers run on the goroutine's own proc, so the queue is local. */
 static void g_timer_fire(struct rproc *p, struct rtimer *t)
 {
-    struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
-    if (!claim(g, g->timer_token))
+    struct rg *g = g_of_timer(t);
+    if (!claim(g, g_run(g)->timer_token))
         return;
-    g->result = g->wake_at_result;
+    g->result = g_run(g)->wake_at_result;
     store_relaxed(&g->state, G_RUNNABLE);
     if (p->steal_on) {
         g->next = p->prio; /* the ring's front belongs to thieves too */
@@ -156,10 +157,10 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
  * has not been reaped, and g->io_op is the operation. */
 static void op_deadline_fire(struct rproc *p, struct rtimer *t)
 {
-    struct rg *g = (struct rg *)((char *)t - offsetof(struct rg, timer));
-    if (load_relaxed(&g->park) != g->timer_token << 2 || !g->io_op)
+    struct rg *g = g_of_timer(t);
+    if (load_relaxed(&g->park) != g_run(g)->timer_token << 2 || !g_wait(g)->io_op)
         return;
-    eng_cancel_op(p, g->io_op);
+    eng_cancel_op(p, g_wait(g)->io_op);
 }
 
 const struct rtimer_ops g_timer_ops = { .fire = g_timer_fire };

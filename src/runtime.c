@@ -252,14 +252,18 @@ struct dump_ctx {
  * pointer is not there to read. */
 static bool saved_regs(struct rg *g, struct fiber_regs *r, const char **lo, const char **hi)
 {
-    /* g->stack and the stack's lo are plain fields written by the owner
-     * proc (fixed while g is parked); fiber_peek reads them racily. */
-    struct stack *st = (struct stack *)(uintptr_t)fiber_peek(&g->stack);
+    /* g's lines 1 and 2 (struct rg.cold, peeked at) hold its stack; the
+     * stack pointer and the stack's lo are plain fields written by the
+     * owner proc (fixed while g is parked); fiber_peek reads them racily. */
+    struct rg_cold *c = (struct rg_cold *)(uintptr_t)fiber_peek(&g->cold);
+    if (!c)
+        return false;
+    struct stack *st = (struct stack *)(uintptr_t)fiber_peek(&c->run.stack);
     if (!st)
         return false;
     *lo = (const char *)(uintptr_t)fiber_peek(&st->lo);
     *hi = stack_top(st);
-    return fiber_saved_regs(&g->ctx, st, r);
+    return fiber_saved_regs(&c->run.ctx, st, r);
 }
 
 /* s->pcs: the stack of g, parked on p when the snapshot began (see
@@ -306,9 +310,14 @@ static void snap(struct dump_ctx *d, struct rg *g, struct dump_group *s)
     s->proc = p ? p->idx : -1;
     s->fd = -1;
     if (s->state == G_WAITING) {
-        s->fd = load_relaxed(&g->wait_fd);
-        s->obj = load_relaxed(&g->wait_obj);
-        uint32_t at = load_relaxed(&g->parked_ms);
+        /* Lines 1 and 2: those of a started goroutine, which it keeps
+         * while it waits; NULL or another goroutine's if it exited and its
+         * struct was used again since the state was read: a mismatch a
+         * snapshot can afford, as for the fields of line 0. */
+        struct rg_cold *c = (struct rg_cold *)(uintptr_t)fiber_peek(&g->cold);
+        s->fd = c ? load_relaxed(&c->run.wait_fd) : -1;
+        s->obj = c ? load_relaxed(&c->wait.wait_obj) : NULL;
+        uint32_t at = c ? load_relaxed(&c->wait.parked_ms) : d->now_ms;
         /* a stamp a coarse tick ahead of our clock reads as 0 */
         s->waited = d->now_ms - at > INT32_MAX ? 0 : d->now_ms - at;
         if (p)
@@ -583,7 +592,7 @@ void rt_goroutine_done(void)
 static void abandon_one(struct rg *g, void *arg)
 {
     (void)arg;
-    if (g->nsudogs)
+    if (g->cold && g_wait(g)->nsudogs) /* no lines 1 and 2 until it starts */
         chan_abandon_waits(g);
 }
 
@@ -609,8 +618,8 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 #elif defined(__aarch64__)
     sp = (const void *)(uintptr_t)((ucontext_t *)uctx)->uc_mcontext.sp;
 #endif
-    if (g && g->stack &&
-        (stack_guard_hit(g->stack, si->si_addr) || (sp && !stack_sp_ok(g->stack, sp)))) {
+    if (g && g->cold &&
+        (stack_guard_hit(g_run(g)->stack, si->si_addr) || (sp && !stack_sp_ok(g_run(g)->stack, sp)))) {
         char num[24], *e = num + sizeof num;
         *--e = '\0';
         unsigned long long id = (unsigned long long)load_relaxed(&g->id);

@@ -122,8 +122,8 @@ static __attribute__((noinline)) void reclaim_dead(struct rproc *p)
 {
     struct rg *d = p->dead;
     p->dead = NULL;
-    stack_put(&p->stacks, d->stack);
-    d->stack = NULL;
+    stack_put(&p->stacks, g_run(d)->stack);
+    d->cold = NULL;
     g_free(p, d);
 }
 
@@ -176,7 +176,18 @@ static bool g_start(struct rproc *p, struct rg *g)
         return false;
     }
     p->timer_promised++;
-    g->stack = s;
+    /* Lines 1 and 2 (internal.h) come with the stack: whatever the
+     * stack's previous goroutine left there is set anew. */
+    struct rg_cold *c = (struct rg_cold *)(void *)s->gcold;
+    c->run.stack = s;
+    c->run.g = g;
+    c->run.park_seq = load_relaxed(&g->park) >> 2; /* relaxed: ours; see spawn_g */
+    c->run.deadline = RINGO_NEVER;
+    c->wait.io_op = NULL;
+    c->wait.sudogs = NULL;
+    c->wait.nsudogs = 0;
+    c->wait.timer.idx = 0;
+    g->cold = c;
     g->started = true;
 #ifdef RINGO_ASAN
     /* A reused stack still carries the poisoned redzones of frames that
@@ -184,7 +195,7 @@ static bool g_start(struct rproc *p, struct rg *g)
      * nothing); the new goroutine starts on clean shadow. */
     __asan_unpoison_memory_region(s->lo, (size_t)(stack_top(s) - s->lo));
 #endif
-    fiber_make(&g->ctx, s, g_entry);
+    fiber_make(&c->run.ctx, s, g_entry);
     return true;
 }
 
@@ -192,7 +203,7 @@ static bool g_start(struct rproc *p, struct rg *g)
  * `to` (or g0 when NULL).  `dying`: from never runs again. */
 static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dying)
 {
-    if (from && !stack_sp_ok(from->stack, __builtin_frame_address(0)))
+    if (from && !stack_sp_ok(g_run(from)->stack, __builtin_frame_address(0)))
         fatal("goroutine %lld stack overflow", (long long)load_relaxed(&from->id));
     if (to && !to->started && !g_start(p, to)) {
         /* Not now: run it later, once other procs have flushed their
@@ -212,12 +223,12 @@ static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dyin
     p->cur = to;
     if (to)
         store_relaxed(&to->state, G_RUNNING);
-    struct fiber_ctx *fc = from ? &from->ctx : &p->g0;
-    struct fiber_ctx *tc = to ? &to->ctx : &p->g0;
+    struct fiber_ctx *fc = from ? &g_run(from)->ctx : &p->g0;
+    struct fiber_ctx *tc = to ? &g_run(to)->ctx : &p->g0;
 #ifdef RINGO_ASAN
     void *fake = NULL;
-    const void *bottom = to ? (const void *)to->stack->lo : p->g0_stack_lo;
-    size_t size = to ? (size_t)(stack_top(to->stack) - to->stack->lo) : p->g0_stack_size;
+    const void *bottom = to ? (const void *)g_run(to)->stack->lo : p->g0_stack_lo;
+    size_t size = to ? (size_t)(stack_top(g_run(to)->stack) - g_run(to)->stack->lo) : p->g0_stack_size;
     __sanitizer_start_switch_fiber(dying ? NULL : &fake, bottom, size);
 #else
     void *fake = NULL;
@@ -226,7 +237,7 @@ static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dyin
 #ifdef RINGO_TSAN
     /* Just before the switch, as TSan asks (tsan.h); `to`'s fiber
      * acquires what `from`'s released. */
-    __tsan_switch_to_fiber(to ? to->stack->tsan_fiber : p->tsan_g0, 0);
+    __tsan_switch_to_fiber(to ? g_run(to)->stack->tsan_fiber : p->tsan_g0, 0);
 #endif
     fiber_switch(fc, tc);
     after_switch(p, fake);
@@ -297,13 +308,14 @@ int park_commit(struct rg *g, uint64_t token, int flags)
      * its token stale and does nothing.  A wait without one disarms it:
      * no goroutine parked without a deadline keeps a timer, so a proc
      * whose goroutines all wait so has none (deadlock detection). */
-    if (g->wake_at != RINGO_NEVER) {
-        g->timer_token = token;
-        g->timer.ops = (flags & PARK_INTERRUPTIBLE) ? &g_timer_ops : &op_deadline_ops;
-        if (timer_rearm(&p->timers, &g->timer, g->wake_at) != 0)
+    struct rg_cold *c = g->cold;
+    if (c->run.wake_at != RINGO_NEVER) {
+        c->run.timer_token = token;
+        c->wait.timer.ops = (flags & PARK_INTERRUPTIBLE) ? &g_timer_ops : &op_deadline_ops;
+        if (timer_rearm(&p->timers, &c->wait.timer, c->run.wake_at) != 0)
             bug("timer heap full despite the reservation made at start");
-    } else if (__builtin_expect(g->timer.idx != 0, 0)) {
-        timer_disarm(&p->timers, &g->timer);
+    } else if (__builtin_expect(c->wait.timer.idx != 0, 0)) {
+        timer_disarm(&p->timers, &c->wait.timer);
     }
     /* seq_cst load: the load half of the park/cancel handshake. */
     if ((flags & PARK_INTERRUPTIBLE) &&
@@ -323,12 +335,13 @@ out:
 
 static _Noreturn void g_exit(struct rproc *p, struct rg *g)
 {
-    if (g->timer.idx)
-        timer_disarm(&p->timers, &g->timer);
+    if (g_wait(g)->timer.idx)
+        timer_disarm(&p->timers, &g_wait(g)->timer);
     p->timer_promised--;
     store_relaxed(&g->state, G_FREE);
-    /* release: cancel lookups that still see the old id saw a live goroutine */
-    store_release(&g->id, 0);
+    /* release: cancel lookups that still see the old id saw a live
+     * goroutine.  The struct keeps its next id, negated (gtable.c). */
+    store_release(&g->id, g_id_retired(load_relaxed(&g->id)));
     credit_give(p);
     p->dead = g;
     rt_goroutine_done();
@@ -342,7 +355,7 @@ static void g_entry(void)
     struct rproc *p = tls_proc;
     after_switch(p, NULL);
     struct rg *g = p->cur;
-    g->fn(g->arg);
+    g->fn(g_slot(load_relaxed(&g->id))->arg);
     g_exit(p, g);
 }
 

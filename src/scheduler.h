@@ -27,13 +27,12 @@
  * stack credit ("Stack credit").  The common cases, on every spawn and
  * exit, are inline here. */
 #define SLOT_BITS 24
-#define GCHUNK 64
+#define GCHUNK 63  /* goroutine structs per chunk (gtable.c "Goroutine chunks") */
 #define GFREE_MAX (4 * GCHUNK)
 /* Stack credits a proc takes from (and gives back to) the global pool at a
  * time. */
 #define CREDIT_BATCH 64
 
-extern _Atomic(void *) *gorigin;
 struct rg *g_alloc_slow(struct rproc *p);
 void g_free_spill(struct rproc *p);
 int credit_take_slow(struct rproc *p);
@@ -61,14 +60,36 @@ static inline void g_free(struct rproc *p, struct rg *g)
         g_free_spill(p);
 }
 
-/* Give g, just taken from a free list, its next incarnation: its id (the
- * caller publishes it with release once g is set up) and its creator, for
- * dumps. */
-static inline int64_t g_incarnate(struct rg *g, void *creator)
+/* Slot records (gtable.c). */
+struct gslot {
+    void *arg;                  /* the goroutine's argument, until it starts */
+    _Atomic(void *) creator;    /* return address of the ringo_go call (NULL: ringo_run's main goroutine) */
+};
+extern struct gslot *gslots;
+
+static inline struct gslot *g_slot(int64_t id)
 {
-    g->gen++;
-    store_relaxed(&gorigin[g->slot], creator); /* see gorigin (gtable.c) */
-    return (int64_t)(((uint64_t)g->gen << SLOT_BITS) | g->slot) + 1;
+    return &gslots[(uint64_t)(id - 1) & ((1u << SLOT_BITS) - 1)];
+}
+
+/* Give g, just taken from a free list, its next incarnation: its id (the
+ * caller publishes it with release once g is set up), which the struct
+ * kept negated while free (struct rg.id), its argument and its creator. */
+static inline int64_t g_incarnate(struct rg *g, void *arg, void *creator)
+{
+    int64_t id = -load_relaxed(&g->id); /* relaxed: the struct is this thread's now */
+    struct gslot *s = g_slot(id);
+    s->arg = arg;
+    store_relaxed(&s->creator, creator); /* relaxed: see gtable.c "Slot records" */
+    return id;
+}
+
+/* What a goroutine's struct keeps in its id field once the goroutine with
+ * this id has exited: its next incarnation's id (same slot, one more
+ * generation; gtable.c "Goroutine table"), negated. */
+static inline int64_t g_id_retired(int64_t id)
+{
+    return -(id + ((int64_t)1 << SLOT_BITS));
 }
 
 /* One stack credit for a spawn: 0, or -ENOMEM. */

@@ -163,16 +163,16 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
         waitq_push(cases[i].op == RINGO_SEND ? &sd->c->sendq : &sd->c->recvq, sd);
     }
     if (w.g) {
-        w.g->sudogs = sds;
-        w.g->nsudogs = (unsigned)nsd;
+        g_wait(w.g)->sudogs = sds;
+        g_wait(w.g)->nsudogs = (unsigned)nsd;
     }
     unlock_all(lockv, active);
 
     int r = waiter_block(&w);
 
     if (w.g) {
-        w.g->sudogs = NULL;
-        w.g->nsudogs = 0;
+        g_wait(w.g)->sudogs = NULL;
+        g_wait(w.g)->nsudogs = 0;
     }
     lock_all(lockv, active);
     for (size_t k = 0; k < nsd; k++)

@@ -4,8 +4,9 @@
  * ringo_count).
  *
  * A spawn takes a goroutine struct from the proc's free list (gtable.c), a
- * stack credit, and a fresh id, and queues the goroutine on its target
- * proc without a stack: it gets one from that proc's stack cache the first
+ * stack credit, and a fresh id, writes line 0 of the struct only
+ * (internal.h) and its slot record (gtable.c), and queues the goroutine on its target proc without a
+ * stack: it gets one from that proc's stack cache the first
  * time it runs (sched.c g_start), so spawning a million goroutines that
  * each run and exit reuses one hot stack (tests/bench/spawn).  On its own
  * proc it goes on the local run queue; on another it goes through that
@@ -51,20 +52,18 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
         rt_goroutine_done();
         return -ENOMEM;
     }
-    int64_t id = g_incarnate(g, creator);
+    int64_t id = g_incarnate(g, arg, creator);
+    /* Line 0 only (internal.h): lines 1 and 2 come with the stack, when
+     * the goroutine first runs (g_start). */
     g->fn = fn;
-    g->arg = arg;
-    g->stack = NULL;
     g->started = false;
     g->bound = bound;
-    g->deadline = RINGO_NEVER;
     store_relaxed(&g->reason, W_NONE);
-    g->io_op = NULL;
-    g->sudogs = NULL;
-    g->nsudogs = 0;
-    g->timer.idx = 0;
     store_relaxed(&g->cancel_id, 0);
-    store_relaxed(&g->park, PARK_CLAIMED | (g->park_seq << 2));
+    /* relaxed: the struct is ours.  Claimed, with the last token handed
+     * out kept (g_start gives it to park_seq): the exited goroutine left
+     * it so, with the flags of its last wait, which go. */
+    store_relaxed(&g->park, (load_relaxed(&g->park) & ~PARK_INTR) | PARK_CLAIMED);
     store_relaxed(&g->state, G_RUNNABLE);
     store_relaxed(&g->p, target);
     /* release: a lookup that sees the id sees the fields above */

@@ -231,9 +231,9 @@ int ringo_sleep_until(int64_t when)
      * does: a sleeping goroutine is not deadlocked. */
     if (when == RINGO_NEVER)
         when = RINGO_NEVER - 1;
-    if (when < g->wake_at) {
-        g->wake_at = when;
-        g->wake_at_result = 0;
+    if (when < g_run(g)->wake_at) {
+        g_run(g)->wake_at = when;
+        g_run(g)->wake_at_result = 0;
     }
     return park_commit(g, token, PARK_INTERRUPTIBLE);
 }
@@ -250,13 +250,13 @@ int64_t ringo_deadline_set(int64_t when)
     struct rg *g = self_g();
     if (!g)
         return RINGO_NEVER;
-    int64_t prev = g->deadline;
-    g->deadline = when;
+    int64_t prev = g_run(g)->deadline;
+    g_run(g)->deadline = when;
     return prev;
 }
 
 int64_t ringo_deadline(void)
 {
     struct rg *g = self_g();
-    return g ? g->deadline : RINGO_NEVER;
+    return g ? g_run(g)->deadline : RINGO_NEVER;
 }

@@ -1,6 +1,7 @@
 /*
- * check_scale.c — a million idle goroutines on default sysctls, and running
- * out of memory as -ENOMEM rather than a crash.
+ * check_scale.c — a million idle goroutines on default sysctls, what a
+ * goroutine that has not started costs, and running out of memory as
+ * -ENOMEM rather than a crash.
  *
  * Each idle goroutine costs about one touched stack page; on a virtualised
  * machine a first touch can cost tens of microseconds, so this program is
@@ -65,6 +66,47 @@ START_TEST(million_idle_goroutines)
 }
 END_TEST
 
+/* A goroutine that has not started costs its struct's first line (64
+ * bytes) and its slot's record (16): the rest of the struct comes with the
+ * stack it gets when it first runs (src/internal.h, struct rg).  Spawned
+ * on the spawner's own proc without a scheduling point, none of them runs
+ * while the resident set is read. */
+#define UNSTARTED 200000L
+static atomic_long unstarted_ran;
+static double unstarted_per;
+
+static void count_run(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&unstarted_ran, 1);
+}
+
+static void unstarted_main(void *arg)
+{
+    (void)arg;
+    size_t before = rss_bytes();
+    for (long i = 0; i < UNSTARTED; i++) {
+        int64_t id = ringo_go(count_run, NULL);
+        ck_assert_msg(id > 0, "ringo_go #%ld: %lld", i, (long long)id);
+    }
+    size_t after = rss_bytes();
+    ck_assert_int_eq(atomic_load(&unstarted_ran), 0); /* none has run yet */
+    unstarted_per = (double)(after - before) / UNSTARTED;
+    while (ringo_count() > 1)
+        ringo_yield();
+}
+
+START_TEST(unstarted_goroutines_cost_one_line)
+{
+    atomic_store(&unstarted_ran, 0);
+    RUN(unstarted_main, NULL, 1);
+    ck_assert_int_eq(atomic_load(&unstarted_ran), UNSTARTED);
+    printf("%.1f resident bytes per goroutine that has not started\n", unstarted_per);
+    /* 80 and the table's share; all three lines (192 + 16) would be 208 */
+    ck_assert_msg(unstarted_per < 128, "%.1f bytes per unstarted goroutine", unstarted_per);
+}
+END_TEST
+
 /* Out of address space: ringo_go reports -ENOMEM, nothing crashes. */
 static atomic_long spawned_before_enomem;
 static atomic_int got_enomem;
@@ -115,6 +157,10 @@ static Suite *suite(void)
         printf("RINGO_TEST_QUICK: the million-goroutine test is left out\n");
     else
         tcase_add_test(tc, million_idle_goroutines);
+    if (test_under_shadow_sanitizer() || test_under_valgrind())
+        printf("a sanitizer or valgrind: the resident set of unstarted goroutines is not measured\n");
+    else
+        tcase_add_test(tc, unstarted_goroutines_cost_one_line);
     if (test_under_shadow_sanitizer())
         printf("AddressSanitizer or ThreadSanitizer: the RLIMIT_AS test is left out\n");
     else

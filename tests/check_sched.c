@@ -382,6 +382,94 @@ static void main_cancel(void *arg)
     ck_assert_int_eq(ringo_cancel(id), -ESRCH);
 }
 
+/* Structs are recycled, and a goroutine that has not started yet has only
+ * the first line of its struct (src/internal.h): its id, its cancel and
+ * its count must not depend on the rest, nor on what the struct's
+ * previous goroutine left.  Round 1 parks goroutines (their structs'
+ * park tokens advance) and lets them exit; round 2 spawns as many on the
+ * same structs, none started, and cancels every other one. */
+#define RECYCLED 300
+static int64_t round1[RECYCLED], round2[RECYCLED];
+static ringo_chan *recycle_gate;
+static atomic_int recycle_ok, recycle_cancelled, recycle_parked;
+
+static void recycle_round1(void *arg)
+{
+    (void)arg;
+    char c;
+    atomic_fetch_add(&recycle_parked, 1);
+    ck_assert_int_eq(ringo_chan_recv(recycle_gate, &c), -EPIPE);
+}
+
+static void recycle_round2(void *arg)
+{
+    int i = (int)(intptr_t)arg;
+    ck_assert_int_eq(ringo_id(), round2[i]);
+    char c;
+    ringo_deadline_set(ringo_now() + 1 * MS);
+    int r = ringo_chan_recv(recycle_gate, &c);
+    if (i % 2 == 0) {
+        ck_assert_int_eq(r, -ECANCELED);
+        atomic_fetch_add(&recycle_cancelled, 1);
+    } else {
+        ck_assert_int_eq(r, -ETIMEDOUT);
+        atomic_fetch_add(&recycle_ok, 1);
+    }
+}
+
+static void main_recycle(void *arg)
+{
+    (void)arg;
+    recycle_gate = ringo_chan_make(1, 0);
+    ck_assert_ptr_nonnull(recycle_gate);
+    for (int i = 0; i < RECYCLED; i++) {
+        round1[i] = ringo_go_on(0, recycle_round1, NULL);
+        ck_assert_int_gt(round1[i], 0);
+    }
+    while (atomic_load(&recycle_parked) < RECYCLED) /* all about to park (or parked) */
+        ringo_yield();
+    ringo_yield(); /* the last one parks */
+    ck_assert_int_eq(ringo_chan_close(recycle_gate), 0);
+    while (ringo_count() > 1)
+        ringo_yield();
+    ringo_chan_release(recycle_gate);
+    recycle_gate = ringo_chan_make(1, 0);
+    ck_assert_ptr_nonnull(recycle_gate);
+
+    /* Round 2, on this proc, without a scheduling point until the end. */
+    for (int i = 0; i < RECYCLED; i++) {
+        round2[i] = ringo_go_on(0, recycle_round2, (void *)(intptr_t)i);
+        ck_assert_int_gt(round2[i], 0);
+    }
+    ck_assert_uint_eq(ringo_count(), RECYCLED + 1);
+    for (int i = 0; i < RECYCLED; i++) {
+        /* the old goroutines are gone: their ids name nobody, and are
+         * never given again */
+        ck_assert_int_eq(ringo_cancel(round1[i]), -ESRCH);
+        for (int j = 0; j < RECYCLED; j++)
+            ck_assert(round2[i] != round1[j] && (i == j || round2[i] != round2[j]));
+    }
+    for (int i = 0; i < RECYCLED; i += 2)
+        ck_assert_int_eq(ringo_cancel(round2[i]), 0);
+    ck_assert_int_eq(ringo_cancel(round2[0]), 0); /* again: still 0 */
+    while (ringo_count() > 1)
+        ringo_yield();
+    for (int i = 0; i < RECYCLED; i++)
+        ck_assert_int_eq(ringo_cancel(round2[i]), -ESRCH);
+    ringo_chan_release(recycle_gate);
+}
+
+START_TEST(unstarted_on_recycled_structs)
+{
+    atomic_store(&recycle_ok, 0);
+    atomic_store(&recycle_cancelled, 0);
+    atomic_store(&recycle_parked, 0);
+    RUN(main_recycle, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&recycle_cancelled), RECYCLED / 2);
+    ck_assert_int_eq(atomic_load(&recycle_ok), RECYCLED / 2);
+}
+END_TEST
+
 START_TEST(cancel_ends_waits)
 {
     atomic_store(&counter, 0);
@@ -924,7 +1012,7 @@ END_TEST
 static void touch_guard(void *arg)
 {
     (void)arg;
-    struct stack *s = tls_proc->cur->stack;
+    struct stack *s = g_run(tls_proc->cur)->stack;
     volatile const char *below = s->lo - sysconf(_SC_PAGESIZE);
     (void)*below;
     _exit(4); /* the read went through: no guard */
@@ -1312,6 +1400,7 @@ static Suite *suite(void)
     }
     tcase_add_test(tc, stack_pool_batches);
     tcase_add_test(tc, idle_procs_steal_unstarted);
+    tcase_add_test(tc, unstarted_on_recycled_structs);
     tcase_add_test(tc, steal_hint_follows_unstarted);
     tcase_add_test(tc, run_queue_fifo_through_ring);
     suite_add_tcase(s, tc);

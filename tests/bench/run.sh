@@ -352,7 +352,8 @@ fi
 
 # Cold starts: what a fresh goroutine costs the first time it is touched.
 # The spawn phase of 100k goroutines that block on a channel (the first
-# round pays a page fault or more per goroutine for its stack and struct),
+# round pays a page fault per goroutine for its stack, whose top holds the
+# goroutine's wait state, and a 63rd of one for its struct's line),
 # those faults per goroutine, the WaitGroup fan-out on one and two procs,
 # and the peak resident set of a goroutine that spawns 1M without yielding
 # (what unstarted goroutines cost while they wait in a queue).
