@@ -12,6 +12,8 @@
  *   load_acquire / store_release   one-way publication
  *   xchg / cas (acq_rel)           read-modify-write that both observes a
  *                                  publication and publishes
+ *   cas_relaxed                    read-modify-write of a word whose
+ *                                  readers are ordered by other means
  *   *_seqcst and smp_mb()          Dekker-style store-then-load handshakes
  *                                  (sleep/wake, park/cancel) where a later
  *                                  load must not be satisfied before an
@@ -55,6 +57,10 @@
 #define cas_release(p, expected, desired)                                   \
     atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \
                                             memory_order_release,           \
+                                            memory_order_relaxed)
+#define cas_relaxed(p, expected, desired)                                   \
+    atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \
+                                            memory_order_relaxed,           \
                                             memory_order_relaxed)
 #define cas_seqcst(p, expected, desired)                                    \
     atomic_compare_exchange_strong_explicit((p), (expected), (desired),     \

@@ -237,6 +237,7 @@ static void close_cancel_plain(int fd)
         run_exit(me);
         return;
     }
+    ep_fd_closing(fd); /* the run cannot end meanwhile (run_enter) */
     struct close_wait cw = { .g = NULL };
     store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
     for (unsigned i = 0; i < rt.nprocs; i++) {
@@ -324,6 +325,11 @@ int ringo_close(int fd)
     /* Marked before anything looks at who uses fd (fdops.c "Closing
      * marks"); with one proc nothing can start on fd while we look. */
     _Atomic uint32_t *mark = g && fd >= 0 && rt.nprocs > 1 ? fdclose_mark(fd) : NULL;
+    /* No longer registered for good on epoll: a wait that starts from
+     * here on arms one-shot, and the number's next file is new to every
+     * proc's table (engine_epoll.c "Registered once"). */
+    if (g)
+        eng_fd_closing(fd);
     /* A listener with multishot acceptors: end their requests first, or
      * the kernel keeps the socket (accept.c). */
     if (__builtin_expect(acc_fd_marked(fd), 0))

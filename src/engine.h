@@ -139,6 +139,31 @@ void ep_cancel_fd(struct rproc *p, int fd);
 int  ep_close(int fd);
 int  ep_poll(struct rproc *p, bool block, int64_t deadline);
 
+/* On epoll: fd was just created for a goroutine by the runtime
+ * (ringo_accept, ringo_tcp_listen, ringo_tcp_dial), and the program is to
+ * close it with ringo_close: its waits register it with epoll once, not
+ * at each wait (engine_epoll.c "Registered once").  eng_fd_closing: a
+ * goroutine's ringo_close, or the runtime's own close(2) of such a
+ * descriptor, is about to close fd.  Both from a goroutine, or from a
+ * plain thread between run_enter and run_exit (close.c): the table lives
+ * as long as the run. */
+void ep_fd_created(int fd);
+void ep_fd_closing(int fd);
+static inline void eng_fd_created(int fd)
+{
+    if (eng_epoll() && fd >= 0)
+        ep_fd_created(fd);
+}
+static inline void eng_fd_closing(int fd)
+{
+    if (eng_epoll() && fd >= 0)
+        ep_fd_closing(fd);
+}
+
+/* The epoll engine's epoll_ctl calls so far, all runs together (for the
+ * tests). */
+extern _Atomic uint64_t ep_ctl_calls;
+
 /* On epoll: make io at once, without blocking, for the goroutine whose
  * operation op is to be; its result, or ENG_WAIT when it has to wait
  * (then eng_start parks it on readiness or on a helper thread).  On

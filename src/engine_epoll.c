@@ -16,17 +16,20 @@
  *      error, is returned at once.
  *   2. -EAGAIN: the goroutine parks as on io_uring (io_wait: counted per
  *      fd, deadline timer, cancel handshake) and ep_start puts its rop on
- *      its descriptor's list in this proc's table (struct ep_fd) and arms
- *      the descriptor for the readiness the list waits for: one
- *      epoll_ctl, EPOLLONESHOT, so a wake for a goroutine that has gone
- *      does not repeat and the descriptor needs no removal.  Arming checks
- *      readiness, so data that came after step 1 is not missed.
+ *      its descriptor's list in this proc's table (struct ep_fd).  A
+ *      descriptor the runtime made is registered with this proc's epoll
+ *      set once, edge-triggered ("Registered once", below): the wait
+ *      costs no system call.  Any other is armed for the readiness the
+ *      list waits for: one epoll_ctl, EPOLLONESHOT, so a wake for a
+ *      goroutine that has gone does not repeat and the descriptor needs
+ *      no removal.  Arming checks readiness, so data that came after
+ *      step 1 is not missed.
  *   3. Readiness: the proc (ep_poll, in its scheduler loop) makes the call
  *      of each waiting rop that the event concerns again, on the
  *      goroutine's behalf, into the goroutine's own buffer (the goroutine
  *      stays parked until its rop completes, as on io_uring), and
- *      completes those that did not get -EAGAIN; the others wait on, and
- *      the descriptor is armed again for them.
+ *      completes those that did not get -EAGAIN; the others wait on (for
+ *      the next edge, or armed one-shot again).
  *   4. The deadline and ringo_cancel end the wait through eng_cancel_op:
  *      the rop leaves its list and completes with -ECANCELED, which io.c
  *      translates as it does on io_uring.  No buffer is lent to the
@@ -51,12 +54,70 @@
  * the epoll wait's timeout (epoll_pwait2's nanoseconds where the kernel
  * has it, else milliseconds rounded up).
  *
- * Rejected.  Edge-triggered registration once per descriptor (what Go
- * does): Go owns every descriptor it polls and removes each at its close;
- * ringo's callers may close(2) a descriptor behind its back and get the
- * number again for a new file, whose readiness a stale registration would
- * never report.  A one-shot MOD costs a system call per wait that blocks,
- * none per call that does not.  Putting the caller's descriptors in
+ * Registered once.  A one-shot MOD is a system call per wait that
+ * blocks: for a keep-alive server, one per request, beside the recv that
+ * said -EAGAIN, the one that reads and the send.  Go's netpoller
+ * registers each descriptor once, edge-triggered, for every readiness
+ * (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET), and a wait then costs no
+ * system call.  It can because Go owns every descriptor it polls and
+ * removes it at its close.  ringo owns only the descriptors it made for
+ * a goroutine (ringo_accept, ringo_tcp_listen, ringo_tcp_dial: eng_fd_-
+ * created), which the program closes with ringo_close (eng_fd_closing);
+ * the program may close(2) one of its own behind ringo's back and get
+ * the number again for a new file, which a registration left in a
+ * proc's table under that number would never report.  So:
+ *
+ *   - ep_own: a word per number for the run, odd while it names a file
+ *     the runtime made and has not closed, its generation one more at
+ *     each creation and each close.  A proc's struct ep_fd keeps the word
+ *     it registered edge-triggered for (f->et).  A wait on an owned
+ *     number whose word is f->et costs nothing; a different word (a new
+ *     file of ours under the number, or the first wait on this proc)
+ *     registers it, with MOD, or ADD where MOD says ENOENT (the old file
+ *     is gone).  Procs that registered the old file and have no waiter
+ *     on it are not told of a close: the new word tells them.
+ *   - Any other number is armed one-shot as before, f->et cleared: a
+ *     stale registration of ours that the kernel dropped at the file's
+ *     last close is found by MOD's ENOENT.
+ *
+ * The edge is not lost between the try and the park.  Edge-triggered
+ * epoll queues an event on the set's ready list when the file's
+ * readiness grows (data, room, hang-up) and takes it off when epoll_wait
+ * reports it; a waiter must have made its call after the last report it
+ * may miss.  All of a proc's table is its own thread's, and nothing polls
+ * the set between a try and its park (io_wait: eng_try, then eng_start
+ * at once; a close in progress sends it back to the try):
+ *
+ *     proc P (goroutine g, then the scheduler)     the peer
+ *     ep_try: recv -> -EAGAIN
+ *                                                  send: data, edge E queued
+ *     ep_start: g's rop on f's list (no syscall)
+ *     ep_wait: takes E
+ *     ep_ready: g's recv again -> data, g completes
+ *
+ * Had E come before the try, the try finds the data, or E was taken by
+ * an earlier ep_wait and its data is what the try read.  A waiter whose
+ * call says -EAGAIN again in ep_ready made it after E was taken, so the
+ * next growth queues a new edge.  Every waiter the event concerns makes
+ * its call (readers and writers of one descriptor from different
+ * goroutines each get theirs), not only the first: an edge is not
+ * repeated for those left.  A descriptor waited for on two procs is in
+ * both sets, and each reports every edge to its own waiters.
+ *
+ * What the registration costs besides.  The set reports every edge of a
+ * registered descriptor, waited for or not (an answer arriving while its
+ * goroutine runs): ep_ready finds no waiter and does nothing.  A file of
+ * ours that the program dup(2)s and ringo_closes lives on in the set
+ * under the old number until the duplicate is closed: events for a new
+ * file of that number may then come from it, which only makes the calls
+ * once more for -EAGAIN.  A descriptor of ours closed with close(2)
+ * instead of ringo_close, its number then given to a file of the
+ * program's, leaves an owned word a proc's f->et matches: waits on the new
+ * file are never reported (ringo_close(3), ringo(7) say so).
+ *
+ * Rejected.  Registering every descriptor edge-triggered (what Go does):
+ * see the close(2) above.  Checking that a registration still stands at
+ * each wait (kcmp, fstat): a system call, which is what is saved.  Putting the caller's descriptors in
  * O_NONBLOCK mode (also Go's way): the file status flags belong to the
  * program, which may share the descriptor with code outside ringo; only a
  * listener is switched (accept4 has no per-call non-blocking flag), and
@@ -103,8 +164,15 @@ enum {
 struct ep_fd {
     struct rop *head, *tail;    /* FIFO, linked by rop.ep_next */
     uint32_t armed;             /* the one-shot interest armed and not yet reported; 0: none */
+    uint32_t et;                /* registered edge-triggered for good, for the file whose
+                                 * ownership word (ep_own) this is; 0: one-shot or none */
     bool registered;            /* added to this proc's epoll set (may be stale: see ep_arm) */
 };
+
+/* The interest of an edge-triggered registration: every readiness an
+ * operation may wait for, so that it is made once per descriptor. */
+#define EP_ET_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | \
+                      EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | EPOLLET)
 
 #define EP_EVENTS 128
 #define EP_EFD UINT64_MAX       /* the eventfd's epoll_data; a descriptor's is its number */
@@ -459,28 +527,129 @@ static struct ep_fd *ep_fd_of(struct rproc *p, int fd, bool grow)
     return &fds[fd];
 }
 
-/* Arm fd for events, once.  A registration we made may be stale: the
- * program may have closed the file with close(2) (the kernel then dropped
- * it) and the number may name a new one; MOD then says ENOENT, and the
- * new file is added. */
+/* ------------------------------------------------------------------ */
+/* Descriptors the runtime created (see "Registered once" at the top) */
+
+/* One word per descriptor number, for the whole run: bit 0 set while the
+ * number names a file the runtime created for a goroutine and has not
+ * closed; bits 1-31 a generation, one more at each such creation and at
+ * each ringo_close, so that a word seen with bit 0 set names one file.
+ * Pages as the closing marks' (close.c), allocated by the first creation
+ * that needs one and freed at the end of the run. */
+static _Atomic(_Atomic uint32_t *) ep_own_page[FDOPS_PAGES];
+
+/* epoll_ctl calls made, for the tests (check_io's registration test). */
+_Atomic uint64_t ep_ctl_calls;
+
+static _Atomic uint32_t *ep_own_slot(int fd, bool create)
+{
+    unsigned pg = (unsigned)fd >> FDOPS_PAGE_BITS;
+    if (fd < 0 || pg >= FDOPS_PAGES)
+        return NULL;
+    /* acquire: pairs with the CAS below (the page's zeroes) */
+    _Atomic uint32_t *page = load_acquire(&ep_own_page[pg]);
+    if (!page && create) {
+        _Atomic uint32_t *fresh = seam_calloc(FDOPS_PAGE_SIZE, sizeof *fresh);
+        if (!fresh)
+            return NULL;
+        /* acq_rel: release publishes the zeroes; on failure, acquire
+         * those of the goroutine on another proc that installed its page */
+        if (cas_acq_rel(&ep_own_page[pg], &page, fresh))
+            page = fresh;
+        else
+            free(fresh);
+    }
+    return page ? &page[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)] : NULL;
+}
+
+/* The next generation of *w, created (owned) or closed. */
+static void ep_own_set(_Atomic uint32_t *w, uint32_t owned)
+{
+    /* Relaxed: the word is read only by goroutines that got the number
+     * from the creator or gave it to the closer, through the program's
+     * own synchronisation (a channel, a spawn, the same goroutine), which
+     * orders this store before their load; the CAS keeps a creation and
+     * a close that race on one number (the close(2) has freed it, the
+     * creator got it again) from losing a generation. */
+    uint32_t v = load_relaxed(w);
+    while (!cas_relaxed(w, &v, ((v & ~1u) + 2) | owned))
+        ;
+}
+
+void ep_fd_created(int fd)
+{
+    _Atomic uint32_t *w = ep_own_slot(fd, true);
+    if (w) /* else (no memory, a number past 2^20): waits arm one-shot */
+        ep_own_set(w, 1);
+}
+
+void ep_fd_closing(int fd)
+{
+    _Atomic uint32_t *w = ep_own_slot(fd, false);
+    if (w)
+        ep_own_set(w, 0);
+}
+
+/* fd's ownership word when it is owned (odd), else 0. */
+static uint32_t ep_owned(int fd)
+{
+    _Atomic uint32_t *w = ep_own_slot(fd, false);
+    uint32_t v = w ? load_relaxed(w) : 0; /* relaxed: see ep_own_set */
+    return v & 1 ? v : 0;
+}
+
+static void ep_own_run_end(void)
+{
+    /* No goroutine is left to create, close or wait: relaxed. */
+    for (unsigned i = 0; i < FDOPS_PAGES; i++) {
+        free((void *)load_relaxed(&ep_own_page[i]));
+        store_relaxed(&ep_own_page[i], NULL);
+    }
+}
+
+const struct rhooks epoll_hooks = { .run_end = ep_own_run_end };
+
+/* ------------------------------------------------------------------ */
+/* Registration */
+
+static int ep_ctl(int epfd, int op, int fd, struct epoll_event *e)
+{
+    fetch_add_relaxed(&ep_ctl_calls, 1); /* relaxed: a statistic */
+    return epoll_ctl(epfd, op, fd, e);
+}
+
+/* Register fd for events (one-shot: events | EPOLLONESHOT; for good:
+ * EP_ET_EVENTS).  A registration we made may be stale: the program may
+ * have closed the file with close(2) (the kernel then dropped it) and the
+ * number may name a new one; MOD then says ENOENT, and the new file is
+ * added. */
 static int ep_arm(struct rproc *p, int fd, struct ep_fd *f, uint32_t events)
 {
-    struct epoll_event e = { .events = events | EPOLLONESHOT, .data.u64 = (uint64_t)fd };
+    struct epoll_event e = { .events = events, .data.u64 = (uint64_t)fd };
     int epfd = p->ep->epfd;
     if (f->registered) {
-        if (epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &e) == 0)
+        if (ep_ctl(epfd, EPOLL_CTL_MOD, fd, &e) == 0)
             return 0;
         if (errno != ENOENT)
             return -errno;
     }
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e) == 0) {
+    if (ep_ctl(epfd, EPOLL_CTL_ADD, fd, &e) == 0) {
         f->registered = true;
         return 0;
     }
     if (errno != EEXIST)
         return -errno;
     f->registered = true; /* added by an earlier run of this proc's table: modify */
-    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &e) == 0 ? 0 : -errno;
+    return ep_ctl(epfd, EPOLL_CTL_MOD, fd, &e) == 0 ? 0 : -errno;
+}
+
+/* The readiness f's waiters wait for. */
+static uint32_t ep_list_events(const struct ep_fd *f)
+{
+    uint32_t want = 0;
+    for (const struct rop *o = f->head; o; o = o->ep_next)
+        want |= o->ep_events;
+    return want;
 }
 
 void ep_start(struct rproc *p, struct rop *op)
@@ -497,21 +666,49 @@ void ep_start(struct rproc *p, struct rop *op)
         ep_complete(p, op, fd < 0 ? -EBADF : -ENOMEM);
         return;
     }
-    /* An empty list's armed interest may be stale (a cancelled waiter's,
-     * or reported): arm afresh.  Otherwise only if it grows. */
-    uint32_t want = (f->head ? f->armed : 0) | op->ep_events;
-    if (!f->head || want != f->armed) {
-        int r = ep_arm(p, fd, f, want);
-        if (r == -EPERM && op->ep_mode == EPM_POLL) {
-            /* a regular file or a directory: no readiness to wait for */
-            ep_offload(p, op);
-            return;
+    int r = 0;
+    uint32_t own = ep_owned(fd);
+    if (own) {
+        /* Ours (see the top): registered edge-triggered once per file
+         * and proc, and from then on a wait costs no system call.  The
+         * try's -EAGAIN came after every edge this proc has taken from
+         * the set: one that came since is queued there, and taken by the
+         * next ep_wait, after op is on the list (nothing polls in
+         * between). */
+        if (f->et != own) {
+            r = ep_arm(p, fd, f, EP_ET_EVENTS);
+            if (!r) {
+                f->et = own;
+                f->armed = 0;
+            }
         }
-        if (r) {
-            ep_complete(p, op, r);
-            return;
+    } else {
+        /* One-shot.  An empty list's armed interest may be stale (a
+         * cancelled waiter's, or reported), and so is one left from an
+         * edge-triggered registration of ours (a ringo_close under way
+         * has disowned the number): arm afresh for the whole list.
+         * Otherwise only if it grows. */
+        uint32_t listed = 0;
+        if (f->et) {
+            f->et = 0;
+            f->armed = 0;
+            listed = ep_list_events(f);
         }
-        f->armed = want;
+        uint32_t want = (f->head ? f->armed | listed : 0) | op->ep_events;
+        if (!f->head || want != f->armed) {
+            r = ep_arm(p, fd, f, want | EPOLLONESHOT);
+            if (!r)
+                f->armed = want;
+        }
+    }
+    if (r == -EPERM && op->ep_mode == EPM_POLL) {
+        /* a regular file or a directory: no readiness to wait for */
+        ep_offload(p, op);
+        return;
+    }
+    if (r) {
+        ep_complete(p, op, r);
+        return;
     }
     op->ep_where = EPW_FD;
     ep_append(&f->head, &f->tail, op);
@@ -540,7 +737,8 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
     struct ep_fd *f = ep_fd_of(p, fd, false);
     if (!f)
         return;
-    f->armed = 0; /* one-shot: reported */
+    if (!f->et)
+        f->armed = 0; /* one-shot: reported */
     uint32_t want = 0;
     struct rop *next;
     for (struct rop *op = f->head; op; op = next) {
@@ -556,9 +754,12 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
         }
         want |= op->ep_events;
     }
-    if (!want)
+    /* Edge-triggered: a waiter whose call said -EAGAIN again, after this
+     * edge was taken from the set, is woken by the next edge, which the
+     * readiness it waits for makes (see the top); nothing to arm. */
+    if (!want || f->et)
         return;
-    int r = ep_arm(p, fd, f, want);
+    int r = ep_arm(p, fd, f, want | EPOLLONESHOT);
     if (r == 0) {
         f->armed = want;
         return;
@@ -594,10 +795,11 @@ void ep_cancel_fd(struct rproc *p, int fd)
     }
     f->tail = NULL;
     f->armed = 0;
+    f->et = 0;
     if (f->registered) {
         /* before a close: a file that lives on in a duplicate must not
          * keep reporting to this set under a number that may be reused */
-        epoll_ctl(p->ep->epfd, EPOLL_CTL_DEL, fd, NULL);
+        ep_ctl(p->ep->epfd, EPOLL_CTL_DEL, fd, NULL);
         f->registered = false;
     }
 }

@@ -578,8 +578,8 @@ struct rhooks {
      * parked are abandoned.  The caller of ringo_run. */
     void (*run_end)(void);
 };
-extern const struct rhooks accept_hooks, close_hooks, fddeadline_hooks, futex_hooks,
-    signal_hooks;
+extern const struct rhooks accept_hooks, close_hooks, epoll_hooks, fddeadline_hooks,
+    futex_hooks, signal_hooks;
 void hooks_proc_idle(struct rproc *p);
 void hooks_proc_fini(struct rproc *p);
 void hooks_run_end(void);

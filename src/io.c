@@ -352,10 +352,9 @@ static int acc_peer(int c, struct sockaddr *addr, socklen_t *len)
  * too when this proc already has one for the listener: its armed request
  * takes the connections, which a single-shot accept beside it would wait
  * for in vain; the address then comes from getpeername(2). */
-int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+static int accept_any(struct rproc *p, struct rg *g, int fd, struct sockaddr *addr,
+                      socklen_t *len, int flags)
 {
-    struct rproc *p;
-    struct rg *g = io_self(&p);
     /* relaxed: a hint; a call that still sees 1 after a fallback only
      * finds out again */
     if (!g || !load_relaxed(&rt.multishot_accept) || (addr && !acc_has(p, fd, flags)))
@@ -376,6 +375,16 @@ int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
         return r;
     }
     return r >= 0 && addr ? acc_peer(r, addr, len) : r;
+}
+
+int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+    struct rproc *p;
+    struct rg *g = io_self(&p);
+    int r = accept_any(p, g, fd, addr, len, flags);
+    if (g && r >= 0)
+        eng_fd_created(r); /* ours until ringo_close (engine.h) */
+    return r;
 }
 
 /* A connect that a change of the fd's deadline cancelled may still be in

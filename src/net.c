@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include "internal.h"
+#include "engine.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -156,6 +157,8 @@ int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
             continue;
         }
         freeaddrinfo(res);
+        if (self_g())
+            eng_fd_created(fd); /* ours until ringo_close (engine.h) */
         return fd;
     }
     freeaddrinfo(res);
@@ -183,6 +186,9 @@ int ringo_tcp_dial(const char *host, const char *port)
             r = -errno;
             continue;
         }
+        /* ours until ringo_close (engine.h), the connect's wait too */
+        if (g)
+            eng_fd_created(fd);
         r = ringo_connect(fd, ai->ai_addr, ai->ai_addrlen);
         if (r == 0) {
             int one = 1;
@@ -190,6 +196,8 @@ int ringo_tcp_dial(const char *host, const char *port)
             freeaddrinfo(res);
             return fd;
         }
+        if (g)
+            eng_fd_closing(fd);
         close(fd);
         if (r == -ETIMEDOUT || r == -ECANCELED)
             break; /* the goroutine's deadline or cancel: no next address */

@@ -739,6 +739,7 @@ static const struct rhooks *const hooks[] = {
     &futex_hooks,
     &accept_hooks,
     &close_hooks,
+    &epoll_hooks,
 };
 #define NHOOKS (sizeof hooks / sizeof hooks[0])
 

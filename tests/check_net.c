@@ -2,8 +2,10 @@
  * check_net.c — ringo_tcp_listen, ringo_tcp_dial and ringo_offload: an echo
  * server with 100 concurrent clients and content checks, IPv6, SO_REUSEPORT,
  * resolution through the offload pool, deadlines and cancellation of
- * offloaded work, and EMFILE on accept (the server keeps serving once
- * descriptors free up).  Loopback only, bounded in count and time.
+ * offloaded work, EMFILE on accept (the server keeps serving once
+ * descriptors free up), and on the epoll engine the registration of the
+ * runtime's descriptors: once per descriptor, full-duplex waiters on one
+ * descriptor, numbers reused for new files, one edge for many waiters.  Loopback only, bounded in count and time.
  */
 #include "testutil.h"
 
@@ -393,6 +395,271 @@ START_TEST(emfile_on_accept)
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ */
+/* epoll: descriptors the runtime created are registered once
+ * (engine_epoll.c "Registered once") */
+
+/* The epoll engine's epoll_ctl calls (engine_epoll.c; reached through
+ * libringo_core, as check_fault reaches its seams). */
+extern _Atomic uint64_t ep_ctl_calls;
+
+#define ROUNDS 10000
+
+static void pong(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char c;
+    while (ringo_read(fd, &c, 1) == 1)
+        ck_assert_int_eq(ringo_write(fd, &c, 1), 1);
+    ringo_close(fd);
+}
+
+/* ROUNDS one-byte round trips on fd with pong on the other end; the
+ * epoll_ctl calls they made. */
+static uint64_t round_trips(int fd)
+{
+    uint64_t before = atomic_load(&ep_ctl_calls);
+    for (int i = 0; i < ROUNDS; i++) {
+        char out = (char)i, in = 0;
+        ck_assert_int_eq(ringo_write(fd, &out, 1), 1);
+        ck_assert_int_eq(ringo_read(fd, &in, 1), 1);
+        ck_assert_int_eq(in, out);
+    }
+    return atomic_load(&ep_ctl_calls) - before;
+}
+
+static void main_registers_once(void *arg)
+{
+    (void)arg;
+    int other = (ringo_proc() + 1) % ringo_nprocs();
+    char port[16];
+    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
+    ck_assert_int_ge(l, 0);
+    local_port(l, port, sizeof port);
+    int c = ringo_tcp_dial("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    ck_assert_int_gt(ringo_go_on(other, pong, (void *)(intptr_t)s), 0);
+    uint64_t ours = round_trips(c);
+    ringo_close(c);
+    ringo_close(l);
+
+    /* The same over descriptors the program made: armed one-shot, so a
+     * wait costs an epoll_ctl (which shows that the round trips above
+     * waited, when they are on one proc and each read finds no answer
+     * yet). */
+    int sp[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    ck_assert_int_gt(ringo_go_on(other, pong, (void *)(intptr_t)sp[1]), 0);
+    uint64_t theirs = round_trips(sp[0]);
+    ringo_close(sp[0]);
+    if (!on_epoll())
+        return;
+    /* each of the two sockets at most once per proc (and the listener) */
+    ck_assert_uint_le(ours, 2 * (uint64_t)ringo_nprocs() + 2);
+    if (ringo_nprocs() == 1)
+        ck_assert_uint_ge(theirs, ROUNDS);
+}
+
+START_TEST(epoll_registers_once)
+{
+    RUN(main_registers_once, NULL, nprocs_param);
+}
+END_TEST
+
+/* Readers and writers of the same descriptors, on different procs, with
+ * the socket buffers full: every wait is for an edge that may come
+ * between the call's -EAGAIN and the park.  A lost one is a hang, which
+ * the deadline turns into a failure. */
+#define DUPLEX_PAIRS 4
+#define DUPLEX_BYTES (256 << 10)
+
+struct duplex { int fd; unsigned seed; ringo_waitgroup *wg; };
+
+static void duplex_writer(void *arg)
+{
+    struct duplex *d = arg;
+    ringo_deadline_set(ringo_now() + 30000 * MS);
+    unsigned char buf[8192];
+    for (size_t off = 0; off < DUPLEX_BYTES; off += sizeof buf) {
+        for (size_t i = 0; i < sizeof buf; i++)
+            buf[i] = (unsigned char)(d->seed + (off + i) * 7);
+        ck_assert_int_eq(ringo_write_all(d->fd, buf, sizeof buf), (ssize_t)sizeof buf);
+    }
+    ringo_waitgroup_done(d->wg);
+}
+
+static void duplex_reader(void *arg)
+{
+    struct duplex *d = arg;
+    ringo_deadline_set(ringo_now() + 30000 * MS);
+    unsigned char buf[3000]; /* not the writer's size: reads cut writes */
+    size_t off = 0;
+    while (off < DUPLEX_BYTES) {
+        ssize_t n = ringo_read(d->fd, buf, sizeof buf);
+        ck_assert_int_gt(n, 0);
+        for (ssize_t i = 0; i < n; i++)
+            ck_assert_int_eq(buf[i], (unsigned char)(d->seed + (off + (size_t)i) * 7));
+        off += (size_t)n;
+    }
+    ringo_waitgroup_done(d->wg);
+}
+
+static void main_duplex(void *arg)
+{
+    (void)arg;
+    char port[16];
+    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
+    ck_assert_int_ge(l, 0);
+    local_port(l, port, sizeof port);
+    int fds[2 * DUPLEX_PAIRS];
+    for (int k = 0; k < DUPLEX_PAIRS; k++) {
+        fds[2 * k] = ringo_tcp_dial("127.0.0.1", port);
+        ck_assert_int_ge(fds[2 * k], 0);
+        fds[2 * k + 1] = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(fds[2 * k + 1], 0);
+    }
+    /* Each end has a writer and a reader; the seed names the direction. */
+    ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    struct duplex w[2 * DUPLEX_PAIRS], r[2 * DUPLEX_PAIRS];
+    int n = ringo_nprocs();
+    ringo_waitgroup_add(&wg, 4 * DUPLEX_PAIRS);
+    for (int e = 0; e < 2 * DUPLEX_PAIRS; e++) {
+        w[e] = (struct duplex){ .fd = fds[e], .seed = (unsigned)e * 13, .wg = &wg };
+        r[e] = (struct duplex){ .fd = fds[e], .seed = (unsigned)(e ^ 1) * 13, .wg = &wg };
+        ck_assert_int_gt(ringo_go_on(e % n, duplex_writer, &w[e]), 0);
+        ck_assert_int_gt(ringo_go_on((e + 1) % n, duplex_reader, &r[e]), 0);
+    }
+    ringo_waitgroup_wait(&wg);
+    for (int e = 0; e < 2 * DUPLEX_PAIRS; e++)
+        ringo_close(fds[e]);
+    ringo_close(l);
+}
+
+START_TEST(duplex_waiters_on_each_fd)
+{
+    RUN(main_duplex, NULL, nprocs_param);
+}
+END_TEST
+
+/* A descriptor number that names a new file.  The program's own files
+ * (closed by close(2), the number given again by dup2) and ours (closed
+ * by ringo_close, the number then given to a file of the program's) must
+ * be waited for afresh on every proc where a wait for the old file left a
+ * registration: a stale one would never report the new file. */
+struct reuse { int fd; ringo_waitgroup *wg; };
+
+static void reuse_read_one(void *arg)
+{
+    struct reuse *u = arg;
+    ringo_deadline_set(ringo_now() + 20000 * MS);
+    char c = 0;
+    ck_assert_int_eq(ringo_read(u->fd, &c, 1), 1);
+    ck_assert_int_eq(c, 'x');
+    ringo_waitgroup_done(u->wg);
+}
+
+/* A reader of fd parked on each proc; then a byte for each from peer. */
+static void read_on_every_proc(int fd, int peer)
+{
+    int n = ringo_nprocs();
+    ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    struct reuse u = { .fd = fd, .wg = &wg };
+    ringo_waitgroup_add(&wg, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(ringo_go_on(i, reuse_read_one, &u), 0);
+    ringo_yield(); /* on one proc: each reader parks first */
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(ringo_write(peer, "x", 1), 1);
+    ringo_waitgroup_wait(&wg);
+}
+
+static void main_reuse(void *arg)
+{
+    (void)arg;
+    /* the program's socket, closed with close(2) */
+    int a[2], b[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a), 0);
+    read_on_every_proc(a[0], a[1]);
+    int num = a[0];
+    close(a[0]);
+    close(a[1]);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+    if (b[0] != num) {
+        ck_assert_int_eq(dup2(b[0], num), num);
+        close(b[0]);
+    }
+    read_on_every_proc(num, b[1]);
+    close(num);
+    close(b[1]);
+
+    /* ours, closed with ringo_close, the number then the program's */
+    char port[16];
+    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
+    ck_assert_int_ge(l, 0);
+    local_port(l, port, sizeof port);
+    int c = ringo_tcp_dial("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    read_on_every_proc(s, c);
+    num = s;
+    ck_assert_int_eq(ringo_close(s), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, b), 0);
+    if (b[0] != num) {
+        ck_assert_int_eq(dup2(b[0], num), num);
+        close(b[0]);
+    }
+    read_on_every_proc(num, b[1]);
+    close(num);
+    close(b[1]);
+    ringo_close(c);
+    ringo_close(l);
+}
+
+START_TEST(reused_descriptor_numbers)
+{
+    RUN(main_reuse, NULL, nprocs_param);
+}
+END_TEST
+
+/* Several goroutines of one proc parked on one descriptor, and a single
+ * write that satisfies them all: one edge, which must reach every waiter
+ * (the edge is not repeated for those left). */
+#define EDGE_READERS 4
+
+static void main_one_edge(void *arg)
+{
+    (void)arg;
+    char port[16];
+    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
+    ck_assert_int_ge(l, 0);
+    local_port(l, port, sizeof port);
+    int c = ringo_tcp_dial("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
+    struct reuse u = { .fd = s, .wg = &wg };
+    ringo_waitgroup_add(&wg, EDGE_READERS);
+    for (int i = 0; i < EDGE_READERS; i++)
+        ck_assert_int_gt(ringo_go_on(ringo_proc(), reuse_read_one, &u), 0);
+    ringo_yield(); /* each reader parks on s (they run before us) */
+    ck_assert_int_eq(ringo_write(c, "xxxx", EDGE_READERS), EDGE_READERS);
+    ringo_waitgroup_wait(&wg);
+    ringo_close(s);
+    ringo_close(c);
+    ringo_close(l);
+}
+
+START_TEST(one_edge_many_waiters)
+{
+    RUN(main_one_edge, NULL, nprocs_param);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 static Suite *suite(void)
@@ -405,6 +672,10 @@ static Suite *suite(void)
     tcase_add_test(tc, offload_runs_on_helpers);
     tcase_add_test(tc, offload_cancel);
     tcase_add_test(tc, offload_is_not_deadlock);
+    tcase_add_test(tc, epoll_registers_once);
+    tcase_add_test(tc, duplex_waiters_on_each_fd);
+    tcase_add_test(tc, reused_descriptor_numbers);
+    tcase_add_test(tc, one_edge_many_waiters);
     /* valgrind keeps RLIMIT_NOFILE to itself: the program's setrlimit
      * changes only the limit valgrind shows it, and the kernel's accept
      * never runs out. */
