@@ -35,6 +35,23 @@
  * spins briefly, then sleeps in futex(2) — blocking the proc thread, as Go's
  * runtime lock blocks its M, since the holder is about to release it.
  *
+ * Releasing.  C has no collector: the party that completes the other
+ * half of an operation may release the channel's last reference at once
+ * and free it, as with a done channel (capacity 1, the sender holds no
+ * reference: it sends and exits, the receiver receives and releases).  So
+ * no operation may touch the channel after the moment its effect can be
+ * seen by such a party.  A send or receive publishes at its unlock, the
+ * exchange that is its last store to c (the futex wake after it, if a
+ * locker sleeps, names the address to the kernel only); waking a parked
+ * peer comes after, and touches the peer's waiter and goroutine, never c.
+ * A select unlocks the channel of the case it performed last, and once
+ * woken leaves the channel of the case that fired alone (select.c).  A
+ * close publishes at its unlock.  A wait that ends by its deadline or
+ * cancellation relocks to unlink its sudog: its own operation, not yet
+ * complete, so no peer has a reason to release.  ringo_chan_len reads;
+ * it completes nothing, and a length is no reason to release
+ * (ringo_chan_len(3)).
+ *
  * Rejected: a lock-free channel (Go tried, golang.org/issue/8899: the select
  * protocol and close make it much more complex for a small gain); a lock per
  * proc (a channel is shared across procs by nature).
@@ -388,6 +405,10 @@ int ringo_chan_close(ringo_chan *c)
     struct sudog *wake = NULL, *sd;
     while ((sd = waitq_take(&c->recvq))) {
         sd->success = false;
+        /* a receive that reports the close gets the zero value, written
+         * here so that a select woken by it need not look at c again */
+        if (sd->elem && c->elem_size)
+            memset(sd->elem, 0, c->elem_size);
         sd->w->fired = sd;
         sd->next = wake;
         wake = sd;

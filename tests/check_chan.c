@@ -895,6 +895,145 @@ START_TEST(randomized_against_model)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Done channels: the last reference goes as soon as the value has.
+ *
+ * The everyday pattern: a goroutine on another proc finishes and sends on
+ * a buffered channel of capacity 1 that it holds no reference to; the
+ * receiver takes the value and releases the channel at once, the last
+ * reference, so the channel is freed.  Correct only if the sender touches
+ * the channel no more once its value can be received, so this repeats it
+ * for ASan and ThreadSanitizer to catch a store into the freed channel.
+ * And its mirror image: the channel full, a goroutine on the other proc
+ * receives, and the sender that was waiting for that free slot sends and
+ * releases.  The goroutine sends (receives) by the plain call or by a
+ * select over the channel and a second one, never ready, which the
+ * releasing side releases too; or it waits in such a select, and the
+ * other side sends or closes and releases (the goroutine keeps a
+ * reference to the second channel).  Before the goroutine starts, a
+ * non-blocking select over the channel finds nothing (it takes the
+ * channel's lock, and so would leave a lock-free path shut for the
+ * goroutine's operation).  The side that releases blocks, or polls with the
+ * try form, or polls the length and then blocks (with two procs: on one,
+ * a polling loop would keep the other goroutine from running). */
+
+struct dc_arg {
+    ringo_chan *c, *other;  /* other: an empty channel, never ready */
+    bool select;            /* by a select over c and other */
+    bool close;             /* dc_wait: c is closed, not sent on */
+};
+
+static void dc_send(void *arg)
+{
+    struct dc_arg a = *(struct dc_arg *)arg; /* the caller's, until we send */
+    long v = 1, w;
+    if (a.select) {
+        struct ringo_case cs[2] = { { a.c, RINGO_SEND, &v, 1 }, { a.other, RINGO_RECV, &w, 1 } };
+        ck_assert_int_eq(ringo_select(cs, 2, 0), 0);
+    } else {
+        ck_assert_int_eq(ringo_chan_send(a.c, &v), 0);
+    }
+}
+
+static void dc_recv(void *arg)
+{
+    struct dc_arg a = *(struct dc_arg *)arg;
+    long v = 0, w;
+    if (a.select) {
+        struct ringo_case cs[2] = { { a.other, RINGO_RECV, &w, 1 }, { a.c, RINGO_RECV, &v, 1 } };
+        ck_assert_int_eq(ringo_select(cs, 2, 0), 1);
+    } else {
+        ck_assert_int_eq(ringo_chan_recv(a.c, &v), 0);
+    }
+    ck_assert_int_eq(v, 2);
+}
+
+/* Parked in a select over c and other (holding a reference to other only)
+ * until c gets a value or is closed. */
+static void dc_wait(void *arg)
+{
+    struct dc_arg a = *(struct dc_arg *)arg;
+    long v = 7, w;
+    struct ringo_case cs[2] = { { a.c, RINGO_RECV, &v, 1 }, { a.other, RINGO_RECV, &w, 1 } };
+    ck_assert_int_eq(ringo_select(cs, 2, 0), 0);
+    ck_assert_int_eq(cs[0].err, a.close ? -EPIPE : 0);
+    ck_assert_int_eq(v, a.close ? 0 : 1);
+    ringo_chan_release(a.other);
+}
+
+static bool dc_recv_waits(ringo_chan *c)
+{
+    chan_lock(c);
+    bool waits = c->recvq.first != NULL;
+    chan_unlock(c);
+    return waits;
+}
+
+static void done_channel_main(void *arg)
+{
+    long rounds = (long)(intptr_t)arg;
+    for (long i = 0; i < rounds; i++) {
+        ringo_chan *c = ringo_chan_make(sizeof(long), 1);
+        ringo_chan *other = ringo_chan_make(sizeof(long), 1);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_ptr_nonnull(other);
+        /* 0: block; 1: poll with the try form; 2: poll len, then block */
+        int how = ringo_nprocs() > 1 ? (int)(i / 4 % 3) : 0;
+        bool reverse = i & 1;
+        struct dc_arg a = { c, other, i & 2, (i / 5) & 1 };
+        if (i % 5 == 4) {
+            /* A select parked on c, woken by a send or a close of c
+             * that is released at once. */
+            ringo_chan_retain(other);
+            ck_assert_int_ge(go_other(dc_wait, &a), 0);
+            while (!dc_recv_waits(c))
+                ringo_yield();
+            long one = 1;
+            ck_assert_int_eq(a.close ? ringo_chan_close(c) : ringo_chan_send(c, &one), 0);
+            ringo_chan_release(c);
+            ringo_chan_release(other);
+            continue;
+        }
+        long v = 2, w = 0;
+        if (reverse)
+            ck_assert_int_eq(ringo_chan_send(c, &v), 0); /* full */
+        struct ringo_case cs[2] = {
+            { c, reverse ? RINGO_SEND : RINGO_RECV, &w, 1 },
+            { other, RINGO_RECV, &w, 1 },
+        };
+        ck_assert_int_eq(ringo_select(cs, 2, RINGO_NONBLOCK), -EAGAIN);
+        ck_assert_int_ge(go_other(reverse ? dc_recv : dc_send, &a), 0);
+        int r;
+        if (how == 2)
+            while (ringo_chan_len(c) == (reverse ? 1u : 0u))
+                ;
+        if (reverse) {
+            v = 3;
+            while (how == 1 && (r = ringo_chan_try_send(c, &v)) == -EAGAIN)
+                ;
+            if (how != 1)
+                r = ringo_chan_send(c, &v);
+        } else {
+            while (how == 1 && (r = ringo_chan_try_recv(c, &w)) == -EAGAIN)
+                ;
+            if (how != 1)
+                r = ringo_chan_recv(c, &w);
+            ck_assert_int_eq(w, 1);
+        }
+        ck_assert_int_eq(r, 0);
+        /* The last references: freed here, the other side's select may
+         * have locked both. */
+        ringo_chan_release(c);
+        ringo_chan_release(other);
+    }
+}
+
+START_TEST(done_channel_released_at_once)
+{
+    RUN(done_channel_main, (void *)(intptr_t)(test_quick() ? 2000 : 20000), nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Plain threads outside (and beside) the runtime. */
 
 static ringo_chan *tc_ch;
@@ -1375,6 +1514,7 @@ static Suite *suite(void)
     tcase_add_test(tc, token_pipeline_10000);
     tcase_add_test(tc, many_to_many_checksum);
     tcase_add_test(tc, randomized_against_model);
+    tcase_add_test(tc, done_channel_released_at_once);
     tcase_add_test(tc, plain_thread_and_goroutine);
     tcase_add_test(tc, plain_threads_without_runtime);
     tcase_add_test(tc, timer_channels);
