@@ -4,6 +4,14 @@
  * 1. Shuffle the cases (poll order) and sort their channels by address
  *    (lock order, so two selects never lock the same pair in opposite
  *    orders).
+ *    First pass: in poll order, try each case by the lock-free path of a
+ *    buffered channel (chan.c), and perform the first that can proceed;
+ *    stop at the first case that needs the lock (its gate is shut: an
+ *    unbuffered or closed channel, or one with waiters).  The cases before
+ *    it were seen not ready, so this picks what step 2 would pick from
+ *    what it saw.  A case found waiting is not the answer yet (the cases
+ *    were seen at different moments), except alone with RINGO_NONBLOCK,
+ *    where it is exact as for ringo_chan_try_recv.
  * 2. Lock every channel; in poll order, perform the first case that can
  *    proceed.  Taking the first ready case of a uniformly random
  *    permutation picks uniformly among the ready cases.  Its channel is
@@ -124,6 +132,23 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
         if (!block)
             return -EAGAIN;
         return block_forever(n == 0 ? W_SELECT_NOCASES : W_SELECT);
+    }
+    /* First pass (step 1). */
+    for (size_t k = 0; k < active; k++) {
+        size_t i = poll[k];
+        struct ringo_case *cs = &cases[i];
+        enum fast f = chan_select_fast(cs->chan, cs->op == RINGO_SEND, cs->elem);
+        if (f == FAST_DONE) {
+            cs->err = 0;
+            free(heap);
+            return (int)i;
+        }
+        if (f == FAST_LOCK)
+            break;
+        if (active == 1 && !block) {
+            free(heap);
+            return -EAGAIN;
+        }
     }
     sort_chans(lockv, active);
     lock_all(lockv, active, NULL);
