@@ -404,6 +404,8 @@ static inline __attribute__((always_inline)) enum fast chan_recv_fast(ringo_chan
  * second is relaxed (the claim that follows acquires). */
 enum fast chan_select_fast(ringo_chan *c, bool send, void *elem)
 {
+    if (!c->cap)
+        return FAST_LOCK; /* gates shut for good, as in chan_op */
     uint64_t mine = load_acquire(send ? &c->sendx : &c->recvx);
     uint64_t other = load_relaxed(send ? &c->recvx : &c->sendx);
     if ((mine | other) & SIDE_GATE)
@@ -725,7 +727,9 @@ static inline __attribute__((always_inline)) int chan_op(ringo_chan *c, void *el
         return block_forever(send ? W_CHAN_SEND : W_CHAN_RECV);
     if (send && c->elem_size && !elem)
         return -EINVAL;
-    enum fast f = send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
+    /* An unbuffered channel's gates are shut for good: straight to the
+     * lock, without a look at the side words' cache lines. */
+    enum fast f = !c->cap ? FAST_LOCK : send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
     if (f == FAST_DONE)
         return 0;
     if (f == FAST_WAIT && chan_spin(c, send) &&
@@ -771,7 +775,9 @@ static int chan_try(ringo_chan *c, void *elem, bool send)
      * index, and the gate stays open, until the other side's index is
      * read; at that moment the channel was open, nobody waited, and the
      * buffer was full (empty).  So it is the answer, with no lock. */
-    enum fast f = send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
+    /* An unbuffered channel's gates are shut for good: straight to the
+     * lock, without a look at the side words' cache lines. */
+    enum fast f = !c->cap ? FAST_LOCK : send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
     if (f == FAST_DONE)
         return 0;
     if (f == FAST_WAIT)
