@@ -5,7 +5,8 @@
  * blocked operations (sudogs): senders and receivers.  The sudogs live on
  * the blocked callers' stacks.
  *
- * Invariants (under c->lock), as chan.go states them:
+ * Invariants (under c->lock, which shuts the lock-free path: below), as
+ * chan.go states them:
  *   - At least one of c->sendq and c->recvq is empty, except for an
  *     unbuffered channel with a single goroutine blocked in select on both
  *     sending and receiving on it (its two sudogs cannot match each other).
@@ -35,8 +36,134 @@
  * spins briefly, then sleeps in futex(2) — blocking the proc thread, as Go's
  * runtime lock blocks its M, since the holder is about to release it.
  *
- * Rejected: a lock-free channel (Go tried, golang.org/issue/8899: the select
- * protocol and close make it much more complex for a small gain); a lock per
+ * The lock-free path.  A buffered channel's send and receive take the
+ * lock only when someone waits on it or it is closed; otherwise each side
+ * works on its own cache line (c->sendx, c->recvx: chan.h), so a producer
+ * and a consumer on two procs share no lock, and a value costs them one
+ * locked instruction each and, amortised, a fraction of the slot's cache
+ * line: the receiver reads the tail only when it has taken every value it
+ * knew of, and then takes every value published meanwhile at once (the
+ * sender likewise reads the head only when the buffer looked full).
+ *
+ *   fast send:  CAS sendx from (t, no flags) to (t, BUSY)      (claim)
+ *               room?  t - shead < cap, else reread shead from recvx
+ *               copy the value into slot spos
+ *               store sendx = (t+1, no flags)                  (publish)
+ *   fast recv:  the mirror image on recvx: claim, a value?  head <
+ *               rtail, else reread rtail from sendx; copy it out; publish
+ *               head+1.
+ *
+ * BUSY makes the holder the only writer of its side word and of its side's
+ * private fields (spos and shead, or rpos and rtail): other operations of
+ * the same side fail the claim and, after a short spin, take the lock.
+ * Publishing is a plain release store for that reason: nobody else may
+ * change the word while BUSY is set.  A value is published (visible to
+ * receivers, counted by ringo_chan_len) when its send returns.
+ *
+ * The gate.  Whoever holds the lock shuts both gates (sets GATE in sendx,
+ * then in recvx, each by a CAS from a value without BUSY: it waits for an
+ * operation in progress to publish), so a critical section owns the buffer,
+ * both indices and the four private fields.  chan_unlock opens them (one
+ * release store per side) only if nobody waits and the channel is open:
+ * while a sudog is queued, or after a close, every operation takes the
+ * lock, and Go's rules are the locked code's, unchanged.  And only after a
+ * critical section that moved values in or out of the buffer (c->reopen):
+ * a hand-off to a parked peer leaves them shut, since a request and its
+ * reply would otherwise open and shut them on every message (the peer
+ * comes back to wait again); the next buffered operation under the lock
+ * opens them.  A shut gate is never wrong, only slower.  An unbuffered
+ * channel's gates stay shut from its making.
+ *
+ * Why no wake-up is lost.  A receiver that finds the buffer empty takes the
+ * lock, shuts the gate, and only then decides to wait: the CAS that sets
+ * GATE in sendx reads the tail in the same atomic step, so the timeline
+ *
+ *     sender (proc 0)                    receiver (proc 1)
+ *     CAS sendx (t, BUSY)                fast recv: head == t, empty
+ *     copy value to slot t               lock; CAS sendx (t, GATE) fails:
+ *     store sendx (t+1)                    BUSY; spin
+ *                                        CAS sendx (t+1, GATE) succeeds
+ *                                        head < t+1: take the value, no wait
+ *
+ * ends in one of two ways only: the sender's publish precedes the gate's
+ * CAS in sendx's modification order (the receiver sees t+1 and does not
+ * wait), or the gate's CAS precedes the sender's claim (the claim fails on
+ * GATE, and the sender takes the lock, where it finds the queued receiver
+ * and hands the value over).  The mirror timeline holds for a sender that
+ * finds the buffer full and a receiver freeing a slot.  A stale sudog
+ * (its waiter ended elsewhere) keeps the gate shut until it is unlinked:
+ * slower, never wrong.
+ *
+ * Orders.  A claim is an acquire CAS: it pairs with the release store of
+ * the previous publish or gate opening, so the claimer sees the private
+ * fields as they were left and the values of the slots it is about to use.
+ * A publish and a gate opening are release stores: the value copied into
+ * a slot (or out of it) happens before the other side, reading the index
+ * with an acquire load, reads that slot (or overwrites it).  A gate's CAS
+ * is acquire for the same reason as a claim.
+ *
+ * Releasing.  C has no collector: the party that completes the other
+ * half of an operation may release the channel's last reference at once
+ * and free it, as with a done channel (capacity 1, the sender holds no
+ * reference: it sends and exits, the receiver receives and releases).  So
+ * no operation may touch the channel after the moment its effect can be
+ * seen by such a party.  Path by path:
+ *
+ *   - A fast send or receive: its publish (the release store that clears
+ *     BUSY) is its last store to c; after it the caller returns.  A
+ *     FAST_WAIT gives the side back unchanged: nothing to see.
+ *
+ *   - Any locked operation, when the gate stays shut: until the unlock's
+ *     exchange, a fast operation finds GATE and takes the lock (it waits
+ *     for the exchange), and a watch (chan_spin) only reads and goes to
+ *     the fast path or the lock.  So the exchange is the publish and the
+ *     last store to c; the futex wake after it, if a locker sleeps, names
+ *     the address to the kernel only.  Waking a parked peer comes after
+ *     the unlock, and touches the peer's waiter (its stack) and goroutine,
+ *     never c.
+ *
+ *   - A locked operation that opens the gate (chan_unlock_open): the gate
+ *     opens before the lock is given back (the other order would let the
+ *     next holder work with the gate open), and the moment the receive
+ *     gate opens, a fast receiver can take the value:
+ *
+ *         sender S (proc 1), lock held          receiver R (proc 0)
+ *         tail+1 in sendx (gate shut)
+ *         store recvx (head, open)              claim recvx: succeeds
+ *                                               sendx says tail+1: take it
+ *                                               return; release: refs 2->1
+ *         store sendx (tail+1, open)
+ *         exchange lock, 0
+ *         release: refs 1->0, free
+ *
+ *     Without the reference S took (refs+1) before opening, R's release
+ *     would free c and S's last two stores would land in freed memory.
+ *     The mirror (R frees a slot under the lock, a fast sender fills it
+ *     and releases) is the same timeline.
+ *
+ *   - ringo_select: a case performed by its first pass is a fast
+ *     operation, above.  A case performed under the locks publishes at
+ *     its channel's unlock, which comes after the other channels', so a
+ *     peer that sees it may release those too.  A select woken by a peer
+ *     or a close does not lock the channel of the case that fired again
+ *     (unless another of its cases waits there): that peer may have
+ *     released it (select.c).
+ *
+ *   - Close publishes at its unlock (it never opens the gate), then wakes
+ *     the waiters it claimed, as above; it zeroes a receive's value
+ *     itself, under the lock.  A wait that ends by its deadline or
+ *     cancellation relocks to unlink its sudog: its own operation, not
+ *     yet complete, so no peer has a reason to release.
+ *
+ *   - ringo_chan_len and ringo_chan_cap read; they complete nothing, and a
+ *     length is no reason to release (ringo_chan_len(3)).
+ *
+ * Rejected: a fully lock-free channel (Go tried, golang.org/issue/8899: the
+ * select protocol and close make it much more complex for a small gain);
+ * per-slot sequence numbers (Vyukov's bounded queue) for many senders
+ * without the lock: twice the memory per slot and a second barrier per
+ * value for the waiter check, while one producer and one consumer, the
+ * case that matters across procs, never contend for a side; a lock per
  * proc (a channel is shared across procs by nature).
  */
 #include "config.h"
@@ -45,6 +172,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +184,10 @@
 /* Spins on a held channel lock before sleeping in the kernel.  The holder
  * runs a few dozen instructions; a futex round trip costs microseconds. */
 #define CHAN_LOCK_SPINS 200
+
+/* The longest watch of a blocking operation before it parks, ns
+ * ("Waiting briefly for the other side", below). */
+#define CHAN_SPIN_NS 2000
 
 /* Largest element, per API.md. */
 #define ELEM_MAX 65536
@@ -84,6 +216,205 @@ void chan_lock_slow(ringo_chan *c)
 void chan_wake_locker(ringo_chan *c)
 {
     sys_futex(&c->lock, FUTEX_WAKE_PRIVATE, 1);
+}
+
+/* Spins on a side's BUSY bit before yielding the CPU: its holder runs a
+ * dozen instructions, unless its thread was preempted in between. */
+#define GATE_SPINS 100
+/* Spins of a fast operation on its side's BUSY bit (another operation of
+ * the same side) before it takes the lock instead. */
+#define SIDE_SPINS 20
+
+/* Shut one side's gate: set GATE by a CAS from a value without BUSY. */
+static void gate_shut_side(_Atomic uint64_t *side)
+{
+    uint64_t v = load_relaxed(side);
+    for (unsigned i = 0;; i++) {
+        if (v & SIDE_BUSY) {
+            if (i < GATE_SPINS) {
+                cpu_relax();
+            } else {
+                sched_yield(); /* the holder's thread may be preempted */
+                i = 0;
+            }
+            v = load_relaxed(side);
+            continue;
+        }
+        /* acquire: pairs with the release store of the last publish, so
+         * the lock holder sees its slot and private fields */
+        if (atomic_compare_exchange_weak_explicit(side, &v, v | SIDE_GATE,
+                                                  memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+    }
+}
+
+/* Called by chan_lock: the send side first, then the receive side.  While
+ * the send gate is shut and the receive gate not yet, a fast receiver may
+ * still read the tail: the lock holder changes nothing until both are. */
+void chan_gate_shut(ringo_chan *c)
+{
+    gate_shut_side(&c->sendx);
+    gate_shut_side(&c->recvx);
+}
+
+/* Open both gates: the private caches restart from the exact indices. */
+static void chan_gate_open(ringo_chan *c)
+{
+    uint64_t tail = chan_tail(c), head = chan_head(c);
+    c->shead = head;
+    c->rtail = tail;
+    /* release: publishes the critical section's slot copies, indices and
+     * private fields to the next claim (acquire CAS) or index read
+     * (acquire load) of either side */
+    store_release(&c->recvx, head << SIDE_SHIFT);
+    store_release(&c->sendx, tail << SIDE_SHIFT);
+}
+
+/* chan_unlock when nobody waits, the channel is open and the critical
+ * section moved values through the buffer: open the gate, give the lock
+ * back, under a reference of our own ("Releasing"). */
+void chan_unlock_open(ringo_chan *c)
+{
+    /* relaxed: we hold the lock of a channel in use, so refs >= 1 and
+     * nobody can free c before our release below; the release's acq_rel
+     * orders our stores before whichever free comes */
+    fetch_add_relaxed(&c->refs, 1);
+    chan_gate_open(c);
+    /* acq_rel exchange: as in chan_unlock */
+    if (xchg_acq_rel(&c->lock, 0) == 2)
+        chan_wake_locker(c);
+    ringo_chan_release(c); /* may be the last: then it frees c */
+}
+
+/* Claim a side for one fast operation: true with *v its index (flags
+ * clear).  False if the gate is shut, or the side stayed busy. */
+static inline __attribute__((always_inline)) bool side_claim(_Atomic uint64_t *side, uint64_t *v)
+{
+    uint64_t cur = load_relaxed(side);
+    for (unsigned i = 0;; i++) {
+        if (cur & SIDE_GATE)
+            return false;
+        if (!(cur & SIDE_BUSY)) {
+            /* acquire: pairs with the release store of the previous
+             * publish or gate opening (see "Orders") */
+            if (cas_acquire(side, &cur, cur | SIDE_BUSY)) {
+                *v = cur;
+                return true;
+            }
+            continue; /* cur reloaded */
+        }
+        if (i >= SIDE_SPINS)
+            return false;
+        cpu_relax();
+        cur = load_relaxed(side);
+    }
+}
+
+/*
+ * Prefetching.  Every fast operation is a locked instruction, which waits
+ * for the operation's own copy to reach the cache; across procs the slot's
+ * line is the other side's (it wrote or read it last), so without help
+ * each new line would cost its whole transfer, in turn, on each side.  So
+ * each side asks for the line PREFETCH_BYTES ahead of its slot (for
+ * writing on the send side), when that slot is known to be its own
+ * already: free for the sender (below shead + cap), published for the
+ * receiver (below rtail).  It does not steal a line the other side is
+ * still using.  The address is not wrapped at the end of the buffer: a
+ * prefetch never faults, and past the end it only fetches a line for
+ * nothing, on 1 value in cap / (PREFETCH_BYTES / elem_size).
+ */
+#define PREFETCH_BYTES 512
+
+/* Ask for a line in the state for writing (exclusive).  GCC emits
+ * PREFETCHW only with -mprfchw; the instruction sits in an opcode space
+ * that x86-64 CPUs without it run as a no-op, so it is spelled out. */
+static inline void prefetch_write(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ __volatile__("prefetchw %0" : : "m"(*(const char *)p));
+#else
+    __builtin_prefetch(p, 1);
+#endif
+}
+
+/* The fast send (see "The lock-free path"). */
+static inline __attribute__((always_inline)) enum fast chan_send_fast(ringo_chan *c, const void *elem)
+{
+    uint64_t v;
+    if (!side_claim(&c->sendx, &v))
+        return FAST_LOCK;
+    uint64_t tail = v >> SIDE_SHIFT;
+    if (tail - c->shead >= c->cap) {
+        /* acquire: pairs with the receiver's publish (release), so its
+         * copy out of the slot we are about to reuse happened before */
+        c->shead = load_acquire(&c->recvx) >> SIDE_SHIFT;
+        if (tail - c->shead >= c->cap) {
+            /* release: gives back the side as we found it; nobody else
+             * writes the word while BUSY is set */
+            store_release(&c->sendx, v);
+            return FAST_WAIT;
+        }
+    }
+    char *slot = c->buf + c->spos * c->elem_size;
+    if (tail + c->ahead - c->shead < c->cap)
+        prefetch_write(slot + PREFETCH_BYTES);
+    elem_copy(slot, elem, c->elem_size);
+    c->spos = chan_next_pos(c, c->spos);
+    /* release: publishes the value in the slot (to a receiver's acquire
+     * load of sendx) and spos/shead (to the next claim) */
+    store_release(&c->sendx, v + SIDE_ONE);
+    return FAST_DONE;
+}
+
+/* The fast receive, its mirror image. */
+static inline __attribute__((always_inline)) enum fast chan_recv_fast(ringo_chan *c, void *elem)
+{
+    uint64_t v;
+    if (!side_claim(&c->recvx, &v))
+        return FAST_LOCK;
+    uint64_t head = v >> SIDE_SHIFT;
+    if (head == c->rtail) {
+        /* acquire: pairs with the sender's publish (release), so the
+         * values up to the tail are in their slots */
+        c->rtail = load_acquire(&c->sendx) >> SIDE_SHIFT;
+        if (head == c->rtail) {
+            store_release(&c->recvx, v); /* release: as in chan_send_fast */
+            return FAST_WAIT;
+        }
+    }
+    char *slot = c->buf + c->rpos * c->elem_size;
+    if (c->rtail - head > c->ahead)
+        __builtin_prefetch(slot + PREFETCH_BYTES, 0);
+    copy_elem(c, elem, slot);
+    c->rpos = chan_next_pos(c, c->rpos);
+    /* release: our copy out of the slot happens before a sender, reading
+     * the head with an acquire load, overwrites it */
+    store_release(&c->recvx, v + SIDE_ONE);
+    return FAST_DONE;
+}
+
+/* One select case by the lock-free path (select.c "First pass").  A peek
+ * first, so that a case that would wait costs two loads, not a claim:
+ * the own side's index, then the other's.  Both indices only grow and
+ * the head never passes the tail, so "empty" (head == tail, for a
+ * receive) or "full" (tail - head >= cap, for a send) seen this way held
+ * at the moment of the first load: exact, for a select of one case.  The
+ * first load is acquire so that the second is not made before it; the
+ * second is relaxed (the claim that follows acquires). */
+enum fast chan_select_fast(ringo_chan *c, bool send, void *elem)
+{
+    if (!c->cap)
+        return FAST_LOCK; /* gates shut for good, as in chan_op */
+    uint64_t mine = load_acquire(send ? &c->sendx : &c->recvx);
+    uint64_t other = load_relaxed(send ? &c->recvx : &c->sendx);
+    if ((mine | other) & SIDE_GATE)
+        return FAST_LOCK;
+    uint64_t n = send ? (mine >> SIDE_SHIFT) - (other >> SIDE_SHIFT)
+                      : (other >> SIDE_SHIFT) - (mine >> SIDE_SHIFT);
+    if (send ? n >= c->cap : n == 0)
+        return FAST_WAIT;
+    return send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -225,11 +556,12 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
         errno = ENOMEM;
         return NULL;
     }
-    ringo_chan *c = seam_calloc(1, sizeof *c);
+    ringo_chan *c = seam_aligned_alloc(_Alignof(ringo_chan), sizeof *c);
     if (!c) {
         errno = ENOMEM;
         return NULL;
     }
+    memset(c, 0, sizeof *c);
     if (cap) {
         c->buf = seam_malloc(cap * (elem_size ? elem_size : 1));
         if (!c->buf) {
@@ -240,7 +572,17 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
     }
     c->elem_size = elem_size;
     c->cap = cap;
+    /* A buffer of PREFETCH_BYTES or less has no line ahead: ahead = cap
+     * makes both tests in the fast path fail (chan.c "Prefetching"). */
+    c->ahead = PREFETCH_BYTES / (elem_size ? elem_size : 1);
+    if (c->ahead >= cap)
+        c->ahead = cap;
     store_relaxed(&c->refs, 1);
+    /* relaxed: nobody else knows c yet.  Unbuffered: shut for good. */
+    store_relaxed(&c->sendx, cap ? 0 : SIDE_GATE);
+    store_relaxed(&c->recvx, cap ? 0 : SIDE_GATE);
+    store_relaxed(&c->sspin, CHAN_SPIN_NS);
+    store_relaxed(&c->rspin, CHAN_SPIN_NS);
     return c;
 }
 
@@ -260,6 +602,80 @@ void ringo_chan_release(ringo_chan *c)
         free(c->buf);
         free(c);
     }
+}
+
+/*
+ * Waiting briefly for the other side.  A blocking operation that finds the
+ * buffer empty (full) watches the other side's index for up to
+ * CHAN_SPIN_NS before it takes the lock to queue and park: a producer and
+ * a consumer on two procs then meet in the buffer, not through a park and
+ * a cross-proc wake (hundreds of ns, and 23-50 us when the proc has gone
+ * to sleep), and the watcher looks at the index at growing intervals, so
+ * the other side runs on with its line to itself and the watcher comes
+ * back with a batch.  The spin is shorter than the one its proc would
+ * make after the park (proc_sleep), so it does not add to what an idle
+ * proc burns; and it is skipped where it cannot help: with one proc
+ * (nobody else runs meanwhile, but a plain thread), when other goroutines
+ * of this proc are ready to run, and on valgrind (one thread at a time).
+ * Reads only: relaxed loads, the fast path that follows acquires.
+ *
+ * Adaptive, per side of each channel, like the idle proc's spin: a watch
+ * that ends in the other side's move restores the full CHAN_SPIN_NS; one
+ * that runs out halves it, down to nothing below CHAN_SPIN_MIN_NS, after
+ * which one wait in CHAN_SPIN_PROBE_EVERY watches in full again.  So a
+ * request and its reply over buffered channels, whose other side answers
+ * slower than a watch, soon stop paying for watches that cannot succeed.
+ * The budget and probe count are hints: relaxed, written without a
+ * read-modify-write, a lost update costs one watch more or less.
+ */
+#define CHAN_SPIN_MIN_NS 250
+#define CHAN_SPIN_PROBE_EVERY 16
+#define CHAN_SPIN_GAP_MAX 32 /* pauses between two looks, at most */
+#define CHAN_SPIN_BATCH 32   /* values (or free slots) worth waiting for */
+
+static __attribute__((noinline)) bool chan_spin(ringo_chan *c, bool send)
+{
+    struct rproc *p = tls_proc;
+    if (rt.valgrind || (p && (rt.nprocs < 2 || runq_count(p) > 0)))
+        return false;
+    _Atomic uint64_t *mine = send ? &c->sendx : &c->recvx;
+    _Atomic uint64_t *other = send ? &c->recvx : &c->sendx;
+    _Atomic uint32_t *spin = send ? &c->sspin : &c->rspin;
+    _Atomic uint32_t *probe = send ? &c->sprobe : &c->rprobe;
+    uint32_t budget = load_relaxed(spin); /* relaxed: a hint (above) */
+    if (budget == 0) {
+        uint32_t n = load_relaxed(probe) + 1;
+        store_relaxed(probe, n);
+        if (n % CHAN_SPIN_PROBE_EVERY)
+            return false;
+        budget = CHAN_SPIN_NS;
+    }
+    /* relaxed: a hint; what we saw is what we wait to change */
+    uint64_t seen = load_relaxed(other) >> SIDE_SHIFT, last = seen;
+    uint64_t want = c->cap / 2 < CHAN_SPIN_BATCH ? c->cap / 2 : CHAN_SPIN_BATCH;
+    int64_t until = now_ns() + budget;
+    for (unsigned gap = 4;; gap = gap < CHAN_SPIN_GAP_MAX ? gap * 2 : gap) {
+        for (unsigned i = 0; i < gap; i++)
+            cpu_relax();
+        uint64_t o = load_relaxed(other); /* relaxed: as above */
+        uint64_t idx = o >> SIDE_SHIFT;
+        /* A batch is there, or the other side moved and has stopped */
+        if (idx - seen >= want || (idx != seen && idx == last))
+            break;
+        last = idx;
+        if ((o | load_relaxed(mine)) & SIDE_GATE)
+            return false; /* the lock decides now (a close, a waiter) */
+        if (now_ns() >= until) {
+            if (idx != seen)
+                break;
+            budget /= 2;
+            store_relaxed(spin, budget >= CHAN_SPIN_MIN_NS ? budget : 0);
+            return false;
+        }
+    }
+    if (budget != CHAN_SPIN_NS || load_relaxed(spin) != CHAN_SPIN_NS)
+        store_relaxed(spin, CHAN_SPIN_NS);
+    return true;
 }
 
 /* Common tail of a blocking send or receive: queue a sudog and wait. */
@@ -312,6 +728,14 @@ static inline __attribute__((always_inline)) int chan_op(ringo_chan *c, void *el
         return block_forever(send ? W_CHAN_SEND : W_CHAN_RECV);
     if (send && c->elem_size && !elem)
         return -EINVAL;
+    /* An unbuffered channel's gates are shut for good: straight to the
+     * lock, without a look at the side words' cache lines. */
+    enum fast f = !c->cap ? FAST_LOCK : send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
+    if (f == FAST_DONE)
+        return 0;
+    if (f == FAST_WAIT && chan_spin(c, send) &&
+        (send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem)) == FAST_DONE)
+        return 0;
     chan_lock(c);
     int err, done;
     struct waiter *wake;
@@ -348,6 +772,17 @@ static int chan_try(ringo_chan *c, void *elem, bool send)
         return -EAGAIN;
     if (send && c->elem_size && !elem)
         return -EINVAL;
+    /* FAST_WAIT is exact, not a hint: the claim (BUSY) holds the own
+     * index, and the gate stays open, until the other side's index is
+     * read; at that moment the channel was open, nobody waited, and the
+     * buffer was full (empty).  So it is the answer, with no lock. */
+    /* An unbuffered channel's gates are shut for good: straight to the
+     * lock, without a look at the side words' cache lines. */
+    enum fast f = !c->cap ? FAST_LOCK : send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
+    if (f == FAST_DONE)
+        return 0;
+    if (f == FAST_WAIT)
+        return -EAGAIN;
     chan_lock(c);
     int err;
     struct waiter *wake;
@@ -389,6 +824,10 @@ int ringo_chan_close(ringo_chan *c)
     struct sudog *wake = NULL, *sd;
     while ((sd = waitq_take(&c->recvq))) {
         sd->success = false;
+        /* a receive that reports the close gets the zero value, written
+         * here so that a select woken by it need not look at c again */
+        if (sd->elem && c->elem_size)
+            memset(sd->elem, 0, c->elem_size);
         sd->w->fired = sd;
         sd->next = wake;
         wake = sd;
@@ -410,7 +849,16 @@ int ringo_chan_close(ringo_chan *c)
 
 size_t ringo_chan_len(const ringo_chan *c)
 {
-    return c ? load_relaxed(&((ringo_chan *)c)->count) : 0; /* a snapshot, like Go's len */
+    if (!c)
+        return 0;
+    ringo_chan *m = (ringo_chan *)c;
+    /* relaxed: a snapshot, like Go's len.  The head first: it never
+     * passes the tail, so a later tail is not below it; clamped all the
+     * same against a reading that mixes two moments. */
+    uint64_t head = load_relaxed(&m->recvx) >> SIDE_SHIFT;
+    uint64_t tail = load_relaxed(&m->sendx) >> SIDE_SHIFT;
+    int64_t n = (int64_t)(tail - head);
+    return n < 0 ? 0 : (size_t)n > c->cap ? c->cap : (size_t)n;
 }
 
 size_t ringo_chan_cap(const ringo_chan *c)

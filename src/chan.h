@@ -52,25 +52,69 @@ struct waitq {
 
 struct timerchan;
 
+/*
+ * The two side words of a buffered channel, c->sendx and c->recvx: an
+ * index and two flags,
+ *
+ *     index << SIDE_SHIFT | SIDE_GATE | SIDE_BUSY
+ *
+ * sendx's index is the tail (values ever put in the buffer), recvx's the
+ * head (values ever taken out); tail - head values are buffered, slot
+ * index % cap.  The indices are 62-bit counters: they do not wrap in the
+ * life of a program.  See chan.c "The lock-free path".
+ */
+#define SIDE_BUSY  1u   /* one fast operation of this side is in progress */
+#define SIDE_GATE  2u   /* the fast path is shut: the lock decides */
+#define SIDE_SHIFT 2
+#define SIDE_ONE   ((uint64_t)1 << SIDE_SHIFT)
+
 struct ringo_chan {
+    /* The locked side, and the fixed fields every operation reads. */
     _Atomic uint32_t lock;      /* 0 free, 1 held, 2 held with sleepers (futex word) */
     _Atomic uint32_t refs;      /* references; the last ringo_chan_release frees */
     size_t elem_size;           /* fixed */
     size_t cap;                 /* fixed */
-    _Atomic size_t count;       /* buffered values; under lock, read relaxed by ringo_chan_len */
-    size_t head;                /* index of the oldest buffered value; under lock */
+    char *buf;                  /* cap * elem_size bytes; fixed */
+    size_t ahead;               /* fixed: PREFETCH_BYTES in slots, or cap (chan.c "Prefetching") */
     bool closed;                /* under lock */
+    bool reopen;                /* under lock: a critical section moved the
+                                 * buffer, so chan_unlock may open the gate */
     struct waitq sendq;         /* blocked senders, FIFO; under lock */
     struct waitq recvq;         /* blocked receivers, FIFO; under lock */
     _Atomic(struct timerchan *) timer; /* ringo_tick's ticker until a stop or the owner
                                         * claims it (timerchan.c "Stopping"); else NULL */
-    char *buf;                  /* cap * elem_size bytes */
+
+    /* The send side, on a cache line of its own: the receiving proc reads
+     * sendx only when it has taken every value it knew of. */
+    _Alignas(64) _Atomic uint64_t sendx; /* tail and flags, above */
+    size_t spos;                /* tail % cap: the slot the next value goes to */
+    uint64_t shead;             /* a head seen earlier (<= the head): room known
+                                 * without reading recvx.  spos and shead belong
+                                 * to sendx's BUSY holder, or to the lock holder
+                                 * while the gate is shut. */
+    _Atomic uint32_t sspin;     /* a full buffer's watch, ns (chan.c "Waiting briefly"); hint */
+    _Atomic uint32_t sprobe;    /* watches skipped while sspin is 0; hint */
+
+    /* The receive side, likewise. */
+    _Alignas(64) _Atomic uint64_t recvx; /* head and flags */
+    size_t rpos;                /* head % cap: the slot of the oldest value */
+    uint64_t rtail;             /* a tail seen earlier (head <= rtail <= tail) */
+    _Atomic uint32_t rspin;     /* an empty buffer's watch, likewise */
+    _Atomic uint32_t rprobe;
 };
 
 /* The channel lock: an inline fast path (one CAS to take, one exchange to
- * give back) and an out-of-line contended path in chan.c. */
+ * give back) and an out-of-line contended path in chan.c.  Taking it also
+ * shuts a buffered channel's gate, and giving it back opens it again when
+ * nobody waits, the channel is open and the critical section moved values
+ * through the buffer (chan.c "The lock-free path"), so every critical
+ * section owns the buffer and both indices.  Opening the gate publishes
+ * the critical section before the lock is given back, so that unlock holds
+ * a reference of its own meanwhile (chan.c "Releasing"). */
 void chan_lock_slow(ringo_chan *c);
 void chan_wake_locker(ringo_chan *c);
+void chan_gate_shut(ringo_chan *c);
+void chan_unlock_open(ringo_chan *c);
 
 static inline void chan_lock(ringo_chan *c)
 {
@@ -79,12 +123,26 @@ static inline void chan_lock(ringo_chan *c)
      * previous holder's writes; pairs with the release in chan_unlock */
     if (!cas_acq_rel(&c->lock, &v, 1))
         chan_lock_slow(c);
+    /* relaxed: only lock holders move GATE, and we hold the lock; shut
+     * means shut by an earlier holder, whose writes the lock gave us */
+    if (c->cap && !(load_relaxed(&c->recvx) & SIDE_GATE))
+        chan_gate_shut(c);
 }
 
+/* Give the lock back.  The exchange is the last store to c: from that
+ * moment a locker may take the lock, see what this critical section did,
+ * and release the channel's last reference (chan.c "Releasing"). */
 static inline void chan_unlock(ringo_chan *c)
 {
+    if (c->reopen && !c->closed && !c->sendq.first && !c->recvq.first) {
+        c->reopen = false;
+        chan_unlock_open(c);
+        return;
+    }
     /* acq_rel exchange (release is what matters): publishes the critical
-     * section to the next holder; 2 means someone sleeps in futex(2) */
+     * section to the next holder; 2 means someone sleeps in futex(2).
+     * The wake after it names c's address only to the kernel, which does
+     * not read it (FUTEX_WAKE_PRIVATE), so it is harmless if c is gone. */
     if (xchg_acq_rel(&c->lock, 0) == 2)
         chan_wake_locker(c);
 }
@@ -111,21 +169,21 @@ int  waiter_block(struct waiter *w);
  * deadline or cancellation end it. */
 int  block_forever(int reason);
 
-/* Operations with the lock held; the caller has checked readiness. */
-/* Buffer slot i places after the oldest value (i < cap).  No division:
- * head < cap and i < cap, so one conditional subtraction wraps it. */
-static inline char *chan_slot(ringo_chan *c, size_t i)
+/* With the lock held (the gate shut): the indices, read relaxed since
+ * only the lock holder writes them now. */
+static inline uint64_t chan_tail(ringo_chan *c)
 {
-    size_t j = c->head + i;
-    if (j >= c->cap)
-        j -= c->cap;
-    return c->buf + j * c->elem_size;
+    return load_relaxed(&c->sendx) >> SIDE_SHIFT;
 }
 
-static inline void chan_advance_head(ringo_chan *c)
+static inline uint64_t chan_head(ringo_chan *c)
 {
-    if (++c->head == c->cap)
-        c->head = 0;
+    return load_relaxed(&c->recvx) >> SIDE_SHIFT;
+}
+
+static inline size_t chan_next_pos(ringo_chan *c, size_t pos)
+{
+    return ++pos == c->cap ? 0 : pos;
 }
 
 /* Copy one element.  The common sizes are fixed-size copies the compiler
@@ -169,10 +227,13 @@ static inline __attribute__((always_inline)) int chan_try_send_locked(ringo_chan
         *err = 0;
         return 1;
     }
-    size_t n = load_relaxed(&c->count);
-    if (n < c->cap) {
-        elem_copy(chan_slot(c, n), elem, c->elem_size);
-        store_relaxed(&c->count, n + 1); /* relaxed: len is a racy snapshot; the lock orders the rest */
+    if (chan_tail(c) - chan_head(c) < c->cap) {
+        elem_copy(c->buf + c->spos * c->elem_size, elem, c->elem_size);
+        c->spos = chan_next_pos(c, c->spos);
+        /* relaxed: the gate is shut; opening it publishes (release,
+         * chan.c chan_unlock_open) */
+        store_relaxed(&c->sendx, load_relaxed(&c->sendx) + SIDE_ONE);
+        c->reopen = true;
         *err = 0;
         return 1;
     }
@@ -187,11 +248,16 @@ static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan
         if (c->cap == 0) {
             copy_elem(c, elem, sd->elem);
         } else {
-            /* Buffer full: take the oldest value, put the sender's at the tail. */
-            char *slot = chan_slot(c, 0);
-            copy_elem(c, elem, slot);
-            elem_copy(slot, sd->elem, c->elem_size);
-            chan_advance_head(c);
+            /* Buffer full: take the oldest value, put the sender's at the
+             * tail (the same slot, the buffer being full). */
+            copy_elem(c, elem, c->buf + c->rpos * c->elem_size);
+            elem_copy(c->buf + c->spos * c->elem_size, sd->elem, c->elem_size);
+            c->rpos = chan_next_pos(c, c->rpos);
+            c->spos = chan_next_pos(c, c->spos);
+            /* relaxed: the gate is shut, as in chan_try_send_locked */
+            store_relaxed(&c->recvx, load_relaxed(&c->recvx) + SIDE_ONE);
+            store_relaxed(&c->sendx, load_relaxed(&c->sendx) + SIDE_ONE);
+            c->reopen = true;
         }
         sd->success = true;
         sd->w->fired = sd;
@@ -199,11 +265,11 @@ static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan
         *err = 0;
         return 1;
     }
-    size_t n = load_relaxed(&c->count);
-    if (n > 0) {
-        copy_elem(c, elem, chan_slot(c, 0));
-        chan_advance_head(c);
-        store_relaxed(&c->count, n - 1);
+    if (chan_tail(c) != chan_head(c)) {
+        copy_elem(c, elem, c->buf + c->rpos * c->elem_size);
+        c->rpos = chan_next_pos(c, c->rpos);
+        store_relaxed(&c->recvx, load_relaxed(&c->recvx) + SIDE_ONE); /* relaxed: as above */
+        c->reopen = true;
         *err = 0;
         return 1;
     }
@@ -216,6 +282,15 @@ static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan
     return 0;
 }
 
+
+/* What an operation by the lock-free path did (chan.c): done, or why not. */
+enum fast {
+    FAST_DONE,
+    FAST_LOCK,      /* the gate is shut or the side stayed busy: take the lock */
+    FAST_WAIT,      /* the buffer is full (a send) or empty (a receive) */
+};
+
+enum fast chan_select_fast(ringo_chan *c, bool send, void *elem);
 
 /* Unlink a goroutine's sudogs from their channels after a deadlock, so
  * the channels stay usable in a later run. */

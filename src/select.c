@@ -4,15 +4,26 @@
  * 1. Shuffle the cases (poll order) and sort their channels by address
  *    (lock order, so two selects never lock the same pair in opposite
  *    orders).
+ *    First pass: in poll order, try each case by the lock-free path of a
+ *    buffered channel (chan.c), and perform the first that can proceed;
+ *    stop at the first case that needs the lock (its gate is shut: an
+ *    unbuffered or closed channel, or one with waiters).  The cases before
+ *    it were seen not ready, so this picks what step 2 would pick from
+ *    what it saw.  A case found waiting is not the answer yet (the cases
+ *    were seen at different moments), except alone with RINGO_NONBLOCK,
+ *    where it is exact as for ringo_chan_try_recv.
  * 2. Lock every channel; in poll order, perform the first case that can
  *    proceed.  Taking the first ready case of a uniformly random
- *    permutation picks uniformly among the ready cases.
+ *    permutation picks uniformly among the ready cases.  Its channel is
+ *    unlocked last.
  * 3. None ready: with RINGO_NONBLOCK return -EAGAIN (Go's default:);
  *    otherwise queue one sudog per case, all sharing one waiter, unlock,
  *    and park.  The first peer (or close) to claim the waiter wins — one
  *    atomic claim for the whole select — and records which sudog fired.
  * 4. Woken: lock every channel again and unlink the sudogs that did not
- *    fire (their channels may still hold them).
+ *    fire (their channels may still hold them).  The channel of the one
+ *    that fired is left alone (unless another case waits on it too): its
+ *    peer may have released it already (chan.c "Releasing").
  *
  * The sudogs live on the selecting caller's stack (an array for up to
  * SELECT_STACK_CASES cases, else on the heap).
@@ -31,17 +42,18 @@
  * writes by hand; generated ones with more cases pay one malloc. */
 #define SELECT_STACK_CASES 8
 
-static void lock_all(ringo_chan **order, size_t n)
+/* Lock (unlock) every channel but `skip` (if not NULL). */
+static void lock_all(ringo_chan **order, size_t n, ringo_chan *skip)
 {
     for (size_t i = 0; i < n; i++)
-        if (i == 0 || order[i] != order[i - 1])
+        if ((i == 0 || order[i] != order[i - 1]) && order[i] != skip)
             chan_lock(order[i]);
 }
 
-static void unlock_all(ringo_chan **order, size_t n)
+static void unlock_all(ringo_chan **order, size_t n, ringo_chan *skip)
 {
     for (size_t i = n; i-- > 0;)
-        if (i == 0 || order[i] != order[i - 1])
+        if ((i == 0 || order[i] != order[i - 1]) && order[i] != skip)
             chan_unlock(order[i]);
 }
 
@@ -121,8 +133,25 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
             return -EAGAIN;
         return block_forever(n == 0 ? W_SELECT_NOCASES : W_SELECT);
     }
+    /* First pass (step 1). */
+    for (size_t k = 0; k < active; k++) {
+        size_t i = poll[k];
+        struct ringo_case *cs = &cases[i];
+        enum fast f = chan_select_fast(cs->chan, cs->op == RINGO_SEND, cs->elem);
+        if (f == FAST_DONE) {
+            cs->err = 0;
+            free(heap);
+            return (int)i;
+        }
+        if (f == FAST_LOCK)
+            break;
+        if (active == 1 && !block) {
+            free(heap);
+            return -EAGAIN;
+        }
+    }
     sort_chans(lockv, active);
-    lock_all(lockv, active);
+    lock_all(lockv, active, NULL);
 
     for (size_t k = 0; k < active; k++) {
         size_t i = poll[k];
@@ -133,7 +162,11 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
                        ? chan_try_send_locked(cs->chan, cs->elem, &err, &wake)
                        : chan_try_recv_locked(cs->chan, cs->elem, &err, &wake);
         if (done) {
-            unlock_all(lockv, active);
+            /* The case's own channel last: the case becomes visible at its
+             * unlock, and a peer that sees it may release the other
+             * channels at once (chan.c "Releasing"). */
+            unlock_all(lockv, active, cs->chan);
+            chan_unlock(cs->chan);
             if (wake)
                 waiter_wake(wake, 0);
             cs->err = err;
@@ -142,7 +175,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
         }
     }
     if (!block) {
-        unlock_all(lockv, active);
+        unlock_all(lockv, active, NULL);
         free(heap);
         return -EAGAIN;
     }
@@ -166,7 +199,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
         g_wait(w.g)->sudogs = sds;
         g_wait(w.g)->nsudogs = (unsigned)nsd;
     }
-    unlock_all(lockv, active);
+    unlock_all(lockv, active, NULL);
 
     int r = waiter_block(&w);
 
@@ -174,24 +207,25 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
         g_wait(w.g)->sudogs = NULL;
         g_wait(w.g)->nsudogs = 0;
     }
-    lock_all(lockv, active);
-    for (size_t k = 0; k < nsd; k++)
-        waitq_remove(&sds[k]);
-    unlock_all(lockv, active);
-
+    /* Unlink the sudogs that did not fire.  The one that fired was
+     * unlinked by its peer (or the close), which may have released its
+     * channel since (chan.c "Releasing"): that channel is not touched
+     * again, unless another case of ours waits on it too. */
     struct sudog *fired = w.fired;
+    ringo_chan *skip = fired ? fired->c : NULL;
+    for (size_t k = 0; skip && k < nsd; k++)
+        if (&sds[k] != fired && sds[k].c == skip)
+            skip = NULL;
+    lock_all(lockv, active, skip);
+    for (size_t k = 0; k < nsd; k++)
+        waitq_remove(&sds[k]); /* the fired one: not queued, a no-op */
+    unlock_all(lockv, active, skip);
+
     if (!fired) {
         ret = r; /* deadline or cancellation */
     } else {
-        struct ringo_case *cs = &cases[fired->case_idx];
-        if (fired->success) {
-            cs->err = 0;
-        } else {
-            /* closed while we waited */
-            if (cs->op == RINGO_RECV && cs->elem && cs->chan->elem_size)
-                memset(cs->elem, 0, cs->chan->elem_size);
-            cs->err = -EPIPE;
-        }
+        /* closed while we waited: the close zeroed a receive's value */
+        cases[fired->case_idx].err = fired->success ? 0 : -EPIPE;
         ret = fired->case_idx;
     }
     free(heap);

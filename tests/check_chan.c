@@ -895,6 +895,419 @@ START_TEST(randomized_against_model)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Cross-proc model: producers and consumers, goroutines spread over the
+ * procs and plain threads, each doing random operations (send, receive,
+ * the try forms, select over several channels, blocking and not, with and
+ * without a deadline, len and cap) on four buffered channels of different
+ * capacities, then a close of all four.  Checked against the sequential
+ * model of a FIFO channel: every value that a send reports sent is
+ * received exactly once, on the channel it was sent on; the values of one
+ * producer on one channel reach each consumer in the order they were sent;
+ * a receive reports the close only once the channel is drained (no value
+ * is lost); after the close, sends and a second close fail; len never
+ * exceeds cap.  A value is (channel << 56 | producer << 40 | seq): a
+ * producer's seq grows with each value it sends, so a value sent twice,
+ * or reported unsent but delivered and sent again, shows as a duplicate. */
+
+#define XM_CHANS 4
+#define XM_GPROD 4      /* goroutine producers */
+#define XM_TPROD 1      /* plain-thread producers */
+#define XM_GCONS 3
+#define XM_TCONS 1
+#define XM_PROD (XM_GPROD + XM_TPROD)
+#define XM_CONS (XM_GCONS + XM_TCONS)
+
+static const size_t xm_caps[XM_CHANS] = { 1, 3, 16, 1024 };
+
+struct xm {
+    ringo_chan *c[XM_CHANS];
+    ringo_chan *pdone, *cdone;  /* each producer, then each consumer, sends its id when finished */
+    long per;                   /* values per producer */
+    atomic_uchar *seen;         /* [XM_PROD * per]: received */
+    atomic_long sent[XM_PROD], received[XM_PROD];
+    atomic_long dups, wrong, order, len_bad, bad_result;
+    atomic_int closing;         /* set before the close: plain receives may wait */
+};
+
+static struct xm xm;
+
+static long xm_val(int ch, int pid, long seq)
+{
+    return (long)ch << 56 | (long)pid << 40 | seq;
+}
+
+static void xm_check_len(unsigned *seed)
+{
+    int ch = rand_r(seed) % XM_CHANS;
+    if (ringo_chan_len(xm.c[ch]) > xm_caps[ch] || ringo_chan_cap(xm.c[ch]) != xm_caps[ch])
+        atomic_fetch_add(&xm.len_bad, 1);
+}
+
+static void xm_bad(int r)
+{
+    fprintf(stderr, "crossproc model: unexpected result %d\n", r);
+    atomic_fetch_add(&xm.bad_result, 1);
+}
+
+static void xm_produce(int pid, bool goroutine)
+{
+    unsigned seed = 1000u + (unsigned)pid;
+    for (long seq = 0; seq < xm.per; seq++) {
+        bool sent = false;
+        while (!sent) {
+            int ch = rand_r(&seed) % XM_CHANS, ch2 = (ch + 1 + rand_r(&seed) % (XM_CHANS - 1)) % XM_CHANS;
+            long v = xm_val(ch, pid, seq), v2 = xm_val(ch2, pid, seq);
+            int op = rand_r(&seed) % (goroutine ? 7 : 6), r;
+            switch (op) {
+            case 0: case 1:
+                r = ringo_chan_send(xm.c[ch], &v);
+                if (r == 0)
+                    sent = true;
+                else
+                    xm_bad(r);
+                break;
+            case 2:
+                r = ringo_chan_try_send(xm.c[ch], &v);
+                if (r == 0)
+                    sent = true;
+                else if (r != -EAGAIN)
+                    xm_bad(r);
+                break;
+            case 3: case 4: { /* select over two sends (and a nil case), blocking or not */
+                long never;
+                struct ringo_case cs[3] = { { xm.c[ch], RINGO_SEND, &v, 1 },
+                                            { NULL, RINGO_RECV, &never, 1 },
+                                            { xm.c[ch2], RINGO_SEND, &v2, 1 } };
+                r = ringo_select(cs, 3, op == 4 ? RINGO_NONBLOCK : 0);
+                if ((r == 0 || r == 2) && cs[r].err == 0)
+                    sent = true;
+                else if (!(op == 4 && r == -EAGAIN))
+                    xm_bad(r);
+                break;
+            }
+            case 5:
+                xm_check_len(&seed);
+                break;
+            case 6: /* a deadline that may or may not pass first */
+                ringo_deadline_set(ringo_now() + (int64_t)(rand_r(&seed) % 50) * US);
+                r = ringo_chan_send(xm.c[ch], &v);
+                ringo_deadline_set(RINGO_NEVER);
+                if (r == 0)
+                    sent = true;
+                else if (r != -ETIMEDOUT)
+                    xm_bad(r);
+                break;
+            }
+        }
+        atomic_fetch_add(&xm.sent[pid], 1);
+    }
+    ringo_chan_send(xm.pdone, &pid);
+}
+
+static void xm_record(int ch, long v, long last[XM_PROD][XM_CHANS])
+{
+    int vch = (int)(v >> 56), pid = (int)((v >> 40) & 0xffff);
+    long seq = v & ((1L << 40) - 1);
+    if (vch != ch || pid < 0 || pid >= XM_PROD || seq >= xm.per) {
+        atomic_fetch_add(&xm.wrong, 1);
+        return;
+    }
+    if (atomic_exchange(&xm.seen[(long)pid * xm.per + seq], 1))
+        atomic_fetch_add(&xm.dups, 1);
+    if (seq <= last[pid][ch])
+        atomic_fetch_add(&xm.order, 1);
+    last[pid][ch] = seq;
+    atomic_fetch_add(&xm.received[pid], 1);
+}
+
+static void xm_consume(int cid, bool goroutine)
+{
+    unsigned seed = 2000u + (unsigned)cid;
+    long last[XM_PROD][XM_CHANS];
+    for (int p = 0; p < XM_PROD; p++)
+        for (int ch = 0; ch < XM_CHANS; ch++)
+            last[p][ch] = -1;
+    unsigned open = (1u << XM_CHANS) - 1; /* channels not yet seen closed and drained */
+    while (open) {
+        int ch;
+        do
+            ch = rand_r(&seed) % XM_CHANS;
+        while (!(open & (1u << ch)));
+        int op = rand_r(&seed) % (goroutine ? 7 : 6), r;
+        long v = -1;
+        /* A receive on one channel with no deadline may wait for good
+         * while a producer waits on another, full, channel nobody else
+         * watches; so until the close, a goroutine gives it a deadline
+         * and a plain thread selects over every open channel instead. */
+        if ((op == 0 || op == 1) && !atomic_load(&xm.closing))
+            op = goroutine ? 6 : 3;
+        switch (op) {
+        case 0: case 1:
+            r = ringo_chan_recv(xm.c[ch], &v);
+            break;
+        case 2:
+            r = ringo_chan_try_recv(xm.c[ch], &v);
+            break;
+        case 3: case 4: { /* select over every open channel, blocking or not */
+            long vals[XM_CHANS];
+            struct ringo_case cs[XM_CHANS];
+            for (int i = 0; i < XM_CHANS; i++)
+                cs[i] = (struct ringo_case){ (open & (1u << i)) ? xm.c[i] : NULL, RINGO_RECV, &vals[i], 1 };
+            int k = ringo_select(cs, XM_CHANS, op == 4 ? RINGO_NONBLOCK : 0);
+            if (k == -EAGAIN && op == 4)
+                continue;
+            if (k < 0 || k >= XM_CHANS || !(open & (1u << k))) {
+                xm_bad(k);
+                continue;
+            }
+            ch = k;
+            r = cs[k].err;
+            v = vals[k];
+            break;
+        }
+        case 5:
+            xm_check_len(&seed);
+            continue;
+        default: /* 6: a deadline that may or may not pass first */
+            ringo_deadline_set(ringo_now() + (int64_t)(rand_r(&seed) % 50) * US);
+            r = ringo_chan_recv(xm.c[ch], &v);
+            ringo_deadline_set(RINGO_NEVER);
+            if (r == -ETIMEDOUT)
+                continue;
+            break;
+        }
+        if (r == 0) {
+            xm_record(ch, v, last);
+        } else if (r == -EPIPE) {
+            if (v != 0)
+                xm_bad(r); /* the value of a receive that reports the close is zeroed */
+            open &= ~(1u << ch);
+        } else if (!(r == -EAGAIN && op == 2)) {
+            xm_bad(r);
+        }
+    }
+    ringo_chan_send(xm.cdone, &cid);
+}
+
+static void xm_gprod(void *arg) { xm_produce((int)(intptr_t)arg, true); }
+static void xm_gcons(void *arg) { xm_consume((int)(intptr_t)arg, true); }
+static void *xm_tprod(void *arg) { xm_produce((int)(intptr_t)arg, false); return NULL; }
+static void *xm_tcons(void *arg) { xm_consume((int)(intptr_t)arg, false); return NULL; }
+
+static void crossproc_model_main(void *arg)
+{
+    (void)arg;
+    int n = ringo_nprocs();
+    pthread_t tp[XM_TPROD], tc[XM_TCONS];
+    for (int i = 0; i < XM_CONS; i++) {
+        if (i < XM_GCONS)
+            ck_assert_int_ge(ringo_go_on(i % n, xm_gcons, (void *)(intptr_t)i), 0);
+        else
+            ck_assert_int_eq(test_thread_create(&tc[i - XM_GCONS], xm_tcons, (void *)(intptr_t)i), 0);
+    }
+    for (int i = 0; i < XM_PROD; i++) {
+        if (i < XM_GPROD)
+            ck_assert_int_ge(ringo_go_on((i + 1) % n, xm_gprod, (void *)(intptr_t)i), 0);
+        else
+            ck_assert_int_eq(test_thread_create(&tp[i - XM_GPROD], xm_tprod, (void *)(intptr_t)i), 0);
+    }
+    int id;
+    for (int i = 0; i < XM_PROD; i++)
+        ck_assert_int_eq(ringo_chan_recv(xm.pdone, &id), 0);
+    /* Every producer is done: close, while values may still be buffered. */
+    atomic_store(&xm.closing, 1);
+    long v = 1;
+    for (int ch = 0; ch < XM_CHANS; ch++) {
+        ck_assert_int_eq(ringo_chan_close(xm.c[ch]), 0);
+        ck_assert_int_eq(ringo_chan_close(xm.c[ch]), -EPIPE);
+        ck_assert_int_eq(ringo_chan_send(xm.c[ch], &v), -EPIPE);
+        ck_assert_int_eq(ringo_chan_try_send(xm.c[ch], &v), -EPIPE);
+    }
+    for (int i = 0; i < XM_CONS; i++)
+        ck_assert_int_eq(ringo_chan_recv(xm.cdone, &id), 0);
+    for (int ch = 0; ch < XM_CHANS; ch++) {
+        ck_assert_uint_eq(ringo_chan_len(xm.c[ch]), 0);
+        v = 7;
+        ck_assert_int_eq(ringo_chan_try_recv(xm.c[ch], &v), -EPIPE);
+        ck_assert_int_eq(v, 0);
+    }
+    for (int i = 0; i < XM_TPROD; i++)
+        pthread_join(tp[i], NULL);
+    for (int i = 0; i < XM_TCONS; i++)
+        pthread_join(tc[i], NULL);
+}
+
+START_TEST(crossproc_model)
+{
+    memset(&xm, 0, sizeof xm);
+    xm.per = test_quick() ? 2000 : 20000;
+    xm.seen = calloc((size_t)(XM_PROD * xm.per), 1);
+    ck_assert_ptr_nonnull(xm.seen);
+    for (int ch = 0; ch < XM_CHANS; ch++)
+        xm.c[ch] = ringo_chan_make(sizeof(long), xm_caps[ch]);
+    xm.pdone = ringo_chan_make(sizeof(int), XM_PROD);
+    xm.cdone = ringo_chan_make(sizeof(int), XM_CONS);
+    RUN(crossproc_model_main, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&xm.bad_result), 0);
+    ck_assert_int_eq(atomic_load(&xm.wrong), 0);
+    ck_assert_int_eq(atomic_load(&xm.dups), 0);
+    ck_assert_int_eq(atomic_load(&xm.order), 0);
+    ck_assert_int_eq(atomic_load(&xm.len_bad), 0);
+    for (int p = 0; p < XM_PROD; p++) {
+        ck_assert_int_eq(atomic_load(&xm.sent[p]), xm.per);
+        ck_assert_int_eq(atomic_load(&xm.received[p]), xm.per);
+    }
+    for (long i = 0; i < XM_PROD * xm.per; i++)
+        ck_assert_int_eq(atomic_load(&xm.seen[i]), 1);
+    for (int ch = 0; ch < XM_CHANS; ch++)
+        ringo_chan_release(xm.c[ch]);
+    ringo_chan_release(xm.pdone);
+    ringo_chan_release(xm.cdone);
+    free(xm.seen);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Done channels: the last reference goes as soon as the value has.
+ *
+ * The everyday pattern: a goroutine on another proc finishes and sends on
+ * a buffered channel of capacity 1 that it holds no reference to; the
+ * receiver takes the value and releases the channel at once, the last
+ * reference, so the channel is freed.  Correct only if the sender touches
+ * the channel no more once its value can be received, so this repeats it
+ * for ASan and ThreadSanitizer to catch a store into the freed channel.
+ * And its mirror image: the channel full, a goroutine on the other proc
+ * receives, and the sender that was waiting for that free slot sends and
+ * releases.  The goroutine sends (receives) by the plain call or by a
+ * select over the channel and a second one, never ready, which the
+ * releasing side releases too; or it waits in such a select, and the
+ * other side sends or closes and releases (the goroutine keeps a
+ * reference to the second channel).  Before the goroutine starts, a
+ * non-blocking select over the channel finds nothing, which leaves the
+ * channel the way an operation under its lock leaves it (chan.c "The
+ * gate"), so that the goroutine's operation takes the locked path, not
+ * the lock-free one.  The side that releases blocks, or polls with the
+ * try form, or polls the length and then blocks (with two procs: on one,
+ * a polling loop would keep the other goroutine from running). */
+
+struct dc_arg {
+    ringo_chan *c, *other;  /* other: an empty channel, never ready */
+    bool select;            /* by a select over c and other */
+    bool close;             /* dc_wait: c is closed, not sent on */
+};
+
+static void dc_send(void *arg)
+{
+    struct dc_arg a = *(struct dc_arg *)arg; /* the caller's, until we send */
+    long v = 1, w;
+    if (a.select) {
+        struct ringo_case cs[2] = { { a.c, RINGO_SEND, &v, 1 }, { a.other, RINGO_RECV, &w, 1 } };
+        ck_assert_int_eq(ringo_select(cs, 2, 0), 0);
+    } else {
+        ck_assert_int_eq(ringo_chan_send(a.c, &v), 0);
+    }
+}
+
+static void dc_recv(void *arg)
+{
+    struct dc_arg a = *(struct dc_arg *)arg;
+    long v = 0, w;
+    if (a.select) {
+        struct ringo_case cs[2] = { { a.other, RINGO_RECV, &w, 1 }, { a.c, RINGO_RECV, &v, 1 } };
+        ck_assert_int_eq(ringo_select(cs, 2, 0), 1);
+    } else {
+        ck_assert_int_eq(ringo_chan_recv(a.c, &v), 0);
+    }
+    ck_assert_int_eq(v, 2);
+}
+
+/* Parked in a select over c and other (holding a reference to other only)
+ * until c gets a value or is closed. */
+static void dc_wait(void *arg)
+{
+    struct dc_arg a = *(struct dc_arg *)arg;
+    long v = 7, w;
+    struct ringo_case cs[2] = { { a.c, RINGO_RECV, &v, 1 }, { a.other, RINGO_RECV, &w, 1 } };
+    ck_assert_int_eq(ringo_select(cs, 2, 0), 0);
+    ck_assert_int_eq(cs[0].err, a.close ? -EPIPE : 0);
+    ck_assert_int_eq(v, a.close ? 0 : 1);
+    ringo_chan_release(a.other);
+}
+
+static bool dc_recv_waits(ringo_chan *c)
+{
+    chan_lock(c);
+    bool waits = c->recvq.first != NULL;
+    chan_unlock(c);
+    return waits;
+}
+
+static void done_channel_main(void *arg)
+{
+    long rounds = (long)(intptr_t)arg;
+    for (long i = 0; i < rounds; i++) {
+        ringo_chan *c = ringo_chan_make(sizeof(long), 1);
+        ringo_chan *other = ringo_chan_make(sizeof(long), 1);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_ptr_nonnull(other);
+        /* 0: block; 1: poll with the try form; 2: poll len, then block */
+        int how = ringo_nprocs() > 1 ? (int)(i / 4 % 3) : 0;
+        bool reverse = i & 1;
+        struct dc_arg a = { c, other, i & 2, (i / 5) & 1 };
+        if (i % 5 == 4) {
+            /* A select parked on c, woken by a send or a close of c
+             * that is released at once. */
+            ringo_chan_retain(other);
+            ck_assert_int_ge(go_other(dc_wait, &a), 0);
+            while (!dc_recv_waits(c))
+                ringo_yield();
+            long one = 1;
+            ck_assert_int_eq(a.close ? ringo_chan_close(c) : ringo_chan_send(c, &one), 0);
+            ringo_chan_release(c);
+            ringo_chan_release(other);
+            continue;
+        }
+        long v = 2, w = 0;
+        if (reverse)
+            ck_assert_int_eq(ringo_chan_send(c, &v), 0); /* full */
+        struct ringo_case cs[2] = {
+            { c, reverse ? RINGO_SEND : RINGO_RECV, &w, 1 },
+            { other, RINGO_RECV, &w, 1 },
+        };
+        ck_assert_int_eq(ringo_select(cs, 2, RINGO_NONBLOCK), -EAGAIN);
+        ck_assert_int_ge(go_other(reverse ? dc_recv : dc_send, &a), 0);
+        int r;
+        if (how == 2)
+            while (ringo_chan_len(c) == (reverse ? 1u : 0u))
+                ;
+        if (reverse) {
+            v = 3;
+            while (how == 1 && (r = ringo_chan_try_send(c, &v)) == -EAGAIN)
+                ;
+            if (how != 1)
+                r = ringo_chan_send(c, &v);
+        } else {
+            while (how == 1 && (r = ringo_chan_try_recv(c, &w)) == -EAGAIN)
+                ;
+            if (how != 1)
+                r = ringo_chan_recv(c, &w);
+            ck_assert_int_eq(w, 1);
+        }
+        ck_assert_int_eq(r, 0);
+        /* The last references: freed here, the other side's select may
+         * have locked both. */
+        ringo_chan_release(c);
+        ringo_chan_release(other);
+    }
+}
+
+START_TEST(done_channel_released_at_once)
+{
+    RUN(done_channel_main, (void *)(intptr_t)(test_quick() ? 2000 : 20000), nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* Plain threads outside (and beside) the runtime. */
 
 static ringo_chan *tc_ch;
@@ -1375,6 +1788,8 @@ static Suite *suite(void)
     tcase_add_test(tc, token_pipeline_10000);
     tcase_add_test(tc, many_to_many_checksum);
     tcase_add_test(tc, randomized_against_model);
+    tcase_add_test(tc, crossproc_model);
+    tcase_add_test(tc, done_channel_released_at_once);
     tcase_add_test(tc, plain_thread_and_goroutine);
     tcase_add_test(tc, plain_threads_without_runtime);
     tcase_add_test(tc, timer_channels);

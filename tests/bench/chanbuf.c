@@ -2,10 +2,14 @@
  * chanbuf — throughput of a buffered channel of capacity 1024 between one
  * sender and one receiver, in millions of messages per second.
  *
- *     bench=chanbuf impl=ringo procs=N mmsg_per_s=M
+ *     bench=chanbuf impl=ringo procs=N mmsg_per_s=M cpu_ns_per_msg=C wakes_per_kmsg=W
  *
- * With BENCH_PROCS=2 the receiver is bound to the other proc.  Peer:
- * go/chanbuf.go.  BENCH_CHANBUF_N sets the messages (default 10M).
+ * With BENCH_PROCS=2 the receiver is bound to the other proc.  cpu_ns_per_msg
+ * is the process's CPU time (every thread, spinning included) per message:
+ * what the throughput costs the machine.  wakes_per_kmsg counts the
+ * goroutines made ready across procs per 1000 messages (ringo_stats'
+ * cross_wakes): how often a side had to wait.  Peer: go/chanbuf.go.
+ * BENCH_CHANBUF_N sets the messages (default 10M).
  */
 #include <errno.h>
 #include <string.h>
@@ -14,7 +18,7 @@
 
 #include "bench.h"
 
-struct cb { ringo_chan *c, *done; long n; double mmsg; };
+struct cb { ringo_chan *c, *done; long n; double mmsg, cpu_ns, wakes; };
 
 static void receiver(void *arg)
 {
@@ -48,8 +52,15 @@ static void bench_main(void *arg)
 {
     struct cb *cb = arg;
     round_run(cb, 100000); /* warm up */
+    struct ringo_stats s0, s1;
+    ringo_stats(&s0);
+    int64_t c0 = bench_cpu_ns();
     int64_t d = round_run(cb, cb->n);
+    int64_t c1 = bench_cpu_ns();
+    ringo_stats(&s1);
     cb->mmsg = (double)cb->n / ((double)d / 1e9) / 1e6;
+    cb->cpu_ns = (double)(c1 - c0) / (double)cb->n;
+    cb->wakes = (double)(s1.cross_wakes - s0.cross_wakes) * 1000.0 / (double)cb->n;
 }
 
 int main(void)
@@ -62,6 +73,7 @@ int main(void)
         fprintf(stderr, "chanbuf: ringo_run: %s\n", strerror(-r));
         return 1;
     }
-    printf("bench=chanbuf impl=ringo procs=%u mmsg_per_s=%.2f\n", procs, cb.mmsg);
+    printf("bench=chanbuf impl=ringo procs=%u mmsg_per_s=%.2f cpu_ns_per_msg=%.2f wakes_per_kmsg=%.3f\n",
+           procs, cb.mmsg, cb.cpu_ns, cb.wakes);
     return 0;
 }

@@ -236,7 +236,8 @@ met() {
 
 rows=()
 notes=() # lines printed under the table
-# A target of "<=go" or ">=go" is the Go peer's figure in the same run.
+# A target of "<=go" or ">=go" is the Go peer's figure in the same run,
+# ">=2go" twice it.
 row_fmt='%-50s | %-14s | %-12s | %-12s | %-14s | %-14s | %-7s | %s'
 # row LABEL UNIT lo|hi TARGET RINGOTAG GOTAG KEY [NOTE]: ringo on the
 # host's engine and on epoll (RINGOTAG's .e twin, run_ringo), beside Go.
@@ -248,6 +249,7 @@ row() {
     g=$(cell "$6" "$7")
     case $t in
     '<=go' | '>=go') shown="${t%go}Go"; t="${t%go}$g" ;;
+    '>=2go') shown=">=2x Go"; t=">=$(isnum "$g" && awk -v g="$g" 'BEGIN { print 2 * g }')" ;;
     esac
     rows+=("$(printf "$row_fmt" "$1 ($2)" "$(fmt "$r")" "$(fmt "$e")" "$(fmt "$g")" \
         "$(ratio "$r" "$g" "$3")" "$(ratio "$e" "$g" "$3")" "${shown:--}" "$(met "$r" "$t")")")
@@ -334,7 +336,12 @@ if wanted chanbuf; then
     run_ringo chanbuf2.r chanbuf BENCH_PROCS=2
     run_go chanbuf2.g chanbuf BENCH_PROCS=2
     row "buffered chan cap 1024, 1 proc" "M msg/s" hi ">=80" chanbuf1.r chanbuf1.g mmsg_per_s
+    row "  same, process CPU time" "ns/msg" lo "<=go" chanbuf1.r chanbuf1.g cpu_ns_per_msg
     row "buffered chan cap 1024, 2 procs" "M msg/s" hi ">=40" chanbuf2.r chanbuf2.g mmsg_per_s
+    row "  same, against Go" "M msg/s" hi ">=2go" chanbuf2.r chanbuf2.g mmsg_per_s
+    # CPU time per message, spinning included: the cross-proc figure must
+    # not come from burning CPU (both sides' procs count).
+    row "  same, process CPU time" "ns/msg" lo "<=go" chanbuf2.r chanbuf2.g cpu_ns_per_msg
 fi
 
 if wanted mutex; then
