@@ -132,7 +132,7 @@ static inline bool eng_epoll(void)
 /* The epoll engine (engine_epoll.c). */
 int  ep_setup(struct rproc *p);
 void ep_teardown(struct rproc *p);
-int  ep_try(struct rop *op, const struct eng_io *io);
+int  ep_try(struct rproc *p, struct rop *op, const struct eng_io *io);
 void ep_start(struct rproc *p, struct rop *op);
 void ep_cancel(struct rproc *p, struct rop *op);
 void ep_cancel_fd(struct rproc *p, int fd);
@@ -147,12 +147,23 @@ int  ep_poll(struct rproc *p, bool block, int64_t deadline);
  * descriptor, is about to close fd.  Both from a goroutine, or from a
  * plain thread between run_enter and run_exit (close.c): the table lives
  * as long as the run. */
-void ep_fd_created(int fd);
+void ep_fd_created(int fd, bool stream);
+void ep_fd_accepted(int listener, int fd);
 void ep_fd_closing(int fd);
-static inline void eng_fd_created(int fd)
+/* stream: fd is a TCP socket (ringo_tcp_listen, ringo_tcp_dial), whose
+ * short read means its receive queue was empty (engine_epoll.c
+ * "Drained"). */
+static inline void eng_fd_created(int fd, bool stream)
 {
     if (eng_epoll() && fd >= 0)
-        ep_fd_created(fd);
+        ep_fd_created(fd, stream);
+}
+/* fd was accepted from listener: a stream when the listener is one of
+ * ringo_tcp_listen's. */
+static inline void eng_fd_accepted(int listener, int fd)
+{
+    if (eng_epoll() && fd >= 0)
+        ep_fd_accepted(listener, fd);
 }
 static inline void eng_fd_closing(int fd)
 {
@@ -169,11 +180,11 @@ extern _Atomic uint64_t ep_ctl_calls;
  * (then eng_start parks it on readiness or on a helper thread).  On
  * io_uring every operation is started by eng_start: ENG_WAIT. */
 #define ENG_WAIT (-0x7fff2000)
-static inline int eng_try(struct rop *op, const struct eng_io *io)
+static inline int eng_try(struct rproc *p, struct rop *op, const struct eng_io *io)
 {
     if (!eng_epoll())
         return ENG_WAIT;
-    return ep_try(op, io);
+    return ep_try(p, op, io);
 }
 
 /* Start io; its completion calls op->rec.done on p's thread.  On epoll,

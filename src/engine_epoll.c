@@ -13,7 +13,8 @@
  *      non-blocking mode, connect on a socket made non-blocking for the
  *      call, poll with a zero timeout.  Most calls of a busy server end
  *      here, with no park, no epoll call and no wake: a result, or an
- *      error, is returned at once.
+ *      error, is returned at once.  (A read of a TCP socket of ours that
+ *      an earlier read found empty goes straight to step 2: "Drained".)
  *   2. -EAGAIN: the goroutine parks as on io_uring (io_wait: counted per
  *      fd, deadline timer, cancel handshake) and ep_start puts its rop on
  *      its descriptor's list in this proc's table (struct ep_fd).  A
@@ -104,6 +105,35 @@
  * repeated for those left.  A descriptor waited for on two procs is in
  * both sets, and each reports every edge to its own waiters.
  *
+ * Drained.  A keep-alive server's goroutine reads a request, answers,
+ * and reads again: that read finds nothing yet, a recv that says -EAGAIN
+ * (a system call per request) before the park.  A read of a TCP socket
+ * that returns fewer bytes than asked for has emptied the socket's
+ * receive queue (the kernel stops copying only when the queue and its
+ * backlog are empty), and so has one that says -EAGAIN; bytes that come
+ * afterwards queue a new edge.  So when such a read was made after every
+ * edge this proc has taken for the descriptor (f->drained, set by the
+ * read and cleared by the next read edge ep_ready takes), the next read
+ * parks at once, without the call, and the edge makes it, as after an
+ * -EAGAIN:
+ *
+ *     proc P (goroutine g, then the scheduler)     the peer
+ *     ep_ready: takes E1, g's recv -> 40 bytes of 4096 (drained)
+ *     g: send the answer; recv: drained, park
+ *                                                  send: data, edge E2 queued
+ *     ep_wait: takes E2 (not drained)
+ *     ep_ready: g's recv again -> data, g completes
+ *
+ * Data that came between the short read and the park is E2's.  Only
+ * where the rule holds: plain reads (no MSG_PEEK, which leaves the bytes;
+ * no MSG_DONTWAIT, which asks for the call), of files known to be TCP
+ * sockets (ringo_tcp_listen, ringo_tcp_dial, and what ringo_accept takes
+ * from the former: a SOCK_SEQPACKET socket's short read is one record of
+ * several), on the proc whose registration saw the edges.  Urgent data
+ * (MSG_OOB) stops a read short of what follows it: once an edge reports
+ * it (EPOLLPRI), reads of that file never count as drained.  nginx makes
+ * the same inference from a short read.
+ *
  * What the registration costs besides.  The set reports every edge of a
  * registered descriptor, waited for or not (an answer arriving while its
  * goroutine runs): ep_ready finds no waiter and does nothing.  A file of
@@ -166,6 +196,9 @@ struct ep_fd {
     uint32_t armed;             /* the one-shot interest armed and not yet reported; 0: none */
     uint32_t et;                /* registered edge-triggered for good, for the file whose
                                  * ownership word (ep_own) this is; 0: one-shot or none */
+    uint32_t drained;           /* et when a read found the stream empty after the last
+                                 * edge this proc took for it, else 0 ("Drained") */
+    bool urgent;                /* an edge reported urgent data: no read counts as drained */
     bool registered;            /* added to this proc's epoll set (may be stale: see ep_arm) */
 };
 
@@ -173,6 +206,15 @@ struct ep_fd {
  * operation may wait for, so that it is made once per descriptor. */
 #define EP_ET_EVENTS (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLRDNORM | \
                       EPOLLRDBAND | EPOLLWRNORM | EPOLLWRBAND | EPOLLET)
+
+/* The bits of a descriptor's ownership word (ep_own_slot). */
+#define EP_OWN 1u
+#define EP_OWN_STREAM 2u
+#define EP_OWN_GEN 4u
+
+/* The events that tell a reader to make its call again. */
+#define EP_READ_EDGE (EPOLLIN | EPOLLPRI | EPOLLRDNORM | EPOLLRDBAND | EPOLLRDHUP | \
+                      EPOLLERR | EPOLLHUP)
 
 #define EP_EVENTS 128
 #define EP_EFD UINT64_MAX       /* the eventfd's epoll_data; a descriptor's is its number */
@@ -402,10 +444,41 @@ static uint32_t ep_events_of(const struct eng_io *io, int mode)
     }
 }
 
-int ep_try(struct rop *op, const struct eng_io *io)
+static struct ep_fd *ep_fd_of(struct rproc *p, int fd, bool grow);
+static uint32_t ep_owned(int fd);
+
+/* io is a plain read: read(2) at the file position, or recv with no
+ * flags (MSG_PEEK leaves the bytes, MSG_DONTWAIT asks for the call). */
+static inline bool ep_plain_read(const struct eng_io *io)
+{
+    return io->kind == ENG_RECV ? io->flags == 0
+                                : io->kind == ENG_READ && io->off == (uint64_t)-1;
+}
+
+/* f, when io is a plain read of a TCP socket of ours that f is registered
+ * edge-triggered for on this proc: a read whose -EAGAIN or short count
+ * tells that the stream was empty ("Drained" at the top).  Else NULL. */
+static inline struct ep_fd *ep_stream_read(struct rproc *p, const struct eng_io *io)
+{
+    if (!ep_plain_read(io))
+        return NULL;
+    struct ep_fd *f = ep_fd_of(p, io->fd, false);
+    return f && (f->et & EP_OWN_STREAM) ? f : NULL;
+}
+
+/* f's stream was found empty by a read that returned r, made after every
+ * edge this proc has taken for it. */
+static inline void ep_note_drained(struct ep_fd *f, const struct eng_io *io, int r)
+{
+    if ((r == -EAGAIN || (r > 0 && (size_t)r < (size_t)io->len)) && !f->urgent)
+        f->drained = f->et;
+}
+
+int ep_try(struct rproc *p, struct rop *op, const struct eng_io *io)
 {
     op->io = io;
     op->ep_mode = EPM_POLL;
+    struct ep_fd *f = NULL;
     switch ((enum eng_kind)io->kind) {
     case ENG_OPENAT:
     case ENG_FSYNC:
@@ -418,11 +491,22 @@ int ep_try(struct rop *op, const struct eng_io *io)
             return r;
         break;
     }
+    case ENG_READ:
+    case ENG_RECV:
+        f = ep_stream_read(p, io);
+        /* Found empty since the last edge, and still the same file (a
+         * ringo_close on another proc does not reach this table): the
+         * call would say -EAGAIN, and the next edge makes it. */
+        if (f && f->drained && f->drained == ep_owned(io->fd))
+            return ENG_WAIT;
+        break;
     default:
         break;
     }
     int r = ep_call(io, EPM_POLL);
     tsan_io_release(); /* as io_wait's, for a call that does not wait (tsan.h) */
+    if (f)
+        ep_note_drained(f, io, r);
     if (r == -EAGAIN) {
         /* A MSG_DONTWAIT call is the caller's own try (as on io_uring). */
         bool dontwait = io->kind >= ENG_RECV && io->kind <= ENG_SENDMSG &&
@@ -530,9 +614,10 @@ static struct ep_fd *ep_fd_of(struct rproc *p, int fd, bool grow)
 /* ------------------------------------------------------------------ */
 /* Descriptors the runtime created (see "Registered once" at the top) */
 
-/* One word per descriptor number, for the whole run: bit 0 set while the
- * number names a file the runtime created for a goroutine and has not
- * closed; bits 1-31 a generation, one more at each such creation and at
+/* One word per descriptor number, for the whole run: bit 0 (EP_OWN) set
+ * while the number names a file the runtime created for a goroutine and
+ * has not closed, bit 1 (EP_OWN_STREAM) with it when that file is a TCP
+ * socket; bits 2-31 a generation, one more at each such creation and at
  * each ringo_close, so that a word seen with bit 0 set names one file.
  * Pages as the closing marks' (close.c), allocated by the first creation
  * that needs one and freed at the end of the run. */
@@ -562,7 +647,8 @@ static _Atomic uint32_t *ep_own_slot(int fd, bool create)
     return page ? &page[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)] : NULL;
 }
 
-/* The next generation of *w, created (owned) or closed. */
+/* The next generation of *w, created (owned: EP_OWN, and EP_OWN_STREAM
+ * for a TCP socket) or closed (0). */
 static void ep_own_set(_Atomic uint32_t *w, uint32_t owned)
 {
     /* Relaxed: the word is read only by goroutines that got the number
@@ -572,15 +658,15 @@ static void ep_own_set(_Atomic uint32_t *w, uint32_t owned)
      * a close that race on one number (the close(2) has freed it, the
      * creator got it again) from losing a generation. */
     uint32_t v = load_relaxed(w);
-    while (!cas_relaxed(w, &v, ((v & ~1u) + 2) | owned))
+    while (!cas_relaxed(w, &v, ((v & ~(EP_OWN_GEN - 1)) + EP_OWN_GEN) | owned))
         ;
 }
 
-void ep_fd_created(int fd)
+void ep_fd_created(int fd, bool stream)
 {
     _Atomic uint32_t *w = ep_own_slot(fd, true);
     if (w) /* else (no memory, a number past 2^20): waits arm one-shot */
-        ep_own_set(w, 1);
+        ep_own_set(w, EP_OWN | (stream ? EP_OWN_STREAM : 0));
 }
 
 void ep_fd_closing(int fd)
@@ -595,7 +681,14 @@ static uint32_t ep_owned(int fd)
 {
     _Atomic uint32_t *w = ep_own_slot(fd, false);
     uint32_t v = w ? load_relaxed(w) : 0; /* relaxed: see ep_own_set */
-    return v & 1 ? v : 0;
+    return v & EP_OWN ? v : 0;
+}
+
+void ep_fd_accepted(int listener, int fd)
+{
+    /* A listener of ringo_tcp_listen's accepts TCP sockets; any other may
+     * be a SOCK_SEQPACKET one, whose short read is one record. */
+    ep_fd_created(fd, (ep_owned(listener) & EP_OWN_STREAM) != 0);
 }
 
 static void ep_own_run_end(void)
@@ -680,6 +773,8 @@ void ep_start(struct rproc *p, struct rop *op)
             if (!r) {
                 f->et = own;
                 f->armed = 0;
+                f->drained = 0; /* a new file: no edge of it taken yet */
+                f->urgent = false;
             }
         }
     } else {
@@ -692,6 +787,7 @@ void ep_start(struct rproc *p, struct rop *op)
         if (f->et) {
             f->et = 0;
             f->armed = 0;
+            f->drained = 0;
             listed = ep_list_events(f);
         }
         uint32_t want = (f->head ? f->armed | listed : 0) | op->ep_events;
@@ -739,6 +835,14 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
         return;
     if (!f->et)
         f->armed = 0; /* one-shot: reported */
+    if (events & EP_READ_EDGE) {
+        /* An edge for reading taken: the next read makes its call
+         * ("Drained" at the top); urgent data stops a read short of
+         * what follows it in the queue. */
+        f->drained = 0;
+        if (events & (EPOLLPRI | EPOLLRDBAND))
+            f->urgent = true;
+    }
     uint32_t want = 0;
     struct rop *next;
     for (struct rop *op = f->head; op; op = next) {
@@ -746,6 +850,8 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
         if ((op->ep_events | EPOLLERR | EPOLLHUP) & events) {
             int r = ep_call(op->io, op->ep_mode);
             tsan_io_release();
+            if ((f->et & EP_OWN_STREAM) && ep_plain_read(op->io))
+                ep_note_drained(f, op->io, r);
             if (r != -EAGAIN) {
                 ep_unlink(f, op); /* short lists: the waiters of one descriptor */
                 ep_complete(p, op, r);
@@ -796,6 +902,7 @@ void ep_cancel_fd(struct rproc *p, int fd)
     f->tail = NULL;
     f->armed = 0;
     f->et = 0;
+    f->drained = 0;
     if (f->registered) {
         /* before a close: a file that lives on in a duplicate must not
          * keep reporting to this set under a number that may be reused */

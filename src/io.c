@@ -159,7 +159,7 @@ static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int d
     op.res = 0;
     op.futex_wait = false;
     /* On epoll, the call made at once (engine.h); on io_uring, ENG_WAIT. */
-    int now = eng_try(&op, io);
+    int now = eng_try(p, &op, io);
     if (now != ENG_WAIT)
         return now;
     /* Counted for ringo_close and fd deadlines (fdops.c).  openat's fd is
@@ -383,7 +383,7 @@ int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     struct rg *g = io_self(&p);
     int r = accept_any(p, g, fd, addr, len, flags);
     if (g && r >= 0)
-        eng_fd_created(r); /* ours until ringo_close (engine.h) */
+        eng_fd_accepted(fd, r); /* ours until ringo_close (engine.h) */
     return r;
 }
 

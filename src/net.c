@@ -158,7 +158,7 @@ int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
         }
         freeaddrinfo(res);
         if (self_g())
-            eng_fd_created(fd); /* ours until ringo_close (engine.h) */
+            eng_fd_created(fd, true); /* ours until ringo_close (engine.h) */
         return fd;
     }
     freeaddrinfo(res);
@@ -188,7 +188,7 @@ int ringo_tcp_dial(const char *host, const char *port)
         }
         /* ours until ringo_close (engine.h), the connect's wait too */
         if (g)
-            eng_fd_created(fd);
+            eng_fd_created(fd, true);
         r = ringo_connect(fd, ai->ai_addr, ai->ai_addrlen);
         if (r == 0) {
             int one = 1;

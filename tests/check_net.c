@@ -5,12 +5,17 @@
  * offloaded work, EMFILE on accept (the server keeps serving once
  * descriptors free up), and on the epoll engine the registration of the
  * runtime's descriptors: once per descriptor, full-duplex waiters on one
- * descriptor, numbers reused for new files, one edge for many waiters.  Loopback only, bounded in count and time.
+ * descriptor, numbers reused for new files, one edge for many waiters,
+ * a read that found the stream empty parking without a call, urgent
+ * data and SOCK_SEQPACKET records.  Loopback only, bounded in count and time.
  */
 #include "testutil.h"
 
 #include <netinet/in.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 static unsigned nprocs_param = 1;
 
@@ -668,6 +673,181 @@ START_TEST(one_edge_many_waiters)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* epoll: a read that found the stream empty (engine_epoll.c "Drained") */
+
+#define SHORT_ROUNDS 1000
+
+/* The process's read(2)-family calls so far (preadv2 among them, recv
+ * not), from /proc/self/io; -1 where the kernel does not count them. */
+static long read_calls(void)
+{
+    int fd = open("/proc/self/io", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    const char *at = strstr(buf, "syscr: ");
+    return at ? atol(at + 7) : -1;
+}
+
+/* Answers each request with the same bytes; its reads are read(2)s with
+ * room for more than a request, so each is short. */
+static void short_echo(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[64];
+    ssize_t n;
+    while ((n = ringo_read(fd, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(ringo_send_all(fd, buf, (size_t)n, 0), n);
+    ck_assert_int_eq(n, 0);
+    ringo_close(fd);
+}
+
+static void main_short_reads(void *arg)
+{
+    (void)arg;
+    char port[16];
+    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
+    ck_assert_int_ge(l, 0);
+    local_port(l, port, sizeof port);
+    int c = ringo_tcp_dial("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    /* on this proc: its one epoll set sees every edge of both ends */
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), short_echo, (void *)(intptr_t)s), 0);
+    long before = read_calls();
+    for (int i = 0; i < SHORT_ROUNDS; i++) {
+        char out[5], in[5];
+        snprintf(out, sizeof out, "%04d", i);
+        ck_assert_int_eq(ringo_send_all(c, out, 5, 0), 5);
+        size_t got = 0;
+        while (got < 5) {
+            ssize_t n = ringo_recv(c, in + got, 5 - got, 0);
+            ck_assert_int_gt(n, 0);
+            got += (size_t)n;
+        }
+        ck_assert_str_eq(in, out);
+    }
+    long calls = read_calls() - before - 1; /* the look itself is one */
+    ringo_close(c);
+    ringo_close(l);
+    /* Each request is read by one call, made on the edge of its arrival:
+     * the read after each answer found the socket empty before that edge
+     * and parks without a call (without the rule: a second call per
+     * request, -EAGAIN). */
+    ck_assert_int_ge(calls, SHORT_ROUNDS);
+    ck_assert_int_le(calls, SHORT_ROUNDS + SHORT_ROUNDS / 10);
+}
+
+START_TEST(short_read_parks_without_a_call)
+{
+    RUN(main_short_reads, NULL, nprocs_param);
+}
+END_TEST
+
+/* Urgent data stops a read short of the bytes after it, with those bytes
+ * already queued and their edge taken: the next read must make its call,
+ * or it waits for an edge that never comes (the deadline turns that into
+ * a failure). */
+static void write_x(void *arg)
+{
+    ck_assert_int_eq(ringo_write((int)(intptr_t)arg, "x", 1), 1);
+}
+
+static void main_urgent(void *arg)
+{
+    (void)arg;
+    char port[16];
+    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
+    ck_assert_int_ge(l, 0);
+    local_port(l, port, sizeof port);
+    int c = ringo_tcp_dial("127.0.0.1", port);
+    ck_assert_int_ge(c, 0);
+    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    ringo_deadline_set(ringo_now() + 30000 * MS);
+    char buf[64];
+    /* a read that waits (the writer runs once we park): on epoll, s is
+     * then registered on this proc */
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), write_x, (void *)(intptr_t)c), 0);
+    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1);
+    /* "a", urgent "b", then "cd"; all of it queued at s once c has none
+     * left unacknowledged */
+    ck_assert_int_eq(send(c, "ab", 2, MSG_OOB), 2);
+    ck_assert_int_eq(ringo_write(c, "cd", 2), 2);
+    int unacked = 1;
+    for (int i = 0; i < 30000 && unacked; i++) {
+        ck_assert_int_eq(ioctl(c, SIOCOUTQ, &unacked), 0);
+        if (unacked)
+            ringo_sleep(MS);
+    }
+    ck_assert_int_eq(unacked, 0);
+    /* The proc waits for events before it runs the timer that ends this
+     * sleep: every edge of the bytes above is taken by then. */
+    ringo_sleep(MS);
+    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1); /* stops at the mark */
+    ck_assert_int_eq(buf[0], 'a');
+    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 2);
+    ck_assert_int_eq(memcmp(buf, "cd", 2), 0);
+    ringo_close(s);
+    ringo_close(c);
+    ringo_close(l);
+}
+
+START_TEST(urgent_data_does_not_stall_reads)
+{
+    RUN(main_urgent, NULL, nprocs_param);
+}
+END_TEST
+
+/* A SOCK_SEQPACKET socket's short read is one record, with more queued:
+ * accepted from a listener the program made, the next read makes its
+ * call. */
+static void main_records(void *arg)
+{
+    (void)arg;
+    int l = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    /* abstract, unique to this process and proc */
+    snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "ringo-records-%d-%d", (int)getpid(),
+             ringo_proc());
+    socklen_t sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sa.sun_path + 1));
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sl), 0);
+    ck_assert_int_eq(listen(l, 4), 0);
+    int c = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(c, 0);
+    ck_assert_int_eq(connect(c, (struct sockaddr *)&sa, sl), 0);
+    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s, 0);
+    ringo_deadline_set(ringo_now() + 30000 * MS);
+    char buf[64];
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), write_x, (void *)(intptr_t)c), 0);
+    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1); /* waits: registered */
+    ck_assert_int_eq(write(c, "ab", 2), 2);
+    ck_assert_int_eq(write(c, "cd", 2), 2);
+    ringo_sleep(MS); /* the edges of both records are taken */
+    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 2);
+    ck_assert_int_eq(memcmp(buf, "ab", 2), 0);
+    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 2);
+    ck_assert_int_eq(memcmp(buf, "cd", 2), 0);
+    ringo_close(s);
+    close(c);
+    close(l);
+}
+
+START_TEST(seqpacket_records_each_read)
+{
+    RUN(main_records, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 
 static Suite *suite(void)
 {
@@ -683,6 +863,14 @@ static Suite *suite(void)
     tcase_add_test(tc, duplex_waiters_on_each_fd);
     tcase_add_test(tc, reused_descriptor_numbers);
     tcase_add_test(tc, one_edge_many_waiters);
+    tcase_add_test(tc, urgent_data_does_not_stall_reads);
+    tcase_add_test(tc, seqpacket_records_each_read);
+    /* The count is of the epoll engine's system calls, read in
+     * /proc/self/io where the kernel keeps it. */
+    if (test_engine() == RINGO_ENGINE_EPOLL && read_calls() >= 0)
+        tcase_add_test(tc, short_read_parks_without_a_call);
+    else
+        printf("short_read_parks_without_a_call is left out: not on epoll, or no /proc/self/io\n");
     /* valgrind keeps RLIMIT_NOFILE to itself: the program's setrlimit
      * changes only the limit valgrind shows it, and the kernel's accept
      * never runs out. */
