@@ -305,6 +305,13 @@ static inline bool next_cqe(struct rproc *p, struct io_uring_cqe *out)
             p->cq_defer_head = p->cq_defer_n = 0;
         return true;
     }
+    /* An empty CQ ends the reap without a system call: liburing's peek
+     * would make an io_uring_enter of its own to run the kernel's deferred
+     * task work whenever IORING_SQ_TASKRUN is set (completions arrived
+     * since), one that nobody counted.  Those completions come with the
+     * round's own enter instead. */
+    if (!io_uring_cq_ready(&p->ring))
+        return false;
     struct io_uring_cqe *cqe;
     if (io_uring_peek_cqe(&p->ring, &cqe) != 0)
         return false;
