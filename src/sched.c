@@ -487,7 +487,8 @@ static void proc_sleep(struct rproc *p)
     /* With no goroutine I/O in flight the proc may be about to count as
      * idle for deadlock detection, which must not miss what completed
      * unseen (a futex wait's completion in the kernel's deferred task
-     * work, or one completed at submission): reap first, as the spin
+     * work, or one completed at submission, perhaps into the CQ's
+     * overflow backlog: engine_uring.c next_cqe): reap first, as the spin
      * does.  With I/O in flight the blocking wait below does it. */
     if (load_relaxed(&p->inflight) == load_relaxed(&p->futex_waits) && poll_io(p))
         goto unhungry;
