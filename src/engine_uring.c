@@ -305,6 +305,62 @@ static inline bool next_cqe(struct rproc *p, struct io_uring_cqe *out)
             p->cq_defer_head = p->cq_defer_n = 0;
         return true;
     }
+    /* An empty CQ ends the reap without a system call: liburing's peek
+     * would make an io_uring_enter of its own to run the kernel's deferred
+     * task work whenever IORING_SQ_TASKRUN is set (completions arrived
+     * since), one that nobody counted.  Those completions come with the
+     * round's own enter instead.
+     *
+     * Except completions in the kernel's overflow backlog
+     * (IORING_SQ_CQ_OVERFLOW, IORING_FEAT_NODROP): they reach the CQ only
+     * in an enter with GETEVENTS, and only as many as fit, so a reap that
+     * stopped at the empty CQ could leave a goroutine's completion behind
+     * the backlog while its proc counts itself idle.  On valgrind (plain
+     * ring, ppoll sleep, see the top of the file), 2 procs:
+     *
+     *   proc 0                               proc 1
+     *   ------                               ------
+     *   main spawns 100k workers; each wake  wakes, runs workers, sleeps,
+     *     of proc 1 (MSG_RING) posts a CQE     again and again
+     *     here that nobody reaps while
+     *     main runs: the CQ fills, the rest
+     *     goes to the backlog
+     *   main queues FUTEX_WAIT(count, c)     runs workers: count changes;
+     *     and parks                            the last FUTEX_WAKE finds
+     *                                          nobody in the kernel
+     *   submits (GETEVENTS: the CQ is full,
+     *     nothing moves): the wait fails
+     *     -EAGAIN at once, its CQE at the
+     *     end of the backlog
+     *   reaps the full CQ (wakes' CQEs, no   idle
+     *     goroutine readied), stops at the
+     *     empty CQ
+     *   only a futex wait in flight, CQ
+     *     empty: idle; every proc idle, no
+     *     wake in transit: "all goroutines
+     *     are asleep - deadlock!"
+     *
+     * (liburing's peek made a GETEVENTS enter here when the flag was up.)
+     * So a reap that finds the CQ empty with the backlog flag up asks for
+     * the backlog and goes on: the common empty CQ costs one more load of
+     * the flags word, a backlog one counted enter per CQ-full of it.  When
+     * proc_sleep (sched.c) lets a proc count as idle with a futex wait in
+     * flight, it has just reaped, so no backlog is left: a new one would
+     * need a full CQ first, which eng_cq_ready sees.  The flag is read as
+     * liburing reads it (a volatile load): a goroutine's completion joins
+     * the backlog in this thread's own enter (posted at submission, or by
+     * task work that runs in this thread or, with DEFER_TASKRUN, in its
+     * enter), so it is seen in program order; a backlog that another
+     * proc's MSG_RING makes holds only wakes, and a late sight of it only
+     * delays them to a later reap. */
+    if (!io_uring_cq_ready(&p->ring)) {
+        if (__builtin_expect(!io_uring_cq_has_overflow(&p->ring), 1))
+            return false;
+        io_uring_get_events(&p->ring); /* -EBUSY: moved what fit; the reap comes back */
+        stat_add(p->st.enters, 1);
+        if (!io_uring_cq_ready(&p->ring))
+            return false;
+    }
     struct io_uring_cqe *cqe;
     if (io_uring_peek_cqe(&p->ring, &cqe) != 0)
         return false;

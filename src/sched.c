@@ -393,11 +393,26 @@ _Noreturn void ringo_exit(void)
 /* ---------------------------------------------------------------------- */
 /* The scheduler loop */
 
+/* Submit what the round queued and reap what has completed, without
+ * waiting; whether that made anything runnable. */
+static bool poll_io(struct rproc *p)
+{
+    if (!load_relaxed(&p->inflight) && !load_relaxed(&p->unsubmitted))
+        return false;
+    eng_poll(p, false, 0);
+    return !runq_empty(p);
+}
+
+/* Nothing to run: wait for work.  One system call when the proc does not
+ * spin: the blocking wait submits the round's SQEs, and returns at once
+ * when completions are already there (a busy server's usual case), so a
+ * non-blocking reap before it would be a second io_uring_enter (or
+ * epoll_wait) per round for nothing.  A proc that spins first submits and
+ * reaps without waiting (poll_io), since the spin watches for work from
+ * other procs, not for its own completions. */
 static void proc_sleep(struct rproc *p)
 {
     hooks_proc_idle(p); /* for example: no multishot accept for nobody (accept.c) */
-    if (load_relaxed(&p->unsubmitted))
-        eng_flush(p);
 
     /* Spin briefly when other procs may hand us work (adaptive, see
      * SPIN_NS), but not past the nearest timer (a sleep, or the deadline of
@@ -414,6 +429,8 @@ static void proc_sleep(struct rproc *p)
      * seen without a system call, and the spin would only delay it. */
     bool blind = rt.engine == RINGO_ENGINE_EPOLL && load_relaxed(&p->inflight);
     if (rt.nprocs > 1 && budget > 0 && !rt.valgrind && !blind) {
+        if (poll_io(p))
+            goto unhungry;
         int64_t start = now_ns();
         int64_t until = start + budget, next = timer_next(&p->timers);
         if (next < until)
@@ -467,6 +484,14 @@ static void proc_sleep(struct rproc *p)
             goto unhungry;
     }
 
+    /* With no goroutine I/O in flight the proc may be about to count as
+     * idle for deadlock detection, which must not miss what completed
+     * unseen (a futex wait's completion in the kernel's deferred task
+     * work, or one completed at submission, perhaps into the CQ's
+     * overflow backlog: engine_uring.c next_cqe): reap first, as the spin
+     * does.  With I/O in flight the blocking wait below does it. */
+    if (load_relaxed(&p->inflight) == load_relaxed(&p->futex_waits) && poll_io(p))
+        goto unhungry;
     if (load_relaxed(&p->runq_pub))
         store_relaxed(&p->runq_pub, 0); /* for ringo_stats: nothing to run */
     store_relaxed(&p->sleeping, 1);
@@ -489,10 +514,19 @@ static void proc_sleep(struct rproc *p)
         rt_check_deadlock(p);
         pthread_mutex_unlock(&rt.idle_lock);
     }
+    /* The time asleep, on the coarse clock: no TSC read on the way in or
+     * out of a sleep that a busy server makes every round; one sleep's
+     * figure is off by up to a tick, the sum over many is not (a sleep
+     * crosses a tick boundary as often as its length says).  The reading
+     * after it is the park clock's too. */
     if (!load_relaxed(&rt.stopping)) {
-        int64_t slept = now_ns();
+        int64_t slept = now_coarse();
         eng_poll(p, true, timer_next(&p->timers));
-        stat_add(p->st.idle_ns, (uint64_t)(now_ns() - slept));
+        int64_t woke = now_coarse();
+        stat_add(p->st.idle_ns, (uint64_t)(woke - slept));
+        proc_clock_set(p, woke);
+    } else {
+        proc_clock_coarse(p);
     }
     store_relaxed(&p->sleeping, 0);
     if (idle) {
@@ -501,8 +535,9 @@ static void proc_sleep(struct rproc *p)
         rt.idle_procs--;
         pthread_mutex_unlock(&rt.idle_lock);
     }
+    goto clocked;
 unhungry:
-    proc_clock_coarse(p); /* "The park clock": after a sleep or spin */
+    proc_clock_coarse(p); /* "The park clock": after a spin */
 clocked:
     if (load_relaxed(&p->hungry))
         store_relaxed(&p->hungry, 0); /* a donor may clear it too; both write 0 */
@@ -511,10 +546,9 @@ clocked:
 void proc_main(struct rproc *p)
 {
     p->cur = NULL;
+    poll_io(p); /* what setup queued (the wake poll) goes before any goroutine runs */
     for (;;) {
         poll_cheap(p);
-        if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
-            eng_poll(p, false, 0);
         struct rg *g = runq_pop(p);
         if (!g && p->steal_on)
             g = steal(p);
@@ -522,8 +556,13 @@ void proc_main(struct rproc *p)
             switch_to(p, NULL, g, false);
             continue;
         }
-        if (load_acquire(&rt.stopping))
+        if (load_acquire(&rt.stopping)) {
+            /* What completed meanwhile still runs, as it would have
+             * before the stop (the run's end waits for the rest). */
+            if (poll_io(p))
+                continue;
             break;
+        }
         proc_sleep(p);
     }
 }

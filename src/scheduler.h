@@ -252,6 +252,13 @@ static inline bool runq_empty_steal(struct rproc *p)
     return !p->runq_head && !p->prio && rq_len(p) == 0;
 }
 
+static inline bool runq_empty(struct rproc *p)
+{
+    if (__builtin_expect(p->steal_on, 0))
+        return runq_empty_steal(p);
+    return !p->runq_head;
+}
+
 /* Push a chain first..last (linked by ->next) onto p's inbox. */
 static inline void inbox_push_chain(struct rproc *p, struct rg *first, struct rg *last)
 {

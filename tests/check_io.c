@@ -3,7 +3,8 @@
  * (accept, connect, recv, send, recvmsg, sendmsg, poll), lengths of 4 GiB
  * and more (clamped, not wrapped), deadlines and
  * cancellation of blocked operations (the fd stays usable), peer reset,
- * a full SQ / overflowing CQ under 10,000 concurrent operations, and the
+ * a full SQ / overflowing CQ under 10,000 concurrent operations, one
+ * system call per wait for completions, and the
  * plain-system-call fallback outside the runtime and on plain threads.
  * Sockets are loopback only.
  */
@@ -665,6 +666,68 @@ START_TEST(plain_fallback)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* What a round costs in system calls: a proc that has run everything
+ * waits for completions with one io_uring_enter (or epoll_wait), which
+ * submits the round's SQEs and returns at once when completions are
+ * already there; it makes no non-blocking enter before it.  A goroutine
+ * answers a plain thread byte for byte over two pipes: each round trip
+ * is a read and a write, at most two waits on io_uring (the write's
+ * completion is one) and one on epoll (the write is made at once).  The
+ * partner pauses before each byte so that the read usually finds the
+ * pipe empty and has to wait; that pause only decides how often the
+ * read waits, never whether the bound holds.  With a non-blocking reap
+ * before each wait, a read that waited cost two enters (three per round
+ * trip on io_uring, two on epoll).  Spinning procs (2 procs) probe now
+ * and then with a reap of their own: the N/8 of slack. */
+#define ROUNDS 500
+static int rt_in[2], rt_out[2];
+
+static void *rt_partner(void *arg)
+{
+    (void)arg;
+    char c = 'x';
+    for (int i = 0; i < ROUNDS; i++) {
+        struct timespec pause = { 0, 100000 };
+        nanosleep(&pause, NULL);
+        ck_assert_int_eq(write(rt_in[1], &c, 1), 1);
+        ck_assert_int_eq(read(rt_out[0], &c, 1), 1);
+    }
+    close(rt_in[1]);
+    return NULL;
+}
+
+static void main_round_trips(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(pipe(rt_in), 0);
+    ck_assert_int_eq(pipe(rt_out), 0);
+    struct ringo_stats a, b;
+    ck_assert_int_eq(ringo_stats(&a), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, rt_partner, NULL), 0);
+    char c;
+    for (int i = 0; i < ROUNDS; i++) {
+        ck_assert_int_eq(ringo_read(rt_in[0], &c, 1), 1);
+        ck_assert_int_eq(ringo_write(rt_out[1], &c, 1), 1);
+    }
+    ck_assert_int_eq(ringo_read(rt_in[0], &c, 1), 0); /* the partner is done */
+    ck_assert_int_eq(ringo_stats(&b), 0);
+    pthread_join(t, NULL);
+    uint64_t waits = b.engine == RINGO_ENGINE_EPOLL ? 1 : 2;
+    ck_assert_uint_le(b.enters - a.enters, waits * (ROUNDS + 1) + ROUNDS / 8 + 16);
+    ck_assert_uint_ge(b.enters - a.enters, 1); /* it did wait */
+    ringo_close(rt_in[0]);
+    ringo_close(rt_out[0]);
+    ringo_close(rt_out[1]);
+}
+
+START_TEST(one_enter_per_wait)
+{
+    RUN(main_round_trips, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 
 static bool stress_fds_ok;
 
@@ -684,6 +747,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_blocked_accept);
     tcase_add_test(tc, cancel_blocked_read);
     tcase_add_test(tc, peer_reset);
+    tcase_add_test(tc, one_enter_per_wait);
     if (stress_fds_ok)
         tcase_add_test(tc, tiny_ring_many_operations);
     tcase_add_test(tc, plain_fallback);

@@ -6,6 +6,7 @@
  *
  * Timed WaitGroup waits: every way one ends (the counter, `when`, the
  * goroutine's deadline, a cancel), many at once, from a plain thread.
+ * A wait whose completion is in the CQ's overflow backlog is no deadlock.
  *
  * Both futex paths: `make check` runs this program twice, the second time
  * with RINGO_NO_IO_URING_FUTEX=1 (tests/check_sync_fallback.sh), and
@@ -276,6 +277,79 @@ static void main_wg_100k(void *arg)
 START_TEST(waitgroup_100k_goroutines)
 {
     RUN(main_wg_100k, NULL, nprocs_param);
+}
+END_TEST
+
+/* A wait whose completion sits in the CQ's overflow backlog is not a
+ * deadlock.  A futex wait that fails at submission (-EAGAIN: the word
+ * changed) while the CQ is full goes into the kernel's overflow backlog,
+ * behind completions that only an enter with GETEVENTS moves to the CQ,
+ * a CQ-full at a time.  On a plain ring (no DEFER_TASKRUN, as on valgrind)
+ * a proc whose only operation in flight is that wait makes no such enter
+ * before it counts itself idle: unless its reap asks for the backlog
+ * (engine_uring.c next_cqe), it reports "all goroutines are asleep" with
+ * the completion still in the kernel.  One proc, a ring of 4 SQEs (a CQ
+ * of 16): w writes to a pipe, which complete at submission, fill the CQ
+ * and the backlog in one round; main's wait on the waitgroup comes after
+ * them, and the goroutine that empties the waitgroup runs before it is
+ * submitted, so it wakes nobody.  The wait is left alone in the backlog
+ * when the writes fill a whole number of CQs (16 writes, here); w runs
+ * over a range rather than assume the kernel's counts. */
+#define OVF_ENTRIES 4
+static int ovf_pipe[2];
+static ringo_waitgroup ovf_wg;
+
+static void ovf_writer(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_write(ovf_pipe[1], "x", 1), 1);
+}
+
+static void ovf_done(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup_done(&ovf_wg);
+}
+
+static void main_wait_behind_backlog(void *arg)
+{
+    long w = (long)arg;
+    ck_assert_int_eq(pipe(ovf_pipe), 0);
+    memset(&ovf_wg, 0, sizeof ovf_wg);
+    ringo_waitgroup_add(&ovf_wg, 1);
+    for (long i = 0; i < w; i++)
+        ck_assert_int_gt(ringo_go(ovf_writer, NULL), 0);
+    ringo_yield(); /* the writers queue their writes */
+    ck_assert_int_gt(ringo_go(ovf_done, NULL), 0);
+    ringo_waitgroup_wait(&ovf_wg); /* ovf_done runs after this parks */
+    char buf[256];
+    long got = 0;
+    while (got < w) {
+        ssize_t n = ringo_read(ovf_pipe[0], buf, sizeof buf);
+        ck_assert_int_gt(n, 0);
+        got += n;
+    }
+    ck_assert_int_eq(got, w);
+    ringo_close(ovf_pipe[0]);
+    ringo_close(ovf_pipe[1]);
+}
+
+START_TEST(waitgroup_wait_behind_cq_backlog)
+{
+    const char *old = getenv("RINGO_NO_DEFER_TASKRUN");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("RINGO_NO_DEFER_TASKRUN", "1", 1);
+    struct ringo_config cfg = { .procs = 1, .ring_entries = OVF_ENTRIES };
+    for (long w = 1; w <= 16 * OVF_ENTRIES; w++) {
+        int r = ringo_run(main_wait_behind_backlog, (void *)w, &cfg);
+        ck_assert_msg(r == 0, "%ld writes: ringo_run returned %d", w, r);
+    }
+    if (saved) {
+        setenv("RINGO_NO_DEFER_TASKRUN", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("RINGO_NO_DEFER_TASKRUN");
+    }
 }
 END_TEST
 
@@ -1416,6 +1490,7 @@ static Suite *suite(void)
     tcase_add_test(tc, mutex_trylock);
     tcase_add_test(tc, zero_and_init_objects);
     tcase_add_test(tc, waitgroup_100k_goroutines);
+    tcase_add_test(tc, waitgroup_wait_behind_cq_backlog);
     tcase_add_test(tc, waitgroup_waited_from_plain_thread);
     tcase_add_test(tc, waitgroup_until_zero_before_when);
     tcase_add_test(tc, waitgroup_until_when_passes);
