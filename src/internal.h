@@ -421,6 +421,11 @@ struct rproc {
      * CLOCK_MONOTONIC_COARSE, every POLL_EVERY scheduling points and after
      * each sleep (park.c "The park clock"); owner only. */
     uint32_t clock_ms;
+    /* The spawn slice (spawn.c "The spawn slice"): the tick seen at the
+     * last look, and the coarse clock when a look first saw that tick
+     * (0 before the first look: the proc starts zeroed).  Owner only. */
+    unsigned slice_tick;
+    int64_t slice_start;
     int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
     unsigned spin_probe;        /* sleeps since the budget fell to 0; owner */
 

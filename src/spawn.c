@@ -11,6 +11,26 @@
  * each run and exit reuses one hot stack (tests/bench/spawn).  On its own
  * proc it goes on the local run queue; on another it goes through that
  * proc's inbox (runq.c).
+ *
+ * The spawn slice.  A goroutine that spawns without ever blocking or
+ * yielding would otherwise pile up its children on its own proc for as
+ * long as it runs: a loop of a million ringo_go calls queued a million
+ * goroutines (81 bytes each) before the first one ran, and on more procs
+ * the idle ones, which steal them (runq.c "Stealing"), take them slower
+ * than one spawner makes them (each stolen goroutine's lines move between
+ * CPUs).  Go bounds that backlog by preempting any goroutine that has run
+ * for 10 ms (sysmon's forcePreemptNS): the spawner goes behind its
+ * children, which then run on its own P too.  ringo cannot preempt, but a
+ * spawn is a safe point: every SLICE_EVERY spawns made on a proc (its
+ * spawned count, which ringo_stats reports), the spawn looks at the proc's
+ * scheduling-point count (p->tick, which next_runnable bumps) and the
+ * coarse clock, as sysmon looks at a P's schedtick.  If no scheduling point has happened since a look at
+ * least SLICE_NS ago, the goroutine running now has run that long without
+ * one, and the spawn yields after queueing its child: the backlog is then
+ * about SLICE_NS of spawning (ringo_go(3) says so).  The cost on the hot
+ * path is a counter and a branch; the look itself is a vDSO read of the
+ * kernel's last tick (now_coarse, no TSC read), so the slice is SLICE_NS
+ * plus up to a coarse tick and SLICE_EVERY spawns.
  */
 #include "config.h"
 
@@ -31,6 +51,30 @@ static bool live_inc(void)
             return false;
     } while (!cas_acq_rel(&rt.live, &v, v + 1));
     return true;
+}
+
+/* Spawns between two looks at the clock ("The spawn slice"). */
+#define SLICE_EVERY 256
+/* How long a goroutine may spawn without a scheduling point before a
+ * spawn yields: Go's forcePreemptNS. */
+#define SLICE_NS 10000000
+
+/* The look, every SLICE_EVERY spawns made on p, by p->cur. */
+static __attribute__((noinline)) void slice_look(struct rproc *p)
+{
+    /* relaxed: our own counter (the watchdog reads it, nobody else writes) */
+    unsigned tick = load_relaxed(&p->tick);
+    int64_t now = now_coarse();
+    if (tick != p->slice_tick || p->slice_start == 0) {
+        /* A scheduling point since the last look, or the first look of
+         * the run (whose first goroutine started with no scheduling point
+         * before it): a new stretch starts. */
+        p->slice_tick = tick;
+        p->slice_start = now;
+        return;
+    }
+    if (now - p->slice_start >= SLICE_NS)
+        ringo_yield(); /* bumps tick: the next look starts a new stretch */
 }
 
 static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
@@ -68,8 +112,10 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
     store_relaxed(&g->p, target);
     /* release: a lookup that sees the id sees the fields above */
     store_release(&g->id, id);
+    uint64_t made = 1; /* spawns made on this proc, for the slice; not 0 mod SLICE_EVERY */
     if (me)
-        stat_add(me->st.spawned, 1);
+        /* relaxed: the owner's counter (stat_add), ringo_stats reads it */
+        store_relaxed(&me->st.spawned, made = load_relaxed(&me->st.spawned) + 1);
     else
         fetch_add_relaxed(&rt.foreign_spawned, 1); /* many writers: a real RMW */
     if (target == me) {
@@ -82,6 +128,10 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
         inbox_push_chain(target, g, g);
         proc_wake(target);
     }
+    /* "The spawn slice": g is queued, the spawner may go behind it.  (A
+     * proc's thread spawns only from its goroutines, but be sure.) */
+    if (__builtin_expect(made % SLICE_EVERY == 0, 0) && me->cur)
+        slice_look(me);
     return id;
 }
 

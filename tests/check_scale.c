@@ -68,9 +68,12 @@ END_TEST
 
 /* A goroutine that has not started costs its struct's first line (64
  * bytes) and its slot's record (16): the rest of the struct comes with the
- * stack it gets when it first runs (src/internal.h, struct rg).  Spawned
- * on the spawner's own proc without a scheduling point, none of them runs
- * while the resident set is read. */
+ * stack it gets when it first runs (src/internal.h, struct rg).  They are
+ * spawned by a plain thread onto the only proc while the main goroutine
+ * holds that proc, blocked in pthread_join without a scheduling point: so
+ * none of them runs while the resident set is read.  (A goroutine spawning
+ * them itself would be made to yield after 10 ms, src/spawn.c "The spawn
+ * slice", and some would run.) */
 #define UNSTARTED 200000L
 static atomic_long unstarted_ran;
 static double unstarted_per;
@@ -81,7 +84,7 @@ static void count_run(void *arg)
     atomic_fetch_add(&unstarted_ran, 1);
 }
 
-static void unstarted_main(void *arg)
+static void *unstarted_spawner(void *arg)
 {
     (void)arg;
     size_t before = rss_bytes();
@@ -92,6 +95,15 @@ static void unstarted_main(void *arg)
     size_t after = rss_bytes();
     ck_assert_int_eq(atomic_load(&unstarted_ran), 0); /* none has run yet */
     unstarted_per = (double)(after - before) / UNSTARTED;
+    return NULL;
+}
+
+static void unstarted_main(void *arg)
+{
+    (void)arg;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, unstarted_spawner, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0); /* holds the proc: no scheduling point */
     while (ringo_count() > 1)
         ringo_yield();
 }

@@ -1317,32 +1317,76 @@ END_TEST
 
 /* The run queue stays FIFO through the stealable ring, the list behind it
  * when it is full, and the moves from the list into the ring: goroutines
- * bound to proc 0 (never stolen), spawned there all at once, far more than
- * the ring holds, each yielding once, must start in the order they were
- * spawned and resume in the same order after every one has started. */
+ * bound to proc 0 (never stolen), spawned there far more than the ring
+ * holds, each yielding once, must start and resume in the order of a FIFO
+ * queue.  They are spawned all at once, unless the spawn slice (src/spawn.c)
+ * runs out on a slow or busy machine and a spawn yields: the spawner
+ * notes where that happened, and a model of one FIFO queue, replaying the
+ * same spawns and yields, gives the order the kids must log. */
 #define FIFO_KIDS (3 * RQ_SIZE + 17)
-static int fifo_seq, fifo_done, fifo_bad;
+static int fifo_done;
+static int fifo_log[2 * FIFO_KIDS], fifo_nlog; /* kid i logs 2i when it starts, 2i+1 when it resumes */
+static bool fifo_yielded[FIFO_KIDS];           /* the spawn of kid i yielded */
 
 static void fifo_kid(void *arg)
 {
     int i = (int)(intptr_t)arg;
-    if (fifo_seq++ != i)
-        fifo_bad++;
+    fifo_log[fifo_nlog++] = 2 * i;
     ringo_yield();
-    if (fifo_seq++ != FIFO_KIDS + i)
-        fifo_bad++;
+    fifo_log[fifo_nlog++] = 2 * i + 1;
     fifo_done++;
+}
+
+/* The model: the order in which one FIFO queue runs the kids, the spawner
+ * going behind them where its spawn yielded and in its final loop. */
+static void fifo_model(int *out)
+{
+    static int q[3 * FIFO_KIDS + 2]; /* kid entries 2i, 2i+1 as logged; -1 the spawner */
+    int head = 0, tail = 0, n = 0, done = 0;
+    for (int i = 0; i <= FIFO_KIDS; i++) {
+        if (i < FIFO_KIDS) {
+            q[tail++] = 2 * i;
+            if (!fifo_yielded[i])
+                continue;
+        } else if (done == FIFO_KIDS) {
+            break;
+        }
+        q[tail++] = -1; /* the spawner yields: run the queue until it is back */
+        for (;;) {
+            int e = q[head++];
+            if (e < 0) {
+                if (i < FIFO_KIDS || done == FIFO_KIDS)
+                    break;
+                q[tail++] = -1; /* the final loop yields again */
+                continue;
+            }
+            out[n++] = e;
+            if (e % 2 == 0)
+                q[tail++] = e + 1;
+            else
+                done++;
+        }
+    }
 }
 
 static void fifo_spawner(void *arg)
 {
     (void)arg;
-    fifo_seq = fifo_done = fifo_bad = 0;
-    for (int i = 0; i < FIFO_KIDS; i++)
+    fifo_done = fifo_nlog = 0;
+    for (int i = 0; i < FIFO_KIDS; i++) {
+        int logged = fifo_nlog;
         ck_assert_int_gt(ringo_go_on(0, fifo_kid, (void *)(intptr_t)i), 0);
+        fifo_yielded[i] = fifo_nlog != logged;
+    }
     while (fifo_done < FIFO_KIDS)
         ringo_yield();
-    ck_assert_int_eq(fifo_bad, 0);
+    ck_assert_int_eq(fifo_nlog, 2 * FIFO_KIDS);
+    static int want[2 * FIFO_KIDS];
+    fifo_model(want);
+    for (int k = 0; k < 2 * FIFO_KIDS; k++)
+        ck_assert_msg(fifo_log[k] == want[k], "entry %d: kid %d %s, want kid %d %s", k,
+                      fifo_log[k] / 2, fifo_log[k] % 2 ? "resumed" : "started",
+                      want[k] / 2, want[k] % 2 ? "resumed" : "started");
 }
 
 static void fifo_main(void *arg)
@@ -1353,6 +1397,64 @@ static void fifo_main(void *arg)
 START_TEST(run_queue_fifo_through_ring)
 {
     RUN(fifo_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* A goroutine that spawns without ever blocking or yielding does not keep
+ * its own proc from its children (src/spawn.c "The spawn slice"): once it
+ * has run about 10 ms without a scheduling point, a spawn yields, as Go
+ * preempts a goroutine that has run 10 ms, and the children queued on its
+ * proc run there while its loop goes on.  Without the slice they would
+ * all wait for the loop's end (one proc), or run only on the procs that
+ * steal them (more), and SLICE_SPAWNS of them would pile up.  The bound
+ * is a count: the loop's spawns and the work between them take well over
+ * 10 ms on any machine (at least 40 ns each, 40 ms in all). */
+#define SLICE_SPAWNS 1000000L
+static atomic_long slice_here;          /* children that ran on the spawner's proc */
+static atomic_long slice_ran;           /* children that ran anywhere */
+static int slice_proc;
+static long slice_spawned, slice_backlog;
+
+static void slice_kid(void *arg)
+{
+    (void)arg;
+    if (ringo_proc() == slice_proc)
+        atomic_fetch_add(&slice_here, 1);
+    atomic_fetch_add(&slice_ran, 1);
+}
+
+static void slice_parent(void *arg)
+{
+    (void)arg;
+    slice_proc = ringo_proc();
+    volatile unsigned work = 0;
+    long i;
+    for (i = 0; i < SLICE_SPAWNS && atomic_load(&slice_here) == 0; i++) {
+        ck_assert_int_gt(ringo_go(slice_kid, NULL), 0);
+        for (unsigned k = 0; k < 64; k++)
+            work += k; /* computing: no scheduling point */
+    }
+    slice_spawned = i;
+    /* the children still waiting when the first ran on this proc: they
+     * had all run, the spawner was behind them */
+    slice_backlog = i - atomic_load(&slice_ran);
+    while (ringo_count() > 1)
+        ringo_yield();
+}
+
+START_TEST(spawner_that_never_blocks_lets_its_children_run)
+{
+    atomic_store(&slice_here, 0);
+    atomic_store(&slice_ran, 0);
+    RUN(slice_parent, NULL, nprocs_param);
+    printf("  %u proc%s: a child ran on the spawner's proc after %ld spawns\n", nprocs_param,
+           nprocs_param > 1 ? "s" : "", slice_spawned);
+    ck_assert_msg(slice_spawned < SLICE_SPAWNS, "no child ran on the spawner's proc in %ld spawns",
+                  slice_spawned);
+    ck_assert_int_gt(atomic_load(&slice_here), 0);
+    ck_assert_int_eq(atomic_load(&slice_ran), slice_spawned);
+    if (nprocs_param == 1)
+        ck_assert_int_eq(slice_backlog, 0); /* FIFO: the spawner went behind every child */
 }
 END_TEST
 
@@ -1403,6 +1505,7 @@ static Suite *suite(void)
     tcase_add_test(tc, unstarted_on_recycled_structs);
     tcase_add_test(tc, steal_hint_follows_unstarted);
     tcase_add_test(tc, run_queue_fifo_through_ring);
+    tcase_add_test(tc, spawner_that_never_blocks_lets_its_children_run);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -17,12 +17,17 @@
  *   rss    the main goroutine spawns BENCH_COLD_RSS_N (default 1M) empty
  *          goroutines without yielding, then yields until they have all
  *          finished; peak_rss_mb is the process's peak resident set
- *          (ru_maxrss), and bytes_per_unstarted the growth of the resident
- *          set over the spawn loop per goroutine (none had run yet on one
- *          proc).
+ *          (ru_maxrss).  The spawner never blocks, but after 10 ms
+ *          without a scheduling point a spawn yields (src/spawn.c "The
+ *          spawn slice"), as Go preempts it, and the children queued so
+ *          far run: peak_waiting is the most goroutines spawned and not
+ *          yet finished (ringo_count, looked at every 1024 spawns), and
+ *          bytes_per_unstarted the growth of the peak resident set over
+ *          the one before the loop, per goroutine of peak_waiting (on one
+ *          proc none of those has started).
  *
  *              bench=coldstart impl=ringo procs=P mode=rss peak_rss_mb=M
- *                  bytes_per_unstarted=B
+ *                  peak_waiting=W bytes_per_unstarted=B
  *
  * Peer: go/coldstart.go.  BENCH_PROCS sets the procs (default 1).
  */
@@ -94,13 +99,27 @@ static void empty(void *arg)
     (void)arg;
 }
 
+static long peak_waiting;
+
+static long maxrss_bytes(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss * 1024L : 0;
+}
+
 static void rss_main(void *arg)
 {
     (void)arg;
     long before = bench_rss_bytes();
-    for (long i = 0; i < count; i++)
+    for (long i = 0; i < count; i++) {
         spawn_or_die(empty);
-    bytes_per_unstarted = (double)(bench_rss_bytes() - before) / (double)count;
+        if (i % 1024 == 1023 || i == count - 1) {
+            long w = (long)ringo_count() - 1;
+            if (w > peak_waiting)
+                peak_waiting = w;
+        }
+    }
+    bytes_per_unstarted = peak_waiting ? (double)(maxrss_bytes() - before) / (double)peak_waiting : 0;
     while (ringo_count() > 1)
         ringo_yield();
 }
@@ -120,8 +139,9 @@ int main(void)
     if (rss) {
         struct rusage ru;
         getrusage(RUSAGE_SELF, &ru);
-        printf("bench=coldstart impl=ringo procs=%u mode=rss peak_rss_mb=%.1f bytes_per_unstarted=%.0f\n",
-               procs, (double)ru.ru_maxrss / 1024.0, bytes_per_unstarted);
+        printf("bench=coldstart impl=ringo procs=%u mode=rss peak_rss_mb=%.1f peak_waiting=%ld "
+               "bytes_per_unstarted=%.0f\n",
+               procs, (double)ru.ru_maxrss / 1024.0, peak_waiting, bytes_per_unstarted);
     } else {
         printf("bench=coldstart impl=ringo procs=%u mode=block round1_ms=%.2f round2_ms=%.2f "
                "faults_per_g=%.3f\n", procs, ms[0], ms[1], faults_per_g);

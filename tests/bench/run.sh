@@ -363,7 +363,9 @@ fi
 # goroutine's wait state, and a 63rd of one for its struct's line),
 # those faults per goroutine, the WaitGroup fan-out on one and two procs,
 # and the peak resident set of a goroutine that spawns 1M without yielding
-# (what unstarted goroutines cost while they wait in a queue).
+# (what unstarted goroutines cost while they wait in a queue: Go preempts
+# the spawner after 10 ms, ringo makes a spawn yield then, so the most that
+# wait at once, and their cost each, are rows too).
 if wanted coldstart; then
     for p in 1 2; do
         run_ringo cold$p.r coldstart BENCH_PROCS=$p BENCH_COLD=block
@@ -382,7 +384,8 @@ if wanted coldstart; then
         row "  same, round 2" "ms" lo "<=3" coldwg$p.r coldwg$p.g round2_ms
         row "  same, round 1 page faults" "per g" lo "" coldwg$p.r coldwg$p.g faults_per_g
         row "spawn 1M without yielding, $p proc$s: peak RSS" "MB" lo "<=go" coldrss$p.r coldrss$p.g peak_rss_mb
-        row "  same, resident bytes per unstarted g" "B" lo "" coldrss$p.r coldrss$p.g bytes_per_unstarted
+        row "  same, most goroutines waiting at once" "g" lo "" coldrss$p.r coldrss$p.g peak_waiting
+        row "  same, peak resident bytes per waiting g" "B" lo "" coldrss$p.r coldrss$p.g bytes_per_unstarted
     done
 fi
 

@@ -2,7 +2,9 @@
 // tests/bench/coldstart.c (see there): BENCH_COLD=block spawns 100k
 // goroutines that block receiving from one channel, two rounds, with the
 // first round's minor page faults per goroutine; BENCH_COLD=rss spawns 1M
-// empty goroutines without yielding and reports the peak resident set.
+// empty goroutines without yielding and reports the peak resident set, the
+// most goroutines waiting at once (runtime.NumGoroutine every 1024 spawns)
+// and the growth of the peak resident set per goroutine of those.
 package main
 
 import (
@@ -44,15 +46,24 @@ func main() {
 	if os.Getenv("BENCH_COLD") == "rss" {
 		n := envInt("BENCH_COLD_RSS_N", 1000000)
 		before := rssBytes()
+		peak := 0
 		for i := 0; i < n; i++ {
 			go func() {}()
+			if i%1024 == 1023 || i == n-1 {
+				if w := runtime.NumGoroutine() - 1; w > peak {
+					peak = w
+				}
+			}
 		}
-		per := float64(rssBytes()-before) / float64(n)
+		per := 0.0
+		if peak > 0 {
+			per = float64(rusage().Maxrss*1024-before) / float64(peak)
+		}
 		for runtime.NumGoroutine() > 1 {
 			runtime.Gosched()
 		}
-		fmt.Printf("bench=coldstart impl=go procs=%d mode=rss peak_rss_mb=%.1f bytes_per_unstarted=%.0f\n",
-			procs, float64(rusage().Maxrss)/1024, per)
+		fmt.Printf("bench=coldstart impl=go procs=%d mode=rss peak_rss_mb=%.1f peak_waiting=%d bytes_per_unstarted=%.0f\n",
+			procs, float64(rusage().Maxrss)/1024, peak, per)
 		return
 	}
 	n := int64(envInt("BENCH_COLD_N", 100000))
