@@ -30,6 +30,21 @@ static int local_port(int fd, char *buf, size_t len)
     return port;
 }
 
+/* A listener of ringo_tcp_listen's on loopback, a ringo_tcp_dial to it
+ * (*c) and the connection ringo_accept takes (*s): descriptors the
+ * runtime made, closed with ringo_close. */
+static void tcp_connected(int *l, int *c, int *s)
+{
+    char port[16];
+    *l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
+    ck_assert_int_ge(*l, 0);
+    local_port(*l, port, sizeof port);
+    *c = ringo_tcp_dial("127.0.0.1", port);
+    ck_assert_int_ge(*c, 0);
+    *s = ringo_accept(*l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(*s, 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* echo server, 100 clients */
 
@@ -438,14 +453,8 @@ static void main_registers_once(void *arg)
 {
     (void)arg;
     int other = (ringo_proc() + 1) % ringo_nprocs();
-    char port[16];
-    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
-    ck_assert_int_ge(l, 0);
-    local_port(l, port, sizeof port);
-    int c = ringo_tcp_dial("127.0.0.1", port);
-    ck_assert_int_ge(c, 0);
-    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(s, 0);
+    int l, c, s;
+    tcp_connected(&l, &c, &s);
     ck_assert_int_gt(ringo_go_on(other, pong, (void *)(intptr_t)s), 0);
     uint64_t ours = round_trips(c);
     ringo_close(c);
@@ -608,14 +617,8 @@ static void main_reuse(void *arg)
     close(b[1]);
 
     /* ours, closed with ringo_close, the number then the program's */
-    char port[16];
-    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
-    ck_assert_int_ge(l, 0);
-    local_port(l, port, sizeof port);
-    int c = ringo_tcp_dial("127.0.0.1", port);
-    ck_assert_int_ge(c, 0);
-    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(s, 0);
+    int l, c, s;
+    tcp_connected(&l, &c, &s);
     read_on_every_proc(s, c);
     num = s;
     ck_assert_int_eq(ringo_close(s), 0);
@@ -645,14 +648,8 @@ END_TEST
 static void main_one_edge(void *arg)
 {
     (void)arg;
-    char port[16];
-    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
-    ck_assert_int_ge(l, 0);
-    local_port(l, port, sizeof port);
-    int c = ringo_tcp_dial("127.0.0.1", port);
-    ck_assert_int_ge(c, 0);
-    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(s, 0);
+    int l, c, s;
+    tcp_connected(&l, &c, &s);
     ringo_waitgroup wg = RINGO_WAITGROUP_INIT;
     struct reuse u = { .fd = s, .wg = &wg };
     ringo_waitgroup_add(&wg, EDGE_READERS);
@@ -710,14 +707,8 @@ static void short_echo(void *arg)
 static void main_short_reads(void *arg)
 {
     (void)arg;
-    char port[16];
-    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
-    ck_assert_int_ge(l, 0);
-    local_port(l, port, sizeof port);
-    int c = ringo_tcp_dial("127.0.0.1", port);
-    ck_assert_int_ge(c, 0);
-    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(s, 0);
+    int l, c, s;
+    tcp_connected(&l, &c, &s);
     /* on this proc: its one epoll set sees every edge of both ends */
     ck_assert_int_gt(ringo_go_on(ringo_proc(), short_echo, (void *)(intptr_t)s), 0);
     long before = read_calls();
@@ -762,14 +753,8 @@ static void write_x(void *arg)
 static void main_urgent(void *arg)
 {
     (void)arg;
-    char port[16];
-    int l = ringo_tcp_listen("127.0.0.1", "0", 16, 0);
-    ck_assert_int_ge(l, 0);
-    local_port(l, port, sizeof port);
-    int c = ringo_tcp_dial("127.0.0.1", port);
-    ck_assert_int_ge(c, 0);
-    int s = ringo_accept(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(s, 0);
+    int l, c, s;
+    tcp_connected(&l, &c, &s);
     ringo_deadline_set(ringo_now() + 30000 * MS);
     char buf[64];
     /* a read that waits (the writer runs once we park): on epoll, s is
