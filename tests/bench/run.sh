@@ -19,7 +19,9 @@
 # keep-alive hello, and may print "bench=http ... requests=N enters=E" when
 # they get SIGTERM (enters: io_uring_enter, or epoll_wait, calls), which
 # gives the system calls per request.  Each is loaded with
-# `wrk -t2 -c100` and `-c1000` for BENCH_HTTP_SECONDS (default 5) once.
+# `wrk -t2 -c100` and `-c1000` for BENCH_HTTP_SECONDS (default 5), in
+# BENCH_HTTP_REPEAT rounds (default 3) where the servers of one cell take
+# turns; each figure of a cell is the median of its rounds.
 #
 # The churn workload is the same hello with `Connection: close`: every
 # request is a new connection, so accepting is a large part of the work.
@@ -32,6 +34,8 @@
 # Environment:
 #   BENCH_REPEAT=N          runs per measurement (median reported; default 3)
 #   BENCH_HTTP_SECONDS=N    wrk duration per HTTP run (default 5)
+#   BENCH_HTTP_REPEAT=N     HTTP runs per server and cell, taking turns
+#                           with the other servers (median; default 3)
 #   BENCH_IDLE_N=N          idle goroutines for the memory row (default 100000;
 #                           1000000 is DESIGN.md's scale)
 #   BENCH_ONLY=REGEX        run only the workloads whose name matches
@@ -59,6 +63,7 @@ bindir=${BENCH_BUILDDIR:-tests/bench}
 srcdir=${BENCH_SRCDIR:-$(cd "$(dirname "$0")" && pwd)}
 repeat=${BENCH_REPEAT:-3}
 http_secs=${BENCH_HTTP_SECONDS:-5}
+http_repeat=${BENCH_HTTP_REPEAT:-3}
 only=${BENCH_ONLY:-.}
 GO=${GO-$(command -v go 2>/dev/null)}
 WRK=${WRK-$(command -v wrk 2>/dev/null)}
@@ -93,9 +98,10 @@ say "ringo benchmarks: $(uname -r), ${cpus} vCPU${virt}, ${model:-unknown CPU}"
 say "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)"
 say "  Measured on a small shared VM (the reference machine is a 2-vCPU KVM guest):"
 say "  absolute numbers move with the machine and its neighbours, ratios less so."
-say "  Each ringo/Go figure is the median of ${repeat} runs (BENCH_REPEAT); HTTP rows are one"
-say "  ${http_secs} s wrk run each.  First-touch page faults cost ~20 us each on a VM like this,"
-say "  so 'round 1' rows (fresh memory) and 'round 2' rows (same process, memory reused)"
+say "  Each ringo/Go figure is the median of ${repeat} runs (BENCH_REPEAT); HTTP figures are the"
+say "  median of ${http_repeat} ${http_secs} s wrk runs (BENCH_HTTP_REPEAT), the servers taking turns."
+say "  First-touch page faults cost ~20 us each on a VM like this, so 'round 1' rows"
+say "  (fresh memory) and 'round 2' rows (same process, memory reused)"
 say "  are both shown.  The runtimes pin their own threads; nothing else is pinned."
 say "  'process CPU time' rows divide the process's CPU time instead of the wall clock:"
 say "  for one-proc workloads they are not inflated by other programs on the machine."
@@ -456,15 +462,16 @@ to_ms() {
 #           pinned (how a small box runs a server and its load);
 #   pinned  the server on 1 proc/thread pinned to the first CPU of our
 #           affinity mask, wrk -t1 pinned to the second (each has a CPU).
-# Each (server, placement, connections) cell is its own server process:
-# started, warmed up for 1 s, loaded for BENCH_HTTP_SECONDS, stopped.  The
+# Each run of a (server, placement, connections) cell is its own server
+# process: started, warmed up for 1 s, loaded for BENCH_HTTP_SECONDS, stopped.  The
 # server's CPU time (user + system, from /proc/PID/stat, all threads) is
 # read just before and after the measured wrk run and divided by wrk's
 # request count; SQEs and io_uring_enter (epoll_wait) calls per request
 # come from the server's own report over its whole life, warm-up included.
 #
-# http_cell KEY PLACEMENT CONNS CMD...: one cell; sets hc_KEY_PLACEMENT_CONNS to
-# "rps p50ms p99ms sqes/req enters/req cpu-us/req" ('-' where unknown).
+# http_cell KEY PLACEMENT CONNS CMD...: one run of a cell; appends
+# "rps p50ms p99ms sqes/req enters/req cpu-us/req" ('-' where unknown) to
+# $tmp/hc.KEY.PLACEMENT.CONNS, which hc_settle reduces to hc_KEY_PLACEMENT_CONNS.
 clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 cpu_ticks() { # PID: utime + stime of the whole process, in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null
@@ -480,8 +487,10 @@ http_cell() {
         run=(taskset -c "$cpu_a")
         load=(taskset -c "$cpu_b" "$WRK" -t1)
     fi
-    eval "hc_${key}_${place}_$c=\"? ? ? - - -\""
-    server_start "$key ($place)" env BENCH_PROCS=$procs "${run[@]}" "$@" || return
+    server_start "$key ($place)" env BENCH_PROCS=$procs "${run[@]}" "$@" || {
+        echo "? ? ? - - -" >>"$tmp/hc.$key.$place.$c"
+        return
+    }
     "${load[@]}" -c"$c" -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
     t0=$(cpu_ticks "$server_pid")
     out=$("${load[@]}" -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
@@ -507,7 +516,26 @@ http_cell() {
             isnum "$q" && spr=$(awk -v q="$q" -v r="$r" 'BEGIN { printf "%.2f", q / r }')
         fi
     fi
-    eval "hc_${key}_${place}_$c=\"${rps:-?} ${p50:-?} ${p99:-?} $spr $epr $upr\""
+    echo "${rps:-?} ${p50:-?} ${p99:-?} $spr $epr $upr" >>"$tmp/hc.$key.$place.$c"
+}
+
+# hc_settle KEY PLACEMENT CONNS: the cell's figures, each the median of its
+# runs (field by field, over the runs that gave a number; '?' or '-' when
+# none did).
+hc_settle() {
+    local v
+    v=$(awk '
+        { for (i = 1; i <= 6; i++) { if ($i ~ /^[0-9.]+$/) x[i, ++n[i]] = $i; else if (!(i in o)) o[i] = $i } }
+        END {
+            for (i = 1; i <= 6; i++) {
+                if (n[i] == 0) { printf "%s%s", (i in o ? o[i] : "?"), (i < 6 ? " " : "\n"); continue }
+                for (a = 1; a <= n[i]; a++) for (b = a + 1; b <= n[i]; b++)
+                    if (x[i, b] + 0 < x[i, a] + 0) { t = x[i, a]; x[i, a] = x[i, b]; x[i, b] = t }
+                m = n[i] % 2 ? x[i, (n[i] + 1) / 2] : (x[i, n[i] / 2] + x[i, n[i] / 2 + 1]) / 2
+                printf "%s%s", m, (i < 6 ? " " : "\n")
+            }
+        }' "$tmp/hc.$1.$2.$3" 2>/dev/null)
+    eval "hc_$1_$2_$3=\"${v:-? ? ? - - -}\""
 }
 
 # hc KEY PLACEMENT CONNS FIELD: one figure of a cell (1 rps, 2 p50, 3 p99,
@@ -557,15 +585,23 @@ if wanted http; then
         else
             say "  Go net/http: ${go_ok:+build failed}${go_ok:-go not found}"
         fi
+        # Each cell's servers take turns, http_repeat rounds of them, so that
+        # a slow spell of the machine falls on all of them alike.
         for place in $places; do
             for c in 100 1000; do
+                for ((round = 1; round <= http_repeat; round++)); do
+                    for sv in "${servers[@]}"; do
+                        IFS='|' read -r key label cmd <<<"$sv"
+                        if [ "$key" = ringoep ]; then
+                            http_cell "$key" "$place" "$c" env RINGO_ENGINE=epoll "$cmd"
+                        else
+                            http_cell "$key" "$place" "$c" "$cmd"
+                        fi
+                    done
+                done
                 for sv in "${servers[@]}"; do
                     IFS='|' read -r key label cmd <<<"$sv"
-                    if [ "$key" = ringoep ]; then
-                        http_cell "$key" "$place" "$c" env RINGO_ENGINE=epoll "$cmd"
-                    else
-                        http_cell "$key" "$place" "$c" "$cmd"
-                    fi
+                    hc_settle "$key" "$place" "$c"
                 done
             done
         done
