@@ -558,7 +558,7 @@ if wanted http; then
         else
             say "HTTP/1.1 hello: fewer than 2 CPUs in the affinity mask (or no taskset): the pinned placement is skipped"
         fi
-        say "HTTP/1.1 hello, keep-alive (${http_secs} s wrk run per cell; placements: ${places}) ..."
+        say "HTTP/1.1 hello, keep-alive (${http_repeat} runs of ${http_secs} s per server and cell, taking turns; placements: ${places}) ..."
         servers=()
         if [ -x "$bindir/httpd" ]; then
             servers+=("ringo|ringo httpd (example)|$bindir/httpd")
