@@ -33,7 +33,9 @@
  * the target ring, which ends its io_uring_enter wait.  Plain threads (which
  * have no ring) and kernels without MSG_RING write the target's eventfd,
  * which the target ring watches with IORING_OP_POLL_ADD.  RINGO_NO_MSG_RING
- * forces the eventfd path.
+ * forces the eventfd path.  Where the ring has IORING_FEAT_CQE_SKIP (5.17+,
+ * so every MSG_RING kernel), a wake that succeeds posts no CQE at the
+ * sender (IOSQE_CQE_SKIP_SUCCESS); one that fails still does (eng_wake).
  *
  * Valgrind (3.19) does not know that io_uring_enter can block:
  * a thread asleep in it keeps valgrind's global lock, no other thread of
@@ -109,7 +111,8 @@ static void wake_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32
 /* At the sender: our MSG_RING to the proc whose wake_sent_rec this is.  If
  * it failed (the target's CQ overflowed, no memory), the target cleared no
  * flag we can retry on (its sleeping flag was already taken by our xchg),
- * so wake it through its eventfd instead. */
+ * so wake it through its eventfd instead.  With p->wake_skip only a failed
+ * wake comes here (eng_wake). */
 static void wake_sent_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags)
 {
     (void)p;
@@ -180,6 +183,10 @@ int eng_setup(struct rproc *p)
             io_uring_free_probe(probe);
         }
     }
+#endif
+    p->wake_skip = false;
+#if HAVE_DECL_IOSQE_CQE_SKIP_SUCCESS && HAVE_DECL_IORING_FEAT_CQE_SKIP
+    p->wake_skip = p->msg_ring && (params.features & IORING_FEAT_CQE_SKIP);
 #endif
 
     p->efd = seam_eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -340,7 +347,11 @@ static inline bool next_cqe(struct rproc *p, struct io_uring_cqe *out)
      *     wake in transit: "all goroutines
      *     are asleep - deadlock!"
      *
-     * (liburing's peek made a GETEVENTS enter here when the flag was up.)
+     * (liburing's peek made a GETEVENTS enter here when the flag was up.
+     * Wakes that succeed no longer post at their sender where the ring
+     * skips them (eng_wake), but any completions that nobody reaps in time
+     * fill the CQ the same way: writes that complete at submission, in
+     * check_sync's waitgroup_wait_behind_cq_backlog.)
      * So a reap that finds the CQ empty with the backlog flag up asks for
      * the backlog and goes on: the common empty CQ costs one more load of
      * the flags word, a backlog one counted enter per CQ-full of it.  When
@@ -532,6 +543,21 @@ void eng_wake(struct rproc *from, struct rproc *to)
         struct io_uring_sqe *sqe = ring_sqe(from);
         io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)&to->wake_rec, 0);
         io_uring_sqe_set_data(sqe, &to->wake_sent_rec);
+#if HAVE_DECL_IOSQE_CQE_SKIP_SUCCESS && HAVE_DECL_IORING_FEAT_CQE_SKIP
+        /* A wake that succeeded needs no word back: the target's own CQE
+         * (wake_done) is what ends its wait.  So it posts nothing here, and
+         * a proc waking others often no longer fills its CQ (and the
+         * overflow backlog, next_cqe) with CQEs it reaps only to drop.  A
+         * wake that fails (res < 0: -EOVERFLOW, -ENOMEM) is a failure to
+         * the kernel, which clears the skip for it (io_uring_enter(2)), so
+         * its CQE still comes and wake_sent_done falls back to the eventfd.
+         * The SQE still counts in st.submissions; it never counted in
+         * p->inflight, so nothing waits for a CQE that does not come.
+         * (The flag must not meet IOSQE_IO_DRAIN on the ring: ringo uses
+         * no drain.) */
+        if (from->wake_skip)
+            io_uring_sqe_set_flags(sqe, IOSQE_CQE_SKIP_SUCCESS);
+#endif
         /* Submit now: the wake must not wait for the end of our round. */
         eng_flush(from);
         return;

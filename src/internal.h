@@ -433,6 +433,8 @@ struct rproc {
     size_t fresh;               /* unstarted, unbound goroutines in the run queue (donatable); owner */
     long credit;                /* stack credits held (see gtable.c "Stack credit"); owner */
     bool msg_ring;              /* this ring can post IORING_OP_MSG_RING; read-only after setup */
+    bool wake_skip;             /* a MSG_RING wake that succeeds posts no CQE here (engine_uring.c
+                                 * eng_wake); read-only after setup */
     struct stack_cache stacks;  /* owner */
     struct rg *gfree;           /* recycled goroutine structs; owner */
     size_t ngfree;

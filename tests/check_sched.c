@@ -1090,6 +1090,85 @@ START_TEST(idle_spins_die_out_without_handoffs)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* A proc woken by IORING_OP_MSG_RING reaps one completion for it, and the
+ * waker none (IOSQE_CQE_SKIP_SUCCESS: engine_uring.c eng_wake).  main, on
+ * proc 0, hands a value to a goroutine bound to proc 1 after sleeping long
+ * enough for proc 1 to go to sleep too, until the wakes have made
+ * WAKE_SENDS SQEs.  Nothing else in the window submits (main's sleep is a
+ * timer of its proc, the receiver only receives), and no SQE of it makes
+ * more than one CQE, so the run's completions stay at its submissions;
+ * a wake that also reported its success to its sender would make two
+ * each, WAKE_SENDS more.  The slack covers a completion of the eventfd
+ * poll or of a wake made before the window, reaped in it.  (With
+ * RINGO_NO_MSG_RING a wake is the target's eventfd poll completing and
+ * its re-arm: one of each as well.) */
+#define WAKE_SENDS 200
+#define WAKE_SLACK 4
+static ringo_chan *wake_ch;
+
+static void wake_receiver(void *arg)
+{
+    (void)arg;
+    int v = 0;
+    while (v >= 0)
+        ck_assert_int_eq(ringo_chan_recv(wake_ch, &v), 0);
+}
+
+static void main_wake_completions(void *arg)
+{
+    (void)arg;
+    wake_ch = ringo_chan_make(sizeof(int), 0);
+    ck_assert_int_gt(ringo_go_on(1, wake_receiver, NULL), 0);
+    struct ringo_stats a, b;
+    ck_assert_int_eq(ringo_stats(&a), 0);
+    b = a;
+    long rounds = 0;
+    for (int v = 1; b.submissions - a.submissions < WAKE_SENDS && rounds < 50 * WAKE_SENDS;
+         rounds++) {
+        ringo_sleep(200 * US); /* proc 1: its receiver parked, it sleeps */
+        ck_assert_int_eq(ringo_chan_send(wake_ch, &v), 0);
+        ck_assert_int_eq(ringo_stats(&b), 0);
+    }
+    uint64_t subs = b.submissions - a.submissions;
+    uint64_t comps = b.completions - a.completions;
+    printf("  %ld handoffs: %llu submissions, %llu completions, %llu enters\n", rounds,
+           (unsigned long long)subs, (unsigned long long)comps,
+           (unsigned long long)(b.enters - a.enters));
+    ck_assert_msg(subs >= WAKE_SENDS, "%llu wakes in %ld handoffs to a sleeping proc",
+                  (unsigned long long)subs, rounds);
+    ck_assert_msg(comps <= subs + WAKE_SLACK, "%llu completions for %llu submissions",
+                  (unsigned long long)comps, (unsigned long long)subs);
+    int end = -1;
+    ck_assert_int_eq(ringo_chan_send(wake_ch, &end), 0);
+    while (ringo_count() > 1)
+        ringo_yield();
+    ringo_chan_release(wake_ch);
+}
+
+/* test_engine() asked in a child: a run in this process would keep its
+ * probe's answer (runtime.c engine_choose) for the children of the tests
+ * that refuse io_uring to them. */
+static int engine_of_a_child(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(test_engine());
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st))
+        return 0;
+    return WEXITSTATUS(st);
+}
+
+START_TEST(wakes_cost_the_waker_no_completion)
+{
+    if (nprocs_param < 2)
+        return; /* one proc wakes no other */
+    RUN(main_wake_completions, NULL, nprocs_param);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* The gauges of ringo_stats: goroutines by state, offload jobs, idle
  * time; and donations, checked against where the goroutines ran. */
 
@@ -1492,6 +1571,8 @@ static Suite *suite(void)
     tcase_add_test(tc, refused_io_uring_chooses_epoll);
     tcase_add_test(tc, fd_limit_is_reported);
     tcase_add_test(tc, idle_spins_die_out_without_handoffs);
+    if (engine_of_a_child() == RINGO_ENGINE_URING) /* epoll wakes through the eventfd, no SQE */
+        tcase_add_test(tc, wakes_cost_the_waker_no_completion);
     tcase_add_test(tc, stats_gauges);
     tcase_add_test(tc, stats_count_donations);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
