@@ -160,6 +160,14 @@ value() {
         awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
 }
 
+# runs_median NAME COLUMN: the median of one column of $tmp/NAME, a line
+# per run ('?' without runs, '-' when no run has a figure there).
+runs_median() {
+    [ -s "$tmp/$1" ] || { echo "?"; return; }
+    awk -v c="$2" '{ print $c }' "$tmp/$1" | grep -Ev '^[-?]$' | sort -g |
+        awk '{ v[NR] = $1 } END { if (!NR) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
+
 # status of a peer that has no number: why.
 ringo_missing() { # NAME
     if [ -f "$srcdir/$1.c" ]; then
@@ -520,22 +528,17 @@ http_cell() {
 }
 
 # hc_settle KEY PLACEMENT CONNS: the cell's figures, each the median of its
-# runs (field by field, over the runs that gave a number; '?' or '-' when
-# none did).
+# runs (runs_median, field by field; '?' for a req/s or latency, '-' for a
+# count, when no run gave a number).
 hc_settle() {
-    local v
-    v=$(awk '
-        { for (i = 1; i <= 6; i++) { if ($i ~ /^[0-9.]+$/) x[i, ++n[i]] = $i; else if (!(i in o)) o[i] = $i } }
-        END {
-            for (i = 1; i <= 6; i++) {
-                if (n[i] == 0) { printf "%s%s", (i in o ? o[i] : "?"), (i < 6 ? " " : "\n"); continue }
-                for (a = 1; a <= n[i]; a++) for (b = a + 1; b <= n[i]; b++)
-                    if (x[i, b] + 0 < x[i, a] + 0) { t = x[i, a]; x[i, a] = x[i, b]; x[i, b] = t }
-                m = n[i] % 2 ? x[i, (n[i] + 1) / 2] : (x[i, n[i] / 2] + x[i, n[i] / 2 + 1]) / 2
-                printf "%s%s", m, (i < 6 ? " " : "\n")
-            }
-        }' "$tmp/hc.$1.$2.$3" 2>/dev/null)
-    eval "hc_$1_$2_$3=\"${v:-? ? ? - - -}\""
+    local f v out=
+    for f in 1 2 3 4 5 6; do
+        v=$(runs_median "hc.$1.$2.$3" "$f")
+        [ "$v" = - ] && [ "$f" -le 3 ] && v='?'
+        [ "$v" = '?' ] && [ "$f" -gt 3 ] && v=-
+        out="$out${out:+ }$v"
+    done
+    eval "hc_$1_$2_$3=\"$out\""
 }
 
 # hc KEY PLACEMENT CONNS FIELD: one figure of a cell (1 rps, 2 p50, 3 p99,
@@ -691,13 +694,6 @@ churn_once() {
     isnum "${rps:-}" && printf '%s %s %s %s %s\n' "$rps" "${p99:-?}" "$epr" "$spr" "$upr" >>"$tmp/churn.$tag"
 }
 
-# runs_median NAME COLUMN: the median of one column of $tmp/NAME, a line
-# per run ('?' without runs, '-' when no run has a figure there).
-runs_median() {
-    [ -s "$tmp/$1" ] || { echo "?"; return; }
-    awk -v c="$2" '{ print $c }' "$tmp/$1" | grep -Ev '^[-?]$' | sort -g |
-        awk '{ v[NR] = $1 } END { if (!NR) print "-"; else print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
-}
 
 if wanted churn; then
     say ""
