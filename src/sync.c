@@ -20,12 +20,15 @@
  *   - A word that a waiter sleeps on changes before the wake that is meant
  *     for it (the futex rule), and a waker only skips futex_wake when a
  *     sequentially consistent count of waiters says nobody can be asleep
- *     (the Dekker pairs are drawn at each object).
+ *     (the Dekker pairs are drawn at each object), or for WaitGroup when
+ *     the flag in the very word it changed says so.
  *
  * Memory model (API.md): unlock -> next lock is release (the unlocking
  * RMW) -> acquire (the locking CAS), also across a handoff, where the
  * taker's CAS reads the unlocker's release sequence; Done -> the Wait it
- * releases: the acq_rel decrement to zero -> Wait's acquire load of zero;
+ * releases: the release decrement (continued, through its release
+ * sequence, by the CAS that clears the waiters flag) -> Wait's acquire
+ * load of the 0;
  * Once: fn returns -> release store of DONE -> acquire load of DONE.
  *
  * Plain threads.  A plain thread that touches an object calls note_foreign()
@@ -366,35 +369,88 @@ void ringo_rwmutex_unlock(ringo_rwmutex *pub)
 }
 
 /* ---------------------------------------------------------------------- */
-/* WaitGroup: the counter and the waiters in two words (futex words are 32
- * bits, so Go's single 64-bit packing is not available).  Waiters sleep on
- * the counter word itself, so a Done that does not reach zero never wakes
- * anybody, and one that does wakes all.
+/* WaitGroup: the counter and a "somebody waits" flag in one futex word,
+ * Go's packing shrunk to 32 bits: bit 0 is WG_WAITERS, bits 1-31 the
+ * counter as a signed 31-bit number (word as int32, shifted right).
+ *
+ * One word, because the Done that brings the counter to zero must not
+ * touch the object after a waiter can have returned: the waiter may free
+ * it, or its stack frame may hold the next one (a wait group on the stack
+ * of a loop).  With the waiters counted in a second word, that Done read
+ * the count after its decrement, and by then a waiter that had seen the
+ * zero could be gone.  Now the Done's decrement itself returns the flag,
+ * and a waiter returns only on a word of exactly 0, never on a counter of
+ * zero with WG_WAITERS still set; so the last access to the object is the
+ * waker's CAS that clears the flag, and what follows, futex_wake, only
+ * names the address (a wake that lands on a new object there is one more
+ * spurious wake, which every futex waiter tolerates).
  *
  *        waiter w (wait)                       adder a (add reaching 0)
  *        ---------------                       ------------------------
- *        waiters++ (seq_cst)   (A) <--------> count += delta (seq_cst) (B)
- *        c = load count (seq_cst)              load waiters (seq_cst)
- *        if c != 0: futex_wait(count, c)       if > 0: futex_wake(count, all)
+ *        v = load word (acquire)               old = fetch_add(word, d<<1)
+ *        v == 0: return                        new == WG_WAITERS:
+ *        no flag: CAS v -> v|WG_WAITERS            CAS WG_WAITERS -> 0 (release)
+ *        futex_wait(word, v|WG_WAITERS)            futex_wake(word, all)
+ *        v = load word (acquire); loop
  *
- * Either a sees w counted and wakes it, or w reads the zero and returns. */
+ * Both sides are read-modify-writes (or futex checks) of the one word, so
+ * their order is the word's modification order and no Dekker pair is
+ * needed: either w's CAS comes first and a's add returns the flag, or a's
+ * add comes first and w's CAS fails on the changed word and w re-reads it.
+ * A waiter asleep on a word with the flag is woken by the CAS and wake
+ * that follow every add that reaches zero; one whose futex_wait is checked
+ * after the CAS finds the word changed.
+ *
+ * The flag stays set while the counter is above zero (a timed waiter that
+ * gave up leaves it: the zero then costs one needless futex_wake).  If an
+ * Add raises the counter again between a's add and its CAS, the CAS fails
+ * and nobody is released: the waiters sleep on until the next zero, whose
+ * adder clears the flag then (Go calls such an Add a misuse and panics).
+ *
+ * The second word of the public type is unused. */
+#define WG_WAITERS 1u
+#define WG_ONE     2u                   /* one unit of the counter */
+#define WG_MAX     ((1 << 30) - 1)      /* the largest counter */
+
 struct waitgroup {
-    _Atomic uint32_t count;     /* the counter, as int32; RMW by Add, read by Wait */
-    _Atomic uint32_t waiters;   /* goroutines and threads inside Wait; seq_cst */
+    _Atomic uint32_t word;      /* counter << 1 | WG_WAITERS; RMW by Add and Wait */
+    uint32_t unused;
 };
 CHECK_LAYOUT(struct waitgroup, ringo_waitgroup);
+
+static inline int32_t wg_count(uint32_t word)
+{
+    return (int32_t)word >> 1;  /* arithmetic shift: the sign is bit 31 */
+}
 
 void ringo_waitgroup_add(ringo_waitgroup *pub, int delta)
 {
     struct waitgroup *wg = (struct waitgroup *)pub;
     note_caller();
-    /* seq_cst (B); its release half makes everything before Done visible
-     * to the Wait that reads zero (acquire) */
-    int32_t v = (int32_t)(fetch_add_seqcst(&wg->count, (uint32_t)delta) + (uint32_t)delta);
+    if (delta > WG_MAX || delta < -WG_MAX)
+        fatal("sync: WaitGroup delta out of range");
+    /* release: makes everything before this Done visible to the Wait that
+     * reads the 0 (the later adds, and the CAS that writes the 0, are
+     * read-modify-writes: they continue this release sequence) */
+    uint32_t old = fetch_add_release(&wg->word, (uint32_t)delta * WG_ONE);
+    int64_t v = (int64_t)wg_count(old) + delta;
     if (v < 0)
         fatal("sync: negative WaitGroup counter");
-    if (v == 0 && load_seqcst(&wg->waiters))
-        futex_wake(&wg->count, INT_MAX);
+    if (v > WG_MAX)
+        fatal("sync: WaitGroup counter overflow");
+    uint32_t now = old + (uint32_t)delta * WG_ONE;
+    /* Counter at zero with waiters: clear the flag, then wake.  The CAS is
+     * the last access to *wg (see above); it fails if an Add has raised
+     * the counter again (nobody is released) or another adder that also
+     * brought it to zero has cleared it (and woken them). */
+    while (now == WG_WAITERS) {
+        /* release: this adder's own writes, as its add's; the earlier
+         * Dones reach the waiter through the release sequence */
+        if (cas_release(&wg->word, &now, 0)) {
+            futex_wake(&wg->word, INT_MAX);
+            return;
+        }
+    }
 }
 
 void ringo_waitgroup_done(ringo_waitgroup *wg)
@@ -402,18 +458,42 @@ void ringo_waitgroup_done(ringo_waitgroup *wg)
     ringo_waitgroup_add(wg, -1);
 }
 
+/* Sleep on the word until it is 0, setting the flag first; 0, or what
+ * futex_wait_until returned.  !timed: no time limit (futex_wait). */
+static int wg_wait(struct waitgroup *wg, bool timed, int64_t when)
+{
+    /* acquire: pairs with the release CAS to 0 (Done happens before Wait
+     * returns) */
+    uint32_t v = load_acquire(&wg->word);
+    while (v != 0) {
+        /* relaxed: the flag publishes nothing; the adder's RMW reads it */
+        if (!(v & WG_WAITERS) &&
+            !atomic_compare_exchange_weak_explicit(&wg->word, &v, v | WG_WAITERS,
+                                                   memory_order_relaxed,
+                                                   memory_order_relaxed)) {
+            /* v is the new word; the acquire load below is skipped, so
+             * take the ordering here if it is the 0 */
+            if (v == 0)
+                v = load_acquire(&wg->word);
+            continue;
+        }
+        v |= WG_WAITERS;
+        if (!timed)
+            futex_wait(&wg->word, v, W_WAITGROUP);
+        else {
+            int r = futex_wait_until(&wg->word, v, W_WAITGROUP, when);
+            if (r != 0)
+                return r;
+        }
+        v = load_acquire(&wg->word);    /* acquire: as above */
+    }
+    return 0;
+}
+
 void ringo_waitgroup_wait(ringo_waitgroup *pub)
 {
-    struct waitgroup *wg = (struct waitgroup *)pub;
     note_caller();
-    /* acquire: pairs with the decrement to zero (Done happens before Wait returns) */
-    if (load_acquire(&wg->count) == 0)
-        return;
-    fetch_add_seqcst(&wg->waiters, 1);          /* (A) */
-    uint32_t c;
-    while ((c = load_seqcst(&wg->count)) != 0)
-        futex_wait(&wg->count, c, W_WAITGROUP);
-    fetch_sub_relaxed(&wg->waiters, 1);         /* relaxed: late means only an extra wake */
+    wg_wait((struct waitgroup *)pub, false, 0);
 }
 
 /* The same handshake as ringo_waitgroup_wait; the wait may also end at
@@ -432,20 +512,19 @@ int ringo_waitgroup_wait_until(ringo_waitgroup *pub, int64_t when)
         if (r)
             return r;
     }
-    /* acquire: as in ringo_waitgroup_wait */
-    if (load_acquire(&wg->count) == 0)
+    int r = wg_wait(wg, true, when);
+    if (r == 0)
         return 0;
-    fetch_add_seqcst(&wg->waiters, 1);          /* (A) */
-    uint32_t c;
-    int r = 0;
-    while ((c = load_seqcst(&wg->count)) != 0 &&
-           (r = futex_wait_until(&wg->count, c, W_WAITGROUP, when)) == 0)
-        ;
-    fetch_sub_relaxed(&wg->waiters, 1);         /* relaxed: as in ringo_waitgroup_wait */
-    /* acquire: a zero read here also makes the Dones visible */
-    if (r != 0 && load_acquire(&wg->count) == 0)
-        r = 0;
-    return r;
+    /* The wait ended for the time, the deadline or a cancel.  A last Done
+     * that has come meanwhile wins; if its adder has not yet cleared the
+     * flag, wait for that (it is on its way, not blocked), so that this
+     * return too comes after its last access. */
+    uint32_t v = load_acquire(&wg->word);   /* acquire: as in wg_wait */
+    while (v == WG_WAITERS) {
+        futex_wait(&wg->word, v, W_WAITGROUP);
+        v = load_acquire(&wg->word);        /* acquire: as in wg_wait */
+    }
+    return v == 0 ? 0 : r;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
  */
 #include "testutil.h"
 
+#include <limits.h>
 #include <time.h>
 
 #include "futex.h"
@@ -277,6 +278,61 @@ static void main_wg_100k(void *arg)
 START_TEST(waitgroup_100k_goroutines)
 {
     RUN(main_wg_100k, NULL, nprocs_param);
+}
+END_TEST
+
+/* The waiter may free a wait group as soon as its wait returns: the Done
+ * that released it must be done with the object by then.  Round after
+ * round, a goroutine on the next proc does the one Done of a wait group
+ * on the heap, while main polls it with waits that end at once (so that
+ * it is reading the word just as the Done lands), then waits it out and
+ * frees it.  A Done that still read the object after its decrement (the
+ * counter and the waiters once lived in two words) reads freed memory
+ * here, which the sanitizer and valgrind runs of this test report.  Also:
+ * the counter's limits, and every round's Done is seen. */
+#define WG_FREE_ROUNDS 20000
+
+static void wg_free_done(void *arg)
+{
+    ringo_waitgroup_done(arg);
+}
+
+static void main_wg_freed(void *arg)
+{
+    (void)arg;
+    int n = ringo_nprocs();
+    int rounds = getenv("RINGO_TEST_QUICK") ? WG_FREE_ROUNDS / 10 : WG_FREE_ROUNDS;
+    long early = 0;
+    for (int i = 0; i < rounds; i++) {
+        ringo_waitgroup *w = malloc(sizeof *w);
+        ck_assert_ptr_nonnull(w);
+        *w = (ringo_waitgroup)RINGO_WAITGROUP_INIT;
+        ringo_waitgroup_add(w, 1);
+        ck_assert_int_gt(ringo_go_on((ringo_proc() + 1) % n, wg_free_done, w), 0);
+        while (ringo_waitgroup_wait_until(w, ringo_now()) == -ETIMEDOUT) {
+            early++;
+            if (n == 1)
+                ringo_yield();
+        }
+        ringo_waitgroup_wait(w);
+        free(w);
+    }
+    ck_assert_int_ge(early, 1);         /* the polls did run before Dones */
+
+    /* the counter holds 2^30 - 1, and may go back to zero in one add */
+    ringo_waitgroup big = RINGO_WAITGROUP_INIT;
+    ringo_waitgroup_add(&big, (1 << 30) - 1);
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&big, ringo_now()), -ETIMEDOUT);
+    ringo_waitgroup_add(&big, -((1 << 30) - 2));
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&big, ringo_now()), -ETIMEDOUT);
+    ringo_waitgroup_done(&big);
+    ck_assert_int_eq(ringo_waitgroup_wait_until(&big, ringo_now()), 0);
+    ringo_waitgroup_wait(&big);
+}
+
+START_TEST(waitgroup_freed_by_its_waiter)
+{
+    RUN(main_wg_freed, NULL, nprocs_param);
 }
 END_TEST
 
@@ -1439,6 +1495,31 @@ static void bad_wg(void *arg)
 }
 static void child_bad_wg(void) { in_run(bad_wg); }
 
+static void bad_wg_overflow(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    ringo_waitgroup_add(&w, (1 << 30) - 1);
+    ringo_waitgroup_add(&w, 1);
+}
+static void child_bad_wg_overflow(void) { in_run(bad_wg_overflow); }
+
+static void bad_wg_delta(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    ringo_waitgroup_add(&w, 1 << 30);
+}
+static void child_bad_wg_delta(void) { in_run(bad_wg_delta); }
+
+static void bad_wg_delta_neg(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup w = RINGO_WAITGROUP_INIT;
+    ringo_waitgroup_add(&w, INT_MIN);
+}
+static void child_bad_wg_delta_neg(void) { in_run(bad_wg_delta_neg); }
+
 static void expect_fatal(void (*child)(void), const char *msg, bool in_goroutine)
 {
     char buf[4096];
@@ -1476,6 +1557,14 @@ START_TEST(fatal_negative_waitgroup_counter)
 }
 END_TEST
 
+START_TEST(fatal_waitgroup_counter_overflow)
+{
+    expect_fatal(child_bad_wg_overflow, "sync: WaitGroup counter overflow", true);
+    expect_fatal(child_bad_wg_delta, "sync: WaitGroup delta out of range", true);
+    expect_fatal(child_bad_wg_delta_neg, "sync: WaitGroup delta out of range", true);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 static Suite *suite(void)
@@ -1490,6 +1579,7 @@ static Suite *suite(void)
     tcase_add_test(tc, mutex_trylock);
     tcase_add_test(tc, zero_and_init_objects);
     tcase_add_test(tc, waitgroup_100k_goroutines);
+    tcase_add_test(tc, waitgroup_freed_by_its_waiter);
     tcase_add_test(tc, waitgroup_wait_behind_cq_backlog);
     tcase_add_test(tc, waitgroup_waited_from_plain_thread);
     tcase_add_test(tc, waitgroup_until_zero_before_when);
@@ -1520,6 +1610,7 @@ static Suite *suite(void)
     tcase_add_test(tm, fatal_runlock_of_unlocked_rwmutex);
     tcase_add_test(tm, fatal_unlock_of_unlocked_rwmutex);
     tcase_add_test(tm, fatal_negative_waitgroup_counter);
+    tcase_add_test(tm, fatal_waitgroup_counter_overflow);
     suite_add_tcase(s, tm);
     return s;
 }
