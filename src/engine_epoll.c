@@ -444,8 +444,19 @@ static uint32_t ep_events_of(const struct eng_io *io, int mode)
     }
 }
 
-static struct ep_fd *ep_fd_of(struct rproc *p, int fd, bool grow);
-static uint32_t ep_owned(int fd);
+static struct ep_fd *ep_fd_grow(struct rproc *p, int fd);
+
+/* fd's entry in p's table; past its end, NULL, or with grow a grown table
+ * (NULL without memory).  Inline: three lookups per request. */
+static inline struct ep_fd *ep_fd_of(struct rproc *p, int fd, bool grow)
+{
+    struct ep_proc *ep = p->ep;
+    if (__builtin_expect((size_t)fd < ep->nfds, 1))
+        return &ep->fds[fd];
+    return grow && fd >= 0 ? ep_fd_grow(p, fd) : NULL;
+}
+
+static inline uint32_t ep_owned(int fd);
 
 /* io is a plain read: read(2) at the file position, or recv with no
  * flags (MSG_PEEK leaves the bytes, MSG_DONTWAIT asks for the call). */
@@ -592,13 +603,11 @@ static void ep_offload(struct rproc *p, struct rop *op)
 /* ------------------------------------------------------------------ */
 /* Readiness */
 
-static struct ep_fd *ep_fd_of(struct rproc *p, int fd, bool grow)
+/* ep_fd_of's growth, for an fd past the table (a limit raised during the
+ * run). */
+static struct ep_fd *ep_fd_grow(struct rproc *p, int fd)
 {
     struct ep_proc *ep = p->ep;
-    if ((size_t)fd < ep->nfds)
-        return &ep->fds[fd];
-    if (!grow || fd < 0)
-        return NULL;
     size_t n = ep->nfds ? ep->nfds : 64;
     while (n <= (size_t)fd)
         n *= 2;
@@ -676,11 +685,16 @@ void ep_fd_closing(int fd)
         ep_own_set(w, 0);
 }
 
-/* fd's ownership word when it is owned (odd), else 0. */
-static uint32_t ep_owned(int fd)
+/* fd's ownership word when it is owned (odd), else 0.  ep_own_slot's
+ * lookup, inline: two per request. */
+static inline uint32_t ep_owned(int fd)
 {
-    _Atomic uint32_t *w = ep_own_slot(fd, false);
-    uint32_t v = w ? load_relaxed(w) : 0; /* relaxed: see ep_own_set */
+    unsigned pg = (unsigned)fd >> FDOPS_PAGE_BITS;
+    if (fd < 0 || pg >= FDOPS_PAGES)
+        return 0;
+    /* acquire: as in ep_own_slot */
+    _Atomic uint32_t *page = load_acquire(&ep_own_page[pg]);
+    uint32_t v = page ? load_relaxed(&page[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)]) : 0; /* relaxed: see ep_own_set */
     return v & EP_OWN ? v : 0;
 }
 
