@@ -31,6 +31,17 @@
  * load of the 0;
  * Once: fn returns -> release store of DONE -> acquire load of DONE.
  *
+ * Freeing.  The WaitGroup's releasing Done makes no access after the CAS
+ * that lets the waiter return (see WaitGroup), so a waiter may free it at
+ * once.  Mutex and RWMutex do not give that: a waking unlock bumps
+ * m->sleep after the release that lets the next locker in, sema_release
+ * reads nwait after its add, and RWMutex's Unlock lets the readers in
+ * before it unlocks w (Go's order).  Their man pages ask that they be
+ * freed only once nobody can be inside an unlock.  Lifting that would
+ * take the release and the change of the word waiters sleep on in one
+ * atomic (for Mutex, a 64-bit state with the sleep count in one half),
+ * which changes the public types' alignment.
+ *
  * Plain threads.  A plain thread that touches an object calls note_foreign()
  * first, even on a fast path: a goroutine may come to wait on a mutex the
  * thread holds, and deadlock detection must already be off by then.  The
