@@ -635,25 +635,37 @@ static _Atomic(_Atomic uint32_t *) ep_own_page[FDOPS_PAGES];
 /* epoll_ctl calls made, for the tests (check_io's registration test). */
 _Atomic uint64_t ep_ctl_calls;
 
-static _Atomic uint32_t *ep_own_slot(int fd, bool create)
+/* fd's ownership word, or NULL while its page does not exist (or for a
+ * number past the pages).  Inline: two lookups per request. */
+static inline _Atomic uint32_t *ep_own_find(int fd)
 {
     unsigned pg = (unsigned)fd >> FDOPS_PAGE_BITS;
     if (fd < 0 || pg >= FDOPS_PAGES)
         return NULL;
-    /* acquire: pairs with the CAS below (the page's zeroes) */
+    /* acquire: pairs with the CAS in ep_own_slot (the page's zeroes) */
     _Atomic uint32_t *page = load_acquire(&ep_own_page[pg]);
-    if (!page && create) {
-        _Atomic uint32_t *fresh = seam_calloc(FDOPS_PAGE_SIZE, sizeof *fresh);
-        if (!fresh)
-            return NULL;
-        /* acq_rel: release publishes the zeroes; on failure, acquire
-         * those of the goroutine on another proc that installed its page */
-        if (cas_acq_rel(&ep_own_page[pg], &page, fresh))
-            page = fresh;
-        else
-            free(fresh);
-    }
     return page ? &page[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)] : NULL;
+}
+
+/* fd's ownership word, its page allocated if need be; NULL without
+ * memory or for a number past the pages. */
+static _Atomic uint32_t *ep_own_slot(int fd)
+{
+    _Atomic uint32_t *w = ep_own_find(fd);
+    unsigned pg = (unsigned)fd >> FDOPS_PAGE_BITS;
+    if (w || fd < 0 || pg >= FDOPS_PAGES)
+        return w;
+    _Atomic uint32_t *fresh = seam_calloc(FDOPS_PAGE_SIZE, sizeof *fresh);
+    if (!fresh)
+        return NULL;
+    /* acq_rel: release publishes the zeroes; on failure, acquire those of
+     * the goroutine on another proc that installed its page */
+    _Atomic uint32_t *page = NULL;
+    if (!cas_acq_rel(&ep_own_page[pg], &page, fresh)) {
+        free(fresh);
+        fresh = page;
+    }
+    return &fresh[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)];
 }
 
 /* The next generation of *w, created (owned: EP_OWN, and EP_OWN_STREAM
@@ -673,28 +685,23 @@ static void ep_own_set(_Atomic uint32_t *w, uint32_t owned)
 
 void ep_fd_created(int fd, bool stream)
 {
-    _Atomic uint32_t *w = ep_own_slot(fd, true);
+    _Atomic uint32_t *w = ep_own_slot(fd);
     if (w) /* else (no memory, a number past 2^20): waits arm one-shot */
         ep_own_set(w, EP_OWN | (stream ? EP_OWN_STREAM : 0));
 }
 
 void ep_fd_closing(int fd)
 {
-    _Atomic uint32_t *w = ep_own_slot(fd, false);
+    _Atomic uint32_t *w = ep_own_find(fd);
     if (w)
         ep_own_set(w, 0);
 }
 
-/* fd's ownership word when it is owned (odd), else 0.  ep_own_slot's
- * lookup, inline: two per request. */
+/* fd's ownership word when it is owned (odd), else 0. */
 static inline uint32_t ep_owned(int fd)
 {
-    unsigned pg = (unsigned)fd >> FDOPS_PAGE_BITS;
-    if (fd < 0 || pg >= FDOPS_PAGES)
-        return 0;
-    /* acquire: as in ep_own_slot */
-    _Atomic uint32_t *page = load_acquire(&ep_own_page[pg]);
-    uint32_t v = page ? load_relaxed(&page[(unsigned)fd & (FDOPS_PAGE_SIZE - 1)]) : 0; /* relaxed: see ep_own_set */
+    _Atomic uint32_t *w = ep_own_find(fd);
+    uint32_t v = w ? load_relaxed(w) : 0; /* relaxed: see ep_own_set */
     return v & EP_OWN ? v : 0;
 }
 
