@@ -280,8 +280,10 @@ struct ringo_stats {
     uint64_t submissions;     /* SQEs */
     uint64_t completions;     /* CQEs */
     uint64_t enters;          /* io_uring_enter system calls */
-    uint64_t cross_wakes;     /* goroutines made ready on another proc (pushed to its inbox) */
-    uint64_t spin_ns;         /* time idle procs spent spinning for work before sleeping, ns */
+    uint64_t cross_wakes;     /* goroutines made ready on another proc (pushed to its inbox, or
+                               * handed the result while they spun in place) */
+    uint64_t spin_ns;         /* time idle procs, and goroutines blocked on a channel on an
+                               * otherwise idle proc, spent spinning before sleeping, ns */
     uint64_t spins;           /* such spins; spins_found: those that found work handed over */
     uint64_t spins_found;
     uint64_t watchdog_reports; /* goroutines reported for running too long without yielding */

@@ -36,7 +36,7 @@ static void cancel_interrupt(struct rproc *p, struct rg *g, int64_t id)
     if (park & PARK_CLAIMED)
         return; /* not parked: the next blocking call sees the flag */
     if (park & PARK_INTR) {
-        if (claim(g, park >> 2))
+        if (claim(g, park >> PARK_SHIFT))
             ready(g, -ECANCELED);
     } else if (g_wait(g)->io_op) {
         eng_cancel_op(p, g_wait(g)->io_op); /* io_wait, or a timed futex wait; other sync waits have none */

@@ -458,8 +458,8 @@ void waiter_wake(struct waiter *w, int result)
 
 int waiter_block(struct waiter *w)
 {
-    if (w->g)
-        return park_commit(w->g, w->token, PARK_INTERRUPTIBLE);
+    if (w->g) /* a peer on another proc may end it: PARK_SPIN_OK */
+        return park_commit(w->g, w->token, PARK_INTERRUPTIBLE | PARK_SPIN_OK);
     uint32_t v;
     /* acquire: pairs with the release store in waiter_wake */
     while ((v = load_acquire(&w->futex)) != 2)

@@ -85,13 +85,22 @@ enum wait_reason {
 /* Park word layout (struct rg.park):
  *   bit 0      CLAIMED  the current wait has been ended (or there is none)
  *   bit 1      INTR     the wait may be ended by cancellation/deadline
- *   bits 2-63  token    of the current wait (g->park_seq)
+ *   bit 2      SPIN     the goroutine spins in place instead of switching
+ *                       away (sched.c "Spinning in place")
+ *   bit 3      DONE     with SPIN and CLAIMED: the claim winner has written
+ *                       the result; the spinner may go on
+ *   bits 4-63  token    of the current wait (g->park_seq)
  */
 #define PARK_CLAIMED 1ull
 #define PARK_INTR    2ull
+#define PARK_SPIN    4ull
+#define PARK_DONE    8ull
+#define PARK_SHIFT   4
 
-/* park_prepare flags */
+/* park_prepare and park_commit flags */
 #define PARK_INTERRUPTIBLE 1   /* deadline and cancellation end the wait */
+#define PARK_SPIN_OK       2   /* park_commit: the waker is likely another
+                                * proc's; spinning in place may pay */
 
 /* A goroutine is three cache lines, laid out by who touches them and when.
  *
@@ -427,6 +436,8 @@ struct rproc {
     unsigned slice_tick;
     int64_t slice_start;
     int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
+    bool spun_out;              /* a goroutine's spin in place just ran out: skip the idle spin
+                                 * that follows (sched.c "Spinning in place"); owner */
     unsigned spin_probe;        /* sleeps since the budget fell to 0; owner */
 
     uint64_t rng;               /* select's random choice (xorshift); owner */

@@ -74,7 +74,7 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
     c->run.wake_at = (flags & PARK_INTERRUPTIBLE) ? c->run.deadline : RINGO_NEVER;
     c->run.wake_at_result = -ETIMEDOUT;
     c->wait.io_op = NULL;
-    store_relaxed(&g->park, (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    store_relaxed(&g->park, (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
     /* The store half of the park/cancel handshake (see top), and (A) of
      * the fd deadline one (fddeadline.c): a full barrier after the park
      * word and whatever the caller stored before (its fdops count), ahead
@@ -87,7 +87,7 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
 static bool claim_from(struct rg *g, uint64_t token, uint64_t cur)
 {
     for (;;) {
-        if ((cur >> 2) != token || (cur & PARK_CLAIMED))
+        if ((cur >> PARK_SHIFT) != token || (cur & PARK_CLAIMED))
             return false;
         /* acq_rel: the winner sees everything the parker published before
          * parking (its waiter records) and publishes its own writes. */
@@ -111,7 +111,7 @@ bool claim(struct rg *g, uint64_t token)
  * returns the word, and claim_from goes on from it. */
 bool claim_expect(struct rg *g, uint64_t token, int flags)
 {
-    uint64_t cur = (token << 2) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
+    uint64_t cur = (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
     /* acq_rel: as in claim_from; on failure cur is the word, acquired */
     if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
         return true;
@@ -158,7 +158,7 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
 static void op_deadline_fire(struct rproc *p, struct rtimer *t)
 {
     struct rg *g = g_of_timer(t);
-    if (load_relaxed(&g->park) != g_run(g)->timer_token << 2 || !g_wait(g)->io_op)
+    if (load_relaxed(&g->park) != g_run(g)->timer_token << PARK_SHIFT || !g_wait(g)->io_op)
         return;
     eng_cancel_op(p, g_wait(g)->io_op);
 }
@@ -188,8 +188,34 @@ static __attribute__((noinline)) void ready_remote(struct rproc *p, struct rproc
     run_exit(p);
 }
 
+/* ready() for a goroutine that spins in place (sched.c "Spinning in
+ * place"): it is still running on its proc, watching its park word, so
+ * it is not queued anywhere; the result and DONE in the word are all it
+ * needs. */
+static __attribute__((noinline)) void ready_spun(struct rg *g, uint64_t w, int result)
+{
+    struct rproc *p = tls_proc;
+    if (p)
+        stat_add(p->st.cross_wakes, 1);
+    g->result = result;
+    /* release: publishes the result, and what the waker wrote for the
+     * wait before it (a channel's value, the waiter's fired sudog), to
+     * the spinner's acquire load of the word.  The last access to g: the
+     * goroutine may run on at once, exit, and its struct be reused. */
+    store_release(&g->park, w | PARK_DONE);
+}
+
 void ready(struct rg *g, int result)
 {
+    /* relaxed: the word this thread's winning claim wrote.  Once CLAIMED,
+     * the word changes only by its winner (other claims fail without a
+     * store, and the spinner's CAS expects it unclaimed), so this is
+     * that word. */
+    uint64_t w = load_relaxed(&g->park);
+    if (__builtin_expect(w & PARK_SPIN, 0)) {
+        ready_spun(g, w, result);
+        return;
+    }
     g->result = result;
     store_relaxed(&g->state, G_RUNNABLE);
     struct rproc *owner = load_relaxed(&g->p); /* fixed since the goroutine started */

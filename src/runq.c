@@ -91,9 +91,10 @@
  *
  * Lines of a hand-off.  What a one-way hand-off on an unbuffered
  * channel moves between the two CPUs, when the sender S runs on proc A and
- * the receiver R, parked in ringo_chan_recv, belongs to proc B, which
- * spins in proc_sleep (src/sched.c) waiting for work.  A line "moves" when
- * the other CPU last wrote it, so this CPU's access has to fetch it.
+ * the receiver R, blocked in ringo_chan_recv, belongs to proc B, which has
+ * nothing else to run, so that R spins in place on its park word
+ * (sched.c "Spinning in place").  A line "moves" when the other CPU last
+ * wrote it, so this CPU's access has to fetch it.
  *
  *   on A, S's send:
  *     1. the channel's lock word (chan_lock's CAS): R wrote it when it
@@ -106,39 +107,44 @@
  *     3. R's sudog and waiter, on R's stack (chan_block), which R wrote
  *        before parking: S unlinks the sudog and sets fired and success
  *        (88 bytes, so one or two lines: counted as one);
- *     4. line 0 of R's struct rg: the claim CAS on the park word, then
- *        result, state and the inbox link, all on that line (internal.h);
+ *     4. line 0 of R's struct rg: the claim CAS on the park word, which
+ *        R is watching, then the result and DONE (ready_spun);
  *     5. R's destination, the `v` in the receiving caller's frame, which
  *        S's copy writes;
- *     6. B's inbox line, which S's push CASes;
- *   on B, until R runs and sends the reply:
- *     7. the inbox line again, fetched by B's spin;
- *     8. line 0 of R's struct rg, fetched back by the switch to R;
- *     9. R's sudog and waiter, read back by R (w.fired, sd.success);
- *    10. R's `v`, read back by R as the value it sends on.
- * Ten lines per one-way hand-off; the reply's items 1-2 (the other
- * channel) were last written by S when it queued itself on it.
+ *   on B, until R runs on and sends the reply:
+ *     6. line 0 of R's struct rg, fetched back by R's watch;
+ *     7. R's sudog and waiter, read back by R (w.fired, sd.success);
+ *     8. R's `v`, read back by R as the value it sends on.
+ * Eight lines per one-way hand-off, ten when R's watch looks at its park
+ * word between S's claim and S's DONE (the line then goes back and forth
+ * once more); the reply's items 1-2 (the other channel) were last written
+ * by S when it queued itself on it.
  *
- * What keeps it at ten (each was one more transfer once):
+ * When R cannot spin (B has other goroutines to run, or its spin budget
+ * ran out), it parks as usual and S pushes it onto B's inbox: item 4 is
+ * the claim, result, state and the inbox link, all on line 0 (internal.h);
+ * 6. B's inbox line, which S's push CASes; then on B, 7. the inbox line
+ * again, fetched by B's spin, 8. line 0 of R's struct rg, fetched back by
+ * the switch to R, 9-10. R's sudog and waiter and R's `v`, as 7-8 above:
+ * ten lines.
+ *
+ * What keeps that path at ten (each was one more transfer once):
  *   - a line first read shared and then written (a load, then a CAS or
  *     an exchange) is fetched twice: S loaded the park word and B's inbox
- *     head before CASing them (items 4 and 6), and B's spin read the
- *     inbox before draining it with an exchange (item 7).  So
- *     claim_expect and inbox_push_chain CAS from the expected value, and
- *     the spin fetches the inbox line to own it (prefetch_own).  For that
- *     one fetch to stay the only one, nobody else may touch the line
- *     meanwhile: B's hungry flag and its sleeping flag, which the waker
- *     loads after its push, are not on it (internal.h);
+ *     head before CASing them, and B's spin read the inbox before
+ *     draining it with an exchange.  So claim_expect and inbox_push_chain
+ *     CAS from the expected value, and the spin fetches the inbox line to
+ *     own it (prefetch_own).  For that one fetch to stay the only one,
+ *     nobody else may touch the line meanwhile: B's hungry flag and its
+ *     sleeping flag, which the waker loads after its push, are not on it
+ *     (internal.h);
  *   - A, going idle, read B's run-queue indexes (steal) while B pushed
  *     and popped R through them, and B had to fetch them back; a thief
  *     first reads a hint that B writes only when it has goroutines that
  *     have not started (rq_stealable).
- * Ten lines, down from 14 (15 when A's look at the indexes fell between
- * B's push and pop).  tests/bench/cacheline measures the machine's
- * transfer, and run.sh prints the 2-proc ping-pong as a multiple of it.
- * Items 1, 2, 3 and 5 follow from the channel's and its sudogs' layout
- * (chan.h, chan.c); 4 and 6-10 are in the nature of a hand-off between
- * goroutines that stay on their procs.
+ * tests/bench/cacheline measures the machine's transfer, and run.sh
+ * prints the 2-proc ping-pong as a multiple of it.  Items 1, 2, 3 and 5
+ * follow from the channel's and its sudogs' layout (chan.h, chan.c).
  */
 #include "config.h"
 

@@ -181,7 +181,7 @@ static bool g_start(struct rproc *p, struct rg *g)
     struct rg_cold *c = (struct rg_cold *)(void *)s->gcold;
     c->run.stack = s;
     c->run.g = g;
-    c->run.park_seq = load_relaxed(&g->park) >> 2; /* relaxed: ours; see spawn_g */
+    c->run.park_seq = load_relaxed(&g->park) >> PARK_SHIFT; /* relaxed: ours; see spawn_g */
     c->run.deadline = RINGO_NEVER;
     c->wait.io_op = NULL;
     c->wait.sudogs = NULL;
@@ -297,6 +297,130 @@ void sched_switch(struct rproc *p, struct rg *g)
     switch_to(p, g, next, false);
 }
 
+/* Spinning in place.  A goroutine that parks on a channel while its proc
+ * has nothing else to do would switch to the scheduler loop, which spins
+ * on the inbox (proc_sleep) until the peer on another proc readies it:
+ * the peer pushes it onto the inbox, the loop drains the inbox and
+ * switches back to it.  So instead the goroutine spins where it is, on its
+ * own park word, with PARK_SPIN set in it, and the peer's ready() only
+ * writes the result and DONE into that word: a cross-proc hand-off then
+ * moves neither the inbox line (twice) nor any of the switches, and the
+ * goroutine's line 0 moves only as the claim and the wake.
+ *
+ *        goroutine g (spinning, proc B)        waker w (proc A, any thread)
+ *        ------------------------------        ----------------------------
+ *        CAS park: W -> W|SPIN        (1)
+ *        loop: load_acquire park      (2)      claim: CAS W|SPIN -> W|SPIN|CLAIMED (3)
+ *          DONE: result, go on                 writes the value, w->fired
+ *          CLAIMED only: keep watching         ready: sees SPIN in the word
+ *          time out / other work:                g->result = r
+ *            CAS W|SPIN -> W          (4)        store_release park |= DONE (5)
+ *              won: park as usual
+ *              lost: a claim came, wait for DONE
+ *
+ *   - (1) fails only if a claim came first (the word is no longer W):
+ *     then that waker queues g as usual, and g parks as usual.
+ *   - (3) and (4) race on the word: if (4) wins, w's CAS fails, it claims
+ *     W, finds no SPIN, and queues g, which is parking as usual; if (3)
+ *     wins, (4) fails and g knows a DONE is coming and must not leave: w
+ *     will not queue it.
+ *   - (5) pairs with (2): g sees the result, and whatever w wrote for the
+ *     wait before, once it sees DONE.  After (5) w touches g no more.
+ *
+ * The spin is the proc's idle spin moved into the goroutine, with the same
+ * budget (SPIN_NS, adaptive: proc_sleep) and the same reasons to stop: its
+ * inbox or tasks (other work: it parks as usual and the loop runs it), a
+ * stop, completions of the proc's own I/O, the nearest timer (its own
+ * deadline among them: it parks as usual, and the timer fires).  So it
+ * is taken only when the proc would spin anyway: more than one proc,
+ * nothing else runnable, no SQEs waiting to be submitted, not valgrind
+ * (one thread at a time), and not the epoll engine with I/O in flight.
+ * A spin that runs out tells proc_sleep not to spin again at once
+ * (spun_out).  The time is counted with the idle spins (ringo_stats
+ * spin_ns, spins, spins_found). */
+static bool park_spin_stop(struct rproc *p)
+{
+    if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) || load_relaxed(&rt.stopping))
+        return true;
+    if (!load_relaxed(&p->inflight))
+        return false;
+    if (!rt.use_defer_taskrun)
+        return eng_cq_ready(p);
+    /* DEFER_TASKRUN: as proc_sleep reads IORING_SQ_TASKRUN */
+    return (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+}
+
+static inline bool park_spin_ok(struct rproc *p)
+{
+    return rt.nprocs > 1 && p->spin_budget > 0 && !rt.valgrind && runq_empty(p) &&
+           !load_relaxed(&p->unsubmitted) &&
+           !(rt.engine == RINGO_ENGINE_EPOLL && load_relaxed(&p->inflight)) && !park_spin_stop(p);
+}
+
+/* True if g was readied while it spun (its result is in g->result);
+ * false if it must park as usual. */
+static __attribute__((noinline)) bool park_spin(struct rproc *p, struct rg *g, uint64_t token, int flags)
+{
+    uint64_t w = (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
+    uint64_t spun = w | PARK_SPIN;
+    /* relaxed (1): the flag publishes nothing of ours; what the waiter
+     * records hold was published when they were queued */
+    if (!cas_relaxed(&g->park, &w, spun))
+        return false;
+    if (!load_relaxed(&p->hungry))
+        store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors, as in proc_sleep */
+    int64_t start = now_ns();
+    int64_t until = start + p->spin_budget, next = timer_next(&p->timers);
+    if (next < until)
+        until = next;
+    bool woken = false, other = false, timed_out = false;
+    for (unsigned i = 0;; i++) {
+        cpu_relax();
+        /* acquire (2): pairs with ready_spun's release store (5) */
+        uint64_t cur = load_acquire(&g->park);
+        if (cur & PARK_DONE) {
+            woken = true;
+            break;
+        }
+        if (cur & PARK_CLAIMED) {
+            /* The winner is between its claim and its ready(): short,
+             * unless its thread lost its CPU; then give ours up. */
+            if (timed_out)
+                sched_yield();
+            else if ((i & 63) == 63 && now_ns() >= until)
+                timed_out = true;
+            continue;
+        }
+        bool stop = park_spin_stop(p);
+        if (!stop && (i & 63) == 63 && now_ns() >= until)
+            stop = timed_out = true;
+        if (!stop)
+            continue;
+        uint64_t exp = spun;
+        /* relaxed (4): the race with a claim is decided by the word alone */
+        if (cas_relaxed(&g->park, &exp, w)) {
+            other = !timed_out;
+            break;
+        }
+        /* A claim came: wait for its DONE. */
+    }
+    int64_t end = now_ns();
+    stat_add(p->st.spin_ns, (uint64_t)(end - start));
+    stat_add(p->st.spins, 1);
+    if (woken || other) {
+        stat_add(p->st.spins_found, 1);
+        p->spin_budget = SPIN_NS;
+        p->spin_probe = 0;
+    } else {
+        p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
+        p->spun_out = true;
+    }
+    proc_clock_set(p, end); /* "The park clock", from the read just made */
+    if (woken && load_relaxed(&p->hungry))
+        store_relaxed(&p->hungry, 0); /* as proc_sleep; a donor may clear it too */
+    return woken;
+}
+
 /* The end of park.c's protocol: here, so that the switch away is inlined
  * into it (a park is the hot path of every hand-off). */
 int park_commit(struct rg *g, uint64_t token, int flags)
@@ -324,6 +448,8 @@ int park_commit(struct rg *g, uint64_t token, int flags)
         goto out;
     }
     store_relaxed(&g->state, G_WAITING);
+    if ((flags & PARK_SPIN_OK) && park_spin_ok(p) && park_spin(p, g, token, flags))
+        goto out;
     sched_switch(p, g);
 out:
     store_relaxed(&g->state, G_RUNNING);
@@ -425,6 +551,10 @@ static void proc_sleep(struct rproc *p)
     int64_t budget = p->spin_budget;
     if (budget == 0 && ++p->spin_probe % SPIN_PROBE_EVERY == 0)
         budget = SPIN_NS;
+    if (p->spun_out) { /* a goroutine just spun in place for nothing */
+        p->spun_out = false;
+        budget = 0;
+    }
     /* Nor on the epoll engine with I/O in flight: readiness cannot be
      * seen without a system call, and the spin would only delay it. */
     bool blind = rt.engine == RINGO_ENGINE_EPOLL && load_relaxed(&p->inflight);

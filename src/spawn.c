@@ -107,7 +107,7 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
     /* relaxed: the struct is ours.  Claimed, with the last token handed
      * out kept (g_start gives it to park_seq): the exited goroutine left
      * it so, with the flags of its last wait, which go. */
-    store_relaxed(&g->park, (load_relaxed(&g->park) & ~PARK_INTR) | PARK_CLAIMED);
+    store_relaxed(&g->park, (load_relaxed(&g->park) & ~(PARK_INTR | PARK_SPIN | PARK_DONE)) | PARK_CLAIMED);
     store_relaxed(&g->state, G_RUNNABLE);
     store_relaxed(&g->p, target);
     /* release: a lookup that sees the id sees the fields above */

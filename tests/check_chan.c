@@ -1763,6 +1763,129 @@ START_TEST(deadlock_is_reported)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Spinning in place (sched.c): a goroutine that parks on a channel while
+ * its proc has nothing else to run spins on its own park word, and a peer
+ * on the other proc hands it the value without queueing it, so neither
+ * side switches.  Unbuffered ping-pong across the two procs: parked as
+ * usual, each one-way hand-off would make the receiver switch away and
+ * back (2 switches, 4 per round trip); spinning, none.  Counted with
+ * ringo_stats, and the bound leaves room for most of the spins to fail
+ * (a loaded host that takes a CPU away for longer than a spin), so only
+ * a run in which (nearly) no hand-off spun fails. */
+#define SPIN_ROUNDS 2000
+
+struct spin_pp { ringo_chan *ping, *pong; };
+
+static void spin_partner(void *arg)
+{
+    struct spin_pp *pp = arg;
+    long v;
+    while (ringo_chan_recv(pp->ping, &v) == 0) {
+        v++;
+        ringo_chan_send(pp->pong, &v);
+    }
+}
+
+static void spin_pingpong_main(void *arg)
+{
+    (void)arg;
+    if (ringo_nprocs() < 2)
+        return; /* capped by RINGO_TEST_MAX_PROCS: one proc never spins */
+    struct spin_pp pp = { ringo_chan_make(sizeof(long), 0), ringo_chan_make(sizeof(long), 0) };
+    ck_assert_int_ge(ringo_go_on(1, spin_partner, &pp), 0);
+    long v = 0;
+    ck_assert_int_eq(ringo_chan_send(pp.ping, &v), 0); /* the partner runs */
+    ck_assert_int_eq(ringo_chan_recv(pp.pong, &v), 0);
+    struct ringo_stats a, b;
+    ck_assert_int_eq(ringo_stats(&a), 0);
+    for (long i = 0; i < SPIN_ROUNDS; i++) {
+        v = 2 * i;
+        ck_assert_int_eq(ringo_chan_send(pp.ping, &v), 0);
+        ck_assert_int_eq(ringo_chan_recv(pp.pong, &v), 0);
+        ck_assert_int_eq(v, 2 * i + 1);
+    }
+    ck_assert_int_eq(ringo_stats(&b), 0);
+    uint64_t switches = b.switches - a.switches;
+    ck_assert_msg(switches < 3 * SPIN_ROUNDS, "%llu switches in %d round trips",
+                  (unsigned long long)switches, SPIN_ROUNDS);
+    ck_assert_uint_gt(b.spins_found, a.spins_found);
+    ck_assert_uint_gt(b.spin_ns, a.spin_ns);
+    ringo_chan_close(pp.ping);
+    ringo_chan_release(pp.ping);
+    ringo_chan_release(pp.pong);
+}
+
+START_TEST(crossproc_handoff_spins_in_place)
+{
+    RUN(spin_pingpong_main, NULL, 2);
+}
+END_TEST
+
+/* The race a spin ends with: the spinner gives up (here: another
+ * goroutine of its proc is readied, which puts work on its inbox) just as
+ * a peer claims it.  Whichever wins the park word, the value arrives
+ * exactly once and in order, and nobody waits for a wake that does not
+ * come (deadlock detection would end the run).  R and D on proc 1, their
+ * senders S and T on proc 0: every value T hands D interrupts R's spin. */
+struct spin_race { ringo_chan *c, *d; long n, got_r, got_d, bad; ringo_waitgroup wg; };
+
+static void spin_race_r(void *arg)
+{
+    struct spin_race *sr = arg;
+    long v;
+    while (ringo_chan_recv(sr->c, &v) == 0)
+        if (v != sr->got_r++)
+            sr->bad++;
+    ringo_waitgroup_done(&sr->wg);
+}
+
+static void spin_race_d(void *arg)
+{
+    struct spin_race *sr = arg;
+    long v;
+    while (ringo_chan_recv(sr->d, &v) == 0)
+        if (v != sr->got_d++)
+            sr->bad++;
+    ringo_waitgroup_done(&sr->wg);
+}
+
+static void spin_race_t(void *arg)
+{
+    struct spin_race *sr = arg;
+    for (long i = 0; i < sr->n; i++)
+        ck_assert_int_eq(ringo_chan_send(sr->d, &i), 0);
+    ringo_chan_close(sr->d);
+    ringo_waitgroup_done(&sr->wg);
+}
+
+static void spin_race_main(void *arg)
+{
+    (void)arg;
+    struct spin_race sr = { ringo_chan_make(sizeof(long), 0), ringo_chan_make(sizeof(long), 0),
+                            test_quick() ? 2000 : 20000, 0, 0, 0, RINGO_WAITGROUP_INIT };
+    unsigned other = ringo_nprocs() - 1; /* 0 when capped to one proc */
+    ringo_waitgroup_add(&sr.wg, 3);
+    ck_assert_int_ge(ringo_go_on(other, spin_race_r, &sr), 0);
+    ck_assert_int_ge(ringo_go_on(other, spin_race_d, &sr), 0);
+    ck_assert_int_ge(ringo_go_on(0, spin_race_t, &sr), 0);
+    for (long i = 0; i < sr.n; i++)
+        ck_assert_int_eq(ringo_chan_send(sr.c, &i), 0);
+    ringo_chan_close(sr.c);
+    ringo_waitgroup_wait(&sr.wg);
+    ck_assert_int_eq(sr.bad, 0);
+    ck_assert_int_eq(sr.got_r, sr.n);
+    ck_assert_int_eq(sr.got_d, sr.n);
+    ringo_chan_release(sr.c);
+    ringo_chan_release(sr.d);
+}
+
+START_TEST(spinning_receiver_interrupted_by_other_work)
+{
+    RUN(spin_race_main, NULL, 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 
 static Suite *suite(void)
 {
@@ -1796,7 +1919,15 @@ static Suite *suite(void)
     tcase_add_test(tc, timers_do_not_outlive_the_run);
     tcase_add_test(tc, dump_lists_goroutines_and_their_waits);
     tcase_add_test(tc, deadlock_is_reported);
+    tcase_add_test(tc, spinning_receiver_interrupted_by_other_work);
     suite_add_tcase(s, tc);
+    /* Valgrind runs one thread at a time, and procs do not spin there. */
+    if (!test_under_valgrind()) {
+        tc = tcase_create("spin");
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, crossproc_handoff_spins_in_place);
+        suite_add_tcase(s, tc);
+    }
     /* Its own case, to run alone (CK_RUN_CASE=ticker_stop) under a sanitizer. */
     if (!test_under_valgrind()) {
         tc = tcase_create("ticker_stop");
