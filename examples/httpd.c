@@ -319,6 +319,14 @@ static void signals(void *arg)
         if (sig != SIGUSR1)
             break;
         print_stats();
+#ifdef HTTPD_BENCH_LINE /* tests/bench/httpd.c: make bench's marks (httpd_common.h) */
+        struct ringo_stats mst;
+        ringo_stats(&mst);
+        printf("bench=http-mark impl=ringo requests=%llu enters=%llu sqes=%llu\n",
+               (unsigned long long)requests_served(), (unsigned long long)mst.enters,
+               (unsigned long long)mst.submissions);
+        fflush(stdout);
+#endif
     }
     ringo_signal_stop(sigc); /* a second ^C kills, as usual */
     ringo_mutex_lock(&reg_lock); /* a connection registering sees it, or is in the list */

@@ -3,9 +3,12 @@
  * started the way tests/bench/run.sh starts every server (`httpd PORT`,
  * BENCH_PROCS procs, on 127.0.0.1), printing
  *
- *     bench=http impl=ringo requests=N enters=E
+ *     bench=http impl=ringo requests=N enters=E sqes=S cpu_us=U
  *
- * on SIGTERM so the driver can report io_uring_enter calls per request.
+ * on SIGTERM so the driver can report io_uring_enter calls per request,
+ * and the same counters as a "bench=http-mark" line on SIGUSR1, on which it
+ * goes on serving (httpd_common.h: the driver's marks around its measured
+ * run).
  */
 #define HTTPD_BENCH_LINE 1
 int httpd_example_main(int argc, char **argv);

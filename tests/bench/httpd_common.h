@@ -10,7 +10,10 @@
  *     bench=http impl=NAME requests=N enters=E [sqes=S]
  *
  * (enters: io_uring_enter or epoll_wait calls; sqes: submissions, io_uring
- * only) so that run.sh can report them per request.
+ * only) so that run.sh can report them per request.  On SIGUSR1 they print
+ * the same counters as a "bench=http-mark" line and go on: run.sh marks the
+ * start and the end of its measured run, and reports the counts between
+ * the two marks (the warm-up left out).
  */
 #ifndef RINGO_HTTPD_COMMON_H
 #define RINGO_HTTPD_COMMON_H
@@ -112,33 +115,39 @@ static inline int http_threads(void)
     return n > 0 ? n : 1;
 }
 
-/* Block SIGTERM/SIGINT in every thread (call before creating them); the
- * main thread then waits for one in http_wait_and_report. */
+/* Block SIGTERM/SIGINT/SIGUSR1 in every thread (call before creating
+ * them); the main thread then waits for them in http_wait_and_report. */
 static inline void http_block_signals(sigset_t *set)
 {
     sigemptyset(set);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
+    sigaddset(set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
 static inline void http_wait_and_report(sigset_t *set, const char *impl)
 {
-    int sig;
-    sigwait(set, &sig);
-    unsigned long requests = 0, enters = 0, sqes = 0;
-    for (int t = 0; t < HTTP_MAX_THREADS; t++) {
-        requests += atomic_load_explicit(&http_count[t].requests, memory_order_relaxed);
-        enters += atomic_load_explicit(&http_count[t].enters, memory_order_relaxed);
-        sqes += atomic_load_explicit(&http_count[t].sqes, memory_order_relaxed);
+    for (;;) {
+        int sig;
+        sigwait(set, &sig);
+        unsigned long requests = 0, enters = 0, sqes = 0;
+        for (int t = 0; t < HTTP_MAX_THREADS; t++) {
+            requests += atomic_load_explicit(&http_count[t].requests, memory_order_relaxed);
+            enters += atomic_load_explicit(&http_count[t].enters, memory_order_relaxed);
+            sqes += atomic_load_explicit(&http_count[t].sqes, memory_order_relaxed);
+        }
+        const char *what = sig == SIGUSR1 ? "http-mark" : "http";
+        if (sqes)
+            printf("bench=%s impl=%s requests=%lu enters=%lu sqes=%lu\n", what, impl, requests, enters,
+                   sqes);
+        else
+            printf("bench=%s impl=%s requests=%lu enters=%lu\n", what, impl, requests, enters);
+        fflush(stdout);
+        if (sig != SIGUSR1)
+            _exit(0);
     }
-    if (sqes)
-        printf("bench=http impl=%s requests=%lu enters=%lu sqes=%lu\n", impl, requests, enters, sqes);
-    else
-        printf("bench=http impl=%s requests=%lu enters=%lu\n", impl, requests, enters);
-    fflush(stdout);
-    _exit(0);
 }
 
 static inline int http_port(int argc, char **argv, const char *prog)

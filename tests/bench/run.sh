@@ -474,8 +474,12 @@ to_ms() {
 # process: started, warmed up for 1 s, loaded for BENCH_HTTP_SECONDS, stopped.  The
 # server's CPU time (user + system, from /proc/PID/stat, all threads) is
 # read just before and after the measured wrk run and divided by wrk's
-# request count; SQEs and io_uring_enter (epoll_wait) calls per request
-# come from the server's own report over its whole life, warm-up included.
+# request count.  SQEs and io_uring_enter (epoll_wait) calls per request
+# are the server's own counts between two marks (SIGUSR1, which ringo's
+# httpd and the C baselines answer with a "bench=http-mark" line of their
+# counters: httpd_common.h) just before and after the measured run: the
+# warm-up is left out; the measured run's own connections, which wrk opens
+# anew, are in.
 #
 # http_cell KEY PLACEMENT CONNS CMD...: one run of a cell; appends
 # "rps p50ms p99ms sqes/req enters/req cpu-us/req" ('-' where unknown) to
@@ -486,8 +490,25 @@ cpu_ticks() { # PID: utime + stime of the whole process, in clock ticks
 }
 read -r cpu_a cpu_b < <(taskset -pc $$ 2>/dev/null | sed 's/.*: //' | tr ',' '\n' |
     awk -F- '{ if (NF == 2) for (i = $1; i <= $2; i++) print i; else print $1 }' | head -n 2 | tr '\n' ' ')
+# http_mark N: ask the server for its counters (SIGUSR1) and wait, up to
+# 2 s, for the N-th "bench=http-mark" line; false if it does not come.
+http_mark() {
+    local i
+    kill -USR1 "$server_pid" 2>/dev/null || return 1
+    for ((i = 0; i < 200; i++)); do
+        [ "$(grep -c '^bench=http-mark' "$tmp/server.out" 2>/dev/null)" -ge "$1" ] && return 0
+        sleep 0.01
+    done
+    return 1
+}
+
+# mark_field N KEY: KEY's value in the N-th mark line.
+mark_field() {
+    grep '^bench=http-mark' "$tmp/server.out" | sed -n "${1}p" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+
 http_cell() {
-    local key=$1 place=$2 c=$3 port out rps p50 p99 t0 t1 reqs line e q r
+    local key=$1 place=$2 c=$3 port out rps p50 p99 t0 t1 reqs line e q r marks=
     local spr=- epr=- upr=- procs=2 run=() load=("$WRK" -t2)
     shift 3
     if [ "$place" = pinned ]; then
@@ -500,9 +521,12 @@ http_cell() {
         return
     }
     "${load[@]}" -c"$c" -d1s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm up
+    # The servers that answer SIGUSR1 with a mark (the Go ones would die of it).
+    case $key in ringo | ringoep | uring | epoll) http_mark 1 && marks=1 ;; esac
     t0=$(cpu_ticks "$server_pid")
     out=$("${load[@]}" -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
     t1=$(cpu_ticks "$server_pid")
+    [ -n "$marks" ] && { http_mark 2 || marks=; }
     server_stop
     rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
     reqs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([0-9][0-9]*\) requests in .*/\1/p')
@@ -514,8 +538,19 @@ http_cell() {
     [ -n "$errs" ] && say "  $key ($place, c$c): $errs"
     isnum "$t0" && isnum "$t1" && isnum "$reqs" && [ "$reqs" -gt 0 ] &&
         upr=$(awk -v a="$t0" -v b="$t1" -v r="$reqs" -v hz="$clk_tck" 'BEGIN { printf "%.2f", (b - a) * 1e6 / hz / r }')
-    line=$(grep '^bench=http' "$tmp/server.out" | tail -n 1)
-    if [ -n "$line" ]; then
+    if [ -n "$marks" ]; then
+        # The counts between the marks (a few requests may fall on the
+        # other side of a mark: the signal is handled while serving).
+        local r1 e1 q1
+        r=$(mark_field 2 requests) e=$(mark_field 2 enters) q=$(mark_field 2 sqes)
+        r1=$(mark_field 1 requests) e1=$(mark_field 1 enters) q1=$(mark_field 1 sqes)
+        if isnum "$r" && isnum "$r1" && [ "$((r - r1))" -gt 0 ]; then
+            isnum "$e" && isnum "$e1" && epr=$(awk -v a="$e1" -v b="$e" -v n="$((r - r1))" 'BEGIN { printf "%.3f", (b - a) / n }')
+            isnum "$q" && isnum "$q1" && spr=$(awk -v a="$q1" -v b="$q" -v n="$((r - r1))" 'BEGIN { printf "%.2f", (b - a) / n }')
+        fi
+    fi
+    line=$(grep '^bench=http ' "$tmp/server.out" | tail -n 1)
+    if [ -z "$marks" ] && [ -n "$line" ]; then
         e=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^enters=//p')
         q=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^sqes=//p')
         r=$(printf '%s\n' "$line" | tr ' ' '\n' | sed -n 's/^requests=//p')
@@ -658,7 +693,8 @@ if wanted http; then
             say "targets: not checked, ringo's server is not built"
         fi
         say "SQEs/req, enters/req: submissions and io_uring_enter (epoll_wait for epoll) calls per request"
-        say "over the server's life, as counted by the server ('-': it does not count them).  server CPU:"
+        say "during the measured run (its connections' set-up included: wrk opens them anew), as counted by"
+        say "the server between two marks ('-': it does not count them).  server CPU:"
         say "the server process's user + system time during the measured run over wrk's requests"
         say "(${clk_tck} Hz ticks)."
     fi
