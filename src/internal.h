@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "atomic.h"
 #include "fault.h"
@@ -250,9 +251,30 @@ struct rtask {
 struct proc_stats {
     _Atomic uint64_t spawned, switches, submissions, completions, enters, cross_wakes;
     _Atomic uint64_t spin_ns, spins, spins_found;
+    _Atomic uint64_t spin_ticks; /* goroutines' spins in place, in cpu_ticks (collect_totals converts) */
     _Atomic uint64_t idle_ns, donations;
 };
 #define stat_add(field, n) store_relaxed(&(field), load_relaxed(&(field)) + (n))
+
+/* A cycle counter for timing what is too short, or too hot, for a clock
+ * read (20-30 ns through the vDSO): the TSC on x86-64, the virtual counter
+ * on AArch64, else the clock itself.  Its rate is taken from the run
+ * (rt.epoch_ticks, collect_totals in runtime.c), so only differences mean
+ * anything. */
+static inline uint64_t cpu_ticks(void)
+{
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#elif defined(__aarch64__)
+    uint64_t v;
+    __asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+    return v;
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
 
 /* The same for the counters the deadlock check reads (p->inflight,
  * p->futex_waits) and p->unsubmitted: one writer, its proc, so a relaxed
@@ -489,6 +511,8 @@ struct runtime {
     int watchdog_sig;
     _Atomic uint64_t watchdog_reports;
     int64_t epoch_ns;           /* CLOCK_MONOTONIC at the run's start: rproc.clock_ms counts from it */
+    int64_t epoch_tick_ns;      /* now_ns() and cpu_ticks() read together at the run's start: */
+    uint64_t epoch_ticks;       /* collect_totals converts ticks to ns with them */
     /* SIGQUIT writes a dump (signal.c "SIGQUIT"); set by the ringo_run
      * caller before the procs start, for the run. */
     bool dump_on_sigquit;

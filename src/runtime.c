@@ -797,6 +797,7 @@ static void collect_totals(bool ended)
     pthread_mutex_lock(&totals_lock);
     struct ringo_stats *t = &last_totals;
     memset(t, 0, sizeof *t);
+    uint64_t spin_ticks = 0;
     for (unsigned i = 0; i < rt.nprocs; i++) {
         struct proc_stats *s = &rt.procs[i]->st;
         t->spawned += load_relaxed(&s->spawned);
@@ -806,6 +807,7 @@ static void collect_totals(bool ended)
         t->enters += load_relaxed(&s->enters);
         t->cross_wakes += load_relaxed(&s->cross_wakes);
         t->spin_ns += load_relaxed(&s->spin_ns);
+        spin_ticks += load_relaxed(&s->spin_ticks);
         t->spins += load_relaxed(&s->spins);
         t->spins_found += load_relaxed(&s->spins_found);
         t->idle_ns += load_relaxed(&s->idle_ns);
@@ -826,6 +828,15 @@ static void collect_totals(bool ended)
             t->runnable += load_relaxed(&q->runq_pub);
             t->running += !load_relaxed(&q->hungry) && !load_relaxed(&q->sleeping);
         }
+    }
+    /* Goroutines' spins in place are timed in cpu_ticks (sched.c
+     * park_spin: a clock read there would be on a cross-proc hand-off's
+     * path); converted at the rate the ticks ran since the run began. */
+    if (spin_ticks) {
+        uint64_t dt = cpu_ticks() - rt.epoch_ticks;
+        int64_t dn = now_ns() - rt.epoch_tick_ns;
+        if (dt > 0 && dn > 0)
+            t->spin_ns += (uint64_t)((double)spin_ticks * (double)dn / (double)dt);
     }
     int64_t jobs = load_relaxed(&rt.offload_jobs);
     t->offload_jobs = jobs > 0 ? (uint64_t)jobs : 0;
@@ -1217,6 +1228,8 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     struct timespec epoch;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &epoch);
     rt.epoch_ns = (int64_t)epoch.tv_sec * 1000000000 + epoch.tv_nsec;
+    rt.epoch_tick_ns = now_ns();
+    rt.epoch_ticks = cpu_ticks();
     timer_clock_init(); /* timer.c "Reading the clock less" */
     /* Before the proc threads start: each unblocks the watchdog's signal. */
     r = watchdog_setup(watchdog_ns);

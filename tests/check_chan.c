@@ -1797,6 +1797,7 @@ static void spin_pingpong_main(void *arg)
     ck_assert_int_eq(ringo_chan_send(pp.ping, &v), 0); /* the partner runs */
     ck_assert_int_eq(ringo_chan_recv(pp.pong, &v), 0);
     struct ringo_stats a, b;
+    int64_t t0 = ringo_now();
     ck_assert_int_eq(ringo_stats(&a), 0);
     for (long i = 0; i < SPIN_ROUNDS; i++) {
         v = 2 * i;
@@ -1805,11 +1806,16 @@ static void spin_pingpong_main(void *arg)
         ck_assert_int_eq(v, 2 * i + 1);
     }
     ck_assert_int_eq(ringo_stats(&b), 0);
+    int64_t t1 = ringo_now();
     uint64_t switches = b.switches - a.switches;
     ck_assert_msg(switches < 3 * SPIN_ROUNDS, "%llu switches in %d round trips",
                   (unsigned long long)switches, SPIN_ROUNDS);
     ck_assert_uint_gt(b.spins_found, a.spins_found);
+    /* Spun time, counted (in CPU ticks, converted at the run's tick
+     * rate), and no more than the two procs' whole time meanwhile */
     ck_assert_uint_gt(b.spin_ns, a.spin_ns);
+    ck_assert_msg(b.spin_ns - a.spin_ns <= (uint64_t)(2 * (t1 - t0)), "%llu ns spun in %lld ns",
+                  (unsigned long long)(b.spin_ns - a.spin_ns), (long long)(t1 - t0));
     ringo_chan_close(pp.ping);
     ringo_chan_release(pp.ping);
     ringo_chan_release(pp.pong);
