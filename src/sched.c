@@ -447,9 +447,11 @@ int park_commit(struct rg *g, uint64_t token, int flags)
         g->result = -ECANCELED;
         goto out;
     }
-    store_relaxed(&g->state, G_WAITING);
+    /* Woken while it spun, g never stopped running: its state (on line 0,
+     * which the waker has just written) stays as it was. */
     if ((flags & PARK_SPIN_OK) && park_spin_ok(p) && park_spin(p, g, token, flags))
-        goto out;
+        return g->result;
+    store_relaxed(&g->state, G_WAITING);
     sched_switch(p, g);
 out:
     store_relaxed(&g->state, G_RUNNING);
