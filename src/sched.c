@@ -416,8 +416,11 @@ static __attribute__((noinline)) bool park_spin(struct rproc *p, struct rg *g, u
         p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
         p->spun_out = true;
     }
-    if (woken && load_relaxed(&p->hungry))
-        store_relaxed(&p->hungry, 0); /* as proc_sleep; a donor may clear it too */
+    /* Work came (g itself, or something for the loop): not hungry now.  A
+     * spin that ran out leaves the flag to proc_sleep.  As proc_sleep; a
+     * donor may clear it too. */
+    if ((woken || other) && load_relaxed(&p->hungry))
+        store_relaxed(&p->hungry, 0);
     return woken;
 }
 
