@@ -21,12 +21,18 @@ trap cleanup EXIT
 # start_httpd ARGS...: a free port: try a few, keep the first httpd that
 # listens.  An httpd that exits (its port was taken) moves on to the next
 # port; one still starting is waited for, however slow the machine (up to
-# a minute).  Sets pid and port.
+# a minute).  A port on which something already answers is passed over
+# first: httpd binds with SO_REUSEPORT, so it would share the port with
+# another such listener of this user, which would get some of the
+# connections.  Sets pid and port.
 starts=0
 start_httpd() {
     starts=$((starts + 1))
     for try in 1 2 3 4 5 6 7 8; do
         port=$(( 20000 + ( $$ * 7 + try * 1031 + starts * 5003 ) % 30000 ))
+        if bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port" 2>/dev/null; then
+            continue # taken
+        fi
         : >"$log" # not the last server's "listening"
         $RINGO_TEST_WRAP "$httpd" -a 127.0.0.1 -p "$port" -t 2 "$@" 2>"$log" &
         pid=$!
