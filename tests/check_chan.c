@@ -1833,26 +1833,19 @@ END_TEST
  * exactly once and in order, and nobody waits for a wake that does not
  * come (deadlock detection would end the run).  R and D on proc 1, their
  * senders S and T on proc 0: every value T hands D interrupts R's spin. */
-struct spin_race { ringo_chan *c, *d; long n, got_r, got_d, bad; ringo_waitgroup wg; };
+struct spin_race;
+struct spin_rx { struct spin_race *sr; ringo_chan *c; long got; };
+struct spin_race { ringo_chan *c, *d; long n, bad; ringo_waitgroup wg; struct spin_rx r, dr; };
 
-static void spin_race_r(void *arg)
+/* R and D alike: receive until the close, checking the order. */
+static void spin_race_rx(void *arg)
 {
-    struct spin_race *sr = arg;
+    struct spin_rx *rx = arg;
     long v;
-    while (ringo_chan_recv(sr->c, &v) == 0)
-        if (v != sr->got_r++)
-            sr->bad++;
-    ringo_waitgroup_done(&sr->wg);
-}
-
-static void spin_race_d(void *arg)
-{
-    struct spin_race *sr = arg;
-    long v;
-    while (ringo_chan_recv(sr->d, &v) == 0)
-        if (v != sr->got_d++)
-            sr->bad++;
-    ringo_waitgroup_done(&sr->wg);
+    while (ringo_chan_recv(rx->c, &v) == 0)
+        if (v != rx->got++)
+            rx->sr->bad++;
+    ringo_waitgroup_done(&rx->sr->wg);
 }
 
 static void spin_race_t(void *arg)
@@ -1868,19 +1861,21 @@ static void spin_race_main(void *arg)
 {
     (void)arg;
     struct spin_race sr = { ringo_chan_make(sizeof(long), 0), ringo_chan_make(sizeof(long), 0),
-                            test_quick() ? 2000 : 20000, 0, 0, 0, RINGO_WAITGROUP_INIT };
+                            test_quick() ? 2000 : 20000, 0, RINGO_WAITGROUP_INIT, { 0 }, { 0 } };
+    sr.r = (struct spin_rx){ &sr, sr.c, 0 };
+    sr.dr = (struct spin_rx){ &sr, sr.d, 0 };
     unsigned other = ringo_nprocs() - 1; /* 0 when capped to one proc */
     ringo_waitgroup_add(&sr.wg, 3);
-    ck_assert_int_ge(ringo_go_on(other, spin_race_r, &sr), 0);
-    ck_assert_int_ge(ringo_go_on(other, spin_race_d, &sr), 0);
+    ck_assert_int_ge(ringo_go_on(other, spin_race_rx, &sr.r), 0);
+    ck_assert_int_ge(ringo_go_on(other, spin_race_rx, &sr.dr), 0);
     ck_assert_int_ge(ringo_go_on(0, spin_race_t, &sr), 0);
     for (long i = 0; i < sr.n; i++)
         ck_assert_int_eq(ringo_chan_send(sr.c, &i), 0);
     ringo_chan_close(sr.c);
     ringo_waitgroup_wait(&sr.wg);
     ck_assert_int_eq(sr.bad, 0);
-    ck_assert_int_eq(sr.got_r, sr.n);
-    ck_assert_int_eq(sr.got_d, sr.n);
+    ck_assert_int_eq(sr.r.got, sr.n);
+    ck_assert_int_eq(sr.dr.got, sr.n);
     ringo_chan_release(sr.c);
     ringo_chan_release(sr.d);
 }
