@@ -297,6 +297,37 @@ void sched_switch(struct rproc *p, struct rg *g)
     switch_to(p, g, next, false);
 }
 
+/* Completions of p's own I/O wait to be reaped: what ends a spin, which
+ * watches for work from other procs.  With DEFER_TASKRUN completions stay
+ * invisible until an enter runs their task work; the kernel's
+ * IORING_SQ_TASKRUN (engine_uring.c asks for it) says some are waiting.
+ * Read like liburing reads the flags word (a volatile load): a late sight
+ * only means one more spin. */
+static inline bool own_io_waiting(struct rproc *p)
+{
+    if (!load_relaxed(&p->inflight))
+        return false;
+    if (!rt.use_defer_taskrun)
+        return eng_cq_ready(p);
+    return (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+}
+
+/* A spin (proc_sleep's, or a goroutine's in place) has ended, having
+ * found work handed over or not: counted, and the next one's budget set
+ * (SPIN_NS): whole after a find, else halved, down to 0 below SPIN_MIN_NS
+ * (a probe that found nothing leaves it at 0). */
+static void spin_ended(struct rproc *p, bool found)
+{
+    stat_add(p->st.spins, 1);
+    if (found) {
+        stat_add(p->st.spins_found, 1);
+        p->spin_budget = SPIN_NS;
+        p->spin_probe = 0;
+    } else {
+        p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
+    }
+}
+
 /* Spinning in place.  A goroutine that parks on a channel while its proc
  * has nothing else to do would switch to the scheduler loop, which spins
  * on the inbox (proc_sleep) until the peer on another proc readies it:
@@ -340,14 +371,8 @@ void sched_switch(struct rproc *p, struct rg *g)
  * spin_ns, spins, spins_found). */
 static bool park_spin_stop(struct rproc *p)
 {
-    if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) || load_relaxed(&rt.stopping))
-        return true;
-    if (!load_relaxed(&p->inflight))
-        return false;
-    if (!rt.use_defer_taskrun)
-        return eng_cq_ready(p);
-    /* DEFER_TASKRUN: as proc_sleep reads IORING_SQ_TASKRUN */
-    return (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+    return load_relaxed(&p->inbox) || load_relaxed(&p->tasks) || load_relaxed(&rt.stopping) ||
+           own_io_waiting(p);
 }
 
 static inline bool park_spin_ok(struct rproc *p)
@@ -407,15 +432,9 @@ static __attribute__((noinline)) bool park_spin(struct rproc *p, struct rg *g, u
         /* A claim came: wait for its DONE. */
     }
     stat_add(p->st.spin_ticks, cpu_ticks() - t0);
-    stat_add(p->st.spins, 1);
-    if (woken || other) {
-        stat_add(p->st.spins_found, 1);
-        p->spin_budget = SPIN_NS;
-        p->spin_probe = 0;
-    } else {
-        p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
+    spin_ended(p, woken || other);
+    if (!woken && !other)
         p->spun_out = true;
-    }
     /* Work came (g itself, or something for the loop): not hungry now.  A
      * spin that ran out leaves the flag to proc_sleep.  As proc_sleep; a
      * donor may clear it too. */
@@ -582,18 +601,7 @@ static void proc_sleep(struct rproc *p)
                 found = true;
                 break;
             }
-            if (load_relaxed(&rt.stopping))
-                break;
-            if (!rt.use_defer_taskrun && load_relaxed(&p->inflight) && eng_cq_ready(p))
-                break;
-            /* With DEFER_TASKRUN completions stay invisible until an
-             * enter runs their task work; the kernel's IORING_SQ_TASKRUN
-             * (engine_uring.c asks for it) says some are waiting, so stop
-             * spinning and go and get them.  Read like liburing reads
-             * the flags word (a volatile load): a late sight only means
-             * one more spin. */
-            if (rt.use_defer_taskrun && load_relaxed(&p->inflight) &&
-                (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
+            if (load_relaxed(&rt.stopping) || own_io_waiting(p))
                 break;
             cpu_relax();
             if ((i & 63) == 63 && now_ns() >= until)
@@ -601,21 +609,12 @@ static void proc_sleep(struct rproc *p)
         }
         int64_t end = now_ns();
         stat_add(p->st.spin_ns, (uint64_t)(end - start));
-        stat_add(p->st.spins, 1);
+        spin_ended(p, found);
         if (found) {
-            stat_add(p->st.spins_found, 1);
-            p->spin_budget = SPIN_NS;
-            p->spin_probe = 0;
             proc_clock_set(p, end); /* "The park clock", from the read just made */
             goto clocked;
         }
-        /* Halved; a probe that found nothing leaves it at 0. */
-        p->spin_budget = p->spin_budget / 2 >= SPIN_MIN_NS ? p->spin_budget / 2 : 0;
-        bool io = load_relaxed(&p->inflight);
-        if (load_relaxed(&rt.stopping) || (io && !rt.use_defer_taskrun && eng_cq_ready(p)))
-            goto unhungry;
-        if (io && rt.use_defer_taskrun &&
-            (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN))
+        if (load_relaxed(&rt.stopping) || own_io_waiting(p))
             goto unhungry;
     }
 
