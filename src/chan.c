@@ -24,7 +24,9 @@
  * oldest buffered value and moves the sender's value into the buffer, so
  * FIFO order holds.  A wake on the same proc pushes the goroutine on the
  * local run queue — no system call; across procs it goes through the
- * target's inbox (runq.c).
+ * target's inbox (runq.c).  On an unbuffered channel, a waiter whose proc
+ * has nothing else to run waits in the channel's slot instead, and the
+ * hand-off happens there ("Meeting in the slot", below).
  *
  * Ending a wait: the winner of claim() (a peer, close, the deadline timer,
  * ringo_cancel) is the only one to touch the waiter's result.  A waiter that
@@ -511,6 +513,21 @@ void waitq_push(struct waitq *q, struct sudog *sd)
     sd->queued = true;
 }
 
+/* A spinner that leaves the slot (chan.c "Meeting in the slot") came
+ * before everyone queued: it goes first. */
+static void waitq_push_front(struct waitq *q, struct sudog *sd)
+{
+    sd->prev = NULL;
+    sd->next = q->first;
+    if (q->first)
+        q->first->prev = sd;
+    else
+        q->last = sd;
+    q->first = sd;
+    sd->q = q;
+    sd->queued = true;
+}
+
 void waitq_remove(struct sudog *sd)
 {
     if (!sd->queued)
@@ -678,14 +695,18 @@ static __attribute__((noinline)) bool chan_spin(ringo_chan *c, bool send)
     return true;
 }
 
-/* Common tail of a blocking send or receive: queue a sudog and wait. */
-static int chan_block(ringo_chan *c, struct waitq *q, void *elem, int reason, bool is_recv)
+/* Common tail of a blocking send or receive: queue a sudog (at the front
+ * for a spinner that left the slot) and wait. */
+static int chan_block(ringo_chan *c, struct waitq *q, void *elem, int reason, bool is_recv, bool front)
 {
     struct waiter w;
     struct sudog sd = { .w = &w, .c = c, .elem = elem, .case_idx = -1 };
     size_t elem_size = c->elem_size; /* c is not touched after a successful wake */
     waiter_init(&w, reason);
-    waitq_push(q, &sd);
+    if (front)
+        waitq_push_front(q, &sd);
+    else
+        waitq_push(q, &sd);
     struct rg_wait *gw = w.g ? g_wait(w.g) : NULL;
     if (gw) {
         store_relaxed(&gw->wait_obj, c); /* for ringo_dump, relaxed as in park_prepare */
@@ -713,6 +734,128 @@ static int chan_block(ringo_chan *c, struct waitq *q, void *elem, int reason, bo
     return r;
 }
 
+/*
+ * Meeting in the slot.  A blocked operation on an unbuffered channel
+ * queues a sudog on its caller's stack and parks; the peer that comes
+ * takes the channel's lock and queue (two lines), the sudog and the
+ * waiter (a third), the caller's destination (a fourth) and its park
+ * word (a fifth), and every one of them goes back to the caller's CPU when
+ * it runs on: across procs, eight cache-line transfers for one value,
+ * even when the caller spins in place rather than switching (runq.c
+ * "Lines of a hand-off").  But a caller that spins needs no sudog: the
+ * peer needs only to know that it is there and where the value goes.
+ * So a goroutine whose operation would block, and whose proc would spin
+ * (gspin_ok: nothing else to run, more than one proc), waits in the
+ * channel's slot instead: a state word and a 16-byte value on the lock's
+ * own line (struct ringo_chan), which it watches.  The peer claims the
+ * slot with one CAS (without the lock: the state says all it needs),
+ * copies the value in or out, and marks it DONE; the spinner sees DONE,
+ * copies a received value out and empties the slot.  One line moves to
+ * the peer and back: a hand-off costs two transfers, where it cost eight.
+ *
+ *     spinner R (proc B), lock held            peer S (proc A, any thread)
+ *     ------------------------------           ---------------------------
+ *     slot EMPTY, R's queue empty,
+ *       gspin_ok: refs + 1                (1)
+ *     store_release slot = RECV (or SEND,
+ *       its value in slot_val first)      (2)
+ *     unlock; loop: load_acquire slot     (3)  CAS slot RECV -> BUSY      (4)
+ *       DONE/CLOSED: take the value (or         copy the value in (out)
+ *         the close), store_release slot        store_release slot = DONE (5)
+ *         EMPTY, release refs             (6)
+ *       BUSY: keep watching
+ *       stop (other work, time, cancel):
+ *         lock; CAS RECV -> EMPTY         (7)
+ *           won: refs - 1, queue at the front, park as usual
+ *           lost: unlock, wait for DONE or CLOSED
+ *
+ *   - Only the lock holder moves the slot out of EMPTY (1-2), and only
+ *     when the spinner's own queue is empty and the other one has nobody
+ *     to take (the locked operation failed): a spinner is the oldest
+ *     waiter of its side, and a peer serves it first (slot_take before
+ *     the queue, with the lock or without).  One that leaves (7) goes to
+ *     the front of the queue, where its age puts it.
+ *   - (4), (7) and a close race on the state word by CAS: whoever moves
+ *     it out of RECV (SEND) decides.  A close (under the lock) moves it
+ *     to CLOSED; a CAS that loses to (4) means the hand-off came first,
+ *     and the spinner must wait for (5).  Nobody but the spinner moves
+ *     the slot out of DONE or CLOSED (6), and nobody moves it out of EMPTY
+ *     but a lock holder (1-2), so the spinner's plain store (6) races
+ *     nothing; its release pairs with the acquire of the next spinner's
+ *     look at EMPTY, so the next value is written after this one was
+ *     read.
+ *   - (2) pairs with (4): the peer sees the sender's value; (5) pairs
+ *     with (3): the spinner sees the peer's copy.
+ *   - Releasing (above): the party that completes the other half may free
+ *     the channel at once.  The peer's (5) is its last access; a peer
+ *     that holds the lock (a select, or an operation that found the slot
+ *     under the lock) makes it after its unlock (slot_wake, handoff_wake),
+ *     and the reference the spinner holds from (1) to (6) keeps c alive
+ *     meanwhile.  The spinner leaving at (7) gives its reference back
+ *     under the lock: not the last, since whoever will end its wait holds
+ *     one.
+ *
+ * The spin is the same as a goroutine's in place on its park word (sched.c
+ * "Spinning in place"): the same budget, bounds (the nearest timer, the
+ * goroutine's deadline) and reasons to stop, to which a cancellation is
+ * added (the park that follows reports it).  Values of up to SLOT_BYTES
+ * only; larger ones, plain threads, and select (which waits on several
+ * channels) queue a sudog as before.
+ */
+enum slot_wait { SLOT_QUEUE, SLOT_ENDED, SLOT_FRONT };
+
+static __attribute__((noinline)) enum slot_wait slot_wait(ringo_chan *c, void *elem, bool send,
+                                                          struct rg *g, int *res)
+{
+    struct rproc *p = tls_proc;
+    uint32_t mine = send ? SLOT_SEND : SLOT_RECV;
+    /* acquire: pairs with the last spinner's release of the slot (6) */
+    if (!g || c->elem_size > SLOT_BYTES || load_acquire(&c->slot) != SLOT_EMPTY ||
+        (send ? c->sendq.first : c->recvq.first) || !gspin_ok(p))
+        return SLOT_QUEUE;
+    if (send)
+        elem_copy(c->slot_val, elem, c->elem_size);
+    fetch_add_relaxed(&c->refs, 1); /* (1) relaxed: we hold the lock of a channel in use */
+    store_release(&c->slot, mine);  /* (2) */
+    chan_unlock(c);
+    struct gspin s;
+    gspin_begin(p, &s, g_run(g)->deadline);
+    uint32_t st;
+    for (;;) {
+        cpu_relax();
+        st = load_acquire(&c->slot); /* (3) */
+        if (st == SLOT_DONE || st == SLOT_CLOSED)
+            break;
+        if (st == SLOT_BUSY) {
+            gspin_wait_peer(&s);
+            continue;
+        }
+        if (!gspin_stop(p, &s) && !g_cancelled(g))
+            continue;
+        chan_lock(c);
+        uint32_t exp = mine;
+        /* relaxed (7): the word decides; what we did in the slot before
+         * the lock gave back was ours */
+        if (cas_relaxed(&c->slot, &exp, SLOT_EMPTY)) {
+            fetch_sub_relaxed(&c->refs, 1); /* not the last: see above */
+            gspin_end(p, &s, false, !s.timed_out);
+            return SLOT_FRONT;
+        }
+        chan_unlock(c); /* a peer or a close came first: wait for its end */
+    }
+    gspin_end(p, &s, true, false);
+    *res = st == SLOT_DONE ? 0 : -EPIPE;
+    if (!send) {
+        if (st == SLOT_DONE)
+            copy_elem(c, elem, c->slot_val);
+        else if (elem && c->elem_size)
+            memset(elem, 0, c->elem_size);
+    }
+    store_release(&c->slot, SLOT_EMPTY); /* (6) */
+    ringo_chan_release(c);
+    return SLOT_ENDED;
+}
+
 /* A blocking send or receive.  Inlined into each with `send` constant, so
  * each keeps a straight fast path. */
 static inline __attribute__((always_inline)) int chan_op(ringo_chan *c, void *elem, bool send)
@@ -733,6 +876,11 @@ static inline __attribute__((always_inline)) int chan_op(ringo_chan *c, void *el
     enum fast f = !c->cap ? FAST_LOCK : send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem);
     if (f == FAST_DONE)
         return 0;
+    /* Nobody spins in a slot with one proc (gspin_ok): no CAS then. */
+    if (!c->cap && rt.nprocs > 1 && slot_take(c, elem, send, false)) {
+        slot_done(c);
+        return 0;
+    }
     if (f == FAST_WAIT && chan_spin(c, send) &&
         (send ? chan_send_fast(c, elem) : chan_recv_fast(c, elem)) == FAST_DONE)
         return 0;
@@ -746,12 +894,20 @@ static inline __attribute__((always_inline)) int chan_op(ringo_chan *c, void *el
     if (done) {
         chan_unlock(c);
         if (wake)
-            waiter_wake(wake, 0);
+            handoff_wake(wake);
         return err;
     }
+    bool front = false;
+    if (!c->cap && rt.nprocs > 1) { /* else nobody spins (gspin_ok) */
+        int r;
+        enum slot_wait sw = slot_wait(c, elem, send, g, &r);
+        if (sw == SLOT_ENDED)
+            return r;
+        front = sw == SLOT_FRONT;
+    }
     if (send)
-        return chan_block(c, &c->sendq, elem, W_CHAN_SEND, false);
-    return chan_block(c, &c->recvq, elem, W_CHAN_RECV, true);
+        return chan_block(c, &c->sendq, elem, W_CHAN_SEND, false, front);
+    return chan_block(c, &c->recvq, elem, W_CHAN_RECV, true, front);
 }
 
 int ringo_chan_send(ringo_chan *c, const void *elem)
@@ -792,7 +948,7 @@ static int chan_try(ringo_chan *c, void *elem, bool send)
     if (!done)
         return -EAGAIN;
     if (wake)
-        waiter_wake(wake, 0);
+        handoff_wake(wake);
     return err;
 }
 
@@ -817,6 +973,14 @@ int ringo_chan_close(ringo_chan *c)
         return -EPIPE;
     }
     c->closed = true;
+    if (c->cap == 0) {
+        /* A spinner in the slot learns of the close from the state alone
+         * (relaxed: nothing else to publish); a CAS that fails lost to a
+         * peer's hand-off, which came first ("Meeting in the slot"). */
+        uint32_t st = load_relaxed(&c->slot);
+        if (st == SLOT_RECV || st == SLOT_SEND)
+            (void)cas_relaxed(&c->slot, &st, SLOT_CLOSED);
+    }
     /* Claim every waiter under the lock, wake them after unlocking.  The
      * claimed waiters stay parked (their stacks valid) until woken; the
      * chain reuses the sudogs' next links, which no one else reads now

@@ -79,6 +79,11 @@ struct ringo_chan {
     bool closed;                /* under lock */
     bool reopen;                /* under lock: a critical section moved the
                                  * buffer, so chan_unlock may open the gate */
+    /* An unbuffered channel's slot (chan.c "Meeting in the slot"): an
+     * enum slot_state, and the value of a send that meets there.  On the
+     * lock's line: a hand-off through the slot moves this line only. */
+    _Atomic uint32_t slot;
+    _Alignas(8) unsigned char slot_val[16];
     struct waitq sendq;         /* blocked senders, FIFO; under lock */
     struct waitq recvq;         /* blocked receivers, FIFO; under lock */
     _Atomic(struct timerchan *) timer; /* ringo_tick's ticker until a stop or the owner
@@ -102,6 +107,20 @@ struct ringo_chan {
     _Atomic uint32_t rspin;     /* an empty buffer's watch, likewise */
     _Atomic uint32_t rprobe;
 };
+
+_Static_assert(offsetof(struct ringo_chan, slot_val) + sizeof(((struct ringo_chan *)0)->slot_val) <= 64,
+               "the slot is on the lock's line");
+
+/* The slot's states (chan.c "Meeting in the slot"). */
+enum slot_state {
+    SLOT_EMPTY,
+    SLOT_RECV,      /* a receiver spins, waiting for a value */
+    SLOT_SEND,      /* a sender spins, its value in slot_val */
+    SLOT_BUSY,      /* a peer is completing the spinner's operation */
+    SLOT_DONE,      /* completed: the spinner takes the value (a receive) and empties the slot */
+    SLOT_CLOSED,    /* closed while it spun: the spinner empties the slot, -EPIPE */
+};
+#define SLOT_BYTES sizeof(((ringo_chan *)0)->slot_val)
 
 /* The channel lock: an inline fast path (one CAS to take, one exchange to
  * give back) and an out-of-line contended path in chan.c.  Taking it also
@@ -211,11 +230,69 @@ static inline void copy_elem(ringo_chan *c, void *dst, const void *src)
         elem_copy(dst, src, c->elem_size);
 }
 
+/* Take the operation of a goroutine spinning in c's slot for the other
+ * side (chan.c "Meeting in the slot"): a send puts its value in the slot
+ * for a spinning receiver, a receive takes a spinning sender's.  False if
+ * nobody spins there for us.  The caller ends the spinner's wait with
+ * slot_done, its last access to c: after the unlock, if it holds the
+ * lock. */
+static inline bool slot_take(ringo_chan *c, void *elem, bool send, bool locked)
+{
+    uint32_t want = send ? SLOT_RECV : SLOT_SEND;
+    /* With the lock held the line is ours already: a load says whether
+     * to try, and a locked instruction is saved when nobody spins (the
+     * usual case).  Without the lock, one CAS from the state we want, not
+     * a load first: the line is fetched once, to own it.  relaxed: the
+     * CAS acquires. */
+    if (locked && load_relaxed(&c->slot) != want)
+        return false;
+    /* acquire: pairs with the spinner's release store of its state, so
+     * a sender's value, and the reads of whoever used the slot before,
+     * happen before our copy. */
+    if (!cas_acquire(&c->slot, &want, SLOT_BUSY))
+        return false;
+    if (send)
+        elem_copy(c->slot_val, elem, c->elem_size);
+    else
+        copy_elem(c, elem, c->slot_val);
+    return true;
+}
+
+static inline void slot_done(ringo_chan *c)
+{
+    /* release: our copy happens before the spinner's acquire load that
+     * sees DONE (and its read of the value, on a receive).  The spinner
+     * holds a reference of its own until it leaves the slot, so c is
+     * alive here even after an unlock ("Releasing"). */
+    store_release(&c->slot, SLOT_DONE);
+}
+
+/* What a locked operation hands back to do after the unlock: a parked
+ * waiter to wake, or a slot to mark done (the channel, tagged in the low
+ * bit: a waiter is at least 8-aligned, a channel 64). */
+static inline struct waiter *slot_wake(ringo_chan *c)
+{
+    return (struct waiter *)((uintptr_t)c | 1);
+}
+
+static inline void handoff_wake(struct waiter *w)
+{
+    if ((uintptr_t)w & 1)
+        slot_done((ringo_chan *)((uintptr_t)w & ~(uintptr_t)1));
+    else
+        waiter_wake(w, 0);
+}
+
 static inline __attribute__((always_inline)) int chan_try_send_locked(ringo_chan *c, const void *elem, int *err, struct waiter **wake)
 {
     *wake = NULL;
     if (c->closed) {
         *err = -EPIPE;
+        return 1;
+    }
+    if (c->cap == 0 && slot_take(c, (void *)elem, true, true)) {
+        *wake = slot_wake(c);
+        *err = 0;
         return 1;
     }
     struct sudog *sd = waitq_take(&c->recvq);
@@ -243,6 +320,11 @@ static inline __attribute__((always_inline)) int chan_try_send_locked(ringo_chan
 static inline __attribute__((always_inline)) int chan_try_recv_locked(ringo_chan *c, void *elem, int *err, struct waiter **wake)
 {
     *wake = NULL;
+    if (c->cap == 0 && slot_take(c, elem, false, true)) {
+        *wake = slot_wake(c);
+        *err = 0;
+        return 1;
+    }
     struct sudog *sd = waitq_take(&c->sendq);
     if (sd) {
         if (c->cap == 0) {

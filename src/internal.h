@@ -633,6 +633,32 @@ bool claim(struct rg *g, uint64_t token);
 bool claim_expect(struct rg *g, uint64_t token, int flags);
 void ready(struct rg *g, int result);
 
+/* A goroutine's spin in place (sched.c "Spinning in place"), for a wait
+ * that a peer on another proc ends by writing a word the goroutine
+ * watches: its own park word (park_commit), or an unbuffered channel's
+ * slot (chan.c "Meeting in the slot").  gspin_ok says whether the proc
+ * would spin now (more than one proc, nothing else to run, a budget left);
+ * gspin_begin starts the clock, bounded by the nearest timer and by
+ * `deadline`;
+ * the watcher then calls gspin_stop between its looks until the word
+ * changes or it says stop (other work for the proc, or time), and
+ * gspin_end with what the spin came to, for ringo_stats and the budget. */
+struct gspin {
+    uint64_t t0;        /* cpu_ticks() at the start */
+    int64_t until;      /* now_ns() at which it times out */
+    unsigned looks;
+    bool timed_out;
+};
+bool gspin_ok(struct rproc *p);
+void gspin_begin(struct rproc *p, struct gspin *s, int64_t deadline);
+bool gspin_stop(struct rproc *p, struct gspin *s);
+/* A peer has taken the word and its end is coming: wait for it, giving
+ * the CPU up once the spin's time is over (the peer's thread may have
+ * lost its own). */
+void gspin_wait_peer(struct gspin *s);
+/* woken: the peer ended the wait; other: the spin stopped for other work. */
+void gspin_end(struct rproc *p, struct gspin *s, bool woken, bool other);
+
 /* A closer waiting until `pending` other parties (procs running a task for
  * it, requests of theirs) are done: each calls close_wait_done, and the
  * last one readies g, parked with `token` (W_IO, not interruptible).  With

@@ -92,15 +92,34 @@
  * Lines of a hand-off.  What a one-way hand-off on an unbuffered
  * channel moves between the two CPUs, when the sender S runs on proc A and
  * the receiver R, blocked in ringo_chan_recv, belongs to proc B, which has
- * nothing else to run, so that R spins in place on its park word
- * (sched.c "Spinning in place").  A line "moves" when the other CPU last
- * wrote it, so this CPU's access has to fetch it.
+ * nothing else to run, so that R waits in the channel's slot (chan.c
+ * "Meeting in the slot").  A line "moves" when the other CPU last wrote
+ * it, so this CPU's access has to fetch it.
+ *
+ *   on A, S's send:
+ *     1. the channel's line 0 (the lock, the slot's state and its value),
+ *        which R wrote when it took the slot and has read since: S's CAS
+ *        of the state fetches it to own it, and S's copy of the value
+ *        and its DONE are on the same line;
+ *   on B, until R runs on and sends the reply:
+ *     2. the same line, fetched back by R's watch; R's copy of the value
+ *        into its `v` and its store of EMPTY are on it too (the store
+ *        takes back the copy A still has, without moving the data).
+ * Two lines per one-way hand-off, four when R's watch looks at the line
+ * between S's CAS and S's DONE (it then goes back and forth once more).
+ * R's next wait on the channel (lock, slot, unlock) finds the line its
+ * own; the reply's line was last written by S, when it took that
+ * channel's slot.
+ *
+ * When the value does not fit in the slot (or a select waits, or another
+ * waiter holds the slot), R queues a sudog and spins on its park word
+ * instead (sched.c "Spinning in place"):
  *
  *   on A, S's send:
  *     1. the channel's lock word (chan_lock's CAS): R wrote it when it
  *        queued itself;
  *     2. the channel's receiver queue, c->recvq, on the struct's second
- *        line (struct ringo_chan is 64-aligned, recvq at offset 64).
+ *        line (struct ringo_chan is 64-aligned, recvq at offset 80).
  *        Moving the queues onto the lock's line measured no faster in
  *        tests/bench/pingpong: the two lines are one aligned 128-byte
  *        pair, which the CPU may fetch together;
@@ -120,9 +139,10 @@
  * once more); the reply's items 1-2 (the other channel) were last written
  * by S when it queued itself on it.
  *
- * When R cannot spin (B has other goroutines to run, or its spin budget
- * ran out), it parks as usual and S pushes it onto B's inbox: item 4 is
- * the claim, result, state and the inbox link, all on line 0 (internal.h);
+ * When R cannot spin at all (B has other goroutines to run, or its spin
+ * budget ran out), it parks as usual and S pushes it onto B's inbox: item
+ * 4 is the claim, result, state and the inbox link, all on line 0
+ * (internal.h);
  * 6. B's inbox line, which S's push CASes; then on B, 7. the inbox line
  * again, fetched by B's spin, 8. line 0 of R's struct rg, fetched back by
  * the switch to R, 9-10. R's sudog and waiter and R's `v`, as 7-8 above:
@@ -143,8 +163,9 @@
  *     first reads a hint that B writes only when it has goroutines that
  *     have not started (rq_stealable).
  * tests/bench/cacheline measures the machine's transfer, and run.sh
- * prints the 2-proc ping-pong as a multiple of it.  Items 1, 2, 3 and 5
- * follow from the channel's and its sudogs' layout (chan.h, chan.c).
+ * prints the 2-proc ping-pong as a multiple of it.  The slot's one line,
+ * and items 1, 2, 3 and 5 of the queued path, follow from the channel's
+ * and its sudogs' layout (chan.h, chan.c).
  */
 #include "config.h"
 

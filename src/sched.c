@@ -375,33 +375,81 @@ static bool park_spin_stop(struct rproc *p)
            own_io_waiting(p);
 }
 
-static inline bool park_spin_ok(struct rproc *p)
+bool gspin_ok(struct rproc *p)
 {
     return rt.nprocs > 1 && p->spin_budget > 0 && !rt.valgrind && runq_empty(p) &&
            !load_relaxed(&p->unsubmitted) &&
            !(rt.engine == RINGO_ENGINE_EPOLL && load_relaxed(&p->inflight)) && !park_spin_stop(p);
 }
 
-/* True if g was readied while it spun (its result is in g->result);
- * false if it must park as usual. */
-static __attribute__((noinline)) bool park_spin(struct rproc *p, struct rg *g, uint64_t token, int flags)
+void gspin_begin(struct rproc *p, struct gspin *s, int64_t deadline)
 {
-    uint64_t w = (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
-    uint64_t spun = w | PARK_SPIN;
-    /* relaxed (1): the flag publishes nothing of ours; what the waiter
-     * records hold was published when they were queued */
-    if (!cas_relaxed(&g->park, &w, spun))
-        return false;
     if (!load_relaxed(&p->hungry))
         store_relaxed(&p->hungry, 1); /* relaxed: a hint for donors, as in proc_sleep */
     /* Timed in cpu ticks (internal.h): a clock read once woken would be
      * on the hand-off's path, a fifth of it (tests/bench/pingpong). */
-    uint64_t t0 = cpu_ticks();
-    int64_t until = now_ns() + p->spin_budget, next = timer_next(&p->timers);
-    if (next < until)
-        until = next;
-    bool woken = false, other = false, timed_out = false;
-    for (unsigned i = 0;; i++) {
+    s->t0 = cpu_ticks();
+    s->until = now_ns() + p->spin_budget;
+    int64_t next = timer_next(&p->timers);
+    if (next < s->until)
+        s->until = next;
+    if (deadline < s->until)
+        s->until = deadline;
+    s->looks = 0;
+    s->timed_out = false;
+}
+
+/* The clock is read every 64th look: a look is a few ns. */
+static inline bool gspin_time_up(struct gspin *s)
+{
+    if ((++s->looks & 63) == 0 && now_ns() >= s->until)
+        s->timed_out = true;
+    return s->timed_out;
+}
+
+bool gspin_stop(struct rproc *p, struct gspin *s)
+{
+    return park_spin_stop(p) || gspin_time_up(s);
+}
+
+void gspin_wait_peer(struct gspin *s)
+{
+    if (s->timed_out)
+        sched_yield();
+    else
+        gspin_time_up(s);
+}
+
+void gspin_end(struct rproc *p, struct gspin *s, bool woken, bool other)
+{
+    stat_add(p->st.spin_ticks, cpu_ticks() - s->t0);
+    spin_ended(p, woken || other);
+    if (!woken && !other)
+        p->spun_out = true;
+    /* Work came (the wait's end, or something for the loop): not hungry
+     * now.  A spin that ran out leaves the flag to proc_sleep.  As
+     * proc_sleep; a donor may clear it too. */
+    if ((woken || other) && load_relaxed(&p->hungry))
+        store_relaxed(&p->hungry, 0);
+}
+
+/* True if g was readied while it spun (its result is in g->result);
+ * false if it must park as usual.  The deadline, if any, is armed already
+ * (park_commit): the nearest timer bounds the spin. */
+static __attribute__((noinline)) bool park_spin(struct rproc *p, struct rg *g, uint64_t token, int flags)
+{
+    uint64_t w = (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
+    uint64_t spun = w | PARK_SPIN;
+    if (!gspin_ok(p))
+        return false;
+    /* relaxed (1): the flag publishes nothing of ours; what the waiter
+     * records hold was published when they were queued */
+    if (!cas_relaxed(&g->park, &w, spun))
+        return false;
+    struct gspin s;
+    gspin_begin(p, &s, RINGO_NEVER);
+    bool woken = false, other = false;
+    for (;;) {
         cpu_relax();
         /* acquire (2): pairs with ready_spun's release store (5) */
         uint64_t cur = load_acquire(&g->park);
@@ -411,35 +459,21 @@ static __attribute__((noinline)) bool park_spin(struct rproc *p, struct rg *g, u
         }
         if (cur & PARK_CLAIMED) {
             /* The winner is between its claim and its ready(): short,
-             * unless its thread lost its CPU; then give ours up. */
-            if (timed_out)
-                sched_yield();
-            else if ((i & 63) == 63 && now_ns() >= until)
-                timed_out = true;
+             * unless its thread lost its CPU. */
+            gspin_wait_peer(&s);
             continue;
         }
-        bool stop = park_spin_stop(p);
-        if (!stop && (i & 63) == 63 && now_ns() >= until)
-            stop = timed_out = true;
-        if (!stop)
+        if (!gspin_stop(p, &s))
             continue;
         uint64_t exp = spun;
         /* relaxed (4): the race with a claim is decided by the word alone */
         if (cas_relaxed(&g->park, &exp, w)) {
-            other = !timed_out;
+            other = !s.timed_out;
             break;
         }
         /* A claim came: wait for its DONE. */
     }
-    stat_add(p->st.spin_ticks, cpu_ticks() - t0);
-    spin_ended(p, woken || other);
-    if (!woken && !other)
-        p->spun_out = true;
-    /* Work came (g itself, or something for the loop): not hungry now.  A
-     * spin that ran out leaves the flag to proc_sleep.  As proc_sleep; a
-     * donor may clear it too. */
-    if ((woken || other) && load_relaxed(&p->hungry))
-        store_relaxed(&p->hungry, 0);
+    gspin_end(p, &s, woken, other);
     return woken;
 }
 
@@ -471,7 +505,7 @@ int park_commit(struct rg *g, uint64_t token, int flags)
     }
     /* Woken while it spun, g never stopped running: its state (on line 0,
      * which the waker has just written) stays as it was. */
-    if ((flags & PARK_SPIN_OK) && park_spin_ok(p) && park_spin(p, g, token, flags))
+    if ((flags & PARK_SPIN_OK) && rt.nprocs > 1 && park_spin(p, g, token, flags))
         return g->result;
     store_relaxed(&g->state, G_WAITING);
     sched_switch(p, g);

@@ -168,7 +168,7 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
             unlock_all(lockv, active, cs->chan);
             chan_unlock(cs->chan);
             if (wake)
-                waiter_wake(wake, 0);
+                handoff_wake(wake);
             cs->err = err;
             free(heap);
             return (int)i;

@@ -1774,42 +1774,55 @@ END_TEST
  * a run in which (nearly) no hand-off spun fails. */
 #define SPIN_ROUNDS 2000
 
+/* A value too large for a channel's slot (chan.c "Meeting in the slot"),
+ * or, in its first field alone, one that fits. */
+struct big { long v, pad[3]; };
+
 struct spin_pp { ringo_chan *ping, *pong; };
 
 static void spin_partner(void *arg)
 {
     struct spin_pp *pp = arg;
-    long v;
+    struct big v = { 0 };
     while (ringo_chan_recv(pp->ping, &v) == 0) {
-        v++;
+        v.v++;
         ringo_chan_send(pp->pong, &v);
     }
 }
 
+/* arg: the element size, sizeof(long) (the hand-offs meet in the slot)
+ * or sizeof(struct big) (the receiver spins on its park word). */
 static void spin_pingpong_main(void *arg)
 {
-    (void)arg;
+    size_t size = (size_t)(intptr_t)arg;
     if (ringo_nprocs() < 2)
         return; /* capped by RINGO_TEST_MAX_PROCS: one proc never spins */
-    struct spin_pp pp = { ringo_chan_make(sizeof(long), 0), ringo_chan_make(sizeof(long), 0) };
+    struct spin_pp pp = { ringo_chan_make(size, 0), ringo_chan_make(size, 0) };
     ck_assert_int_ge(ringo_go_on(1, spin_partner, &pp), 0);
-    long v = 0;
+    struct big v = { 0 };
     ck_assert_int_eq(ringo_chan_send(pp.ping, &v), 0); /* the partner runs */
     ck_assert_int_eq(ringo_chan_recv(pp.pong, &v), 0);
     struct ringo_stats a, b;
     int64_t t0 = ringo_now();
     ck_assert_int_eq(ringo_stats(&a), 0);
     for (long i = 0; i < SPIN_ROUNDS; i++) {
-        v = 2 * i;
+        v.v = 2 * i;
         ck_assert_int_eq(ringo_chan_send(pp.ping, &v), 0);
         ck_assert_int_eq(ringo_chan_recv(pp.pong, &v), 0);
-        ck_assert_int_eq(v, 2 * i + 1);
+        ck_assert_int_eq(v.v, 2 * i + 1);
     }
     ck_assert_int_eq(ringo_stats(&b), 0);
     int64_t t1 = ringo_now();
     uint64_t switches = b.switches - a.switches;
     ck_assert_msg(switches < 3 * SPIN_ROUNDS, "%llu switches in %d round trips",
                   (unsigned long long)switches, SPIN_ROUNDS);
+    /* Through the slot, a hand-off readies nobody: no cross-proc wake,
+     * where the spin on the park word makes one per hand-off (2 per
+     * round trip).  Room for most of the spins to fail, as above. */
+    uint64_t wakes = b.cross_wakes - a.cross_wakes;
+    if (size <= sizeof(long))
+        ck_assert_msg(wakes < SPIN_ROUNDS, "%llu cross-proc wakes in %d round trips",
+                      (unsigned long long)wakes, SPIN_ROUNDS);
     ck_assert_uint_gt(b.spins_found, a.spins_found);
     /* Spun time, counted (in CPU ticks, converted at the run's tick
      * rate), and no more than the two procs' whole time meanwhile */
@@ -1823,7 +1836,13 @@ static void spin_pingpong_main(void *arg)
 
 START_TEST(crossproc_handoff_spins_in_place)
 {
-    RUN(spin_pingpong_main, NULL, 2);
+    RUN(spin_pingpong_main, (void *)(intptr_t)sizeof(struct big), 2);
+}
+END_TEST
+
+START_TEST(crossproc_handoff_meets_in_slot)
+{
+    RUN(spin_pingpong_main, (void *)(intptr_t)sizeof(long), 2);
 }
 END_TEST
 
@@ -1841,9 +1860,9 @@ struct spin_race { ringo_chan *c, *d; long n, bad; ringo_waitgroup wg; struct sp
 static void spin_race_rx(void *arg)
 {
     struct spin_rx *rx = arg;
-    long v;
+    struct big v = { 0 };
     while (ringo_chan_recv(rx->c, &v) == 0)
-        if (v != rx->got++)
+        if (v.v != rx->got++)
             rx->sr->bad++;
     ringo_waitgroup_done(&rx->sr->wg);
 }
@@ -1851,16 +1870,18 @@ static void spin_race_rx(void *arg)
 static void spin_race_t(void *arg)
 {
     struct spin_race *sr = arg;
-    for (long i = 0; i < sr->n; i++)
-        ck_assert_int_eq(ringo_chan_send(sr->d, &i), 0);
+    for (struct big v = { 0 }; v.v < sr->n; v.v++)
+        ck_assert_int_eq(ringo_chan_send(sr->d, &v), 0);
     ringo_chan_close(sr->d);
     ringo_waitgroup_done(&sr->wg);
 }
 
+/* arg: the element size, as for spin_pingpong_main: R's spins are in
+ * the slot, or on its park word. */
 static void spin_race_main(void *arg)
 {
-    (void)arg;
-    struct spin_race sr = { ringo_chan_make(sizeof(long), 0), ringo_chan_make(sizeof(long), 0),
+    size_t size = (size_t)(intptr_t)arg;
+    struct spin_race sr = { ringo_chan_make(size, 0), ringo_chan_make(size, 0),
                             test_quick() ? 2000 : 20000, 0, RINGO_WAITGROUP_INIT, { 0 }, { 0 } };
     sr.r = (struct spin_rx){ &sr, sr.c, 0 };
     sr.dr = (struct spin_rx){ &sr, sr.d, 0 };
@@ -1869,8 +1890,8 @@ static void spin_race_main(void *arg)
     ck_assert_int_ge(ringo_go_on(other, spin_race_rx, &sr.r), 0);
     ck_assert_int_ge(ringo_go_on(other, spin_race_rx, &sr.dr), 0);
     ck_assert_int_ge(ringo_go_on(0, spin_race_t, &sr), 0);
-    for (long i = 0; i < sr.n; i++)
-        ck_assert_int_eq(ringo_chan_send(sr.c, &i), 0);
+    for (struct big v = { 0 }; v.v < sr.n; v.v++)
+        ck_assert_int_eq(ringo_chan_send(sr.c, &v), 0);
     ringo_chan_close(sr.c);
     ringo_waitgroup_wait(&sr.wg);
     ck_assert_int_eq(sr.bad, 0);
@@ -1882,7 +1903,213 @@ static void spin_race_main(void *arg)
 
 START_TEST(spinning_receiver_interrupted_by_other_work)
 {
-    RUN(spin_race_main, NULL, 2);
+    RUN(spin_race_main, (void *)(intptr_t)sizeof(long), 2);
+    RUN(spin_race_main, (void *)(intptr_t)sizeof(struct big), 2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Meeting in the slot (chan.c): a goroutine on proc 1 blocks on an
+ * unbuffered channel while its proc has nothing else to run, and waits in
+ * the channel's slot; the test, on proc 0, ends its operation a moment
+ * later, most times while it is still there, otherwise after it queued.
+ * Whichever it was, Go's rules hold.  One proc: the same code, queued. */
+
+enum slot_op { SLOT_T_RECV, SLOT_T_SEND };
+
+struct slot_t {
+    ringo_chan *c;
+    enum slot_op op;
+    bool retain;             /* hold a reference of its own, released at the end */
+    _Atomic int started;
+    int r;
+    long v;
+    int64_t id;
+};
+
+static void slot_party(void *arg)
+{
+    struct slot_t *t = arg;
+    t->id = ringo_id();
+    atomic_store(&t->started, 1);
+    if (t->op == SLOT_T_RECV) {
+        t->v = -1;
+        t->r = ringo_chan_recv(t->c, &t->v);
+    } else {
+        t->r = ringo_chan_send(t->c, &t->v);
+    }
+    if (t->retain)
+        ringo_chan_release(t->c);
+    atomic_store(&t->started, 2);
+}
+
+/* Start the party on the other proc and let it reach its wait: a few
+ * microseconds, well within a spin. */
+static void slot_start(struct slot_t *t)
+{
+    atomic_store(&t->started, 0);
+    ck_assert_int_ge(go_other(slot_party, t), 0);
+    while (atomic_load(&t->started) == 0)
+        ringo_yield();
+    for (int64_t until = ringo_now() + 5000; ringo_now() < until;)
+        ;
+}
+
+static void slot_finish(struct slot_t *t)
+{
+    while (atomic_load(&t->started) != 2)
+        ringo_yield();
+}
+
+/* A close ends a wait in the slot as it ends a queued one: a receive
+ * gets the zero value and -EPIPE, a send -EPIPE. */
+static void slot_close_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        struct slot_t t = { ringo_chan_make(sizeof(long), 0), i & 1 ? SLOT_T_SEND : SLOT_T_RECV,
+                            false, 0, 1, 7, 0 };
+        slot_start(&t);
+        ck_assert_int_eq(ringo_chan_close(t.c), 0);
+        slot_finish(&t);
+        ck_assert_int_eq(t.r, -EPIPE);
+        if (t.op == SLOT_T_RECV)
+            ck_assert_int_eq(t.v, 0);
+        ringo_chan_release(t.c);
+    }
+}
+
+START_TEST(slot_wait_ended_by_close)
+{
+    RUN(slot_close_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* The try forms and select find a party in the slot: they take its value
+ * or give it theirs.  Through the slot nobody is readied: cross-proc
+ * wakes beyond the spawns, fewer than half the operations, tell that
+ * most met there. */
+static void slot_try_main(void *arg)
+{
+    (void)arg;
+    enum { N = 400 };
+    struct ringo_stats a, b;
+    ck_assert_int_eq(ringo_stats(&a), 0);
+    ringo_chan *c = ringo_chan_make(sizeof(long), 0);
+    for (long i = 0; i < N; i++) {
+        struct slot_t t = { c, i & 1 ? SLOT_T_RECV : SLOT_T_SEND, false, 0, 1, 100 + i, 0 };
+        slot_start(&t);
+        long v = 100 + i, got = -1;
+        int r;
+        switch (i % 4) {
+        case 0: /* t sends; try_recv takes it */
+            while ((r = ringo_chan_try_recv(c, &got)) == -EAGAIN)
+                ;
+            break;
+        case 1: /* t receives; try_send gives it */
+            while ((r = ringo_chan_try_send(c, &v)) == -EAGAIN)
+                ;
+            break;
+        case 2: { /* t sends; a blocking select takes it */
+            struct ringo_case cs = { c, RINGO_RECV, &got, 0 };
+            r = ringo_select(&cs, 1, 0);
+            break;
+        }
+        default: { /* t receives; a blocking select gives it */
+            struct ringo_case cs = { c, RINGO_SEND, &v, 0 };
+            r = ringo_select(&cs, 1, 0);
+            break;
+        }
+        }
+        ck_assert_int_eq(r, 0);
+        slot_finish(&t);
+        ck_assert_int_eq(t.r, 0);
+        ck_assert_int_eq(i & 1 ? t.v : got, 100 + i);
+    }
+    ck_assert_int_eq(ringo_stats(&b), 0);
+    /* N of them are the parties' spawns on the other proc */
+    if (ringo_nprocs() > 1 && !test_under_valgrind())
+        ck_assert_msg(b.cross_wakes - a.cross_wakes < N + N / 2,
+                      "%llu cross-proc wakes for %d spawns and operations",
+                      (unsigned long long)(b.cross_wakes - a.cross_wakes), N);
+    ringo_chan_release(c);
+}
+
+START_TEST(slot_met_by_try_and_select)
+{
+    RUN(slot_try_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* The goroutine's deadline and ringo_cancel end a wait that began in the
+ * slot, and the channel is as good as new after. */
+static void slot_deadline_party(void *arg)
+{
+    struct slot_t *t = arg;
+    ringo_deadline_set(ringo_now() + 2 * MS);
+    slot_party(t);
+    ringo_deadline_set(RINGO_NEVER);
+}
+
+static void slot_deadline_main(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(long), 0);
+    for (int i = 0; i < 20; i++) {
+        struct slot_t t = { c, i & 1 ? SLOT_T_SEND : SLOT_T_RECV, false, 0, 1, 5, 0 };
+        if (i % 4 < 2) {
+            ck_assert_int_ge(go_other(slot_deadline_party, &t), 0);
+            slot_finish(&t);
+            ck_assert_int_eq(t.r, -ETIMEDOUT);
+        } else {
+            slot_start(&t);
+            ck_assert_int_eq(ringo_cancel(t.id), 0);
+            slot_finish(&t);
+            ck_assert_int_eq(t.r, -ECANCELED);
+        }
+        /* usable: a fresh pair meets */
+        t = (struct slot_t){ c, SLOT_T_RECV, false, 0, 1, 0, 0 };
+        slot_start(&t);
+        long v = 40 + i;
+        ck_assert_int_eq(ringo_chan_send(c, &v), 0);
+        slot_finish(&t);
+        ck_assert_int_eq(t.r, 0);
+        ck_assert_int_eq(t.v, 40 + i);
+    }
+    ringo_chan_release(c);
+}
+
+START_TEST(slot_wait_ended_by_deadline_or_cancel)
+{
+    RUN(slot_deadline_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* The party that completes the other half may free the channel at once
+ * (chan.c "Releasing"): here the waiter holds no reference and the test
+ * releases the only one right after its operation, while the waiter may
+ * still be leaving the slot.  Under a sanitizer, a touch of the freed
+ * channel is an error. */
+static void slot_release_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < (test_quick() ? 200 : 2000); i++) {
+        struct slot_t t = { ringo_chan_make(sizeof(long), 0), i & 1 ? SLOT_T_SEND : SLOT_T_RECV,
+                            false, 0, 1, 9, 0 };
+        slot_start(&t);
+        long v = 9;
+        ck_assert_int_eq(t.op == SLOT_T_RECV ? ringo_chan_send(t.c, &v) : ringo_chan_recv(t.c, &v), 0);
+        ringo_chan_release(t.c);
+        slot_finish(&t);
+        ck_assert_int_eq(t.r, 0);
+        ck_assert_int_eq(t.v, 9);
+        ck_assert_int_eq(v, 9);
+    }
+}
+
+START_TEST(slot_channel_released_at_once)
+{
+    RUN(slot_release_main, NULL, nprocs_param);
 }
 END_TEST
 
@@ -1921,12 +2148,17 @@ static Suite *suite(void)
     tcase_add_test(tc, dump_lists_goroutines_and_their_waits);
     tcase_add_test(tc, deadlock_is_reported);
     tcase_add_test(tc, spinning_receiver_interrupted_by_other_work);
+    tcase_add_test(tc, slot_wait_ended_by_close);
+    tcase_add_test(tc, slot_met_by_try_and_select);
+    tcase_add_test(tc, slot_wait_ended_by_deadline_or_cancel);
+    tcase_add_test(tc, slot_channel_released_at_once);
     suite_add_tcase(s, tc);
     /* Valgrind runs one thread at a time, and procs do not spin there. */
     if (!test_under_valgrind()) {
         tc = tcase_create("spin");
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, crossproc_handoff_spins_in_place);
+        tcase_add_test(tc, crossproc_handoff_meets_in_slot);
         suite_add_tcase(s, tc);
     }
     /* Its own case, to run alone (CK_RUN_CASE=ticker_stop) under a sanitizer. */

@@ -329,7 +329,7 @@ if wanted pingpong; then
     row "unbuffered ping-pong, 2 procs (one-way)" "ns" lo "<=100" pingpong2.r pingpong2.g ns_per_op
     row "  same, median of 32-round-trip batches" "ns" lo "<=go" pingpong2.r pingpong2.g p50_ns_per_op
     row "  same, process CPU time per hand-off" "ns" lo "" pingpong2.r pingpong2.g cpu_ns_per_op
-    handoff_lines=8
+    handoff_lines=2
     cl=$(cell cacheline.c ns_per_op)
     clm=$(cell cacheline.c mean_ns_per_op)
     pp=$(value pingpong2.r ns_per_op)
