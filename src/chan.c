@@ -776,8 +776,9 @@ static int chan_block(ringo_chan *c, struct waitq *q, void *elem, int reason, bo
  *     the queue, with the lock or without).  One that leaves (7) goes to
  *     the front of the queue, where its age puts it.
  *   - (4), (7) and a close race on the state word by CAS: whoever moves
- *     it out of RECV (SEND) decides.  A close (under the lock) moves it
- *     to CLOSED; a CAS that loses to (4) means the hand-off came first,
+ *     it out of RECV (SEND) decides.  A close claims it as a peer does
+ *     (BUSY, under the lock) and stores CLOSED in place of (5), after
+ *     its unlock; a CAS that loses to (4) means the hand-off came first,
  *     and the spinner must wait for (5).  Nobody but the spinner moves
  *     the slot out of DONE or CLOSED (6), and nobody moves it out of EMPTY
  *     but a lock holder (1-2), so the spinner's plain store (6) races
@@ -973,13 +974,17 @@ int ringo_chan_close(ringo_chan *c)
         return -EPIPE;
     }
     c->closed = true;
+    /* A spinner in the slot ("Meeting in the slot") is ended like a peer
+     * ends it: claimed here (BUSY), told after the unlock (CLOSED), since
+     * it may free c as soon as it knows.  A CAS that fails lost to a
+     * peer's hand-off, which came first.  relaxed: the claim publishes
+     * nothing (the spinner learns only the close); the store of CLOSED
+     * is a release, as slot_done's: our unlock happens before the
+     * spinner's free. */
+    bool slot_closed = false;
     if (c->cap == 0) {
-        /* A spinner in the slot learns of the close from the state alone
-         * (relaxed: nothing else to publish); a CAS that fails lost to a
-         * peer's hand-off, which came first ("Meeting in the slot"). */
         uint32_t st = load_relaxed(&c->slot);
-        if (st == SLOT_RECV || st == SLOT_SEND)
-            (void)cas_relaxed(&c->slot, &st, SLOT_CLOSED);
+        slot_closed = (st == SLOT_RECV || st == SLOT_SEND) && cas_relaxed(&c->slot, &st, SLOT_BUSY);
     }
     /* Claim every waiter under the lock, wake them after unlocking.  The
      * claimed waiters stay parked (their stacks valid) until woken; the
@@ -1003,6 +1008,8 @@ int ringo_chan_close(ringo_chan *c)
         wake = sd;
     }
     chan_unlock(c);
+    if (slot_closed)
+        store_release(&c->slot, SLOT_CLOSED); /* c alive: the spinner's reference */
     while (wake) {
         struct sudog *next = wake->next; /* read before the wake: the sudog may vanish */
         waiter_wake(wake->w, 0);
