@@ -805,6 +805,8 @@ static int chan_block(ringo_chan *c, struct waitq *q, void *elem, int reason, bo
  */
 enum slot_wait { SLOT_QUEUE, SLOT_ENDED, SLOT_FRONT };
 
+void (*chan_wait_seam)(ringo_chan *c);
+
 static __attribute__((noinline)) enum slot_wait slot_wait(ringo_chan *c, void *elem, bool send,
                                                           struct rg *g, int *res)
 {
@@ -898,6 +900,8 @@ static inline __attribute__((always_inline)) int chan_op(ringo_chan *c, void *el
             handoff_wake(wake);
         return err;
     }
+    if (__builtin_expect(chan_wait_seam != NULL, 0) && !c->cap)
+        chan_wait_seam(c);
     bool front = false;
     if (!c->cap && rt.nprocs > 1) { /* else nobody spins (gspin_ok) */
         int r;

@@ -385,6 +385,12 @@ uint32_t fast_rand(void);
  * test can order another holder's stop in between (timerchan.c). */
 extern void (*tick_stop_seam)(ringo_chan *c);
 
+/* A seam for tests (check_chan.c), NULL in programs: a blocking send or
+ * receive on an unbuffered channel calls it with the lock held, once it
+ * knows it must wait, before it takes the slot or queues: so a test can
+ * know that one waiter came before another. */
+extern void (*chan_wait_seam)(ringo_chan *c);
+
 /* A plain thread's call while a run is in progress turns deadlock
  * detection off (API.md: it may release a goroutine later). */
 static inline void note_call(struct rg *g)

@@ -2113,6 +2113,79 @@ static void slot_release_main(void *arg)
     }
 }
 
+/* A spinner that leaves the slot goes to the front of the queue: it came
+ * before everyone queued behind it.  R1 (proc 1) comes first, and takes
+ * the slot (or queues, when its proc may not spin); R2 (proc 0) then
+ * queues; then D, parked on proc 1, is woken, which ends R1's spin (its
+ * proc has work), most times after R2 queued.  Whatever R1 did, the
+ * first value is R1's.  chan_wait_seam counts the waiters that reached
+ * the channel. */
+struct slot_fifo {
+    ringo_chan *c;
+    ringo_waitgroup d_wait, d_done;
+    struct slot_t r1, r2;
+};
+
+static ringo_chan *fifo_chan;
+static _Atomic int fifo_arrived;
+
+static void fifo_seam(ringo_chan *c)
+{
+    if (c == fifo_chan)
+        atomic_fetch_add(&fifo_arrived, 1);
+}
+
+static void slot_fifo_d(void *arg)
+{
+    struct slot_fifo *f = arg;
+    ringo_waitgroup_wait(&f->d_wait); /* parks without spinning */
+    ringo_waitgroup_done(&f->d_done);
+}
+
+static void slot_fifo_main(void *arg)
+{
+    (void)arg;
+    if (ringo_nprocs() < 2)
+        return; /* capped to one proc: nobody spins */
+    chan_wait_seam = fifo_seam;
+    for (int i = 0; i < (test_quick() ? 100 : 400); i++) {
+        struct slot_fifo f = { .c = ringo_chan_make(sizeof(long), 0),
+                               .d_wait = RINGO_WAITGROUP_INIT, .d_done = RINGO_WAITGROUP_INIT };
+        fifo_chan = f.c;
+        atomic_store(&fifo_arrived, 0);
+        ringo_waitgroup_add(&f.d_wait, 1);
+        ringo_waitgroup_add(&f.d_done, 1);
+        ck_assert_int_ge(ringo_go_on(1, slot_fifo_d, &f), 0);
+        f.r1 = (struct slot_t){ f.c, SLOT_T_RECV, false, 0, 1, 0, 0 };
+        f.r2 = (struct slot_t){ f.c, SLOT_T_RECV, false, 0, 1, 0, 0 };
+        ck_assert_int_ge(ringo_go_on(1, slot_party, &f.r1), 0);
+        while (atomic_load(&fifo_arrived) < 1)
+            ringo_yield(); /* R1 waits, in the slot or queued */
+        ck_assert_int_ge(ringo_go_on(0, slot_party, &f.r2), 0);
+        while (atomic_load(&fifo_arrived) < 2)
+            ringo_yield(); /* R2 ran on this proc until it parked */
+        ringo_waitgroup_done(&f.d_wait); /* D to proc 1's inbox: R1's spin ends */
+        long v1 = 1, v2 = 2;
+        ck_assert_int_eq(ringo_chan_send(f.c, &v1), 0);
+        ck_assert_int_eq(ringo_chan_send(f.c, &v2), 0);
+        slot_finish(&f.r1);
+        slot_finish(&f.r2);
+        ringo_waitgroup_wait(&f.d_done);
+        ck_assert_int_eq(f.r1.r, 0);
+        ck_assert_int_eq(f.r2.r, 0);
+        ck_assert_msg(f.r1.v == 1 && f.r2.v == 2, "round %d: the first comer got %ld, the second %ld", i,
+                      f.r1.v, f.r2.v);
+        ringo_chan_release(f.c);
+    }
+    chan_wait_seam = NULL;
+}
+
+START_TEST(slot_leaver_goes_first)
+{
+    RUN(slot_fifo_main, NULL, 2);
+}
+END_TEST
+
 START_TEST(slot_channel_released_at_once)
 {
     RUN(slot_release_main, NULL, nprocs_param);
@@ -2158,6 +2231,7 @@ static Suite *suite(void)
     tcase_add_test(tc, slot_met_by_try_and_select);
     tcase_add_test(tc, slot_wait_ended_by_deadline_or_cancel);
     tcase_add_test(tc, slot_channel_released_at_once);
+    tcase_add_test(tc, slot_leaver_goes_first);
     suite_add_tcase(s, tc);
     /* Valgrind runs one thread at a time, and procs do not spin there. */
     if (!test_under_valgrind()) {
