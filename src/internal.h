@@ -368,6 +368,9 @@ struct rproc {
     size_t g0_stack_size;
     struct rg *cur;             /* running goroutine, NULL in the scheduler loop; owner */
     struct rg *dead;            /* exited goroutine whose stack is reclaimed after the next switch */
+    _Atomic uint64_t exited;    /* goroutines that exited here; owner stores with release,
+                                 * others read it (spawn.c "Counting the live") */
+    uint64_t exits_seen;        /* exited as of the proc's last live_end_check; owner */
 
     struct rg *runq_head, *runq_tail;   /* local FIFO of ready goroutines; owner only, no locks.
                                          * With stealing, the overflow behind rq (runq.c "Stealing") */
@@ -485,7 +488,8 @@ struct runtime {
     _Atomic int active;         /* 1 while a run is in progress (between setup and teardown) */
     unsigned nprocs;
     struct rproc **procs;
-    _Atomic int64_t live;       /* user goroutines alive (ringo_count), | LIVE_STOPPED once the run ends */
+    _Atomic int64_t live;       /* goroutines spawned off the procs (main, plain threads),
+                                 * | LIVE_STOPPED once the run ends (spawn.c "Counting the live") */
     _Atomic int foreign_ops;    /* plain threads inside a call that touches the procs */
     _Atomic int stopping;       /* 0 running, 1 every goroutine done, 2 deadlock */
     _Atomic int foreign;        /* a plain thread has called in: deadlock detection off */
@@ -530,8 +534,8 @@ static inline bool eng_cq_ready(struct rproc *p)
     return io_uring_cq_ready(&p->ring) != 0;
 }
 
-/* rt.live: set, with a zero count, by the CAS that ends the run; from then
- * on no goroutine can be spawned (spawn's CAS sees it). */
+/* rt.live: set by the CAS that ends the run, when no goroutine is live;
+ * from then on no goroutine can be spawned (spawn.c "Counting the live"). */
 #define LIVE_STOPPED ((int64_t)1 << 62)
 
 extern __thread struct rproc *tls_proc;
@@ -716,6 +720,10 @@ void sched_switch(struct rproc *p, struct rg *g);
 /* Spawn; proc < 0 picks the caller's proc (or round robin). */
 int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg, void *creator);
 int64_t spawn_main(void (*fn)(void *), void *arg);
+/* Live goroutines (spawn.c "Counting the live"); *outside gets rt.live as read. */
+int64_t live_count(int64_t *outside);
+/* After exits on p, with nothing left to run: end the run if none is live. */
+void live_end_check(struct rproc *p);
 
 /* Wake a proc that may be asleep in io_uring_enter. */
 void proc_wake(struct rproc *target);
@@ -840,7 +848,7 @@ int  watchdog_start(void);
 void watchdog_end(void);
 
 /* runtime.c */
-void rt_goroutine_done(void);
+void rt_stop(void);
 void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void bug(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 void rt_check_deadlock(struct rproc *p);

@@ -540,8 +540,9 @@ void rt_check_deadlock(struct rproc *self)
 {
     if (rt.idle_procs != rt.nprocs)
         return;
+    int64_t outside;
     if (load_seqcst(&rt.foreign) || load_seqcst(&signal_regs) || load_relaxed(&rt.stopping) ||
-        (load_acquire(&rt.live) & ~LIVE_STOPPED) <= 0)
+        live_count(&outside) <= 0)
         return;
     /* Every proc is registered idle.  An idle proc still reaps in its
      * eng_poll, so a futex wait that completes there lowers q->inflight
@@ -572,21 +573,14 @@ void rt_check_deadlock(struct rproc *self)
             proc_wake(rt.procs[i]);
 }
 
-void rt_goroutine_done(void)
+/* No goroutine is live and none can be spawned (spawn.c "The end of the
+ * run"): every proc leaves its loop. */
+void rt_stop(void)
 {
-    /* acq_rel: the exit of the last goroutine happens before ringo_run returns */
-    int64_t v = fetch_sub_acq_rel(&rt.live, 1) - 1;
-    /* At zero, end the run, unless a spawn gets in first (then the CAS
-     * fails with v != 0 and the new goroutine's exit will try again). */
-    while (v == 0) {
-        if (cas_acq_rel(&rt.live, &v, LIVE_STOPPED)) {
-            store_seqcst(&rt.stopping, 1);
-            for (unsigned i = 0; i < rt.nprocs; i++)
-                if (rt.procs[i] != tls_proc)
-                    proc_wake(rt.procs[i]);
-            break;
-        }
-    }
+    store_seqcst(&rt.stopping, 1);
+    for (unsigned i = 0; i < rt.nprocs; i++)
+        if (rt.procs[i] != tls_proc)
+            proc_wake(rt.procs[i]);
 }
 
 static void abandon_one(struct rg *g, void *arg)
@@ -843,7 +837,7 @@ static void collect_totals(bool ended)
     t->watchdog_reports = load_relaxed(&rt.watchdog_reports);
     t->engine = (uint64_t)rt.engine;
     t->spawned += load_relaxed(&rt.foreign_spawned);
-    int64_t live = load_relaxed(&rt.live) & ~LIVE_STOPPED;
+    int64_t outside, live = ended ? 0 : live_count(&outside); /* ended: LIVE_STOPPED */
     t->goroutines = live > 0 ? (uint64_t)live : 0;
     t->waiting = t->goroutines > t->runnable + t->running ? t->goroutines - t->runnable - t->running : 0;
     pthread_mutex_unlock(&totals_lock);

@@ -23,7 +23,9 @@
  *     (p->rq, runq.c "Stealing"), from whose head idle procs take goroutines
  *     that have not started.  Other threads reach p through p->inbox and
  *     p->tasks (lock-free MPSC stacks) and proc_wake() (runq.c).
- *   - rt.live counts goroutines that have been spawned and not exited.
+ *   - Goroutines spawned and not exited are counted per proc (spawn.c
+ *     "Counting the live"); the run ends when a proc that has nothing to
+ *     run counts none.
  *
  * Proc sleeping/waking.  A proc that runs out of work spins briefly on its
  * inbox (waking a sleeping vCPU costs 23-30 us, so cross-proc hand-offs in
@@ -528,7 +530,10 @@ static _Noreturn void g_exit(struct rproc *p, struct rg *g)
     store_release(&g->id, g_id_retired(load_relaxed(&g->id)));
     credit_give(p);
     p->dead = g;
-    rt_goroutine_done();
+    /* release: counted, the goroutine's doings are visible to whoever
+     * counts it (spawn.c "Counting the live").  The run's end is looked
+     * for once p has nothing left to run (proc_main). */
+    store_release(&p->exited, load_relaxed(&p->exited) + 1);
     struct rg *next = next_runnable(p);
     switch_to(p, g, next, true);
     bug("dead goroutine resumed");
@@ -649,6 +654,16 @@ static void proc_sleep(struct rproc *p)
             goto clocked;
         }
         if (load_relaxed(&rt.stopping) || own_io_waiting(p))
+            goto unhungry;
+    }
+
+    /* Goroutines exited here since the last look: was it the last one?
+     * (spawn.c "The end of the run".)  Not before the spin, which would
+     * make a proc that runs out of stolen goroutines, one after another,
+     * read the spawner's counters as often. */
+    if (p->exits_seen != load_relaxed(&p->exited)) {
+        live_end_check(p);
+        if (load_relaxed(&rt.stopping))
             goto unhungry;
     }
 

@@ -31,6 +31,47 @@
  * path is a counter and a branch; the look itself is a vDSO read of the
  * kernel's last tick (now_coarse, no TSC read), so the slice is SLICE_NS
  * plus up to a coarse tick and SLICE_EVERY spawns.
+ *
+ * Counting the live.  ringo_count() and the end of the run need the number
+ * of goroutines spawned and not yet exited.  One shared counter, CASed by
+ * every spawn and decremented by every exit, moved its cache line between
+ * CPUs twice per goroutine whenever children ran on another proc than
+ * their spawner's (a fan-out of 100k goroutines on 2 procs took twice as
+ * long as on one).  So each count lives with the one who makes it:
+ *
+ *   - p->st.spawned: spawns made on proc p (its owner's plain store,
+ *     before the child is queued, so it happens before the child runs);
+ *   - p->exited: exits on p (its owner's store, release: what the
+ *     goroutine did happens before a read that counts its exit);
+ *   - rt.live: spawns made off the procs, by ringo_run for main and by
+ *     plain threads, with a CAS that fails once LIVE_STOPPED is set.
+ *
+ * live_count() loads every p->exited (acquire) first, and only then the
+ * spawn counts.  A spawn happens before its goroutine's exit, so every
+ * exit the sum sees brings its spawn along: the count is never below the
+ * number of goroutines live at either moment (it may include a goroutine
+ * spawned meanwhile), and a count that no longer includes a goroutine was
+ * read after everything that goroutine did (ringo_id(3) promises both).
+ *
+ * The end of the run.  No exit looks at other procs.  A proc that has had
+ * exits since its last look and finds nothing left to run (proc_main)
+ * calls live_end_check: a seq_cst fence, then live_count.  The last two
+ * exits, on procs A and B, race like a store buffer:
+ *
+ *        proc A                               proc B
+ *        ------                               ------
+ *        store A->exited (its last exit)      store B->exited (its last exit)
+ *        fence seq_cst          (A) <-------> fence seq_cst          (B)
+ *        load B->exited                       load A->exited
+ *
+ * Of two seq_cst fences one comes first, and the proc with the later one
+ * sees the other's exit: some proc counts 0 once the last goroutine has
+ * exited.  With 0 counted, no goroutine is live, so only a plain thread
+ * can make one; live_end_check then CASes rt.live from the value it read
+ * to the same with LIVE_STOPPED.  A plain thread's spawn in between
+ * changed rt.live (only a failed spawn takes its increment back, and it
+ * made no goroutine), so the CAS fails and the run goes on; after it, the
+ * spawn's own CAS sees LIVE_STOPPED and fails with -EINVAL.
  */
 #include "config.h"
 
@@ -39,10 +80,10 @@
 
 #include <errno.h>
 
-/* Count one more live goroutine unless the run has stopped (see
- * LIVE_STOPPED).  The CAS is what makes "spawn" and "the last goroutine
- * exits" mutually ordered: a spawn either lands before the count reaches
- * zero (and the run waits for it) or sees STOPPED and fails. */
+/* A spawn made off the procs: count it in rt.live unless the run has
+ * stopped ("Counting the live").  acq_rel: the CAS that stops the run and
+ * this one are ordered, so a spawn either lands before the stop (whose
+ * CAS then fails) or sees LIVE_STOPPED and fails. */
 static bool live_inc(void)
 {
     int64_t v = load_relaxed(&rt.live);
@@ -52,6 +93,8 @@ static bool live_inc(void)
     } while (!cas_acq_rel(&rt.live, &v, v + 1));
     return true;
 }
+
+static void live_undo(void);
 
 /* Spawns between two looks at the clock ("The spawn slice"). */
 #define SLICE_EVERY 256
@@ -80,20 +123,24 @@ static __attribute__((noinline)) void slice_look(struct rproc *p)
 static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
                        void (*fn)(void *), void *arg, void *creator)
 {
-    if (!live_inc())
+    /* A spawn on a proc is made by a live goroutine, so the run cannot
+     * stop meanwhile; it is counted once it has succeeded (below). */
+    if (!me && !live_inc())
         return -EINVAL;
     int r = credit_take(me);
     if (r) {
-        rt_goroutine_done();
+        if (!me)
+            live_undo();
         return r;
     }
     struct rg *g = g_alloc(me);
     if (!g) {
-        if (me)
+        if (me) {
             credit_give(me);
-        else
+        } else {
             stack_unreserve(1);
-        rt_goroutine_done();
+            live_undo();
+        }
         return -ENOMEM;
     }
     int64_t id = g_incarnate(g, arg, creator);
@@ -114,7 +161,8 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
     store_release(&g->id, id);
     uint64_t made = 1; /* spawns made on this proc, for the slice; not 0 mod SLICE_EVERY */
     if (me)
-        /* relaxed: the owner's counter (stat_add), ringo_stats reads it */
+        /* relaxed: the owner's counter, ringo_stats and live_count read
+         * it; the queueing below publishes it with the goroutine */
         store_relaxed(&me->st.spawned, made = load_relaxed(&me->st.spawned) + 1);
     else
         fetch_add_relaxed(&rt.foreign_spawned, 1); /* many writers: a real RMW */
@@ -191,12 +239,69 @@ int ringo_nprocs(void)
     return load_acquire(&rt.active) ? (int)rt.nprocs : 0;
 }
 
+/* The count of "Counting the live", from a proc or with the procs pinned
+ * (rt.foreign_ops, or under idle_lock).  0 once the run has stopped. */
+int64_t live_count(int64_t *outside)
+{
+    uint64_t exited = 0, spawned = 0;
+    /* acquire: an exit counted here happens before the loads below, and
+     * so does its goroutine's spawn, on whatever proc */
+    for (unsigned i = 0; i < rt.nprocs; i++)
+        exited += load_acquire(&rt.procs[i]->exited);
+    int64_t out = load_acquire(&rt.live);
+    *outside = out;
+    if (out & LIVE_STOPPED)
+        return 0;
+    for (unsigned i = 0; i < rt.nprocs; i++)
+        spawned += load_relaxed(&rt.procs[i]->st.spawned);
+    return out + (int64_t)(spawned - exited);
+}
+
+/* End the run if no goroutine is live ("The end of the run"). */
+static void live_stop_if_none(void)
+{
+    /* (A)/(B): orders the caller's last store to a count before its
+     * loads of the others' */
+    smp_mb();
+    int64_t out;
+    if (live_count(&out) != 0 || (out & LIVE_STOPPED))
+        return;
+    /* acq_rel: against a plain thread's spawn (live_inc) */
+    if (cas_acq_rel(&rt.live, &out, out | LIVE_STOPPED))
+        rt_stop();
+}
+
+void live_end_check(struct rproc *p)
+{
+    p->exits_seen = load_relaxed(&p->exited); /* our own counter */
+    live_stop_if_none();
+}
+
+/* A spawn off the procs that failed after live_inc: its count goes, and,
+ * since a proc's look at the count may have seen it and gone on, the
+ * caller looks as a proc would. */
+static void live_undo(void)
+{
+    fetch_sub_acq_rel(&rt.live, 1);
+    live_stop_if_none();
+}
+
 size_t ringo_count(void)
 {
-    /* acquire: pairs with the acq_rel decrement in rt_goroutine_done (and
-     * the release sequence the later decrements continue), so a count that
-     * no longer includes a goroutine is read after everything it did:
-     * "wait until ringo_count() == 1, then free what they used" is safe. */
-    int64_t n = load_acquire(&rt.live) & ~LIVE_STOPPED;
+    /* The procs stay while we read them: ours runs us, or, from a plain
+     * thread, the run's teardown waits for foreign_ops (run_enter, without
+     * counting as a caller that could ready a goroutine). */
+    struct rproc *me = tls_proc;
+    if (!me) {
+        fetch_add_seqcst(&rt.foreign_ops, 1);
+        if (!load_seqcst(&rt.active)) {
+            fetch_sub_release(&rt.foreign_ops, 1);
+            return 0;
+        }
+    }
+    int64_t out;
+    int64_t n = live_count(&out);
+    if (!me)
+        fetch_sub_release(&rt.foreign_ops, 1); /* as run_exit */
     return n > 0 ? (size_t)n : 0;
 }

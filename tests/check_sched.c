@@ -1543,6 +1543,76 @@ START_TEST(spawner_that_never_blocks_lets_its_children_run)
 }
 END_TEST
 
+/* ringo_count() sums counts kept per proc (src/spawn.c "Counting the
+ * live"): goroutines spawned on one proc that exit on another, both ways,
+ * are counted from their spawn to their exit, and once the count no longer
+ * includes them, what they wrote is visible (plain writes, read plainly
+ * after the count). */
+#define XCOUNT_KIDS 1000
+static int xcount_data[2 * XCOUNT_KIDS];
+
+static void xcount_kid(void *arg)
+{
+    long i = (long)arg;
+    xcount_data[i] = (int)i + 1;
+}
+
+static void xcount_relay(void *arg)
+{
+    (void)arg;
+    for (long i = XCOUNT_KIDS; i < 2 * XCOUNT_KIDS; i++)
+        ck_assert_int_gt(ringo_go_on(0, xcount_kid, (void *)i), 0);
+}
+
+static void xcount_main(void *arg)
+{
+    (void)arg;
+    int last = ringo_nprocs() - 1;
+    ck_assert_int_gt(ringo_go_on(last, xcount_relay, NULL), 0);
+    for (long i = 0; i < XCOUNT_KIDS; i++)
+        ck_assert_int_gt(ringo_go_on(last, xcount_kid, (void *)i), 0);
+    size_t n;
+    while ((n = ringo_count()) > 1) {
+        ck_assert_uint_le(n, 2 + 2 * XCOUNT_KIDS);
+        ringo_yield();
+    }
+    ck_assert_uint_eq(n, 1);
+    for (long i = 0; i < 2 * XCOUNT_KIDS; i++)
+        ck_assert_int_eq(xcount_data[i], (int)i + 1);
+}
+
+START_TEST(count_spawns_and_exits_on_other_procs)
+{
+    memset(xcount_data, 0, sizeof xcount_data);
+    RUN(xcount_main, NULL, nprocs_param);
+    ck_assert_uint_eq(ringo_count(), 0);
+}
+END_TEST
+
+/* The run ends when its last goroutine exits, whichever proc that is on
+ * and however close the last two exits are: each proc looks at the count
+ * when it runs out of work after exits (src/spawn.c "The end of the
+ * run").  Many short runs whose main and one child on another proc exit
+ * at about the same time; a run that missed its end would hang here. */
+static void end_kid(void *arg)
+{
+    (void)arg;
+}
+
+static void end_main(void *arg)
+{
+    (void)arg;
+    ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, end_kid, NULL), 0);
+}
+
+START_TEST(run_ends_after_near_simultaneous_exits)
+{
+    int runs = test_under_valgrind() ? 20 : 300;
+    for (int i = 0; i < runs; i++)
+        RUN(end_main, NULL, nprocs_param);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("sched");
@@ -1593,6 +1663,8 @@ static Suite *suite(void)
     tcase_add_test(tc, steal_hint_follows_unstarted);
     tcase_add_test(tc, run_queue_fifo_through_ring);
     tcase_add_test(tc, spawner_that_never_blocks_lets_its_children_run);
+    tcase_add_test(tc, count_spawns_and_exits_on_other_procs);
+    tcase_add_test(tc, run_ends_after_near_simultaneous_exits);
     suite_add_tcase(s, tc);
     return s;
 }
