@@ -72,8 +72,8 @@ END_TEST
  * spawned by a plain thread onto the only proc while the main goroutine
  * holds that proc, blocked in pthread_join without a scheduling point: so
  * none of them runs while the resident set is read.  (A goroutine spawning
- * them itself would be made to yield after 10 ms, src/spawn.c "The spawn
- * slice", and some would run.) */
+ * them itself would be made to yield after 256 of them, src/spawn.c "The
+ * backlog", and they would run.) */
 #define UNSTARTED 200000L
 static atomic_long unstarted_ran;
 static double unstarted_per;

@@ -1404,10 +1404,11 @@ END_TEST
  * when it is full, and the moves from the list into the ring: goroutines
  * bound to proc 0 (never stolen), spawned there far more than the ring
  * holds, each yielding once, must start and resume in the order of a FIFO
- * queue.  They are spawned all at once, unless the spawn slice (src/spawn.c)
- * runs out on a slow or busy machine and a spawn yields: the spawner
- * notes where that happened, and a model of one FIFO queue, replaying the
- * same spawns and yields, gives the order the kids must log. */
+ * queue.  A spawn yields every 256 while that many wait (src/spawn.c "The
+ * backlog"), or when the spawn slice runs out on a slow or busy machine:
+ * the spawner notes where that happened, and a model of one FIFO queue,
+ * replaying the same spawns and yields, gives the order the kids must
+ * log. */
 #define FIFO_KIDS (3 * RQ_SIZE + 17)
 static int fifo_done;
 static int fifo_log[2 * FIFO_KIDS], fifo_nlog; /* kid i logs 2i when it starts, 2i+1 when it resumes */
@@ -1493,7 +1494,10 @@ END_TEST
  * all wait for the loop's end (one proc), or run only on the procs that
  * steal them (more), and SLICE_SPAWNS of them would pile up.  The bound
  * is a count: the loop's spawns and the work between them take well over
- * 10 ms on any machine (at least 40 ns each, 40 ms in all). */
+ * 10 ms on any machine (at least 40 ns each, 40 ms in all).  On one proc
+ * the backlog's bound (spawn_backlog_is_bounded) makes the spawn yield
+ * first, after 256 spawns; on more, where idle procs take the children,
+ * the slice may. */
 #define SLICE_SPAWNS 1000000L
 static atomic_long slice_here;          /* children that ran on the spawner's proc */
 static atomic_long slice_ran;           /* children that ran anywhere */
@@ -1540,6 +1544,44 @@ START_TEST(spawner_that_never_blocks_lets_its_children_run)
     ck_assert_int_eq(atomic_load(&slice_ran), slice_spawned);
     if (nprocs_param == 1)
         ck_assert_int_eq(slice_backlog, 0); /* FIFO: the spawner went behind every child */
+}
+END_TEST
+
+/* A spawner that never blocks has at most a few hundred children waiting
+ * at a time (src/spawn.c "The backlog"): every 256 spawns it yields once
+ * 256 or more goroutines wait on its proc.  The spawner measures the
+ * backlog itself, spawned minus started, after each spawn.  Without the
+ * bound the 20000 spawns take a millisecond or so, well inside the 10 ms
+ * slice, and all of them wait on one proc. */
+#define BACKLOG_SPAWNS 20000L
+static atomic_long backlog_started;
+static long backlog_max;
+
+static void backlog_kid(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&backlog_started, 1);
+}
+
+static void backlog_parent(void *arg)
+{
+    (void)arg;
+    backlog_max = 0;
+    for (long i = 1; i <= BACKLOG_SPAWNS; i++) {
+        ck_assert_int_gt(ringo_go(backlog_kid, NULL), 0);
+        long waiting = i - atomic_load(&backlog_started);
+        if (waiting > backlog_max)
+            backlog_max = waiting;
+    }
+}
+
+START_TEST(spawn_backlog_is_bounded)
+{
+    atomic_store(&backlog_started, 0);
+    RUN(backlog_parent, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&backlog_started), BACKLOG_SPAWNS);
+    /* 256 waiting at the look, and up to 256 more spawns to the next one */
+    ck_assert_msg(backlog_max <= 512, "%ld children waited at once", backlog_max);
 }
 END_TEST
 
@@ -1663,6 +1705,7 @@ static Suite *suite(void)
     tcase_add_test(tc, steal_hint_follows_unstarted);
     tcase_add_test(tc, run_queue_fifo_through_ring);
     tcase_add_test(tc, spawner_that_never_blocks_lets_its_children_run);
+    tcase_add_test(tc, spawn_backlog_is_bounded);
     tcase_add_test(tc, count_spawns_and_exits_on_other_procs);
     tcase_add_test(tc, run_ends_after_near_simultaneous_exits);
     suite_add_tcase(s, tc);

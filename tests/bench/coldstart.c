@@ -17,14 +17,22 @@
  *   rss    the main goroutine spawns BENCH_COLD_RSS_N (default 1M) empty
  *          goroutines without yielding, then yields until they have all
  *          finished; peak_rss_mb is the process's peak resident set
- *          (ru_maxrss).  The spawner never blocks, but after 10 ms
- *          without a scheduling point a spawn yields (src/spawn.c "The
- *          spawn slice"), as Go preempts it, and the children queued so
- *          far run: peak_waiting is the most goroutines spawned and not
- *          yet finished (ringo_count, looked at every 1024 spawns), and
- *          bytes_per_unstarted the growth of the peak resident set over
- *          the one before the loop, per goroutine of peak_waiting (on one
- *          proc none of those has started).
+ *          (ru_maxrss).  The spawner never blocks, but every 256
+ *          spawns a spawn yields if 256 or more goroutines wait on its
+ *          proc, or if it has run 10 ms without a scheduling point
+ *          (src/spawn.c "The spawn slice", "The backlog"; Go preempts
+ *          it after 10 ms), and the children queued so far run:
+ *          peak_waiting is the most goroutines spawned and not yet
+ *          finished (ringo_count, looked at every 1024 spawns).  Then,
+ *          since so few wait at a time, what one unstarted goroutine
+ *          costs is measured apart: a plain thread spawns
+ *          BENCH_COLD_UNSTARTED_N (default 200k) goroutines bound to
+ *          proc 0 while the main goroutine holds proc 0 in pthread_join
+ *          (no scheduling point, so none of them starts), and
+ *          bytes_per_unstarted is the growth of the resident set over
+ *          that, per goroutine.  (Go's peer reports the peak's growth
+ *          per goroutine of peak_waiting instead: on one proc none of
+ *          those has started.)
  *
  *              bench=coldstart impl=ringo procs=P mode=rss peak_rss_mb=M
  *                  peak_waiting=W bytes_per_unstarted=B
@@ -32,6 +40,7 @@
  * Peer: go/coldstart.go.  BENCH_PROCS sets the procs (default 1).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
@@ -43,7 +52,7 @@
 static long count;
 static ringo_chan *ch;
 static atomic_long blocked;
-static double ms[2], faults_per_g, bytes_per_unstarted;
+static double ms[2], faults_per_g, bytes_per_unstarted, peak_rss_mb;
 
 static long minflt(void)
 {
@@ -101,16 +110,26 @@ static void empty(void *arg)
 
 static long peak_waiting;
 
-static long maxrss_bytes(void)
+/* rss mode's second part, on a plain thread. */
+static void *unstarted_spawner(void *arg)
 {
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss * 1024L : 0;
+    (void)arg;
+    long n = bench_env_long("BENCH_COLD_UNSTARTED_N", 200000);
+    long before = bench_rss_bytes();
+    for (long i = 0; i < n; i++) {
+        int64_t id = ringo_go_on(0, empty, NULL);
+        if (id < 0) {
+            fprintf(stderr, "coldstart: ringo_go_on: %s\n", strerror((int)-id));
+            exit(1);
+        }
+    }
+    bytes_per_unstarted = (double)(bench_rss_bytes() - before) / (double)n;
+    return NULL;
 }
 
 static void rss_main(void *arg)
 {
     (void)arg;
-    long before = bench_rss_bytes();
     for (long i = 0; i < count; i++) {
         spawn_or_die(empty);
         if (i % 1024 == 1023 || i == count - 1) {
@@ -119,7 +138,17 @@ static void rss_main(void *arg)
                 peak_waiting = w;
         }
     }
-    bytes_per_unstarted = peak_waiting ? (double)(maxrss_bytes() - before) / (double)peak_waiting : 0;
+    while (ringo_count() > 1)
+        ringo_yield();
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    peak_rss_mb = (double)ru.ru_maxrss / 1024.0; /* the spawn loop's; before the part below */
+    pthread_t t;
+    if (pthread_create(&t, NULL, unstarted_spawner, NULL) != 0) {
+        fprintf(stderr, "coldstart: pthread_create failed\n");
+        exit(1);
+    }
+    pthread_join(t, NULL); /* holds proc 0: none of the spawned starts */
     while (ringo_count() > 1)
         ringo_yield();
 }
@@ -137,11 +166,9 @@ int main(void)
         return 1;
     }
     if (rss) {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
         printf("bench=coldstart impl=ringo procs=%u mode=rss peak_rss_mb=%.1f peak_waiting=%ld "
                "bytes_per_unstarted=%.0f\n",
-               procs, (double)ru.ru_maxrss / 1024.0, peak_waiting, bytes_per_unstarted);
+               procs, peak_rss_mb, peak_waiting, bytes_per_unstarted);
     } else {
         printf("bench=coldstart impl=ringo procs=%u mode=block round1_ms=%.2f round2_ms=%.2f "
                "faults_per_g=%.3f\n", procs, ms[0], ms[1], faults_per_g);

@@ -378,8 +378,11 @@ fi
 # those faults per goroutine, the WaitGroup fan-out on one and two procs,
 # and the peak resident set of a goroutine that spawns 1M without yielding
 # (what unstarted goroutines cost while they wait in a queue: Go preempts
-# the spawner after 10 ms, ringo makes a spawn yield then, so the most that
-# wait at once, and their cost each, are rows too).
+# the spawner after 10 ms, ringo makes a spawn yield then or once 256 wait
+# on its proc, so the most that wait at once is a row too), and what one
+# unstarted goroutine costs (ringo: 200k spawned by a plain thread onto a
+# proc that runs none of them; Go: the growth of that peak per goroutine
+# waiting, none of which has started on one proc).
 if wanted coldstart; then
     for p in 1 2; do
         run_ringo cold$p.r coldstart BENCH_PROCS=$p BENCH_COLD=block
@@ -399,7 +402,7 @@ if wanted coldstart; then
         row "  same, round 1 page faults" "per g" lo "" coldwg$p.r coldwg$p.g faults_per_g
         row "spawn 1M without yielding, $p proc$s: peak RSS" "MB" lo "<=go" coldrss$p.r coldrss$p.g peak_rss_mb
         row "  same, most goroutines waiting at once" "g" lo "" coldrss$p.r coldrss$p.g peak_waiting
-        row "  same, peak resident bytes per waiting g" "B" lo "" coldrss$p.r coldrss$p.g bytes_per_unstarted
+        row "  bytes per unstarted goroutine" "B" lo "" coldrss$p.r coldrss$p.g bytes_per_unstarted
     done
 fi
 
