@@ -270,7 +270,7 @@ static struct stack *carve_init(char *slot, bool guard)
 
 /* stack_get with an empty cache: a batch from the pool, or a fresh slot.
  * Out of line, so that the common case costs no more than a pop. */
-static __attribute__((noinline)) struct stack *stack_get_slow(struct stack_cache *c)
+struct stack *stack_get_slow(struct stack_cache *c)
 {
     pthread_mutex_lock(&pool_lock);
     struct stack *s = pool;
@@ -295,16 +295,6 @@ static __attribute__((noinline)) struct stack *stack_get_slow(struct stack_cache
     return carve_init(slot, guard);
 }
 
-struct stack *stack_get(struct stack_cache *c)
-{
-    struct stack *s = c->head;
-    if (s) {
-        c->head = s->next;
-        c->n--;
-        return s;
-    }
-    return stack_get_slow(c);
-}
 
 /* Give the pool a batch: n stacks chained by ->next, the last one's NULL. */
 static void pool_push(struct stack *first, size_t n)
@@ -360,7 +350,7 @@ static __attribute__((noinline)) void stack_shed(struct stack_cache *c)
     pool_push(first, STACK_BATCH);
 }
 
-void stack_put(struct stack_cache *c, struct stack *s)
+void stack_put_slow(struct stack_cache *c, struct stack *s)
 {
 #ifdef RINGO_TSAN
     /* The fiber of the goroutine that exited on s; we run on another one

@@ -78,8 +78,37 @@ void fiber_fini(void);                /* unmap every stack region */
 size_t fiber_stack_size(void);
 
 /* Stack cache operations; all on the calling proc's own cache. */
-struct stack *stack_get(struct stack_cache *c);        /* NULL with errno = ENOMEM */
-void stack_put(struct stack_cache *c, struct stack *s);
+struct stack *stack_get_slow(struct stack_cache *c);   /* stack_get with an empty cache */
+void stack_put_slow(struct stack_cache *c, struct stack *s); /* stack_put past the fast path */
+
+/* A stack from the cache (LIFO: the hottest first); NULL with errno =
+ * ENOMEM.  Inline: a spawn-and-exit is a get and a put. */
+static inline struct stack *stack_get(struct stack_cache *c)
+{
+    struct stack *s = c->head;
+    if (s) {
+        c->head = s->next;
+        c->n--;
+        return s;
+    }
+    return stack_get_slow(c);
+}
+
+/* Back to the cache, which sheds a batch past STACK_CACHE_MAX. */
+static inline void stack_put(struct stack_cache *c, struct stack *s)
+{
+#ifdef RINGO_TSAN
+    stack_put_slow(c, s); /* its goroutine's fiber goes there */
+#else
+    if (c->n < STACK_CACHE_MAX) {
+        s->next = c->head;
+        c->head = s;
+        c->n++;
+        return;
+    }
+    stack_put_slow(c, s);
+#endif
+}
 void stack_cache_drain(struct stack_cache *c);         /* hand everything back */
 
 /* The usable top of s (16-byte aligned, just below the header). */

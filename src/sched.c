@@ -166,7 +166,8 @@ void proc_init_tasks(struct rproc *p)
  * the global pool and let the caller retry. */
 static bool g_start(struct rproc *p, struct rg *g)
 {
-    if (timer_reserve(&p->timers, p->timer_promised + 1) != 0)
+    if (p->timer_promised + 1 > p->timers.cap &&
+        timer_reserve(&p->timers, p->timer_promised + 1) != 0)
         return false;
     struct stack *s = stack_get(&p->stacks);
     if (!s) {

@@ -141,29 +141,13 @@ static __attribute__((noinline)) void slice_look(struct rproc *p)
         ringo_yield(); /* bumps tick: the next look starts a new stretch */
 }
 
-static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
-                       void (*fn)(void *), void *arg, void *creator)
+/* The spawn of g, whose struct and stack credit are the spawner's now:
+ * its line 0, its slot record, the counts, and its queue.  Inlined into
+ * both spawn_g and ringo_go's fast path. */
+static inline __attribute__((always_inline)) int64_t
+spawn_fill(struct rproc *me, struct rproc *target, bool bound, struct rg *g,
+           void (*fn)(void *), void *arg, void *creator)
 {
-    /* A spawn on a proc is made by a live goroutine, so the run cannot
-     * stop meanwhile; it is counted once it has succeeded (below). */
-    if (!me && !live_inc())
-        return -EINVAL;
-    int r = credit_take(me);
-    if (r) {
-        if (!me)
-            live_undo();
-        return r;
-    }
-    struct rg *g = g_alloc(me);
-    if (!g) {
-        if (me) {
-            credit_give(me);
-        } else {
-            stack_unreserve(1);
-            live_undo();
-        }
-        return -ENOMEM;
-    }
     int64_t id = g_incarnate(g, arg, creator);
     /* Line 0 only (internal.h): lines 1 and 2 come with the stack, when
      * the goroutine first runs (g_start). */
@@ -203,6 +187,31 @@ static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
         slice_look(me);
     return id;
 }
+static int64_t spawn_g(struct rproc *me, struct rproc *target, bool bound,
+                       void (*fn)(void *), void *arg, void *creator)
+{
+    /* A spawn on a proc is made by a live goroutine, so the run cannot
+     * stop meanwhile; it is counted once it has succeeded (below). */
+    if (!me && !live_inc())
+        return -EINVAL;
+    int r = credit_take(me);
+    if (r) {
+        if (!me)
+            live_undo();
+        return r;
+    }
+    struct rg *g = g_alloc(me);
+    if (!g) {
+        if (me) {
+            credit_give(me);
+        } else {
+            stack_unreserve(1);
+            live_undo();
+        }
+        return -ENOMEM;
+    }
+    return spawn_fill(me, target, bound, g, fn, arg, creator);
+}
 
 int64_t spawn_main(void (*fn)(void *), void *arg)
 {
@@ -233,6 +242,14 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg, void *creator
 
 int64_t ringo_go(void (*fn)(void *), void *arg)
 {
+    /* The usual case in one frame: a goroutine spawning on its own proc,
+     * with a stack credit and a free struct at hand (spawn_g's first
+     * steps, which fail on neither). */
+    struct rproc *me = tls_proc;
+    if (__builtin_expect(me && fn && me->credit > 0 && me->gfree, 1)) {
+        me->credit--;
+        return spawn_fill(me, me, false, g_alloc(me), fn, arg, __builtin_return_address(0));
+    }
     return spawn(-1, false, fn, arg, __builtin_return_address(0));
 }
 
