@@ -124,6 +124,29 @@ void stack_unreserve(long n);
  * (s->tsan_fiber), which stack_put destroys. */
 void fiber_make(struct fiber_ctx *ctx, struct stack *s, void (*entry)(void));
 
+/* Start entry() from the top of stack s, as fiber_make and a first switch
+ * would, abandoning every frame of the caller: for a fiber that is done
+ * with s (its goroutine has exited) to hand s to a goroutine that has not
+ * run yet without a switch (sched.c g_exit).  Not with the ucontext
+ * switch (FIBER_RESTART 0). */
+#ifdef RINGO_SWITCH_UCONTEXT
+#define FIBER_RESTART 0
+#else
+#define FIBER_RESTART 1
+_Noreturn void ringo__ctx_restart(void *sp, void (*entry)(void));
+static inline _Noreturn void fiber_restart(struct stack *s, void (*entry)(void))
+{
+    /* The stack pointer a first switch leaves (fiber_make): the top less
+     * 16 on x86-64, where ringo__ctx_start is reached by a ret; the top on
+     * aarch64. */
+#if defined(__x86_64__)
+    ringo__ctx_restart(stack_top(s) - 16, entry);
+#else
+    ringo__ctx_restart(stack_top(s), entry);
+#endif
+}
+#endif
+
 /* Switch from the running context (saved in *from) to *to.  Inline: it is
  * on every goroutine switch (tests/bench/yield). */
 #ifdef RINGO_SWITCH_UCONTEXT

@@ -141,6 +141,8 @@ static inline void after_switch(struct rproc *p, void *fake)
 }
 
 static void g_entry(void);
+static void g_entry_restarted(void);
+static struct rg_cold *g_cold_init(struct rg *g, struct stack *s);
 
 static void flush_run(struct rproc *p, struct rtask *t)
 {
@@ -179,8 +181,14 @@ static bool g_start(struct rproc *p, struct rg *g)
         return false;
     }
     p->timer_promised++;
-    /* Lines 1 and 2 (internal.h) come with the stack: whatever the
-     * stack's previous goroutine left there is set anew. */
+    fiber_make(&g_cold_init(g, s)->run.ctx, s, g_entry);
+    return true;
+}
+
+/* Lines 1 and 2 (internal.h) come with the stack: whatever the stack's
+ * previous goroutine left there is set anew, for g, which now runs on s. */
+static struct rg_cold *g_cold_init(struct rg *g, struct stack *s)
+{
     struct rg_cold *c = (struct rg_cold *)(void *)s->gcold;
     c->run.stack = s;
     c->run.g = g;
@@ -198,8 +206,7 @@ static bool g_start(struct rproc *p, struct rg *g)
      * nothing); the new goroutine starts on clean shadow. */
     __asan_unpoison_memory_region(s->lo, (size_t)(stack_top(s) - s->lo));
 #endif
-    fiber_make(&c->run.ctx, s, g_entry);
-    return true;
+    return c;
 }
 
 /* Switch from the running context (goroutine `from`, or g0 when NULL) to
@@ -530,23 +537,61 @@ static _Noreturn void g_exit(struct rproc *p, struct rg *g)
      * goroutine.  The struct keeps its next id, negated (gtable.c). */
     store_release(&g->id, g_id_retired(load_relaxed(&g->id)));
     credit_give(p);
-    p->dead = g;
     /* release: counted, the goroutine's doings are visible to whoever
      * counts it (spawn.c "Counting the live").  The run's end is looked
-     * for once p has nothing left to run (proc_main). */
+     * for once p has nothing left to run (proc_sleep). */
     store_release(&p->exited, load_relaxed(&p->exited) + 1);
     struct rg *next = next_runnable(p);
+#if FIBER_RESTART
+    /* The next goroutine has not run yet: it takes over g's stack where it
+     * stands, and starts from its top without a switch.  That spares a
+     * stack back to the cache and out again, a new context, the switch
+     * into it and the reclaim after it: the spawn and exit of a short
+     * goroutine (a WaitGroup fan-out) cost a fifth fewer instructions.
+     * g's own frames, this one among them, are abandoned; its struct goes
+     * back now rather than after a switch (reclaim_dead), and the timer
+     * room g gave back above is next's. */
+    if (next && !next->started) {
+        struct stack *s = g_run(g)->stack;
+        if (!stack_sp_ok(s, __builtin_frame_address(0)))
+            fatal("goroutine %lld stack overflow", (long long)load_relaxed(&g->id));
+        g->cold = NULL;
+        g_free(p, g);
+        p->timer_promised++;
+        g_cold_init(next, s);
+        /* As switch_to: counted before p->cur changes (watchdog.c). */
+        stat_add(p->st.switches, 1);
+        signal_fence();
+        p->cur = next;
+        store_relaxed(&next->state, G_RUNNING);
+        fiber_restart(s, g_entry_restarted);
+    }
+#endif
+    p->dead = g;
     switch_to(p, g, next, true);
     bug("dead goroutine resumed");
+}
+
+/* Run p->cur, the goroutine this fiber was started for, to its end. */
+static inline _Noreturn void g_run_fn(struct rproc *p)
+{
+    struct rg *g = p->cur;
+    g->fn(g_slot(load_relaxed(&g->id))->arg);
+    g_exit(p, g);
 }
 
 static void g_entry(void)
 {
     struct rproc *p = tls_proc;
     after_switch(p, NULL);
-    struct rg *g = p->cur;
-    g->fn(g_slot(load_relaxed(&g->id))->arg);
-    g_exit(p, g);
+    g_run_fn(p);
+}
+
+/* g_exit's restart: no switch came before (so no sanitizer's switch to
+ * finish, and no dead goroutine to reclaim). */
+static void g_entry_restarted(void)
+{
+    g_run_fn(tls_proc);
 }
 
 void ringo_yield(void)

@@ -103,6 +103,26 @@ ringo__ctx_start:
 	.cfi_endproc
 	.size	ringo__ctx_start, .-ringo__ctx_start
 
+	/* ringo__ctx_restart(void *sp, void (*entry)(void)): start entry on
+	 * the stack whose top sp is, abandoning the caller's frames, as a
+	 * new fiber's first switch would (fiber.h fiber_restart).  Called by
+	 * a branch-and-link, so it has a landing pad as the switch has. */
+	.globl	ringo__ctx_restart
+	.hidden	ringo__ctx_restart
+	.type	ringo__ctx_restart, %function
+	.p2align 4
+ringo__ctx_restart:
+	.cfi_startproc
+	BTI_C
+	mov	sp, x0
+	.cfi_undefined x30	/* from here the outermost frame of a fiber */
+	mov	x29, #0
+	mov	x30, #0
+	blr	x1
+	brk	#0x1
+	.cfi_endproc
+	.size	ringo__ctx_restart, .-ringo__ctx_restart
+
 #if GNU_PROPERTY_AARCH64_BTI
 	/* NT_GNU_PROPERTY_TYPE_0 with GNU_PROPERTY_AARCH64_FEATURE_1_AND =
 	 * BTI: every indirect branch target here has a landing pad. */

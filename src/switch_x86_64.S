@@ -21,6 +21,8 @@
  * A new fiber's frame (built by fiber_make in fiber.c) has r12 = the entry
  * function and the return address = ringo__ctx_start, which calls r12 on
  * an aligned stack and traps if it ever returns (the entry never does).
+ * ringo__ctx_restart starts an entry the same way on a stack the caller
+ * is done with, without a switch (fiber_restart in fiber.h).
  */
 	.text
 	.globl	ringo__ctx_switch
@@ -59,5 +61,22 @@ ringo__ctx_start:
 	ud2
 	.cfi_endproc
 	.size	ringo__ctx_start, .-ringo__ctx_start
+
+	/* ringo__ctx_restart(void *sp, void (*entry)(void)): start entry on
+	 * the stack whose top sp is, abandoning the caller's frames, as a
+	 * new fiber's first switch would (fiber.h fiber_restart). */
+	.globl	ringo__ctx_restart
+	.hidden	ringo__ctx_restart
+	.type	ringo__ctx_restart, @function
+	.p2align 4
+ringo__ctx_restart:
+	.cfi_startproc
+	movq	%rdi, %rsp
+	.cfi_undefined rip	/* from here the outermost frame of a fiber */
+	xorl	%ebp, %ebp
+	callq	*%rsi
+	ud2
+	.cfi_endproc
+	.size	ringo__ctx_restart, .-ringo__ctx_restart
 
 	.section .note.GNU-stack,"",@progbits

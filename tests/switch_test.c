@@ -17,6 +17,9 @@
  *      and a DWARF unwind from it stops cleanly at the fiber's first frame.
  *   4. Deep recursion on a fiber stack, switching away at the bottom, with
  *      every frame's contents intact when it unwinds.
+ *   5. fiber_restart from deep in a fiber's stack starts a new entry at
+ *      the top of the same stack, on the same terms as 3 (its caller
+ *      ringo__ctx_restart), and the fiber then switches as before.
  *
  * Exit status 0 on success, 1 on failure, 77 (skip) on a machine without
  * a register probe in switch_regs.S.
@@ -41,6 +44,7 @@
 #endif
 #endif
 #ifdef TEST_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -80,7 +84,7 @@ static unsigned long reg_bad[NREGS];
 static void *main_stack_lo;
 static size_t main_stack_size;
 
-enum phase { PHASE_RING, PHASE_DEEP };
+enum phase { PHASE_RING, PHASE_DEEP, PHASE_RESTART };
 static enum phase phase = PHASE_RING;
 static int deep_done;
 static size_t deep_depth;
@@ -133,7 +137,8 @@ static _Unwind_Reason_Code count_frame(struct _Unwind_Context *uc, void *arg)
 
 /* Check the frame a new fiber starts on.  noinline: `frame` is this
  * function's, whose caller is the fiber's entry. */
-static __attribute__((noinline)) void check_first_frame(int self, void **entry_frame)
+static __attribute__((noinline)) void check_first_frame(int self, void **entry_frame,
+                                                         uintptr_t start)
 {
     void *sp = switch_sp_at_call();
     if ((uintptr_t)sp % 16 != 0)
@@ -142,14 +147,14 @@ static __attribute__((noinline)) void check_first_frame(int self, void **entry_f
     /* The entry's frame record: the saved frame pointer is 0 (the end of
      * the chain) and the return address lies in ringo__ctx_start. */
     uintptr_t ret = (uintptr_t)entry_frame[1];
-    uintptr_t start = (uintptr_t)ringo__ctx_start;
     if (entry_frame[0] != NULL)
         FAIL("fiber %d: the entry's caller has frame pointer %p, not 0", self, entry_frame[0]);
     if (ret <= start || ret > start + 32)
-        FAIL("fiber %d: the entry returns to %p, not into ringo__ctx_start (%p)",
+        FAIL("fiber %d: the entry returns to %p, not into its start routine (%p)",
              self, (void *)ret, (void *)start);
 #else
     (void)entry_frame;
+    (void)start;
 #endif
     /* A DWARF unwind must end at the fiber's outermost frame: this
      * function, the entry, the start routine (and _Unwind_Backtrace's own
@@ -189,6 +194,50 @@ static __attribute__((noinline)) unsigned long deep(int self, size_t depth, cons
     return sum + depth;
 }
 
+static void fiber_loop(int self);
+
+#if FIBER_RESTART
+static int restarted;
+static unsigned long restart_hops; /* hops made after the restart */
+
+/* Started by fiber_restart on the stack fiber 1 was deep in. */
+static void restart_entry(void)
+{
+    int self = cur;
+    check_first_frame(self, __builtin_frame_address(0), (uintptr_t)ringo__ctx_restart);
+    const char *here = (const char *)__builtin_frame_address(0);
+    if (here < stacks[self]->lo || (size_t)(stack_top(stacks[self]) - here) > 256)
+        FAIL("fiber %d restarted with its frame at %p, not at its stack's top %p", self,
+             (const void *)here, (void *)stack_top(stacks[self]));
+    restarted = 1;
+    fiber_loop(self);
+}
+
+/* A few frames down, then start afresh from the top.  (It recurses
+ * through a pointer: only the path that never returns ends the descent,
+ * which a direct call would have the compiler call infinite.) */
+static void restart_from(int self, int depth);
+static void (*volatile restart_down)(int, int) = restart_from;
+
+static __attribute__((noinline)) void restart_from(int self, int depth)
+{
+    volatile char pad[128];
+    pad[0] = (char)depth;
+    if (depth < 8) {
+        restart_down(self, depth + 1);
+        return;
+    }
+#ifdef TEST_ASAN
+    /* The frames left behind keep their redzones (as sched.c's g_exit
+     * clears them for the goroutine it restarts). */
+    __asan_unpoison_memory_region(stacks[self]->lo,
+                                  (size_t)(stack_top(stacks[self]) - stacks[self]->lo));
+#endif
+    fiber_restart(stacks[self], restart_entry);
+    (void)pad[0];
+}
+#endif
+
 static void fiber_entry(void)
 {
     int self = cur;
@@ -196,8 +245,23 @@ static void fiber_entry(void)
     /* The switch that started us began in hop() and ends here. */
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
-    check_first_frame(self, __builtin_frame_address(0));
+#ifndef RINGO_SWITCH_UCONTEXT
+    check_first_frame(self, __builtin_frame_address(0), (uintptr_t)ringo__ctx_start);
+#else
+    check_first_frame(self, __builtin_frame_address(0), 0);
+#endif
+    fiber_loop(self);
+}
+
+static void fiber_loop(int self)
+{
     for (;;) {
+#if FIBER_RESTART
+        if (phase == PHASE_RESTART && self == 1 && !restarted)
+            restart_from(self, 0);
+        if (restarted && self == 1)
+            restart_hops++;
+#endif
         if (phase == PHASE_DEEP && self == 0 && !deep_done) {
             size_t want = 0;
             unsigned long sum = deep(self, 0, stack_top(stacks[self]));
@@ -241,6 +305,13 @@ int main(void)
     phase = PHASE_DEEP;
     while (!deep_done && !failed)
         hop_checked(NFIBERS);
+#if FIBER_RESTART
+    phase = PHASE_RESTART;
+    for (int r = 0; r < 10 && !failed; r++)
+        hop_checked(NFIBERS);
+    if (!restarted || restart_hops < 5)
+        FAIL("the restarted fiber made %lu hops", restart_hops);
+#endif
 
     /* The fibers stay suspended; their stacks go back unused. */
     for (int i = 0; i < NFIBERS; i++)
@@ -249,9 +320,14 @@ int main(void)
     stack_unreserve(NFIBERS);
     fiber_fini();
 
-    printf("%s: %lu switches among %d fibers and main, %zu frames deep, "
+#if FIBER_RESTART
+    const char *restart = ", a fiber restarted";
+#else
+    const char *restart = "";
+#endif
+    printf("%s: %lu switches among %d fibers and main, %zu frames deep%s, "
            "%u callee-saved registers checked at each\n",
-           failed ? "FAIL" : "PASS", switches, NFIBERS, deep_depth, (unsigned)NREGS);
+           failed ? "FAIL" : "PASS", switches, NFIBERS, deep_depth, restart, (unsigned)NREGS);
     return failed;
 }
 
