@@ -25,8 +25,16 @@ struct rtimer {
     uint32_t idx;                   /* position in the heap + 1; 0 = not armed */
 };
 
+/* A heap entry carries its timer's place, so that sifting compares
+ * without touching the timers (timer.c "The heap's layout"). */
+struct theap_ent {
+    int64_t when;                   /* == t->when */
+    struct rtimer *t;
+};
+
 struct timer_heap {
-    struct rtimer **h;
+    struct theap_ent *h;            /* inside mem, skewed to the line (timer.c) */
+    void *mem;
     size_t n, cap;
 };
 
@@ -70,7 +78,7 @@ int  timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when);
  * INT64_MAX if none. */
 static inline int64_t timer_next(const struct timer_heap *th)
 {
-    return th->n ? th->h[0]->when : INT64_MAX;
+    return th->n ? th->h[0].when : INT64_MAX;
 }
 /* Fire every timer due at now; returns how many fired. */
 size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now);

@@ -9,6 +9,8 @@
 
 #include <time.h>
 
+#include "timer.h" /* the heap itself, for the model test */
+
 static unsigned nprocs_param = 1;
 
 /* An independent clock for "not far later than": a plain thread that never
@@ -254,6 +256,117 @@ START_TEST(hundred_thousand_sleepers)
 }
 END_TEST
 
+/* The timer heap against a model, without a run: random arms, re-arms
+ * (earlier, and later: "Moved later" in timer.c) and disarms, with runs of
+ * the heap at a clock that moves forward.  After each step every armed
+ * timer sits where its index says, with its place beside it, no parent
+ * after its children; each run fires exactly the armed timers due by then,
+ * and the heap's next time is no later than any due that is left. */
+enum { HT_N = 3000, HT_STEPS = 60000 };
+
+/* A check that costs nothing when it holds (ck_assert marks each passing
+ * check with a write to the test's pipe; this test makes millions). */
+#define HT_REQUIRE(c)                                                             \
+    do {                                                                          \
+        if (!(c))                                                                 \
+            ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c);                    \
+    } while (0)
+
+struct ht_timer { struct rtimer t; int64_t due; bool armed, fired; };
+static struct ht_timer ht[HT_N];
+
+static void ht_fire(struct rproc *p, struct rtimer *t)
+{
+    (void)p;
+    struct ht_timer *m = (struct ht_timer *)t;
+    HT_REQUIRE(m->armed && !m->fired);
+    m->fired = true;
+    m->armed = false;
+}
+
+static const struct rtimer_ops ht_ops = { .fire = ht_fire };
+
+static void ht_check(const struct timer_heap *th)
+{
+    size_t armed = 0;
+    for (int i = 0; i < HT_N; i++) {
+        if (!ht[i].armed) {
+            HT_REQUIRE((ht[i].t.idx) == (0));
+            continue;
+        }
+        armed++;
+        uint32_t k = ht[i].t.idx;
+        HT_REQUIRE((k) >= (1));
+        HT_REQUIRE((k) <= (th->n));
+        HT_REQUIRE((th->h[k - 1].t) == (&ht[i].t));
+        HT_REQUIRE((th->h[k - 1].when) == (ht[i].t.when));
+        HT_REQUIRE((ht[i].t.due) == (ht[i].due));
+        HT_REQUIRE((ht[i].t.when) <= (ht[i].due));
+    }
+    HT_REQUIRE((armed) == (th->n));
+    for (size_t k = 1; k < th->n; k++)
+        HT_REQUIRE((th->h[(k - 1) / 4].when) <= (th->h[k].when));
+}
+
+START_TEST(timer_heap_matches_a_model)
+{
+    struct timer_heap th = { 0 };
+    uint64_t x = 88172645463325252ull; /* xorshift64 */
+#define HT_RAND() (x ^= x << 13, x ^= x >> 7, x ^= x << 17, x)
+    for (int i = 0; i < HT_N; i++)
+        ht[i] = (struct ht_timer){ .t = { .ops = &ht_ops } };
+    int64_t now = 0;
+    size_t fired_total = 0;
+    for (int step = 0; step < HT_STEPS; step++) {
+        struct ht_timer *m = &ht[HT_RAND() % HT_N];
+        int64_t when = now + 1 + (int64_t)(HT_RAND() % 10000000);
+        switch (HT_RAND() % 8) {
+        case 0: case 1: case 2: /* arm, or arm again */
+            HT_REQUIRE(timer_arm(&th, &m->t, when) == 0);
+            m->due = when;
+            m->armed = true;
+            m->fired = false;
+            break;
+        case 3: case 4: /* re-arm: later costs nothing now, earlier sifts */
+            HT_REQUIRE(timer_rearm(&th, &m->t, when) == 0);
+            m->due = when;
+            m->armed = true;
+            m->fired = false;
+            break;
+        case 5: /* disarm, armed or not */
+            timer_disarm(&th, &m->t);
+            m->armed = false;
+            break;
+        default: { /* the clock moves on, and the heap runs */
+            now += (int64_t)(HT_RAND() % 20000);
+            size_t due = 0;
+            for (int i = 0; i < HT_N; i++) {
+                ht[i].fired = false;
+                due += ht[i].armed && ht[i].due <= now;
+            }
+            size_t n = timer_run(NULL, &th, now);
+            HT_REQUIRE((n) == (due));
+            fired_total += n;
+            for (int i = 0; i < HT_N; i++)
+                HT_REQUIRE(!ht[i].armed || ht[i].due > now);
+            for (int i = 0; i < HT_N; i++)
+                if (ht[i].armed)
+                    HT_REQUIRE((timer_next(&th)) <= (ht[i].due));
+            break;
+        }
+        }
+        if (step % 97 == 0 || step == HT_STEPS - 1)
+            ht_check(&th);
+    }
+    ck_assert_uint_gt(fired_total, HT_N); /* the runs did fire */
+    ck_assert_uint_gt(th.cap, 64);        /* and the heap grew */
+    timer_heap_free(&th);
+    for (int i = 0; i < HT_N; i++)
+        ht[i].t.idx = 0;
+#undef HT_RAND
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("time");
@@ -267,6 +380,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_ends_a_sleep);
     tcase_add_test(tc, cancel_wins_over_deadline);
     tcase_add_test(tc, hundred_thousand_sleepers);
+    tcase_add_test(tc, timer_heap_matches_a_model);
     suite_add_tcase(s, tc);
     return s;
 }
