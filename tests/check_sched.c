@@ -1004,6 +1004,70 @@ START_TEST(stack_pool_batches)
 }
 END_TEST
 
+/* A shed batch gives back the deep pages of every stack in it, whether its
+ * stacks lie side by side (one mincore for a run of them, fiber.c
+ * "Shedding") or apart, and keeps the pages of stacks that went no deeper
+ * than their header's page.  _i == 0: the batch is the last STACK_BATCH
+ * stacks carved, neighbours; _i == 1: every other one of them. */
+START_TEST(stack_shed_gives_back_deep_pages)
+{
+    enum { N = STACK_CACHE_MAX + 1 };
+    static struct stack *st[N];
+    long pg = sysconf(_SC_PAGESIZE);
+    ck_assert_int_eq(fiber_init(0), 0);
+    ck_assert_int_eq(stack_reserve(N), 0);
+    struct stack_cache a = { 0 };
+    for (int i = 0; i < N; i++) {
+        st[i] = stack_get(&a);
+        ck_assert_ptr_nonnull(st[i]);
+    }
+    /* The order of the puts: the last one overflows the cache, and the
+     * batch shed is the last STACK_BATCH put. */
+    static int put_order[N];
+    int k = 0;
+    if (_i == 0) {
+        for (int i = 0; i < N; i++)
+            put_order[k++] = i;
+    } else {
+        for (int i = 1; i < N; i += 2)
+            put_order[k++] = i;
+        for (int i = 0; i < N; i += 2)
+            put_order[k++] = i;
+    }
+    /* In the batch to be shed: some stacks touched a page deep down (the
+     * lowest, one in the middle, the one just below the header's page),
+     * the others nothing below the header's page. */
+    const int in_batch[] = { put_order[N - 1], put_order[N - 2], put_order[N - 7], put_order[N - 30], put_order[N - STACK_BATCH] };
+    volatile char *deep[5];
+    for (int j = 0; j < 5; j++) {
+        struct stack *s = st[in_batch[j]];
+        char *top_page = (char *)((uintptr_t)s & ~(uintptr_t)(pg - 1));
+        char *at = j % 3 == 0 ? s->lo : j % 3 == 1 ? top_page - pg : s->lo + 5 * pg;
+        deep[j] = at + 8;
+        *deep[j] = 1;
+        ck_assert(page_resident((const void *)deep[j]));
+    }
+    struct stack *shallow = st[put_order[N - 3]]; /* touched nothing deep */
+    for (int i = 0; i < N - 1; i++)
+        stack_put(&a, st[put_order[i]]);
+    ck_assert_uint_eq(a.n, STACK_CACHE_MAX);
+    /* Not past the cap yet: nothing was shed. */
+    for (int j = 0; j < 5; j++)
+        ck_assert(page_resident((const void *)deep[j]));
+    stack_put(&a, st[put_order[N - 1]]);
+    ck_assert_uint_eq(a.n, STACK_CACHE_MAX + 1 - STACK_BATCH);
+    for (int j = 0; j < 5; j++)
+        ck_assert_msg(!page_resident((const void *)deep[j]), "deep page %d was not given back", j);
+    /* The headers' pages stay. */
+    ck_assert(page_resident(shallow));
+    for (int j = 0; j < 5; j++)
+        ck_assert(page_resident(st[in_batch[j]]));
+    stack_cache_drain(&a);
+    stack_unreserve(N);
+    fiber_fini();
+}
+END_TEST
+
 /* The guard page is real: a read of the page just below a goroutine's
  * stack faults (and is reported as an overflow), where without a guard it
  * would read zeroes from the unprotected page and go on.  Installed with
@@ -1693,6 +1757,7 @@ static Suite *suite(void)
         tcase_add_test(tc, stack_guard_page_faults_mprotect);
     }
     tcase_add_test(tc, stack_pool_batches);
+    tcase_add_loop_test(tc, stack_shed_gives_back_deep_pages, 0, 2);
     tcase_add_test(tc, idle_procs_steal_unstarted);
     tcase_add_test(tc, unstarted_on_recycled_structs);
     tcase_add_test(tc, steal_hint_follows_unstarted);
