@@ -14,6 +14,8 @@
  * scheduling points (donate), and a hungry proc takes some from the head of
  * a busy proc's ring by itself (steal), so a goroutine that spawns and then
  * computes without blocking does not keep its children from idle procs.
+ * And a spawner whose children are slow to run hands half of its backlog
+ * to a proc with a short queue, idle or not (deal; spawn.c "Dealing").
  *
  * Stealing.  With more than one proc, a proc's ready goroutines go through
  * rq, a ring of RQ_SIZE entries (Go's runq is the model: runqput,
@@ -315,7 +317,7 @@ void proc_wake(struct rproc *target)
  * all.  True if it gave any.  rq_fresh, the unstarted goroutines the owner
  * pushed and has not popped, counts those thieves took as well: a hint,
  * made exact here. */
-static bool donate_ring(struct rproc *p, struct rproc *to)
+static bool donate_ring(struct rproc *p, struct rproc *to, unsigned max)
 {
     /* acquire: as (1) in rq_pop; the CAS (3) claims [h, t) from thieves */
     uint32_t h = load_acquire(&p->rq_head);
@@ -330,8 +332,8 @@ static bool donate_ring(struct rproc *p, struct rproc *to)
         }
     } while (!cas_acq_rel(&p->rq_head, &h, t));
     unsigned want = (p->rq_fresh + 1) / 2;
-    if (want > DONATE_MAX)
-        want = DONATE_MAX;
+    if (want > max)
+        want = max;
     /* Counted again, and the hint set again, by the rq_push of those put
      * back. */
     if (p->rq_fresh) {
@@ -376,7 +378,7 @@ void donate(struct rproc *p)
     }
     if (!to)
         return;
-    if (p->steal_on && p->rq_fresh && donate_ring(p, to))
+    if (p->steal_on && p->rq_fresh && donate_ring(p, to, DONATE_MAX))
         return;
     size_t want = (p->fresh + 1) / 2;
     if (want > DONATE_MAX)
@@ -405,6 +407,31 @@ void donate(struct rproc *p)
         stat_add(p->st.donations, n);
         inbox_push_chain(to, first, last);
         proc_wake(to);
+    }
+}
+
+/* Hand up to half of the unstarted goroutines on p's ring to another proc
+ * whose queue is short, busy or not (spawn.c "Dealing").  Short: nothing
+ * in its inbox (so it has taken in the last deal), and its ring less than
+ * half full.  Both are read from another CPU while the owner pushes and
+ * pops: a hint, good enough to decide where work goes. */
+void deal(struct rproc *p)
+{
+    if (!p->rq_fresh)
+        return;
+    for (unsigned i = 1; i < rt.nprocs; i++) {
+        struct rproc *q = rt.procs[(p->idx + i) % rt.nprocs];
+        /* relaxed: hints; head before tail, so that a pair read across
+         * the owner's pushes and pops errs towards long (it may exceed
+         * RQ_SIZE, which counts as long) */
+        if (load_relaxed(&q->inbox))
+            continue;
+        uint32_t h = load_relaxed(&q->rq_head);
+        uint32_t t = load_relaxed(&q->rq_tail);
+        if (t - h >= RQ_SIZE / 2)
+            continue;
+        donate_ring(p, q, RQ_SIZE / 2);
+        return;
     }
 }
 

@@ -115,6 +115,7 @@ extern const struct rtimer_ops g_timer_ops, op_deadline_ops;
 void inbox_drain_all(struct rproc *p);
 void tasks_run_all(struct rproc *p);
 void donate(struct rproc *p);
+void deal(struct rproc *p);
 struct rg *steal(struct rproc *p);
 void steal_wake(struct rproc *p);
 void steal_run(struct rproc *p, struct rtask *t);

@@ -46,6 +46,27 @@
  * L1; with 1024 the same fan-out missed a simulated L1 ten times as often
  * (callgrind --cache-sim, 2.5 misses a goroutine against 0.24).
  *
+ * Dealing.  With more than one proc, the bound costs the other procs their
+ * share when children are slow to run.  An idle proc steals at most 64 at
+ * a time and only the leading unstarted ones, and while the spawner waits
+ * behind its backlog, its proc runs that backlog and whatever else is
+ * ready there (a burst of timers firing, say), so the other procs run dry
+ * of unstarted goroutines until the spawner runs again.  100k goroutines
+ * that each sleep 10 ms on 2 procs started two thirds of themselves on
+ * the spawner's proc, and their wake-ups followed them there (a started
+ * goroutine never moves): the second round took 160 ms against 130 without
+ * the bound (tests/bench/sleepers, medians of 8).  So the spawner times
+ * its wait: when the last backlog took more than DEAL_NS to run (256
+ * children at more than about 200 ns each, the cost of moving a goroutine
+ * to another CPU and of waking that CPU's proc now and then), the next
+ * backlog is dealt: half of it goes to a proc whose queue is short, idle
+ * or not (runq.c deal), before the spawner yields.  The same benchmark
+ * then took 107 ms; a fan-out of empty goroutines, whose 256 run in a few
+ * microseconds, is never dealt, and keeps its locality (dealing it anyway
+ * took round 2 of tests/bench/waitgroup on 2 procs from 3.0 ms to 8).
+ * Dealing to a proc only when it is hungry did not help: the other proc
+ * is mostly busy with the last deal when the spawner looks.
+ *
  * Counting the live.  ringo_count() and the end of the run need the number
  * of goroutines spawned and not yet exited.  One shared counter, CASed by
  * every spawn and decremented by every exit, moved its cache line between
@@ -118,12 +139,24 @@ static void live_undo(void);
 
 /* Waiting goroutines at which a look yields ("The backlog"). */
 #define SPAWN_BACKLOG 256
+/* How long the spawner's wait behind its backlog may take before the next
+ * backlog is dealt ("Dealing"). */
+#define DEAL_NS 50000
 
 /* The look, every SLICE_EVERY spawns made on p, by p->cur. */
 static __attribute__((noinline)) void slice_look(struct rproc *p)
 {
     if (runq_count(p) >= SPAWN_BACKLOG) {
+        if (!p->steal_on) {
+            ringo_yield();
+            return;
+        }
+        /* "Dealing": deal if the last backlog took long to run. */
+        if (p->backlog_slow)
+            deal(p);
+        int64_t t0 = now_ns();
         ringo_yield();
+        p->backlog_slow = now_ns() - t0 > DEAL_NS;
         return;
     }
     /* relaxed: our own counter (the watchdog reads it, nobody else writes) */

@@ -1642,6 +1642,60 @@ START_TEST(spawn_backlog_is_bounded)
 }
 END_TEST
 
+/* A spawner whose children are slow to run deals half of each backlog to
+ * another proc, even one that is never idle (src/spawn.c "Dealing"): here
+ * a goroutine bound to the other proc yields in a loop, so that proc never
+ * steals and is never donated to, and only a deal can bring it children.
+ * Each child computes for some microseconds (a few thousand additions), so
+ * 256 of them take far longer than DEAL_NS (50 us) on any machine.
+ * Without dealing every child runs on the spawner's proc. */
+#define DEAL_KIDS 2048
+static atomic_long deal_on[2];
+static atomic_int deal_stop;
+
+static void deal_kid(void *arg)
+{
+    (void)arg;
+    volatile unsigned work = 0;
+    for (unsigned k = 0; k < 5000; k++)
+        work += k; /* computing: no scheduling point */
+    atomic_fetch_add(&deal_on[ringo_proc() == 0 ? 0 : 1], 1);
+}
+
+static void deal_busy(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&deal_stop))
+        ringo_yield();
+}
+
+static void deal_parent(void *arg)
+{
+    (void)arg;
+    ck_assert_int_gt(ringo_go_on(1, deal_busy, NULL), 0);
+    for (long i = 0; i < DEAL_KIDS; i++)
+        ck_assert_int_gt(ringo_go(deal_kid, NULL), 0);
+    while (atomic_load(&deal_on[0]) + atomic_load(&deal_on[1]) < DEAL_KIDS)
+        ringo_yield();
+    atomic_store(&deal_stop, 1);
+}
+
+START_TEST(slow_backlog_is_dealt_to_a_busy_proc)
+{
+    if (nprocs_param < 2)
+        return; /* nobody to deal to */
+    atomic_store(&deal_on[0], 0);
+    atomic_store(&deal_on[1], 0);
+    atomic_store(&deal_stop, 0);
+    RUN(deal_parent, NULL, nprocs_param);
+    printf("  children on the spawner's proc %ld, on the busy one %ld\n", atomic_load(&deal_on[0]),
+           atomic_load(&deal_on[1]));
+    long here = atomic_load(&deal_on[0]), there = atomic_load(&deal_on[1]);
+    ck_assert_int_eq(here + there, DEAL_KIDS);
+    ck_assert_msg(there > 0, "no child ran on the busy proc");
+}
+END_TEST
+
 /* ringo_count() sums counts kept per proc (src/spawn.c "Counting the
  * live"): goroutines spawned on one proc that exit on another, both ways,
  * are counted from their spawn to their exit, and once the count no longer
@@ -1765,6 +1819,7 @@ static Suite *suite(void)
     tcase_add_test(tc, spawner_that_never_blocks_lets_its_children_run);
     tcase_add_test(tc, spawn_backlog_is_bounded);
     tcase_add_test(tc, count_spawns_and_exits_on_other_procs);
+    tcase_add_test(tc, slow_backlog_is_dealt_to_a_busy_proc);
     tcase_add_test(tc, run_ends_after_near_simultaneous_exits);
     suite_add_tcase(s, tc);
     return s;
