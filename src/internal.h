@@ -568,8 +568,11 @@ void note_foreign(void);
  * Both seq_cst: either the thread sees active == 0 and touches nothing, or
  * the teardown sees it counted and waits for its run_exit.  Checking
  * rt.active alone is not enough: the run may end, and free the procs,
- * between the check and the touch. */
-static inline bool run_enter(struct rproc **me)
+ * between the check and the touch.
+ *
+ * run_enter_quiet pins the procs alike without note_foreign, for a call
+ * that only reads and so cannot ready a goroutine (ringo_count). */
+static inline bool run_enter_quiet(struct rproc **me)
 {
     struct rproc *p = tls_proc;
     *me = p;
@@ -580,7 +583,15 @@ static inline bool run_enter(struct rproc **me)
         fetch_sub_release(&rt.foreign_ops, 1); /* as in run_exit */
         return false;
     }
-    note_foreign();
+    return true;
+}
+
+static inline bool run_enter(struct rproc **me)
+{
+    if (!run_enter_quiet(me))
+        return false;
+    if (!*me)
+        note_foreign();
     return true;
 }
 
@@ -721,8 +732,8 @@ void sched_switch(struct rproc *p, struct rg *g);
 /* Spawn; proc < 0 picks the caller's proc (or round robin). */
 int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg, void *creator);
 int64_t spawn_main(void (*fn)(void *), void *arg);
-/* Live goroutines (spawn.c "Counting the live"); *outside gets rt.live as read. */
-int64_t live_count(int64_t *outside);
+/* Live goroutines (spawn.c "Counting the live"). */
+int64_t live_count(void);
 /* After exits on p, with nothing left to run: end the run if none is live. */
 void live_end_check(struct rproc *p);
 

@@ -540,9 +540,8 @@ void rt_check_deadlock(struct rproc *self)
 {
     if (rt.idle_procs != rt.nprocs)
         return;
-    int64_t outside;
     if (load_seqcst(&rt.foreign) || load_seqcst(&signal_regs) || load_relaxed(&rt.stopping) ||
-        live_count(&outside) <= 0)
+        live_count() <= 0)
         return;
     /* Every proc is registered idle.  An idle proc still reaps in its
      * eng_poll, so a futex wait that completes there lowers q->inflight
@@ -837,7 +836,7 @@ static void collect_totals(bool ended)
     t->watchdog_reports = load_relaxed(&rt.watchdog_reports);
     t->engine = (uint64_t)rt.engine;
     t->spawned += load_relaxed(&rt.foreign_spawned);
-    int64_t outside, live = ended ? 0 : live_count(&outside); /* ended: LIVE_STOPPED */
+    int64_t live = ended ? 0 : live_count(); /* ended: LIVE_STOPPED */
     t->goroutines = live > 0 ? (uint64_t)live : 0;
     t->waiting = t->goroutines > t->runnable + t->running ? t->goroutines - t->runnable - t->running : 0;
     pthread_mutex_unlock(&totals_lock);

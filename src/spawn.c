@@ -311,8 +311,9 @@ int ringo_nprocs(void)
 }
 
 /* The count of "Counting the live", from a proc or with the procs pinned
- * (rt.foreign_ops, or under idle_lock).  0 once the run has stopped. */
-int64_t live_count(int64_t *outside)
+ * (rt.foreign_ops, or under idle_lock).  0 once the run has stopped;
+ * *outside gets rt.live as read. */
+static int64_t live_count_read(int64_t *outside)
 {
     uint64_t exited = 0, spawned = 0;
     /* acquire: an exit counted here happens before the loads below, and
@@ -328,6 +329,12 @@ int64_t live_count(int64_t *outside)
     return out + (int64_t)(spawned - exited);
 }
 
+int64_t live_count(void)
+{
+    int64_t out;
+    return live_count_read(&out);
+}
+
 /* End the run if no goroutine is live ("The end of the run"). */
 static void live_stop_if_none(void)
 {
@@ -335,7 +342,7 @@ static void live_stop_if_none(void)
      * loads of the others' */
     smp_mb();
     int64_t out;
-    if (live_count(&out) != 0 || (out & LIVE_STOPPED))
+    if (live_count_read(&out) != 0 || (out & LIVE_STOPPED))
         return;
     /* acq_rel: against a plain thread's spawn (live_inc) */
     if (cas_acq_rel(&rt.live, &out, out | LIVE_STOPPED))
@@ -360,19 +367,12 @@ static void live_undo(void)
 size_t ringo_count(void)
 {
     /* The procs stay while we read them: ours runs us, or, from a plain
-     * thread, the run's teardown waits for foreign_ops (run_enter, without
-     * counting as a caller that could ready a goroutine). */
-    struct rproc *me = tls_proc;
-    if (!me) {
-        fetch_add_seqcst(&rt.foreign_ops, 1);
-        if (!load_seqcst(&rt.active)) {
-            fetch_sub_release(&rt.foreign_ops, 1);
-            return 0;
-        }
-    }
-    int64_t out;
-    int64_t n = live_count(&out);
-    if (!me)
-        fetch_sub_release(&rt.foreign_ops, 1); /* as run_exit */
+     * thread, the run's teardown waits for us (run_enter_quiet: a count
+     * readies no goroutine, so deadlock detection stays on). */
+    struct rproc *me;
+    if (!run_enter_quiet(&me))
+        return 0;
+    int64_t n = live_count();
+    run_exit(me);
     return n > 0 ? (size_t)n : 0;
 }
