@@ -460,7 +460,8 @@ struct rproc {
      * (0 before the first look: the proc starts zeroed).  Owner only. */
     unsigned slice_tick;
     int64_t slice_start;
-    bool backlog_slow;          /* the last backlog took over DEAL_NS to run (spawn.c "Dealing"); owner */
+    unsigned backlogs_slow;     /* backlogs in a row that took over DEAL_NS to run (spawn.c
+                                 * "Dealing"); owner */
     int64_t spin_budget;        /* how long the next idle spin may last, ns (sched.c proc_sleep); owner */
     bool spun_out;              /* a goroutine's spin in place just ran out: skip the idle spin
                                  * that follows (sched.c "Spinning in place"); owner */

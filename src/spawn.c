@@ -54,18 +54,22 @@
  * of unstarted goroutines until the spawner runs again.  100k goroutines
  * that each sleep 10 ms on 2 procs started two thirds of themselves on
  * the spawner's proc, and their wake-ups followed them there (a started
- * goroutine never moves): the second round took 160 ms against 130 without
- * the bound (tests/bench/sleepers, medians of 8).  So the spawner times
- * its wait: when the last backlog took more than DEAL_NS to run (256
- * children at more than about 200 ns each, the cost of moving a goroutine
- * to another CPU and of waking that CPU's proc now and then), the next
- * backlog is dealt: half of it goes to a proc whose queue is short, idle
- * or not (runq.c deal), before the spawner yields.  The same benchmark
- * then took 107 ms; a fan-out of empty goroutines, whose 256 run in a few
- * microseconds, is never dealt, and keeps its locality (dealing it anyway
- * took round 2 of tests/bench/waitgroup on 2 procs from 3.0 ms to 8).
- * Dealing to a proc only when it is hungry did not help: the other proc
- * is mostly busy with the last deal when the spawner looks.
+ * goroutine never moves).  So the spawner times its waits: when the last
+ * two backlogs each took more than DEAL_NS to run (256 children at more
+ * than about 200 ns each, the cost of moving a goroutine to another CPU
+ * and of waking that CPU's proc now and then), the next backlog is dealt:
+ * half of it goes to a proc whose queue is short, idle or not (runq.c
+ * deal), before the spawner yields.  Round 2 of tests/bench/sleepers on 2
+ * procs: 164 ms without dealing, 129 with (medians of 8 alternated runs).
+ * A fan-out of empty goroutines, whose 256 run in 10-25 us, is not dealt
+ * and keeps its locality.  Two slow waits in a row, not one: a fan-out
+ * waits over 50 us now and then (a page fault, the host), and a dealt
+ * fan-out's children contend for their WaitGroup's line across CPUs,
+ * which slows the next wait too; dealing after any one slow wait fed on
+ * itself, and round 2 of tests/bench/waitgroup on 2 procs took 13-22 ms
+ * in two runs of eight, against 3-7.  Dealing only to a hungry proc did
+ * not help the sleepers: the other proc is mostly busy with the last deal
+ * when the spawner looks.
  *
  * Counting the live.  ringo_count() and the end of the run need the number
  * of goroutines spawned and not yet exited.  One shared counter, CASed by
@@ -139,8 +143,8 @@ static void live_undo(void);
 
 /* Waiting goroutines at which a look yields ("The backlog"). */
 #define SPAWN_BACKLOG 256
-/* How long the spawner's wait behind its backlog may take before the next
- * backlog is dealt ("Dealing"). */
+/* How long the spawner's waits behind its backlog may take, two in a row,
+ * before the next backlog is dealt ("Dealing"). */
 #define DEAL_NS 50000
 
 /* The look, every SLICE_EVERY spawns made on p, by p->cur. */
@@ -151,12 +155,15 @@ static __attribute__((noinline)) void slice_look(struct rproc *p)
             ringo_yield();
             return;
         }
-        /* "Dealing": deal if the last backlog took long to run. */
-        if (p->backlog_slow)
+        /* "Dealing": deal if the last two backlogs took long to run. */
+        if (p->backlogs_slow >= 2)
             deal(p);
         int64_t t0 = now_ns();
         ringo_yield();
-        p->backlog_slow = now_ns() - t0 > DEAL_NS;
+        if (now_ns() - t0 > DEAL_NS)
+            p->backlogs_slow++;
+        else
+            p->backlogs_slow = 0;
         return;
     }
     /* relaxed: our own counter (the watchdog reads it, nobody else writes) */

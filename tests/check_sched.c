@@ -1647,7 +1647,7 @@ END_TEST
  * a goroutine bound to the other proc yields in a loop, so that proc never
  * steals and is never donated to, and only a deal can bring it children.
  * Each child computes for some microseconds (a few thousand additions), so
- * 256 of them take far longer than DEAL_NS (50 us) on any machine.
+ * every 256 of them take far longer than DEAL_NS (50 us) on any machine.
  * Without dealing every child runs on the spawner's proc. */
 #define DEAL_KIDS 2048
 static atomic_long deal_on[2];
