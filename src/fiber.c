@@ -96,8 +96,8 @@ static struct region *fresh_regions; /* regions with never-used slots; under poo
 static struct stack *pool;          /* free stacks in batches (struct stack's
                                      * next_batch, batch_n), under pool_lock */
 static size_t page_size;
-static size_t usable_size;          /* stack bytes below the header */
-static size_t slot_size;            /* page + usable_size + header, page aligned */
+size_t ringo__stack_usable;         /* stack bytes below the header: s->lo == (char *)s - it */
+static size_t slot_size;            /* page + ringo__stack_usable + header, page aligned */
 static long guard_budget;           /* stacks that may still get a guard; under pool_lock */
 static long stack_avail;            /* see stack_reserve(); under pool_lock */
 static bool guard_madvise;          /* guards by MADV_GUARD_INSTALL; set by fiber_init
@@ -131,7 +131,7 @@ int fiber_init(size_t stack_size)
     if (stack_size > ((size_t)1 << 30))
         return -EINVAL;
     slot_size = (page_size + stack_size + HDR_SIZE + page_size - 1) & ~(page_size - 1);
-    usable_size = slot_size - page_size - HDR_SIZE;
+    ringo__stack_usable = slot_size - page_size - HDR_SIZE;
 
     const char *env = getenv("RINGO_GUARD_STACKS");
     if (env && *env) {
@@ -157,7 +157,7 @@ int fiber_init(size_t stack_size)
 
 size_t fiber_stack_size(void)
 {
-    return usable_size;
+    return ringo__stack_usable;
 }
 
 void fiber_fini(void)
