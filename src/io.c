@@ -147,8 +147,18 @@ static inline int io_check(struct rg *g, int fd, int dirs)
 }
 
 /* Steps 2-4 of the design comment: io, started as the call's only
- * operation.  Returns the result, IO_AGAIN or IO_RESTART. */
-static int io_wait(struct rproc *p, struct rg *g, const struct eng_io *io, int dirs)
+ * operation.  Returns the result, IO_AGAIN or IO_RESTART.
+ *
+ * Inlined into every call: a parked goroutine's frames are read back
+ * when it resumes (saved registers, return addresses), and with many
+ * goroutines taking turns each line of them is a cache miss.  As a frame
+ * of its own, io_wait sat between the call's frame and park_commit's with
+ * 208 bytes and six saved registers; merged, the call's frame grows by
+ * less.  callgrind on tests/bench/httpd at -c1000, one proc, 512 KiB L2
+ * simulated: 34.4 L2 misses per request as a call, 30.3 inlined, and 30
+ * fewer instructions; the library's text grows by 13 KiB. */
+static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct rg *g,
+                                                         const struct eng_io *io, int dirs)
 {
     int fd = io->fd;
     /* Not an initializer: the epoll engine's fields are set by eng_try
