@@ -221,6 +221,11 @@ void ready(struct rg *g, int result)
     struct rproc *owner = load_relaxed(&g->p); /* fixed since the goroutine started */
     struct rproc *p = tls_proc;
     if (owner == p) {
+        /* Lines 1 and 2, which its resumption reads first (sched.c
+         * "Resuming a goroutine"); started is set before the goroutine
+         * first waits, and it is ours. */
+        if (g->started && resume_cold(p))
+            prefetch_lines(g->cold, 2);
         runq_push(p, g);
         return;
     }

@@ -120,6 +120,24 @@ struct rg *steal(struct rproc *p);
 void steal_wake(struct rproc *p);
 void steal_run(struct rproc *p, struct rtask *t);
 
+/* Fetching a goroutine's lines ahead of its resumption (sched.c
+ * "Resuming a goroutine"): worth it when this many of the proc's
+ * operations are in flight, each a goroutine whose lines a round of the
+ * others may have pushed out of the cache. */
+#define RESUME_COLD_INFLIGHT 64
+
+static inline bool resume_cold(struct rproc *p)
+{
+    return load_relaxed(&p->inflight) >= RESUME_COLD_INFLIGHT; /* relaxed: our own count */
+}
+
+/* n lines from a, fetched without waiting for them (a hint: never faults). */
+static inline void prefetch_lines(const void *a, int n)
+{
+    for (int i = 0; i < n; i++)
+        __builtin_prefetch((const char *)a + 64 * i, 0, 3);
+}
+
 /* Run queues (runq.c "Stealing" for the ring and its handshakes). */
 
 /* rq_fresh went from 0 to more, or back to 0: tell thieves (rq_stealable).
