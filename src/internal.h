@@ -356,6 +356,7 @@ struct rproc {
      * preparing an SQE never runs a completion.  Owner. */
     struct io_uring_cqe *cq_defer;
     unsigned cq_defer_head, cq_defer_n, cq_defer_cap; /* next to dispatch, held, room */
+    unsigned cq_tail;           /* the CQ tail as last read; next_cqe reads it again at it; owner */
 
     struct fiber_ctx g0;        /* the proc thread's own context (scheduler loop) */
 #ifdef RINGO_SWITCH_UCONTEXT
