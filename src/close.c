@@ -101,7 +101,10 @@ static inline struct rg *io_self(struct rproc **pp)
 static _Atomic(_Atomic uint32_t *) closing_page[FDOPS_PAGES];
 static _Atomic uint32_t closing_untracked;
 
-static _Atomic uint32_t *closing_slot(int fd, bool create)
+/* fd's mark, or NULL (no page for it, and none made unless create).
+ * Inlined: fdclose_look, which every I/O call makes when there is more
+ * than one proc, then folds the page's creation away. */
+static inline __attribute__((always_inline)) _Atomic uint32_t *closing_slot(int fd, bool create)
 {
     unsigned pg = (unsigned)fd >> FDOPS_PAGE_BITS;
     if (pg >= FDOPS_PAGES)
