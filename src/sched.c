@@ -237,7 +237,9 @@ static struct rg_cold *g_cold_init(struct rg *g, struct stack *s)
  *     stack (g0), to which that goroutine will switch when it waits.
  * The work of the goroutine that runs meanwhile hides the fetches.  Only
  * when many of the proc's goroutines wait for I/O (resume_cold): with few,
- * the lines are in cache, and yield and ping-pong pay one compare.
+ * the lines are in cache, and a park pays one compare.  Only at a park
+ * and at the scheduler loop's switch: a yield leaves nothing cold behind
+ * that a park would not (tests/bench/yield pays nothing for this).
  *
  * Only goroutines that have started have lines 1 and 2 and a stack; only
  * the owner reads them, and an entry that a thief may take (RQ_STEALABLE)
@@ -324,8 +326,6 @@ static void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dyin
      * acquires what `from`'s released. */
     __tsan_switch_to_fiber(to ? g_run(to)->stack->tsan_fiber : p->tsan_g0, 0);
 #endif
-    if (to)
-        prefetch_resume(p);
     fiber_switch(fc, tc);
     after_switch(p, fake);
 }
@@ -381,6 +381,8 @@ void sched_switch(struct rproc *p, struct rg *g)
     struct rg *next = next_runnable(p);
     if (next == g)
         return; /* readied while parking: keep running */
+    if (next)
+        prefetch_resume(p);
     switch_to(p, g, next, false);
 }
 
@@ -859,6 +861,7 @@ void proc_main(struct rproc *p)
         if (!g && p->steal_on)
             g = steal(p);
         if (g) {
+            prefetch_resume(p);
             switch_to(p, NULL, g, false);
             continue;
         }
