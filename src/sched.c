@@ -222,7 +222,8 @@ static struct rg_cold *g_cold_init(struct rg *g, struct stack *s)
  * So the lines are fetched ahead, without waiting for them:
  *   - ready() fetches lines 1 and 2 of a goroutine it queues on its own
  *     proc (line 0 it has just written);
- *   - each switch fetches the stack lines of the goroutine queued next,
+ *   - each park, and each switch of the scheduler loop to a goroutine,
+ *     fetches the stack lines of the goroutine queued next,
  *     from its saved pointer up (its line 1 came with its ready), and
  *     lines 1 and 2 of the one after it again, for a round long enough
  *     that they may have left the cache since its ready;
@@ -233,8 +234,9 @@ static struct rg_cold *g_cold_init(struct rg *g, struct stack *s)
  *     pops of a resumption (perf annotate: the call of the switch to the
  *     scheduler loop had two thirds of switch_to's samples, and a
  *     twentieth with these lines fetched);
- *   - a switch to the last goroutine queued fetches the scheduler loop's
- *     stack (g0), to which that goroutine will switch when it waits.
+ *   - a park that switches to the last goroutine queued fetches the
+ *     scheduler loop's stack (g0), to which that goroutine will switch
+ *     when it waits (the loop's own switch does not: its stack is hot).
  * The work of the goroutine that runs meanwhile hides the fetches.  Only
  * when many of the proc's goroutines wait for I/O (resume_cold): with few,
  * the lines are in cache, and a park pays one compare.  Only at a park
@@ -247,12 +249,13 @@ static struct rg_cold *g_cold_init(struct rg *g, struct stack *s)
 #define RESUME_STACK_LINES 10 /* from the saved stack pointer up */
 #define RESUME_BELOW       256 /* bytes below it */
 
-static inline void prefetch_resume(struct rproc *p)
+static inline void prefetch_resume(struct rproc *p, bool from_g0)
 {
 #ifndef RINGO_SWITCH_UCONTEXT
     if (!resume_cold(p))
         return;
-    struct rg *n0, *n1;
+    struct rg *n0 = NULL, *n1 = NULL;
+    bool empty;
     if (__builtin_expect(p->steal_on, 0)) {
         /* relaxed: our ring, whose head thieves may move on; a stale head
          * names a goroutine that already ran or was stolen, both harmless
@@ -260,22 +263,25 @@ static inline void prefetch_resume(struct rproc *p)
          * (such entries are never stolen).  prio, the timers' goroutines,
          * and the list behind the ring are not looked at. */
         uint32_t h = load_relaxed(&p->rq_head), t = load_relaxed(&p->rq_tail);
-        if (h == t) {
-            if (!p->prio && !p->runq_head)
-                prefetch_lines(p->g0.sp, RESUME_STACK_LINES);
-            return;
+        empty = h == t && !p->prio && !p->runq_head;
+        if (h != t) {
+            uintptr_t e0 = load_relaxed(&p->rq[h % RQ_SIZE]);
+            uintptr_t e1 = h + 1 != t ? load_relaxed(&p->rq[(h + 1) % RQ_SIZE]) : RQ_STEALABLE;
+            n0 = (e0 & RQ_STEALABLE) ? NULL : (struct rg *)e0;
+            n1 = (e1 & RQ_STEALABLE) ? NULL : (struct rg *)e1;
         }
-        uintptr_t e0 = load_relaxed(&p->rq[h % RQ_SIZE]);
-        uintptr_t e1 = h + 1 != t ? load_relaxed(&p->rq[(h + 1) % RQ_SIZE]) : RQ_STEALABLE;
-        n0 = (e0 & RQ_STEALABLE) ? NULL : (struct rg *)e0;
-        n1 = (e1 & RQ_STEALABLE) ? NULL : (struct rg *)e1;
     } else {
         n0 = p->runq_head;
-        if (!n0) {
+        n1 = n0 ? n0->next : NULL;
+        empty = !n0;
+    }
+    if (empty) {
+        /* The goroutine switched to is the last one queued: when it waits
+         * it switches to the scheduler loop, whose stack is cold unless
+         * the loop itself is what runs now. */
+        if (!from_g0)
             prefetch_lines(p->g0.sp, RESUME_STACK_LINES);
-            return;
-        }
-        n1 = n0->next;
+        return;
     }
     if (n0 && n0->started)
         prefetch_lines((const char *)g_run(n0)->ctx.sp - RESUME_BELOW, RESUME_STACK_LINES + RESUME_BELOW / 64);
@@ -283,6 +289,7 @@ static inline void prefetch_resume(struct rproc *p)
         prefetch_lines(n1->cold, 2);
 #else
     (void)p;
+    (void)from_g0;
 #endif
 }
 
@@ -382,7 +389,7 @@ void sched_switch(struct rproc *p, struct rg *g)
     if (next == g)
         return; /* readied while parking: keep running */
     if (next)
-        prefetch_resume(p);
+        prefetch_resume(p, false);
     switch_to(p, g, next, false);
 }
 
@@ -861,7 +868,7 @@ void proc_main(struct rproc *p)
         if (!g && p->steal_on)
             g = steal(p);
         if (g) {
-            prefetch_resume(p);
+            prefetch_resume(p, true);
             switch_to(p, NULL, g, false);
             continue;
         }
