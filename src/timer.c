@@ -9,9 +9,13 @@
  * and a cancelled sleeper needs no TIMEOUT_REMOVE round trip.
  * (tests/bench/sleepers measures the 100k-sleepers case.)
  *
- * Invariants: t->idx == 0 iff t is not in the heap; otherwise
- * th->h[t->idx - 1].t == t and th->h[t->idx - 1].when == t->when.  Only
- * the owner proc touches its heap.
+ * Timers armed in the order they fire go to a queue beside the heap
+ * instead ("The queue", below).
+ *
+ * Invariants: t->idx == 0 iff t is armed in neither; in the heap,
+ * th->h[t->idx - 1].t == t and th->h[t->idx - 1].when == t->when; in the
+ * queue (t->idx & TIDX_QUEUE), th->q[t->idx & ~TIDX_QUEUE] holds the
+ * same.  th->n counts both.  Only the owner proc touches its timers.
  *
  * The heap's layout.  Each entry carries its timer's place beside the
  * pointer (16 bytes, as Go's heap of timerWhen), so a sift compares
@@ -105,7 +109,7 @@ static void sift_up(struct timer_heap *th, size_t i)
 static void sift_down(struct timer_heap *th, size_t i)
 {
     struct theap_ent e = th->h[i];
-    size_t n = th->n;
+    size_t n = th->hn;
     for (;;) {
         size_t c = i * 4 + 1, best = i;
         int64_t bw = e.when;
@@ -145,10 +149,139 @@ int timer_reserve(struct timer_heap *th, size_t n)
     uintptr_t start = ((uintptr_t)mem + 63) & ~(uintptr_t)63;
     size_t off = start + HEAP_SKEW - (uintptr_t)mem;
     if (th->h && off != old_off)
-        memmove((char *)mem + off, (char *)mem + old_off, th->n * sizeof(struct theap_ent));
+        memmove((char *)mem + off, (char *)mem + old_off, th->hn * sizeof(struct theap_ent));
     th->mem = mem;
     th->h = (struct theap_ent *)((char *)mem + off);
     th->cap = cap;
+    return 0;
+}
+
+/* Into the heap; there is room (the caller made sure). */
+static void heap_push(struct timer_heap *th, struct rtimer *t)
+{
+    th->h[th->hn] = (struct theap_ent){ .when = t->when, .t = t };
+    th->hn++;
+    th->n++;
+    sift_up(th, th->hn - 1);
+}
+
+static void heap_remove(struct timer_heap *th, struct rtimer *t)
+{
+    size_t i = t->idx - 1;
+    t->idx = 0;
+    th->n--;
+    th->hn--;
+    if (i == th->hn)
+        return;
+    struct theap_ent last = th->h[th->hn];
+    place(th, i, last);
+    if (i > 0 && th->h[(i - 1) / 4].when > last.when)
+        sift_up(th, i);
+    else
+        sift_down(th, i);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The queue.
+ *
+ * Timers are mostly armed in the order they fire: every sleep of one
+ * length, every connection's deadline of one timeout, is later than the
+ * one armed before it.  A heap makes each of those pay a sift to the
+ * bottom when it comes to the top (the last entry, the latest, takes the
+ * top's place and sinks all the way): for 100k sleepers, nine levels and
+ * a fifth of tests/bench/sleepers' instructions.  So beside the heap a
+ * proc keeps a queue: a ring of entries in order of when, to which a
+ * timer is appended if it is due no earlier than the queue's last entry
+ * (else it goes to the heap).  Arming at the tail and firing at the head
+ * are O(1); the next timer is the earlier of the heap's top and the
+ * queue's head.
+ *
+ * A timer disarmed in the middle of the queue leaves its slot empty
+ * (t == NULL; its when stays, so the order holds); empty slots at either
+ * end are dropped at once, so the head and the last entry are always
+ * armed timers.  When the ring is full it is copied, without its empty
+ * slots, into one of at least twice the armed count (each timer's idx
+ * follows it): what it costs is paid for by the appends since the last
+ * copy.  A ring that cannot grow (no memory) sends the timer to the heap,
+ * whose room timer_reserve promised, so arming still never fails there.
+ *
+ * "Moved later" works as in the heap: a queued timer whose due has moved
+ * on is taken off the head when its old time comes, and armed again at
+ * its due (appended, or into the heap). */
+#define QUEUE_MIN 64u
+
+static inline struct theap_ent *q_at(const struct timer_heap *th, uint32_t pos)
+{
+    return &th->q[pos & (th->q_cap - 1)];
+}
+
+/* Room for one more entry at the tail: 0, or -ENOMEM. */
+static int q_room(struct timer_heap *th)
+{
+    if (th->q_tail - th->q_head < th->q_cap)
+        return 0;
+    size_t live = th->n - th->hn;
+    uint32_t cap = QUEUE_MIN;
+    while (cap < 2 * (live + 1)) {
+        if (cap >= TIDX_QUEUE / 2)
+            return -ENOMEM; /* the index has no room for more */
+        cap *= 2;
+    }
+    struct theap_ent *q = seam_malloc(cap * sizeof *q);
+    if (!q)
+        return -ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t pos = th->q_head; pos != th->q_tail; pos++) {
+        struct theap_ent e = *q_at(th, pos);
+        if (!e.t)
+            continue;
+        q[k] = e;
+        e.t->idx = TIDX_QUEUE | k;
+        k++;
+    }
+    free(th->q);
+    th->q = q;
+    th->q_cap = cap;
+    th->q_head = 0;
+    th->q_tail = k;
+    return 0;
+}
+
+/* Append t (its when set) if it keeps the queue in order and there is
+ * room: true, or false for the heap. */
+static bool q_append(struct timer_heap *th, struct rtimer *t)
+{
+    if (th->q_head != th->q_tail && t->when < q_at(th, th->q_tail - 1)->when)
+        return false;
+    if (q_room(th) != 0)
+        return false;
+    uint32_t pos = th->q_tail++;
+    *q_at(th, pos) = (struct theap_ent){ .when = t->when, .t = t };
+    t->idx = TIDX_QUEUE | (pos & (th->q_cap - 1));
+    th->n++;
+    return true;
+}
+
+static void q_remove(struct timer_heap *th, struct rtimer *t)
+{
+    th->q[t->idx & ~TIDX_QUEUE].t = NULL;
+    t->idx = 0;
+    th->n--;
+    while (th->q_head != th->q_tail && !q_at(th, th->q_head)->t)
+        th->q_head++;
+    while (th->q_tail != th->q_head && !q_at(th, th->q_tail - 1)->t)
+        th->q_tail--;
+}
+
+/* t, not armed, with its when set: into the queue, or else the heap.
+ * 0, or -ENOMEM when the heap is full and cannot grow. */
+static int place_timer(struct timer_heap *th, struct rtimer *t)
+{
+    if (q_append(th, t))
+        return 0;
+    if (th->hn == th->cap && timer_reserve(th, th->hn + 1) != 0)
+        return -ENOMEM;
+    heap_push(th, t);
     return 0;
 }
 
@@ -156,13 +289,8 @@ int timer_arm(struct timer_heap *th, struct rtimer *t, int64_t when)
 {
     if (t->idx)
         timer_disarm(th, t);
-    if (th->n == th->cap && timer_reserve(th, th->n + 1) != 0)
-        return -ENOMEM;
     t->when = t->due = when;
-    th->h[th->n] = (struct theap_ent){ .when = when, .t = t };
-    th->n++;
-    sift_up(th, th->n - 1);
-    return 0;
+    return place_timer(th, t);
 }
 
 int timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when)
@@ -172,6 +300,15 @@ int timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when)
     if (when >= t->when) {
         t->due = when; /* moved later: see the top */
         return 0;
+    }
+    if (t->idx & TIDX_QUEUE) {
+        /* Earlier: out of the queue, and in again where it now belongs.
+         * Room in the heap first, so that a failure leaves t as it was. */
+        if (th->hn == th->cap && timer_reserve(th, th->hn + 1) != 0)
+            return -ENOMEM;
+        q_remove(th, t);
+        t->when = t->due = when;
+        return place_timer(th, t);
     }
     t->when = t->due = when;
     th->h[t->idx - 1].when = when;
@@ -183,27 +320,36 @@ void timer_disarm(struct timer_heap *th, struct rtimer *t)
 {
     if (!t->idx)
         return;
-    size_t i = t->idx - 1;
-    t->idx = 0;
-    th->n--;
-    if (i == th->n)
-        return;
-    struct theap_ent last = th->h[th->n];
-    place(th, i, last);
-    if (i > 0 && th->h[(i - 1) / 4].when > last.when)
-        sift_up(th, i);
+    if (t->idx & TIDX_QUEUE)
+        q_remove(th, t);
     else
-        sift_down(th, i);
+        heap_remove(th, t);
 }
 
 size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now)
 {
     size_t fired = 0;
-    while (th->n && th->h[0].when <= now) {
-        struct rtimer *t = th->h[0].t;
+    for (;;) {
+        int64_t hw = th->hn ? th->h[0].when : INT64_MAX;
+        int64_t qw = th->q_head != th->q_tail ? q_at(th, th->q_head)->when : INT64_MAX;
+        bool from_heap = hw <= qw;
+        if ((from_heap ? hw : qw) > now)
+            break;
+        struct rtimer *t = from_heap ? th->h[0].t : q_at(th, th->q_head)->t;
         if (t->due > now) {
-            t->when = th->h[0].when = t->due; /* moved later: to its place */
-            sift_down(th, 0);
+            /* Moved later: to its place. */
+            if (from_heap) {
+                t->when = th->h[0].when = t->due;
+                sift_down(th, 0);
+            } else {
+                /* The heap has room: t is counted in the armed timers,
+                 * for which timer_reserve made it (and the model test,
+                 * which reserves nothing, lets it grow). */
+                q_remove(th, t);
+                t->when = t->due;
+                if (place_timer(th, t) != 0)
+                    bug("timer heap full despite the reservation made for its timers");
+            }
             continue;
         }
         timer_disarm(th, t);
@@ -215,16 +361,23 @@ size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now)
 
 void timer_heap_free(struct timer_heap *th)
 {
-    for (size_t i = 0; i < th->n; i++) {
+    for (size_t i = 0; i < th->hn; i++) {
         struct rtimer *t = th->h[i].t;
         t->idx = 0;
         if (t->ops->discard)
             t->ops->discard(t);
     }
+    for (uint32_t pos = th->q_head; pos != th->q_tail; pos++) {
+        struct rtimer *t = q_at(th, pos)->t;
+        if (!t)
+            continue;
+        t->idx = 0;
+        if (t->ops->discard)
+            t->ops->discard(t);
+    }
     free(th->mem);
-    th->mem = NULL;
-    th->h = NULL;
-    th->n = th->cap = 0;
+    free(th->q);
+    *th = (struct timer_heap){ 0 };
 }
 
 /* ---------------------------------------------------------------------- */

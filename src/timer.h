@@ -1,6 +1,7 @@
 /*
- * timer.h — a proc's timers: a 4-ary min-heap of absolute CLOCK_MONOTONIC
- * deadlines, owned and touched by that proc only.
+ * timer.h — a proc's timers: absolute CLOCK_MONOTONIC deadlines in a
+ * 4-ary min-heap and a queue of those armed in order (timer.c), owned and
+ * touched by that proc only.
  */
 #ifndef RINGO_TIMER_H
 #define RINGO_TIMER_H
@@ -22,8 +23,10 @@ struct rtimer {
     int64_t when;                   /* its place in the heap: absolute ns, CLOCK_MONOTONIC */
     int64_t due;                    /* when it fires; >= when (timer_rearm, timer.c) */
     const struct rtimer_ops *ops;
-    uint32_t idx;                   /* position in the heap + 1; 0 = not armed */
+    uint32_t idx;                   /* 0: not armed; else its place: heap index + 1, or
+                                     * TIDX_QUEUE | the queue slot (timer.c "The queue") */
 };
+#define TIDX_QUEUE 0x80000000u
 
 /* A heap entry carries its timer's place, so that sifting compares
  * without touching the timers (timer.c "The heap's layout"). */
@@ -35,7 +38,13 @@ struct theap_ent {
 struct timer_heap {
     struct theap_ent *h;            /* inside mem, skewed to the line (timer.c) */
     void *mem;
-    size_t n, cap;
+    size_t hn, cap;                 /* heap entries, and room for as many */
+    /* The queue (timer.c): a ring of q_cap (a power of two, or 0) entries,
+     * in order of when; slots [q_head, q_tail) in use, counted mod 2^32,
+     * emptied ones (t == NULL) among them, never at either end. */
+    struct theap_ent *q;
+    uint32_t q_cap, q_head, q_tail;
+    size_t n;                       /* timers armed, in the heap and the queue */
 };
 
 int64_t now_ns(void);
@@ -78,7 +87,9 @@ int  timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when);
  * INT64_MAX if none. */
 static inline int64_t timer_next(const struct timer_heap *th)
 {
-    return th->n ? th->h[0].when : INT64_MAX;
+    int64_t h = th->hn ? th->h[0].when : INT64_MAX;
+    int64_t q = th->q_head != th->q_tail ? th->q[th->q_head & (th->q_cap - 1)].when : INT64_MAX;
+    return h < q ? h : q;
 }
 /* Fire every timer due at now; returns how many fired. */
 size_t timer_run(struct rproc *p, struct timer_heap *th, int64_t now);

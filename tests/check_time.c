@@ -256,13 +256,21 @@ START_TEST(hundred_thousand_sleepers)
 }
 END_TEST
 
-/* The timer heap against a model, without a run: random arms, re-arms
+/* The timers against a model, without a run: random arms, re-arms
  * (earlier, and later: "Moved later" in timer.c) and disarms, with runs of
- * the heap at a clock that moves forward.  After each step every armed
- * timer sits where its index says, with its place beside it, no parent
- * after its children; each run fires exactly the armed timers due by then,
- * and the heap's next time is no later than any due that is left. */
+ * the timers at a clock that moves forward.  After each step every armed
+ * timer sits where its index says, in the heap or the queue, with its
+ * place beside it; no heap parent after its children; the queue in order,
+ * an armed timer at each end.  Each run fires exactly the armed timers due
+ * by then, and the next time is no later than any due that is left.
+ *
+ * Two mixes: whens at random (nearly all in the heap), and whens mostly
+ * one length after the clock, as sleeps of one duration and deadlines of
+ * one timeout are, the rest earlier (the queue, with the others and the
+ * re-arms earlier going to the heap, and disarms emptying slots in the
+ * middle). */
 enum { HT_N = 3000, HT_STEPS = 60000 };
+#define HT_LEN 5000000 /* the one length of the ordered mix */
 
 /* A check that costs nothing when it holds (ck_assert marks each passing
  * check with a write to the test's pipe; this test makes millions). */
@@ -286,9 +294,10 @@ static void ht_fire(struct rproc *p, struct rtimer *t)
 
 static const struct rtimer_ops ht_ops = { .fire = ht_fire };
 
-static void ht_check(const struct timer_heap *th)
+/* Returns how many armed timers are in the queue. */
+static size_t ht_check(const struct timer_heap *th)
 {
-    size_t armed = 0;
+    size_t armed = 0, queued = 0;
     for (int i = 0; i < HT_N; i++) {
         if (!ht[i].armed) {
             HT_REQUIRE((ht[i].t.idx) == (0));
@@ -296,19 +305,42 @@ static void ht_check(const struct timer_heap *th)
         }
         armed++;
         uint32_t k = ht[i].t.idx;
-        HT_REQUIRE((k) >= (1));
-        HT_REQUIRE((k) <= (th->n));
-        HT_REQUIRE((th->h[k - 1].t) == (&ht[i].t));
-        HT_REQUIRE((th->h[k - 1].when) == (ht[i].t.when));
+        const struct theap_ent *e;
+        if (k & TIDX_QUEUE) {
+            HT_REQUIRE((k & ~TIDX_QUEUE) < th->q_cap);
+            e = &th->q[k & ~TIDX_QUEUE];
+            queued++;
+        } else {
+            HT_REQUIRE((k) >= (1));
+            HT_REQUIRE((k) <= (th->hn));
+            e = &th->h[k - 1];
+        }
+        HT_REQUIRE((e->t) == (&ht[i].t));
+        HT_REQUIRE((e->when) == (ht[i].t.when));
         HT_REQUIRE((ht[i].t.due) == (ht[i].due));
         HT_REQUIRE((ht[i].t.when) <= (ht[i].due));
     }
     HT_REQUIRE((armed) == (th->n));
-    for (size_t k = 1; k < th->n; k++)
+    for (size_t k = 1; k < th->hn; k++)
         HT_REQUIRE((th->h[(k - 1) / 4].when) <= (th->h[k].when));
+    size_t in_ring = 0;
+    HT_REQUIRE((uint32_t)(th->q_tail - th->q_head) <= th->q_cap);
+    for (uint32_t pos = th->q_head; pos != th->q_tail; pos++) {
+        const struct theap_ent *e = &th->q[pos & (th->q_cap - 1)];
+        if (pos != th->q_head)
+            HT_REQUIRE((th->q[(pos - 1) & (th->q_cap - 1)].when) <= (e->when));
+        if (pos == th->q_head || pos + 1 == th->q_tail)
+            HT_REQUIRE(e->t != NULL);
+        if (e->t) {
+            HT_REQUIRE((e->t->idx) == (TIDX_QUEUE | (pos & (th->q_cap - 1))));
+            in_ring++;
+        }
+    }
+    HT_REQUIRE((in_ring) == (queued));
+    return queued;
 }
 
-START_TEST(timer_heap_matches_a_model)
+static void ht_model(bool ordered)
 {
     struct timer_heap th = { 0 };
     uint64_t x = 88172645463325252ull; /* xorshift64 */
@@ -316,10 +348,12 @@ START_TEST(timer_heap_matches_a_model)
     for (int i = 0; i < HT_N; i++)
         ht[i] = (struct ht_timer){ .t = { .ops = &ht_ops } };
     int64_t now = 0;
-    size_t fired_total = 0;
+    size_t fired_total = 0, queued_max = 0, heaped_max = 0;
     for (int step = 0; step < HT_STEPS; step++) {
         struct ht_timer *m = &ht[HT_RAND() % HT_N];
-        int64_t when = now + 1 + (int64_t)(HT_RAND() % 10000000);
+        int64_t when = now + 1 + (int64_t)(HT_RAND() % (ordered ? HT_LEN : 10000000));
+        if (ordered && HT_RAND() % 4 != 0)
+            when = now + HT_LEN;
         switch (HT_RAND() % 8) {
         case 0: case 1: case 2: /* arm, or arm again */
             HT_REQUIRE(timer_arm(&th, &m->t, when) == 0);
@@ -327,7 +361,7 @@ START_TEST(timer_heap_matches_a_model)
             m->armed = true;
             m->fired = false;
             break;
-        case 3: case 4: /* re-arm: later costs nothing now, earlier sifts */
+        case 3: case 4: /* re-arm: later costs nothing now, earlier moves it */
             HT_REQUIRE(timer_rearm(&th, &m->t, when) == 0);
             m->due = when;
             m->armed = true;
@@ -337,7 +371,7 @@ START_TEST(timer_heap_matches_a_model)
             timer_disarm(&th, &m->t);
             m->armed = false;
             break;
-        default: { /* the clock moves on, and the heap runs */
+        default: { /* the clock moves on, and the timers run */
             now += (int64_t)(HT_RAND() % 20000);
             size_t due = 0;
             for (int i = 0; i < HT_N; i++) {
@@ -355,15 +389,37 @@ START_TEST(timer_heap_matches_a_model)
             break;
         }
         }
-        if (step % 97 == 0 || step == HT_STEPS - 1)
-            ht_check(&th);
+        if (step % 97 == 0 || step == HT_STEPS - 1) {
+            size_t q = ht_check(&th);
+            if (q > queued_max)
+                queued_max = q;
+            if (th.hn > heaped_max)
+                heaped_max = th.hn;
+        }
     }
     ck_assert_uint_gt(fired_total, HT_N); /* the runs did fire */
     ck_assert_uint_gt(th.cap, 64);        /* and the heap grew */
+    if (ordered) {
+        ck_assert_uint_gt(th.q_cap, 64);  /* the queue grew, */
+        ck_assert_uint_gt(queued_max, heaped_max); /* and held most */
+    } else {
+        ck_assert_uint_gt(heaped_max, queued_max);
+    }
     timer_heap_free(&th);
     for (int i = 0; i < HT_N; i++)
-        ht[i].t.idx = 0;
+        ck_assert_uint_eq(ht[i].t.idx, 0); /* freeing let go of every timer */
 #undef HT_RAND
+}
+
+START_TEST(timer_heap_matches_a_model)
+{
+    ht_model(false);
+}
+END_TEST
+
+START_TEST(timer_queue_matches_a_model)
+{
+    ht_model(true);
 }
 END_TEST
 
@@ -381,6 +437,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_wins_over_deadline);
     tcase_add_test(tc, hundred_thousand_sleepers);
     tcase_add_test(tc, timer_heap_matches_a_model);
+    tcase_add_test(tc, timer_queue_matches_a_model);
     suite_add_tcase(s, tc);
     return s;
 }
