@@ -222,8 +222,9 @@ static struct rg_cold *g_cold_init(struct rg *g, struct stack *s)
  * So the lines are fetched ahead, without waiting for them:
  *   - ready() fetches lines 1 and 2 of a goroutine it queues on its own
  *     proc (line 0 it has just written);
- *   - each park, and each switch of the scheduler loop to a goroutine,
- *     fetches the stack lines of the goroutine queued next,
+ *   - each park and each exit, and each switch of the scheduler loop to a
+ *     goroutine, fetches the stack lines of the goroutine queued next
+ *     (with stealing on, a goroutine whose timer fired comes first),
  *     from its saved pointer up (its line 1 came with its ready), and
  *     lines 1 and 2 of the one after it again, for a round long enough
  *     that they may have left the cache since its ready;
@@ -238,9 +239,13 @@ static struct rg_cold *g_cold_init(struct rg *g, struct stack *s)
  *     scheduler loop's stack (g0), to which that goroutine will switch
  *     when it waits (the loop's own switch does not: its stack is hot).
  * The work of the goroutine that runs meanwhile hides the fetches.  Only
- * when many of the proc's goroutines wait for I/O (resume_cold): with few,
- * the lines are in cache, and a park pays one compare.  Only at a park
- * and at the scheduler loop's switch: a yield leaves nothing cold behind
+ * when many of the proc's goroutines wait (resume_cold): 64 I/O
+ * operations in flight, or 1024 timers armed (sleepers, waits under a
+ * deadline); with few, the lines are in cache, and a park pays two
+ * compares.  100k goroutines that sleep 10 ms and exit on one proc
+ * (tests/bench/sleepers, round 2) took 101-149 ms before the timers
+ * counted and the exits fetched, 71-74 after.  Only at a park, an exit
+ * and the scheduler loop's switch: a yield leaves nothing cold behind
  * that a park would not (tests/bench/yield pays nothing for this).
  *
  * Only goroutines that have started have lines 1 and 2 and a stack; only
@@ -257,14 +262,18 @@ static inline void prefetch_resume(struct rproc *p, bool from_g0)
     struct rg *n0 = NULL, *n1 = NULL;
     bool empty;
     if (__builtin_expect(p->steal_on, 0)) {
-        /* relaxed: our ring, whose head thieves may move on; a stale head
-         * names a goroutine that already ran or was stolen, both harmless
-         * for a prefetch, and an entry is read only if it is not stealable
-         * (such entries are never stolen).  prio, the timers' goroutines,
-         * and the list behind the ring are not looked at. */
+        /* prio (the goroutines whose timers fired) goes first, and is
+         * ours alone.  relaxed: our ring, whose head thieves may move on;
+         * a stale head names a goroutine that already ran or was stolen,
+         * both harmless for a prefetch, and an entry is read only if it
+         * is not stealable (such entries are never stolen).  The list
+         * behind the ring is not looked at. */
         uint32_t h = load_relaxed(&p->rq_head), t = load_relaxed(&p->rq_tail);
         empty = h == t && !p->prio && !p->runq_head;
-        if (h != t) {
+        if (p->prio) {
+            n0 = p->prio;
+            n1 = n0->next;
+        } else if (h != t) {
             uintptr_t e0 = load_relaxed(&p->rq[h % RQ_SIZE]);
             uintptr_t e1 = h + 1 != t ? load_relaxed(&p->rq[(h + 1) % RQ_SIZE]) : RQ_STEALABLE;
             n0 = (e0 & RQ_STEALABLE) ? NULL : (struct rg *)e0;
@@ -654,6 +663,8 @@ static _Noreturn void g_exit(struct rproc *p, struct rg *g)
     }
 #endif
     p->dead = g;
+    if (next)
+        prefetch_resume(p, false);
     switch_to(p, g, next, true);
     bug("dead goroutine resumed");
 }

@@ -123,12 +123,16 @@ void steal_run(struct rproc *p, struct rtask *t);
 /* Fetching a goroutine's lines ahead of its resumption (sched.c
  * "Resuming a goroutine"): worth it when this many of the proc's
  * operations are in flight, each a goroutine whose lines a round of the
- * others may have pushed out of the cache. */
+ * others may have pushed out of the cache; or when this many timers are
+ * armed, each a goroutine that sleeps or waits under a deadline (a few
+ * KiB of lines each: a thousand are more than the L2 holds). */
 #define RESUME_COLD_INFLIGHT 64
+#define RESUME_COLD_TIMERS   1024
 
 static inline bool resume_cold(struct rproc *p)
 {
-    return load_relaxed(&p->inflight) >= RESUME_COLD_INFLIGHT; /* relaxed: our own count */
+    return load_relaxed(&p->inflight) >= RESUME_COLD_INFLIGHT || /* relaxed: our own count */
+           p->timers.n >= RESUME_COLD_TIMERS;
 }
 
 /* n lines from a, fetched without waiting for them (a hint: never faults). */
