@@ -727,10 +727,6 @@ static inline int block_check(struct rg *g)
     return 0;
 }
 
-/* Switch to the next runnable goroutine (or the scheduler loop), leaving the
- * caller as it is (callers set its state first). */
-void sched_switch(struct rproc *p, struct rg *g);
-
 /* Spawn; proc < 0 picks the caller's proc (or round robin). */
 int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg, void *creator);
 int64_t spawn_main(void (*fn)(void *), void *arg);

@@ -294,7 +294,7 @@ int timer_arm(struct timer_heap *th, struct rtimer *t, int64_t when)
     return place_timer(th, t);
 }
 
-int timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when)
+int timer_rearm_slow(struct timer_heap *th, struct rtimer *t, int64_t when)
 {
     if (!t->idx)
         return timer_arm(th, t, when);

@@ -81,8 +81,19 @@ int  timer_reserve(struct timer_heap *th, size_t n);                     /* 0 or
 int  timer_arm(struct timer_heap *th, struct rtimer *t, int64_t when);   /* 0 or -ENOMEM */
 void timer_disarm(struct timer_heap *th, struct rtimer *t);
 /* Arm t for when, armed or not; moving an armed timer later costs nothing
- * now ("Moved later", timer.c).  0 or -ENOMEM (only if t was not armed). */
-int  timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when);
+ * now ("Moved later", timer.c).  0 or -ENOMEM (then t is as it was).
+ * Inline for that case, which every wait under a deadline makes
+ * (park_commit): the call of the whole function saved registers that only
+ * its other cases need. */
+int  timer_rearm_slow(struct timer_heap *th, struct rtimer *t, int64_t when);
+static inline int timer_rearm(struct timer_heap *th, struct rtimer *t, int64_t when)
+{
+    if (t->idx && when >= t->when) {
+        t->due = when; /* moved later */
+        return 0;
+    }
+    return timer_rearm_slow(th, t, when);
+}
 /* The nearest time the heap needs looking at (a timer may then only move):
  * INT64_MAX if none. */
 static inline int64_t timer_next(const struct timer_heap *th)
