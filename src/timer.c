@@ -294,14 +294,12 @@ int timer_arm(struct timer_heap *th, struct rtimer *t, int64_t when)
     return place_timer(th, t);
 }
 
+/* timer_rearm (timer.h) of a timer not armed, or armed and moved earlier
+ * (moved later is the inline case: see the top). */
 int timer_rearm_slow(struct timer_heap *th, struct rtimer *t, int64_t when)
 {
     if (!t->idx)
         return timer_arm(th, t, when);
-    if (when >= t->when) {
-        t->due = when; /* moved later: see the top */
-        return 0;
-    }
     if (t->idx & TIDX_QUEUE) {
         /* Earlier: out of the queue, and in again where it now belongs.
          * Room in the heap first, so that a failure leaves t as it was. */
