@@ -20,7 +20,7 @@ struct rtimer_ops {
 };
 
 struct rtimer {
-    int64_t when;                   /* its place in the heap: absolute ns, CLOCK_MONOTONIC */
+    int64_t when;                   /* its place in the heap or the queue: absolute ns, CLOCK_MONOTONIC */
     int64_t due;                    /* when it fires; >= when (timer_rearm, timer.c) */
     const struct rtimer_ops *ops;
     uint32_t idx;                   /* 0: not armed; else its place: heap index + 1, or
