@@ -170,6 +170,26 @@ static inline void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to)
 /* Every stack's usable bytes (fiber_init): s->lo is (char *)s minus this. */
 extern size_t ringo__stack_usable;
 
+/* The stack pointer, for stack_sp_ok at a switch.  Read from the
+ * register: __builtin_frame_address(0) makes gcc build a frame-pointer
+ * frame (push, move, pop of the base pointer, and one register fewer) in
+ * every function the switch is inlined into.  Not volatile: any value the
+ * stack pointer takes in the function serves. */
+static inline __attribute__((always_inline)) const void *current_sp(void)
+{
+#if defined(__x86_64__)
+    const void *sp;
+    __asm__("mov %%rsp, %0" : "=r"(sp));
+    return sp;
+#elif defined(__aarch64__)
+    const void *sp;
+    __asm__("mov %0, sp" : "=r"(sp));
+    return sp;
+#else
+    return __builtin_frame_address(0);
+#endif
+}
+
 /* True if sp lies inside s with room to spare.  Checked at every switch
  * away from a goroutine, and on SIGSEGV with the faulting stack pointer.
  * The bottom comes from s and the common size, not from s->lo: the

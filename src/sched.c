@@ -321,7 +321,7 @@ static inline void prefetch_resume(struct rproc *p, bool from_g0)
  * request). */
 static inline __attribute__((always_inline)) void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dying)
 {
-    if (from && !stack_sp_ok(g_run(from)->stack, __builtin_frame_address(0)))
+    if (from && !stack_sp_ok(g_run(from)->stack, current_sp()))
         fatal("goroutine %lld stack overflow", (long long)load_relaxed(&from->id));
     if (to && !to->started && !g_start(p, to)) {
         /* Not now: run it later, once other procs have flushed their
@@ -666,7 +666,7 @@ static _Noreturn void g_exit(struct rproc *p, struct rg *g)
      * room g gave back above is next's. */
     if (next && !next->started) {
         struct stack *s = g_run(g)->stack;
-        if (!stack_sp_ok(s, __builtin_frame_address(0)))
+        if (!stack_sp_ok(s, current_sp()))
             fatal("goroutine %lld stack overflow", (long long)load_relaxed(&g->id));
         g->cold = NULL;
         g_free(p, g);
