@@ -723,12 +723,13 @@ void ringo_yield(void)
         runq_push_steal(p, g);
         next = next_runnable_steal(p);
     } else {
-        runq_push_list(p, g);
+        runq_push_list_ran(p, g);
         next = next_runnable_t(p, false);
     }
     if (next != g)
-        switch_to(p, g, next, false);
-    store_relaxed(&g->state, G_RUNNING);
+        switch_to(p, g, next, false); /* whoever switches back sets G_RUNNING */
+    else
+        store_relaxed(&g->state, G_RUNNING);
 }
 
 _Noreturn void ringo_exit(void)

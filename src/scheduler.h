@@ -205,6 +205,18 @@ static inline uint32_t rq_len(struct rproc *p)
     return load_relaxed(&p->rq_tail) - load_acquire(&p->rq_head);
 }
 
+/* runq_push_list for a goroutine that has run (a yield): never fresh. */
+static inline void runq_push_list_ran(struct rproc *p, struct rg *g)
+{
+    g->next = NULL;
+    if (p->runq_tail)
+        p->runq_tail->next = g;
+    else
+        p->runq_head = g;
+    p->runq_tail = g;
+    p->runq_len++;
+}
+
 static inline void runq_push_list(struct rproc *p, struct rg *g)
 {
     if (!g->started && !g->bound)
