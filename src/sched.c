@@ -413,11 +413,13 @@ static inline struct rg *next_runnable(struct rproc *p)
 static inline __attribute__((always_inline)) void sched_switch(struct rproc *p, struct rg *g)
 {
     struct rg *next = next_runnable(p);
-    if (next == g)
-        return; /* readied while parking: keep running */
+    if (next == g) {
+        store_relaxed(&g->state, G_RUNNING); /* readied while parking: keep running */
+        return;
+    }
     if (next)
         prefetch_resume(p, false);
-    switch_to(p, g, next, false);
+    switch_to(p, g, next, false); /* whoever switches back to g stores G_RUNNING */
 }
 
 /* Completions of p's own I/O wait to be reaped: what ends a spin, which
@@ -623,8 +625,8 @@ int park_commit(struct rg *g, uint64_t token, int flags)
     /* seq_cst load: the load half of the park/cancel handshake. */
     if ((flags & PARK_INTERRUPTIBLE) &&
         load_seqcst(&g->cancel_id) == load_relaxed(&g->id) && claim(g, token)) {
-        g->result = -ECANCELED;
-        goto out;
+        g->result = -ECANCELED; /* never left G_RUNNING */
+        return g->result;
     }
     /* Woken while it spun, g never stopped running: its state (on line 0,
      * which the waker has just written) stays as it was. */
@@ -632,8 +634,6 @@ int park_commit(struct rg *g, uint64_t token, int flags)
         return g->result;
     store_relaxed(&g->state, G_WAITING);
     sched_switch(p, g);
-out:
-    store_relaxed(&g->state, G_RUNNING);
     return g->result;
 }
 
