@@ -221,13 +221,7 @@ static inline void runq_push_list(struct rproc *p, struct rg *g)
 {
     if (!g->started && !g->bound)
         p->fresh++;
-    g->next = NULL;
-    if (p->runq_tail)
-        p->runq_tail->next = g;
-    else
-        p->runq_head = g;
-    p->runq_tail = g;
-    p->runq_len++;
+    runq_push_list_ran(p, g);
 }
 
 static inline struct rg *runq_pop_list(struct rproc *p)
