@@ -579,6 +579,40 @@ hc_settle() {
     eval "hc_$1_$2_$3=\"$out\""
 }
 
+# hc_pair KEY PLACEMENT CONNS FIELD OTHER...: the median over the rounds
+# of KEY's figure divided by the best of the OTHER servers' in the same
+# round (the highest for req/s, field 1; else the lowest), three decimals;
+# '-' if no round has all of them.  The servers of a round run one after
+# the other within seconds, so a slow spell of the host, which moves every
+# server's figures alike, moves the ratio less than it moves the medians.
+hc_pair() {
+    local key=$1 place=$2 c=$3 f=$4 o files=()
+    shift 4
+    for o in "$key" "$@"; do
+        [ -s "$tmp/hc.$o.$place.$c" ] || { printf -- '-'; return; }
+        files+=("$tmp/hc.$o.$place.$c")
+    done
+    awk -v f="$f" -v n="${#files[@]}" '
+        FNR == 1 { file++ }
+        { v[file, FNR] = $f; if (FNR > rounds) rounds = FNR }
+        END {
+            k = 0
+            for (r = 1; r <= rounds; r++) {
+                x = v[1, r]; best = ""
+                if (x !~ /^[0-9.]+$/ || x <= 0) continue
+                for (i = 2; i <= n; i++) {
+                    y = v[i, r]
+                    if (y !~ /^[0-9.]+$/ || y <= 0) continue
+                    if (best == "" || (f == 1 ? y > best : y < best)) best = y
+                }
+                if (best != "") q[++k] = x / best
+            }
+            if (!k) { printf "-"; exit }
+            for (i = 2; i <= k; i++) for (j = i; j > 1 && q[j - 1] > q[j]; j--) { t = q[j]; q[j] = q[j - 1]; q[j - 1] = t }
+            printf "%.3f", k % 2 ? q[(k + 1) / 2] : (q[k / 2] + q[k / 2 + 1]) / 2
+        }' "${files[@]}"
+}
+
 # hc KEY PLACEMENT CONNS FIELD: one figure of a cell (1 rps, 2 p50, 3 p99,
 # 4 SQEs/req, 5 enters/req, 6 CPU us/req).
 hc() {
@@ -682,6 +716,11 @@ if wanted http; then
                     say "target $place c$c: req/s >= best C baseline ($(fmt "${best:-?}")): $(met "$r" ">=${best:-x}");" \
                         "p50 <= $(lim 2) ms: $(met "$(hc ringo "$place" "$c" 2)" "<=$(lim 2)");" \
                         "p99 <= $(lim 3) ms: $(met "$(hc ringo "$place" "$c" 3)" "<=$(lim 3)")"
+                    say "    the same, round by round (median of ringo's figure over the other's in each" \
+                        "round): req/s over the best C baseline $(hc_pair ringo "$place" "$c" 1 uring epoll)," \
+                        "p50 over liburing's $(hc_pair ringo "$place" "$c" 2 uring)," \
+                        "p99 $(hc_pair ringo "$place" "$c" 3 uring)," \
+                        "CPU/req $(hc_pair ringo "$place" "$c" 6 uring)"
                     say "    SQEs/req <= 2: $(met "$(hc ringo "$place" "$c" 4)" "<=2");" \
                         "enters/req <= 0.1: $(met "$(hc ringo "$place" "$c" 5)" "<=0.1");" \
                         "CPU us/req <= $(lim 6) (1.1x liburing): $(met "$(hc ringo "$place" "$c" 6)" "<=$(lim 6)")"
