@@ -168,22 +168,74 @@ static inline void chan_unlock(ringo_chan *c)
 
 void waitq_push(struct waitq *q, struct sudog *sd);
 void waitq_remove(struct sudog *sd);   /* no-op if not queued */
-/* Dequeue the first sudog whose waiter this caller wins (claims); stale
- * ones (their waiter already ended elsewhere) are dropped.  NULL if none. */
-struct sudog *waitq_take_slow(struct waitq *q);
 
-/* The first sudog of q whose waiter could be claimed, dequeued; NULL if
- * none.  The empty test is inline: it is the answer on every buffered
- * operation that does not block. */
-static inline struct sudog *waitq_take(struct waitq *q)
+/* A waiter's life: waiter_init (its goroutine, or a plain thread's futex
+ * word), waiter_claim by whoever ends the wait, waiter_wake by that
+ * claimer, waiter_block by the waiter.  Inline: every hand-off between
+ * goroutines through a channel goes through them, and as calls of their
+ * own they cost a channel ping-pong more than a tenth of its
+ * instructions; a plain thread's halves are out of line (chan.c). */
+void waiter_wake_thread(struct waiter *w, int result);
+int  waiter_block_thread(struct waiter *w);
+
+static inline void waiter_init(struct waiter *w, int reason)
 {
-    return q->first ? waitq_take_slow(q) : NULL;
+    w->g = self_g();
+    w->fired = NULL;
+    w->result = 0;
+    store_relaxed(&w->futex, 0);
+    if (w->g)
+        w->token = park_prepare(w->g, reason, PARK_INTERRUPTIBLE);
+    else
+        note_foreign();
 }
 
-void waiter_init(struct waiter *w, int reason);
-bool waiter_claim(struct waiter *w);
-void waiter_wake(struct waiter *w, int result);
-int  waiter_block(struct waiter *w);
+static inline bool waiter_claim(struct waiter *w)
+{
+    if (w->g) /* waiter_init parks PARK_INTERRUPTIBLE */
+        return claim_expect(w->g, w->token, PARK_INTERRUPTIBLE);
+    uint32_t v = 0;
+    /* acq_rel: as claim() in park.c */
+    return cas_acq_rel(&w->futex, &v, 1);
+}
+
+static inline void waiter_wake(struct waiter *w, int result)
+{
+    if (w->g)
+        ready(w->g, result);
+    else
+        waiter_wake_thread(w, result);
+}
+
+static inline int waiter_block(struct waiter *w)
+{
+    if (w->g) /* a peer on another proc may end it: PARK_SPIN_OK */
+        return park_commit(w->g, w->token, PARK_INTERRUPTIBLE | PARK_SPIN_OK);
+    return waiter_block_thread(w);
+}
+/* The first sudog of q whose waiter this caller wins (claims), dequeued;
+ * stale ones (their waiter already ended elsewhere) are dropped.  NULL if
+ * none.  Inline, loop and all: the empty test is the answer on every
+ * buffered operation that does not block, and the first sudog is the
+ * answer on every hand-off to a parked peer. */
+static inline struct sudog *waitq_take(struct waitq *q)
+{
+    struct sudog *sd;
+    while ((sd = q->first)) {
+        /* waitq_remove of the first */
+        q->first = sd->next;
+        if (sd->next)
+            sd->next->prev = NULL;
+        else
+            q->last = NULL;
+        sd->next = NULL;
+        sd->queued = false;
+        if (waiter_claim(sd->w))
+            return sd;
+    }
+    return NULL;
+}
+
 /* Block forever (a nil channel or an empty select): only the goroutine's
  * deadline or cancellation end it. */
 int  block_forever(int reason);

@@ -648,7 +648,9 @@ void hooks_run_end(void);
 uint64_t park_prepare(struct rg *g, int reason, int flags);
 int  park_commit(struct rg *g, uint64_t token, int flags);
 bool claim(struct rg *g, uint64_t token);
-bool claim_expect(struct rg *g, uint64_t token, int flags);
+bool claim_from(struct rg *g, uint64_t token, uint64_t cur);
+/* claim_expect (a waker that knows the wait's flags) is inline, at the
+ * end of this file. */
 void ready(struct rg *g, int result);
 
 /* A goroutine's spin in place (sched.c "Spinning in place"), for a wait
@@ -909,6 +911,24 @@ static inline _Atomic uint32_t *fdops_inc(struct rproc *p, int fd)
 static inline void fdops_dec(_Atomic uint32_t *c)
 {
     store_relaxed(c, load_relaxed(c) - 1); /* as in fdops_inc */
+}
+
+/* claim, for a waker that knows the flags the wait was prepared with:
+ * one CAS from the word park_prepare stored.  When the goroutine parked
+ * on another proc, a load before the CAS fetches its line shared and the
+ * CAS fetches it once more to own it: two transfers of the line where
+ * this makes one (runq.c "Lines of a hand-off").  A wrong guess (the wait
+ * ended, or another began) costs nothing more than claim: the failed CAS
+ * returns the word, and claim_from goes on from it.  Inline: a channel's
+ * hand-off to a parked peer claims it (chan.c waiter_claim), and out of
+ * line the call cost as much as the CAS's own instructions. */
+static inline bool claim_expect(struct rg *g, uint64_t token, int flags)
+{
+    uint64_t cur = (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
+    /* acq_rel: as in claim_from; on failure cur is the word, acquired */
+    if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
+        return true;
+    return claim_from(g, token, cur);
 }
 
 #endif /* RINGO_INTERNAL_H */

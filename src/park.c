@@ -84,7 +84,8 @@ uint64_t park_prepare(struct rg *g, int reason, int flags)
     return token;
 }
 
-static bool claim_from(struct rg *g, uint64_t token, uint64_t cur)
+/* claim from the park word cur, loaded or returned by a failed CAS. */
+bool claim_from(struct rg *g, uint64_t token, uint64_t cur)
 {
     for (;;) {
         if ((cur >> PARK_SHIFT) != token || (cur & PARK_CLAIMED))
@@ -100,22 +101,6 @@ bool claim(struct rg *g, uint64_t token)
 {
     /* relaxed: the CAS in claim_from decides, and acquires */
     return claim_from(g, token, load_relaxed(&g->park));
-}
-
-/* claim, for a waker that knows the flags the wait was prepared with:
- * one CAS from the word park_prepare stored.  When the goroutine parked
- * on another proc, a load before the CAS fetches its line shared and the
- * CAS fetches it once more to own it: two transfers of the line where
- * this makes one (runq.c "Lines of a hand-off").  A wrong guess (the wait
- * ended, or another began) costs nothing more than claim: the failed CAS
- * returns the word, and claim_from goes on from it. */
-bool claim_expect(struct rg *g, uint64_t token, int flags)
-{
-    uint64_t cur = (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0);
-    /* acq_rel: as in claim_from; on failure cur is the word, acquired */
-    if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
-        return true;
-    return claim_from(g, token, cur);
 }
 
 /* A goroutine whose sleep or deadline ends goes to the front of its
