@@ -272,7 +272,7 @@ static void sq_make_room(struct rproc *p)
     }
 }
 
-struct io_uring_sqe *ring_sqe(struct rproc *p)
+struct io_uring_sqe *ring_sqe_full(struct rproc *p)
 {
     struct io_uring_sqe *sqe;
     while (!(sqe = io_uring_get_sqe(&p->ring)))
@@ -299,7 +299,9 @@ void rop_done(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t flags
     struct rop *op = (struct rop *)rec;
     op->res = res;
     owner_add(p->inflight, -1);
-    if (claim(op->g, op->token))
+    /* Every rop's wait is prepared with no flags (io_wait, ring_wait_op_on,
+     * uring_wait_until): one CAS from the word park_prepare stored. */
+    if (claim_expect(op->g, op->token, 0))
         ready(op->g, res);
 }
 

@@ -756,7 +756,10 @@ void gtable_reset_foreign(void);
 /* engine_uring.c */
 int  eng_setup(struct rproc *p);
 void eng_teardown(struct rproc *p);
-struct io_uring_sqe *ring_sqe(struct rproc *p);
+/* ring_sqe (a free SQE of p's ring, counted as submitted, owner only) is
+ * inline, at the end of this file; ring_sqe_full is its case of a full
+ * SQ. */
+struct io_uring_sqe *ring_sqe_full(struct rproc *p);
 void eng_reserve(struct rproc *p, unsigned n);
 /* Park g until the CQE of sqe; returns its result.  Nothing but the CQE
  * ends the wait (a close: eng_wait; a futex wait).  obj names what it
@@ -929,6 +932,25 @@ static inline bool claim_expect(struct rg *g, uint64_t token, int flags)
     if (cas_acq_rel(&g->park, &cur, cur | PARK_CLAIMED))
         return true;
     return claim_from(g, token, cur);
+}
+
+/* liburing's io_uring_get_sqe for the rings ringo sets up, which have
+ * neither SQPOLL (so the kernel moves the SQ head only inside this
+ * thread's own io_uring_enter, and a plain read of it serves) nor SQE128;
+ * the full SQ is ring_sqe_full's (engine_uring.c), which submits to make
+ * room.  Inline: every I/O call takes one (engine.h eng_start), and the
+ * call and liburing's tests of the setup flags were a third of the cost
+ * of queueing an operation. */
+static inline struct io_uring_sqe *ring_sqe(struct rproc *p)
+{
+    struct io_uring_sq *sq = &p->ring.sq;
+    unsigned tail = sq->sqe_tail;
+    if (__builtin_expect(tail + 1 - IO_URING_READ_ONCE(*sq->khead) > sq->ring_entries, 0))
+        return ring_sqe_full(p);
+    sq->sqe_tail = tail + 1;
+    owner_add(p->unsubmitted, 1);
+    stat_add(p->st.submissions, 1);
+    return &sq->sqes[tail & sq->ring_mask];
 }
 
 #endif /* RINGO_INTERNAL_H */
