@@ -198,8 +198,9 @@ static inline __attribute__((always_inline)) const void *current_sp(void)
  * miss per switch. */
 static inline bool stack_sp_ok(const struct stack *s, const void *sp)
 {
-    const char *p = sp;
-    return p >= (const char *)s - ringo__stack_usable + STACK_RED_ZONE && p <= (const char *)s;
+    /* One unsigned compare for both ends: below s by at most the usable
+     * bytes less the red zone (above s, the difference wraps and is huge). */
+    return (uintptr_t)s - (uintptr_t)sp <= ringo__stack_usable - STACK_RED_ZONE;
 }
 
 /*
