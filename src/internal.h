@@ -645,7 +645,7 @@ void hooks_proc_fini(struct rproc *p);
 void hooks_run_end(void);
 
 /* park/ready protocol (park.c; park_commit in sched.c) */
-uint64_t park_prepare(struct rg *g, int reason, int flags);
+/* park_prepare is inline, at the end of this file. */
 int  park_commit(struct rg *g, uint64_t token, int flags);
 bool claim(struct rg *g, uint64_t token);
 bool claim_from(struct rg *g, uint64_t token, uint64_t cur);
@@ -951,6 +951,33 @@ static inline struct io_uring_sqe *ring_sqe(struct rproc *p)
     owner_add(p->unsubmitted, 1);
     stat_add(p->st.submissions, 1);
     return &sq->sqes[tail & sq->ring_mask];
+}
+
+/* Begin a wait of g (the running goroutine, its own proc): a new token in
+ * the park word, and the wait's records reset (park.c "Park / claim /
+ * ready").  Inline: every wait makes one, and the call's frame cost a
+ * tenth of what a ringo_recv runs of its own. */
+static inline __attribute__((always_inline)) uint64_t park_prepare(struct rg *g, int reason, int flags)
+{
+    struct rg_cold *c = g->cold; /* once: the atomics below would make each use load it again */
+    uint64_t token = ++c->run.park_seq;
+    /* relaxed: read only by dumps (runtime.c dump_one) */
+    store_relaxed(&g->reason, (uint8_t)reason);
+    store_relaxed(&c->wait.wait_obj, NULL);
+    store_relaxed(&c->run.wait_fd, -1);
+    /* The park clock (park.c), not a clock read: this is the hot path. */
+    store_relaxed(&c->wait.parked_ms, load_relaxed(&g->p)->clock_ms);
+    c->run.wake_at = (flags & PARK_INTERRUPTIBLE) ? c->run.deadline : RINGO_NEVER;
+    c->run.wake_at_result = -ETIMEDOUT;
+    c->wait.io_op = NULL;
+    store_relaxed(&g->park, (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
+    /* The store half of the park/cancel handshake (park.c, top), and (A)
+     * of the fd deadline one (fddeadline.c): a full barrier after the park
+     * word and whatever the caller stored before (its fdops count), ahead
+     * of the loads that follow (cancel_id, the fd's deadline).  On x86 it
+     * costs what the seq_cst store it replaces did (a locked instruction). */
+    smp_mb();
+    return token;
 }
 
 #endif /* RINGO_INTERNAL_H */

@@ -61,28 +61,6 @@ void proc_clock_coarse(struct rproc *p)
 /* ---------------------------------------------------------------------- */
 /* Park / claim / ready */
 
-uint64_t park_prepare(struct rg *g, int reason, int flags)
-{
-    struct rg_cold *c = g->cold; /* once: the atomics below would make each use load it again */
-    uint64_t token = ++c->run.park_seq;
-    /* relaxed: read only by dumps (runtime.c dump_one) */
-    store_relaxed(&g->reason, (uint8_t)reason);
-    store_relaxed(&c->wait.wait_obj, NULL);
-    store_relaxed(&c->run.wait_fd, -1);
-    /* The park clock (below), not a clock read: this is the hot path. */
-    store_relaxed(&c->wait.parked_ms, load_relaxed(&g->p)->clock_ms);
-    c->run.wake_at = (flags & PARK_INTERRUPTIBLE) ? c->run.deadline : RINGO_NEVER;
-    c->run.wake_at_result = -ETIMEDOUT;
-    c->wait.io_op = NULL;
-    store_relaxed(&g->park, (token << PARK_SHIFT) | ((flags & PARK_INTERRUPTIBLE) ? PARK_INTR : 0));
-    /* The store half of the park/cancel handshake (see top), and (A) of
-     * the fd deadline one (fddeadline.c): a full barrier after the park
-     * word and whatever the caller stored before (its fdops count), ahead
-     * of the loads that follow (cancel_id, the fd's deadline).  On x86 it
-     * costs what the seq_cst store it replaces did (a locked instruction). */
-    smp_mb();
-    return token;
-}
 
 /* claim from the park word cur, loaded or returned by a failed CAS. */
 bool claim_from(struct rg *g, uint64_t token, uint64_t cur)
