@@ -503,24 +503,6 @@ static void waitq_push_front(struct waitq *q, struct sudog *sd)
     sd->queued = true;
 }
 
-void waitq_remove(struct sudog *sd)
-{
-    if (!sd->queued)
-        return;
-    struct waitq *q = sd->q;
-    if (sd->prev)
-        sd->prev->next = sd->next;
-    else
-        q->first = sd->next;
-    if (sd->next)
-        sd->next->prev = sd->prev;
-    else
-        q->last = sd->prev;
-    sd->next = sd->prev = NULL;
-    sd->queued = false;
-}
-
-
 /* ---------------------------------------------------------------------- */
 /* Core operations with the lock held */
 
@@ -823,8 +805,6 @@ static __attribute__((noinline)) enum slot_wait slot_wait(ringo_chan *c, void *e
     return SLOT_ENDED;
 }
 
-/* A blocking send or receive.  Inlined into each with `send` constant, so
- * each keeps a straight fast path. */
 /* A send or receive that the lock-free path did not complete (f says
  * why: FAST_LOCK or FAST_WAIT): a peer spinning in the slot, a short
  * spin for the buffer, then the lock, and the wait.  Out of line from

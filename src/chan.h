@@ -167,7 +167,24 @@ static inline void chan_unlock(ringo_chan *c)
 }
 
 void waitq_push(struct waitq *q, struct sudog *sd);
-void waitq_remove(struct sudog *sd);   /* no-op if not queued */
+
+/* Unlink sd from its queue; a no-op if it is not queued. */
+static inline void waitq_remove(struct sudog *sd)
+{
+    if (!sd->queued)
+        return;
+    struct waitq *q = sd->q;
+    if (sd->prev)
+        sd->prev->next = sd->next;
+    else
+        q->first = sd->next;
+    if (sd->next)
+        sd->next->prev = sd->prev;
+    else
+        q->last = sd->prev;
+    sd->next = sd->prev = NULL;
+    sd->queued = false;
+}
 
 /* A waiter's life: waiter_init (its goroutine, or a plain thread's futex
  * word), waiter_claim by whoever ends the wait, waiter_wake by that
@@ -213,6 +230,7 @@ static inline int waiter_block(struct waiter *w)
         return park_commit(w->g, w->token, PARK_INTERRUPTIBLE | PARK_SPIN_OK);
     return waiter_block_thread(w);
 }
+
 /* The first sudog of q whose waiter this caller wins (claims), dequeued;
  * stale ones (their waiter already ended elsewhere) are dropped.  NULL if
  * none.  Inline, loop and all: the empty test is the answer on every
@@ -222,7 +240,9 @@ static inline struct sudog *waitq_take(struct waitq *q)
 {
     struct sudog *sd;
     while ((sd = q->first)) {
-        /* waitq_remove of the first */
+        /* waitq_remove (above), for the first sudog, which is queued and
+         * has no prev: the general one's two tests cost a one-proc
+         * ping-pong 1.4% more instructions (callgrind) */
         q->first = sd->next;
         if (sd->next)
             sd->next->prev = NULL;

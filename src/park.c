@@ -61,7 +61,6 @@ void proc_clock_coarse(struct rproc *p)
 /* ---------------------------------------------------------------------- */
 /* Park / claim / ready */
 
-
 /* claim from the park word cur, loaded or returned by a failed CAS. */
 bool claim_from(struct rg *g, uint64_t token, uint64_t cur)
 {
