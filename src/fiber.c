@@ -37,19 +37,22 @@
  *     virtualised machine — per goroutine.
  *   - Free stacks go to a per-proc LIFO cache (no locks, hot memory first);
  *     past STACK_CACHE_MAX a batch of STACK_BATCH goes back to the global
- *     pool, after MADV_DONTNEED returns the pages below their headers to
- *     the kernel (only for stacks that touched any: mincore(2) says), and
- *     an empty cache takes a batch back from the pool.
+ *     pool as it is, and an empty cache takes a batch back from the pool,
+ *     unshed batches first.  A proc with nothing to run sheds them:
+ *     MADV_DONTNEED returns the pages below their headers to the kernel
+ *     (only for stacks that touched any: mincore(2) says).  See "Shedding".
  *
  * Invariants: a stack is in exactly one of {a goroutine, one proc's cache,
- * the global pool}.  Regions are unmapped only by fiber_fini(), when no
- * proc runs.  The global pool and region list are under pool_lock.
+ * the global pool, a batch an idle proc is shedding}.  Regions are
+ * unmapped only by fiber_fini(), when no proc runs.  The global pool and
+ * region list are under pool_lock.
  *
  * Rejected: one mmap per stack (two mappings each with a guard: 32k
  * goroutines at most); no guard at all (a silent overflow into a neighbour);
  * malloc'd stacks (no guard, and glibc would commit the whole stack).
  */
 #include "fiber.h"
+#include "atomic.h"
 #include "fault.h"
 
 #include <errno.h>
@@ -94,7 +97,14 @@ static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct region *regions;      /* every region; under pool_lock */
 static struct region *fresh_regions; /* regions with never-used slots; under pool_lock */
 static struct stack *pool;          /* free stacks in batches (struct stack's
-                                     * next_batch, batch_n), under pool_lock */
+                                     * next_batch, batch_n), shed; under pool_lock */
+static struct stack *pool_unshed;   /* the same, not shed yet ("Shedding"); under pool_lock */
+static size_t unshed_n;             /* stacks in pool_unshed; under pool_lock */
+/* unshed_n for stack_pool_unshed(), a hint read without the lock.
+ * relaxed: written under pool_lock, which orders what matters; a stale
+ * value only makes an idle proc take the lock for nothing, or shed at its
+ * next idle instead of this one. */
+static _Atomic size_t unshed_hint;
 static size_t page_size;
 size_t ringo__stack_usable;         /* stack bytes below the header: s->lo == (char *)s - it */
 static size_t slot_size;            /* page + ringo__stack_usable + header, page aligned */
@@ -167,6 +177,9 @@ void fiber_fini(void)
     regions = NULL;
     fresh_regions = NULL;
     pool = NULL;
+    pool_unshed = NULL;
+    unshed_n = 0;
+    store_relaxed(&unshed_hint, 0);
     stack_avail = 0;
     pthread_mutex_unlock(&pool_lock);
     while (r) {
@@ -273,13 +286,21 @@ static struct stack *carve_init(char *slot, bool guard)
 struct stack *stack_get_slow(struct stack_cache *c)
 {
     pthread_mutex_lock(&pool_lock);
-    struct stack *s = pool;
+    /* Unshed first: their pages are still there, where a shed stack's
+     * first deep touch is a page fault. */
+    struct stack *s = pool_unshed;
+    if (s) {
+        pool_unshed = s->next_batch;
+        unshed_n -= s->batch_n;
+        store_relaxed(&unshed_hint, unshed_n);
+    } else if ((s = pool)) {
+        pool = s->next_batch;
+    }
     if (s) {
         /* A whole batch: the first stack for the caller, the rest for the
          * cache, which is empty.  Taken as it is, without a walk down the
          * chain (a cache miss and a TLB miss per header, paid again when
          * the stack is used: warm spawns ran 30% slower with the walk). */
-        pool = s->next_batch;
         pthread_mutex_unlock(&pool_lock);
         c->head = s->next;
         c->n = s->batch_n - 1;
@@ -296,13 +317,21 @@ struct stack *stack_get_slow(struct stack_cache *c)
 }
 
 
-/* Give the pool a batch: n stacks chained by ->next, the last one's NULL. */
-static void pool_push(struct stack *first, size_t n)
+/* Give the pool a batch: n stacks chained by ->next, the last one's NULL,
+ * shed or not. */
+static void pool_push(struct stack *first, size_t n, bool shed)
 {
     first->batch_n = n;
     pthread_mutex_lock(&pool_lock);
-    first->next_batch = pool;
-    pool = first;
+    if (shed) {
+        first->next_batch = pool;
+        pool = first;
+    } else {
+        first->next_batch = pool_unshed;
+        pool_unshed = first;
+        unshed_n += n;
+        store_relaxed(&unshed_hint, unshed_n);
+    }
     pthread_mutex_unlock(&pool_lock);
 }
 
@@ -379,10 +408,7 @@ static void shed_pages(struct stack **v, size_t n)
     }
 }
 
-/* A cache past STACK_CACHE_MAX: a batch goes back to the pool, each
- * stack without the pages below its header's.
- *
- * Shedding.  Most goroutines never touch more than the top page, and
+/* Shedding.  Most goroutines never touch more than the top page, and
  * MADV_DONTNEED of a range with nothing in it still costs a TLB shootdown
  * (an IPI to every CPU that runs another proc: 30% of the CPU time of
  * tests/bench/coldstart on 2 procs, as exits returned stacks one by one),
@@ -390,23 +416,73 @@ static void shed_pages(struct stack **v, size_t n)
  * then a sixth of the CPU time of 100k sleepers on one proc (a system
  * call and a walk of the page table from the top for each); a batch's
  * stacks mostly lie side by side in one region, so after sorting them by
- * address one call covers a run of neighbours, up to SHED_SPAN pages. */
-static __attribute__((noinline)) void stack_shed(struct stack_cache *c)
+ * address one call covers a run of neighbours, up to SHED_SPAN pages.
+ *
+ * When.  Shed as a cache overflowed, the cost fell on the goroutine
+ * exits that overflowed it, in a burst when many goroutines end
+ * together: 100k sleepers on one proc (tests/bench/sleepers) woke up to
+ * 18 ms late as each exit near the end of a round paid for a batch's
+ * sort and page-table walks, though no stack had a page to give back.
+ * So an overflowing cache hands its batch to the pool unshed, and a proc
+ * with nothing to run sheds (stack_pool_shed, from sched.c proc_sleep),
+ * as Go's scavenger returns memory in the background: the same 100k
+ * sleepers then woke at most 0.5 ms late.  Unshed batches are the first
+ * reused (their pages are still there), and past STACK_UNSHED_MAX stacks
+ * unshed a batch is shed as it arrives, as before, so that procs that
+ * never run out of work still give memory back. */
+
+/* Give back the deep pages of a chain of stacks, STACK_BATCH at a time. */
+static void shed_chain(struct stack *s)
 {
     struct stack *v[STACK_BATCH];
-    struct stack *first = c->head, *last = first;
-    for (int i = 0;; i++) {
-        v[i] = last;
-        if (i == STACK_BATCH - 1)
-            break;
-        last = last->next;
+    while (s) {
+        size_t n = 0;
+        for (; s && n < STACK_BATCH; s = s->next)
+            v[n++] = s;
+        qsort(v, n, sizeof v[0], stack_addr_cmp);
+        shed_pages(v, n);
     }
+}
+
+/* A cache past STACK_CACHE_MAX: a batch goes back to the pool. */
+static __attribute__((noinline)) void stack_overflow_batch(struct stack_cache *c)
+{
+    struct stack *first = c->head, *last = first;
+    for (int i = 1; i < STACK_BATCH; i++)
+        last = last->next;
     c->head = last->next;
     c->n -= STACK_BATCH;
     last->next = NULL;
-    qsort(v, STACK_BATCH, sizeof v[0], stack_addr_cmp);
-    shed_pages(v, STACK_BATCH);
-    pool_push(first, STACK_BATCH);
+    /* relaxed: a hint (unshed_hint); past the cap by a batch or two when
+     * procs race here is no matter */
+    bool shed = load_relaxed(&unshed_hint) + STACK_BATCH > STACK_UNSHED_MAX;
+    if (shed)
+        shed_chain(first);
+    pool_push(first, STACK_BATCH, shed);
+}
+
+bool stack_pool_shed(void)
+{
+    pthread_mutex_lock(&pool_lock);
+    struct stack *s = pool_unshed;
+    if (!s) {
+        pthread_mutex_unlock(&pool_lock);
+        return false;
+    }
+    pool_unshed = s->next_batch;
+    unshed_n -= s->batch_n;
+    store_relaxed(&unshed_hint, unshed_n);
+    pthread_mutex_unlock(&pool_lock);
+    /* Ours alone meanwhile: a proc that needs a stack and finds none
+     * carves a fresh one, or retries (sched.c g_start). */
+    shed_chain(s);
+    pool_push(s, s->batch_n, true);
+    return true;
+}
+
+bool stack_pool_unshed(void)
+{
+    return load_relaxed(&unshed_hint) != 0;
 }
 
 void stack_put_slow(struct stack_cache *c, struct stack *s)
@@ -421,7 +497,7 @@ void stack_put_slow(struct stack_cache *c, struct stack *s)
     s->next = c->head;
     c->head = s;
     if (++c->n > STACK_CACHE_MAX)
-        stack_shed(c);
+        stack_overflow_batch(c);
 }
 
 void stack_cache_drain(struct stack_cache *c)
@@ -432,7 +508,7 @@ void stack_cache_drain(struct stack_cache *c)
     c->n = 0;
     if (!s)
         return;
-    pool_push(s, n);
+    pool_push(s, n, false);
 }
 
 char *stack_top(struct stack *s)

@@ -58,6 +58,11 @@ struct stack {
  * excess.  4096 × 64 KiB of address space, at most a page resident each. */
 #define STACK_CACHE_MAX 4096
 
+/* Stacks the global pool holds unshed at most (fiber.c "Shedding"): past
+ * it, a batch that arrives is shed at once.  16384 stacks that touched
+ * only their top page keep nothing more resident than they had. */
+#define STACK_UNSHED_MAX (4 * STACK_CACHE_MAX)
+
 /* Stacks moved between a proc's cache and the global pool at a time.  One
  * at a time, two procs that spawn and exit many goroutines took pool_lock
  * for every stack, and it was contended enough for the threads to sleep
@@ -110,6 +115,12 @@ static inline void stack_put(struct stack_cache *c, struct stack *s)
 #endif
 }
 void stack_cache_drain(struct stack_cache *c);         /* hand everything back */
+
+/* For procs with nothing to run (sched.c proc_sleep): whether the pool
+ * holds stacks not shed yet (a hint, without the lock), and shedding one
+ * batch of them: false if there was none (fiber.c "Shedding"). */
+bool stack_pool_unshed(void);
+bool stack_pool_shed(void);
 
 /* The usable top of s (16-byte aligned, just below the header). */
 char *stack_top(struct stack *s);

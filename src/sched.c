@@ -823,6 +823,17 @@ static void proc_sleep(struct rproc *p)
             goto unhungry;
     }
 
+    /* Stacks that went back to the pool unshed (fiber.c "Shedding"): shed
+     * now that there is nothing to run, a batch at a time, looking for
+     * work between batches (a timer that came due, too). */
+    while (stack_pool_unshed() && !load_relaxed(&rt.stopping)) {
+        if (!stack_pool_shed())
+            break;
+        if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) || own_io_waiting(p) ||
+            timer_next(&p->timers) <= now_ns())
+            goto unhungry;
+    }
+
     /* Goroutines exited here since the last look: was it the last one?
      * (spawn.c "The end of the run".)  Not before the spin, which would
      * make a proc that runs out of stolen goroutines, one after another,

@@ -943,10 +943,11 @@ START_TEST(stack_overflow_canary)
 END_TEST
 
 /* The stack pool (fiber.c), without a run: a proc's cache that overflows
- * hands the pool a batch of STACK_BATCH stacks, giving the kernel back the
- * pages a goroutine touched below the header's page (and only asking
- * mincore, not MADV_DONTNEED, of stacks that touched none); an empty cache
- * takes a whole batch back in one go. */
+ * hands the pool a batch of STACK_BATCH stacks as they are; shedding one
+ * (what a proc with nothing to run does) gives the kernel back the pages
+ * a goroutine touched below the header's page (and only asks mincore, not
+ * MADV_DONTNEED, of stacks that touched none); an empty cache takes a
+ * whole batch back in one go, unshed ones first. */
 static bool page_resident(const void *addr)
 {
     long pg = sysconf(_SC_PAGESIZE);
@@ -975,15 +976,31 @@ START_TEST(stack_pool_batches)
     for (int i = 0; i < N - 1; i++)
         stack_put(&a, st[i]);
     ck_assert_uint_eq(a.n, STACK_CACHE_MAX);
+    ck_assert(!stack_pool_unshed());
     stack_put(&a, deep); /* one too many: a batch goes to the pool */
     ck_assert_uint_eq(a.n, STACK_CACHE_MAX + 1 - STACK_BATCH);
-    ck_assert_msg(!page_resident((const void *)low), "the deep page was not given back");
-    ck_assert(page_resident(deep)); /* the header's page stays */
-    /* Another proc's empty cache takes the batch whole, newest first. */
+    ck_assert_msg(page_resident((const void *)low), "shed on the way to the pool");
+    ck_assert(stack_pool_unshed());
+    /* Another proc's empty cache takes the batch whole, newest first, with
+     * its pages. */
     struct stack *s = stack_get(&b);
     ck_assert_ptr_eq(s, deep);
     ck_assert_uint_eq(b.n, STACK_BATCH - 1);
     ck_assert_ptr_eq(b.head, st[N - 2]);
+    ck_assert(!stack_pool_unshed());
+    ck_assert(!stack_pool_shed());
+    ck_assert(page_resident((const void *)low));
+    /* Back to the pool (b's cache whole, as a proc flushing it), and shed. */
+    stack_put(&b, s);
+    stack_cache_drain(&b);
+    ck_assert(stack_pool_unshed());
+    ck_assert(stack_pool_shed());
+    ck_assert(!stack_pool_unshed());
+    ck_assert_msg(!page_resident((const void *)low), "the deep page was not given back");
+    ck_assert(page_resident(deep)); /* the header's page stays */
+    s = stack_get(&b); /* the shed batch, whole */
+    ck_assert_ptr_eq(s, deep);
+    ck_assert_uint_eq(b.n, STACK_BATCH - 1);
     stack_put(&b, s);
     stack_cache_drain(&a);
     stack_cache_drain(&b);
@@ -1056,6 +1073,11 @@ START_TEST(stack_shed_gives_back_deep_pages)
         ck_assert(page_resident((const void *)deep[j]));
     stack_put(&a, st[put_order[N - 1]]);
     ck_assert_uint_eq(a.n, STACK_CACHE_MAX + 1 - STACK_BATCH);
+    /* In the pool unshed, until shed. */
+    for (int j = 0; j < 5; j++)
+        ck_assert(page_resident((const void *)deep[j]));
+    ck_assert(stack_pool_shed());
+    ck_assert(!stack_pool_shed());
     for (int j = 0; j < 5; j++)
         ck_assert_msg(!page_resident((const void *)deep[j]), "deep page %d was not given back", j);
     /* The headers' pages stay. */
@@ -1065,6 +1087,103 @@ START_TEST(stack_shed_gives_back_deep_pages)
     stack_cache_drain(&a);
     stack_unreserve(N);
     fiber_fini();
+}
+END_TEST
+
+/* Past STACK_UNSHED_MAX stacks unshed in the pool, a batch is shed as it
+ * arrives (fiber.c "Shedding": procs that never run out of work still give
+ * memory back); the batches before it stay as they were. */
+START_TEST(stack_unshed_cap)
+{
+    /* The first overflow, then as many as fill the cap, then one more. */
+    enum { N = STACK_CACHE_MAX + 1 + STACK_UNSHED_MAX };
+    static struct stack *st[N];
+    ck_assert_int_eq(fiber_init(0), 0);
+    ck_assert_int_eq(stack_reserve(N), 0);
+    struct stack_cache a = { 0 };
+    for (int i = 0; i < N; i++) {
+        st[i] = stack_get(&a);
+        ck_assert_ptr_nonnull(st[i]);
+    }
+    /* The first batch to overflow holds the stack put when the cache was
+     * full (st[STACK_CACHE_MAX]); the last one, the last put. */
+    volatile char *first = st[STACK_CACHE_MAX]->lo + 8, *last = st[N - 1]->lo + 8;
+    *first = 1;
+    *last = 1;
+    for (int i = 0; i < N - 1; i++)
+        stack_put(&a, st[i]);
+    ck_assert(page_resident((const void *)first));
+    ck_assert(page_resident((const void *)last));
+    stack_put(&a, st[N - 1]); /* the 257th batch: past the cap */
+    ck_assert_uint_eq(a.n, STACK_CACHE_MAX + 1 - STACK_BATCH);
+    ck_assert_msg(!page_resident((const void *)last), "the batch past the cap was not shed");
+    ck_assert_msg(page_resident((const void *)first), "a batch under the cap was shed");
+    /* The pool's unshed batches are shed one at a time, the whole cap. */
+    int batches = 0;
+    while (stack_pool_shed())
+        batches++;
+    ck_assert_int_eq(batches, STACK_UNSHED_MAX / STACK_BATCH);
+    ck_assert(!page_resident((const void *)first));
+    stack_cache_drain(&a);
+    stack_unreserve(N);
+    fiber_fini();
+}
+END_TEST
+
+/* A proc with nothing to run sheds the pool.  Goroutines go deep and wait
+ * until all have started (so that each holds a stack of its own), then
+ * exit: four batches more than one proc's cache keeps go to the pool
+ * unshed.  main then naps until the pool holds nothing unshed (each nap
+ * leaves the only proc with nothing to run; a bounded number of them),
+ * and the deep pages of exactly those four batches are gone. */
+enum { IDLE_SHED_G = STACK_CACHE_MAX + 4 * STACK_BATCH };
+static volatile char *idle_shed_deep[IDLE_SHED_G];
+static ringo_waitgroup idle_shed_started, idle_shed_done;
+static ringo_chan *idle_shed_release;
+
+static void go_deep(void *arg)
+{
+    volatile char buf[3 * 4096];
+    buf[0] = 1; /* two pages below the header's, at least */
+    idle_shed_deep[(intptr_t)arg] = &buf[0];
+    ringo_waitgroup_done(&idle_shed_started);
+    int v;
+    ck_assert_int_eq(ringo_chan_recv(idle_shed_release, &v), -EPIPE); /* closed */
+    ringo_waitgroup_done(&idle_shed_done);
+}
+
+static void idle_shed_main(void *arg)
+{
+    int *out = arg; /* naps, deep pages given back */
+    idle_shed_release = ringo_chan_make(sizeof(int), 0);
+    ck_assert_ptr_nonnull(idle_shed_release);
+    ringo_waitgroup_add(&idle_shed_started, IDLE_SHED_G);
+    ringo_waitgroup_add(&idle_shed_done, IDLE_SHED_G);
+    for (intptr_t i = 0; i < IDLE_SHED_G; i++)
+        ck_assert_int_gt(ringo_go(go_deep, (void *)i), 0);
+    ringo_waitgroup_wait(&idle_shed_started);
+    for (int i = 0; i < IDLE_SHED_G; i++)
+        ck_assert(page_resident((const void *)idle_shed_deep[i]));
+    ringo_chan_close(idle_shed_release);
+    ringo_waitgroup_wait(&idle_shed_done);
+    ringo_yield(); /* the last of them is reclaimed */
+    while (stack_pool_unshed() && out[0] < 1000) {
+        ringo_sleep(1000000);
+        out[0]++;
+    }
+    for (int i = 0; i < IDLE_SHED_G; i++)
+        out[1] += !page_resident((const void *)idle_shed_deep[i]);
+    ringo_chan_release(idle_shed_release);
+}
+
+START_TEST(stack_idle_proc_sheds)
+{
+    int out[2] = { 0, 0 };
+    struct ringo_config cfg = { .procs = 1 };
+    ck_assert_int_eq(ringo_run(idle_shed_main, out, &cfg), 0);
+    ck_assert_int_gt(out[0], 0); /* the exits left batches unshed */
+    ck_assert_int_lt(out[0], 1000);
+    ck_assert_int_eq(out[1], 4 * STACK_BATCH);
 }
 END_TEST
 
@@ -1812,6 +1931,8 @@ static Suite *suite(void)
     }
     tcase_add_test(tc, stack_pool_batches);
     tcase_add_loop_test(tc, stack_shed_gives_back_deep_pages, 0, 2);
+    tcase_add_test(tc, stack_unshed_cap);
+    tcase_add_test(tc, stack_idle_proc_sheds);
     tcase_add_test(tc, idle_procs_steal_unstarted);
     tcase_add_test(tc, unstarted_on_recycled_structs);
     tcase_add_test(tc, steal_hint_follows_unstarted);
