@@ -484,9 +484,15 @@ to_ms() {
 # warm-up is left out; the measured run's own connections, which wrk opens
 # anew, are in.
 #
+# The client's CPU time (wrk's user + system, from the shell's `times`
+# for its children) over the same requests: in the pinned placement, a
+# client that uses its whole CPU (its CPU per request times req/s near 1)
+# sets req/s whatever the server does.
+#
 # http_cell KEY PLACEMENT CONNS CMD...: one run of a cell; appends
-# "rps p50ms p99ms sqes/req enters/req cpu-us/req" ('-' where unknown) to
-# $tmp/hc.KEY.PLACEMENT.CONNS, which hc_settle reduces to hc_KEY_PLACEMENT_CONNS.
+# "rps p50ms p99ms sqes/req enters/req cpu-us/req client-cpu-us/req" ('-'
+# where unknown) to $tmp/hc.KEY.PLACEMENT.CONNS, which hc_settle reduces to
+# hc_KEY_PLACEMENT_CONNS.
 clk_tck=$(getconf CLK_TCK 2>/dev/null || echo 100)
 cpu_ticks() { # PID: utime + stime of the whole process, in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null
@@ -512,7 +518,7 @@ mark_field() {
 
 http_cell() {
     local key=$1 place=$2 c=$3 port out rps p50 p99 t0 t1 reqs line e q r marks=
-    local spr=- epr=- upr=- procs=2 run=() load=("$WRK" -t2)
+    local spr=- epr=- upr=- wpr=- wcpu procs=2 run=() load=("$WRK" -t2)
     shift 3
     if [ "$place" = pinned ]; then
         procs=1
@@ -527,8 +533,11 @@ http_cell() {
     # The servers that answer SIGUSR1 with a mark (the Go ones would die of it).
     case $key in ringo | ringoep | uring | epoll) http_mark 1 && marks=1 ;; esac
     t0=$(cpu_ticks "$server_pid")
-    out=$("${load[@]}" -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1)
+    # `times`, last line: this subshell's children, i.e. the client.
+    out=$("${load[@]}" -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1; times)
     t1=$(cpu_ticks "$server_pid")
+    wcpu=$(printf '%s\n' "$out" | tail -n 1 | awk '{ s = 0; for (i = 1; i <= NF; i++) {
+        split($i, a, "m"); sub(/s$/, "", a[2]); s += a[1] * 60 + a[2] } print s }')
     [ -n "$marks" ] && { http_mark 2 || marks=; }
     server_stop
     rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
@@ -541,6 +550,8 @@ http_cell() {
     [ -n "$errs" ] && say "  $key ($place, c$c): $errs"
     isnum "$t0" && isnum "$t1" && isnum "$reqs" && [ "$reqs" -gt 0 ] &&
         upr=$(awk -v a="$t0" -v b="$t1" -v r="$reqs" -v hz="$clk_tck" 'BEGIN { printf "%.2f", (b - a) * 1e6 / hz / r }')
+    isnum "$wcpu" && isnum "$reqs" && [ "$reqs" -gt 0 ] &&
+        wpr=$(awk -v w="$wcpu" -v r="$reqs" 'BEGIN { printf "%.2f", w * 1e6 / r }')
     if [ -n "$marks" ]; then
         # The counts between the marks (a few requests may fall on the
         # other side of a mark: the signal is handled while serving).
@@ -562,7 +573,7 @@ http_cell() {
             isnum "$q" && spr=$(awk -v q="$q" -v r="$r" 'BEGIN { printf "%.2f", q / r }')
         fi
     fi
-    echo "${rps:-?} ${p50:-?} ${p99:-?} $spr $epr $upr" >>"$tmp/hc.$key.$place.$c"
+    echo "${rps:-?} ${p50:-?} ${p99:-?} $spr $epr $upr $wpr" >>"$tmp/hc.$key.$place.$c"
 }
 
 # hc_settle KEY PLACEMENT CONNS: the cell's figures, each the median of its
@@ -570,7 +581,7 @@ http_cell() {
 # count, when no run gave a number).
 hc_settle() {
     local f v out=
-    for f in 1 2 3 4 5 6; do
+    for f in 1 2 3 4 5 6 7; do
         v=$(runs_median "hc.$1.$2.$3" "$f")
         [ "$v" = - ] && [ "$f" -le 3 ] && v='?'
         [ "$v" = '?' ] && [ "$f" -gt 3 ] && v=-
@@ -614,7 +625,7 @@ hc_pair() {
 }
 
 # hc KEY PLACEMENT CONNS FIELD: one figure of a cell (1 rps, 2 p50, 3 p99,
-# 4 SQEs/req, 5 enters/req, 6 CPU us/req).
+# 4 SQEs/req, 5 enters/req, 6 CPU us/req, 7 client CPU us/req).
 hc() {
     local v
     eval "v=\${hc_$1_$2_$3:-}"
@@ -686,16 +697,17 @@ if wanted http; then
             shared) say "placement shared: server on 2 procs/threads, wrk -t2, all sharing the CPUs" ;;
             pinned) say "placement pinned: server on 1 proc/thread on CPU $cpu_a, wrk -t1 on CPU $cpu_b" ;;
             esac
-            printf '%-24s| %5s | %10s | %7s | %7s | %8s | %10s | %s\n' "server" "conns" "req/s" \
-                "p50 ms" "p99 ms" "SQEs/req" "enters/req" "server CPU us/req"
-            printf '%s\n' "------------------------+-------+------------+---------+---------+----------+------------+------------------"
+            printf '%-24s| %5s | %10s | %7s | %7s | %8s | %10s | %17s | %s\n' "server" "conns" "req/s" \
+                "p50 ms" "p99 ms" "SQEs/req" "enters/req" "server CPU us/req" "client CPU us/req"
+            printf '%s\n' "------------------------+-------+------------+---------+---------+----------+------------+-------------------+------------------"
             for c in 100 1000; do
                 for sv in "${servers[@]}"; do
                     IFS='|' read -r key label cmd <<<"$sv"
-                    printf '%-24s| %5s | %10s | %7s | %7s | %8s | %10s | %s\n' "$label" "$c" \
+                    printf '%-24s| %5s | %10s | %7s | %7s | %8s | %10s | %17s | %s\n' "$label" "$c" \
                         "$(fmt "$(hc "$key" "$place" "$c" 1)")" "$(hc "$key" "$place" "$c" 2)" \
                         "$(hc "$key" "$place" "$c" 3)" "$(hc "$key" "$place" "$c" 4)" \
-                        "$(hc "$key" "$place" "$c" 5)" "$(hc "$key" "$place" "$c" 6)"
+                        "$(hc "$key" "$place" "$c" 5)" "$(hc "$key" "$place" "$c" 6)" \
+                        "$(hc "$key" "$place" "$c" 7)"
                 done
             done
         done
@@ -721,6 +733,12 @@ if wanted http; then
                         "p50 over liburing's $(hc_pair ringo "$place" "$c" 2 uring)," \
                         "p99 $(hc_pair ringo "$place" "$c" 3 uring)," \
                         "CPU/req $(hc_pair ringo "$place" "$c" 6 uring)"
+                    busy() { # KEY FIELD: the share of a CPU that figure's time a request takes at the cell's req/s
+                        awk -v r="$(hc "$1" "$place" "$c" 1)" -v u="$(hc "$1" "$place" "$c" "$2")" \
+                            'BEGIN { if (r ~ /^[0-9.]+$/ && u ~ /^[0-9.]+$/) printf "%.2f", r * u / 1e6; else printf "-" }'
+                    }
+                    say "    CPUs busy (req/s x CPU per request), server / client: ringo $(busy ringo 6) / $(busy ringo 7)," \
+                        "liburing loop $(busy uring 6) / $(busy uring 7), epoll loop $(busy epoll 6) / $(busy epoll 7)"
                     say "    SQEs/req <= 2: $(met "$(hc ringo "$place" "$c" 4)" "<=2");" \
                         "enters/req <= 0.1: $(met "$(hc ringo "$place" "$c" 5)" "<=0.1");" \
                         "CPU us/req <= $(lim 6) (1.1x liburing): $(met "$(hc ringo "$place" "$c" 6)" "<=$(lim 6)")"
@@ -738,7 +756,9 @@ if wanted http; then
         say "during the measured run (its connections' set-up included: wrk opens them anew), as counted by"
         say "the server between two marks ('-': it does not count them).  server CPU:"
         say "the server process's user + system time during the measured run over wrk's requests"
-        say "(${clk_tck} Hz ticks)."
+        say "(${clk_tck} Hz ticks); client CPU: wrk's, over the same requests.  CPUs busy: how many CPUs"
+        say "that time fills at the cell's req/s; pinned, a client near 1.00 has all of its CPU, and"
+        say "req/s then measures the client as much as the server."
     fi
 fi
 
