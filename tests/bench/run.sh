@@ -480,9 +480,11 @@ to_ms() {
 # request count.  SQEs and io_uring_enter (epoll_wait) calls per request
 # are the server's own counts between two marks (SIGUSR1, which ringo's
 # httpd and the C baselines answer with a "bench=http-mark" line of their
-# counters: httpd_common.h) just before and after the measured run: the
-# warm-up is left out; the measured run's own connections, which wrk opens
-# anew, are in.
+# counters: httpd_common.h) taken inside the measured run, a fifth of it
+# (half a second at most) after its start and before its end: keep-alive
+# requests only, without the connections wrk opens at the start and the
+# ends of its warm-up's and its own.  (A first mark before the run tells
+# whether the server answers marks at all.)
 #
 # The client's CPU time (wrk's user + system, from the shell's `times`
 # for its children) over the same requests: in the pinned placement, a
@@ -502,8 +504,13 @@ read -r cpu_a cpu_b < <(taskset -pc $$ 2>/dev/null | sed 's/.*: //' | tr ',' '\n
 # http_mark N: ask the server for its counters (SIGUSR1) and wait, up to
 # 2 s, for the N-th "bench=http-mark" line; false if it does not come.
 http_mark() {
-    local i
     kill -USR1 "$server_pid" 2>/dev/null || return 1
+    mark_wait "$1"
+}
+
+# mark_wait N: wait, up to 2 s, for the N-th mark line; false if it does not come.
+mark_wait() {
+    local i
     for ((i = 0; i < 200; i++)); do
         [ "$(grep -c '^bench=http-mark' "$tmp/server.out" 2>/dev/null)" -ge "$1" ] && return 0
         sleep 0.01
@@ -533,12 +540,24 @@ http_cell() {
     # The servers that answer SIGUSR1 with a mark (the Go ones would die of it).
     case $key in ringo | ringoep | uring | epoll) http_mark 1 && marks=1 ;; esac
     t0=$(cpu_ticks "$server_pid")
+    local mpid= edge
+    if [ -n "$marks" ]; then # marks 2 and 3, inside the run (see above)
+        edge=$(awk -v s="$http_secs" 'BEGIN { e = s / 5; if (e > 0.5) e = 0.5; print e }')
+        (
+            sleep "$edge"
+            kill -USR1 "$server_pid"
+            sleep "$(awk -v s="$http_secs" -v e="$edge" 'BEGIN { print s - 2 * e }')"
+            kill -USR1 "$server_pid"
+        ) 2>/dev/null &
+        mpid=$!
+    fi
     # `times`, last line: this subshell's children, i.e. the client.
     out=$("${load[@]}" -c"$c" -d"${http_secs}s" --latency "http://127.0.0.1:$port/" 2>&1; times)
     t1=$(cpu_ticks "$server_pid")
+    [ -n "$mpid" ] && wait "$mpid"
     wcpu=$(printf '%s\n' "$out" | tail -n 1 | awk '{ s = 0; for (i = 1; i <= NF; i++) {
         split($i, a, "m"); sub(/s$/, "", a[2]); s += a[1] * 60 + a[2] } print s }')
-    [ -n "$marks" ] && { http_mark 2 || marks=; }
+    [ -n "$marks" ] && { mark_wait 3 || marks=; }
     server_stop
     rps=$(printf '%s\n' "$out" | sed -n 's/^Requests\/sec:[[:space:]]*//p')
     reqs=$(printf '%s\n' "$out" | sed -n 's/^[[:space:]]*\([0-9][0-9]*\) requests in .*/\1/p')
@@ -556,8 +575,8 @@ http_cell() {
         # The counts between the marks (a few requests may fall on the
         # other side of a mark: the signal is handled while serving).
         local r1 e1 q1
-        r=$(mark_field 2 requests) e=$(mark_field 2 enters) q=$(mark_field 2 sqes)
-        r1=$(mark_field 1 requests) e1=$(mark_field 1 enters) q1=$(mark_field 1 sqes)
+        r=$(mark_field 3 requests) e=$(mark_field 3 enters) q=$(mark_field 3 sqes)
+        r1=$(mark_field 2 requests) e1=$(mark_field 2 enters) q1=$(mark_field 2 sqes)
         if isnum "$r" && isnum "$r1" && [ "$((r - r1))" -gt 0 ]; then
             isnum "$e" && isnum "$e1" && epr=$(awk -v a="$e1" -v b="$e" -v n="$((r - r1))" 'BEGIN { printf "%.3f", (b - a) / n }')
             isnum "$q" && isnum "$q1" && spr=$(awk -v a="$q1" -v b="$q" -v n="$((r - r1))" 'BEGIN { printf "%.2f", (b - a) / n }')
@@ -752,9 +771,9 @@ if wanted http; then
         else
             say "targets: not checked, ringo's server is not built"
         fi
-        say "SQEs/req, enters/req: submissions and io_uring_enter (epoll_wait for epoll) calls per request"
-        say "during the measured run (its connections' set-up included: wrk opens them anew), as counted by"
-        say "the server between two marks ('-': it does not count them).  server CPU:"
+        say "SQEs/req, enters/req: submissions and io_uring_enter (epoll_wait for epoll) calls per keep-alive"
+        say "request, as counted by the server between two marks inside the measured run (its connections'"
+        say "set-up and ends left out; '-': it does not count them).  server CPU:"
         say "the server process's user + system time during the measured run over wrk's requests"
         say "(${clk_tck} Hz ticks); client CPU: wrk's, over the same requests.  CPUs busy: how many CPUs"
         say "that time fills at the cell's req/s; pinned, a client near 1.00 has all of its CPU, and"
