@@ -43,7 +43,7 @@
  *     (only for stacks that touched any: mincore(2) says).  See "Shedding".
  *
  * Invariants: a stack is in exactly one of {a goroutine, one proc's cache,
- * the global pool, a batch an idle proc is shedding}.  Regions are
+ * the global pool, a batch a proc is shedding or splitting}.  Regions are
  * unmapped only by fiber_fini(), when no proc runs.  The global pool and
  * region list are under pool_lock.
  *
@@ -445,7 +445,7 @@ static void shed_chain(struct stack *s)
 }
 
 /* A cache past STACK_CACHE_MAX: a batch goes back to the pool. */
-static __attribute__((noinline)) void stack_overflow_batch(struct stack_cache *c)
+static __attribute__((noinline)) void stack_cache_spill(struct stack_cache *c)
 {
     struct stack *first = c->head, *last = first;
     for (int i = 1; i < STACK_BATCH; i++)
@@ -474,9 +474,21 @@ bool stack_pool_shed(void)
     store_relaxed(&unshed_hint, unshed_n);
     pthread_mutex_unlock(&pool_lock);
     /* Ours alone meanwhile: a proc that needs a stack and finds none
-     * carves a fresh one, or retries (sched.c g_start). */
+     * carves a fresh one, or retries (sched.c g_start).  A drained cache
+     * is one batch of up to STACK_CACHE_MAX: its first STACK_BATCH are
+     * shed now, and the rest go back for later. */
+    size_t n = s->batch_n;
+    if (n > STACK_BATCH) {
+        struct stack *last = s;
+        for (int i = 1; i < STACK_BATCH; i++)
+            last = last->next;
+        struct stack *rest = last->next;
+        last->next = NULL;
+        pool_push(rest, n - STACK_BATCH, false);
+        n = STACK_BATCH;
+    }
     shed_chain(s);
-    pool_push(s, s->batch_n, true);
+    pool_push(s, n, true);
     return true;
 }
 
@@ -497,7 +509,7 @@ void stack_put_slow(struct stack_cache *c, struct stack *s)
     s->next = c->head;
     c->head = s;
     if (++c->n > STACK_CACHE_MAX)
-        stack_overflow_batch(c);
+        stack_cache_spill(c);
 }
 
 void stack_cache_drain(struct stack_cache *c)

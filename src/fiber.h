@@ -99,7 +99,7 @@ static inline struct stack *stack_get(struct stack_cache *c)
     return stack_get_slow(c);
 }
 
-/* Back to the cache, which sheds a batch past STACK_CACHE_MAX. */
+/* Back to the cache, which hands the pool a batch past STACK_CACHE_MAX. */
 static inline void stack_put(struct stack_cache *c, struct stack *s)
 {
 #ifdef RINGO_TSAN
@@ -117,8 +117,9 @@ static inline void stack_put(struct stack_cache *c, struct stack *s)
 void stack_cache_drain(struct stack_cache *c);         /* hand everything back */
 
 /* For procs with nothing to run (sched.c proc_sleep): whether the pool
- * holds stacks not shed yet (a hint, without the lock), and shedding one
- * batch of them: false if there was none (fiber.c "Shedding"). */
+ * holds stacks not shed yet (a hint, without the lock), and shedding
+ * STACK_BATCH of them at most: false if there was none (fiber.c
+ * "Shedding"). */
 bool stack_pool_unshed(void);
 bool stack_pool_shed(void);
 

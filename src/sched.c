@@ -823,17 +823,6 @@ static void proc_sleep(struct rproc *p)
             goto unhungry;
     }
 
-    /* Stacks that went back to the pool unshed (fiber.c "Shedding"): shed
-     * now that there is nothing to run, a batch at a time, looking for
-     * work between batches (a timer that came due, too). */
-    while (stack_pool_unshed() && !load_relaxed(&rt.stopping)) {
-        if (!stack_pool_shed())
-            break;
-        if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) || own_io_waiting(p) ||
-            timer_next(&p->timers) <= now_ns())
-            goto unhungry;
-    }
-
     /* Goroutines exited here since the last look: was it the last one?
      * (spawn.c "The end of the run".)  Not before the spin, which would
      * make a proc that runs out of stolen goroutines, one after another,
@@ -842,6 +831,25 @@ static void proc_sleep(struct rproc *p)
         live_end_check(p);
         if (load_relaxed(&rt.stopping))
             goto unhungry;
+    }
+
+    /* Stacks that went back to the pool unshed (fiber.c "Shedding"): shed
+     * now that there is nothing to run, a batch at a time.  What the round
+     * queued goes to the kernel first, and what completed runs first; and
+     * before each batch, a look for work (the inbox, tasks, our own
+     * completions, a timer come due): the next proc_sleep, after it, goes
+     * on with the batches.  After the end-of-run check: a run that is over
+     * leaves its stacks to fiber_fini. */
+    if (stack_pool_unshed()) {
+        if (poll_io(p))
+            goto unhungry;
+        while (stack_pool_unshed() && !load_relaxed(&rt.stopping)) {
+            if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) || own_io_waiting(p) ||
+                timer_next(&p->timers) <= now_ns())
+                goto unhungry;
+            if (!stack_pool_shed())
+                break;
+        }
     }
 
     /* With no goroutine I/O in flight the proc may be about to count as

@@ -1002,6 +1002,17 @@ START_TEST(stack_pool_batches)
     ck_assert_ptr_eq(s, deep);
     ck_assert_uint_eq(b.n, STACK_BATCH - 1);
     stack_put(&b, s);
+    /* With a shed batch and an unshed one in the pool, an empty cache
+     * takes the unshed one (a's cache, drained: one batch). */
+    stack_cache_drain(&b);
+    ck_assert(stack_pool_shed());
+    ck_assert(!stack_pool_unshed());
+    size_t an = a.n;
+    stack_cache_drain(&a);
+    s = stack_get(&b);
+    ck_assert_uint_eq(b.n, an - 1);
+    stack_put(&b, s);
+    stack_cache_drain(&b);
     stack_cache_drain(&a);
     stack_cache_drain(&b);
     ck_assert_uint_eq(a.n + b.n, 0);
@@ -1124,7 +1135,14 @@ START_TEST(stack_unshed_cap)
         batches++;
     ck_assert_int_eq(batches, STACK_UNSHED_MAX / STACK_BATCH);
     ck_assert(!page_resident((const void *)first));
+    /* A drained cache goes to the pool as one batch, and is shed
+     * STACK_BATCH stacks at a time. */
+    size_t an = a.n;
     stack_cache_drain(&a);
+    batches = 0;
+    while (stack_pool_shed())
+        batches++;
+    ck_assert_int_eq(batches, (int)((an + STACK_BATCH - 1) / STACK_BATCH));
     stack_unreserve(N);
     fiber_fini();
 }
@@ -1133,7 +1151,8 @@ END_TEST
 /* A proc with nothing to run sheds the pool.  Goroutines go deep and wait
  * until all have started (so that each holds a stack of its own), then
  * exit: four batches more than one proc's cache keeps go to the pool
- * unshed.  main then naps until the pool holds nothing unshed (each nap
+ * unshed.  A read whose data is there comes back before any of them is
+ * shed.  main then naps until the pool holds nothing unshed (each nap
  * leaves the only proc with nothing to run; a bounded number of them),
  * and the deep pages of exactly those four batches are gone. */
 enum { IDLE_SHED_G = STACK_CACHE_MAX + 4 * STACK_BATCH };
@@ -1141,6 +1160,11 @@ static volatile char *idle_shed_deep[IDLE_SHED_G];
 static ringo_waitgroup idle_shed_started, idle_shed_done;
 static ringo_chan *idle_shed_release;
 
+/* Not instrumented: with ASan's detect_stack_use_after_return, buf would
+ * live on its fake stack, not the goroutine's. */
+#if defined(__SANITIZE_ADDRESS__)
+__attribute__((no_sanitize_address))
+#endif
 static void go_deep(void *arg)
 {
     volatile char buf[3 * 4096];
@@ -1167,6 +1191,16 @@ static void idle_shed_main(void *arg)
     ringo_chan_close(idle_shed_release);
     ringo_waitgroup_wait(&idle_shed_done);
     ringo_yield(); /* the last of them is reclaimed */
+    /* A read with its data there already: the proc, idle while it waits,
+     * sends it to the kernel and runs us again before it sheds anything. */
+    int fds[2];
+    char c = 0;
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], "x", 1), 1);
+    ck_assert_int_eq(ringo_read(fds[0], &c, 1), 1);
+    ck_assert_msg(stack_pool_unshed(), "the pool was shed before the read went out");
+    close(fds[0]);
+    close(fds[1]);
     while (stack_pool_unshed() && out[0] < 1000) {
         ringo_sleep(1000000);
         out[0]++;
