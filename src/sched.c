@@ -847,6 +847,10 @@ static void proc_sleep(struct rproc *p)
             if (load_relaxed(&p->inbox) || load_relaxed(&p->tasks) || own_io_waiting(p) ||
                 timer_next(&p->timers) <= now_ns())
                 goto unhungry;
+            /* On epoll a descriptor that became ready shows only to
+             * epoll_wait: one that does not wait, per batch. */
+            if (rt.engine == RINGO_ENGINE_EPOLL && poll_io(p))
+                goto unhungry;
             if (!stack_pool_shed())
                 break;
         }
