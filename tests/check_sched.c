@@ -957,17 +957,24 @@ static bool page_resident(const void *addr)
     return v & 1;
 }
 
+/* The pool's tests, without a run: n stacks promised, and taken into st
+ * from the cache c (empty, so each comes from the pool or a fresh slot). */
+static void pool_setup(struct stack **st, int n, struct stack_cache *c)
+{
+    ck_assert_int_eq(fiber_init(0), 0);
+    ck_assert_int_eq(stack_reserve(n), 0);
+    for (int i = 0; i < n; i++) {
+        st[i] = stack_get(c);
+        ck_assert_ptr_nonnull(st[i]);
+    }
+}
+
 START_TEST(stack_pool_batches)
 {
     enum { N = STACK_CACHE_MAX + 1 };
     static struct stack *st[N];
-    ck_assert_int_eq(fiber_init(0), 0);
-    ck_assert_int_eq(stack_reserve(N), 0);
     struct stack_cache a = { 0 }, b = { 0 };
-    for (int i = 0; i < N; i++) {
-        st[i] = stack_get(&a);
-        ck_assert_ptr_nonnull(st[i]);
-    }
+    pool_setup(st, N, &a);
     /* The last stack's goroutine went deep: a page well below the top. */
     struct stack *deep = st[N - 1];
     volatile char *low = deep->lo + 16;
@@ -1042,13 +1049,8 @@ START_TEST(stack_shed_gives_back_deep_pages)
     enum { N = STACK_CACHE_MAX + 1 };
     static struct stack *st[N];
     long pg = sysconf(_SC_PAGESIZE);
-    ck_assert_int_eq(fiber_init(0), 0);
-    ck_assert_int_eq(stack_reserve(N), 0);
     struct stack_cache a = { 0 };
-    for (int i = 0; i < N; i++) {
-        st[i] = stack_get(&a);
-        ck_assert_ptr_nonnull(st[i]);
-    }
+    pool_setup(st, N, &a);
     /* The order of the puts: the last one overflows the cache, and the
      * batch shed is the last STACK_BATCH put. */
     static int put_order[N];
@@ -1109,13 +1111,8 @@ START_TEST(stack_unshed_cap)
     /* The first overflow, then as many as fill the cap, then one more. */
     enum { N = STACK_CACHE_MAX + 1 + STACK_UNSHED_MAX };
     static struct stack *st[N];
-    ck_assert_int_eq(fiber_init(0), 0);
-    ck_assert_int_eq(stack_reserve(N), 0);
     struct stack_cache a = { 0 };
-    for (int i = 0; i < N; i++) {
-        st[i] = stack_get(&a);
-        ck_assert_ptr_nonnull(st[i]);
-    }
+    pool_setup(st, N, &a);
     /* The first batch to overflow holds the stack put when the cache was
      * full (st[STACK_CACHE_MAX]); the last one, the last put. */
     volatile char *first = st[STACK_CACHE_MAX]->lo + 8, *last = st[N - 1]->lo + 8;
