@@ -444,15 +444,24 @@ static void shed_chain(struct stack *s)
     }
 }
 
+/* Cut a chain of more than STACK_BATCH stacks after its first STACK_BATCH;
+ * returns the rest. */
+static struct stack *chain_cut(struct stack *first)
+{
+    struct stack *last = first;
+    for (int i = 1; i < STACK_BATCH; i++)
+        last = last->next;
+    struct stack *rest = last->next;
+    last->next = NULL;
+    return rest;
+}
+
 /* A cache past STACK_CACHE_MAX: a batch goes back to the pool. */
 static __attribute__((noinline)) void stack_cache_spill(struct stack_cache *c)
 {
-    struct stack *first = c->head, *last = first;
-    for (int i = 1; i < STACK_BATCH; i++)
-        last = last->next;
-    c->head = last->next;
+    struct stack *first = c->head;
+    c->head = chain_cut(first);
     c->n -= STACK_BATCH;
-    last->next = NULL;
     /* relaxed: a hint (unshed_hint); past the cap by a batch or two when
      * procs race here is no matter */
     bool shed = load_relaxed(&unshed_hint) + STACK_BATCH > STACK_UNSHED_MAX;
@@ -479,12 +488,7 @@ bool stack_pool_shed(void)
      * shed now, and the rest go back for later. */
     size_t n = s->batch_n;
     if (n > STACK_BATCH) {
-        struct stack *last = s;
-        for (int i = 1; i < STACK_BATCH; i++)
-            last = last->next;
-        struct stack *rest = last->next;
-        last->next = NULL;
-        pool_push(rest, n - STACK_BATCH, false);
+        pool_push(chain_cut(s), n - STACK_BATCH, false);
         n = STACK_BATCH;
     }
     shed_chain(s);
