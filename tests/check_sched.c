@@ -1383,6 +1383,67 @@ START_TEST(wakes_cost_the_waker_no_completion)
 END_TEST
 
 /* ------------------------------------------------------------------ */
+/* Every proc enters its ring by a registered index (engine_uring.c
+ * "Registered ring descriptor"), not by its descriptor, unless
+ * RINGO_NO_RING_REGISTER=1; and I/O works either way.  Each proc's
+ * goroutine looks at its own ring (liburing keeps the index it enters by
+ * in enter_ring_fd, the descriptor when nothing is registered) and reads
+ * a pipe through it. */
+static _Atomic int regring_seen, regring_registered;
+
+static void regring_look(void *arg)
+{
+    (void)arg;
+    struct rproc *p = tls_proc;
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    ck_assert_int_eq(write(fds[1], "x", 1), 1);
+    char c = 0;
+    ck_assert_int_eq(ringo_read(fds[0], &c, 1), 1); /* through the ring */
+    ck_assert_int_eq(c, 'x');
+    close(fds[0]);
+    close(fds[1]);
+    if (p->ring.enter_ring_fd != p->ring.ring_fd)
+        atomic_fetch_add(&regring_registered, 1);
+    atomic_fetch_add(&regring_seen, 1);
+}
+
+static void main_regring(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < ringo_nprocs(); i++)
+        ck_assert_int_gt(ringo_go_on(i, regring_look, NULL), 0);
+}
+
+/* Whether this kernel registers ring descriptors (Linux 5.18+). */
+static bool kernel_registers_rings(void)
+{
+#if HAVE_DECL_IO_URING_REGISTER_RING_FD
+    struct io_uring ring;
+    if (io_uring_queue_init(2, &ring, 0) != 0)
+        return false;
+    bool ok = io_uring_register_ring_fd(&ring) == 1;
+    io_uring_queue_exit(&ring);
+    return ok;
+#else
+    return false; /* nor does this liburing */
+#endif
+}
+
+START_TEST(rings_entered_by_registered_index)
+{
+    if (!kernel_registers_rings())
+        return; /* entered by descriptor, as the fallback below */
+    int want = _i == 0 ? nprocs_param : 0;
+    if (_i == 1)
+        setenv("RINGO_NO_RING_REGISTER", "1", 1);
+    RUN(main_regring, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&regring_seen), nprocs_param);
+    ck_assert_int_eq(atomic_load(&regring_registered), want);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
 /* The gauges of ringo_stats: goroutines by state, offload jobs, idle
  * time; and donations, checked against where the goroutines ran. */
 
@@ -1952,6 +2013,8 @@ static Suite *suite(void)
     tcase_add_test(tc, idle_spins_die_out_without_handoffs);
     if (engine_of_a_child() == RINGO_ENGINE_URING) /* epoll wakes through the eventfd, no SQE */
         tcase_add_test(tc, wakes_cost_the_waker_no_completion);
+    if (engine_of_a_child() == RINGO_ENGINE_URING) /* epoll has no ring */
+        tcase_add_loop_test(tc, rings_entered_by_registered_index, 0, 2);
     tcase_add_test(tc, stats_gauges);
     tcase_add_test(tc, stats_count_donations);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
