@@ -361,20 +361,24 @@ static char *top_page_of(struct stack *s)
     return (char *)((uintptr_t)s & ~(uintptr_t)(page_size - 1));
 }
 
-static int stack_addr_cmp(const void *a, const void *b)
+/* Sort v[0..n) by address: an insertion sort, which needs no memory but
+ * v (qsort may take a buffer on the stack; see "Shedding"). */
+static void stacks_sort(struct stack **v, size_t n)
 {
-    uintptr_t x = (uintptr_t)*(struct stack *const *)a, y = (uintptr_t)*(struct stack *const *)b;
-    return (x > y) - (x < y);
+    for (size_t i = 1; i < n; i++) {
+        struct stack *x = v[i];
+        size_t j = i;
+        for (; j > 0 && (uintptr_t)v[j - 1] > (uintptr_t)x; j--)
+            v[j] = v[j - 1];
+        v[j] = x;
+    }
 }
 
-/* Pages a batch's one mincore(2) call looks at, at most. */
-#define SHED_SPAN 1024
-
 /* Return to the kernel the pages below the headers of the n stacks of v
- * that touched any ("Shedding").  v is sorted by address. */
-static void shed_pages(struct stack **v, size_t n)
+ * that touched any ("Shedding").  v is sorted by address; vec is room for
+ * SHED_SPAN pages' answers. */
+static void shed_pages(struct stack **v, size_t n, unsigned char *vec)
 {
-    unsigned char vec[SHED_SPAN];
     size_t i = 0;
     while (i < n) {
         char *lo = v[i]->lo;
@@ -386,8 +390,11 @@ static void shed_pages(struct stack **v, size_t n)
             j++;
         char *hi = top_page_of(v[j]);
         /* One call for the run; a gap between two regions (unmapped:
-         * ENOMEM) sends the run to one call per stack. */
-        bool one = hi > lo && mincore(lo, (size_t)(hi - lo), vec) == 0;
+         * ENOMEM) sends the run to one call per stack, and so does a
+         * stack of more than SHED_SPAN pages below its header, alone in
+         * its run (pages_resident looks at it in pieces). */
+        bool one = hi > lo && (size_t)(hi - lo) <= SHED_SPAN * page_size &&
+                   mincore(lo, (size_t)(hi - lo), vec) == 0;
         for (size_t k = i; k <= j; k++) {
             char *top = top_page_of(v[k]);
             if (top <= v[k]->lo)
@@ -429,18 +436,28 @@ static void shed_pages(struct stack **v, size_t n)
  * sleepers then woke at most 0.5 ms late.  Unshed batches are the first
  * reused (their pages are still there), and past STACK_UNSHED_MAX stacks
  * unshed a batch is shed as it arrives, as before, so that procs that
- * never run out of work still give memory back. */
+ * never run out of work still give memory back.
+ *
+ * Where.  A batch shed as it arrives is shed by the goroutine that
+ * reclaims the dead one whose stack overflowed the cache (sched.c
+ * after_switch), on its own stack, below the frame it parked in: a
+ * goroutine that parked near the end of its stack has only the red zone
+ * (STACK_RED_ZONE) left there.  So the shedding keeps its arrays in the
+ * proc's cache (struct stack_cache), not on the stack, and sorts them in
+ * place (glibc's qsort merges through a buffer on the stack): about
+ * 3.3 KB of stack before, a few hundred bytes after (tests/check_sched
+ * runtime_frames_fit_red_zone). */
 
 /* Give back the deep pages of a chain of stacks, STACK_BATCH at a time. */
-static void shed_chain(struct stack *s)
+static void shed_chain(struct stack_cache *c, struct stack *s)
 {
-    struct stack *v[STACK_BATCH];
+    struct stack **v = c->shed_v;
     while (s) {
         size_t n = 0;
         for (; s && n < STACK_BATCH; s = s->next)
             v[n++] = s;
-        qsort(v, n, sizeof v[0], stack_addr_cmp);
-        shed_pages(v, n);
+        stacks_sort(v, n);
+        shed_pages(v, n, c->shed_vec);
     }
 }
 
@@ -466,11 +483,11 @@ static __attribute__((noinline)) void stack_cache_spill(struct stack_cache *c)
      * procs race here is no matter */
     bool shed = load_relaxed(&unshed_hint) + STACK_BATCH > STACK_UNSHED_MAX;
     if (shed)
-        shed_chain(first);
+        shed_chain(c, first);
     pool_push(first, STACK_BATCH, shed);
 }
 
-bool stack_pool_shed(void)
+bool stack_pool_shed(struct stack_cache *c)
 {
     pthread_mutex_lock(&pool_lock);
     struct stack *s = pool_unshed;
@@ -491,7 +508,7 @@ bool stack_pool_shed(void)
         pool_push(chain_cut(s), n - STACK_BATCH, false);
         n = STACK_BATCH;
     }
-    shed_chain(s);
+    shed_chain(c, s);
     pool_push(s, n, true);
     return true;
 }

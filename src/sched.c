@@ -851,7 +851,7 @@ static void proc_sleep(struct rproc *p)
              * epoll_wait: one that does not wait, per batch. */
             if (rt.engine == RINGO_ENGINE_EPOLL && poll_io(p))
                 goto unhungry;
-            if (!stack_pool_shed())
+            if (!stack_pool_shed(&p->stacks))
                 break;
         }
     }

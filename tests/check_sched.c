@@ -995,13 +995,13 @@ START_TEST(stack_pool_batches)
     ck_assert_uint_eq(b.n, STACK_BATCH - 1);
     ck_assert_ptr_eq(b.head, st[N - 2]);
     ck_assert(!stack_pool_unshed());
-    ck_assert(!stack_pool_shed());
+    ck_assert(!stack_pool_shed(&b));
     ck_assert(page_resident((const void *)low));
     /* Back to the pool (b's cache whole, as a proc flushing it), and shed. */
     stack_put(&b, s);
     stack_cache_drain(&b);
     ck_assert(stack_pool_unshed());
-    ck_assert(stack_pool_shed());
+    ck_assert(stack_pool_shed(&b));
     ck_assert(!stack_pool_unshed());
     ck_assert_msg(!page_resident((const void *)low), "the deep page was not given back");
     ck_assert(page_resident(deep)); /* the header's page stays */
@@ -1012,7 +1012,7 @@ START_TEST(stack_pool_batches)
     /* With a shed batch and an unshed one in the pool, an empty cache
      * takes the unshed one (a's cache, drained: one batch). */
     stack_cache_drain(&b);
-    ck_assert(stack_pool_shed());
+    ck_assert(stack_pool_shed(&b));
     ck_assert(!stack_pool_unshed());
     size_t an = a.n;
     stack_cache_drain(&a);
@@ -1089,8 +1089,8 @@ START_TEST(stack_shed_gives_back_deep_pages)
     /* In the pool unshed, until shed. */
     for (int j = 0; j < 5; j++)
         ck_assert(page_resident((const void *)deep[j]));
-    ck_assert(stack_pool_shed());
-    ck_assert(!stack_pool_shed());
+    ck_assert(stack_pool_shed(&a));
+    ck_assert(!stack_pool_shed(&a));
     for (int j = 0; j < 5; j++)
         ck_assert_msg(!page_resident((const void *)deep[j]), "deep page %d was not given back", j);
     /* The headers' pages stay. */
@@ -1128,7 +1128,7 @@ START_TEST(stack_unshed_cap)
     ck_assert_msg(page_resident((const void *)first), "a batch under the cap was shed");
     /* The pool's unshed batches are shed one at a time, the whole cap. */
     int batches = 0;
-    while (stack_pool_shed())
+    while (stack_pool_shed(&a))
         batches++;
     ck_assert_int_eq(batches, STACK_UNSHED_MAX / STACK_BATCH);
     ck_assert(!page_resident((const void *)first));
@@ -1137,11 +1137,109 @@ START_TEST(stack_unshed_cap)
     size_t an = a.n;
     stack_cache_drain(&a);
     batches = 0;
-    while (stack_pool_shed())
+    while (stack_pool_shed(&a))
         batches++;
     ck_assert_int_eq(batches, (int)((an + STACK_BATCH - 1) / STACK_BATCH));
     stack_unreserve(N);
     fiber_fini();
+}
+END_TEST
+
+/* What the runtime runs on a goroutine's stack at a park fits in the red
+ * zone that the check at the switch leaves below it (STACK_RED_ZONE):
+ * the next goroutine's start (g_start: a stack, a timer slot) before the
+ * switch, and after it the reclaim of a goroutine that exited meanwhile,
+ * whose stack may overflow the cache and, past the pool's unshed cap, be
+ * shed there and then (fiber.c "Shedding", "Where").  Each goroutine
+ * fills the stack below its frame with a pattern, waits on a channel, and
+ * when it is closed finds the lowest byte written meanwhile, below the
+ * stack pointer its switch saved.  One proc, never idle (main yields; an
+ * idle proc would shed in proc_sleep instead), and enough goroutines
+ * exiting together to fill its cache and the pool's unshed cap and spill
+ * eight batches past it (under ThreadSanitizer, which cannot keep that
+ * many alive, only the cache and two batches to the pool). */
+#ifndef RINGO_SWITCH_UCONTEXT
+enum { REDZONE_G_ALL = STACK_CACHE_MAX + STACK_UNSHED_MAX + 8 * STACK_BATCH };
+static long redzone_g_n;
+#define REDZONE_SPAN 8192 /* bytes painted */
+#define REDZONE_PAT 0xA5
+static ringo_chan *redzone_go;
+static _Atomic long redzone_need, redzone_waiting, redzone_done;
+
+/* Not instrumented: the stack below the frame is not the program's to
+ * touch, and ASan's shadow of it may still be poisoned. */
+#if defined(__SANITIZE_ADDRESS__)
+__attribute__((no_sanitize_address))
+#endif
+static __attribute__((noinline)) void redzone_paint(volatile unsigned char *lo, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        lo[i] = REDZONE_PAT;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+__attribute__((no_sanitize_address))
+#endif
+static __attribute__((noinline)) const volatile unsigned char *redzone_lowest(const volatile unsigned char *lo,
+                                                                               const volatile unsigned char *hi)
+{
+    while (lo < hi && *lo == REDZONE_PAT)
+        lo++;
+    return lo;
+}
+
+static void redzone_g(void *arg)
+{
+    (void)arg;
+    struct rg *g = tls_proc->cur;
+    /* The pattern from below this frame and the park's (the receive down
+     * to the switch: under 200 bytes) to REDZONE_SPAN further. */
+    volatile unsigned char *hi = (volatile unsigned char *)current_sp() - 256;
+    volatile unsigned char *lo = hi - REDZONE_SPAN;
+    ck_assert((char *)lo > g_run(g)->stack->lo);
+    redzone_paint(lo, REDZONE_SPAN);
+    atomic_fetch_add(&redzone_waiting, 1);
+    int v;
+    ck_assert_int_eq(ringo_chan_recv(redzone_go, &v), -EPIPE); /* closed */
+    /* The switch checked its stack pointer a few words above the one it
+     * saved (its pushed registers and return address). */
+    const char *checked = (const char *)g_run(g)->ctx.sp + 64;
+    const char *lowest = (const char *)redzone_lowest(lo, hi);
+    long need = checked - lowest;
+    long m = atomic_load(&redzone_need);
+    while (need > m && !atomic_compare_exchange_weak(&redzone_need, &m, need))
+        ;
+    atomic_fetch_add(&redzone_done, 1);
+}
+
+static void redzone_main(void *arg)
+{
+    (void)arg;
+    redzone_go = ringo_chan_make(sizeof(int), 0);
+    ck_assert_ptr_nonnull(redzone_go);
+    for (long i = 0; i < redzone_g_n; i++)
+        ck_assert_int_gt(ringo_go(redzone_g, NULL), 0);
+    while (atomic_load(&redzone_waiting) < redzone_g_n)
+        ringo_yield();
+    ringo_chan_close(redzone_go); /* all at once: their exits spill */
+    while (atomic_load(&redzone_done) < redzone_g_n)
+        ringo_yield();
+    ringo_chan_release(redzone_go);
+}
+#endif
+
+START_TEST(runtime_frames_fit_red_zone)
+{
+#ifndef RINGO_SWITCH_UCONTEXT
+    redzone_g_n = test_under_thread_sanitizer() ? STACK_CACHE_MAX + 2 * STACK_BATCH : REDZONE_G_ALL;
+    struct ringo_config cfg = { .procs = 1 };
+    ck_assert_int_eq(ringo_run(redzone_main, NULL, &cfg), 0);
+    long need = atomic_load(&redzone_need);
+    printf("  the runtime's frames at a park: %ld bytes below the checked stack pointer\n", need);
+    ck_assert_msg(need <= STACK_RED_ZONE, "%ld bytes below the checked stack pointer, red zone %d",
+                  need, STACK_RED_ZONE);
+    ck_assert_int_gt(need, 0);
+#endif
 }
 END_TEST
 
@@ -1210,7 +1308,10 @@ static void idle_shed_main(void *arg)
 START_TEST(stack_idle_proc_sheds)
 {
     int out[2] = { 0, 0 };
-    struct ringo_config cfg = { .procs = 1 };
+    /* _i 1: stacks of 8 MiB, each more pages below its header than one
+     * mincore call of the shedding looks at (SHED_SPAN) */
+    struct ringo_config cfg = { .procs = 1, .stack_size = _i ? (size_t)8 << 20 : 0 };
+    ck_assert(!_i || cfg.stack_size / 4096 > SHED_SPAN);
     ck_assert_int_eq(ringo_run(idle_shed_main, out, &cfg), 0);
     ck_assert_int_gt(out[0], 0); /* the exits left batches unshed */
     ck_assert_int_lt(out[0], 1000);
@@ -2026,7 +2127,10 @@ static Suite *suite(void)
     tcase_add_test(tc, stack_pool_batches);
     tcase_add_loop_test(tc, stack_shed_gives_back_deep_pages, 0, 2);
     tcase_add_test(tc, stack_unshed_cap);
-    tcase_add_test(tc, stack_idle_proc_sheds);
+    /* valgrind: not 34 GiB of stacks' address space */
+    tcase_add_loop_test(tc, stack_idle_proc_sheds, 0, test_under_valgrind() ? 1 : 2);
+    if (!test_under_valgrind()) /* it reads below the stack pointer */
+        tcase_add_test(tc, runtime_frames_fit_red_zone);
     tcase_add_test(tc, idle_procs_steal_unstarted);
     tcase_add_test(tc, unstarted_on_recycled_structs);
     tcase_add_test(tc, steal_hint_follows_unstarted);

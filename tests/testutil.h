@@ -125,6 +125,23 @@ static inline bool test_under_shadow_sanitizer(void)
 #endif
 }
 
+/* ThreadSanitizer gives every fiber a state of its own (some hundred
+ * kilobytes): tens of thousands of goroutines alive at once exhaust it. */
+static inline bool test_under_thread_sanitizer(void)
+{
+#if defined(__SANITIZE_THREAD__)
+    return true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+    return true;
+#else
+    return false;
+#endif
+#else
+    return false;
+#endif
+}
+
 static inline bool test_quick(void)
 {
     const char *e = getenv("RINGO_TEST_QUICK");
