@@ -231,7 +231,7 @@ static void close_cancel_run_free(struct rproc *q, struct rtask *t)
  * operations hold the file: they end as the file does.)  Like
  * acc_release_fd's plain-thread close: heap tasks, and the thread polls
  * until they have run or the run has ended. */
-static void close_cancel_plain(int fd)
+static void close_cancel_plain(int fd, bool counted)
 {
     struct rproc *me;
     if (!run_enter(&me))
@@ -241,6 +241,7 @@ static void close_cancel_plain(int fd)
         return;
     }
     ep_fd_closing(fd); /* the run cannot end meanwhile (run_enter) */
+    fdl_close_cancels(fd, counted);
     struct close_wait cw = { .g = NULL };
     store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
     for (unsigned i = 0; i < rt.nprocs; i++) {
@@ -289,7 +290,7 @@ void close_wait_plain(struct close_wait *cw)
  * waits, so no task is ever discarded. */
 #define CLOSE_BATCH 8
 
-static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
+static void close_cancel_remote(struct rproc *p, struct rg *g, int fd, bool counted)
 {
     struct close_task tasks[CLOSE_BATCH];
     struct rproc *targets[CLOSE_BATCH];
@@ -301,6 +302,8 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd)
                 targets[n++] = rt.procs[i];
         if (n == 0)
             continue;
+        fdl_close_cancels(fd, counted);
+        counted = true;
         struct close_wait cw = { .g = g };
         cw.token = park_prepare(g, W_IO, 0);
         store_relaxed(&g_run(g)->wait_fd, fd); /* for ringo_dump */
@@ -321,8 +324,8 @@ void (*close_seam)(int fd);
 int ringo_close(int fd)
 {
     /* Its deadlines go with it; operations ended below see a close, not a
-     * change of deadline (fddeadline.c). */
-    fdl_close(fd);
+     * change of deadline (fddeadline.c), counted before their cancels. */
+    bool counted = fdl_close(fd);
     struct rproc *p;
     struct rg *g = io_self(&p);
     /* Marked before anything looks at who uses fd (fdops.c "Closing
@@ -339,18 +342,19 @@ int ringo_close(int fd)
         acc_release_fd(fd);
     if (!g) {
         if (fd >= 0 && !p)
-            close_cancel_plain(fd);
+            close_cancel_plain(fd, counted);
         return close(fd) < 0 ? -errno : 0;
     }
     /* No block_check(): see the design comment. */
     if (mark)
-        close_cancel_remote(p, g, fd);
+        close_cancel_remote(p, g, fd, counted);
     if (__builtin_expect(close_seam != NULL, 0))
         close_seam(fd);
     bool cancel_here = fd >= 0 && fdops_busy(p, fd);
     eng_reserve(p, cancel_here ? 2 : 1);
     if (cancel_here) {
         /* Issued before the close, in the same submit. */
+        fdl_close_cancels(fd, counted);
         eng_cancel_fd(p, fd);
     }
     const struct eng_io io = { .kind = ENG_CLOSE, .fd = fd };

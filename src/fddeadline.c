@@ -21,12 +21,15 @@
  * request ringo_close uses); a multishot accept waiting on a listener is
  * woken instead (accept.c).  A cancelled operation comes back to io.c with
  * -ECANCELED, where the sequence word tells a change of deadline from a
- * close (fdl_maybe_closed): every ringo_close of a descriptor with an entry
- * is counted before its cancels are issued, so a cancel with no close
- * counted came from a change.  Then the call is made again with the deadlines as they are now,
- * which ends it at once with -ETIMEDOUT if the new deadline has passed.  A
- * cancelled operation moved no data (it was waiting for readiness), so
- * issuing it again is the same call.
+ * close (fdl_maybe_closed): every ringo_close that cancels operations is
+ * counted in the descriptor's entry (made for it if need be) before its
+ * cancels are issued, so a cancel with no close counted came from a
+ * change, or from a close or a change of another descriptor of the same
+ * file (io_uring cancels by file: a dup's operations are ended too).  Then
+ * the call is made again with the deadlines as they are now, which ends it
+ * at once with -ETIMEDOUT if the new deadline has passed.  A cancelled
+ * operation moved no data (it was waiting for readiness), so issuing it
+ * again is the same call.
  *
  * The race to close is the setter that looks for blocked operations just
  * before an operation is counted, while that operation reads the old
@@ -59,6 +62,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ringo.h"
@@ -109,7 +113,7 @@ int64_t fdl_get_slow(int fd, int dirs, uint32_t *seq)
     /* relaxed: the caller's barrier (park_prepare, (A) above) orders these
      * after its fdops count; a plain check at entry may read late, and the
      * cancel then catches the change */
-    *seq = load_relaxed(&e->seq) | FDL_PRESENT;
+    *seq = (load_relaxed(&e->seq) & (FDL_SETS | FDL_CLOSES)) | FDL_PRESENT;
     int64_t d = RINGO_NEVER;
     if (dirs & RINGO_READ)
         d = load_relaxed(&e->at[0]);
@@ -121,18 +125,39 @@ int64_t fdl_get_slow(int fd, int dirs, uint32_t *seq)
     return d;
 }
 
-void fdl_close(int fd)
+bool fdl_close(int fd)
 {
     struct fdl *e = fdl_entry(fd, false);
     if (!e)
-        return;
+        return false;
     store_relaxed(&e->at[0], RINGO_NEVER);
     store_relaxed(&e->at[1], RINGO_NEVER);
-    /* Odd before the close's cancels are issued, so the operations they
-     * end see a close, not a change of deadline (relaxed: those
+    /* Counted before the close's cancels are issued, so the operations
+     * they end see a close, not a change of deadline (relaxed: those
      * operations learn of the cancel through their CQE, reaped after the
      * closer's submit, which the kernel orders after this store). */
     atomic_fetch_add_explicit(&e->seq, FDL_CLOSE, memory_order_relaxed);
+    return true;
+}
+
+/* ringo_close is about to cancel operations on fd, and fdl_close found no
+ * entry to count the close in (!counted): count it in a new one, so that
+ * those operations, which saw no entry when they parked, see a close
+ * (fdl_maybe_closed).  Made again instead, they would wait on a
+ * descriptor about to be closed, which the epoll engine would never
+ * report ready: so without memory for the page, the closer waits for some
+ * (as close_task_alloc). */
+void fdl_close_cancels(int fd, bool counted)
+{
+    if (counted || fd < 0 || (unsigned)fd >> FDL_PAGE_BITS >= FDL_PAGES)
+        return; /* past the table every cancel counts as a close */
+    struct fdl *e;
+    while (!(e = fdl_entry(fd, true)) && !load_relaxed(&rt.stopping)) {
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+    if (e) /* relaxed: as fdl_close */
+        atomic_fetch_add_explicit(&e->seq, FDL_CLOSE, memory_order_relaxed);
 }
 
 static void fdl_run_end(void)

@@ -814,13 +814,19 @@ static inline bool acc_fd_marked(int fd)
 
 /* fddeadline.c: per-descriptor deadlines.  fdl_get returns the earlier
  * of fd's deadlines for dirs (RINGO_READ|RINGO_WRITE) and its sequence
- * word: bits 0-15 count deadline changes, bits 16-30 closes, and bit 31
- * (FDL_PRESENT) says fd has an entry at all (0: never given a deadline,
- * so its closes are not counted either); fdl_close is ringo_close's
- * (clears the deadlines, counts a close). */
-#define FDL_SETS    0xffffu
-#define FDL_CLOSE   0x10000u
-#define FDL_PRESENT 0x80000000u
+ * word: bits 0-15 count deadline changes, bits 16-29 closes (modulo
+ * 2^14), bit 31 (FDL_PRESENT) says fd has an entry at all (0: never given
+ * a deadline, nor closed by ringo_close while operations waited on it),
+ * and bit 30 (FDL_UNTRACKED) that fd lies past the table, where nothing
+ * is counted.  fdl_close is ringo_close's (clears the deadlines, counts a
+ * close where there is an entry: true), and fdl_close_cancels makes sure
+ * of the count, making the entry, before the close cancels operations on
+ * fd. */
+#define FDL_SETS      0xffffu
+#define FDL_CLOSE     0x10000u
+#define FDL_CLOSES    0x3fff0000u
+#define FDL_UNTRACKED 0x40000000u
+#define FDL_PRESENT   0x80000000u
 #define FDL_PAGE_BITS 12
 #define FDL_PAGES 256                   /* fds below 2^20 can have deadlines */
 struct fdl;
@@ -832,21 +838,30 @@ int64_t fdl_get_slow(int fd, int dirs, uint32_t *seq);
 static inline int64_t fdl_get(int fd, int dirs, uint32_t *seq)
 {
     unsigned pg = (unsigned)fd >> FDL_PAGE_BITS;
-    if (pg >= FDL_PAGES || !load_acquire(&fdl_pages[pg])) {
+    if (pg >= FDL_PAGES) {
+        *seq = FDL_UNTRACKED;
+        return RINGO_NEVER;
+    }
+    if (!load_acquire(&fdl_pages[pg])) {
         *seq = 0;
         return RINGO_NEVER;
     }
     return fdl_get_slow(fd, dirs, seq);
 }
-void fdl_close(int fd);
-/* May an operation that saw `then` when it parked and `now` after its
- * -ECANCELED have been ended by ringo_close?  Yes if a close was counted
- * meanwhile, or if fd has no entry (its closes are not counted); no
- * otherwise: with an entry every ringo_close counts before it cancels, so
- * the cancel came from a change of deadline. */
+bool fdl_close(int fd);
+void fdl_close_cancels(int fd, bool counted);
+/* Was an operation that saw `then` when it parked and `now` after its
+ * -ECANCELED ended by ringo_close of its descriptor?  Yes if a close was
+ * counted meanwhile (an entry made since the park counts from 0): every
+ * ringo_close that cancels operations counts itself first
+ * (fdl_close_cancels), and past the table, where nothing is counted, any
+ * cancel may be a close.  Otherwise the cancel came from a change of
+ * deadline, or was meant for another descriptor of the same file (a dup:
+ * io_uring cancels by file, engine.h eng_cancel_fd), and the call is to be
+ * made again. */
 static inline bool fdl_maybe_closed(uint32_t then, uint32_t now)
 {
-    return !(now & FDL_PRESENT) || ((then ^ now) & ~(FDL_SETS | FDL_PRESENT));
+    return (now & FDL_UNTRACKED) || ((now & FDL_PRESENT) && ((then ^ now) & FDL_CLOSES));
 }
 
 /* watchdog.c: the period a run asks for (cfg, else RINGO_WATCHDOG_MS;

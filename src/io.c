@@ -124,13 +124,11 @@ static inline struct rg *io_self(struct rproc **pp)
 static inline int64_t io_deadline(struct rg *g, int fd, int dirs, uint32_t *seq)
 {
     int64_t d = g_run(g)->deadline;
-    *seq = 0;
-    if (dirs) {
-        int64_t f = fdl_get(fd, dirs, seq);
-        if (f < d)
-            d = f;
-    }
-    return d;
+    /* With no direction (fsync, a poll for hang-up only), no deadline of
+     * fd's (fdl_get answers RINGO_NEVER), but its sequence word all the
+     * same: a close ends these operations too. */
+    int64_t f = fdl_get(fd, dirs, seq);
+    return f < d ? f : d;
 }
 
 /* Step 1: -ECANCELED, -ETIMEDOUT, or 0 to go ahead: block_check's, for
@@ -226,10 +224,10 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
             r = -ECANCELED;
         else if (d != RINGO_NEVER && now_ns() >= d)
             r = -ETIMEDOUT;
-        else if (!dirs || fdl_maybe_closed(seq, now_seq))
+        else if (fdl_maybe_closed(seq, now_seq))
             r = -EBADF; /* ended by ringo_close of its fd */
         else
-            r = IO_AGAIN; /* its fd's deadline changed: make it again */
+            r = IO_AGAIN; /* its fd's deadline changed, or a dup's: make it again */
     }
     return r;
 }
@@ -462,8 +460,17 @@ static int poll_dirs(short events)
     return d;
 }
 
-int ringo_poll(int fd, short events)
+static int poll_call(int fd, short events)
 {
     IO_CALL(plain_poll(fd, events), fd, poll_dirs(events),
             .kind = ENG_POLL, .fd = fd, .len = (unsigned short)events);
+}
+
+int ringo_poll(int fd, short events)
+{
+    int r = poll_call(fd, events);
+    /* As poll(2): what was asked for, and the conditions always reported.
+     * IORING_OP_POLL_ADD also reports others that are true (POLLRDHUP
+     * with POLLHUP on a socket whose peer has gone). */
+    return r > 0 ? r & (events | POLLERR | POLLHUP | POLLNVAL) : r;
 }

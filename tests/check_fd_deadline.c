@@ -11,7 +11,10 @@
  * goroutine's and the fd's deadline winning, and cancellation winning over
  * both; a multishot accept ended by its listener's read deadline; poll by
  * direction; ringo_close clearing the deadlines for the next file with the
- * number; one submission per call with a far fd deadline; bad arguments.
+ * number; one submission per call with a far fd deadline; bad arguments;
+ * a close or a deadline change on one descriptor of a file leaving the
+ * operations on its dups waiting; a poll in no direction (hang-up only)
+ * outliving a deadline change.
  * Orderings decide: the "later" events happen after sleeps that are
  * longer than the deadlines they outlast.
  */
@@ -199,6 +202,112 @@ static void main_moved(void *arg)
 START_TEST(deadline_moved_or_cleared_while_blocked)
 {
     RUN(main_moved, NULL, nprocs_param);
+}
+END_TEST
+
+/* Descriptors of one file (dup(2)): io_uring cancels by file, so a close
+ * or a deadline change on one number ends the operations waiting on the
+ * others as well; those are made again, not reported as closed.  A read
+ * blocked on each number, on this proc and on another; ringo_close of the
+ * dup ends its own read with -EBADF and leaves the other waiting, which
+ * then reads what comes.  The same with a deadline set far ahead on the
+ * original while a read waits on a dup numbered in another page of the
+ * deadline table (4096 descriptors a page), which has no entry: it keeps
+ * waiting.  (The epoll engine cancels by number: the same results.) */
+static void main_dups(void *arg)
+{
+    (void)arg;
+    for (int where = 0; where < (ringo_nprocs() > 1 ? 2 : 1); where++) {
+        int other = where == 0 ? ringo_proc() : 1 - ringo_proc();
+        int a, b;
+        test_tcp_pair(&a, &b, NULL);
+        int d = dup(b);
+        ck_assert_int_ge(d, 0);
+        struct reader rb = { .fd = b, .proc = other }, rd = { .fd = d, .proc = other };
+        reader_start(&rb);
+        reader_start(&rd);
+        ck_assert_int_eq(ringo_close(d), 0);
+        reader_wait(&rd);
+        ck_assert_int_eq(rd.result, -EBADF);
+        ringo_sleep(20 * MS);
+        ck_assert_msg(!atomic_load(&rb.done), "the close of a dup ended a read of the original: %zd",
+                      rb.result);
+        ck_assert_int_eq(write(a, "one", 3), 3);
+        reader_wait(&rb);
+        ck_assert_int_eq(rb.result, 3);
+
+        /* A number in the table's next page, if the limit allows one. */
+        struct rlimit rl;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_cur <= 4200 && rl.rlim_max > 4200) {
+            rl.rlim_cur = 4201;
+            ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        }
+        int far = fcntl(b, F_DUPFD_CLOEXEC, 4100);
+        if (far >= 0) {
+            struct reader rf = { .fd = far, .proc = other };
+            reader_start(&rf);
+            ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, ringo_now() + 60000 * MS), 0);
+            ringo_sleep(20 * MS);
+            ck_assert_msg(!atomic_load(&rf.done), "a deadline set on the original ended a read of a dup: %zd",
+                          rf.result);
+            ck_assert_int_eq(write(a, "two", 3), 3);
+            reader_wait(&rf);
+            ck_assert_int_eq(rf.result, 3);
+            ck_assert_int_eq(ringo_close(far), 0);
+        }
+        ck_assert_int_eq(ringo_close(a), 0);
+        ck_assert_int_eq(ringo_close(b), 0);
+    }
+}
+
+START_TEST(dups_are_separate)
+{
+    RUN(main_dups, NULL, nprocs_param);
+}
+END_TEST
+
+/* An operation that waits in no direction (a poll for hang-up only) has
+ * no deadline of its descriptor's, and a deadline set meanwhile does not
+ * end it as though the descriptor were closed: it is made again, and
+ * returns when the peer goes. */
+struct hup_watch {
+    int fd;
+    atomic_int started, done;
+    int result;
+};
+
+static void hup_watcher(void *arg)
+{
+    struct hup_watch *w = arg;
+    atomic_store(&w->started, 1);
+    w->result = ringo_poll(w->fd, POLLHUP);
+    atomic_store(&w->done, 1);
+}
+
+static void main_hup(void *arg)
+{
+    (void)arg;
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct hup_watch w = { .fd = sv[0] };
+    ck_assert_int_gt(ringo_go(hup_watcher, &w), 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(100 * US);
+    ringo_sleep(5 * MS);
+    ck_assert_int_eq(ringo_fd_deadline_set(sv[0], RINGO_READ, ringo_now() + 60000 * MS), 0);
+    ringo_sleep(20 * MS);
+    ck_assert_msg(!atomic_load(&w.done), "a deadline ended a poll for hang-up: %d", w.result);
+    ck_assert_int_eq(close(sv[1]), 0);
+    while (!atomic_load(&w.done))
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(w.result, POLLHUP); /* what poll(2) gives: asked for, or HUP/ERR/NVAL */
+    ck_assert_int_eq(ringo_close(sv[0]), 0);
+}
+
+START_TEST(poll_without_direction_survives_a_deadline)
+{
+    RUN(main_hup, NULL, nprocs_param);
 }
 END_TEST
 
@@ -448,6 +557,8 @@ static Suite *suite(void)
     tcase_add_test(tc, close_clears_the_deadlines);
     tcase_add_test(tc, far_deadline_costs_no_submission);
     tcase_add_test(tc, bad_arguments);
+    tcase_add_test(tc, dups_are_separate);
+    tcase_add_test(tc, poll_without_direction_survives_a_deadline);
     suite_add_tcase(s, tc);
     return s;
 }
