@@ -161,6 +161,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,6 +169,7 @@
 #include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -330,8 +332,9 @@ static int ep_connect_done(int fd)
     syscall(SYS_accept4, (long)(fd), (long)(addr), (long)(alen), (long)(fl))
 #endif
 
-/* io without blocking: its result, or -EAGAIN. */
-static int ep_call(const struct eng_io *io, int mode)
+/* io without blocking: its result, or -EAGAIN.  done: what a recv with
+ * MSG_WAITALL has received already (ep_waitall). */
+static int ep_call(const struct eng_io *io, int mode, uint32_t done)
 {
     struct iovec one;
     switch ((enum eng_kind)io->kind) {
@@ -348,7 +351,8 @@ static int ep_call(const struct eng_io *io, int mode)
     case ENG_WRITEV:
         return neg_errno(ep_pwritev2(io->fd, io->u.iov, (int)io->len, io->off));
     case ENG_RECV:
-        return neg_errno(ep_recvfrom(io->fd, io->u.buf, (size_t)io->len, io->flags | MSG_DONTWAIT));
+        return neg_errno(ep_recvfrom(io->fd, (char *)io->u.buf + done, (size_t)io->len - done,
+                                     io->flags | MSG_DONTWAIT));
     case ENG_SEND:
         return neg_errno(ep_sendto(io->fd, io->u.cbuf, (size_t)io->len, io->flags | MSG_DONTWAIT));
     case ENG_RECVMSG:
@@ -374,12 +378,49 @@ static int ep_call(const struct eng_io *io, int mode)
     return -EAGAIN;
 }
 
+/* The rest of a read of a regular file that the call without waiting
+ * made in part (ep_file_short): op->ep_done bytes in, on a helper thread.
+ * Its result: the whole count, or what was read before an error. */
+static int ep_read_rest(const struct rop *op)
+{
+    const struct eng_io *io = op->io;
+    size_t done = op->ep_done;
+    bool here = io->off == (uint64_t)-1; /* at the file position, moved by the first part */
+    off_t off = here ? 0 : (off_t)(io->off + done);
+    ssize_t r;
+    if (io->kind == ENG_READ) {
+        char *buf = (char *)io->u.buf + done;
+        size_t len = (size_t)io->len - done;
+        r = here ? read(io->fd, buf, len) : pread(io->fd, buf, len, off);
+    } else {
+        /* The vector past its first done bytes, on this thread's stack. */
+        struct iovec v[IOV_MAX];
+        int n = 0;
+        size_t skip = done;
+        for (int i = 0; i < (int)io->len; i++) {
+            size_t l = io->u.iov[i].iov_len;
+            if (skip >= l) {
+                skip -= l;
+                continue;
+            }
+            v[n].iov_base = (char *)io->u.iov[i].iov_base + skip;
+            v[n].iov_len = l - skip;
+            skip = 0;
+            n++;
+        }
+        r = here ? readv(io->fd, v, n) : preadv(io->fd, v, n, off);
+    }
+    return r >= 0 ? (int)(r + (ssize_t)done) : (int)done;
+}
+
 /* io the blocking way, on a helper thread. */
 static int ep_call_blocking(void *arg)
 {
     struct rop *op = arg;
     const struct eng_io *io = op->io;
     bool here = io->off == (uint64_t)-1; /* at the file position */
+    if (op->ep_done && (io->kind == ENG_READ || io->kind == ENG_READV))
+        return ep_read_rest(op);
     switch ((enum eng_kind)io->kind) {
     case ENG_READ:
         return neg_errno(here ? read(io->fd, io->u.buf, (size_t)io->len)
@@ -485,10 +526,56 @@ static inline void ep_note_drained(struct ep_fd *f, const struct eng_io *io, int
         f->drained = f->et;
 }
 
+/* A recv with MSG_WAITALL (and without MSG_DONTWAIT) returns when it has
+ * all it asked for, as recv(2) and io_uring's recv do, or less at the end
+ * of the stream or an error.  The call that does not wait (ep_call) gives
+ * what has come: counted in op, and -EAGAIN to wait for more.  r: that
+ * call's result; returns the operation's, or -EAGAIN. */
+static inline int ep_waitall(struct rop *op, const struct eng_io *io, int r)
+{
+    if (__builtin_expect(io->kind != ENG_RECV || (io->flags & (MSG_WAITALL | MSG_DONTWAIT)) != MSG_WAITALL, 1))
+        return r;
+    if (r > 0) {
+        op->ep_done += (uint32_t)r;
+        return op->ep_done < io->len ? -EAGAIN : (int)op->ep_done;
+    }
+    return r == -EAGAIN || !op->ep_done ? r : (int)op->ep_done; /* what came before the end */
+}
+
+/* The result of op, ended by err while it waited: a recv with
+ * MSG_WAITALL that has received some returns that much, as io_uring's
+ * does (its bytes are in the buffer, and the call must not be made again
+ * over them). */
+static inline int ep_ended(const struct rop *op, int err)
+{
+    return op->ep_done ? (int)op->ep_done : err;
+}
+
+/* A read of a regular file (or block device) that RWF_NOWAIT cut short:
+ * preadv2 then returns the part the page cache holds, where read(2), and
+ * io_uring, return the whole count short of the end of the file.  r: that
+ * call's result.  A read of anything else (a pipe, a socket) returns what
+ * has come, as read(2) does. */
+static bool ep_file_short(const struct eng_io *io, int r)
+{
+    if (r <= 0 || (io->kind != ENG_READ && io->kind != ENG_READV))
+        return false;
+    size_t want = 0;
+    if (io->kind == ENG_READ) {
+        want = (size_t)io->len;
+    } else {
+        for (int i = 0; i < (int)io->len && want <= (size_t)r; i++)
+            want += io->u.iov[i].iov_len;
+    }
+    struct stat st;
+    return (size_t)r < want && fstat(io->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
 int ep_try(struct rproc *p, struct rop *op, const struct eng_io *io)
 {
     op->io = io;
     op->ep_mode = EPM_POLL;
+    op->ep_done = 0;
     struct ep_fd *f = NULL;
     switch ((enum eng_kind)io->kind) {
     case ENG_OPENAT:
@@ -514,10 +601,16 @@ int ep_try(struct rproc *p, struct rop *op, const struct eng_io *io)
     default:
         break;
     }
-    int r = ep_call(io, EPM_POLL);
+    int r = ep_call(io, EPM_POLL, 0);
     tsan_io_release(); /* as io_wait's, for a call that does not wait (tsan.h) */
     if (f)
         ep_note_drained(f, io, r);
+    r = ep_waitall(op, io, r);
+    if (__builtin_expect(io->kind <= ENG_READV && r > 0, 0) && !f && ep_file_short(io, r)) {
+        op->ep_done = (uint32_t)r; /* the rest on a helper (ep_read_rest) */
+        op->ep_mode = EPM_BLOCKING;
+        return ENG_WAIT;
+    }
     if (r == -EAGAIN) {
         /* A MSG_DONTWAIT call is the caller's own try (as on io_uring). */
         bool dontwait = io->kind >= ENG_RECV && io->kind <= ENG_SENDMSG &&
@@ -824,7 +917,7 @@ void ep_start(struct rproc *p, struct rop *op)
         return;
     }
     if (r) {
-        ep_complete(p, op, r);
+        ep_complete(p, op, ep_ended(op, r));
         return;
     }
     op->ep_where = EPW_FD;
@@ -869,10 +962,11 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
     for (struct rop *op = f->head; op; op = next) {
         next = op->ep_next;
         if ((op->ep_events | EPOLLERR | EPOLLHUP) & events) {
-            int r = ep_call(op->io, op->ep_mode);
+            int r = ep_call(op->io, op->ep_mode, op->ep_done);
             tsan_io_release();
             if ((f->et & EP_OWN_STREAM) && ep_plain_read(op->io))
                 ep_note_drained(f, op->io, r);
+            r = ep_waitall(op, op->io, r);
             if (r != -EAGAIN) {
                 ep_unlink(f, op); /* short lists: the waiters of one descriptor */
                 ep_complete(p, op, r);
@@ -896,7 +990,7 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
     struct rop *op;
     while ((op = f->head)) {
         f->head = op->ep_next;
-        ep_complete(p, op, r);
+        ep_complete(p, op, ep_ended(op, r));
     }
     f->tail = NULL;
 }
@@ -907,7 +1001,7 @@ void ep_cancel(struct rproc *p, struct rop *op)
         return; /* completed already, or with a helper: its result will come */
     struct ep_fd *f = ep_fd_of(p, op->io->fd, false);
     ep_unlink(f, op);
-    ep_complete(p, op, -ECANCELED);
+    ep_complete(p, op, ep_ended(op, -ECANCELED));
 }
 
 void ep_cancel_fd(struct rproc *p, int fd)
@@ -918,7 +1012,7 @@ void ep_cancel_fd(struct rproc *p, int fd)
     struct rop *op;
     while ((op = f->head)) {
         f->head = op->ep_next;
-        ep_complete(p, op, -ECANCELED);
+        ep_complete(p, op, ep_ended(op, -ECANCELED));
     }
     f->tail = NULL;
     f->armed = 0;

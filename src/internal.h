@@ -230,6 +230,7 @@ struct rop {
      * for, and its link in its descriptor's or the proc's list. */
     uint8_t ep_mode, ep_where;
     uint32_t ep_events;
+    uint32_t ep_done;           /* a recv with MSG_WAITALL: bytes it has received */
     const struct eng_io *io;
     struct rop *ep_next;
 };

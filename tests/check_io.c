@@ -160,6 +160,70 @@ START_TEST(file_ops)
 }
 END_TEST
 
+/* A read of a file of which only a part is in the page cache returns the
+ * whole count, as read(2) does (on epoll the call that does not wait,
+ * preadv2 with RWF_NOWAIT, gives only the cached part, and a helper thread
+ * reads the rest): pread, read at the file position, and readv, with the
+ * second half of the file evicted each time.  (Where the file system
+ * keeps no page cache apart, as tmpfs, nothing is evicted and the reads
+ * are whole anyway.) */
+#define PARTLY_SZ (4 << 20)
+
+static void evict_second_half(int fd)
+{
+    ck_assert_int_eq(fdatasync(fd), 0);
+    ck_assert_int_eq(posix_fadvise(fd, PARTLY_SZ / 2, PARTLY_SZ / 2, POSIX_FADV_DONTNEED), 0);
+}
+
+static void check_pattern(const unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i += 4093)
+        ck_assert_int_eq(b[i], (unsigned char)(i / 4093));
+}
+
+static void main_file_partly_cached(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/ringo-io-partly-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(unlink(path), 0);
+    unsigned char *b = malloc(PARTLY_SZ);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < PARTLY_SZ; i++)
+        b[i] = (unsigned char)(i / 4093);
+    ck_assert_int_eq(write(fd, b, PARTLY_SZ), PARTLY_SZ);
+
+    memset(b, 0, PARTLY_SZ);
+    evict_second_half(fd);
+    ck_assert_int_eq(ringo_pread(fd, b, PARTLY_SZ, 0), PARTLY_SZ);
+    check_pattern(b, PARTLY_SZ);
+
+    memset(b, 0, PARTLY_SZ);
+    evict_second_half(fd);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    ck_assert_int_eq(ringo_read(fd, b, PARTLY_SZ), PARTLY_SZ);
+    check_pattern(b, PARTLY_SZ);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), PARTLY_SZ);
+
+    memset(b, 0, PARTLY_SZ);
+    evict_second_half(fd);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    struct iovec v[3] = { { b, 1000 }, { b + 1000, PARTLY_SZ / 2 }, { b + 1000 + PARTLY_SZ / 2, PARTLY_SZ / 2 - 1000 } };
+    ck_assert_int_eq(ringo_readv(fd, v, 3), PARTLY_SZ);
+    check_pattern(b, PARTLY_SZ);
+    ck_assert_int_eq(lseek(fd, 0, SEEK_CUR), PARTLY_SZ);
+
+    free(b);
+    ck_assert_int_eq(ringo_close(fd), 0);
+}
+
+START_TEST(file_read_partly_cached)
+{
+    RUN(main_file_partly_cached, NULL, nprocs_param);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* sockets */
 
@@ -218,6 +282,65 @@ static void main_sockets(void *arg)
 START_TEST(socket_ops)
 {
     RUN(main_sockets, NULL, nprocs_param);
+}
+END_TEST
+
+/* MSG_WAITALL: a receive returns when it has all it asked for, though
+ * the bytes come in pieces; with less at the end of the stream, or when
+ * its deadline passes after some came, it returns what it has (never
+ * -ETIMEDOUT over bytes it took).  Both engines (epoll's calls do not
+ * wait, so it counts what has come and waits for more). */
+struct waitall_rx {
+    int fd;
+    int64_t deadline; /* from its start; 0: none */
+    atomic_int started, done;
+    ssize_t result;
+    char buf[8];
+};
+
+static void waitall_receiver(void *arg)
+{
+    struct waitall_rx *w = arg;
+    if (w->deadline)
+        ringo_deadline_set(ringo_now() + w->deadline);
+    atomic_store(&w->started, 1);
+    w->result = ringo_recv(w->fd, w->buf, 4, MSG_WAITALL);
+    atomic_store(&w->done, 1);
+}
+
+static void waitall_case(int how) /* 0: the rest comes; 1: EOF; 2: the deadline */
+{
+    int a, b;
+    test_tcp_pair(&a, &b, NULL);
+    struct waitall_rx w = { .fd = b, .deadline = how == 2 ? 50 * MS : 0 };
+    ck_assert_int_gt(ringo_go(waitall_receiver, &w), 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(100 * US);
+    ck_assert_int_eq(write(a, "pi", 2), 2);
+    ringo_sleep(20 * MS);
+    ck_assert_msg(!atomic_load(&w.done), "case %d: returned %zd with half of it", how, w.result);
+    if (how == 0)
+        ck_assert_int_eq(write(a, "ng", 2), 2);
+    else if (how == 1)
+        ck_assert_int_eq(shutdown(a, SHUT_WR), 0);
+    while (!atomic_load(&w.done))
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(w.result, how == 0 ? 4 : 2);
+    ck_assert(memcmp(w.buf, "ping", (size_t)w.result) == 0);
+    ringo_close(a);
+    ringo_close(b);
+}
+
+static void main_waitall(void *arg)
+{
+    (void)arg;
+    for (int how = 0; how < 3; how++)
+        waitall_case(how);
+}
+
+START_TEST(recv_waitall_in_pieces)
+{
+    RUN(main_waitall, NULL, nprocs_param);
 }
 END_TEST
 
@@ -739,7 +862,9 @@ static Suite *suite(void)
     tcase_add_test(tc, pipe_read_write);
     tcase_add_test(tc, pipe_bulk_across_goroutines);
     tcase_add_test(tc, file_ops);
+    tcase_add_test(tc, file_read_partly_cached);
     tcase_add_test(tc, socket_ops);
+    tcase_add_test(tc, recv_waitall_in_pieces);
     tcase_add_test(tc, huge_length_is_clamped);
     tcase_add_test(tc, nonblock_descriptors);
     tcase_add_test(tc, deadline_on_blocked_read);
