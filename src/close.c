@@ -217,11 +217,19 @@ static void close_cancel_run(struct rproc *q, struct rtask *t)
     close_wait_done(ct->cw);
 }
 
-/* The same, a plain thread's (heap) task: freed once run, or discarded
- * with the run, when the closer no longer waits for it. */
+/* A plain thread's (heap) task, on the epoll engine (close_cancel_plain):
+ * end every wait on fd with -EBADF, then count down; freed once run, or
+ * discarded with the run, when the closer no longer waits for it.  Not
+ * -ECANCELED, which io.c would take for a close only if it saw one counted
+ * (fdl_maybe_closed): an operation that parked after the count would be
+ * made again, and wait on the descriptor that the closer then closes,
+ * which epoll never reports (a plain thread's close takes no closing mark
+ * that would hold it back). */
 static void close_cancel_run_free(struct rproc *q, struct rtask *t)
 {
-    close_cancel_run(q, t);
+    struct close_task *ct = (struct close_task *)t;
+    ep_cancel_fd(q, ct->fd, -EBADF);
+    close_wait_done(ct->cw);
     free(t);
 }
 
@@ -231,7 +239,7 @@ static void close_cancel_run_free(struct rproc *q, struct rtask *t)
  * operations hold the file: they end as the file does.)  Like
  * acc_release_fd's plain-thread close: heap tasks, and the thread polls
  * until they have run or the run has ended. */
-static void close_cancel_plain(int fd, bool counted)
+static void close_cancel_plain(int fd)
 {
     struct rproc *me;
     if (!run_enter(&me))
@@ -241,7 +249,6 @@ static void close_cancel_plain(int fd, bool counted)
         return;
     }
     ep_fd_closing(fd); /* the run cannot end meanwhile (run_enter) */
-    fdl_close_cancels(fd, counted);
     struct close_wait cw = { .g = NULL };
     store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
     for (unsigned i = 0; i < rt.nprocs; i++) {
@@ -342,7 +349,7 @@ int ringo_close(int fd)
         acc_release_fd(fd);
     if (!g) {
         if (fd >= 0 && !p)
-            close_cancel_plain(fd, counted);
+            close_cancel_plain(fd);
         return close(fd) < 0 ? -errno : 0;
     }
     /* No block_check(): see the design comment. */

@@ -135,7 +135,7 @@ void ep_teardown(struct rproc *p);
 int  ep_try(struct rproc *p, struct rop *op, const struct eng_io *io);
 void ep_start(struct rproc *p, struct rop *op);
 void ep_cancel(struct rproc *p, struct rop *op);
-void ep_cancel_fd(struct rproc *p, int fd);
+void ep_cancel_fd(struct rproc *p, int fd, int res); /* its waiters end with res */
 int  ep_close(int fd);
 int  ep_poll(struct rproc *p, bool block, int64_t deadline);
 
@@ -204,7 +204,7 @@ static inline void eng_start(struct rproc *p, const struct eng_io *io, struct ro
 static inline void eng_cancel_fd(struct rproc *p, int fd)
 {
     if (eng_epoll()) {
-        ep_cancel_fd(p, fd);
+        ep_cancel_fd(p, fd, -ECANCELED);
         return;
     }
     struct io_uring_sqe *c = ring_sqe(p);

@@ -526,18 +526,30 @@ static inline void ep_note_drained(struct ep_fd *f, const struct eng_io *io, int
         f->drained = f->et;
 }
 
-/* A recv with MSG_WAITALL (and without MSG_DONTWAIT) returns when it has
- * all it asked for, as recv(2) and io_uring's recv do, or less at the end
- * of the stream or an error.  The call that does not wait (ep_call) gives
+/* A recv with MSG_WAITALL (and without MSG_DONTWAIT or MSG_PEEK) on a
+ * stream socket returns when it has all it asked for, as recv(2) and
+ * io_uring's recv do, or less at the end of the stream or an error.  The call that does not wait (ep_call) gives
  * what has come: counted in op, and -EAGAIN to wait for more.  r: that
  * call's result; returns the operation's, or -EAGAIN. */
 static inline int ep_waitall(struct rop *op, const struct eng_io *io, int r)
 {
-    if (__builtin_expect(io->kind != ENG_RECV || (io->flags & (MSG_WAITALL | MSG_DONTWAIT)) != MSG_WAITALL, 1))
+    if (__builtin_expect(io->kind != ENG_RECV ||
+                             (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) != MSG_WAITALL, 1))
         return r;
     if (r > 0) {
+        if (op->ep_done + (uint32_t)r >= io->len)
+            return (int)(op->ep_done + (uint32_t)r);
+        /* Short: more to wait for on a stream; a datagram socket's
+         * receive is one datagram, MSG_WAITALL or not (recv(2)).  Asked
+         * once per call, on its first short piece. */
+        if (!op->ep_done) {
+            int type = 0;
+            socklen_t tl = sizeof type;
+            if (getsockopt(io->fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_DGRAM)
+                return r;
+        }
         op->ep_done += (uint32_t)r;
-        return op->ep_done < io->len ? -EAGAIN : (int)op->ep_done;
+        return -EAGAIN;
     }
     return r == -EAGAIN || !op->ep_done ? r : (int)op->ep_done; /* what came before the end */
 }
@@ -551,11 +563,13 @@ static inline int ep_ended(const struct rop *op, int err)
     return op->ep_done ? (int)op->ep_done : err;
 }
 
-/* A read of a regular file (or block device) that RWF_NOWAIT cut short:
- * preadv2 then returns the part the page cache holds, where read(2), and
- * io_uring, return the whole count short of the end of the file.  r: that
- * call's result.  A read of anything else (a pipe, a socket) returns what
- * has come, as read(2) does. */
+/* A read of a regular file that RWF_NOWAIT cut short of the end of the
+ * file: preadv2 then returns the part the page cache holds, where read(2),
+ * and io_uring, return the whole count.  r: that call's result.  A short
+ * read at the end of the file is whole (one fstat, and for a read at the
+ * file position an lseek, tell); a read of anything else (a pipe, a
+ * socket) returns what has come, as read(2) does (one fstat: no type is
+ * kept per descriptor, whose number may name another file next). */
 static bool ep_file_short(const struct eng_io *io, int r)
 {
     if (r <= 0 || (io->kind != ENG_READ && io->kind != ENG_READV))
@@ -568,7 +582,10 @@ static bool ep_file_short(const struct eng_io *io, int r)
             want += io->u.iov[i].iov_len;
     }
     struct stat st;
-    return (size_t)r < want && fstat(io->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    if ((size_t)r >= want || fstat(io->fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    off_t end = io->off == (uint64_t)-1 ? lseek(io->fd, 0, SEEK_CUR) : (off_t)(io->off + (uint64_t)r);
+    return end >= 0 && end < st.st_size;
 }
 
 int ep_try(struct rproc *p, struct rop *op, const struct eng_io *io)
@@ -1004,7 +1021,7 @@ void ep_cancel(struct rproc *p, struct rop *op)
     ep_complete(p, op, ep_ended(op, -ECANCELED));
 }
 
-void ep_cancel_fd(struct rproc *p, int fd)
+void ep_cancel_fd(struct rproc *p, int fd, int res)
 {
     struct ep_fd *f = ep_fd_of(p, fd, false);
     if (!f)
@@ -1012,7 +1029,7 @@ void ep_cancel_fd(struct rproc *p, int fd)
     struct rop *op;
     while ((op = f->head)) {
         f->head = op->ep_next;
-        ep_complete(p, op, ep_ended(op, -ECANCELED));
+        ep_complete(p, op, ep_ended(op, res));
     }
     f->tail = NULL;
     f->armed = 0;

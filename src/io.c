@@ -470,7 +470,10 @@ int ringo_poll(int fd, short events)
 {
     int r = poll_call(fd, events);
     /* As poll(2): what was asked for, and the conditions always reported.
-     * IORING_OP_POLL_ADD also reports others that are true (POLLRDHUP
-     * with POLLHUP on a socket whose peer has gone). */
-    return r > 0 ? r & (events | POLLERR | POLLHUP | POLLNVAL) : r;
+     * IORING_OP_POLL_ADD also wakes for POLLRDHUP, asked for or not (the
+     * kernel's IO_POLL_UNMASK), and reports it beside the others; alone,
+     * it is returned as it is: polling again would find it at once, for
+     * as long as it lasts. */
+    int asked = r > 0 ? r & (events | POLLERR | POLLHUP | POLLNVAL) : 0;
+    return asked ? asked : r;
 }

@@ -285,10 +285,11 @@ START_TEST(socket_ops)
 }
 END_TEST
 
-/* MSG_WAITALL: a receive returns when it has all it asked for, though
- * the bytes come in pieces; with less at the end of the stream, or when
- * its deadline passes after some came, it returns what it has (never
- * -ETIMEDOUT over bytes it took).  Both engines (epoll's calls do not
+/* MSG_WAITALL: a receive on a stream returns when it has all it asked
+ * for, though the bytes come in pieces; with less at the end of the
+ * stream, or when its deadline passes after some came, it returns what it
+ * has (never -ETIMEDOUT over bytes it took); on a datagram socket, one
+ * datagram.  Both engines (epoll's calls do not
  * wait, so it counts what has come and waits for more). */
 struct waitall_rx {
     int fd;
@@ -318,7 +319,8 @@ static void waitall_case(int how) /* 0: the rest comes; 1: EOF; 2: the deadline 
         ringo_sleep(100 * US);
     ck_assert_int_eq(write(a, "pi", 2), 2);
     ringo_sleep(20 * MS);
-    ck_assert_msg(!atomic_load(&w.done), "case %d: returned %zd with half of it", how, w.result);
+    if (how != 2) /* (with a deadline, a slow machine may have reached it) */
+        ck_assert_msg(!atomic_load(&w.done), "case %d: returned %zd with half of it", how, w.result);
     if (how == 0)
         ck_assert_int_eq(write(a, "ng", 2), 2);
     else if (how == 1)
@@ -336,6 +338,22 @@ static void main_waitall(void *arg)
     (void)arg;
     for (int how = 0; how < 3; how++)
         waitall_case(how);
+    /* A datagram socket's receive is one datagram, MSG_WAITALL or not:
+     * the first comes back alone, though a second follows. */
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    struct waitall_rx w = { .fd = sv[1] };
+    ck_assert_int_gt(ringo_go(waitall_receiver, &w), 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(100 * US);
+    ck_assert_int_eq(send(sv[0], "pi", 2, 0), 2);
+    ringo_sleep(20 * MS);
+    ck_assert_int_eq(send(sv[0], "ng", 2, 0), 2);
+    while (!atomic_load(&w.done))
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(w.result, 2);
+    ringo_close(sv[0]);
+    ringo_close(sv[1]);
 }
 
 START_TEST(recv_waitall_in_pieces)

@@ -309,19 +309,25 @@ static void stays(void *arg)
 }
 
 static int procs_used[2];
+static int64_t spread_until;
 
+/* Busy without yielding, so that only another proc can run the rest:
+ * until one has run on proc 1 (then 2 ms), or for 5 s all told (a proc 1
+ * that takes nothing, or a machine too loaded to run it that long). */
 static void busy_note_proc(void *arg)
 {
     (void)arg;
-    int64_t until = ringo_now() + 2 * MS;
-    while (ringo_now() < until)
-        ;
     __atomic_store_n(&procs_used[ringo_proc()], 1, __ATOMIC_RELAXED);
+    int64_t until = ringo_now() + 2 * MS;
+    while (ringo_now() < until ||
+           (!__atomic_load_n(&procs_used[1], __ATOMIC_RELAXED) && ringo_now() < spread_until))
+        ;
 }
 
 static void main_spread(void *arg)
 {
     (void)arg;
+    spread_until = ringo_now() + 5000 * MS;
     for (int i = 0; i < 200; i++)
         ringo_go(stays, NULL);
     for (int i = 0; i < 50; i++)
@@ -1151,9 +1157,10 @@ END_TEST
  * switch, and after it the reclaim of a goroutine that exited meanwhile,
  * whose stack may overflow the cache and, past the pool's unshed cap, be
  * shed there and then (fiber.c "Shedding", "Where").  Each goroutine
- * fills the stack below its frame with a pattern, waits on a channel, and
- * when it is closed finds the lowest byte written meanwhile, below the
- * stack pointer its switch saved.  One proc, never idle (main yields; an
+ * fills the stack below its frame with a pattern, waits on a channel (one
+ * in REDZONE_IO_EVERY in a read of a pipe instead: the I/O path parks
+ * deeper), and when released finds the lowest byte written meanwhile,
+ * below the stack pointer its switch saved.  One proc, never idle (main yields; an
  * idle proc would shed in proc_sleep instead), and enough goroutines
  * exiting together to fill its cache and the pool's unshed cap and spill
  * eight batches past it (under ThreadSanitizer, which cannot keep that
@@ -1164,7 +1171,9 @@ static long redzone_g_n;
 #define REDZONE_SPAN 8192 /* bytes painted */
 #define REDZONE_PAT 0xA5
 static ringo_chan *redzone_go;
+static int redzone_pipe[2];
 static _Atomic long redzone_need, redzone_waiting, redzone_done;
+#define REDZONE_IO_EVERY 64 /* one goroutine in so many waits in a read instead */
 
 /* Not instrumented: the stack below the frame is not the program's to
  * touch, and ASan's shadow of it may still be poisoned. */
@@ -1190,7 +1199,7 @@ static __attribute__((noinline)) const volatile unsigned char *redzone_lowest(co
 
 static void redzone_g(void *arg)
 {
-    (void)arg;
+    bool io = (intptr_t)arg % REDZONE_IO_EVERY == 0;
     struct rg *g = tls_proc->cur;
     /* The pattern from below this frame and the park's (the receive down
      * to the switch: under 200 bytes) to REDZONE_SPAN further. */
@@ -1199,8 +1208,13 @@ static void redzone_g(void *arg)
     ck_assert((char *)lo > g_run(g)->stack->lo);
     redzone_paint(lo, REDZONE_SPAN);
     atomic_fetch_add(&redzone_waiting, 1);
-    int v;
-    ck_assert_int_eq(ringo_chan_recv(redzone_go, &v), -EPIPE); /* closed */
+    if (io) {
+        char c;
+        ck_assert_int_eq(ringo_read(redzone_pipe[0], &c, 1), 1);
+    } else {
+        int v;
+        ck_assert_int_eq(ringo_chan_recv(redzone_go, &v), -EPIPE); /* closed */
+    }
     /* The switch checked its stack pointer a few words above the one it
      * saved (its pushed registers and return address). */
     const char *checked = (const char *)g_run(g)->ctx.sp + 64;
@@ -1217,14 +1231,23 @@ static void redzone_main(void *arg)
     (void)arg;
     redzone_go = ringo_chan_make(sizeof(int), 0);
     ck_assert_ptr_nonnull(redzone_go);
-    for (long i = 0; i < redzone_g_n; i++)
-        ck_assert_int_gt(ringo_go(redzone_g, NULL), 0);
+    ck_assert_int_eq(pipe(redzone_pipe), 0);
+    long readers = 0;
+    for (long i = 0; i < redzone_g_n; i++) {
+        ck_assert_int_gt(ringo_go(redzone_g, (void *)(intptr_t)i), 0);
+        readers += i % REDZONE_IO_EVERY == 0;
+    }
     while (atomic_load(&redzone_waiting) < redzone_g_n)
         ringo_yield();
+    ringo_sleep(10 * MS); /* the readers' reads reach the kernel */
+    static char bytes[REDZONE_G_ALL / REDZONE_IO_EVERY + 1];
+    ck_assert_int_eq(write(redzone_pipe[1], bytes, (size_t)readers), readers);
     ringo_chan_close(redzone_go); /* all at once: their exits spill */
     while (atomic_load(&redzone_done) < redzone_g_n)
         ringo_yield();
     ringo_chan_release(redzone_go);
+    close(redzone_pipe[0]);
+    close(redzone_pipe[1]);
 }
 #endif
 
