@@ -160,12 +160,37 @@ static long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val)
     return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
 }
 
+/* Plain threads in (or entering) futex(2) waits.  A wake that goroutines
+ * in the wait table take whole still wakes one of these: the table is
+ * served first, so a thread that shares a word with goroutines would
+ * otherwise wait as long as goroutines keep coming (a Mutex handed from
+ * goroutine to goroutine), or miss the one signal meant for it (a Cond
+ * whose waker found a goroutine that began to wait after it).  The waker
+ * loads the count after its change of the word, the thread adds itself
+ * before the kernel compares the word, each with a full barrier between
+ * (the same handshake as table_waiters, "Lost wake-ups" at the top): so
+ * the waker sees the thread, or the thread's futex(2) sees the change. */
+static _Atomic uint32_t kernel_waiters;
+
+static void kernel_waiter_in(void)
+{
+    fetch_add_relaxed(&kernel_waiters, 1);
+    smp_mb(); /* (A') before the kernel's load of the word; pairs with (B) in futex_wake */
+}
+
+static void kernel_waiter_out(void)
+{
+    fetch_sub_relaxed(&kernel_waiters, 1); /* relaxed: an overestimate only wakes for nothing */
+}
+
 /* A plain thread's timed wait: 0 (woken, or spuriously) or -ETIMEDOUT. */
 static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
 {
     fetch_add_relaxed(&futex_counts.thread, 1);
     if (when == RINGO_NEVER) {
+        kernel_waiter_in();
         sys_futex(addr, FUTEX_WAIT_PRIVATE, val);
+        kernel_waiter_out();
         return 0;
     }
     if (now_ns() >= when)
@@ -173,9 +198,12 @@ static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
     /* FUTEX_WAIT_BITSET takes an absolute time, on CLOCK_MONOTONIC without
      * FUTEX_CLOCK_REALTIME: no drift over spurious returns.  when > now > 0. */
     struct timespec ts = { .tv_sec = when / 1000000000, .tv_nsec = when % 1000000000 };
+    kernel_waiter_in();
     long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, val, &ts, NULL,
                      FUTEX_BITSET_MATCH_ANY);
-    return r < 0 && errno == ETIMEDOUT ? -ETIMEDOUT : 0; /* EAGAIN, EINTR: re-check */
+    int err = errno;
+    kernel_waiter_out();
+    return r < 0 && err == ETIMEDOUT ? -ETIMEDOUT : 0; /* EAGAIN, EINTR: re-check */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -476,7 +504,9 @@ void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason)
     if (!g) {
         note_foreign();
         fetch_add_relaxed(&futex_counts.thread, 1);
+        kernel_waiter_in();
         sys_futex(addr, FUTEX_WAIT_PRIVATE, val); /* EAGAIN, EINTR: the caller re-checks */
+        kernel_waiter_out();
         return;
     }
     if (uring_futex(p))
@@ -495,9 +525,11 @@ void futex_wake(_Atomic uint32_t *addr, int n)
     smp_mb();
     if (load_relaxed(&table_waiters))
         woken = table_wake(addr, n);
-    if (woken >= n)
+    if (woken >= n && !load_relaxed(&kernel_waiters))
         return;
-    long r = sys_futex(addr, FUTEX_WAKE_PRIVATE, (uint32_t)(n - woken));
+    /* One at least for a thread in futex(2) (kernel_waiters): whoever
+     * else it wakes finds the word as the table's waiters do. */
+    long r = sys_futex(addr, FUTEX_WAKE_PRIVATE, (uint32_t)(woken < n ? n - woken : 1));
     if (r > 0) {
         /* Before this proc can go idle (see "Deadlock detection");
          * acq_rel, read seq_cst by the check under idle_lock. */

@@ -45,6 +45,7 @@
 #include "chan.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "ringo.h"
@@ -58,6 +59,7 @@ struct timerchan {
     int64_t first;              /* first firing time; fixed */
     struct rproc *owner;        /* fixed */
     bool promised;              /* holds a slot of owner->timer_promised; owner */
+    _Atomic uint32_t firing;    /* a ticker's owner is in tc_fire ("No tick after a stop") */
 };
 
 /* Take a heap slot for tc on p (the owner), so re-arming never fails. */
@@ -103,15 +105,42 @@ static void tc_discard(struct rtimer *t)
     tc_free_unless_stopped((struct timerchan *)t);
 }
 
+/* No tick after a stop.  A stop on another proc than the ticker's owner
+ * takes the ticker and posts its disarming to the owner, which may fire
+ * the ticker meanwhile; as Go's Ticker.Stop, ringo_tick_stop promises
+ * that no tick is sent once it has returned.  So a firing ticker raises
+ * `firing` and then looks whether a stop has taken it, and a stopper on
+ * another proc takes it and then waits for `firing` to drop:
+ *
+ *     owner (tc_fire)                    stopper (ringo_tick_stop)
+ *     firing = 1                         xchg(c->timer, NULL)
+ *     c->timer == tc?                    while (firing) wait
+ *       no: return (not sent)            post stop_task
+ *       yes: send; firing = 0
+ *
+ * Each side stores, then loads the other's word (seq_cst): the owner sees
+ * the ticker taken and sends nothing, or the stopper sees it firing and
+ * waits until its tick is in the channel.  The fire is a non-blocking
+ * send: the wait is short.  The stopper waits before posting its task,
+ * whose run frees the ticker. */
 static void tc_fire(struct rproc *p, struct rtimer *t)
 {
     struct timerchan *tc = (struct timerchan *)t;
+    if (tc->period) {
+        store_seqcst(&tc->firing, 1);
+        if (load_seqcst(&tc->c->timer) != tc) {
+            store_release(&tc->firing, 0); /* stopped: its task disarms and frees it */
+            return;
+        }
+    }
     int64_t now = now_ns();
     ringo_chan_try_send(tc->c, &now); /* -EAGAIN: full, the tick is dropped */
     if (!tc->period) {
         tc_free(tc);
         return;
     }
+    /* release: the send before the stopper's acquire load sees 0 */
+    store_release(&tc->firing, 0);
     int64_t next = t->when + tc->period;
     if (next <= now) /* fell behind: skip the missed ticks */
         next += ((now - next) / tc->period + 1) * tc->period;
@@ -236,10 +265,23 @@ void ringo_tick_stop(ringo_chan *c)
         struct timerchan *tc = tc_take(c); /* NULL: not a ticker, or stopped */
         if (__builtin_expect(tick_stop_seam != NULL, 0))
             tick_stop_seam(c);
-        if (tc && tc->owner == p)
+        if (tc && tc->owner == p) {
             tc_stop_task(p, &tc->stop_task);
-        else if (tc)
+        } else if (tc) {
+            /* The full barrier: the exchange before the load of
+             * `firing`, against tc_fire's seq_cst store and load ("No
+             * tick after a stop"); the tick it may be sending is in the
+             * channel before we return (acquire, with the seq_cst load:
+             * pairs with its release of `firing`). */
+            smp_mb();
+            for (unsigned spins = 0; load_seqcst(&tc->firing); spins++) {
+                if (spins < 1000)
+                    cpu_relax();
+                else
+                    sched_yield();
+            }
             proc_post_task(tc->owner, &tc->stop_task);
+        }
         run_exit(p);
     }
     ringo_chan_release(c);

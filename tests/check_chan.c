@@ -1609,6 +1609,65 @@ START_TEST(ticker_stopped_by_many_at_once)
 }
 END_TEST
 
+/* No tick is sent after ringo_tick_stop has returned, though the stop
+ * runs on another proc than the ticker's owner, which may be firing it
+ * meanwhile (timerchan.c "No tick after a stop").  A ticker of 100 us made
+ * on proc 0, stopped from the last proc at a random point, drained after
+ * 1 ms: every tick left carries a time from before the stop returned. */
+static ringo_chan *late_hand;
+static atomic_int late_ticks;
+static ringo_waitgroup late_wg;
+
+static void late_owner(void *arg)
+{
+    (void)arg;
+    ringo_chan *t = ringo_tick(100 * US);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(ringo_chan_send(late_hand, &t), 0);
+    ringo_waitgroup_done(&late_wg);
+}
+
+static void late_stopper(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    ringo_chan *t;
+    ck_assert_int_eq(ringo_chan_recv(late_hand, &t), 0);
+    ringo_sleep((int64_t)(rand_r(&seed) % 300) * US);
+    ringo_chan_retain(t);
+    ringo_tick_stop(t); /* drops the ticker's reference */
+    int64_t stopped = ringo_now();
+    ringo_sleep(1 * MS);
+    int64_t v;
+    while (ringo_chan_try_recv(t, &v) == 0)
+        if (v > stopped)
+            atomic_fetch_add(&late_ticks, 1);
+    ringo_chan_release(t);
+    ringo_waitgroup_done(&late_wg);
+}
+
+static void main_late_ticks(void *arg)
+{
+    (void)arg;
+    late_hand = ringo_chan_make(sizeof(ringo_chan *), 0);
+    ck_assert_ptr_nonnull(late_hand);
+    int rounds = test_quick() ? 200 : 1000;
+    for (int i = 0; i < rounds; i++) {
+        ringo_waitgroup_add(&late_wg, 2);
+        ck_assert_int_gt(ringo_go_on(0, late_owner, NULL), 0);
+        ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, late_stopper, (void *)(uintptr_t)i), 0);
+        ringo_waitgroup_wait(&late_wg);
+    }
+    ringo_chan_release(late_hand);
+    ck_assert_int_eq(atomic_load(&late_ticks), 0);
+}
+
+START_TEST(no_tick_after_stop_returns)
+{
+    atomic_store(&late_ticks, 0);
+    RUN(main_late_ticks, NULL, nprocs_param);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* ringo_dump: every goroutine with its state and what it waits on. */
 
@@ -2247,6 +2306,7 @@ static Suite *suite(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, ticker_stopped_by_two_in_the_worst_order);
         tcase_add_test(tc, ticker_stopped_by_many_at_once);
+        tcase_add_test(tc, no_tick_after_stop_returns);
         suite_add_tcase(s, tc);
     }
     return s;

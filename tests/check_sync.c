@@ -182,6 +182,67 @@ static void count_run(void *arg)
     once_runs++;
 }
 
+/* A plain thread that locks a mutex goroutines keep handing to each
+ * other gets it, on both futex paths: the thread sleeps in futex(2) while
+ * the goroutines wait in ringo's table or in io_uring, and each unlock
+ * wakes one waiter; one that reached only the table's would leave the
+ * thread asleep for as long as goroutines came (futex.c kernel_waiters).
+ * Counts decide: the goroutines stop after LOCKER_ROUNDS locks between
+ * them, far more than the thread's starvation-mode turn takes. */
+#define LOCKER_ROUNDS 200000
+static ringo_mutex locker_mu;
+static atomic_long locker_rounds;
+static atomic_int locker_thread_got;
+
+static void locker_g(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&locker_thread_got) && atomic_load(&locker_rounds) < LOCKER_ROUNDS) {
+        ringo_mutex_lock(&locker_mu);
+        atomic_fetch_add(&locker_rounds, 1);
+        for (volatile int i = 0; i < 2000; i++)
+            ;
+        ringo_yield(); /* with the lock held: the others queue on it */
+        ringo_mutex_unlock(&locker_mu);
+        ringo_yield();
+    }
+}
+
+static void *locker_thread(void *arg)
+{
+    (void)arg;
+    ringo_mutex_lock(&locker_mu);
+    atomic_store(&locker_thread_got, 1);
+    ringo_mutex_unlock(&locker_mu);
+    return NULL;
+}
+
+static void main_thread_vs_goroutines(void *arg)
+{
+    (void)arg;
+    atomic_store(&locker_rounds, 0);
+    atomic_store(&locker_thread_got, 0);
+    int n = 2 * ringo_nprocs();
+    for (int i = 0; i < n; i++)
+        ck_assert_int_gt(ringo_go_on(i % ringo_nprocs(), locker_g, NULL), 0);
+    while (atomic_load(&locker_rounds) < 100) /* contended before the thread comes */
+        ringo_sleep(100 * US);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, locker_thread, NULL), 0);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    long rounds = atomic_load(&locker_rounds);
+    ck_assert_msg(atomic_load(&locker_thread_got) && rounds < LOCKER_ROUNDS,
+                  "the plain thread waited through all %ld goroutine locks", rounds);
+    pthread_join(t, NULL);
+}
+
+START_TEST(mutex_plain_thread_not_starved_by_goroutines)
+{
+    RUN(main_thread_vs_goroutines, NULL, nprocs_param);
+}
+END_TEST
+
 static void main_trylock(void *arg)
 {
     (void)arg;
@@ -1577,6 +1638,7 @@ static Suite *suite(void)
     tcase_add_test(tc, mutex_tight_loops);
     tcase_add_test(tc, futex_paths);
     tcase_add_test(tc, mutex_trylock);
+    tcase_add_test(tc, mutex_plain_thread_not_starved_by_goroutines);
     tcase_add_test(tc, zero_and_init_objects);
     tcase_add_test(tc, waitgroup_100k_goroutines);
     tcase_add_test(tc, waitgroup_freed_by_its_waiter);
