@@ -539,14 +539,16 @@ static inline int ep_waitall(struct rop *op, const struct eng_io *io, int r)
     if (r > 0) {
         if (op->ep_done + (uint32_t)r >= io->len)
             return (int)(op->ep_done + (uint32_t)r);
-        /* Short: more to wait for on a stream; a datagram socket's
-         * receive is one datagram, MSG_WAITALL or not (recv(2)).  Asked
-         * once per call, on its first short piece. */
+        /* Short: more to wait for on a stream (or a SOCK_SEQPACKET
+         * socket, as io_uring); a datagram socket's receive is one
+         * datagram, MSG_WAITALL or not (recv(2)).  Asked once per call,
+         * on its first short piece. */
         if (!op->ep_done) {
             int type = 0;
             socklen_t tl = sizeof type;
-            if (getsockopt(io->fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_DGRAM)
-                return r;
+            if (getsockopt(io->fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type != SOCK_STREAM &&
+                type != SOCK_SEQPACKET)
+                return r; /* as io_uring, which goes on only for these two */
         }
         op->ep_done += (uint32_t)r;
         return -EAGAIN;
@@ -564,12 +566,13 @@ static inline int ep_ended(const struct rop *op, int err)
 }
 
 /* A read of a regular file that RWF_NOWAIT cut short of the end of the
- * file: preadv2 then returns the part the page cache holds, where read(2),
- * and io_uring, return the whole count.  r: that call's result.  A short
- * read at the end of the file is whole (one fstat, and for a read at the
- * file position an lseek, tell); a read of anything else (a pipe, a
- * socket) returns what has come, as read(2) does (one fstat: no type is
- * kept per descriptor, whose number may name another file next). */
+ * file, or of a block device: preadv2 then returns the part the page
+ * cache holds, where read(2), and io_uring, return the whole count.  r:
+ * that call's result.  A short read at the end of a file is whole (one
+ * fstat, and for a read at the file position an lseek, tell); a read of
+ * anything else (a pipe, a socket) returns what has come, as read(2) does
+ * (one fstat: no type is kept per descriptor, whose number may name
+ * another file next). */
 static bool ep_file_short(const struct eng_io *io, int r)
 {
     if (r <= 0 || (io->kind != ENG_READ && io->kind != ENG_READV))
@@ -582,7 +585,11 @@ static bool ep_file_short(const struct eng_io *io, int r)
             want += io->u.iov[i].iov_len;
     }
     struct stat st;
-    if ((size_t)r >= want || fstat(io->fd, &st) != 0 || !S_ISREG(st.st_mode))
+    if ((size_t)r >= want || fstat(io->fd, &st) != 0)
+        return false;
+    if (S_ISBLK(st.st_mode))
+        return true; /* no size in st_size: the helper reads on to the end */
+    if (!S_ISREG(st.st_mode))
         return false;
     off_t end = io->off == (uint64_t)-1 ? lseek(io->fd, 0, SEEK_CUR) : (off_t)(io->off + (uint64_t)r);
     return end >= 0 && end < st.st_size;

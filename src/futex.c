@@ -9,10 +9,11 @@
  *   - a goroutine on a ring without them parks in the runtime's wait table
  *     below (Go's semaRoot, in miniature);
  *   - a plain thread (no proc) calls futex(2) FUTEX_WAIT.
- * A waker always calls futex(2) FUTEX_WAKE, which reaches both the io_uring
- * waiters and the threads (the kernel queues them on the same futex hash
- * bucket), and first empties the wait table of waiters on the word when the
- * table holds any.  Every wait may end spuriously (the value changed before
+ * A waker first takes waiters on the word from the wait table, when it
+ * holds any, then calls futex(2) FUTEX_WAKE for the rest of its count,
+ * which reaches both the io_uring waiters and the threads (the kernel
+ * queues them on the same futex hash bucket); and for one more while plain
+ * threads wait in futex(2) (kernel_waiters), though the table took all.  Every wait may end spuriously (the value changed before
  * the kernel looked, a cancel request hit the SQE, a wake meant for an
  * earlier state); callers loop on their own condition.
  *

@@ -265,9 +265,14 @@ void ringo_tick_stop(ringo_chan *c)
         struct timerchan *tc = tc_take(c); /* NULL: not a ticker, or stopped */
         if (__builtin_expect(tick_stop_seam != NULL, 0))
             tick_stop_seam(c);
-        if (tc && tc->owner == p) {
+        if (tc && tc->owner == p && tc->promised) {
             tc_stop_task(p, &tc->stop_task);
         } else if (tc) {
+            /* On another proc; or on the owner before the task that arms
+             * a plain thread's ticker has run (not promised yet), where
+             * the stop must follow it (the task queue is FIFO), or the
+             * arming would touch the freed ticker.  (Not armed: not
+             * firing, no wait.) */
             /* The full barrier: the exchange before the load of
              * `firing`, against tc_fire's seq_cst store and load ("No
              * tick after a stop"); the tick it may be sending is in the

@@ -1668,6 +1668,44 @@ START_TEST(no_tick_after_stop_returns)
 }
 END_TEST
 
+/* A ticker made by a plain thread is armed by a task on its owner proc;
+ * a goroutine on that proc that stops it before the task has run (it got
+ * the channel without yielding) must not free it under the task, which
+ * would arm freed memory (AddressSanitizer and valgrind see it; the plain
+ * build may not).  One proc: the owner is the stopper's proc. */
+static _Atomic(ringo_chan *) early_tick;
+
+static void *early_maker(void *arg)
+{
+    (void)arg;
+    ringo_chan *t = ringo_tick(50 * US);
+    ck_assert_ptr_nonnull(t);
+    atomic_store(&early_tick, t);
+    return NULL;
+}
+
+static void main_early_stop(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 20; i++) {
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, early_maker, NULL), 0);
+        ringo_chan *t;
+        while (!(t = atomic_load(&early_tick)))
+            ; /* no yield: the owner's arming task waits behind us */
+        atomic_store(&early_tick, NULL);
+        ringo_tick_stop(t);
+        ringo_sleep(1 * MS); /* the task runs */
+        ck_assert_int_eq(pthread_join(th, NULL), 0);
+    }
+}
+
+START_TEST(ticker_stopped_before_its_arming)
+{
+    RUN(main_early_stop, NULL, 1);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* ringo_dump: every goroutine with its state and what it waits on. */
 
@@ -2307,6 +2345,7 @@ static Suite *suite(void)
         tcase_add_test(tc, ticker_stopped_by_two_in_the_worst_order);
         tcase_add_test(tc, ticker_stopped_by_many_at_once);
         tcase_add_test(tc, no_tick_after_stop_returns);
+        tcase_add_test(tc, ticker_stopped_before_its_arming);
         suite_add_tcase(s, tc);
     }
     return s;
