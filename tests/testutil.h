@@ -107,19 +107,30 @@ static inline bool test_under_valgrind(void)
 #endif
 }
 
+/* Which sanitizer the tests were built with (gcc says so with a macro,
+ * clang through __has_feature). */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TEST_TSAN 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(TEST_ASAN)
+#define TEST_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer) && !defined(TEST_TSAN)
+#define TEST_TSAN 1
+#endif
+#endif
+
 /* AddressSanitizer and ThreadSanitizer reserve terabytes of shadow address
  * space, so a test that limits the address space (RLIMIT_AS) cannot run
  * under them. */
 static inline bool test_under_shadow_sanitizer(void)
 {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#if defined(TEST_ASAN) || defined(TEST_TSAN)
     return true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-    return true;
-#else
-    return false;
-#endif
 #else
     return false;
 #endif
@@ -129,14 +140,8 @@ static inline bool test_under_shadow_sanitizer(void)
  * kilobytes): tens of thousands of goroutines alive at once exhaust it. */
 static inline bool test_under_thread_sanitizer(void)
 {
-#if defined(__SANITIZE_THREAD__)
+#ifdef TEST_TSAN
     return true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-    return true;
-#else
-    return false;
-#endif
 #else
     return false;
 #endif
