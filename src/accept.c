@@ -62,8 +62,14 @@
  * (the kernel drops its file reference before posting it), then closes fd.
  * To keep ordinary closes cheap, ringo_accept marks the fd in a bitmap the
  * first time an acceptor is made for it; ringo_close of an unmarked fd costs
- * one load.  At the end of ringo_run each proc cancels its requests, waits
- * for their last CQEs and closes every descriptor they delivered.
+ * one load.  The closer holds fd's closing mark (close.c) from before it
+ * looks at the bitmap until its close(2) is done, whoever it is and however
+ * many procs run; a ringo_accept that would arm a request meanwhile waits
+ * for the close instead (a goroutine that got -EBADF and tries again
+ * at once would otherwise arm one while the closer waits for the others'
+ * cancels, and keep the port listening after the close).  At the end of
+ * ringo_run each proc cancels its requests, waits for their last CQEs and
+ * closes every descriptor they delivered.
  *
  * An acceptor is freed once it is closed and no goroutine still holds it
  * (acc->refs: waiters parked on it, and calls that may reap completions
@@ -391,8 +397,12 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
             break;
         /* A close of fd in progress may have looked for acceptors already
          * (close.c "Closing marks"; the acceptor mark, set by acc_find
-         * with seq_cst, is what it looked at): arm only once it is done. */
-        _Atomic uint32_t *mark = rt.nprocs > 1 ? fdclose_pending(fd) : NULL;
+         * with seq_cst, is what it looked at): arm only once it is done.
+         * With one proc too: a goroutine's close parks while it waits for
+         * the requests it cancelled, and a plain thread's runs beside us;
+         * a request armed meanwhile would keep the socket listening after
+         * the close.  (Only here, as we arm: rare.) */
+        _Atomic uint32_t *mark = fdclose_pending(fd);
         if (!mark) {
             acc_arm(p, acc);
             break;
@@ -552,6 +562,8 @@ void acc_release_fd(int fd)
     acc_unmark(fd);
     struct rproc *p = tls_proc;
     struct rg *g = p ? p->cur : NULL;
+    if (p && !g)
+        return; /* a proc's scheduler loop (never) */
     if (g) {
         /* In batches: the goroutine stays parked until every task of a
          * batch has run, so the tasks outlive their use; and the run cannot
@@ -578,8 +590,7 @@ void acc_release_fd(int fd)
         }
         return;
     }
-    if (p || !run_enter(&p))
-        return; /* a proc's scheduler loop (never), or no run */
+    /* A plain thread, the run pinned by the caller (close.c close_plain). */
     struct close_wait cw = { .g = NULL };
     store_relaxed(&cw.pending, 1); /* the guard, as above */
     for (unsigned i = 0; i < rt.nprocs; i++) {
@@ -594,7 +605,6 @@ void acc_release_fd(int fd)
     }
     close_wait_done(&cw);
     close_wait_plain(&cw); /* a run that ends meanwhile cancels every request itself */
-    run_exit(p);
 }
 
 /* ------------------------------------------------------------------ */

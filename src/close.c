@@ -56,14 +56,22 @@
  * cannot be allocated, is marked in `closing_untracked`, which an
  * operation on any fd takes as a mark.
  *
- * With one proc, neither side marks or looks: the closer looks at the
- * counts and queues its close without any other goroutine running in
+ * With one proc, operations neither mark nor look: the closer looks at
+ * the counts and queues its close without any other goroutine running in
  * between, and an operation queued after the close is issued after it.
  * With more, each operation on an fd pays two loads: its (B) is the full
  * barrier park_prepare issues anyway (io.c io_wait, fdclose_look).
  * Multishot accept requests (accept.c) are not counted; acc_accept looks
  * for a mark before it arms one, after acc_mark's seq_cst store, which is
- * what the closer's acc_fd_marked load pairs with across (A).
+ * what the closer's acc_fd_marked load pairs with across (A).  That look is
+ * made with one proc too, and a close of an fd with acceptors marks it
+ * then too: such a close parks while other procs cancel their requests,
+ * and a goroutine may run and try to accept meanwhile.
+ *
+ * A plain thread's ringo_close during a run marks fd as well (the run
+ * pinned by run_enter, so the table outlives the mark): an operation that
+ * a goroutine starts meanwhile waits for the close(2) and starts again,
+ * and an accept arms no request that would keep a listener open.
  *
  * Rejected.  Go's way, closing the descriptor only when the last
  * operation lets go of it: it needs a descriptor object shared by all
@@ -223,8 +231,8 @@ static void close_cancel_run(struct rproc *q, struct rtask *t)
  * -ECANCELED, which io.c would take for a close only if it saw one counted
  * (fdl_maybe_closed): an operation that parked after the count would be
  * made again, and wait on the descriptor that the closer then closes,
- * which epoll never reports (a plain thread's close takes no closing mark
- * that would hold it back). */
+ * which epoll never reports (with one proc, operations do not look at the
+ * closing mark that would hold them back). */
 static void close_cancel_run_free(struct rproc *q, struct rtask *t)
 {
     struct close_task *ct = (struct close_task *)t;
@@ -238,17 +246,11 @@ static void close_cancel_run_free(struct rproc *q, struct rtask *t)
  * forgets a closed file and would never wake them.  (On io_uring their
  * operations hold the file: they end as the file does.)  Like
  * acc_release_fd's plain-thread close: heap tasks, and the thread polls
- * until they have run or the run has ended. */
+ * until they have run or the run has ended.  The run is pinned by the
+ * caller (close_plain). */
 static void close_cancel_plain(int fd)
 {
-    struct rproc *me;
-    if (!run_enter(&me))
-        return; /* no run: no goroutine waits */
-    if (!eng_epoll()) {
-        run_exit(me);
-        return;
-    }
-    ep_fd_closing(fd); /* the run cannot end meanwhile (run_enter) */
+    ep_fd_closing(fd);
     struct close_wait cw = { .g = NULL };
     store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
     for (unsigned i = 0; i < rt.nprocs; i++) {
@@ -267,7 +269,24 @@ static void close_cancel_plain(int fd)
     }
     close_wait_done(&cw);
     close_wait_plain(&cw);
+}
+
+/* ringo_close from a plain thread (see "Closing marks" at the top). */
+static int close_plain(int fd)
+{
+    struct rproc *me;
+    if (fd < 0 || !run_enter(&me))
+        return close(fd) < 0 ? -errno : 0; /* no run: no goroutine uses fd */
+    /* The mark before the look at the acceptors (A), as a goroutine's. */
+    _Atomic uint32_t *mark = fdclose_mark(fd);
+    if (__builtin_expect(acc_fd_marked(fd), 0))
+        acc_release_fd(fd);
+    if (eng_epoll())
+        close_cancel_plain(fd);
+    int r = close(fd) < 0 ? -errno : 0;
+    fdclose_unmark(mark);
     run_exit(me);
+    return r;
 }
 
 void *close_task_alloc(size_t size)
@@ -335,23 +354,25 @@ int ringo_close(int fd)
     bool counted = fdl_close(fd);
     struct rproc *p;
     struct rg *g = io_self(&p);
-    /* Marked before anything looks at who uses fd (fdops.c "Closing
-     * marks"); with one proc nothing can start on fd while we look. */
-    _Atomic uint32_t *mark = g && fd >= 0 && rt.nprocs > 1 ? fdclose_mark(fd) : NULL;
+    if (!g) {
+        if (p) /* a proc's scheduler loop (never) */
+            return close(fd) < 0 ? -errno : 0;
+        return close_plain(fd);
+    }
+    /* Marked before anything looks at who uses fd ("Closing marks" at
+     * the top); with one proc nothing can start on fd while we look,
+     * unless we park to end acceptors (then no other proc marks the
+     * acceptor bitmap either, so looking at it first is enough). */
+    _Atomic uint32_t *mark = fd >= 0 && (rt.nprocs > 1 || acc_fd_marked(fd))
+                                 ? fdclose_mark(fd) : NULL;
     /* No longer registered for good on epoll: a wait that starts from
      * here on arms one-shot, and the number's next file is new to every
      * proc's table (engine_epoll.c "Registered once"). */
-    if (g)
-        eng_fd_closing(fd);
+    eng_fd_closing(fd);
     /* A listener with multishot acceptors: end their requests first, or
      * the kernel keeps the socket (accept.c). */
     if (__builtin_expect(acc_fd_marked(fd), 0))
         acc_release_fd(fd);
-    if (!g) {
-        if (fd >= 0 && !p)
-            close_cancel_plain(fd);
-        return close(fd) < 0 ? -errno : 0;
-    }
     /* No block_check(): see the design comment. */
     if (mark)
         close_cancel_remote(p, g, fd, counted);

@@ -476,6 +476,84 @@ START_TEST(close_from_plain_thread)
 }
 END_TEST
 
+/* An accept loop that tries again at once after -EBADF (as a server's
+ * second accept goroutine would): its second accept starts while the
+ * close is still waiting for the cancelled request, on the closer's own
+ * proc.  It must not arm a request that keeps the port listening after
+ * ringo_close returns; it waits for the close and fails. */
+struct retrier { int lfd; atomic_int started, first, second, closed; };
+
+static void retrying_acceptor(void *arg)
+{
+    struct retrier *w = arg;
+    atomic_store(&w->started, 1);
+    atomic_store(&w->first, ringo_accept(w->lfd, NULL, NULL, SOCK_CLOEXEC));
+    ringo_deadline_set(ringo_now() + 2000 * MS); /* bounds the run if it arms */
+    atomic_store(&w->second, ringo_accept(w->lfd, NULL, NULL, SOCK_CLOEXEC));
+}
+
+static void closing_goroutine(void *arg)
+{
+    struct retrier *w = arg;
+    ck_assert_int_eq(ringo_close(w->lfd), 0);
+    atomic_store(&w->closed, 1);
+}
+
+static void *closing_thread(void *arg)
+{
+    struct retrier *w = arg;
+    ck_assert_int_eq(ringo_close(w->lfd), 0);
+    atomic_store(&w->closed, 1);
+    return NULL;
+}
+
+static void main_accept_again(void *arg)
+{
+    bool plain = arg != NULL;
+    /* From a plain thread, ringo_close ends multishot requests, and
+     * otherwise is close(2) (ringo_openat(3)). */
+    if (plain && !multishot())
+        return;
+    struct sockaddr_in sa;
+    struct retrier w = { .lfd = listen_plain(&sa) };
+    atomic_store(&w.first, 1);
+    atomic_store(&w.second, 1);
+    int last = ringo_nprocs() - 1;
+    ck_assert_int_gt(ringo_go_on(last, retrying_acceptor, &w), 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS);
+    pthread_t t;
+    if (plain)
+        ck_assert_int_eq(test_thread_create(&t, closing_thread, &w), 0);
+    else
+        ck_assert_int_gt(ringo_go_on(last, closing_goroutine, &w), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&w.closed); i++)
+        ringo_sleep(1 * MS);
+    ck_assert(atomic_load(&w.closed));
+    if (plain)
+        pthread_join(t, NULL);
+    /* No descriptor is made before the second accept ends: the closed
+     * number stays free, so that accept must see -EBADF. */
+    for (int i = 0; i < 5000 && atomic_load(&w.second) == 1; i++)
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(atomic_load(&w.first), -EBADF);
+    ck_assert_int_eq(atomic_load(&w.second), -EBADF);
+    rebind_ok(&sa);
+}
+
+START_TEST(accept_again_while_closing)
+{
+    RUN(main_accept_again, NULL, nprocs_param);
+}
+END_TEST
+
+START_TEST(accept_again_while_plain_thread_closes)
+{
+    RUN(main_accept_again, (void *)1, nprocs_param);
+}
+END_TEST
+
 #define QUEUED 5
 
 static void main_close_queued(void *arg)
@@ -666,6 +744,8 @@ static Suite *suite(void)
     tcase_add_test(tc, idle_proc_stops_accepting);
     tcase_add_test(tc, close_frees_port);
     tcase_add_test(tc, close_from_plain_thread);
+    tcase_add_test(tc, accept_again_while_closing);
+    tcase_add_test(tc, accept_again_while_plain_thread_closes);
     tcase_add_test(tc, close_closes_queued);
     tcase_add_test(tc, no_fd_leak_across_run);
     tcase_add_test(tc, accept_is_not_deadlock);
