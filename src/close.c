@@ -277,6 +277,7 @@ static int close_plain(int fd)
     struct rproc *me;
     if (fd < 0 || !run_enter(&me))
         return close(fd) < 0 ? -errno : 0; /* no run: no goroutine uses fd */
+    fdl_close(fd); /* its deadlines go with it, as a goroutine's close */
     /* The mark before the look at the acceptors (A), as a goroutine's. */
     _Atomic uint32_t *mark = fdclose_mark(fd);
     if (__builtin_expect(acc_fd_marked(fd), 0))
@@ -349,9 +350,6 @@ void (*close_seam)(int fd);
 
 int ringo_close(int fd)
 {
-    /* Its deadlines go with it; operations ended below see a close, not a
-     * change of deadline (fddeadline.c), counted before their cancels. */
-    bool counted = fdl_close(fd);
     struct rproc *p;
     struct rg *g = io_self(&p);
     if (!g) {
@@ -359,6 +357,9 @@ int ringo_close(int fd)
             return close(fd) < 0 ? -errno : 0;
         return close_plain(fd);
     }
+    /* Its deadlines go with it; operations ended below see a close, not a
+     * change of deadline (fddeadline.c), counted before their cancels. */
+    bool counted = fdl_close(fd);
     /* Marked before anything looks at who uses fd ("Closing marks" at
      * the top); with one proc nothing can start on fd while we look,
      * unless we park to end acceptors (then no other proc marks the

@@ -314,6 +314,10 @@ void fdclose_wait(_Atomic uint32_t *mark);         /* a goroutine: until no clos
  * after it has had the other procs cancel the operations they count on
  * fd, before its own cancel and the close (io.c). */
 extern void (*close_seam)(int fd);
+/* A seam for tests (check_chan.c), NULL in programs: ringo_run calls it
+ * on its own thread once every proc has left its loop, while plain
+ * threads may still call in (tasks they post then are discarded). */
+extern void (*teardown_seam)(void);
 /* The same for the signal thread (check_signal.c), NULL in programs:
  * called each time its poll returns, before it reads its wake eventfd and
  * looks at its stop flag; signal_pokes counts the wakes written to that

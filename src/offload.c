@@ -36,9 +36,9 @@
  *
  * Life cycle.  Helpers are started lazily, one per job that finds no idle
  * helper, up to OFFLOAD_MAX_THREADS; offload_fini() (from ringo_run, after
- * the procs have stopped) tells them to exit, joins them — waiting for any
- * fn still running — and frees completions that arrived after the procs
- * stopped.
+ * the procs have stopped) tells them to exit and joins them, waiting for
+ * any fn still running; completions that arrived after the procs stopped
+ * are freed with the procs' other tasks (offload_discard).
  *
  * Rejected: a thread per job (thread creation per getaddrinfo); waking the
  * goroutine with ready() from the helper (it would mark the run as foreign
@@ -105,6 +105,15 @@ static void offload_done(struct rproc *p, struct rtask *t)
         return;
     }
     job->state = JOB_DONE; /* deadline/cancel won; the goroutine frees it */
+}
+
+/* A completion that came after the procs stopped (free_procs): the
+ * goroutine has exited, or was discarded with a deadlock; nobody else
+ * holds the job. */
+static void offload_discard(struct rtask *t)
+{
+    fetch_sub_acq_rel(&rt.offload_jobs, 1); /* as offload_done */
+    free(t);
 }
 
 static void *helper_main(void *arg)
@@ -175,6 +184,7 @@ int offload_call(void (*fn)(void *), void *arg, bool *queued)
     if (!job)
         return -ENOMEM;
     job->t.run = offload_done;
+    job->t.discard = offload_discard;
     job->fn = fn;
     job->arg = arg;
     job->owner = p;
@@ -256,24 +266,6 @@ void offload_fini(void)
     pool.nthreads = 0;
     pool.stop = false;
     pthread_mutex_unlock(&pool.lock);
-
-    /* Completions posted after the procs stopped: their goroutines have
-     * exited (the run ended with every goroutine done), so the jobs are
-     * abandoned; free them.  Other tasks are left as they are. */
-    for (unsigned i = 0; i < rt.nprocs; i++) {
-        struct rproc *q = rt.procs[i];
-        struct rtask *t = xchg_acquire(&q->tasks, NULL), *keep = NULL;
-        while (t) {
-            struct rtask *next = t->next;
-            if (t->run == offload_done) {
-                fetch_sub_acq_rel(&rt.offload_jobs, 1);
-                free(t);
-            } else {
-                t->next = keep;
-                keep = t;
-            }
-            t = next;
-        }
-        store_release(&q->tasks, keep);
-    }
+    /* Completions posted after the procs stopped are discarded with the
+     * procs' other tasks (offload_discard). */
 }

@@ -926,6 +926,8 @@ const char *ringo_version(void)
     return PACKAGE_VERSION;
 }
 
+void (*teardown_seam)(void);
+
 static void free_procs(unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
@@ -933,13 +935,22 @@ static void free_procs(unsigned n)
         if (!p)
             continue;
         /* Tasks posted after the proc left its loop (no plain thread can
-         * post any more: ringo_run has waited them out). */
-        struct rtask *t = xchg_acquire(&p->tasks, NULL);
+         * post any more: ringo_run has waited them out), discarded in the
+         * order they were posted, as tasks_run runs them: a later task may
+         * free what an earlier one's discard still reads (a ticker's stop
+         * after its arming, timerchan.c). */
+        struct rtask *t = xchg_acquire(&p->tasks, NULL), *rev = NULL;
         while (t) {
             struct rtask *next = t->next;
-            if (t->discard)
-                t->discard(t);
+            t->next = rev;
+            rev = t;
             t = next;
+        }
+        while (rev) {
+            struct rtask *next = rev->next;
+            if (rev->discard)
+                rev->discard(rev);
+            rev = next;
         }
         timer_heap_free(&p->timers);
         fdops_free(p);
@@ -1295,7 +1306,8 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
      * came meanwhile is taken here by sig_handler, not by the program's
      * disposition (which could be a default action that ends the process). */
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
-    hooks_run_end();
+    if (__builtin_expect(teardown_seam != NULL, 0))
+        teardown_seam();
 
     offload_fini();
     if (!r && load_relaxed(&rt.stopping) == 2) {
@@ -1312,10 +1324,14 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
         store_release(&rt.live, LIVE_STOPPED);
     }
     collect_totals(true);
-    /* See run_enter: after this, no plain thread touches the procs. */
+    /* See run_enter: after this, no plain thread touches the procs, nor
+     * the tables that the run-end hooks free (fd deadlines, closing marks,
+     * acceptor marks), which a plain thread's call uses only while it has
+     * the run pinned; nor posts a task that free_procs would not see. */
     store_seqcst(&rt.active, 0);
     while (load_seqcst(&rt.foreign_ops))
         sched_yield();
+    hooks_run_end();
     segv_restore();
     free_procs(nprocs);
     gtable_reset_foreign();

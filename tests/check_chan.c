@@ -1706,6 +1706,39 @@ START_TEST(ticker_stopped_before_its_arming)
 }
 END_TEST
 
+/* A plain thread makes a ticker and stops it as the run ends, after its
+ * owner proc has left its loop: both tasks (the arming, then the stop)
+ * are discarded, and in that order, since the stop's frees the ticker
+ * that the arming's reads (AddressSanitizer and valgrind see the use
+ * after free of the other order).  teardown_seam makes the calls from
+ * ringo_run's own thread, at that moment. */
+static atomic_int late_pairs;
+
+static void tick_at_teardown(void)
+{
+    for (int i = 0; i < 8; i++) {
+        ringo_chan *t = ringo_tick(1000 * MS);
+        ck_assert_ptr_nonnull(t); /* the run still takes plain threads' calls */
+        ringo_tick_stop(t); /* and releases it */
+        atomic_fetch_add(&late_pairs, 1);
+    }
+}
+
+static void main_nothing(void *arg)
+{
+    (void)arg;
+}
+
+START_TEST(ticker_made_and_stopped_as_the_run_ends)
+{
+    atomic_store(&late_pairs, 0);
+    teardown_seam = tick_at_teardown;
+    RUN(main_nothing, NULL, nprocs_param);
+    teardown_seam = NULL;
+    ck_assert_int_eq(atomic_load(&late_pairs), 8);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* ringo_dump: every goroutine with its state and what it waits on. */
 
@@ -2321,6 +2354,7 @@ static Suite *suite(void)
     tcase_add_test(tc, plain_threads_without_runtime);
     tcase_add_test(tc, timer_channels);
     tcase_add_test(tc, timers_do_not_outlive_the_run);
+    tcase_add_test(tc, ticker_made_and_stopped_as_the_run_ends);
     tcase_add_test(tc, dump_lists_goroutines_and_their_waits);
     tcase_add_test(tc, deadlock_is_reported);
     tcase_add_test(tc, spinning_receiver_interrupted_by_other_work);
