@@ -170,18 +170,28 @@ static long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val)
  * loads the count after its change of the word, the thread adds itself
  * before the kernel compares the word, each with a full barrier between
  * (the same handshake as table_waiters, "Lost wake-ups" at the top): so
- * the waker sees the thread, or the thread's futex(2) sees the change. */
-static _Atomic uint32_t kernel_waiters;
+ * the waker sees the thread, or the thread's futex(2) sees the change.
+ * Counted per address hash, so that a thread asleep on one word costs the
+ * wakes of other words nothing (words that share a slot: a wake for
+ * nothing, harmless). */
+#define KW_SLOTS 64
+static _Atomic uint32_t kernel_waiters[KW_SLOTS];
 
-static void kernel_waiter_in(void)
+static inline _Atomic uint32_t *kernel_waiters_of(_Atomic uint32_t *addr)
 {
-    fetch_add_relaxed(&kernel_waiters, 1);
+    return &kernel_waiters[((uintptr_t)addr >> 2) % KW_SLOTS];
+}
+
+static void kernel_waiter_in(_Atomic uint32_t *addr)
+{
+    fetch_add_relaxed(kernel_waiters_of(addr), 1);
     smp_mb(); /* (A') before the kernel's load of the word; pairs with (B) in futex_wake */
 }
 
-static void kernel_waiter_out(void)
+static void kernel_waiter_out(_Atomic uint32_t *addr)
 {
-    fetch_sub_relaxed(&kernel_waiters, 1); /* relaxed: an overestimate only wakes for nothing */
+    /* relaxed: an overestimate only wakes for nothing */
+    fetch_sub_relaxed(kernel_waiters_of(addr), 1);
 }
 
 /* A plain thread's timed wait: 0 (woken, or spuriously) or -ETIMEDOUT. */
@@ -189,9 +199,9 @@ static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
 {
     fetch_add_relaxed(&futex_counts.thread, 1);
     if (when == RINGO_NEVER) {
-        kernel_waiter_in();
+        kernel_waiter_in(addr);
         sys_futex(addr, FUTEX_WAIT_PRIVATE, val);
-        kernel_waiter_out();
+        kernel_waiter_out(addr);
         return 0;
     }
     if (now_ns() >= when)
@@ -199,11 +209,11 @@ static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
     /* FUTEX_WAIT_BITSET takes an absolute time, on CLOCK_MONOTONIC without
      * FUTEX_CLOCK_REALTIME: no drift over spurious returns.  when > now > 0. */
     struct timespec ts = { .tv_sec = when / 1000000000, .tv_nsec = when % 1000000000 };
-    kernel_waiter_in();
+    kernel_waiter_in(addr);
     long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, val, &ts, NULL,
                      FUTEX_BITSET_MATCH_ANY);
     int err = errno;
-    kernel_waiter_out();
+    kernel_waiter_out(addr);
     return r < 0 && err == ETIMEDOUT ? -ETIMEDOUT : 0; /* EAGAIN, EINTR: re-check */
 }
 
@@ -505,9 +515,9 @@ void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason)
     if (!g) {
         note_foreign();
         fetch_add_relaxed(&futex_counts.thread, 1);
-        kernel_waiter_in();
+        kernel_waiter_in(addr);
         sys_futex(addr, FUTEX_WAIT_PRIVATE, val); /* EAGAIN, EINTR: the caller re-checks */
-        kernel_waiter_out();
+        kernel_waiter_out(addr);
         return;
     }
     if (uring_futex(p))
@@ -526,10 +536,11 @@ void futex_wake(_Atomic uint32_t *addr, int n)
     smp_mb();
     if (load_relaxed(&table_waiters))
         woken = table_wake(addr, n);
-    if (woken >= n && !load_relaxed(&kernel_waiters))
+    if (woken >= n && !load_relaxed(kernel_waiters_of(addr)))
         return;
     /* One at least for a thread in futex(2) (kernel_waiters): whoever
      * else it wakes finds the word as the table's waiters do. */
+    fetch_add_relaxed(&futex_counts.kwake, 1);
     long r = sys_futex(addr, FUTEX_WAKE_PRIVATE, (uint32_t)(woken < n ? n - woken : 1));
     if (r > 0) {
         /* Before this proc can go idle (see "Deadlock detection");

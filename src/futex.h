@@ -35,6 +35,7 @@ struct futex_counts {
     _Atomic uint64_t uring;     /* IORING_OP_FUTEX_WAIT parks */
     _Atomic uint64_t table;     /* wait-table parks (fallback) */
     _Atomic uint64_t thread;    /* futex(2) waits by plain threads */
+    _Atomic uint64_t kwake;     /* futex(2) wakes made by futex_wake */
 };
 extern struct futex_counts futex_counts;
 

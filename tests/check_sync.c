@@ -243,6 +243,75 @@ START_TEST(mutex_plain_thread_not_starved_by_goroutines)
 }
 END_TEST
 
+/* A plain thread asleep in futex(2) on one mutex costs the wakes of
+ * another nothing: goroutines handing the other mutex to each other
+ * through the wait table make no futex(2) wake (futex.c counts sleeping
+ * threads per address slot; the two words, 128 bytes apart, never share
+ * one).  Only the table path wakes without the kernel. */
+static struct {
+    ringo_mutex held;                       /* the plain thread sleeps on it */
+    char pad[128 - sizeof(ringo_mutex)];
+    ringo_mutex busy;                       /* the goroutines hand it around */
+} two_mu;
+static atomic_int slot_thread_in;
+
+static void *slot_sleeper(void *arg)
+{
+    (void)arg;
+    atomic_store(&slot_thread_in, 1);
+    ringo_mutex_lock(&two_mu.held);
+    ringo_mutex_unlock(&two_mu.held);
+    return NULL;
+}
+
+static void busy_locker(void *arg)
+{
+    atomic_long *rounds = arg;
+    for (int i = 0; i < 2000; i++) {
+        ringo_mutex_lock(&two_mu.busy);
+        atomic_fetch_add(rounds, 1);
+        ringo_yield(); /* with the lock held: the others queue on it */
+        ringo_mutex_unlock(&two_mu.busy);
+    }
+}
+
+static void main_other_word(void *arg)
+{
+    (void)arg;
+    if (!forced_fallback() && !on_epoll())
+        return; /* io_uring's futex waits are woken by futex(2) itself */
+    memset(&two_mu, 0, sizeof two_mu);
+    ringo_mutex_lock(&two_mu.held);
+    uint64_t threads = atomic_load(&futex_counts.thread);
+    pthread_t t;
+    atomic_store(&slot_thread_in, 0);
+    ck_assert_int_eq(test_thread_create(&t, slot_sleeper, NULL), 0);
+    while (atomic_load(&futex_counts.thread) == threads) /* it sleeps in futex(2) */
+        ringo_sleep(100 * US);
+    uint64_t table = atomic_load(&futex_counts.table);
+    uint64_t kwake = atomic_load(&futex_counts.kwake);
+    static atomic_long rounds;
+    atomic_store(&rounds, 0);
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_gt(ringo_go_on(0, busy_locker, &rounds), 0);
+    while (atomic_load(&rounds) < 4 * 2000)
+        ringo_sleep(1 * MS);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    uint64_t parked = atomic_load(&futex_counts.table) - table;
+    uint64_t woke = atomic_load(&futex_counts.kwake) - kwake;
+    ringo_mutex_unlock(&two_mu.held);
+    pthread_join(t, NULL);
+    ck_assert_uint_gt(parked, 1000); /* the mutex was handed on through the table */
+    ck_assert_uint_eq(woke, 0);
+}
+
+START_TEST(sleeping_thread_costs_other_words_no_wake)
+{
+    RUN(main_other_word, NULL, 1);
+}
+END_TEST
+
 static void main_trylock(void *arg)
 {
     (void)arg;
@@ -1639,6 +1708,7 @@ static Suite *suite(void)
     tcase_add_test(tc, futex_paths);
     tcase_add_test(tc, mutex_trylock);
     tcase_add_test(tc, mutex_plain_thread_not_starved_by_goroutines);
+    tcase_add_test(tc, sleeping_thread_costs_other_words_no_wake);
     tcase_add_test(tc, zero_and_init_objects);
     tcase_add_test(tc, waitgroup_100k_goroutines);
     tcase_add_test(tc, waitgroup_freed_by_its_waiter);
