@@ -149,7 +149,10 @@
  *     peer that sees it may release those too.  A select woken by a peer
  *     or a close does not lock the channel of the case that fired again
  *     (unless another of its cases waits there): that peer may have
- *     released it (select.c).
+ *     released it (select.c).  It does lock its other channels again, to
+ *     leave their queues, so those must stay referenced until it returns
+ *     (ringo_select(3), NOTES): its caller's references, which a peer
+ *     must not drop for it.
  *
  *   - Close publishes at its unlock (it never opens the gate), then wakes
  *     the waiters it claimed, as above; it zeroes a receive's value
