@@ -590,9 +590,11 @@ void acc_release_fd(int fd)
         }
         return;
     }
-    /* A plain thread, the run pinned by the caller (close.c close_plain). */
-    struct close_wait cw = { .g = NULL };
-    store_relaxed(&cw.pending, 1); /* the guard, as above */
+    /* A plain thread, the run pinned by the caller (close.c close_plain);
+     * its close_wait on the heap (internal.h). */
+    struct close_wait *cw = close_wait_plain_new();
+    if (!cw)
+        return; /* the run is stopping: it cancels every request itself */
     for (unsigned i = 0; i < rt.nprocs; i++) {
         /* Heap tasks: the run may end before they run (then they are
          * discarded, after we have left).  Out of memory, wait for some
@@ -601,10 +603,10 @@ void acc_release_fd(int fd)
         struct acc_close_task *ct = close_task_alloc(sizeof *ct);
         if (!ct)
             break;
-        post_close(rt.procs[i], ct, fd, true, &cw);
+        post_close(rt.procs[i], ct, fd, true, cw);
     }
-    close_wait_done(&cw);
-    close_wait_plain(&cw); /* a run that ends meanwhile cancels every request itself */
+    close_wait_done(cw); /* the guard */
+    close_wait_plain(cw); /* a run that ends meanwhile cancels every request itself */
 }
 
 /* ------------------------------------------------------------------ */
@@ -656,6 +658,11 @@ static void acc_proc_fini(struct rproc *p)
     while (p->acceptors) {
         struct acceptor *acc = p->acceptors;
         p->acceptors = acc->next;
+        /* A plain thread's close that waited for this request: it has
+         * stopped waiting (the run stopped), and its close_wait goes when
+         * every party has counted down (internal.h). */
+        if (acc->closer)
+            close_wait_done(acc->closer);
         free(acc->q);
         free(acc);
     }

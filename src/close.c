@@ -69,9 +69,13 @@
  * and a goroutine may run and try to accept meanwhile.
  *
  * A plain thread's ringo_close during a run marks fd as well (the run
- * pinned by run_enter, so the table outlives the mark): an operation that
- * a goroutine starts meanwhile waits for the close(2) and starts again,
- * and an accept arms no request that would keep a listener open.
+ * pinned by run_enter, so the table outlives the mark): an accept arms no
+ * request that would keep a listener open, and, with more than one proc,
+ * an operation that a goroutine starts meanwhile waits for the close(2)
+ * and starts again.  (With one proc, an operation that starts between a
+ * plain thread's look at the procs' counts and its close(2) is not
+ * ended: on epoll it may wait for ever.  ringo_openat(3) promises a plain
+ * thread's close nothing more than close(2) but for acceptors.)
  *
  * Rejected.  Go's way, closing the descriptor only when the last
  * operation lets go of it: it needs a descriptor object shared by all
@@ -241,6 +245,13 @@ static void close_cancel_run_free(struct rproc *q, struct rtask *t)
     free(t);
 }
 
+static void close_cancel_discard(struct rtask *t)
+{
+    struct close_task *ct = (struct close_task *)t;
+    close_wait_done(ct->cw); /* the run ended first: waiters are gone */
+    free(t);
+}
+
 /* A plain thread closes fd on the epoll engine: goroutines waiting for
  * its readiness must end (with -EBADF) before the close, since epoll
  * forgets a closed file and would never wake them.  (On io_uring their
@@ -251,8 +262,9 @@ static void close_cancel_run_free(struct rproc *q, struct rtask *t)
 static void close_cancel_plain(int fd)
 {
     ep_fd_closing(fd);
-    struct close_wait cw = { .g = NULL };
-    store_relaxed(&cw.pending, 1); /* the guard, dropped after posting */
+    struct close_wait *cw = close_wait_plain_new();
+    if (!cw)
+        return; /* the run is stopping: its waiters end with it */
     for (unsigned i = 0; i < rt.nprocs; i++) {
         struct rproc *q = rt.procs[i];
         if (!fdops_busy(q, fd))
@@ -261,14 +273,14 @@ static void close_cancel_plain(int fd)
         if (!ct)
             break;
         ct->t.run = close_cancel_run_free;
-        ct->t.discard = (void (*)(struct rtask *))free;
+        ct->t.discard = close_cancel_discard;
         ct->fd = fd;
-        ct->cw = &cw;
-        fetch_add_relaxed(&cw.pending, 1); /* before the post's release */
+        ct->cw = cw;
+        fetch_add_relaxed(&cw->pending, 1); /* before the post's release */
         proc_post_task(q, &ct->t);
     }
-    close_wait_done(&cw);
-    close_wait_plain(&cw);
+    close_wait_done(cw); /* the guard */
+    close_wait_plain(cw);
 }
 
 /* ringo_close from a plain thread (see "Closing marks" at the top). */
@@ -300,15 +312,37 @@ void *close_task_alloc(size_t size)
     return t;
 }
 
+struct close_wait *close_wait_plain_new(void)
+{
+    struct close_wait *cw = close_task_alloc(sizeof *cw);
+    if (!cw)
+        return NULL;
+    cw->g = NULL;
+    cw->token = 0;
+    /* The guard, dropped by the poster once it has posted, and the
+     * thread's own count, dropped by close_wait_plain.  relaxed: parties
+     * see cw through proc_post_task's release. */
+    store_relaxed(&cw->pending, 2);
+    return cw;
+}
+
+void close_wait_plain_free(struct close_wait *cw)
+{
+    free(cw);
+}
+
 void close_wait_plain(struct close_wait *cw)
 {
     /* acquire: pairs with close_wait_done's acq_rel; the parties' work is
      * done.  A run that ends meanwhile discards or ends what is left
-     * (stopping: relaxed, a flag polled in a loop, no data hangs on it). */
-    while (load_acquire(&cw->pending) && !load_relaxed(&rt.stopping)) {
+     * (stopping: relaxed, a flag polled in a loop, no data hangs on it):
+     * then parties may still count down after we have left, and the last
+     * one frees cw. */
+    while (load_acquire(&cw->pending) > 1 && !load_relaxed(&rt.stopping)) {
         struct timespec ts = { 0, 100000 };
         nanosleep(&ts, NULL);
     }
+    close_wait_done(cw); /* our own count */
 }
 
 /* Have every other proc with operations on fd cancel them, and wait until

@@ -690,28 +690,43 @@ void gspin_end(struct rproc *p, struct gspin *s, bool woken, bool other);
  * g NULL the waiter is a plain thread that polls pending with acquire.
  * Used by ringo_close (io.c, accept.c). */
 struct close_wait {
-    _Atomic int pending;        /* parties not finished yet */
+    _Atomic int pending;        /* parties not finished yet (+1 for a plain thread, below) */
     struct rg *g;               /* NULL: a plain thread that polls pending */
     uint64_t token;
 };
 
 /* A plain thread closing a descriptor (io.c): memory for a task for a
  * proc, waiting for some rather than leave that proc's waiters parked
- * (NULL only once the run is stopping, which ends them itself); and the
- * wait until every party of cw is done, or the run stops. */
+ * (NULL only once the run is stopping, which ends them itself).
+ *
+ * A plain thread's close_wait is on the heap (close_wait_plain_new): the
+ * thread stops waiting when the run stops, and parties it posted may
+ * still finish after that (a proc runs tasks and reaps completions while
+ * it winds down; free_procs discards the rest, which counts them down
+ * too).  So pending counts the thread as a party as well, and whoever
+ * brings it to 0 frees it.  close_wait_plain waits until only the
+ * thread's count is left, or the run stops, then drops it. */
 void *close_task_alloc(size_t size);
+struct close_wait *close_wait_plain_new(void); /* pending: the guard and the thread; NULL: stopping */
 void close_wait_plain(struct close_wait *cw);
+void close_wait_plain_free(struct close_wait *cw);
 
 static inline void close_wait_done(struct close_wait *cw)
 {
-    /* Read before the decrement: once pending is 0 a polling plain thread
+    /* Read before the decrement: once it is counted, a goroutine closer
      * may return and its frame (cw) go away. */
     struct rg *g = cw->g;
     uint64_t token = cw->token;
     /* acq_rel: the last finisher sees the others' work; ready() publishes
-     * it to the closer (a plain thread polls with acquire). */
-    if (fetch_sub_acq_rel(&cw->pending, 1) == 1 && g && claim(g, token))
-        ready(g, 0);
+     * it to the closer (a plain thread polls with acquire) */
+    if (fetch_sub_acq_rel(&cw->pending, 1) == 1) {
+        if (g) {
+            if (claim(g, token))
+                ready(g, 0);
+        } else {
+            close_wait_plain_free(cw); /* a plain thread's, every party done */
+        }
+    }
 }
 
 /* Goroutine-level checks shared by every blocking call: -ECANCELED,

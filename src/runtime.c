@@ -721,11 +721,14 @@ static void *proc_thread(void *arg)
  * A module that must act when a proc runs dry, when a proc's loop ends, or
  * when the run ends exports a struct rhooks (internal.h) and is listed
  * here once; runtime.c and sched.c call the lists, never the modules.
- * The order is the order of the calls, and it matters at the run's end:
- * the signal thread stops sending to channels first, then each module
- * drops what the run left (the fd deadlines, the wait-table records of
- * goroutines a deadlock left parked, the acceptor and closing marks),
- * before those goroutines are abandoned (abandon_one). */
+ * The run-end hooks are called once plain threads are shut out of the
+ * run (run_enter fails), since several free tables that a plain thread's
+ * call uses while it has the run pinned; each module then drops what the
+ * run left (the fd deadlines, the wait-table records of goroutines a
+ * deadlock left parked, the acceptor and closing marks).  The signal
+ * thread is stopped earlier as well, before goroutines a deadlock left
+ * parked are abandoned (abandon_one), so that it sends to no channel
+ * meanwhile; its hook stops one that a plain thread started again since. */
 static const struct rhooks *const hooks[] = {
     &signal_hooks,
     &fddeadline_hooks,
@@ -1306,6 +1309,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
      * came meanwhile is taken here by sig_handler, not by the program's
      * disposition (which could be a default action that ends the process). */
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+    signal_run_end(); /* again with the hooks below, see "Module hooks" */
     if (__builtin_expect(teardown_seam != NULL, 0))
         teardown_seam();
 

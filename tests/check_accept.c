@@ -13,7 +13,10 @@
 
 #include <dirent.h>
 #include <netinet/in.h>
+#include <semaphore.h>
 #include <sys/socket.h>
+
+#include "internal.h" /* teardown_seam */
 
 static unsigned nprocs_param = 1;
 
@@ -263,6 +266,15 @@ static void waiting_acceptor(void *arg)
     atomic_store(&w->started, 1);
     int r = ringo_accept(w->lfd, NULL, NULL, SOCK_CLOEXEC);
     atomic_store(&w->result, r == 0 ? 1000000 : r); /* an fd may be 0 */
+}
+
+/* An accept that ends by its deadline. */
+static void timed_acceptor(void *arg)
+{
+    struct waiter *w = arg;
+    atomic_store(&w->started, 1);
+    ringo_deadline_set(ringo_now() + 5 * MS);
+    atomic_store(&w->result, ringo_accept(w->lfd, NULL, NULL, SOCK_CLOEXEC));
 }
 
 static int wait_result(struct waiter *w)
@@ -554,6 +566,82 @@ START_TEST(accept_again_while_plain_thread_closes)
 }
 END_TEST
 
+/* A plain thread closes a listener with acceptors as the run ends (the
+ * procs have left their loops: teardown_seam), so the tasks its close
+ * posted are discarded after it has stopped waiting for them.  Their
+ * count-down must not land in the thread's stack, which it has gone on to
+ * use: it paints it, and looks at it again once the run is over. */
+#define PAINT_WORDS 4096
+#define PAINT 0x5a5a5a5au
+static int late_lfd;
+static sem_t late_painted, late_run_done;
+static atomic_int late_close_result, late_changed;
+
+static __attribute__((noinline)) void paint_and_look(void)
+{
+    volatile uint32_t a[PAINT_WORDS];
+    for (int i = 0; i < PAINT_WORDS; i++)
+        a[i] = PAINT;
+    sem_post(&late_painted);
+    sem_wait(&late_run_done);
+    int changed = 0;
+    for (int i = 0; i < PAINT_WORDS; i++)
+        changed += a[i] != PAINT;
+    atomic_store(&late_changed, changed);
+}
+
+static __attribute__((noinline)) void late_close(void)
+{
+    atomic_store(&late_close_result, ringo_close(late_lfd));
+}
+
+static void *late_closer(void *arg)
+{
+    (void)arg;
+    late_close();
+    paint_and_look(); /* the frames late_close used, and more */
+    return NULL;
+}
+
+static pthread_t late_thread;
+
+static void close_at_teardown(void)
+{
+    ck_assert_int_eq(pthread_create(&late_thread, NULL, late_closer, NULL), 0);
+    sem_wait(&late_painted); /* its close has returned */
+}
+
+static void main_late_close(void *arg)
+{
+    (void)arg;
+    /* an acceptor on every proc, its waiter gone by its deadline */
+    for (int i = 0; i < ringo_nprocs(); i++) {
+        struct waiter w = { .lfd = late_lfd };
+        atomic_store(&w.result, 1);
+        ck_assert_int_gt(ringo_go_on(i, timed_acceptor, &w), 0);
+        ck_assert_int_eq(wait_result(&w), -ETIMEDOUT);
+    }
+}
+
+START_TEST(plain_close_as_the_run_ends)
+{
+    struct sockaddr_in sa;
+    late_lfd = listen_plain(&sa);
+    sem_init(&late_painted, 0, 0);
+    sem_init(&late_run_done, 0, 0);
+    atomic_store(&late_close_result, 1);
+    atomic_store(&late_changed, -1);
+    teardown_seam = close_at_teardown;
+    RUN(main_late_close, NULL, nprocs_param);
+    teardown_seam = NULL;
+    sem_post(&late_run_done);
+    pthread_join(late_thread, NULL);
+    ck_assert_int_eq(atomic_load(&late_close_result), 0);
+    ck_assert_int_eq(atomic_load(&late_changed), 0);
+    rebind_ok(&sa);
+}
+END_TEST
+
 #define QUEUED 5
 
 static void main_close_queued(void *arg)
@@ -746,6 +834,7 @@ static Suite *suite(void)
     tcase_add_test(tc, close_from_plain_thread);
     tcase_add_test(tc, accept_again_while_closing);
     tcase_add_test(tc, accept_again_while_plain_thread_closes);
+    tcase_add_test(tc, plain_close_as_the_run_ends);
     tcase_add_test(tc, close_closes_queued);
     tcase_add_test(tc, no_fd_leak_across_run);
     tcase_add_test(tc, accept_is_not_deadlock);
