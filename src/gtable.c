@@ -31,6 +31,12 @@
  * (struct rg.id): a spawn takes it without knowing the slot, and a lookup
  * finds the struct from the slot and compares g->id (acquire) with the id.
  *
+ * Ids are unique in the process, not only in a run: a run's fresh
+ * structs start at the generation after the highest an earlier run
+ * reached (gen_base), so an id kept from an earlier run names no
+ * goroutine of this one (ringo_cancel(3): -ESRCH), as its man page says.
+ * The first run's main goroutine is 1.
+ *
  * Goroutine chunks.  Structs (line 0 of a goroutine, internal.h: lines 1
  * and 2 come with its stack) come in chunks of GCHUNK, a page each: a
  * header line, then the structs of slots chunk * GCHUNK ... chunk * GCHUNK
@@ -72,6 +78,9 @@ static pthread_mutex_t gchunk_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gchunk_hdr *gregions;       /* newest region's first chunk; under gchunk_lock */
 static char *gcarve, *gcarve_end;         /* the unused rest of the newest region; under gchunk_lock */
 static unsigned gregion_next = 1;         /* chunks in the next region; under gchunk_lock */
+/* The first generation of this run's ids (see the top); set between runs
+ * by gtable_fini, on ringo_run's thread, which no other run overlaps. */
+static int64_t gen_base;
 
 static struct rg *chunk_g(struct gchunk_hdr *h, uint32_t i)
 {
@@ -93,8 +102,30 @@ int gtable_init(void)
     return 0;
 }
 
+/* The generation after the highest this run's ids reached: every struct
+ * holds its current id, or (negated) its next one. */
+static int64_t gen_after_run(void)
+{
+    int64_t top = gen_base;
+    uint32_t n = load_relaxed(&gtab_next) / GCHUNK; /* no goroutine runs: relaxed */
+    for (uint32_t c = 0; c < n; c++) {
+        struct gchunk_hdr *h = load_relaxed(&gctab[c]);
+        if (!h)
+            continue;
+        for (uint32_t i = 0; i < GCHUNK; i++) {
+            int64_t id = load_relaxed(&chunk_g(h, i)->id);
+            int64_t gen = ((id < 0 ? -id : id) - 1) >> SLOT_BITS;
+            if (gen >= top)
+                top = gen + 1;
+        }
+    }
+    return top;
+}
+
 void gtable_fini(void)
 {
+    if (gctab)
+        gen_base = gen_after_run();
     pthread_mutex_lock(&gchunk_lock);
     struct gchunk_hdr *r = gregions;
     gregions = NULL;
@@ -146,7 +177,7 @@ static int gchunk_new(struct rg **list, size_t *n)
     for (int i = GCHUNK - 1; i >= 0; i--) {
         struct rg *g = chunk_g(h, (uint32_t)i);
         store_relaxed(&g->park, PARK_CLAIMED);
-        store_relaxed(&g->id, -(int64_t)(c * GCHUNK + (uint32_t)i + 1));
+        store_relaxed(&g->id, -((gen_base << SLOT_BITS) + (int64_t)(c * GCHUNK + (uint32_t)i) + 1));
         g->next = *list;
         *list = g;
         (*n)++;

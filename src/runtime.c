@@ -1187,7 +1187,9 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     store_relaxed(&rt.futex_transit, 0);
     store_relaxed(&rt.rr, 0);
     store_relaxed(&rt.foreign_spawned, 0);
-    store_relaxed(&rt.foreign_ops, 0);
+    /* Not rt.foreign_ops: a plain thread may be inside run_enter_quiet
+     * right now, between its increment and its decrement (it then finds
+     * the run inactive); the last run's teardown left it balanced. */
     store_relaxed(&rt.offload_jobs, 0);
     rt.idle_procs = 0;
     rt.use_defer_taskrun = false;

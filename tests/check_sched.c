@@ -170,6 +170,83 @@ START_TEST(ids_are_never_reused)
 }
 END_TEST
 
+/* Ids are unique in the process, not only in a run: an id kept from an
+ * earlier run names no goroutine of a later one, whose goroutines reuse
+ * the same structs (ringo_cancel(3): -ESRCH once its run has ended). */
+static int64_t earlier_run_ids[8];
+static atomic_int later_sleeps_cancelled;
+
+static void sleeper_100ms(void *arg)
+{
+    (void)arg;
+    if (ringo_sleep(100 * MS) == -ECANCELED)
+        atomic_fetch_add(&later_sleeps_cancelled, 1);
+}
+
+static void main_earlier_ids(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++)
+        earlier_run_ids[i] = ringo_go(record_id, (void *)(long)i);
+    while (ringo_count() > 1)
+        ringo_yield();
+}
+
+static void main_later_ids(void *arg)
+{
+    (void)arg;
+    int64_t later[8];
+    for (int i = 0; i < 8; i++)
+        later[i] = ringo_go(sleeper_100ms, NULL);
+    for (int i = 0; i < 8; i++) {
+        for (int j = 0; j < 8; j++)
+            ck_assert_int_ne(later[j], earlier_run_ids[i]);
+        ck_assert_int_eq(ringo_cancel(earlier_run_ids[i]), -ESRCH);
+    }
+}
+
+START_TEST(ids_of_an_earlier_run_name_nobody)
+{
+    atomic_store(&later_sleeps_cancelled, 0);
+    RUN(main_earlier_ids, NULL, nprocs_param);
+    RUN(main_later_ids, NULL, nprocs_param);
+    ck_assert_int_eq(atomic_load(&later_sleeps_cancelled), 0);
+}
+END_TEST
+
+/* A plain thread calls in (ringo_count) again and again while runs start
+ * and end: each run still ends.  (Its calls count themselves in and out of
+ * the run; one that came as a run was being set up used to be wiped from
+ * the count, which then never came back to 0 for the teardown.) */
+static atomic_int caller_stop;
+
+static void *count_caller(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&caller_stop))
+        (void)ringo_count();
+    return NULL;
+}
+
+static void main_short(void *arg)
+{
+    (void)arg;
+    ringo_sleep(1 * MS);
+}
+
+START_TEST(runs_end_while_a_plain_thread_calls_in)
+{
+    atomic_store(&caller_stop, 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, count_caller, NULL), 0);
+    int runs = test_quick() ? 100 : 300;
+    for (int i = 0; i < runs; i++)
+        RUN(main_short, NULL, nprocs_param);
+    atomic_store(&caller_stop, 1);
+    pthread_join(t, NULL);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 static int order[16];
@@ -2107,6 +2184,8 @@ static Suite *suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, run_waits_for_every_goroutine);
+    tcase_add_test(tc, ids_of_an_earlier_run_name_nobody);
+    tcase_add_test(tc, runs_end_while_a_plain_thread_calls_in);
     tcase_add_test(tc, run_waits_for_grandchildren);
     tcase_add_test(tc, version_matches_header);
     tcase_add_test(tc, run_rejects_bad_input);
