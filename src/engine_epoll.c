@@ -618,8 +618,9 @@ int ep_try(struct rproc *p, struct rop *op, const struct eng_io *io)
         f = ep_stream_read(p, io);
         /* Found empty since the last edge, and still the same file (a
          * ringo_close on another proc does not reach this table): the
-         * call would say -EAGAIN, and the next edge makes it. */
-        if (f && f->drained && f->drained == ep_owned(io->fd))
+         * call would say -EAGAIN, and the next edge makes it.  Not for
+         * a read of 0 bytes, which read(2) answers at once. */
+        if (f && f->drained && io->len && f->drained == ep_owned(io->fd))
             return ENG_WAIT;
         break;
     default:

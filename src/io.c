@@ -395,9 +395,9 @@ int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
     return r;
 }
 
-/* A connect that a change of the fd's deadline cancelled may still be in
- * progress in the kernel: wait for it as for a non-blocking connect(2),
- * writability and then SO_ERROR. */
+/* A connect that a change of the fd's deadline cancelled, issued again,
+ * found the first still in progress in the kernel (-EALREADY): wait for
+ * it as for a non-blocking connect(2), writability and then SO_ERROR. */
 static int connect_finish(int fd)
 {
     int r = ringo_poll(fd, POLLOUT);
@@ -417,14 +417,27 @@ int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len)
     if (!g)
         return connect(fd, addr, len) < 0 ? -errno : 0;
     int r;
-    do {
+    bool again = false;
+    for (;;) {
         r = io_check(g, fd, RINGO_WRITE);
         if (r)
             return r;
         const struct eng_io io = { .kind = ENG_CONNECT, .fd = fd, .u.caddr = addr, .len = len };
         r = io_wait(p, g, &io, RINGO_WRITE);
-    } while (r == IO_RESTART); /* never issued: issue it now */
-    return r == IO_AGAIN ? connect_finish(fd) : r;
+        if (r == IO_RESTART)
+            continue; /* never issued: issue it now */
+        if (r != IO_AGAIN)
+            break;
+        /* Ended by a change of the fd's deadline: the connect may have
+         * gone on in the kernel, or have been stopped before it began (an
+         * AF_UNIX listener's full backlog).  Issued again, it tells. */
+        again = true;
+    }
+    if (again && r == -EISCONN)
+        return 0; /* the first one completed */
+    if (again && r == -EALREADY)
+        return connect_finish(fd);
+    return r;
 }
 
 int ringo_openat(int dirfd, const char *path, int flags, mode_t mode)

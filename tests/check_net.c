@@ -790,6 +790,106 @@ START_TEST(urgent_data_does_not_stall_reads)
 }
 END_TEST
 
+/* A read of 0 bytes returns 0 at once, as read(2) does, also on a socket
+ * found empty since its last edge (which a read of bytes waits out
+ * without a call on epoll). */
+static void main_zero_read(void *arg)
+{
+    (void)arg;
+    int l, c, s;
+    tcp_connected(&l, &c, &s);
+    ringo_deadline_set(ringo_now() + 30000 * MS);
+    char buf[8];
+    /* a read that waits first: on epoll, s is then registered here */
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), write_x, (void *)(intptr_t)c), 0);
+    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1);
+    ck_assert_int_eq(ringo_write(c, "abcde", 5), 5);
+    size_t got = 0;
+    while (got < 5) {
+        ssize_t n = ringo_read(s, buf + got, sizeof buf - got);
+        ck_assert_int_gt(n, 0);
+        got += (size_t)n;
+    }
+    ringo_deadline_set(ringo_now() + 200 * MS); /* bounds the wait of the defect */
+    ck_assert_int_eq(ringo_read(s, buf, 0), 0);
+    ringo_deadline_set(RINGO_NEVER);
+    ringo_close(s);
+    ringo_close(c);
+    ringo_close(l);
+}
+
+START_TEST(zero_length_read_returns_at_once)
+{
+    RUN(main_zero_read, NULL, nprocs_param);
+}
+END_TEST
+
+/* A connect that waits for room in an AF_UNIX listener's backlog, ended
+ * by a change of its write deadline and made again: it goes on waiting
+ * (it must not report a connection that the kernel never made), and
+ * connects once the listener takes one from its backlog. */
+static int unix_conn_fd;
+static struct sockaddr_un unix_sa;
+static socklen_t unix_sa_len;
+static atomic_int unix_conn_res;
+
+static void unix_connector(void *arg)
+{
+    (void)arg;
+    atomic_store(&unix_conn_res, ringo_connect(unix_conn_fd, (struct sockaddr *)&unix_sa,
+                                               unix_sa_len));
+}
+
+static void main_connect_redo(void *arg)
+{
+    (void)arg;
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&sa, sizeof(sa_family_t)), 0); /* autobind */
+    unix_sa_len = sizeof unix_sa;
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&unix_sa, &unix_sa_len), 0);
+    ck_assert_int_eq(listen(l, 0), 0);
+    int queued[8], nq = 0;
+    for (;;) { /* fill the backlog */
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(c, 0);
+        if (connect(c, (struct sockaddr *)&unix_sa, unix_sa_len) < 0) {
+            close(c);
+            break;
+        }
+        ck_assert_int_lt(nq, 8);
+        queued[nq++] = c;
+    }
+    unix_conn_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    atomic_store(&unix_conn_res, 1);
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), unix_connector, NULL), 0);
+    ringo_sleep(20 * MS); /* it waits in the kernel */
+    ck_assert_int_eq(ringo_fd_deadline_set(unix_conn_fd, RINGO_WRITE, ringo_now() + 60000 * MS), 0);
+    ringo_sleep(50 * MS);
+    /* The backlog is still full: no connection can have been made. */
+    ck_assert_int_eq(atomic_load(&unix_conn_res), 1);
+    int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(a, 0);
+    for (int i = 0; i < 30000 && atomic_load(&unix_conn_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&unix_conn_res), 0);
+    struct sockaddr_un peer;
+    socklen_t plen = sizeof peer;
+    ck_assert_int_eq(getpeername(unix_conn_fd, (struct sockaddr *)&peer, &plen), 0);
+    ringo_close(unix_conn_fd);
+    close(a);
+    for (int i = 0; i < nq; i++)
+        close(queued[i]);
+    ringo_close(l);
+}
+
+START_TEST(connect_made_again_after_a_deadline_change)
+{
+    RUN(main_connect_redo, NULL, nprocs_param);
+}
+END_TEST
+
 /* A SOCK_SEQPACKET socket's short read is one record, with more queued:
  * accepted from a listener the program made, the next read makes its
  * call. */
@@ -849,6 +949,8 @@ static Suite *suite(void)
     tcase_add_test(tc, reused_descriptor_numbers);
     tcase_add_test(tc, one_edge_many_waiters);
     tcase_add_test(tc, urgent_data_does_not_stall_reads);
+    tcase_add_test(tc, zero_length_read_returns_at_once);
+    tcase_add_test(tc, connect_made_again_after_a_deadline_change);
     tcase_add_test(tc, seqpacket_records_each_read);
     /* The count is of the epoll engine's system calls, read in
      * /proc/self/io where the kernel keeps it. */
