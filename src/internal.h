@@ -755,6 +755,7 @@ int64_t spawn(int proc, bool bound, void (*fn)(void *), void *arg, void *creator
 int64_t spawn_main(void (*fn)(void *), void *arg);
 /* Live goroutines (spawn.c "Counting the live"). */
 int64_t live_count(void);
+int64_t live_count_read(int64_t *outside); /* the same; *outside: rt.live as read */
 /* After exits on p, with nothing left to run: end the run if none is live. */
 void live_end_check(struct rproc *p);
 

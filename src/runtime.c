@@ -540,8 +540,9 @@ void rt_check_deadlock(struct rproc *self)
 {
     if (rt.idle_procs != rt.nprocs)
         return;
+    int64_t outside;
     if (load_seqcst(&rt.foreign) || load_seqcst(&signal_regs) || load_relaxed(&rt.stopping) ||
-        live_count() <= 0)
+        live_count_read(&outside) <= 0)
         return;
     /* Every proc is registered idle.  An idle proc still reaps in its
      * eng_poll, so a futex wait that completes there lowers q->inflight
@@ -563,6 +564,12 @@ void rt_check_deadlock(struct rproc *self)
         return;
     /* A futex wake on its way to a parked goroutine (futex.c). */
     if (load_seqcst(&rt.futex_transit) != 0)
+        return;
+    /* No spawn from a plain thread from here on, as at the normal end
+     * (spawn.c "The end of the run"): one that came since we read
+     * rt.live fails this CAS, and the verdict is not given; one that comes
+     * after it fails itself.  acq_rel: against live_inc's CAS. */
+    if (!cas_acq_rel(&rt.live, &outside, outside | LIVE_STOPPED))
         return;
     store_seqcst(&rt.stopping, 2);
     dprintf(2, "ringo: all goroutines are asleep - deadlock!\n\n");

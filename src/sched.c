@@ -925,6 +925,13 @@ void proc_main(struct rproc *p)
         if (!g && p->steal_on)
             g = steal(p);
         if (g) {
+            /* After a deadlock report the goroutines are discarded, and
+             * none may run again, whatever a plain thread readied since
+             * the check (every proc was idle then: in this loop, so a
+             * goroutine can start only from here).  relaxed: stored under
+             * idle_lock, which this proc has taken since to leave idle. */
+            if (__builtin_expect(load_relaxed(&rt.stopping) == 2, 0))
+                break;
             prefetch_resume(p, true);
             switch_to(p, NULL, g, false);
             continue;

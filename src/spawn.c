@@ -320,7 +320,7 @@ int ringo_nprocs(void)
 /* The count of "Counting the live", from a proc or with the procs pinned
  * (rt.foreign_ops, or under idle_lock).  0 once the run has stopped;
  * *outside gets rt.live as read. */
-static int64_t live_count_read(int64_t *outside)
+int64_t live_count_read(int64_t *outside)
 {
     uint64_t exited = 0, spawned = 0;
     /* acquire: an exit counted here happens before the loads below, and

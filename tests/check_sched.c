@@ -658,6 +658,86 @@ START_TEST(sleep_forever_is_not_deadlock)
 }
 END_TEST
 
+/* Once a deadlock has been reported, its goroutines are discarded: a
+ * plain thread that calls in as the report is written (it reads it from
+ * stderr) cannot spawn a goroutine (-EINVAL, as after the run), and the
+ * "deadlocked" main goroutine, which it then hands a value if it can,
+ * never runs again.
+ * Without the stop, the spawn returned an id and the child ran and woke
+ * main, which finished although ringo_run said -EDEADLK. */
+static int dl_pipe[2];
+static ringo_chan *dl_ch;
+static atomic_int dl_child_ran, dl_main_resumed;
+static _Atomic int64_t dl_spawn;
+
+static void dl_child(void *arg)
+{
+    (void)arg;
+    atomic_store(&dl_child_ran, 1);
+    int v = 7;
+    ringo_chan_send(dl_ch, &v);
+}
+
+static void dl_main(void *arg)
+{
+    (void)arg;
+    int v;
+    ringo_chan_recv(dl_ch, &v);
+    atomic_store(&dl_main_resumed, 1);
+}
+
+static void *dl_reader(void *arg)
+{
+    (void)arg;
+    char buf[4096];
+    size_t n = 0;
+    for (;;) {
+        ssize_t k = read(dl_pipe[0], buf + n, sizeof buf - 1 - n);
+        if (k <= 0)
+            return NULL;
+        n += (size_t)k;
+        buf[n] = '\0';
+        if (strstr(buf, "deadlock!") || n == sizeof buf - 1)
+            break;
+    }
+    atomic_store(&dl_spawn, ringo_go(dl_child, NULL));
+    /* and hands main what it waits for, if it is still queued there */
+    int v = 8;
+    (void)ringo_chan_try_send(dl_ch, &v);
+    while (read(dl_pipe[0], buf, sizeof buf) > 0)
+        ; /* the rest of the report */
+    return NULL;
+}
+
+START_TEST(nothing_runs_after_a_deadlock_report)
+{
+    dl_ch = ringo_chan_make(sizeof(int), 0);
+    ck_assert_ptr_nonnull(dl_ch);
+    atomic_store(&dl_child_ran, 0);
+    atomic_store(&dl_main_resumed, 0);
+    atomic_store(&dl_spawn, 1);
+    ck_assert_int_eq(pipe2(dl_pipe, O_CLOEXEC), 0);
+    fflush(stderr);
+    int saved = dup(2);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(dl_pipe[1], 2), 2);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, dl_reader, NULL), 0);
+    struct ringo_config cfg = { .procs = nprocs_param };
+    int r = ringo_run(dl_main, NULL, &cfg);
+    dup2(saved, 2);
+    close(saved);
+    close(dl_pipe[1]);
+    pthread_join(t, NULL);
+    close(dl_pipe[0]);
+    ck_assert_int_eq(r, -EDEADLK);
+    ck_assert_int_eq(atomic_load(&dl_spawn), -EINVAL);
+    ck_assert_int_eq(atomic_load(&dl_child_ran), 0);
+    ck_assert_int_eq(atomic_load(&dl_main_resumed), 0);
+    ringo_chan_release(dl_ch);
+}
+END_TEST
+
 START_TEST(plain_thread_sleep_falls_back)
 {
     int64_t t0 = ringo_now();
@@ -2204,6 +2284,7 @@ static Suite *suite(void)
     tcase_add_test(tc, go_from_plain_thread);
     tcase_add_test(tc, cancel_from_plain_thread);
     tcase_add_test(tc, sleep_forever_is_not_deadlock);
+    tcase_add_test(tc, nothing_runs_after_a_deadlock_report);
     tcase_add_test(tc, plain_thread_sleep_falls_back);
     tcase_add_test(tc, hundred_thousand_goroutines);
     tcase_add_test(tc, stats_count_the_run);
