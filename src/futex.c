@@ -54,9 +54,11 @@
  * adds the count FUTEX_WAKE returned to rt.futex_transit before its proc can
  * go idle, and the woken goroutine subtracts one when it resumes with 0, so
  * the check (which also needs rt.futex_transit == 0) never mistakes a wake
- * in transit for a deadlock.  Waiters that are plain threads leave the count
- * above zero for good, which only disables a check that their presence
- * (note_foreign) has disabled anyway.
+ * in transit for a deadlock.  A plain thread woken in futex(2) (its wait
+ * returns 0 only for a FUTEX_WAKE, which counted it) subtracts its one
+ * too: one that began to wait before the run has not turned the check off
+ * (note_foreign counts calls made during the run), and its wake must not
+ * leave the count above zero for good.
  *
  * Timed waits (futex_wait_until, for ringo_waitgroup_wait_until).  Besides
  * a wake, the wait ends at a time, and for a goroutine at its deadline and
@@ -194,13 +196,21 @@ static void kernel_waiter_out(_Atomic uint32_t *addr)
     fetch_sub_relaxed(kernel_waiters_of(addr), 1);
 }
 
+/* A plain thread's futex(2) wait returned r: 0 if a FUTEX_WAKE woke it,
+ * which futex_wake counted in rt.futex_transit ("Deadlock detection"). */
+static void thread_woken(long r)
+{
+    if (r == 0)
+        fetch_sub_acq_rel(&rt.futex_transit, 1); /* acq_rel: as in uring_wait */
+}
+
 /* A plain thread's timed wait: 0 (woken, or spuriously) or -ETIMEDOUT. */
 static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
 {
     fetch_add_relaxed(&futex_counts.thread, 1);
     if (when == RINGO_NEVER) {
         kernel_waiter_in(addr);
-        sys_futex(addr, FUTEX_WAIT_PRIVATE, val);
+        thread_woken(sys_futex(addr, FUTEX_WAIT_PRIVATE, val));
         kernel_waiter_out(addr);
         return 0;
     }
@@ -213,6 +223,7 @@ static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
     long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, val, &ts, NULL,
                      FUTEX_BITSET_MATCH_ANY);
     int err = errno;
+    thread_woken(r);
     kernel_waiter_out(addr);
     return r < 0 && err == ETIMEDOUT ? -ETIMEDOUT : 0; /* EAGAIN, EINTR: re-check */
 }
@@ -516,7 +527,8 @@ void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason)
         note_foreign();
         fetch_add_relaxed(&futex_counts.thread, 1);
         kernel_waiter_in(addr);
-        sys_futex(addr, FUTEX_WAIT_PRIVATE, val); /* EAGAIN, EINTR: the caller re-checks */
+        /* EAGAIN, EINTR: the caller re-checks */
+        thread_woken(sys_futex(addr, FUTEX_WAIT_PRIVATE, val));
         kernel_waiter_out(addr);
         return;
     }

@@ -237,6 +237,52 @@ static void main_thread_vs_goroutines(void *arg)
     pthread_join(t, NULL);
 }
 
+/* A plain thread asleep in a WaitGroup's wait since before the run, woken
+ * by a goroutine's done: the wake must not keep the deadlock check off,
+ * and a true deadlock after it is reported (futex.c "Deadlock
+ * detection": the woken thread takes its wake off the count of wakes in
+ * transit, as a goroutine does).  Without that the run never ended. */
+static ringo_waitgroup early_wg;
+static atomic_int early_thread_woke;
+
+static void *early_waiter(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup_wait(&early_wg);
+    atomic_store(&early_thread_woke, 1);
+    return NULL;
+}
+
+static void main_wake_then_deadlock(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup_done(&early_wg);
+    while (!atomic_load(&early_thread_woke))
+        ringo_sleep(100 * US);
+    ringo_chan *c = ringo_chan_make(1, 0);
+    char v;
+    ringo_chan_recv(c, &v); /* nobody sends: a deadlock */
+}
+
+START_TEST(plain_waiter_woken_leaves_deadlock_detection_on)
+{
+    memset(&early_wg, 0, sizeof early_wg);
+    atomic_store(&early_thread_woke, 0);
+    ringo_waitgroup_add(&early_wg, 1);
+    uint64_t threads = atomic_load(&futex_counts.thread);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, early_waiter, NULL), 0);
+    /* in futex(2) before the run starts: its call is not one of the run's */
+    while (atomic_load(&futex_counts.thread) == threads)
+        usleep(100);
+    usleep(10000);
+    struct ringo_config cfg = { .procs = nprocs_param };
+    int r = ringo_run(main_wake_then_deadlock, NULL, &cfg);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(r, -EDEADLK);
+}
+END_TEST
+
 START_TEST(mutex_plain_thread_not_starved_by_goroutines)
 {
     RUN(main_thread_vs_goroutines, NULL, nprocs_param);
@@ -1708,6 +1754,7 @@ static Suite *suite(void)
     tcase_add_test(tc, futex_paths);
     tcase_add_test(tc, mutex_trylock);
     tcase_add_test(tc, mutex_plain_thread_not_starved_by_goroutines);
+    tcase_add_test(tc, plain_waiter_woken_leaves_deadlock_detection_on);
     tcase_add_test(tc, sleeping_thread_costs_other_words_no_wake);
     tcase_add_test(tc, zero_and_init_objects);
     tcase_add_test(tc, waitgroup_100k_goroutines);
