@@ -131,8 +131,13 @@
  * from the former: a SOCK_SEQPACKET socket's short read is one record of
  * several), on the proc whose registration saw the edges.  Urgent data
  * (MSG_OOB) stops a read short of what follows it: once an edge reports
- * it (EPOLLPRI), reads of that file never count as drained.  nginx makes
- * the same inference from a short read.
+ * it (EPOLLPRI), reads of that file never count as drained.  The end of
+ * the stream or an error makes no edge after the one that reported it
+ * (EPOLLRDHUP, EPOLLHUP, EPOLLERR), which a proc may take while nobody
+ * reads; a short read of the data before it must not then park the next
+ * read, which returns 0 or the error at once: once an edge reports one,
+ * reads of that file never count as drained either.  nginx makes the same
+ * inference from a short read.
  *
  * What the registration costs besides.  The set reports every edge of a
  * registered descriptor, waited for or not (an answer arriving while its
@@ -201,6 +206,7 @@ struct ep_fd {
     uint32_t drained;           /* et when a read found the stream empty after the last
                                  * edge this proc took for it, else 0 ("Drained") */
     bool urgent;                /* an edge reported urgent data: no read counts as drained */
+    bool ended;                 /* an edge reported the end of the stream or an error: the same */
     bool registered;            /* added to this proc's epoll set (may be stale: see ep_arm) */
 };
 
@@ -524,7 +530,7 @@ static inline struct ep_fd *ep_stream_read(struct rproc *p, const struct eng_io 
  * edge this proc has taken for it. */
 static inline void ep_note_drained(struct ep_fd *f, const struct eng_io *io, int r)
 {
-    if ((r == -EAGAIN || (r > 0 && (size_t)r < (size_t)io->len)) && !f->urgent)
+    if ((r == -EAGAIN || (r > 0 && (size_t)r < (size_t)io->len)) && !f->urgent && !f->ended)
         f->drained = f->et;
 }
 
@@ -938,6 +944,7 @@ void ep_start(struct rproc *p, struct rop *op)
                 f->armed = 0;
                 f->drained = 0; /* a new file: no edge of it taken yet */
                 f->urgent = false;
+                f->ended = false;
             }
         }
     } else {
@@ -1005,6 +1012,8 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
         f->drained = 0;
         if (events & (EPOLLPRI | EPOLLRDBAND))
             f->urgent = true;
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            f->ended = true;
     }
     uint32_t want = 0;
     struct rop *next;

@@ -824,6 +824,65 @@ START_TEST(zero_length_read_returns_at_once)
 }
 END_TEST
 
+/* The peer's last bytes and its end of stream (or a reset) come while
+ * nobody reads; the read that takes the bytes is short, and the next one
+ * returns 0 (or the error) at once.  On epoll the edge that reported the
+ * end was taken by the idle proc, and no other comes: a short read there
+ * must not make the next one park without its call ("Drained"). */
+static void late_x(void *arg)
+{
+    ringo_sleep(5 * MS); /* after the reader has parked */
+    ck_assert_int_eq(ringo_write((int)(intptr_t)arg, "x", 1), 1);
+}
+
+static void main_end_after_short(void *arg)
+{
+    int how = (int)(intptr_t)arg; /* 0: shutdown, 1: close, 2: reset */
+    int l, c, s;
+    tcp_connected(&l, &c, &s);
+    ringo_deadline_set(ringo_now() + 10000 * MS); /* bounds the defect's wait */
+    char buf[64];
+    /* a read that waits first: on epoll, s is then registered here */
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), late_x, (void *)(intptr_t)c), 0);
+    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1);
+    ck_assert_int_eq(ringo_write(c, "hello", 5), 5);
+    if (how == 0) {
+        ck_assert_int_eq(shutdown(c, SHUT_WR), 0);
+    } else if (how == 1) {
+        ck_assert_int_eq(ringo_close(c), 0);
+        c = -1;
+    } else {
+        struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+        ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+        ck_assert_int_eq(ringo_close(c), 0); /* RST */
+        c = -1;
+    }
+    ringo_sleep(20 * MS); /* the proc takes the edges while nobody reads */
+    ssize_t n = ringo_read(s, buf, sizeof buf);
+    if (how == 2 && n == -ECONNRESET) {
+        /* the reset came first and took the bytes with it */
+    } else {
+        ck_assert_int_eq(n, 5);
+        n = ringo_read(s, buf, sizeof buf);
+        if (how == 2)
+            ck_assert_msg(n == 0 || n == -ECONNRESET, "read after the reset: %zd", n);
+        else
+            ck_assert_int_eq(n, 0);
+    }
+    ringo_deadline_set(RINGO_NEVER);
+    if (c >= 0)
+        ringo_close(c);
+    ringo_close(s);
+    ringo_close(l);
+}
+
+START_TEST(end_of_stream_after_a_short_read)
+{
+    for (int how = 0; how < 3; how++)
+        RUN(main_end_after_short, (void *)(intptr_t)how, nprocs_param);
+}
+END_TEST
+
 /* A connect that waits for room in an AF_UNIX listener's backlog, ended
  * by a change of its write deadline and made again: it goes on waiting
  * (it must not report a connection that the kernel never made), and
@@ -950,6 +1009,7 @@ static Suite *suite(void)
     tcase_add_test(tc, one_edge_many_waiters);
     tcase_add_test(tc, urgent_data_does_not_stall_reads);
     tcase_add_test(tc, zero_length_read_returns_at_once);
+    tcase_add_test(tc, end_of_stream_after_a_short_read);
     tcase_add_test(tc, connect_made_again_after_a_deadline_change);
     tcase_add_test(tc, seqpacket_records_each_read);
     /* The count is of the epoll engine's system calls, read in
