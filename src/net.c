@@ -135,6 +135,12 @@ int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
 {
     if (!port || (flags & ~RINGO_REUSEPORT))
         return -EINVAL;
+    struct rg *g = self_g();
+    if (g) { /* as every blocking call, whether or not it would wait */
+        int c = block_check(g);
+        if (c)
+            return c;
+    }
     struct addrinfo *res = NULL;
     int r = resolve(host, port, AI_PASSIVE, &res);
     if (r)
@@ -157,7 +163,7 @@ int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
             continue;
         }
         freeaddrinfo(res);
-        if (self_g())
+        if (g)
             eng_fd_created(fd, true); /* ours until ringo_close (engine.h) */
         return fd;
     }
@@ -199,8 +205,9 @@ int ringo_tcp_dial(const char *host, const char *port)
         if (g)
             eng_fd_closing(fd);
         close(fd);
-        if (r == -ETIMEDOUT || r == -ECANCELED)
-            break; /* the goroutine's deadline or cancel: no next address */
+        if (g && block_check(g))
+            break; /* the goroutine's deadline or cancel: no next address
+                    * (a connect's own -ETIMEDOUT, the peer silent, goes on) */
     }
     freeaddrinfo(res);
     return r;

@@ -119,7 +119,8 @@ static void sig_handler(int s)
 
 /* Signals the runtime refuses: it cannot receive them (SIGKILL, SIGSTOP),
  * they are synchronous faults it reports itself (SIGSEGV, SIGBUS, SIGFPE,
- * SIGILL, SIGTRAP, SIGSYS), or they are past the 64 it tracks. */
+ * SIGILL, SIGTRAP, SIGSYS), the C library keeps them, or they are past the
+ * 64 it tracks. */
 static bool sig_ok(int s)
 {
     if (s < 1 || s >= NSIGS || s >= NSIG)
@@ -129,6 +130,10 @@ static bool sig_ok(int s)
     case SIGFPE: case SIGILL: case SIGTRAP: case SIGSYS:
         return false;
     }
+    /* The C library's own signals, below SIGRTMIN (32 and 33 with glibc,
+     * for its threads), which sigaction(2) refuses. */
+    if (s > SIGSYS && s < SIGRTMIN)
+        return false;
     return true;
 }
 
@@ -412,6 +417,8 @@ static void unwatch(uint64_t bits)
     store_release(&sig_watched_pub, sig_watched);
 }
 
+static void reg_drop(struct sig_reg **link);
+
 int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
 {
     if (!c || !sigs || n == 0 || c->elem_size != sizeof(int))
@@ -439,10 +446,12 @@ int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
     pthread_mutex_lock(&reg_lock);
     int r = thread_start();
     struct sig_reg *reg = NULL;
+    bool fresh = false;
     for (struct sig_reg *x = regs; x && !r; x = x->next)
         if (x->c == c)
             reg = x;
     if (!r && !reg) {
+        fresh = true;
         reg = seam_calloc(1, sizeof *reg);
         if (!reg) {
             r = -ENOMEM;
@@ -459,6 +468,8 @@ int ringo_signal_notify(ringo_chan *c, const int *sigs, size_t n)
         r = watch(add);
         if (!r)
             reg->mask |= add;
+        else if (fresh)
+            reg_drop(&regs); /* this call's own registration, at the head: undone */
         thread_poke();
     }
     pthread_mutex_unlock(&reg_lock);

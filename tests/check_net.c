@@ -824,6 +824,26 @@ START_TEST(zero_length_read_returns_at_once)
 }
 END_TEST
 
+/* ringo_tcp_listen checks the deadline and cancellation on entry, as
+ * every blocking call does, also for a numeric address that needs no
+ * lookup. */
+static void main_listen_checks(void *arg)
+{
+    (void)arg;
+    ringo_deadline_set(ringo_now() - 1);
+    ck_assert_int_eq(ringo_tcp_listen("127.0.0.1", "0", 4, 0), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_tcp_listen(NULL, "0", 4, 0), -ETIMEDOUT);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_eq(ringo_cancel(ringo_id()), 0);
+    ck_assert_int_eq(ringo_tcp_listen("127.0.0.1", "0", 4, 0), -ECANCELED);
+}
+
+START_TEST(listen_checks_deadline_and_cancel)
+{
+    RUN(main_listen_checks, NULL, nprocs_param);
+}
+END_TEST
+
 /* The peer's last bytes and its end of stream (or a reset) come while
  * nobody reads; the read that takes the bytes is short, and the next one
  * returns 0 (or the error) at once.  On epoll the edge that reported the
@@ -1009,6 +1029,7 @@ static Suite *suite(void)
     tcase_add_test(tc, one_edge_many_waiters);
     tcase_add_test(tc, urgent_data_does_not_stall_reads);
     tcase_add_test(tc, zero_length_read_returns_at_once);
+    tcase_add_test(tc, listen_checks_deadline_and_cancel);
     tcase_add_test(tc, end_of_stream_after_a_short_read);
     tcase_add_test(tc, connect_made_again_after_a_deadline_change);
     tcase_add_test(tc, seqpacket_records_each_read);

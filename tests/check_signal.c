@@ -256,7 +256,9 @@ static void main_bad(void *arg)
     ck_assert_int_eq(ringo_signal_notify(c, &segv, 1), -EINVAL);
     ck_assert_int_eq(ringo_signal_notify(c, &zero, 1), -EINVAL);
     ck_assert_int_eq(ringo_signal_notify(c, &big, 1), -EINVAL);
-    ck_assert_int_eq(ringo_signal_stop(c), -ENOENT);
+    for (int libc = SIGSYS + 1; libc < SIGRTMIN; libc++) /* glibc's own: 32, 33 */
+        ck_assert_int_eq(ringo_signal_notify(c, &libc, 1), -EINVAL);
+    ck_assert_int_eq(ringo_signal_stop(c), -ENOENT); /* none of them registered c */
     ck_assert_int_eq(ringo_signal_stop(NULL), -EINVAL);
     ringo_chan_release(c);
     ringo_chan_release(wide);
