@@ -5,7 +5,9 @@
  * Who receives a signal.  No handler may interrupt a goroutine in the
  * middle of a switch, so the procs block every signal that has a channel
  * registered (each proc blocks them itself, from a task, or on the
- * caller's proc at once, and ringo_signal_notify returns once all have).
+ * caller's proc at once, and ringo_signal_notify returns once all have),
+ * but SIGPIPE and SIGXFSZ, which the kernel sends to the thread whose
+ * write raised them (SIG_THREAD_DIRECTED below).
  * The ringo_run caller, which only waits for the procs, blocks every
  * asynchronous signal for the run (runtime.c).  The runtime's signal
  * thread blocks every signal too, and takes the registered ones from a
@@ -145,11 +147,19 @@ static void mask_of(uint64_t bits, sigset_t *set)
             sigaddset(set, s);
 }
 
+/* Signals the kernel sends to the thread whose call raised them: a write
+ * to a pipe or socket with no reader (SIGPIPE), past the file size limit
+ * (SIGXFSZ).  A proc that blocked one would keep it pending for ever (the
+ * signal thread's signalfd reads only the process's and its own), so the
+ * procs leave them unblocked, and sig_handler takes them on the proc, on
+ * its alternate stack, touching nothing of the goroutine it interrupts. */
+#define SIG_THREAD_DIRECTED (sigbit(SIGPIPE) | sigbit(SIGXFSZ))
+
 /* A proc blocks what has a channel and unblocks what no longer has one. */
 static void proc_apply_mask(void)
 {
     static __thread uint64_t blocked; /* what this proc thread blocked */
-    uint64_t want = load_acquire(&sig_watched_pub);
+    uint64_t want = load_acquire(&sig_watched_pub) & ~SIG_THREAD_DIRECTED;
     sigset_t set;
     if (want & ~blocked) {
         mask_of(want & ~blocked, &set);

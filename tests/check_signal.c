@@ -206,6 +206,39 @@ START_TEST(sigpipe_is_an_error_not_death)
 }
 END_TEST
 
+/* A channel registered for SIGPIPE receives the one a goroutine's write
+ * to a pipe with no reader raises: the kernel sends it to the proc
+ * thread that made the call, which must not keep it blocked (pending
+ * there for ever, where the signal thread cannot read it). */
+static void main_sigpipe_notify(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 4);
+    int sig = SIGPIPE;
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0);
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    close(p[0]);
+    ck_assert_int_eq(ringo_write(p[1], "x", 1), -EPIPE);
+    ringo_deadline_set(ringo_now() + 5000 * MS);
+    int v = 0;
+    ck_assert_int_eq(ringo_chan_recv(c, &v), 0);
+    ck_assert_int_eq(v, SIGPIPE);
+    ringo_deadline_set(RINGO_NEVER);
+    close(p[1]);
+    ck_assert_int_eq(ringo_signal_stop(c), 0);
+    ringo_chan_release(c);
+    sigset_t pend;
+    ck_assert_int_eq(sigpending(&pend), 0);
+    ck_assert(!sigismember(&pend, SIGPIPE));
+}
+
+START_TEST(sigpipe_of_a_write_reaches_its_channel)
+{
+    RUN(main_sigpipe_notify, NULL, nprocs_param);
+}
+END_TEST
+
 /* Registration from a plain thread during the run. */
 struct plain_reg { ringo_chan *c; int r; };
 static void *register_from_thread(void *arg)
@@ -334,6 +367,7 @@ static Suite *suite(void)
     tcase_add_test(tc, waiting_for_a_signal_is_not_a_deadlock);
     tcase_add_test(tc, deadlock_reported_again_after_stop);
     tcase_add_test(tc, sigpipe_is_an_error_not_death);
+    tcase_add_test(tc, sigpipe_of_a_write_reaches_its_channel);
     tcase_add_test(tc, register_from_a_plain_thread);
     tcase_add_test(tc, stop_reaches_a_busy_signal_thread);
     tcase_add_test(tc, bad_arguments);
