@@ -187,6 +187,7 @@ enum {
     EPM_POLL,       /* the call again on readiness */
     EPM_CONNECTING, /* connect(2) said EINPROGRESS: writability, then SO_ERROR */
     EPM_BLOCKING,   /* the blocking call on a helper thread */
+    EPM_READY_BLOCKING, /* readiness, then the blocking call on a helper thread */
 };
 
 /* Where a rop is (rop.ep_where). */
@@ -658,8 +659,13 @@ int ep_try(struct rproc *p, struct rop *op, const struct eng_io *io)
         /* No RWF_NOWAIT for this file (EOPNOTSUPP), or not for a buffered
          * write to it (EINVAL, before Linux 6.x on most file systems); a
          * real EINVAL comes again from the blocking call (engine.h lists
-         * these four kinds first). */
-        op->ep_mode = EPM_BLOCKING;
+         * these four kinds first).  The blocking call goes to a helper
+         * once the descriptor is ready, if epoll can tell (a terminal, an
+         * inotify descriptor): a helper's call cannot be ended by a
+         * deadline, a cancel or a close, and one that waited for input
+         * would hold its helper (ep_start; a regular file, which epoll
+         * refuses, at once). */
+        op->ep_mode = EPM_READY_BLOCKING;
         return ENG_WAIT;
     }
     return r;
@@ -967,9 +973,15 @@ void ep_start(struct rproc *p, struct rop *op)
                 f->armed = want;
         }
     }
-    if (r == -EPERM && op->ep_mode == EPM_POLL) {
-        /* a regular file or a directory: no readiness to wait for */
-        ep_offload(p, op);
+    if (r == -EPERM && (op->ep_mode == EPM_POLL || op->ep_mode == EPM_READY_BLOCKING)) {
+        /* A regular file or a directory: no readiness to wait for.  A poll
+         * of one for what it never reports (POLLPRI) would wait for ever,
+         * beyond a deadline's or a cancel's reach, on a helper: refused,
+         * as io_uring refuses it. */
+        if (op->io->kind == ENG_POLL)
+            ep_complete(p, op, -EINVAL);
+        else
+            ep_offload(p, op);
         return;
     }
     if (r) {
@@ -1020,6 +1032,11 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
     for (struct rop *op = f->head; op; op = next) {
         next = op->ep_next;
         if ((op->ep_events | EPOLLERR | EPOLLHUP) & events) {
+            if (op->ep_mode == EPM_READY_BLOCKING) {
+                ep_unlink(f, op); /* ready: the call on a helper (ep_try) */
+                ep_offload(p, op);
+                continue;
+            }
             int r = ep_call(op->io, op->ep_mode, op->ep_done);
             tsan_io_release();
             if ((f->et & EP_OWN_STREAM) && ep_plain_read(op->io))

@@ -10,6 +10,10 @@
  */
 #include "testutil.h"
 
+#include <limits.h>
+#include <poll.h>
+#include <sys/inotify.h>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -238,6 +242,63 @@ static void main_helper_fd(void *arg)
 START_TEST(helper_call_keeps_its_file)
 {
     RUN(main_helper_fd, NULL, 1);
+}
+END_TEST
+
+/* Descriptors without RWF_NOWAIT that epoll can wait on (an inotify
+ * descriptor, a terminal): on epoll their reads go to a helper only once
+ * they are ready, so a deadline, a cancel or a close ends a wait for
+ * input, as on io_uring; input that comes then is read.  And a poll of a
+ * regular file for what it never reports is refused (-EINVAL, as
+ * io_uring's), not a wait for ever. */
+static void inotify_reader(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char buf[sizeof(struct inotify_event) + NAME_MAX + 1];
+    ck_assert_int_eq(ringo_cancel(ringo_id()), 0); /* ends its wait at once */
+    ck_assert_int_eq(ringo_read(fd, buf, sizeof buf), -ECANCELED);
+}
+
+static void main_ready_then_helper(void *arg)
+{
+    (void)arg;
+    char dir[] = "/tmp/ringo-io-inotify-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    int in = inotify_init1(IN_CLOEXEC);
+    ck_assert_int_ge(in, 0);
+    ck_assert_int_ge(inotify_add_watch(in, dir, IN_CREATE), 0);
+    char buf[sizeof(struct inotify_event) + NAME_MAX + 1];
+    ringo_deadline_set(ringo_now() + 20 * MS);
+    ck_assert_int_eq(ringo_read(in, buf, sizeof buf), -ETIMEDOUT);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_gt(ringo_go(inotify_reader, (void *)(intptr_t)in), 0);
+    while (ringo_count() > 1)
+        ringo_sleep(MS);
+    /* still usable: an event comes and is read */
+    char path[64];
+    snprintf(path, sizeof path, "%s/f", dir);
+    int f = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+    ck_assert_int_ge(f, 0);
+    close(f);
+    ringo_deadline_set(ringo_now() + 10000 * MS);
+    ssize_t n = ringo_read(in, buf, sizeof buf);
+    ck_assert_int_ge(n, (ssize_t)sizeof(struct inotify_event));
+    ck_assert(((struct inotify_event *)buf)->mask & IN_CREATE);
+    /* a regular file never reports POLLPRI */
+    int rf = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(rf, 0);
+    ringo_deadline_set(ringo_now() + 20 * MS);
+    ck_assert_int_eq(ringo_poll(rf, POLLPRI), -EINVAL);
+    ringo_deadline_set(RINGO_NEVER);
+    close(rf);
+    ck_assert_int_eq(ringo_close(in), 0);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+
+START_TEST(unready_descriptor_without_nowait)
+{
+    RUN(main_ready_then_helper, NULL, nprocs_param);
 }
 END_TEST
 
@@ -963,6 +1024,7 @@ static Suite *suite(void)
     tcase_add_test(tc, file_ops);
     tcase_add_test(tc, file_read_partly_cached);
     tcase_add_test(tc, helper_call_keeps_its_file);
+    tcase_add_test(tc, unready_descriptor_without_nowait);
     tcase_add_test(tc, socket_ops);
     tcase_add_test(tc, recv_waitall_in_pieces);
     tcase_add_test(tc, huge_length_is_clamped);
