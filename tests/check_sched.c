@@ -79,13 +79,29 @@ START_TEST(run_rejects_bad_input)
     ck_assert_int_eq(ringo_run(NULL, NULL, NULL), -EINVAL);
     struct ringo_config cfg = { .procs = 100000 };
     ck_assert_int_eq(ringo_run(bump, NULL, &cfg), -EINVAL);
+    cfg.procs = 4097;
+    ck_assert_int_eq(ringo_run(bump, NULL, &cfg), -EINVAL);
+    cfg = (struct ringo_config){ .procs = 1, .stack_size = ((size_t)1 << 30) + 1 };
+    ck_assert_int_eq(ringo_run(bump, NULL, &cfg), -EINVAL);
 }
 END_TEST
+
+static void *run_from_thread(void *arg)
+{
+    (void)arg;
+    return (void *)(intptr_t)ringo_run(bump, NULL, NULL);
+}
 
 static void main_reenter(void *arg)
 {
     (void)arg;
     ck_assert_int_eq(ringo_run(bump, NULL, NULL), -EBUSY);
+    /* nor from another thread while this run goes on */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, run_from_thread, NULL), 0);
+    void *r;
+    ck_assert_int_eq(pthread_join(t, &r), 0);
+    ck_assert_int_eq((int)(intptr_t)r, -EBUSY);
 }
 
 START_TEST(run_is_not_reentrant)
