@@ -255,11 +255,10 @@ static void *early_waiter(void *arg)
 
 static void main_wake_then_deadlock(void *arg)
 {
-    (void)arg;
+    ringo_chan *c = arg;
     ringo_waitgroup_done(&early_wg);
     while (!atomic_load(&early_thread_woke))
         ringo_sleep(100 * US);
-    ringo_chan *c = ringo_chan_make(1, 0);
     char v;
     ringo_chan_recv(c, &v); /* nobody sends: a deadlock */
 }
@@ -277,8 +276,10 @@ START_TEST(plain_waiter_woken_leaves_deadlock_detection_on)
         usleep(100);
     usleep(10000);
     struct ringo_config cfg = { .procs = nprocs_param };
-    int r = ringo_run(main_wake_then_deadlock, NULL, &cfg);
+    ringo_chan *c = ringo_chan_make(1, 0); /* outlives the run's discarded goroutines */
+    int r = ringo_run(main_wake_then_deadlock, c, &cfg);
     pthread_join(t, NULL);
+    ringo_chan_release(c);
     ck_assert_int_eq(r, -EDEADLK);
 }
 END_TEST
