@@ -391,7 +391,6 @@ static int ep_call(const struct eng_io *io, int mode, uint32_t done)
 static int ep_read_rest(const struct rop *op)
 {
     const struct eng_io *io = op->io;
-    int fd = op->ep_hfd;
     size_t done = op->ep_done;
     bool here = io->off == (uint64_t)-1; /* at the file position, moved by the first part */
     off_t off = here ? 0 : (off_t)(io->off + done);
@@ -399,7 +398,7 @@ static int ep_read_rest(const struct rop *op)
     if (io->kind == ENG_READ) {
         char *buf = (char *)io->u.buf + done;
         size_t len = (size_t)io->len - done;
-        r = here ? read(fd, buf, len) : pread(fd, buf, len, off);
+        r = here ? read(io->fd, buf, len) : pread(io->fd, buf, len, off);
     } else {
         /* The vector past its first done bytes, on this thread's stack. */
         struct iovec v[IOV_MAX];
@@ -416,7 +415,7 @@ static int ep_read_rest(const struct rop *op)
             skip = 0;
             n++;
         }
-        r = here ? readv(fd, v, n) : preadv(fd, v, n, off);
+        r = here ? readv(io->fd, v, n) : preadv(io->fd, v, n, off);
     }
     return r >= 0 ? (int)(r + (ssize_t)done) : (int)done;
 }
@@ -426,41 +425,40 @@ static int ep_call_blocking(void *arg)
 {
     struct rop *op = arg;
     const struct eng_io *io = op->io;
-    int fd = op->ep_hfd; /* not fd: see ep_offload */
     bool here = io->off == (uint64_t)-1; /* at the file position */
     if (op->ep_done && (io->kind == ENG_READ || io->kind == ENG_READV))
         return ep_read_rest(op);
     switch ((enum eng_kind)io->kind) {
     case ENG_READ:
-        return neg_errno(here ? read(fd, io->u.buf, (size_t)io->len)
-                              : pread(fd, io->u.buf, (size_t)io->len, (off_t)io->off));
+        return neg_errno(here ? read(io->fd, io->u.buf, (size_t)io->len)
+                              : pread(io->fd, io->u.buf, (size_t)io->len, (off_t)io->off));
     case ENG_WRITE:
-        return neg_errno(here ? write(fd, io->u.cbuf, (size_t)io->len)
-                              : pwrite(fd, io->u.cbuf, (size_t)io->len, (off_t)io->off));
+        return neg_errno(here ? write(io->fd, io->u.cbuf, (size_t)io->len)
+                              : pwrite(io->fd, io->u.cbuf, (size_t)io->len, (off_t)io->off));
     case ENG_READV:
-        return neg_errno(here ? readv(fd, io->u.iov, (int)io->len)
-                              : preadv(fd, io->u.iov, (int)io->len, (off_t)io->off));
+        return neg_errno(here ? readv(io->fd, io->u.iov, (int)io->len)
+                              : preadv(io->fd, io->u.iov, (int)io->len, (off_t)io->off));
     case ENG_WRITEV:
-        return neg_errno(here ? writev(fd, io->u.iov, (int)io->len)
-                              : pwritev(fd, io->u.iov, (int)io->len, (off_t)io->off));
+        return neg_errno(here ? writev(io->fd, io->u.iov, (int)io->len)
+                              : pwritev(io->fd, io->u.iov, (int)io->len, (off_t)io->off));
     case ENG_RECV:
-        return neg_errno(recv(fd, io->u.buf, (size_t)io->len, io->flags));
+        return neg_errno(recv(io->fd, io->u.buf, (size_t)io->len, io->flags));
     case ENG_SEND:
-        return neg_errno(send(fd, io->u.cbuf, (size_t)io->len, io->flags));
+        return neg_errno(send(io->fd, io->u.cbuf, (size_t)io->len, io->flags));
     case ENG_RECVMSG:
-        return neg_errno(recvmsg(fd, io->u.msg, io->flags));
+        return neg_errno(recvmsg(io->fd, io->u.msg, io->flags));
     case ENG_SENDMSG:
-        return neg_errno(sendmsg(fd, io->u.cmsg, io->flags));
+        return neg_errno(sendmsg(io->fd, io->u.cmsg, io->flags));
     case ENG_ACCEPT:
-        return neg_errno(accept4(fd, io->u.addr, io->alen, io->flags));
+        return neg_errno(accept4(io->fd, io->u.addr, io->alen, io->flags));
     case ENG_CONNECT:
-        return neg_errno(connect(fd, io->u.caddr, (socklen_t)io->len));
+        return neg_errno(connect(io->fd, io->u.caddr, (socklen_t)io->len));
     case ENG_OPENAT:
-        return neg_errno(openat(fd, io->u.path, io->flags, (mode_t)io->len));
+        return neg_errno(openat(io->fd, io->u.path, io->flags, (mode_t)io->len));
     case ENG_FSYNC:
-        return neg_errno(fsync(fd));
+        return neg_errno(fsync(io->fd));
     case ENG_POLL: {
-        struct pollfd pfd = { .fd = fd, .events = (short)io->len };
+        struct pollfd pfd = { .fd = io->fd, .events = (short)io->len };
         int r;
         do
             r = poll(&pfd, 1, -1);
@@ -468,7 +466,7 @@ static int ep_call_blocking(void *arg)
         return r < 0 ? -errno : pfd.revents;
     }
     case ENG_CLOSE:
-        return neg_errno(close(fd));
+        return neg_errno(close(io->fd));
     }
     return -EINVAL;
 }
@@ -718,40 +716,18 @@ static void ep_dispatch(struct rproc *p)
 static void ep_helper_done(struct rproc *p, void *arg, int res)
 {
     struct rop *op = arg;
-    if (op->ep_hfd != op->io->fd)
-        close(op->ep_hfd);
     op->ep_where = EPW_NONE;
     stat_add(p->st.completions, 1);
     op->rec.done(p, &op->rec, res, 0);
 }
 
-/* The helper works on a duplicate of the operation's descriptor, made
- * here, as io_uring's request holds a reference to its file: the call may
- * wait in the helpers' queue or in the kernel past a ringo_close of the
- * number, which may then name another file (a write would land in it).
- * Not for a close, which is of the number itself.  Without a descriptor
- * to spare (EMFILE), the number, as before. */
 static void ep_offload(struct rproc *p, struct rop *op)
 {
-    int fd = op->io->fd;
-    op->ep_hfd = fd;
-    if (fd >= 0 && op->io->kind != ENG_CLOSE) {
-        int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (d >= 0) {
-            op->ep_hfd = d;
-        } else if (errno == EBADF) {
-            ep_complete(p, op, -EBADF);
-            return;
-        }
-    }
     op->ep_mode = EPM_BLOCKING;
     op->ep_where = EPW_HELPER;
     int r = offload_io(p, ep_call_blocking, ep_helper_done, op);
-    if (r) {
-        if (op->ep_hfd != fd)
-            close(op->ep_hfd);
+    if (r)
         ep_complete(p, op, r);
-    }
 }
 
 /* ------------------------------------------------------------------ */

@@ -231,7 +231,6 @@ struct rop {
     uint8_t ep_mode, ep_where;
     uint32_t ep_events;
     uint32_t ep_done;           /* a recv with MSG_WAITALL: bytes it has received */
-    int32_t ep_hfd;             /* the descriptor a helper thread works on (ep_offload) */
     const struct eng_io *io;
     struct rop *ep_next;
 };

@@ -164,87 +164,6 @@ START_TEST(file_ops)
 }
 END_TEST
 
-/* On epoll, calls that cannot wait for readiness run on helper threads
- * (regular files, openat, fsync), and one may wait in their queue while
- * its descriptor is closed and the number given to another file.  The
- * call still works on its own file, as io_uring's request, which holds a
- * reference to it: here an openat relative to directory A, queued behind
- * helpers kept busy, after A's descriptor is closed and B opened in its
- * number, creates its file in A. */
-#define BUSY_HELPERS 16 /* offload.c OFFLOAD_MAX_THREADS */
-static int busy_pipe[2];
-static int queued_dirfd;
-static atomic_int queued_open_res;
-
-static void block_on_pipe(void *arg)
-{
-    (void)arg;
-    char c;
-    ck_assert_int_eq(read(busy_pipe[0], &c, 1), 1);
-}
-
-static void busy_helper(void *arg)
-{
-    (void)arg;
-    ck_assert_int_eq(ringo_offload(block_on_pipe, NULL), 0);
-}
-
-static void queued_openat(void *arg)
-{
-    (void)arg;
-    atomic_store(&queued_open_res,
-                 ringo_openat(queued_dirfd, "made", O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
-}
-
-static void main_helper_fd(void *arg)
-{
-    (void)arg;
-    if (!on_epoll())
-        return; /* the helpers' queue is the epoll engine's */
-    char a[] = "/tmp/ringo-io-dirA-XXXXXX", b[] = "/tmp/ringo-io-dirB-XXXXXX";
-    ck_assert_ptr_nonnull(mkdtemp(a));
-    ck_assert_ptr_nonnull(mkdtemp(b));
-    ck_assert_int_eq(pipe2(busy_pipe, O_CLOEXEC), 0);
-    for (int i = 0; i < BUSY_HELPERS; i++)
-        ck_assert_int_gt(ringo_go(busy_helper, NULL), 0);
-    ringo_sleep(20 * MS); /* every helper waits on the pipe */
-    queued_dirfd = open(a, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_ge(queued_dirfd, 0);
-    atomic_store(&queued_open_res, 1);
-    ck_assert_int_gt(ringo_go(queued_openat, NULL), 0);
-    ringo_sleep(20 * MS); /* queued behind the busy helpers */
-    ck_assert_int_eq(atomic_load(&queued_open_res), 1);
-    ck_assert_int_eq(ringo_close(queued_dirfd), 0);
-    int dirb = open(b, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_eq(dirb, queued_dirfd); /* the number names B now */
-    char ones[BUSY_HELPERS];
-    memset(ones, 1, sizeof ones);
-    ck_assert_int_eq(write(busy_pipe[1], ones, sizeof ones), (ssize_t)sizeof ones);
-    for (int i = 0; i < 30000 && atomic_load(&queued_open_res) == 1; i++)
-        ringo_sleep(MS);
-    int fd = atomic_load(&queued_open_res);
-    ck_assert_int_ge(fd, 0);
-    close(fd);
-    ck_assert_int_eq(faccessat(dirb, "made", F_OK, 0), -1); /* not in B */
-    int dira = open(a, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ck_assert_int_eq(faccessat(dira, "made", F_OK, 0), 0); /* in A */
-    ck_assert_int_eq(unlinkat(dira, "made", 0), 0);
-    close(dira);
-    close(dirb);
-    while (ringo_count() > 1)
-        ringo_sleep(MS);
-    close(busy_pipe[0]);
-    close(busy_pipe[1]);
-    ck_assert_int_eq(rmdir(a), 0);
-    ck_assert_int_eq(rmdir(b), 0);
-}
-
-START_TEST(helper_call_keeps_its_file)
-{
-    RUN(main_helper_fd, NULL, 1);
-}
-END_TEST
-
 /* Descriptors without RWF_NOWAIT that epoll can wait on (an inotify
  * descriptor, a terminal): on epoll their reads go to a helper only once
  * they are ready, so a deadline, a cancel or a close ends a wait for
@@ -1023,7 +942,6 @@ static Suite *suite(void)
     tcase_add_test(tc, pipe_bulk_across_goroutines);
     tcase_add_test(tc, file_ops);
     tcase_add_test(tc, file_read_partly_cached);
-    tcase_add_test(tc, helper_call_keeps_its_file);
     tcase_add_test(tc, unready_descriptor_without_nowait);
     tcase_add_test(tc, socket_ops);
     tcase_add_test(tc, recv_waitall_in_pieces);
