@@ -657,13 +657,15 @@ int ep_try(struct rproc *p, struct rop *op, const struct eng_io *io)
         /* No RWF_NOWAIT for this file (EOPNOTSUPP), or not for a buffered
          * write to it (EINVAL, before Linux 6.x on most file systems); a
          * real EINVAL comes again from the blocking call (engine.h lists
-         * these four kinds first).  The blocking call goes to a helper
-         * once the descriptor is ready, if epoll can tell (a terminal, an
-         * inotify descriptor): a helper's call cannot be ended by a
-         * deadline, a cancel or a close, and one that waited for input
-         * would hold its helper (ep_start; a regular file, which epoll
-         * refuses, at once). */
-        op->ep_mode = EPM_READY_BLOCKING;
+         * these four kinds first).  Without RWF_NOWAIT, the blocking call
+         * goes to a helper once the descriptor is ready, if epoll can tell
+         * (a terminal, an inotify descriptor): a helper's call cannot be
+         * ended by a deadline, a cancel or a close, and one that waited
+         * for input would hold its helper (ep_start; a regular file, which
+         * epoll refuses, at once).  EINVAL at once: it may be the call's
+         * own (a read of an eventfd shorter than 8 bytes), which readiness
+         * would never end. */
+        op->ep_mode = r == -EOPNOTSUPP ? EPM_READY_BLOCKING : EPM_BLOCKING;
         return ENG_WAIT;
     }
     return r;

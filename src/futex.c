@@ -196,12 +196,25 @@ static void kernel_waiter_out(_Atomic uint32_t *addr)
     fetch_sub_relaxed(kernel_waiters_of(addr), 1);
 }
 
+/* A wake counted in rt.futex_transit has reached its waiter.  Not held
+ * at 0: the waker adds its count after FUTEX_WAKE has returned, so the
+ * waiter may take its one off first, and the two must still cancel.
+ * (Left: a plain thread whose wake was counted before the run and which
+ * returns during it takes the count below 0, as the count starts at 0
+ * each run, and the deadlock check stays off for that run.)  acq_rel:
+ * orders the decrement after the waiter's resumption, for the check
+ * (which reads the count seq_cst under idle_lock). */
+static void transit_done(void)
+{
+    fetch_sub_acq_rel(&rt.futex_transit, 1);
+}
+
 /* A plain thread's futex(2) wait returned r: 0 if a FUTEX_WAKE woke it,
  * which futex_wake counted in rt.futex_transit ("Deadlock detection"). */
 static void thread_woken(long r)
 {
     if (r == 0)
-        fetch_sub_acq_rel(&rt.futex_transit, 1); /* acq_rel: as in uring_wait */
+        transit_done();
 }
 
 /* A plain thread's timed wait: 0 (woken, or spuriously) or -ETIMEDOUT. */
@@ -447,10 +460,8 @@ static void uring_wait(struct rproc *p, struct rg *g, _Atomic uint32_t *addr,
     int res = ring_wait_op_on(p, g, sqe, reason, (const void *)addr);
     owner_add(p->futex_waits, -1);
     if (res == 0) {
-        /* Woken by a FUTEX_WAKE that counted us in rt.futex_transit.
-         * acq_rel: orders it after our resumption, for the deadlock check
-         * (which reads it seq_cst under idle_lock). */
-        fetch_sub_acq_rel(&rt.futex_transit, 1);
+        /* Woken by a FUTEX_WAKE that counted us in rt.futex_transit. */
+        transit_done();
         p->futex_uring = FU_OK;
     } else if (p->futex_uring == FU_PROBED && (res == -EINVAL || res == -EOPNOTSUPP)) {
         p->futex_uring = FU_NO; /* the caller loops and waits in the table */
@@ -484,7 +495,7 @@ static int uring_wait_until(struct rproc *p, struct rg *g, _Atomic uint32_t *add
         owner_add(p->futex_waits, -1); /* no cancel was issued for it */
     int res = op.res;
     if (res == 0) {
-        fetch_sub_acq_rel(&rt.futex_transit, 1); /* as in uring_wait */
+        transit_done(); /* as in uring_wait */
         p->futex_uring = FU_OK;
         return 0;
     }

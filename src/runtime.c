@@ -568,8 +568,12 @@ void rt_check_deadlock(struct rproc *self)
     /* No spawn from a plain thread from here on, as at the normal end
      * (spawn.c "The end of the run"): one that came since we read
      * rt.live fails this CAS, and the verdict is not given; one that comes
-     * after it fails itself.  acq_rel: against live_inc's CAS. */
-    if (!cas_acq_rel(&rt.live, &outside, outside | LIVE_STOPPED))
+     * after it fails itself.  acq_rel: against live_inc's CAS.  One that
+     * came between our first look at rt.foreign and our read of rt.live
+     * is in the count we read; its thread marked itself foreign before
+     * (note_foreign, seq_cst, then live_inc): looked at again. */
+    if (load_seqcst(&rt.foreign) ||
+        !cas_acq_rel(&rt.live, &outside, outside | LIVE_STOPPED))
         return;
     store_seqcst(&rt.stopping, 2);
     dprintf(2, "ringo: all goroutines are asleep - deadlock!\n\n");

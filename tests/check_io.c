@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 
 #include <netinet/in.h>
@@ -218,6 +219,28 @@ static void main_ready_then_helper(void *arg)
 START_TEST(unready_descriptor_without_nowait)
 {
     RUN(main_ready_then_helper, NULL, nprocs_param);
+}
+END_TEST
+
+/* A call's own -EINVAL comes back at once, also where the epoll engine
+ * hands refused calls to helpers: a read of an eventfd shorter than its
+ * 8-byte counter, with nothing to read yet (no readiness would end a wait
+ * for it). */
+static void main_short_eventfd(void *arg)
+{
+    (void)arg;
+    int e = eventfd(0, EFD_CLOEXEC);
+    ck_assert_int_ge(e, 0);
+    char b[4];
+    ringo_deadline_set(ringo_now() + 5000 * MS);
+    ck_assert_int_eq(ringo_read(e, b, sizeof b), -EINVAL);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_eq(ringo_close(e), 0);
+}
+
+START_TEST(short_eventfd_read_is_einval)
+{
+    RUN(main_short_eventfd, NULL, nprocs_param);
 }
 END_TEST
 
@@ -943,6 +966,7 @@ static Suite *suite(void)
     tcase_add_test(tc, file_ops);
     tcase_add_test(tc, file_read_partly_cached);
     tcase_add_test(tc, unready_descriptor_without_nowait);
+    tcase_add_test(tc, short_eventfd_read_is_einval);
     tcase_add_test(tc, socket_ops);
     tcase_add_test(tc, recv_waitall_in_pieces);
     tcase_add_test(tc, huge_length_is_clamped);
