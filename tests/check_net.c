@@ -741,14 +741,24 @@ START_TEST(short_read_parks_without_a_call)
 }
 END_TEST
 
-/* Urgent data stops a read short of the bytes after it, with those bytes
- * already queued and their edge taken: the next read must make its call,
- * or it waits for an edge that never comes (the deadline turns that into
- * a failure). */
 static void write_x(void *arg)
 {
     ck_assert_int_eq(ringo_write((int)(intptr_t)arg, "x", 1), 1);
 }
+
+/* A read of s that waits, for the byte a goroutine of this proc writes on
+ * c once we park: on epoll, s is then registered on this proc. */
+static void read_after_a_wait(int s, int c)
+{
+    char b[8];
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), write_x, (void *)(intptr_t)c), 0);
+    ck_assert_int_eq(ringo_read(s, b, sizeof b), 1);
+}
+
+/* Urgent data stops a read short of the bytes after it, with those bytes
+ * already queued and their edge taken: the next read must make its call,
+ * or it waits for an edge that never comes (the deadline turns that into
+ * a failure). */
 
 static void main_urgent(void *arg)
 {
@@ -757,10 +767,7 @@ static void main_urgent(void *arg)
     tcp_connected(&l, &c, &s);
     ringo_deadline_set(ringo_now() + 30000 * MS);
     char buf[64];
-    /* a read that waits (the writer runs once we park): on epoll, s is
-     * then registered on this proc */
-    ck_assert_int_gt(ringo_go_on(ringo_proc(), write_x, (void *)(intptr_t)c), 0);
-    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1);
+    read_after_a_wait(s, c);
     /* "a", urgent "b", then "cd"; all of it queued at s once c has none
      * left unacknowledged */
     ck_assert_int_eq(send(c, "ab", 2, MSG_OOB), 2);
@@ -800,9 +807,7 @@ static void main_zero_read(void *arg)
     tcp_connected(&l, &c, &s);
     ringo_deadline_set(ringo_now() + 30000 * MS);
     char buf[8];
-    /* a read that waits first: on epoll, s is then registered here */
-    ck_assert_int_gt(ringo_go_on(ringo_proc(), write_x, (void *)(intptr_t)c), 0);
-    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1);
+    read_after_a_wait(s, c);
     ck_assert_int_eq(ringo_write(c, "abcde", 5), 5);
     size_t got = 0;
     while (got < 5) {
@@ -849,12 +854,6 @@ END_TEST
  * returns 0 (or the error) at once.  On epoll the edge that reported the
  * end was taken by the idle proc, and no other comes: a short read there
  * must not make the next one park without its call ("Drained"). */
-static void late_x(void *arg)
-{
-    ringo_sleep(5 * MS); /* after the reader has parked */
-    ck_assert_int_eq(ringo_write((int)(intptr_t)arg, "x", 1), 1);
-}
-
 static void main_end_after_short(void *arg)
 {
     int how = (int)(intptr_t)arg; /* 0: shutdown, 1: close, 2: reset */
@@ -862,9 +861,7 @@ static void main_end_after_short(void *arg)
     tcp_connected(&l, &c, &s);
     ringo_deadline_set(ringo_now() + 10000 * MS); /* bounds the defect's wait */
     char buf[64];
-    /* a read that waits first: on epoll, s is then registered here */
-    ck_assert_int_gt(ringo_go_on(ringo_proc(), late_x, (void *)(intptr_t)c), 0);
-    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1);
+    read_after_a_wait(s, c);
     ck_assert_int_eq(ringo_write(c, "hello", 5), 5);
     if (how == 0) {
         ck_assert_int_eq(shutdown(c, SHUT_WR), 0);
@@ -991,8 +988,7 @@ static void main_records(void *arg)
     ck_assert_int_ge(s, 0);
     ringo_deadline_set(ringo_now() + 30000 * MS);
     char buf[64];
-    ck_assert_int_gt(ringo_go_on(ringo_proc(), write_x, (void *)(intptr_t)c), 0);
-    ck_assert_int_eq(ringo_read(s, buf, sizeof buf), 1); /* waits: registered */
+    read_after_a_wait(s, c);
     ck_assert_int_eq(write(c, "ab", 2), 2);
     ck_assert_int_eq(write(c, "cd", 2), 2);
     ringo_sleep(MS); /* the edges of both records are taken */
