@@ -77,6 +77,30 @@
  * ended: on epoll it may wait for ever.  ringo_openat(3) promises a plain
  * thread's close nothing more than close(2) but for acceptors.)
  *
+ * Directories.  An openat relative to a directory descriptor names it by
+ * number, and io_uring looks the number up only when the request runs
+ * (an O_CREAT open, or one the dentry cache cannot answer, runs on the
+ * kernel's worker after the submit), as the epoll engine's helper does:
+ * a close(2) in between would have the open made in whatever directory
+ * gets the number next.  Go's Close waits for every operation on the
+ * descriptor to let go of it.  So a goroutine's ringo_openat of a
+ * relative path counts itself on the directory's mark word (bits 16-30)
+ * from before its request until after its result (fdclose_dir_enter/
+ * exit), and a closer that has marked the fd waits, after its mark,
+ * until that count is 0 (fdclose_dir_wait, asleep on the word as
+ * fdclose_wait is; whoever ends the last open or the last close wakes
+ * it).  The count and the closes in progress share the word, so the
+ * openat's CAS and the closer's increment are in one order: either the
+ * openat sees the close (it waits for the close, then starts, as any
+ * operation would) or the closer sees the openat.  With one proc the
+ * closer marks only when it finds an openat counted (nothing else runs
+ * between its look and its mark).  A closer that marks closing_untracked
+ * (no page) looks at the fd's word after its barrier (A), and an openat
+ * looks at closing_untracked after a full barrier of its own.  On epoll
+ * the helper's queue lets go of a queued openat with -EBADF before the
+ * closer waits (offload.c "Engine jobs and ringo_close"), so the wait
+ * ends however busy the helpers are.
+ *
  * Rejected.  Go's way, closing the descriptor only when the last
  * operation lets go of it: it needs a descriptor object shared by all
  * users, and ringo has only numbers.  A membarrier(2)-based asymmetric
@@ -91,6 +115,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,6 +134,9 @@ static inline struct rg *io_self(struct rproc **pp)
 /* Closing marks (see "Closing marks" at the top) */
 
 #define CLOSING_WAITERS (1u << 31)
+#define CLOSING_CLOSES  0xffffu         /* closes in progress */
+#define CLOSING_DIR_ONE (1u << 16)      /* an openat relative to fd */
+#define CLOSING_DIRS    (0x7fffu << 16) /* openats relative to fd in progress */
 
 static _Atomic(_Atomic uint32_t *) closing_page[FDOPS_PAGES];
 static _Atomic uint32_t closing_untracked;
@@ -142,11 +170,39 @@ _Atomic uint32_t *fdclose_mark(int fd)
     _Atomic uint32_t *m = closing_slot(fd, true);
     if (!m)
         m = &closing_untracked;
-    fetch_add_relaxed(m, 1); /* relaxed: ordered by (A) */
+    /* relaxed: ordered by (A); and on the word itself, the openats'
+     * CAS (fdclose_dir_enter) and this increment are in one order */
+    uint32_t v = load_relaxed(m);
+    for (;;) {
+        if ((v & CLOSING_CLOSES) == CLOSING_CLOSES) {
+            /* 65535 closes of fd under way: let one end first */
+            if (tls_proc && tls_proc->cur)
+                ringo_yield();
+            else
+                sched_yield();
+            v = load_relaxed(m);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(m, &v, v + 1, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    }
     /* (A): the mark before the closer's loads of the procs' counts (and of
      * the acceptor marks, accept.c); pairs with (B) in fdclose_pending. */
     smp_mb();
     return m;
+}
+
+/* Wake everyone asleep on a mark's word (CLOSING_WAITERS set in v, the
+ * value before the caller's change), the caller having ended what they
+ * wait for.  A waiter that finds something else begun meanwhile sets the
+ * flag again before it sleeps. */
+static void closing_wake(_Atomic uint32_t *m, uint32_t v)
+{
+    if (v & CLOSING_WAITERS) {
+        atomic_fetch_and_explicit(m, ~CLOSING_WAITERS, memory_order_release);
+        futex_wake(m, INT32_MAX);
+    }
 }
 
 void fdclose_unmark(_Atomic uint32_t *m)
@@ -155,13 +211,8 @@ void fdclose_unmark(_Atomic uint32_t *m)
      * acquire load that sees the count drop; acquire keeps the wake
      * below after it. */
     uint32_t v = fetch_sub_acq_rel(m, 1);
-    if ((v & ~CLOSING_WAITERS) == 1 && (v & CLOSING_WAITERS)) {
-        /* The last close of fd, and someone sleeps on the word.  Clear the
-         * flag, then wake everyone: a waiter that finds another close
-         * begun meanwhile sets the flag again before it sleeps. */
-        atomic_fetch_and_explicit(m, ~CLOSING_WAITERS, memory_order_release);
-        futex_wake(m, INT32_MAX);
-    }
+    if ((v & CLOSING_CLOSES) == 1)
+        closing_wake(m, v); /* the last close of fd */
 }
 
 _Atomic uint32_t *fdclose_pending(int fd)
@@ -174,25 +225,100 @@ _Atomic uint32_t *fdclose_pending(int fd)
 
 _Atomic uint32_t *fdclose_look(int fd)
 {
-    if (load_relaxed(&closing_untracked) & ~CLOSING_WAITERS)
+    if (load_relaxed(&closing_untracked) & CLOSING_CLOSES)
         return &closing_untracked;
     _Atomic uint32_t *m = closing_slot(fd, false);
-    if (m && (load_relaxed(m) & ~CLOSING_WAITERS))
+    if (m && (load_relaxed(m) & CLOSING_CLOSES))
         return m;
     return NULL;
+}
+
+/* Sleep on a mark's word until none of the bits in `what` is set. */
+static void closing_wait_while(_Atomic uint32_t *m, uint32_t what)
+{
+    uint32_t v = load_acquire(m);
+    while (v & what) {
+        if (!(v & CLOSING_WAITERS) && !cas_acq_rel(m, &v, v | CLOSING_WAITERS))
+            continue; /* v reloaded: the word changed */
+        futex_wait(m, v | CLOSING_WAITERS, W_IO); /* may return spuriously */
+        v = load_acquire(m);
+    }
 }
 
 void fdclose_wait(_Atomic uint32_t *m)
 {
     /* acquire: pairs with fdclose_unmark's release; the close(2) is done
      * before the caller starts its operation again. */
-    uint32_t v = load_acquire(m);
-    while (v & ~CLOSING_WAITERS) {
-        if (!(v & CLOSING_WAITERS) && !cas_acq_rel(m, &v, v | CLOSING_WAITERS))
-            continue; /* v reloaded: the count changed */
-        futex_wait(m, v | CLOSING_WAITERS, W_IO); /* may return spuriously */
-        v = load_acquire(m);
+    closing_wait_while(m, CLOSING_CLOSES);
+}
+
+/* fd's word for openat counts: its page's (made if create), or, past the
+ * table, closing_untracked; NULL if the page is missing. */
+static _Atomic uint32_t *dir_word(int fd, bool create)
+{
+    if ((unsigned)fd >> FDOPS_PAGE_BITS >= FDOPS_PAGES)
+        return &closing_untracked;
+    return closing_slot(fd, create);
+}
+
+int fdclose_dir_enter(int fd, _Atomic uint32_t **word)
+{
+    _Atomic uint32_t *w = dir_word(fd, true);
+    if (!w)
+        return -ENOMEM;
+    for (;;) {
+        /* seq_cst: one total order with the closers' increments of the
+         * same word (fdclose_mark), so that either this openat sees their
+         * close or they see this count. */
+        uint32_t v = atomic_load_explicit(w, memory_order_relaxed);
+        if (v & CLOSING_CLOSES) {
+            fdclose_wait(w); /* a close is under way: after it */
+            continue;
+        }
+        if ((v & CLOSING_DIRS) == CLOSING_DIRS) {
+            ringo_yield(); /* the count is full (32767 in progress) */
+            continue;
+        }
+        if (!atomic_compare_exchange_weak_explicit(w, &v, v + CLOSING_DIR_ONE,
+                                                   memory_order_seq_cst, memory_order_relaxed))
+            continue;
+        /* A closer whose page could not be allocated marks
+         * closing_untracked, then looks at this word: a full barrier
+         * between our count and our look at its mark, as (A) is on its
+         * side. */
+        smp_mb();
+        if (w != &closing_untracked && (load_relaxed(&closing_untracked) & CLOSING_CLOSES)) {
+            fdclose_dir_exit(w);
+            fdclose_wait(&closing_untracked);
+            continue;
+        }
+        *word = w;
+        return 0;
     }
+}
+
+void fdclose_dir_exit(_Atomic uint32_t *w)
+{
+    /* release: the openat is over before a closer's acquire load sees
+     * the count drop and closes the directory */
+    uint32_t v = fetch_sub_acq_rel(w, CLOSING_DIR_ONE);
+    if ((v & CLOSING_DIRS) == CLOSING_DIR_ONE)
+        closing_wake(w, v); /* the last openat relative to fd */
+}
+
+bool fdclose_dir_busy(int fd)
+{
+    _Atomic uint32_t *w = dir_word(fd, false);
+    return w && (load_relaxed(w) & CLOSING_DIRS);
+}
+
+/* A closer that has marked fd: wait until no openat relative to it is in
+ * progress (see "Directories" at the top). */
+static void fdclose_dir_wait(int fd)
+{
+    _Atomic uint32_t *w = dir_word(fd, false);
+    if (w)
+        closing_wait_while(w, CLOSING_DIRS);
 }
 
 static void fdclose_run_end(void)
@@ -294,9 +420,17 @@ static int close_plain(int fd)
     _Atomic uint32_t *mark = fdclose_mark(fd);
     if (__builtin_expect(acc_fd_marked(fd), 0))
         acc_release_fd(fd);
-    if (eng_epoll())
+    struct offload_closing oc = { .fd = fd };
+    if (eng_epoll()) {
         close_cancel_plain(fd);
+        offload_io_close_begin(&oc); /* as a goroutine's close, below */
+    }
+    fdclose_dir_wait(fd);
+    if (eng_epoll())
+        offload_io_close_wait(&oc, NULL, NULL);
     int r = close(fd) < 0 ? -errno : 0;
+    if (eng_epoll())
+        offload_io_close_end(&oc);
     fdclose_unmark(mark);
     run_exit(me);
     return r;
@@ -398,8 +532,9 @@ int ringo_close(int fd)
      * the top); with one proc nothing can start on fd while we look,
      * unless we park to end acceptors (then no other proc marks the
      * acceptor bitmap either, so looking at it first is enough). */
-    _Atomic uint32_t *mark = fd >= 0 && (rt.nprocs > 1 || acc_fd_marked(fd))
-                                 ? fdclose_mark(fd) : NULL;
+    _Atomic uint32_t *mark =
+        fd >= 0 && (rt.nprocs > 1 || acc_fd_marked(fd) || fdclose_dir_busy(fd))
+            ? fdclose_mark(fd) : NULL;
     /* No longer registered for good on epoll: a wait that starts from
      * here on arms one-shot, and the number's next file is new to every
      * proc's table (engine_epoll.c "Registered once"). */
@@ -413,6 +548,22 @@ int ringo_close(int fd)
         close_cancel_remote(p, g, fd, counted);
     if (__builtin_expect(close_seam != NULL, 0))
         close_seam(fd);
+    /* On epoll, calls of fd's on helper threads (offload.c "Engine jobs
+     * and ringo_close"): those queued end, those being made are waited
+     * for, and none starts until the close(2) is done.  The wait may let
+     * other goroutines of this proc run: looked at before the count of
+     * this proc's operations on fd below. */
+    struct offload_closing oc = { .fd = fd };
+    bool helpers = fd >= 0 && eng_epoll();
+    if (helpers)
+        offload_io_close_begin(&oc);
+    /* Openats relative to fd in progress end first: their requests name
+     * the directory by number (see "Directories" at the top).  On epoll,
+     * after the helpers' queue has let go of theirs. */
+    if (mark)
+        fdclose_dir_wait(fd);
+    if (helpers)
+        offload_io_close_wait(&oc, p, g);
     bool cancel_here = fd >= 0 && fdops_busy(p, fd);
     eng_reserve(p, cancel_here ? 2 : 1);
     if (cancel_here) {
@@ -422,6 +573,8 @@ int ringo_close(int fd)
     }
     const struct eng_io io = { .kind = ENG_CLOSE, .fd = fd };
     int r = eng_wait(p, g, &io);
+    if (helpers)
+        offload_io_close_end(&oc);
     if (mark)
         fdclose_unmark(mark); /* the close is done: operations waiting start again */
     return r;

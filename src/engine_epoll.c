@@ -727,7 +727,7 @@ static void ep_offload(struct rproc *p, struct rop *op)
 {
     op->ep_mode = EPM_BLOCKING;
     op->ep_where = EPW_HELPER;
-    int r = offload_io(p, ep_call_blocking, ep_helper_done, op);
+    int r = offload_io(p, op->io->fd, ep_call_blocking, ep_helper_done, op);
     if (r)
         ep_complete(p, op, r);
 }

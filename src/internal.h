@@ -310,6 +310,12 @@ void fdclose_unmark(_Atomic uint32_t *mark);       /* closer, once its close has
 _Atomic uint32_t *fdclose_pending(int fd);         /* after counting an op on fd: its mark, or NULL */
 _Atomic uint32_t *fdclose_look(int fd);            /* the same, the caller having issued barrier (B) */
 void fdclose_wait(_Atomic uint32_t *mark);         /* a goroutine: until no close is in progress */
+/* A goroutine's openat relative to fd (close.c "Directories"): counted
+ * on fd's mark from before its request until after its result; 0 (word
+ * set) or -ENOMEM. */
+int  fdclose_dir_enter(int fd, _Atomic uint32_t **word);
+void fdclose_dir_exit(_Atomic uint32_t *word);
+bool fdclose_dir_busy(int fd);                     /* an openat relative to fd in progress */
 /* A seam for tests (check_close.c), NULL in programs: ringo_close calls it
  * after it has had the other procs cancel the operations they count on
  * fd, before its own cancel and the close (io.c). */
@@ -803,10 +809,31 @@ void eng_wake(struct rproc *from, struct rproc *to);
  * run, which stops and joins the helper threads. */
 int  offload_call(void (*fn)(void *), void *arg, bool *queued);
 void offload_fini(void);
-/* Run fn(arg) on a helper, then done(owner, arg, its result) on owner's
- * thread (the epoll engine's blocking calls); 0, -ENOMEM or -EAGAIN. */
-int  offload_io(struct rproc *owner, int (*fn)(void *), void (*done)(struct rproc *, void *, int),
-                void *arg);
+/* Run fn(arg), a call on descriptor fd (-1: none), on a helper, then
+ * done(owner, arg, its result) on owner's thread (the epoll engine's
+ * blocking calls); 0, -ENOMEM, -EAGAIN, or -EBADF while fd is being closed
+ * (offload_io_close_begin). */
+int  offload_io(struct rproc *owner, int fd, int (*fn)(void *),
+                void (*done)(struct rproc *, void *, int), void *arg);
+/* ringo_close of fd on the epoll engine (offload.c "Engine jobs and
+ * ringo_close"): begin, before the close(2), ends the calls queued for fd
+ * with -EBADF and refuses new ones until end, after it; wait waits until
+ * the calls on fd that were being made at begin have returned: a
+ * goroutine g of proc p parks, a plain thread (g NULL) polls. */
+struct offload_closing {
+    struct rtask t;                 /* posted to owner by the last call's helper */
+    struct offload_closing *next;   /* pool's list; under its lock */
+    int fd;
+    unsigned running;               /* calls on fd being made; under pool's lock */
+    struct rproc *owner;            /* the waiting goroutine's, once it waits; under the lock */
+    struct rg *g;
+    uint64_t token;
+};
+void offload_io_close_begin(struct offload_closing *c);
+void offload_io_close_wait(struct offload_closing *c, struct rproc *p, struct rg *g);
+void offload_io_close_end(struct offload_closing *c);
+/* Test seam: called on the helper thread as it begins a call on fd. */
+extern void (*offload_io_seam)(int fd);
 
 /* accept.c: multishot accept.  acc_accept returns a descriptor, -errno, or
  * one of these (take the single-shot path instead). */

@@ -440,10 +440,27 @@ int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len)
     return r;
 }
 
-int ringo_openat(int dirfd, const char *path, int flags, mode_t mode)
+static int openat_call(int dirfd, const char *path, int flags, mode_t mode)
 {
     IO_CALL(openat(dirfd, path, flags, mode), dirfd, 0,
             .kind = ENG_OPENAT, .fd = dirfd, .u.path = path, .flags = flags, .len = mode);
+}
+
+int ringo_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+    /* A relative path names its directory by number, which the request
+     * (or the epoll engine's helper) resolves only when it runs: a
+     * ringo_close of dirfd waits until the call is over (close.c
+     * "Directories"), or this call waits for the close. */
+    if (dirfd < 0 || !path || path[0] == '/' || !tls_proc || !tls_proc->cur)
+        return openat_call(dirfd, path, flags, mode);
+    _Atomic uint32_t *word;
+    int r = fdclose_dir_enter(dirfd, &word);
+    if (r)
+        return r;
+    r = openat_call(dirfd, path, flags, mode);
+    fdclose_dir_exit(word);
+    return r;
 }
 
 int ringo_fsync(int fd)

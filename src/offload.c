@@ -49,7 +49,9 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "ringo.h"
 
@@ -76,6 +78,7 @@ struct offload_job {
     void (*io_done)(struct rproc *, void *, int);
     void *io_arg;
     int io_res;
+    int io_fd;                      /* the descriptor io_fn names (-1: none); fixed */
 };
 
 static struct {
@@ -86,6 +89,8 @@ static struct {
     unsigned idle;                  /* helpers waiting on cond; under lock */
     bool stop;                      /* under lock */
     pthread_t threads[OFFLOAD_MAX_THREADS]; /* under lock */
+    struct offload_job *cur[OFFLOAD_MAX_THREADS]; /* each helper's job; under lock */
+    struct offload_closing *closing; /* closes in progress (offload_io_close_begin); under lock */
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 /* On the owner proc: the helper is done with the job. */
@@ -118,7 +123,7 @@ static void offload_discard(struct rtask *t)
 
 static void *helper_main(void *arg)
 {
-    (void)arg;
+    unsigned self = (unsigned)(uintptr_t)arg;
     pthread_mutex_lock(&pool.lock);
     for (;;) {
         while (!pool.head && !pool.stop) {
@@ -132,8 +137,17 @@ static void *helper_main(void *arg)
         pool.head = job->qnext;
         if (!pool.head)
             pool.tail = NULL;
+        pool.cur[self] = job;
         pthread_mutex_unlock(&pool.lock);
         job->fn(job->arg);
+        pthread_mutex_lock(&pool.lock);
+        pool.cur[self] = NULL;
+        /* Closes of the descriptor that wait for this call (they counted
+         * it as running when they began): the last one's closer goes on. */
+        for (struct offload_closing *c = pool.closing; c && job->io_fd >= 0; c = c->next)
+            if (c->fd == job->io_fd && c->running && --c->running == 0 && c->g)
+                proc_post_task(c->owner, &c->t);
+        pthread_mutex_unlock(&pool.lock);
         /* release inside proc_post_task: the owner sees what fn wrote */
         proc_post_task(job->owner, &job->t);
         pthread_mutex_lock(&pool.lock);
@@ -142,12 +156,27 @@ static void *helper_main(void *arg)
     return NULL;
 }
 
-/* Queue a job, starting a helper if none is idle.  0 or -EAGAIN. */
+/* An engine job on a descriptor being closed (under pool.lock). */
+static bool pool_closing(int fd)
+{
+    for (struct offload_closing *c = pool.closing; c && fd >= 0; c = c->next)
+        if (c->fd == fd)
+            return true;
+    return false;
+}
+
+/* Queue a job, starting a helper if none is idle.  0, -EAGAIN, or -EBADF
+ * for an engine job on a descriptor that ringo_close is closing. */
 static int pool_submit(struct offload_job *job)
 {
     pthread_mutex_lock(&pool.lock);
+    if (__builtin_expect(pool.closing != NULL, 0) && pool_closing(job->io_fd)) {
+        pthread_mutex_unlock(&pool.lock);
+        return -EBADF;
+    }
     if (pool.idle == 0 && pool.nthreads < OFFLOAD_MAX_THREADS) {
-        if (seam_pthread_create(&pool.threads[pool.nthreads], NULL, helper_main, NULL) == 0)
+        if (seam_pthread_create(&pool.threads[pool.nthreads], NULL, helper_main,
+                                (void *)(uintptr_t)pool.nthreads) == 0)
             pool.nthreads++;
         else if (pool.nthreads == 0) {
             pthread_mutex_unlock(&pool.lock);
@@ -187,6 +216,7 @@ int offload_call(void (*fn)(void *), void *arg, bool *queued)
     job->t.discard = offload_discard;
     job->fn = fn;
     job->arg = arg;
+    job->io_fd = -1;
     job->owner = p;
     job->g = g;
     job->state = JOB_PENDING;
@@ -214,10 +244,40 @@ int offload_call(void (*fn)(void *), void *arg, bool *queued)
  * operation (counted in its proc's inflight, which keeps the deadlock
  * check off), so the job needs no state and no count in rt.offload_jobs;
  * it is freed by its completion task, which always runs (the run cannot
- * end while the operation's goroutine waits for it). */
+ * end while the operation's goroutine waits for it).
+ *
+ * Engine jobs and ringo_close.  A job names its descriptor by number
+ * (io_fd), where io_uring's request holds the file: one still queued when
+ * ringo_close closes the number would run on whatever file a later open
+ * gets it for (a write landing in another file).  Duplicating the
+ * descriptor for the helper would hold the file, but closing the
+ * duplicate drops every POSIX record lock the process has on it.  So
+ * ringo_close, on epoll, calls offload_io_close_begin before its close(2)
+ * and offload_io_close_end after it; in between, under pool.lock:
+ *   - the jobs queued for the fd are taken out and end with -EBADF, as an
+ *     operation that starts after the close;
+ *   - a job submitted for the fd is refused with -EBADF (pool_submit);
+ *   - the jobs being made on it (pool.cur) are counted, and the closer
+ *     waits until their calls have returned: the helper that finishes the
+ *     last one posts the closer's task (a goroutine), or the closer polls
+ *     the count (a plain thread).
+ * A goroutine's openat relative to the fd, which the closer waits for
+ * before its close(2) (close.c "Directories"), is among the calls ended
+ * while queued, so that wait ends however busy the helpers are.  A call that has entered the kernel
+ *     holds the file already; one taken from the queue but not yet made
+ *     does not, and nothing tells the two apart.
+ * A closer waits only for calls that are short (files) or that readiness
+ * has said will not block (ep_start's EPM_READY_BLOCKING); two readers of
+ * one terminal woken by one readiness can leave one blocked, and its
+ * close then waits for input, as close(2) of a file a thread reads would
+ * not. */
+void (*offload_io_seam)(int fd);
+
 static void io_job_run(void *arg)
 {
     struct offload_job *job = arg;
+    if (__builtin_expect(offload_io_seam != NULL, 0))
+        offload_io_seam(job->io_fd);
     job->io_res = job->io_fn(job->io_arg);
 }
 
@@ -228,8 +288,8 @@ static void io_job_done(struct rproc *p, struct rtask *t)
     free(job);
 }
 
-int offload_io(struct rproc *owner, int (*fn)(void *), void (*done)(struct rproc *, void *, int),
-               void *arg)
+int offload_io(struct rproc *owner, int fd, int (*fn)(void *),
+               void (*done)(struct rproc *, void *, int), void *arg)
 {
     struct offload_job *job = seam_calloc(1, sizeof *job);
     if (!job)
@@ -241,10 +301,100 @@ int offload_io(struct rproc *owner, int (*fn)(void *), void (*done)(struct rproc
     job->io_fn = fn;
     job->io_done = done;
     job->io_arg = arg;
+    job->io_fd = fd;
     int r = pool_submit(job);
     if (r)
         free(job);
     return r;
+}
+
+/* A close in progress (see "Engine jobs and ringo_close" above).  The
+ * closer's wait ends in its own proc, by this task, which the helper that
+ * finishes the last counted call posts. */
+static void closing_done(struct rproc *p, struct rtask *t)
+{
+    (void)p;
+    struct offload_closing *c = (struct offload_closing *)t;
+    if (claim(c->g, c->token))
+        ready(c->g, 0);
+}
+
+void offload_io_close_begin(struct offload_closing *c)
+{
+    c->t.run = closing_done;
+    c->t.discard = NULL; /* the run cannot end while the closer waits */
+    c->running = 0;
+    c->g = NULL; /* until it waits */
+    struct offload_job *gone = NULL, **tail = &gone;
+    pthread_mutex_lock(&pool.lock);
+    c->next = pool.closing;
+    pool.closing = c;
+    /* Calls still queued: ended, never made. */
+    struct offload_job **pp = &pool.head;
+    pool.tail = NULL;
+    while (*pp) {
+        struct offload_job *job = *pp;
+        if (job->io_fd == c->fd) {
+            *pp = job->qnext;
+            job->io_res = -EBADF;
+            job->qnext = NULL;
+            *tail = job;
+            tail = &job->qnext;
+        } else {
+            pool.tail = job;
+            pp = &job->qnext;
+        }
+    }
+    /* Calls being made: waited for (offload_io_close_wait). */
+    for (unsigned i = 0; i < pool.nthreads; i++)
+        if (pool.cur[i] && pool.cur[i]->io_fd == c->fd)
+            c->running++;
+    pthread_mutex_unlock(&pool.lock);
+    while (gone) {
+        struct offload_job *job = gone;
+        gone = job->qnext;
+        proc_post_task(job->owner, &job->t);
+    }
+}
+
+void offload_io_close_wait(struct offload_closing *c, struct rproc *p, struct rg *g)
+{
+    if (g) {
+        uint64_t token = park_prepare(g, W_IO, 0);
+        pthread_mutex_lock(&pool.lock);
+        bool wait = c->running != 0;
+        if (wait) {
+            /* Read by the helper that ends the last call, under the lock. */
+            c->owner = p;
+            c->token = token;
+            c->g = g;
+        }
+        pthread_mutex_unlock(&pool.lock);
+        if (wait)
+            park_commit(g, token, 0);
+        else
+            claim(g, token); /* nothing to wait for: end the wait ourselves */
+        return;
+    }
+    for (;;) {
+        pthread_mutex_lock(&pool.lock);
+        unsigned n = c->running;
+        pthread_mutex_unlock(&pool.lock);
+        if (!n)
+            return;
+        struct timespec ts = { 0, 100000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+void offload_io_close_end(struct offload_closing *c)
+{
+    pthread_mutex_lock(&pool.lock);
+    struct offload_closing **pp = &pool.closing;
+    while (*pp != c)
+        pp = &(*pp)->next;
+    *pp = c->next;
+    pthread_mutex_unlock(&pool.lock);
 }
 
 int ringo_offload(void (*fn)(void *), void *arg)

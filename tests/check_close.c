@@ -9,8 +9,11 @@
  */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "internal.h" /* close_seam, the procs and goroutines it waits on */
 
@@ -364,6 +367,284 @@ START_TEST(close_plain)
 }
 END_TEST
 
+/* On epoll, calls that readiness cannot wait for (regular files, openat,
+ * fsync) run on helper threads, and name their descriptor by number.  A
+ * call still queued for a helper when its descriptor is closed must not
+ * run on the file that gets the number next: here an openat relative to
+ * directory A waits behind helpers kept busy, A's descriptor is closed
+ * (by a goroutine, or by a plain thread), and B is opened in its number.
+ * On epoll the queued call ends with -EBADF, as an operation that starts
+ * after the close; on io_uring the request holds its directory and may
+ * have run.  Never does it create its file in B. */
+#define BUSY_HELPERS 16 /* offload.c OFFLOAD_MAX_THREADS */
+static int busy_pipe[2];
+static int queued_dirfd;
+static atomic_int queued_open_res;
+
+static void block_on_pipe(void *arg)
+{
+    (void)arg;
+    char c;
+    ck_assert_int_eq(read(busy_pipe[0], &c, 1), 1);
+}
+
+static void busy_helper(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_offload(block_on_pipe, NULL), 0);
+}
+
+static void queued_openat(void *arg)
+{
+    (void)arg;
+    atomic_store(&queued_open_res,
+                 ringo_openat(queued_dirfd, "made", O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+}
+
+static struct ringo_stats stats_now(void)
+{
+    struct ringo_stats st;
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    return st;
+}
+
+static atomic_int plain_closed;
+
+static void *plain_close(void *arg)
+{
+    ck_assert_int_eq(ringo_close(*(int *)arg), 0);
+    atomic_store(&plain_closed, 1);
+    return NULL;
+}
+
+static void main_queued_call(void *arg)
+{
+    bool by_plain_thread = arg != NULL;
+    char a[] = "/tmp/ringo-close-A-XXXXXX", b[] = "/tmp/ringo-close-B-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(a));
+    ck_assert_ptr_nonnull(mkdtemp(b));
+    ck_assert_int_eq(pipe2(busy_pipe, O_CLOEXEC), 0);
+    for (int i = 0; i < BUSY_HELPERS; i++)
+        ck_assert_int_gt(ringo_go(busy_helper, NULL), 0);
+    /* Each busy job has a helper of its own, started for it (the pool
+     * starts one per job that finds none idle): every helper is taken. */
+    while (stats_now().offload_jobs < BUSY_HELPERS)
+        ringo_yield();
+    queued_dirfd = open(a, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_ge(queued_dirfd, 0);
+    atomic_store(&queued_open_res, 1);
+    ck_assert_int_gt(ringo_go(queued_openat, NULL), 0);
+    /* The openat's goroutine waits (on epoll, queued behind the busy
+     * jobs), or has its result. */
+    while (atomic_load(&queued_open_res) == 1 && stats_now().waiting < BUSY_HELPERS + 1)
+        ringo_yield();
+    if (by_plain_thread) {
+        pthread_t t;
+        atomic_store(&plain_closed, 0);
+        ck_assert_int_eq(pthread_create(&t, NULL, plain_close, &queued_dirfd), 0);
+        /* The close may wait for the openat, whose result this proc
+         * delivers: not blocked in the join meanwhile. */
+        for (int i = 0; i < 30000 && !atomic_load(&plain_closed); i++)
+            ringo_sleep(MS);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+    } else {
+        ck_assert_int_eq(ringo_close(queued_dirfd), 0);
+    }
+    int dirb = open(b, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_eq(dirb, queued_dirfd); /* the number names B now */
+    char ones[BUSY_HELPERS];
+    memset(ones, 1, sizeof ones);
+    ck_assert_int_eq(write(busy_pipe[1], ones, sizeof ones), (ssize_t)sizeof ones);
+    for (int i = 0; i < 30000 && atomic_load(&queued_open_res) == 1; i++)
+        ringo_sleep(MS);
+    int fd = atomic_load(&queued_open_res);
+    ck_assert_int_ne(fd, 1);
+    ck_assert_int_eq(faccessat(dirb, "made", F_OK, 0), -1); /* never in B */
+    int dira = open(a, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_ge(dira, 0);
+    if (on_epoll())
+        ck_assert_int_eq(fd, -EBADF);
+    if (fd >= 0) {
+        close(fd);
+        ck_assert_int_eq(unlinkat(dira, "made", 0), 0); /* in A */
+    }
+    close(dira);
+    close(dirb);
+    while (ringo_count() > 1)
+        ringo_sleep(MS);
+    close(busy_pipe[0]);
+    close(busy_pipe[1]);
+    ck_assert_int_eq(rmdir(a), 0);
+    ck_assert_int_eq(rmdir(b), 0);
+}
+
+START_TEST(queued_call_never_runs_on_the_next_file)
+{
+    RUN(main_queued_call, NULL, 1);
+    RUN(main_queued_call, (void *)1, 1);
+}
+END_TEST
+
+/* A call that a helper thread has begun when its descriptor is closed:
+ * the close waits until it has returned (a call taken from the helpers'
+ * queue may not have reached the kernel yet, where it would hold the
+ * file).  offload_io_seam holds the helper as it begins an fsync; a
+ * goroutine closes meanwhile; the helper, let go, finds the close not
+ * yet returned and the descriptor still open.  (On io_uring there are no
+ * helpers: the fsync holds its file, and the close need not wait.) */
+static int held_fd = -1;
+static int held_announce[2], held_release[2];
+static atomic_int held_closed, held_seen_closed = -1, held_seen_open = -1;
+static atomic_long held_fsync_res = 1;
+
+static void held_seam(int fd)
+{
+    if (fd != held_fd)
+        return;
+    ck_assert_int_eq(write(held_announce[1], "a", 1), 1);
+    char c;
+    ck_assert_int_eq(read(held_release[0], &c, 1), 1);
+    atomic_store(&held_seen_closed, atomic_load(&held_closed));
+    atomic_store(&held_seen_open, fcntl(fd, F_GETFD) >= 0);
+}
+
+static void held_fsync(void *arg)
+{
+    (void)arg;
+    atomic_store(&held_fsync_res, ringo_fsync(held_fd));
+}
+
+static void held_closer(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_close(held_fd), 0);
+    atomic_store(&held_closed, 1);
+}
+
+static void main_running_call(void *arg)
+{
+    (void)arg;
+    if (!on_epoll())
+        return; /* helpers make calls on the epoll engine only */
+    char path[] = "/tmp/ringo-close-held-XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(pipe2(held_announce, O_CLOEXEC), 0);
+    ck_assert_int_eq(pipe2(held_release, O_CLOEXEC), 0);
+    held_fd = fd;
+    offload_io_seam = held_seam;
+    ck_assert_int_gt(ringo_go(held_fsync, NULL), 0);
+    char c;
+    ck_assert_int_eq(ringo_read(held_announce[0], &c, 1), 1); /* the helper has begun */
+    size_t before = stats_now().waiting; /* the fsync's goroutine */
+    ck_assert_int_gt(ringo_go(held_closer, NULL), 0);
+    while (!atomic_load(&held_closed) && stats_now().waiting < before + 1)
+        ringo_yield();
+    ck_assert_int_eq(write(held_release[1], "r", 1), 1);
+    for (int i = 0; i < 30000 && !atomic_load(&held_closed); i++)
+        ringo_sleep(MS);
+    offload_io_seam = NULL;
+    ck_assert_int_eq(atomic_load(&held_closed), 1);
+    ck_assert_int_eq(atomic_load(&held_seen_closed), 0); /* the close waited */
+    ck_assert_int_eq(atomic_load(&held_seen_open), 1);
+    for (int i = 0; i < 30000 && atomic_load(&held_fsync_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&held_fsync_res), 0);
+    ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* closed */
+    for (int i = 0; i < 2; i++) {
+        close(held_announce[i]);
+        close(held_release[i]);
+    }
+}
+
+START_TEST(close_waits_for_a_running_helper_call)
+{
+    RUN(main_running_call, NULL, 1);
+}
+END_TEST
+
+/* An openat relative to a directory descriptor names the directory by
+ * number; io_uring resolves it only when the request runs (an O_CREAT
+ * open runs on the kernel's worker), and the epoll engine on a helper
+ * thread.  So ringo_close of the directory waits until the openats
+ * relative to it have returned.  Here one is held in the kernel: an
+ * O_CREAT open of a FIFO that has no writer yet.  The close must not
+ * return before the FIFO's writer comes, and the open then succeeds. */
+static int fifo_dirfd;
+static atomic_int fifo_open_res, fifo_closed;
+
+static atomic_int fifo_open_begun;
+
+static void fifo_seam(int fd)
+{
+    if (fd == fifo_dirfd)
+        atomic_store(&fifo_open_begun, 1);
+}
+
+static void fifo_opener(void *arg)
+{
+    (void)arg;
+    atomic_store(&fifo_open_res, ringo_openat(fifo_dirfd, "fifo", O_RDONLY | O_CREAT | O_CLOEXEC, 0600));
+}
+
+static void fifo_closer(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_close(fifo_dirfd), 0);
+    atomic_store(&fifo_closed, 1);
+}
+
+static void main_openat_in_progress(void *arg)
+{
+    (void)arg;
+    char dir[] = "/tmp/ringo-close-fifo-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[sizeof dir + 8];
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    fifo_dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_ge(fifo_dirfd, 0);
+    atomic_store(&fifo_open_res, 1);
+    atomic_store(&fifo_closed, 0);
+    atomic_store(&fifo_open_begun, 0);
+    offload_io_seam = fifo_seam;
+    ck_assert_int_gt(ringo_go(fifo_opener, NULL), 0);
+    /* The opener waits for a writer, with nobody else waiting; on epoll,
+     * its helper has begun the call (a call still queued for a helper
+     * would end with -EBADF: queued_call_never_runs_on_the_next_file). */
+    while (stats_now().waiting < 1 || (on_epoll() && !atomic_load(&fifo_open_begun)))
+        ringo_yield();
+    offload_io_seam = NULL;
+    ck_assert_int_eq(atomic_load(&fifo_open_res), 1);
+    ck_assert_int_gt(ringo_go(fifo_closer, NULL), 0);
+    /* The closer returns, or waits too. */
+    while (!atomic_load(&fifo_closed) && stats_now().waiting < 2)
+        ringo_yield();
+    ck_assert_int_eq(atomic_load(&fifo_closed), 0); /* the close waits */
+    ck_assert_int_eq(fcntl(fifo_dirfd, F_GETFD), FD_CLOEXEC);
+    /* A writer, which waits for the opener if it has not reached the
+     * FIFO yet (O_CREAT: on io_uring the open waits on the kernel's
+     * worker, as the opener's). */
+    int w = ringo_openat(AT_FDCWD, path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ck_assert_int_ge(w, 0);
+    for (int i = 0; i < 30000 && !atomic_load(&fifo_closed); i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&fifo_closed), 1);
+    int r = atomic_load(&fifo_open_res);
+    ck_assert_int_ge(r, 0);
+    close(r);
+    close(w);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rmdir(dir), 0);
+}
+
+START_TEST(close_waits_for_an_openat_in_its_directory)
+{
+    RUN(main_openat_in_progress, NULL, nprocs_param);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("close");
@@ -376,6 +657,9 @@ static Suite *suite(void)
     tcase_add_test(tc, close_many_blocked);
     tcase_add_test(tc, close_across_ten_procs);
     tcase_add_test(tc, close_plain);
+    tcase_add_test(tc, queued_call_never_runs_on_the_next_file);
+    tcase_add_test(tc, close_waits_for_a_running_helper_call);
+    tcase_add_test(tc, close_waits_for_an_openat_in_its_directory);
     if (test_max_procs() > 1) /* two procs (not under valgrind) */
         tcase_add_test(tc, close_ends_operations_started_meanwhile);
     suite_add_tcase(s, tc);
