@@ -209,6 +209,10 @@ struct ep_fd {
     bool urgent;                /* an edge reported urgent data: no read counts as drained */
     bool ended;                 /* an edge reported the end of the stream or an error: the same */
     bool registered;            /* added to this proc's epoll set (may be stale: see ep_arm) */
+    bool level;                 /* not ours, registered edge-triggered for `armed` after a
+                                 * readiness that did not let a call go on ("Readiness that
+                                 * stays"), its calls made again on a backoff */
+    bool listed;                /* in the proc's list of such (ep_proc.level) */
 };
 
 /* The interest of an edge-triggered registration: every readiness an
@@ -234,8 +238,16 @@ struct ep_proc {
     size_t nfds;
     struct rop *done_tail;      /* the last of p->ep_done */
     bool no_pwait2;             /* epoll_pwait2 is missing: millisecond timeouts */
+    int *level;                 /* descriptors with ep_fd.listed ("Readiness that stays") */
+    size_t nlevel, caplevel;
+    int64_t level_at;           /* when their calls are made again */
+    int64_t level_step;         /* and the time between two such rounds */
     struct epoll_event evs[EP_EVENTS];
 };
+
+/* "Readiness that stays": the backoff of the calls made again. */
+#define EP_LEVEL_FIRST (1 * 1000000LL)
+#define EP_LEVEL_MAX (64 * 1000000LL)
 
 /* ------------------------------------------------------------------ */
 /* The calls */
@@ -479,6 +491,7 @@ static uint32_t ep_events_of(const struct eng_io *io, int mode)
     case ENG_READV:
     case ENG_RECV:
     case ENG_RECVMSG:
+        return EPOLLIN | EPOLLRDHUP; /* the hang-up: ep_hangup_read */
     case ENG_ACCEPT:
         return EPOLLIN;
     case ENG_POLL:
@@ -947,8 +960,10 @@ void ep_start(struct rproc *p, struct rop *op)
         uint32_t want = (f->head ? f->armed | listed : 0) | op->ep_events;
         if (!f->head || want != f->armed) {
             r = ep_arm(p, fd, f, want | EPOLLONESHOT);
-            if (!r)
+            if (!r) {
                 f->armed = want;
+                f->level = false;
+            }
         }
     }
     if (r == -EPERM && (op->ep_mode == EPM_POLL || op->ep_mode == EPM_READY_BLOCKING)) {
@@ -987,14 +1002,102 @@ static void ep_unlink(struct ep_fd *f, struct rop *op)
     }
 }
 
+/* A read that says -EAGAIN although its descriptor reports a hang-up
+ * (EPOLLRDHUP, EPOLLHUP): a datagram socket shut down for reading with
+ * nothing queued, whose read without MSG_DONTWAIT returns 0 at once (as
+ * io_uring's does), where the call that does not wait says -EAGAIN and
+ * the readiness stays.  A stream or a pipe returns 0 itself there. */
+static inline bool ep_hangup_read(const struct rop *op)
+{
+    switch ((enum eng_kind)op->io->kind) {
+    case ENG_READ:
+    case ENG_READV:
+        return true;
+    case ENG_RECV:
+    case ENG_RECVMSG:
+        return !(op->io->flags & (MSG_DONTWAIT | MSG_ERRQUEUE));
+    default:
+        return false;
+    }
+}
+
+/* Readiness that stays.  A descriptor that is not ours is armed one-shot,
+ * and one-shot armed again after its calls said -EAGAIN.  Where the
+ * readiness stays although the calls cannot go on, it is reported again
+ * at once, for ever, and the proc spins: a UDP socket with IP_RECVERR and
+ * an error queued (EPOLLERR until it is read with MSG_ERRQUEUE), an
+ * AF_UNIX connect waiting for room in the listener's backlog (the
+ * socket stays writable).  io_uring, in the same place, hands the call to
+ * a kernel worker that makes it the blocking way.  Here, once a call the
+ * readiness concerned says -EAGAIN again, the descriptor is registered
+ * edge-triggered for good instead (ep_ready; one epoll_ctl, and no other
+ * while it stays so): what wakes the file (data, an error, room) reports
+ * it at once.  What does not (the listener's backlog is another file's)
+ * is caught by making the calls again on a backoff: 1 ms, doubling while
+ * none goes on, up to 64 ms (ep_level_retry, from ep_poll, whose wait
+ * the next round bounds).  A later wait arms one-shot again. */
+static void ep_level_add(struct rproc *p, int fd, struct ep_fd *f)
+{
+    struct ep_proc *ep = p->ep;
+    if (ep->nlevel == ep->caplevel) {
+        size_t n = ep->caplevel ? 2 * ep->caplevel : 8;
+        int *l = seam_realloc(ep->level, n * sizeof *l);
+        if (!l)
+            return; /* edge-triggered only: what wakes the file still reports it */
+        ep->level = l;
+        ep->caplevel = n;
+    }
+    ep->level[ep->nlevel++] = fd;
+    f->listed = true;
+    int64_t at = now_ns() + EP_LEVEL_FIRST;
+    if (ep->nlevel == 1 || at < ep->level_at)
+        ep->level_at = at;
+    ep->level_step = EP_LEVEL_FIRST;
+}
+
+static void ep_ready(struct rproc *p, int fd, uint32_t events);
+
+static void ep_level_retry(struct rproc *p)
+{
+    struct ep_proc *ep = p->ep;
+    int64_t now = now_ns();
+    if (now < ep->level_at)
+        return;
+    bool progress = false;
+    size_t k = 0;
+    for (size_t i = 0; i < ep->nlevel; i++) {
+        int fd = ep->level[i];
+        struct ep_fd *f = ep_fd_of(p, fd, false);
+        if (!f)
+            continue;
+        if (f->level && f->head) {
+            const struct rop *head = f->head;
+            /* The readiness its waiters wait for, without the hang-up and
+             * error bits, which did not come (ep_hangup_read). */
+            ep_ready(p, fd, f->armed & ~(EPOLLRDHUP | EPOLLHUP | EPOLLERR));
+            if (f->head != head)
+                progress = true; /* a call went on (ep_ready keeps the order) */
+        }
+        if (f->level && f->head)
+            ep->level[k++] = fd;
+        else
+            f->listed = false;
+    }
+    ep->nlevel = k;
+    ep->level_step = progress ? EP_LEVEL_FIRST
+                              : (ep->level_step * 2 > EP_LEVEL_MAX ? EP_LEVEL_MAX : ep->level_step * 2);
+    ep->level_at = now + ep->level_step;
+}
+
 /* fd reported events: make the calls of the rops they concern again. */
 static void ep_ready(struct rproc *p, int fd, uint32_t events)
 {
     struct ep_fd *f = ep_fd_of(p, fd, false);
     if (!f)
         return;
-    if (!f->et)
+    if (!f->et && !f->level)
         f->armed = 0; /* one-shot: reported */
+    bool again = false; /* a call the readiness concerned said -EAGAIN */
     if (events & EP_READ_EDGE) {
         /* An edge for reading taken: the next read makes its call
          * ("Drained" at the top); urgent data stops a read short of
@@ -1019,12 +1122,15 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
             tsan_io_release();
             if ((f->et & EP_OWN_STREAM) && ep_plain_read(op->io))
                 ep_note_drained(f, op->io, r);
+            if (r == -EAGAIN && (events & (EPOLLRDHUP | EPOLLHUP)) && ep_hangup_read(op))
+                r = 0; /* as the call that waits: see ep_hangup_read */
             r = ep_waitall(op, op->io, r);
             if (r != -EAGAIN) {
                 ep_unlink(f, op); /* short lists: the waiters of one descriptor */
                 ep_complete(p, op, r);
                 continue;
             }
+            again = true;
         }
         want |= op->ep_events;
     }
@@ -1033,9 +1139,19 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
      * readiness it waits for makes (see the top); nothing to arm. */
     if (!want || f->et)
         return;
-    int r = ep_arm(p, fd, f, want | EPOLLONESHOT);
+    /* Not ours.  A call the readiness concerned said -EAGAIN again: the
+     * readiness may stay (an error queued, a connect waiting for room), and
+     * one-shot armed again it would be reported at once, for ever: a
+     * registration edge-triggered for good instead, made once ("Readiness
+     * that stays", above). */
+    if (again && f->level && !(want & ~f->armed))
+        return;
+    int r = ep_arm(p, fd, f, want | (again ? EPOLLET : EPOLLONESHOT));
     if (r == 0) {
         f->armed = want;
+        f->level = again;
+        if (again && !f->listed)
+            ep_level_add(p, fd, f);
         return;
     }
     /* Cannot wait any more (the descriptor was closed by close(2)
@@ -1071,6 +1187,7 @@ void ep_cancel_fd(struct rproc *p, int fd, int res)
     f->armed = 0;
     f->et = 0;
     f->drained = 0;
+    f->level = false;
     if (f->registered) {
         /* before a close: a file that lives on in a duplicate must not
          * keep reporting to this set under a number that may be reused */
@@ -1121,6 +1238,8 @@ int ep_poll(struct rproc *p, bool block, int64_t deadline)
         ep_dispatch(p);
         block = false; /* goroutines were readied */
     }
+    if (p->ep->nlevel && p->ep->level_at < deadline)
+        deadline = p->ep->level_at; /* "Readiness that stays" */
     int n = ep_wait(p, block, deadline);
     int r = n < 0 ? -errno : 0;
     stat_add(p->st.enters, 1);
@@ -1134,6 +1253,8 @@ int ep_poll(struct rproc *p, bool block, int64_t deadline)
         }
         ep_ready(p, (int)e->data.u64, e->events);
     }
+    if (p->ep->nlevel)
+        ep_level_retry(p);
     ep_dispatch(p);
     proc_timers_run(p);
     return r;
@@ -1206,6 +1327,7 @@ void ep_teardown(struct rproc *p)
         return;
     close(ep->epfd);
     free(ep->fds);
+    free(ep->level);
     free(ep);
     p->ep = NULL;
 }

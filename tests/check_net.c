@@ -7,11 +7,15 @@
  * runtime's descriptors: once per descriptor, full-duplex waiters on one
  * descriptor, numbers reused for new files, one edge for many waiters,
  * a read that found the stream empty parking without a call, urgent
- * data and SOCK_SEQPACKET records.  Loopback only, bounded in count and time.
+ * data and SOCK_SEQPACKET records; and on both, a datagram socket shut
+ * down under a waiting read, and readiness that stays while a call cannot
+ * go on (an error queue, a full AF_UNIX backlog) without a spinning proc.
+ * Loopback only, bounded in count and time.
  */
 #include "testutil.h"
 
 #include <netinet/in.h>
+#include <poll.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -1007,6 +1011,182 @@ START_TEST(seqpacket_records_each_read)
 }
 END_TEST
 
+/* A datagram socket shut down for reading while a goroutine waits in a
+ * read: recv(2) returns 0 then, and so does the goroutine's read, on both
+ * engines (on epoll the call that does not wait says -EAGAIN while the
+ * socket reports the hang-up for as long as it lives).  AF_UNIX and UDP,
+ * recv and read. */
+static int dg_fd;
+static atomic_long dg_res;
+
+static void dg_reader(void *arg)
+{
+    char b[64];
+    ringo_deadline_set(ringo_now() + 20000 * MS); /* a guard: the result must be 0 */
+    atomic_store(&dg_res, arg ? (long)ringo_read(dg_fd, b, sizeof b)
+                              : (long)ringo_recv(dg_fd, b, sizeof b, 0));
+}
+
+static size_t waiting_now(void)
+{
+    struct ringo_stats st;
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    return st.waiting;
+}
+
+static void dg_shut_while_reading(int fd, bool use_read)
+{
+    dg_fd = fd;
+    atomic_store(&dg_res, 1);
+    size_t before = waiting_now();
+    ck_assert_int_gt(ringo_go(dg_reader, use_read ? (void *)1 : NULL), 0);
+    while (waiting_now() < before + 1)
+        ringo_yield(); /* the reader waits */
+    ck_assert_int_eq(atomic_load(&dg_res), 1);
+    ck_assert_int_eq(shutdown(fd, SHUT_RD), 0);
+    for (int i = 0; i < 30000 && atomic_load(&dg_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&dg_res), 0);
+}
+
+static void main_dgram_shut(void *arg)
+{
+    (void)arg;
+    for (int use_read = 0; use_read < 2; use_read++) {
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+        dg_shut_while_reading(sv[0], use_read);
+        close(sv[0]);
+        close(sv[1]);
+        int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(u, 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        ck_assert_int_eq(bind(u, (struct sockaddr *)&sa, sizeof sa), 0);
+        socklen_t sl = sizeof sa;
+        ck_assert_int_eq(getsockname(u, (struct sockaddr *)&sa, &sl), 0);
+        ck_assert_int_eq(connect(u, (struct sockaddr *)&sa, sizeof sa), 0); /* else ENOTCONN */
+        dg_shut_while_reading(u, use_read);
+        close(u);
+    }
+}
+
+START_TEST(datagram_read_after_shutdown_returns_zero)
+{
+    RUN(main_dgram_shut, NULL, nprocs_param);
+}
+END_TEST
+
+/* Readiness that stays while the call cannot go on costs a wait no more
+ * than other waits: no proc spins.  A UDP socket with IP_RECVERR keeps an
+ * ICMP error queued (EPOLLERR until it is read with MSG_ERRQUEUE) while a
+ * goroutine waits for data; an AF_UNIX connect waits for room in a full
+ * backlog (the socket stays writable).  Counted in the engine's waits
+ * while the main goroutine sleeps 200 ms: a spinning proc makes tens of
+ * thousands, a waiting one a few per timer.  Each wait then ends as it
+ * should: the datagram that comes is read, the connect made once the
+ * listener takes a connection. */
+#define STAYING_WAITS 400
+
+static uint64_t enters_now(void)
+{
+    struct ringo_stats st;
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    return st.enters;
+}
+
+static void main_staying(void *arg)
+{
+    (void)arg;
+    /* A closed port, and a socket connected to it. */
+    int t = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    ck_assert_int_eq(bind(t, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(getsockname(t, (struct sockaddr *)&sa, &sl), 0);
+    ck_assert_int_eq(close(t), 0);
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    ck_assert_int_eq(setsockopt(u, IPPROTO_IP, IP_RECVERR, &one, sizeof one), 0);
+    ck_assert_int_eq(connect(u, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(send(u, "x", 1, 0), 1);
+    struct pollfd pf = { .fd = u, .events = POLLIN };
+    ck_assert_int_eq(ringo_poll(u, POLLIN), POLLERR); /* the error has come */
+    char b[16];
+    ck_assert_int_eq(ringo_recv(u, b, sizeof b, MSG_DONTWAIT), -ECONNREFUSED);
+    ck_assert_int_eq(poll(&pf, 1, 0), 1);
+    ck_assert_int_eq(pf.revents, POLLERR); /* and stays, queued */
+    dg_fd = u;
+    atomic_store(&dg_res, 1);
+    size_t before = waiting_now();
+    ck_assert_int_gt(ringo_go(dg_reader, NULL), 0);
+    while (waiting_now() < before + 1)
+        ringo_yield();
+    uint64_t e0 = enters_now();
+    ringo_sleep(200 * MS);
+    uint64_t waits = enters_now() - e0;
+    ck_assert_msg(waits < STAYING_WAITS, "%llu waits while a read waited on an error queue",
+                  (unsigned long long)waits);
+    ck_assert_int_eq(atomic_load(&dg_res), 1);
+    /* A datagram from the port the socket is connected to. */
+    t = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_eq(bind(t, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct sockaddr_in ua;
+    sl = sizeof ua;
+    ck_assert_int_eq(getsockname(u, (struct sockaddr *)&ua, &sl), 0);
+    ck_assert_int_eq(sendto(t, "yz", 2, 0, (struct sockaddr *)&ua, sizeof ua), 2);
+    for (int i = 0; i < 30000 && atomic_load(&dg_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&dg_res), 2);
+    close(t);
+    close(u);
+
+    /* An AF_UNIX connect into a full backlog. */
+    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un un = { .sun_family = AF_UNIX };
+    ck_assert_int_eq(bind(l, (struct sockaddr *)&un, sizeof(sa_family_t)), 0); /* autobind */
+    unix_sa_len = sizeof unix_sa;
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&unix_sa, &unix_sa_len), 0);
+    ck_assert_int_eq(listen(l, 0), 0);
+    int queued[8], nq = 0;
+    for (;;) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (connect(c, (struct sockaddr *)&unix_sa, unix_sa_len) < 0) {
+            close(c);
+            break;
+        }
+        ck_assert_int_lt(nq, 8);
+        queued[nq++] = c;
+    }
+    unix_conn_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    atomic_store(&unix_conn_res, 1);
+    before = waiting_now();
+    ck_assert_int_gt(ringo_go(unix_connector, NULL), 0);
+    while (waiting_now() < before + 1)
+        ringo_yield();
+    e0 = enters_now();
+    ringo_sleep(200 * MS);
+    waits = enters_now() - e0;
+    ck_assert_msg(waits < STAYING_WAITS, "%llu waits while a connect waited for room",
+                  (unsigned long long)waits);
+    ck_assert_int_eq(atomic_load(&unix_conn_res), 1);
+    int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(a, 0);
+    for (int i = 0; i < 30000 && atomic_load(&unix_conn_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&unix_conn_res), 0);
+    ringo_close(unix_conn_fd);
+    close(a);
+    for (int i = 0; i < nq; i++)
+        close(queued[i]);
+    close(l);
+}
+
+START_TEST(staying_readiness_does_not_spin)
+{
+    RUN(main_staying, NULL, nprocs_param);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 static Suite *suite(void)
@@ -1015,6 +1195,8 @@ static Suite *suite(void)
     TCase *tc = tcase_create("net");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, echo_hundred_clients);
+    tcase_add_test(tc, datagram_read_after_shutdown_returns_zero);
+    tcase_add_test(tc, staying_readiness_does_not_spin);
     tcase_add_test(tc, listen_and_dial);
     tcase_add_test(tc, offload_runs_on_helpers);
     tcase_add_test(tc, offload_cancel);
