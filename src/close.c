@@ -48,15 +48,19 @@
  * the number may already name a new file.  Both may happen: the cancel
  * then finds nothing.
  *
- * A mark's word: closes in progress in bits 0-30, and CLOSING_WAITERS (bit
- * 31) set by a goroutine before it sleeps on the word (futex_wait), so the
- * closer calls futex_wake only when someone waits.  Pages are allocated by
+ * A mark's word: closes in progress in bits 0-15, goroutines' openats
+ * relative to fd in bits 16-30 ("Directories", below), and
+ * CLOSING_WAITERS (bit 31) set by a goroutine before it sleeps on the
+ * word (futex_wait), so that whoever ends what it waits for calls
+ * futex_wake only when someone waits.  Pages are allocated by
  * the first closer that needs one (published with a CAS, release) and
  * freed at the end of the run; an fd past the table, or a page that
  * cannot be allocated, is marked in `closing_untracked`, which an
  * operation on any fd takes as a mark.
  *
- * With one proc, operations neither mark nor look: the closer looks at
+ * With one proc, operations neither mark nor look (but on epoll, where
+ * the closer marks all the same: one that the helpers' queue refused
+ * while the closer waited for a helper, offload.c): the closer looks at
  * the counts and queues its close without any other goroutine running in
  * between, and an operation queued after the close is issued after it.
  * With more, each operation on an fd pays two loads: its (B) is the full
@@ -94,7 +98,9 @@
  * openat sees the close (it waits for the close, then starts, as any
  * operation would) or the closer sees the openat.  With one proc the
  * closer marks only when it finds an openat counted (nothing else runs
- * between its look and its mark).  A closer that marks closing_untracked
+ * between its look and its mark).  Numbers past the table share
+ * closing_untracked: a close of one of them waits for openats relative to
+ * any other.  A closer that marks closing_untracked
  * (no page) looks at the fd's word after its barrier (A), and an openat
  * looks at closing_untracked after a full barrier of its own.  On epoll
  * the helper's queue lets go of a queued openat with -EBADF before the
@@ -533,7 +539,7 @@ int ringo_close(int fd)
      * unless we park to end acceptors (then no other proc marks the
      * acceptor bitmap either, so looking at it first is enough). */
     _Atomic uint32_t *mark =
-        fd >= 0 && (rt.nprocs > 1 || acc_fd_marked(fd) || fdclose_dir_busy(fd))
+        fd >= 0 && (rt.nprocs > 1 || acc_fd_marked(fd) || fdclose_dir_busy(fd) || eng_epoll())
             ? fdclose_mark(fd) : NULL;
     /* No longer registered for good on epoll: a wait that starts from
      * here on arms one-shot, and the number's next file is new to every

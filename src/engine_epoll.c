@@ -733,16 +733,25 @@ static void ep_helper_done(struct rproc *p, void *arg, int res)
     struct rop *op = arg;
     op->ep_where = EPW_NONE;
     stat_add(p->st.completions, 1);
-    op->rec.done(p, &op->rec, res, 0);
+    /* A call taken out of the helpers' queue by a close (-EBADF) after
+     * its first part was made (a partly cached read) returns that part:
+     * its bytes are in the buffer and the file position has moved. */
+    op->rec.done(p, &op->rec, res < 0 ? ep_ended(op, res) : res, 0);
 }
 
 static void ep_offload(struct rproc *p, struct rop *op)
 {
     op->ep_mode = EPM_BLOCKING;
     op->ep_where = EPW_HELPER;
-    int r = offload_io(p, op->io->fd, ep_call_blocking, ep_helper_done, op);
+    /* The descriptor the call names, for ringo_close (offload.c): not an
+     * openat's directory when its path is absolute. */
+    const struct eng_io *io = op->io;
+    int fd = io->kind == ENG_OPENAT && io->u.path && io->u.path[0] == '/' ? -1 : io->fd;
+    int r = offload_io(p, fd, ep_call_blocking, ep_helper_done, op);
+    if (r == -EBADF && !op->ep_done)
+        r = ENG_CLOSING; /* a close under way: made again after it (io.c) */
     if (r)
-        ep_complete(p, op, r);
+        ep_complete(p, op, ep_ended(op, r));
 }
 
 /* ------------------------------------------------------------------ */

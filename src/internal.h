@@ -812,9 +812,13 @@ void offload_fini(void);
 /* Run fn(arg), a call on descriptor fd (-1: none), on a helper, then
  * done(owner, arg, its result) on owner's thread (the epoll engine's
  * blocking calls); 0, -ENOMEM, -EAGAIN, or -EBADF while fd is being closed
- * (offload_io_close_begin). */
+ * (offload_io_close_begin: its close(2) may be done or not). */
 int  offload_io(struct rproc *owner, int fd, int (*fn)(void *),
                 void (*done)(struct rproc *, void *, int), void *arg);
+/* An epoll operation's result when offload_io refused it, its descriptor
+ * being closed: never made, it is made again once the close is done (io.c
+ * io_wait), as an operation that meets a closing mark. */
+#define ENG_CLOSING (-0x7fff1002)
 /* ringo_close of fd on the epoll engine (offload.c "Engine jobs and
  * ringo_close"): begin, before the close(2), ends the calls queued for fd
  * with -EBADF and refuses new ones until end, after it; wait waits until

@@ -217,6 +217,16 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
     int r = op.res;
     if (busy)
         fdops_dec(busy);
+    if (__builtin_expect(r == ENG_CLOSING, 0)) {
+        /* Refused by the epoll engine's helpers: a close of fd is under
+         * way (offload.c "Engine jobs and ringo_close").  Made again once
+         * it is done; a closer that may be parked meanwhile has marked
+         * fd (close.c), and with none left the close is over. */
+        _Atomic uint32_t *m = fdclose_look(fd);
+        if (m)
+            fdclose_wait(m);
+        return IO_RESTART;
+    }
     if (r == -ECANCELED || r == -EINTR) {
         uint32_t now_seq;
         int64_t d = io_deadline(g, fd, dirs, &now_seq);

@@ -254,23 +254,27 @@ int offload_call(void (*fn)(void *), void *arg, bool *queued)
  * duplicate drops every POSIX record lock the process has on it.  So
  * ringo_close, on epoll, calls offload_io_close_begin before its close(2)
  * and offload_io_close_end after it; in between, under pool.lock:
- *   - the jobs queued for the fd are taken out and end with -EBADF, as an
- *     operation that starts after the close;
- *   - a job submitted for the fd is refused with -EBADF (pool_submit);
+ *   - the jobs queued for the fd are taken out and end with -EBADF (or
+ *     with the part a partly cached read has made), as an operation that
+ *     the close ended;
+ *   - a job submitted for the fd is refused (pool_submit): the operation
+ *     waits for the closer's mark to go and is made again (io.c,
+ *     ENG_CLOSING), as one that meets a closing mark, since once the
+ *     close(2) is done the number may name a new file;
  *   - the jobs being made on it (pool.cur) are counted, and the closer
  *     waits until their calls have returned: the helper that finishes the
  *     last one posts the closer's task (a goroutine), or the closer polls
- *     the count (a plain thread).
- * A goroutine's openat relative to the fd, which the closer waits for
- * before its close(2) (close.c "Directories"), is among the calls ended
- * while queued, so that wait ends however busy the helpers are.  A call that has entered the kernel
+ *     the count (a plain thread).  A call that has entered the kernel
  *     holds the file already; one taken from the queue but not yet made
  *     does not, and nothing tells the two apart.
- * A closer waits only for calls that are short (files) or that readiness
- * has said will not block (ep_start's EPM_READY_BLOCKING); two readers of
- * one terminal woken by one readiness can leave one blocked, and its
- * close then waits for input, as close(2) of a file a thread reads would
- * not. */
+ * A goroutine's openat relative to the fd, which the closer waits for
+ * before its close(2) (close.c "Directories"), is among the calls ended
+ * while queued, so that wait ends however busy the helpers are; an
+ * openat of an absolute path names no descriptor (io_fd -1).
+ * The calls a closer waits for are mostly short (files, fsync), but not
+ * all: an open of a FIFO waits for its other end, and two readers of one
+ * terminal woken by one readiness (ep_start's EPM_READY_BLOCKING) can
+ * leave one blocked until input comes; the close waits as long. */
 void (*offload_io_seam)(int fd);
 
 static void io_job_run(void *arg)

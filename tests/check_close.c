@@ -401,6 +401,18 @@ static void queued_openat(void *arg)
                  ringo_openat(queued_dirfd, "made", O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
 }
 
+/* An openat of an absolute path names no directory: queued with the
+ * other, it is not ended by the close of the descriptor it was passed. */
+static char queued_abs_path[64];
+static atomic_int queued_abs_res;
+
+static void queued_abs_openat(void *arg)
+{
+    (void)arg;
+    atomic_store(&queued_abs_res, ringo_openat(queued_dirfd, queued_abs_path,
+                                               O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+}
+
 static struct ringo_stats stats_now(void)
 {
     struct ringo_stats st;
@@ -433,10 +445,14 @@ static void main_queued_call(void *arg)
     queued_dirfd = open(a, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ck_assert_int_ge(queued_dirfd, 0);
     atomic_store(&queued_open_res, 1);
+    atomic_store(&queued_abs_res, 1);
+    snprintf(queued_abs_path, sizeof queued_abs_path, "%s/abs", a);
+    ck_assert_int_gt(ringo_go(queued_abs_openat, NULL), 0);
     ck_assert_int_gt(ringo_go(queued_openat, NULL), 0);
-    /* The openat's goroutine waits (on epoll, queued behind the busy
-     * jobs), or has its result. */
-    while (atomic_load(&queued_open_res) == 1 && stats_now().waiting < BUSY_HELPERS + 1)
+    /* The openats' goroutines wait (on epoll, queued behind the busy
+     * jobs), or have their results. */
+    while (atomic_load(&queued_open_res) == 1 &&
+           stats_now().waiting < BUSY_HELPERS + 1 + (atomic_load(&queued_abs_res) == 1))
         ringo_yield();
     if (by_plain_thread) {
         pthread_t t;
@@ -457,6 +473,12 @@ static void main_queued_call(void *arg)
     ck_assert_int_eq(write(busy_pipe[1], ones, sizeof ones), (ssize_t)sizeof ones);
     for (int i = 0; i < 30000 && atomic_load(&queued_open_res) == 1; i++)
         ringo_sleep(MS);
+    for (int i = 0; i < 30000 && atomic_load(&queued_abs_res) == 1; i++)
+        ringo_sleep(MS);
+    int afd = atomic_load(&queued_abs_res);
+    ck_assert_int_ge(afd, 0);
+    close(afd);
+    ck_assert_int_eq(unlink(queued_abs_path), 0);
     int fd = atomic_load(&queued_open_res);
     ck_assert_int_ne(fd, 1);
     ck_assert_int_eq(faccessat(dirb, "made", F_OK, 0), -1); /* never in B */
@@ -497,10 +519,12 @@ static int held_announce[2], held_release[2];
 static atomic_int held_closed, held_seen_closed = -1, held_seen_open = -1;
 static atomic_long held_fsync_res = 1;
 
+static atomic_int held_once;
+
 static void held_seam(int fd)
 {
-    if (fd != held_fd)
-        return;
+    if (fd != held_fd || atomic_exchange(&held_once, 1))
+        return; /* the first fsync only (the second is made after the close) */
     ck_assert_int_eq(write(held_announce[1], "a", 1), 1);
     char c;
     ck_assert_int_eq(read(held_release[0], &c, 1), 1);
@@ -521,6 +545,31 @@ static void held_closer(void *arg)
     atomic_store(&held_closed, 1);
 }
 
+/* A second fsync, started while the close waits for the first: the
+ * helpers' queue refuses it, and it is made again once the close is done
+ * (then -EBADF), not before: the descriptor is closed when it returns. */
+static atomic_long late_fsync_res = 1;
+static atomic_int late_fsync_saw_open = -1;
+
+static void late_fsync(void *arg)
+{
+    (void)arg;
+    long r = ringo_fsync(held_fd);
+    atomic_store(&late_fsync_saw_open, fcntl(held_fd, F_GETFD) >= 0);
+    atomic_store(&late_fsync_res, r);
+}
+
+static void yield_until_waiting(int64_t id, atomic_long *res)
+{
+    for (;;) {
+        struct rg *g = gtable_lookup(id);
+        if (atomic_load(res) != 1 ||
+            (g && atomic_load_explicit(&g->state, memory_order_relaxed) == G_WAITING))
+            return;
+        ringo_yield();
+    }
+}
+
 static void main_running_call(void *arg)
 {
     (void)arg;
@@ -533,6 +582,7 @@ static void main_running_call(void *arg)
     ck_assert_int_eq(pipe2(held_announce, O_CLOEXEC), 0);
     ck_assert_int_eq(pipe2(held_release, O_CLOEXEC), 0);
     held_fd = fd;
+    atomic_store(&held_once, 0);
     offload_io_seam = held_seam;
     ck_assert_int_gt(ringo_go(held_fsync, NULL), 0);
     char c;
@@ -541,6 +591,10 @@ static void main_running_call(void *arg)
     ck_assert_int_gt(ringo_go(held_closer, NULL), 0);
     while (!atomic_load(&held_closed) && stats_now().waiting < before + 1)
         ringo_yield();
+    atomic_store(&late_fsync_res, 1);
+    int64_t late = ringo_go(late_fsync, NULL);
+    ck_assert_int_gt(late, 0);
+    yield_until_waiting(late, &late_fsync_res);
     ck_assert_int_eq(write(held_release[1], "r", 1), 1);
     for (int i = 0; i < 30000 && !atomic_load(&held_closed); i++)
         ringo_sleep(MS);
@@ -552,6 +606,10 @@ static void main_running_call(void *arg)
         ringo_sleep(MS);
     ck_assert_int_eq(atomic_load(&held_fsync_res), 0);
     ck_assert_int_eq(fcntl(fd, F_GETFD), -1); /* closed */
+    for (int i = 0; i < 30000 && atomic_load(&late_fsync_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&late_fsync_res), -EBADF);
+    ck_assert_int_eq(atomic_load(&late_fsync_saw_open), 0);
     for (int i = 0; i < 2; i++) {
         close(held_announce[i]);
         close(held_release[i]);
@@ -561,6 +619,79 @@ static void main_running_call(void *arg)
 START_TEST(close_waits_for_a_running_helper_call)
 {
     RUN(main_running_call, NULL, 1);
+}
+END_TEST
+
+/* A read of a file of which only the start is in the page cache, at the
+ * file position, waits for its rest on a helper (epoll: the call that
+ * does not wait read the start), behind helpers kept busy, when its
+ * descriptor is closed.  The bytes it read are not lost: it returns as
+ * many as it moved the file position by (a duplicate shares it), on
+ * both engines.  (Where nothing is evicted the read is whole at once.) */
+#define PART_SZ (8 << 20)
+static int part_fd;
+static char *part_buf;
+static atomic_long part_res;
+
+static void part_reader(void *arg)
+{
+    (void)arg;
+    atomic_store(&part_res, (long)ringo_read(part_fd, part_buf, PART_SZ));
+}
+
+static void main_partial_read(void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/ringo-close-part-XXXXXX";
+    int w = mkstemp(path);
+    ck_assert_int_ge(w, 0);
+    part_buf = malloc(PART_SZ);
+    ck_assert_ptr_nonnull(part_buf);
+    memset(part_buf, 'x', PART_SZ);
+    ck_assert_int_eq(write(w, part_buf, PART_SZ), PART_SZ);
+    ck_assert_int_eq(fsync(w), 0);
+    ck_assert_int_eq(close(w), 0);
+    part_fd = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(part_fd, 0);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(posix_fadvise(part_fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+    ck_assert_int_eq(posix_fadvise(part_fd, 0, 0, POSIX_FADV_RANDOM), 0);
+    char page[4096];
+    ck_assert_int_eq(pread(part_fd, page, sizeof page, 0), (ssize_t)sizeof page); /* the start cached */
+    int dupfd = dup(part_fd); /* shares the file position */
+    ck_assert_int_ge(dupfd, 0);
+    ck_assert_int_eq(pipe2(busy_pipe, O_CLOEXEC), 0);
+    for (int i = 0; i < BUSY_HELPERS; i++)
+        ck_assert_int_gt(ringo_go(busy_helper, NULL), 0);
+    while (stats_now().offload_jobs < BUSY_HELPERS)
+        ringo_yield();
+    atomic_store(&part_res, 1);
+    int64_t id = ringo_go(part_reader, NULL);
+    ck_assert_int_gt(id, 0);
+    yield_until_waiting(id, &part_res);
+    ck_assert_int_eq(ringo_close(part_fd), 0);
+    char ones[BUSY_HELPERS];
+    memset(ones, 1, sizeof ones);
+    ck_assert_int_eq(write(busy_pipe[1], ones, sizeof ones), (ssize_t)sizeof ones);
+    for (int i = 0; i < 30000 && atomic_load(&part_res) == 1; i++)
+        ringo_sleep(MS);
+    long r = atomic_load(&part_res);
+    off_t moved = lseek(dupfd, 0, SEEK_CUR);
+    ck_assert_int_gt(r, 0);
+    ck_assert_int_eq(r, (long)moved);
+    for (long i = 0; i < r; i++)
+        ck_assert_int_eq(part_buf[i], 'x');
+    while (ringo_count() > 1)
+        ringo_sleep(MS);
+    close(dupfd);
+    close(busy_pipe[0]);
+    close(busy_pipe[1]);
+    free(part_buf);
+}
+
+START_TEST(closed_partial_read_keeps_its_part)
+{
+    RUN(main_partial_read, NULL, 1);
 }
 END_TEST
 
@@ -610,17 +741,24 @@ static void main_openat_in_progress(void *arg)
     atomic_store(&fifo_open_begun, 0);
     offload_io_seam = fifo_seam;
     ck_assert_int_gt(ringo_go(fifo_opener, NULL), 0);
-    /* The opener waits for a writer, with nobody else waiting; on epoll,
-     * its helper has begun the call (a call still queued for a helper
+    /* The opener has counted itself on the directory (close.c
+     * "Directories"), and waits for a writer; on epoll, its helper has
+     * begun the call (a call still queued for a helper
      * would end with -EBADF: queued_call_never_runs_on_the_next_file). */
-    while (stats_now().waiting < 1 || (on_epoll() && !atomic_load(&fifo_open_begun)))
+    while (!fdclose_dir_busy(fifo_dirfd) || (on_epoll() && !atomic_load(&fifo_open_begun)))
         ringo_yield();
     offload_io_seam = NULL;
     ck_assert_int_eq(atomic_load(&fifo_open_res), 1);
-    ck_assert_int_gt(ringo_go(fifo_closer, NULL), 0);
+    int64_t closer = ringo_go(fifo_closer, NULL);
+    ck_assert_int_gt(closer, 0);
     /* The closer returns, or waits too. */
-    while (!atomic_load(&fifo_closed) && stats_now().waiting < 2)
+    for (;;) {
+        struct rg *g = gtable_lookup(closer);
+        if (atomic_load(&fifo_closed) ||
+            (g && atomic_load_explicit(&g->state, memory_order_relaxed) == G_WAITING))
+            break;
         ringo_yield();
+    }
     ck_assert_int_eq(atomic_load(&fifo_closed), 0); /* the close waits */
     ck_assert_int_eq(fcntl(fifo_dirfd, F_GETFD), FD_CLOEXEC);
     /* A writer, which waits for the opener if it has not reached the
@@ -659,6 +797,7 @@ static Suite *suite(void)
     tcase_add_test(tc, close_plain);
     tcase_add_test(tc, queued_call_never_runs_on_the_next_file);
     tcase_add_test(tc, close_waits_for_a_running_helper_call);
+    tcase_add_test(tc, closed_partial_read_keeps_its_part);
     tcase_add_test(tc, close_waits_for_an_openat_in_its_directory);
     if (test_max_procs() > 1) /* two procs (not under valgrind) */
         tcase_add_test(tc, close_ends_operations_started_meanwhile);
