@@ -967,7 +967,10 @@ void ep_start(struct rproc *p, struct rop *op)
             listed = ep_list_events(f);
         }
         uint32_t want = (f->head ? f->armed | listed : 0) | op->ep_events;
-        if (!f->head || want != f->armed) {
+        /* Registered edge-triggered for readiness that stays: one-shot
+         * again, so that a readiness the new waiter's try missed (a
+         * hang-up that came since the last report) is reported. */
+        if (!f->head || want != f->armed || f->level) {
             r = ep_arm(p, fd, f, want | EPOLLONESHOT);
             if (!r) {
                 f->armed = want;
@@ -1011,23 +1014,37 @@ static void ep_unlink(struct ep_fd *f, struct rop *op)
     }
 }
 
-/* A read that says -EAGAIN although its descriptor reports a hang-up
+/* A read that says -EAGAIN although an event reported a hang-up
  * (EPOLLRDHUP, EPOLLHUP): a datagram socket shut down for reading with
  * nothing queued, whose read without MSG_DONTWAIT returns 0 at once (as
  * io_uring's does), where the call that does not wait says -EAGAIN and
- * the readiness stays.  A stream or a pipe returns 0 itself there. */
-static inline bool ep_hangup_read(const struct rop *op)
+ * the readiness stays.  A stream or a pipe returns 0 itself there.  The
+ * file itself is asked (a rare branch: two system calls): the event may
+ * be a stale registration's, for an earlier file under the number that
+ * lives on in a duplicate ("Registered once"), and a SOCK_SEQPACKET or
+ * other socket that reports a hang-up because it is not connected
+ * returns an error from the call that waits, not 0. */
+static bool ep_hangup_read(const struct rop *op)
 {
-    switch ((enum eng_kind)op->io->kind) {
+    const struct eng_io *io = op->io;
+    switch ((enum eng_kind)io->kind) {
     case ENG_READ:
     case ENG_READV:
-        return true;
+        break;
     case ENG_RECV:
     case ENG_RECVMSG:
-        return !(op->io->flags & (MSG_DONTWAIT | MSG_ERRQUEUE));
+        if (io->flags & (MSG_DONTWAIT | MSG_ERRQUEUE))
+            return false;
+        break;
     default:
         return false;
     }
+    int type = 0;
+    socklen_t tl = sizeof type;
+    if (getsockopt(io->fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_DGRAM)
+        return false;
+    struct pollfd pf = { .fd = io->fd, .events = POLLIN | POLLRDHUP };
+    return poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP | POLLHUP));
 }
 
 /* Readiness that stays.  A descriptor that is not ours is armed one-shot,
@@ -1080,12 +1097,15 @@ static void ep_level_retry(struct rproc *p)
         if (!f)
             continue;
         if (f->level && f->head) {
-            const struct rop *head = f->head;
-            /* The readiness its waiters wait for, without the hang-up and
-             * error bits, which did not come (ep_hangup_read). */
-            ep_ready(p, fd, f->armed & ~(EPOLLRDHUP | EPOLLHUP | EPOLLERR));
-            if (f->head != head)
-                progress = true; /* a call went on (ep_ready keeps the order) */
+            /* The file's readiness now, as an event would report it
+             * (poll's bits are epoll's); none: no call to make. */
+            struct pollfd pf = { .fd = fd, .events = (short)f->armed };
+            if (poll(&pf, 1, 0) == 1 && pf.revents) {
+                const struct rop *head = f->head;
+                ep_ready(p, fd, (uint16_t)pf.revents);
+                if (f->head != head)
+                    progress = true; /* a call went on (ep_ready keeps the order) */
+            }
         }
         if (f->level && f->head)
             ep->level[k++] = fd;
@@ -1146,8 +1166,20 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
     /* Edge-triggered: a waiter whose call said -EAGAIN again, after this
      * edge was taken from the set, is woken by the next edge, which the
      * readiness it waits for makes (see the top); nothing to arm. */
-    if (!want || f->et)
+    if (f->et)
         return;
+    if (!want) {
+        if (f->level) {
+            /* The last waiter has gone: no registration for good is left
+             * behind for a descriptor that is not ours (a one-shot one
+             * that has fired reports nothing more; a close(2) behind our
+             * back may leave it in the set under a reused number). */
+            ep_arm(p, fd, f, EPOLLONESHOT);
+            f->level = false;
+            f->armed = 0;
+        }
+        return;
+    }
     /* Not ours.  A call the readiness concerned said -EAGAIN again: the
      * readiness may stay (an error queued, a connect waiting for room), and
      * one-shot armed again it would be reported at once, for ever: a

@@ -1110,7 +1110,9 @@ static void main_staying(void *arg)
     ck_assert_int_eq(connect(u, (struct sockaddr *)&sa, sizeof sa), 0);
     ck_assert_int_eq(send(u, "x", 1, 0), 1);
     struct pollfd pf = { .fd = u, .events = POLLIN };
+    ringo_deadline_set(ringo_now() + 20000 * MS); /* a guard */
     ck_assert_int_eq(ringo_poll(u, POLLIN), POLLERR); /* the error has come */
+    ringo_deadline_set(RINGO_NEVER);
     char b[16];
     ck_assert_int_eq(ringo_recv(u, b, sizeof b, MSG_DONTWAIT), -ECONNREFUSED);
     ck_assert_int_eq(poll(&pf, 1, 0), 1);
@@ -1187,6 +1189,63 @@ START_TEST(staying_readiness_does_not_spin)
 }
 END_TEST
 
+/* A hang-up reported for an earlier file under a reused number is not
+ * the new file's end: a connection of the runtime's (registered with the
+ * proc for good on epoll) is duplicated and closed with ringo_close, a
+ * socketpair gets its number, and a goroutine waits to read it; the old
+ * connection's peer then shuts down, which the old registration reports
+ * under the number.  The read of the socketpair goes on waiting, and
+ * returns what its own peer sends. */
+static void main_stale_hangup(void *arg)
+{
+    (void)arg;
+    int l, c, s;
+    tcp_connected(&l, &c, &s);
+    dg_fd = s;
+    atomic_store(&dg_res, 1);
+    size_t before = waiting_now();
+    ck_assert_int_gt(ringo_go(dg_reader, NULL), 0);
+    while (waiting_now() < before + 1)
+        ringo_yield(); /* waits on s: registered */
+    ck_assert_int_eq(ringo_write(c, "ab", 2), 2);
+    for (int i = 0; i < 30000 && atomic_load(&dg_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&dg_res), 2);
+    int d = dup(s); /* the file lives on */
+    ck_assert_int_ge(d, 0);
+    ck_assert_int_eq(ringo_close(s), 0);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ck_assert_int_eq(sv[0], s); /* the number is reused */
+    dg_fd = sv[0];
+    atomic_store(&dg_res, 1);
+    ck_assert_int_gt(ringo_go(dg_reader, (void *)1), 0);
+    while (waiting_now() < before + 1)
+        ringo_yield();
+    ck_assert_int_eq(shutdown(c, SHUT_WR), 0);
+    /* The proc has waited in the kernel twice since: it has taken the
+     * hang-up's event. */
+    uint64_t e0 = enters_now();
+    while (enters_now() < e0 + 2)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&dg_res), 1); /* still waiting */
+    ck_assert_int_eq(write(sv[1], "zz", 2), 2);
+    for (int i = 0; i < 30000 && atomic_load(&dg_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&dg_res), 2);
+    close(d);
+    close(sv[0]);
+    close(sv[1]);
+    ringo_close(c);
+    ringo_close(l);
+}
+
+START_TEST(stale_hangup_is_not_the_new_files_end)
+{
+    RUN(main_stale_hangup, NULL, 1);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 
 static Suite *suite(void)
@@ -1197,6 +1256,7 @@ static Suite *suite(void)
     tcase_add_test(tc, echo_hundred_clients);
     tcase_add_test(tc, datagram_read_after_shutdown_returns_zero);
     tcase_add_test(tc, staying_readiness_does_not_spin);
+    tcase_add_test(tc, stale_hangup_is_not_the_new_files_end);
     tcase_add_test(tc, listen_and_dial);
     tcase_add_test(tc, offload_runs_on_helpers);
     tcase_add_test(tc, offload_cancel);
