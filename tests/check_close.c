@@ -679,8 +679,10 @@ static void main_partial_read(void *arg)
     off_t moved = lseek(dupfd, 0, SEEK_CUR);
     ck_assert_int_gt(r, 0);
     ck_assert_int_eq(r, (long)moved);
-    for (long i = 0; i < r; i++)
-        ck_assert_int_eq(part_buf[i], 'x');
+    long same = 0;
+    while (same < r && part_buf[same] == 'x')
+        same++;
+    ck_assert_int_eq(same, r); /* the bytes it returned are the file's */
     while (ringo_count() > 1)
         ringo_sleep(MS);
     close(dupfd);
