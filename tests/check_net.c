@@ -920,9 +920,13 @@ static void unix_connector(void *arg)
                                                unix_sa_len));
 }
 
-static void main_connect_redo(void *arg)
+/* An AF_UNIX listener (autobound; its address in unix_sa) with a backlog
+ * of 0, filled: the connections that filled it in queued (*nq of them);
+ * and unix_conn_fd, a socket to connect to it next. */
+#define UNIX_QUEUED 8
+
+static int full_unix_listener(int queued[UNIX_QUEUED], int *nq)
 {
-    (void)arg;
     int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(l, 0);
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -930,19 +934,28 @@ static void main_connect_redo(void *arg)
     unix_sa_len = sizeof unix_sa;
     ck_assert_int_eq(getsockname(l, (struct sockaddr *)&unix_sa, &unix_sa_len), 0);
     ck_assert_int_eq(listen(l, 0), 0);
-    int queued[8], nq = 0;
-    for (;;) { /* fill the backlog */
+    *nq = 0;
+    for (;;) {
         int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         ck_assert_int_ge(c, 0);
         if (connect(c, (struct sockaddr *)&unix_sa, unix_sa_len) < 0) {
             close(c);
             break;
         }
-        ck_assert_int_lt(nq, 8);
-        queued[nq++] = c;
+        ck_assert_int_lt(*nq, UNIX_QUEUED);
+        queued[(*nq)++] = c;
     }
     unix_conn_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(unix_conn_fd, 0);
     atomic_store(&unix_conn_res, 1);
+    return l;
+}
+
+static void main_connect_redo(void *arg)
+{
+    (void)arg;
+    int queued[UNIX_QUEUED], nq;
+    int l = full_unix_listener(queued, &nq);
     ck_assert_int_gt(ringo_go_on(ringo_proc(), unix_connector, NULL), 0);
     ringo_sleep(20 * MS); /* it waits in the kernel */
     ck_assert_int_eq(ringo_fd_deadline_set(unix_conn_fd, RINGO_WRITE, ringo_now() + 60000 * MS), 0);
@@ -1143,24 +1156,8 @@ static void main_staying(void *arg)
     close(u);
 
     /* An AF_UNIX connect into a full backlog. */
-    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un un = { .sun_family = AF_UNIX };
-    ck_assert_int_eq(bind(l, (struct sockaddr *)&un, sizeof(sa_family_t)), 0); /* autobind */
-    unix_sa_len = sizeof unix_sa;
-    ck_assert_int_eq(getsockname(l, (struct sockaddr *)&unix_sa, &unix_sa_len), 0);
-    ck_assert_int_eq(listen(l, 0), 0);
-    int queued[8], nq = 0;
-    for (;;) {
-        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (connect(c, (struct sockaddr *)&unix_sa, unix_sa_len) < 0) {
-            close(c);
-            break;
-        }
-        ck_assert_int_lt(nq, 8);
-        queued[nq++] = c;
-    }
-    unix_conn_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    atomic_store(&unix_conn_res, 1);
+    int queued[UNIX_QUEUED], nq;
+    int l = full_unix_listener(queued, &nq);
     before = waiting_now();
     ck_assert_int_gt(ringo_go(unix_connector, NULL), 0);
     while (waiting_now() < before + 1)
