@@ -748,8 +748,11 @@ static void ep_offload(struct rproc *p, struct rop *op)
     const struct eng_io *io = op->io;
     int fd = io->kind == ENG_OPENAT && io->u.path && io->u.path[0] == '/' ? -1 : io->fd;
     int r = offload_io(p, fd, ep_call_blocking, ep_helper_done, op);
-    if (r == -EBADF && !op->ep_done)
-        r = ENG_CLOSING; /* a close under way: made again after it (io.c) */
+    /* A close under way: made again after it (io.c).  Not an openat: it
+     * counted itself on its directory before the close began, which the
+     * closer waits for (close.c "Directories"); its close ends it. */
+    if (r == -EBADF && !op->ep_done && io->kind != ENG_OPENAT)
+        r = ENG_CLOSING;
     if (r)
         ep_complete(p, op, ep_ended(op, r));
 }

@@ -260,7 +260,11 @@ int offload_call(void (*fn)(void *), void *arg, bool *queued)
  *   - a job submitted for the fd is refused (pool_submit): the operation
  *     waits for the closer's mark to go and is made again (io.c,
  *     ENG_CLOSING), as one that meets a closing mark, since once the
- *     close(2) is done the number may name a new file;
+ *     close(2) is done the number may name a new file; but an openat
+ *     relative to the fd ends with -EBADF: it counted itself on the
+ *     directory before the closer marked it (else it would have waited
+ *     there), and the closer waits for that count, so waiting for the
+ *     mark in turn would wait for ever;
  *   - the jobs being made on it (pool.cur) are counted, and the closer
  *     waits until their calls have returned: the helper that finishes the
  *     last one posts the closer's task (a goroutine), or the closer polls
