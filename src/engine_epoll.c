@@ -353,6 +353,44 @@ static int ep_connect_done(int fd)
 
 /* io without blocking: its result, or -EAGAIN.  done: what a recv with
  * MSG_WAITALL has received already (ep_waitall). */
+/* The rest of a recvmsg with MSG_WAITALL that has received done bytes
+ * (ep_waitall): into its vector past them, and without the control
+ * buffer, as io_uring goes on (ancillary data comes with the first
+ * piece).  ep_ready makes it, which may run on a goroutine's stack (a
+ * scheduling point polls): the vector's copy on the heap past a few
+ * entries.  A vector longer than IOV_MAX failed its first call. */
+#define EP_RECVMSG_IOV 8
+
+static __attribute__((noinline)) int ep_recvmsg_rest(const struct eng_io *io, uint32_t done)
+{
+    const struct msghdr *msg = io->u.msg;
+    struct iovec small[EP_RECVMSG_IOV];
+    struct iovec *v = small;
+    if (msg->msg_iovlen > EP_RECVMSG_IOV) {
+        v = seam_malloc(msg->msg_iovlen * sizeof *v);
+        if (!v)
+            return -ENOMEM; /* ep_waitall returns what came */
+    }
+    int n = 0;
+    size_t skip = done;
+    for (size_t i = 0; i < msg->msg_iovlen && n < IOV_MAX; i++) {
+        size_t l = msg->msg_iov[i].iov_len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        v[n].iov_base = (char *)msg->msg_iov[i].iov_base + skip;
+        v[n].iov_len = l - skip;
+        skip = 0;
+        n++;
+    }
+    struct msghdr m = { .msg_iov = v, .msg_iovlen = (size_t)n };
+    int r = neg_errno(ep_recvmsg(io->fd, &m, io->flags | MSG_DONTWAIT));
+    if (v != small)
+        free(v);
+    return r;
+}
+
 static int ep_call(const struct eng_io *io, int mode, uint32_t done)
 {
     struct iovec one;
@@ -375,6 +413,8 @@ static int ep_call(const struct eng_io *io, int mode, uint32_t done)
     case ENG_SEND:
         return neg_errno(ep_sendto(io->fd, io->u.cbuf, (size_t)io->len, io->flags | MSG_DONTWAIT));
     case ENG_RECVMSG:
+        if (done)
+            return ep_recvmsg_rest(io, done);
         return neg_errno(ep_recvmsg(io->fd, io->u.msg, io->flags | MSG_DONTWAIT));
     case ENG_SENDMSG:
         return neg_errno(ep_sendmsg(io->fd, io->u.cmsg, io->flags | MSG_DONTWAIT));
@@ -546,18 +586,26 @@ static inline void ep_note_drained(struct ep_fd *f, const struct eng_io *io, int
         f->drained = f->et;
 }
 
-/* A recv with MSG_WAITALL (and without MSG_DONTWAIT or MSG_PEEK) on a
- * stream socket returns when it has all it asked for, as recv(2) and
- * io_uring's recv do, or less at the end of the stream or an error.  The call that does not wait (ep_call) gives
- * what has come: counted in op, and -EAGAIN to wait for more.  r: that
- * call's result; returns the operation's, or -EAGAIN. */
+/* A recv or recvmsg with MSG_WAITALL (and without MSG_DONTWAIT or
+ * MSG_PEEK) on a stream socket returns when it has all it asked for, as
+ * recv(2) and io_uring's recv do, or less at the end of the stream or an
+ * error.  The call that does not wait (ep_call) gives what has come:
+ * counted in op, and -EAGAIN to wait for more (a recvmsg's next calls go
+ * on past it: ep_recvmsg_rest).  r: that call's result; returns the
+ * operation's, or -EAGAIN. */
 static inline int ep_waitall(struct rop *op, const struct eng_io *io, int r)
 {
-    if (__builtin_expect(io->kind != ENG_RECV ||
+    if (__builtin_expect((io->kind != ENG_RECV && io->kind != ENG_RECVMSG) ||
                              (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) != MSG_WAITALL, 1))
         return r;
     if (r > 0) {
-        if (op->ep_done + (uint32_t)r >= io->len)
+        size_t want = io->len;
+        if (io->kind == ENG_RECVMSG) {
+            want = 0;
+            for (size_t i = 0; i < io->u.msg->msg_iovlen; i++)
+                want += io->u.msg->msg_iov[i].iov_len;
+        }
+        if ((size_t)op->ep_done + (size_t)r >= want)
             return (int)(op->ep_done + (uint32_t)r);
         /* Short: more to wait for on a stream (or a SOCK_SEQPACKET
          * socket, as io_uring); a datagram socket's receive is one

@@ -373,10 +373,12 @@ END_TEST
  * for, though the bytes come in pieces; with less at the end of the
  * stream, or when its deadline passes after some came, it returns what it
  * has (never -ETIMEDOUT over bytes it took); on a datagram socket, one
- * datagram.  Both engines (epoll's calls do not
- * wait, so it counts what has come and waits for more). */
+ * datagram.  recv, and recvmsg into a vector of two pieces.  Both
+ * engines (epoll's calls do not wait, so it counts what has come and
+ * waits for more). */
 struct waitall_rx {
     int fd;
+    bool msg; /* recvmsg */
     int64_t deadline; /* from its start; 0: none */
     atomic_int started, done;
     ssize_t result;
@@ -389,15 +391,21 @@ static void waitall_receiver(void *arg)
     if (w->deadline)
         ringo_deadline_set(ringo_now() + w->deadline);
     atomic_store(&w->started, 1);
-    w->result = ringo_recv(w->fd, w->buf, 4, MSG_WAITALL);
+    if (w->msg) {
+        struct iovec v[2] = { { w->buf, 1 }, { w->buf + 1, 3 } };
+        struct msghdr m = { .msg_iov = v, .msg_iovlen = 2 };
+        w->result = ringo_recvmsg(w->fd, &m, MSG_WAITALL);
+    } else {
+        w->result = ringo_recv(w->fd, w->buf, 4, MSG_WAITALL);
+    }
     atomic_store(&w->done, 1);
 }
 
-static void waitall_case(int how) /* 0: the rest comes; 1: EOF; 2: the deadline */
+static void waitall_case(int how, bool msg) /* 0: the rest comes; 1: EOF; 2: the deadline */
 {
     int a, b;
     test_tcp_pair(&a, &b, NULL);
-    struct waitall_rx w = { .fd = b, .deadline = how == 2 ? 50 * MS : 0 };
+    struct waitall_rx w = { .fd = b, .msg = msg, .deadline = how == 2 ? 50 * MS : 0 };
     ck_assert_int_gt(ringo_go(waitall_receiver, &w), 0);
     while (!atomic_load(&w.started))
         ringo_sleep(100 * US);
@@ -420,8 +428,10 @@ static void waitall_case(int how) /* 0: the rest comes; 1: EOF; 2: the deadline 
 static void main_waitall(void *arg)
 {
     (void)arg;
-    for (int how = 0; how < 3; how++)
-        waitall_case(how);
+    for (int how = 0; how < 3; how++) {
+        waitall_case(how, false);
+        waitall_case(how, true);
+    }
     /* A datagram socket's receive is one datagram, MSG_WAITALL or not:
      * the first comes back alone, though a second follows. */
     int sv[2];
