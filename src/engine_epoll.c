@@ -353,13 +353,12 @@ static int ep_connect_done(int fd)
 
 /* io without blocking: its result, or -EAGAIN.  done: what a recv with
  * MSG_WAITALL has received already (ep_waitall). */
-/* The rest of a recvmsg with MSG_WAITALL that has received done bytes
- * (ep_waitall): into its vector past them, and without the control
- * buffer, as io_uring goes on (ancillary data comes with the first
- * piece).  ep_ready makes it, which may run on a goroutine's stack (a
+/* The rest of a recvmsg with MSG_WAITALL and no control buffer that has
+ * received done bytes (ep_waitall): into its vector past them.  ep_ready makes it, which may run on a goroutine's stack (a
  * scheduling point polls): the vector's copy on the heap past a few
  * entries.  A vector longer than IOV_MAX failed its first call. */
 #define EP_RECVMSG_IOV 8
+#define EP_IO_MAX 0x7ffff000u /* the most one call transfers (read(2), io.c IO_MAX_LEN) */
 
 static __attribute__((noinline)) int ep_recvmsg_rest(const struct eng_io *io, uint32_t done)
 {
@@ -601,9 +600,16 @@ static inline int ep_waitall(struct rop *op, const struct eng_io *io, int r)
     if (r > 0) {
         size_t want = io->len;
         if (io->kind == ENG_RECVMSG) {
+            /* With a control buffer, io_uring's recvmsg does not go on
+             * past the first piece (a later piece's ancillary data, say
+             * descriptors passed, would have nowhere to go): nor here. */
+            if (io->u.msg->msg_control)
+                return r;
             want = 0;
             for (size_t i = 0; i < io->u.msg->msg_iovlen; i++)
                 want += io->u.msg->msg_iov[i].iov_len;
+            if (want > EP_IO_MAX)
+                want = EP_IO_MAX; /* as io_uring's count, and within an int */
         }
         if ((size_t)op->ep_done + (size_t)r >= want)
             return (int)(op->ep_done + (uint32_t)r);

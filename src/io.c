@@ -187,6 +187,11 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
     if (__builtin_expect(mark != NULL, 0)) {
         claim(g, op.token);
         fdops_dec(busy);
+        /* A recv with MSG_WAITALL whose call on epoll took a first piece
+         * returns it: its bytes are in the buffer, and the call must not
+         * be made again over them (engine_epoll.c ep_ended). */
+        if (eng_epoll() && op.ep_done)
+            return (int)op.ep_done;
         fdclose_wait(mark);
         return IO_RESTART;
     }

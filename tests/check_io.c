@@ -450,9 +450,88 @@ static void main_waitall(void *arg)
     ringo_close(sv[1]);
 }
 
+/* A recvmsg with MSG_WAITALL and a control buffer loses no ancillary
+ * data: a descriptor passed with the second piece of an AF_UNIX stream
+ * comes with the call (if it goes on past the first piece) or with the
+ * next one. */
+static atomic_int cm_started;
+static atomic_long cm_res = 1;
+static int cm_sv[2], cm_fd = -1;
+static char cm_buf[4];
+
+static int cm_take_fd(struct msghdr *m)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c), sizeof fd);
+            return fd;
+        }
+    return -1;
+}
+
+static void cm_receiver(void *arg)
+{
+    (void)arg;
+    union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+    struct iovec v = { cm_buf, 4 };
+    struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b };
+    atomic_store(&cm_started, 1);
+    long r = ringo_recvmsg(cm_sv[1], &m, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+    cm_fd = cm_take_fd(&m);
+    atomic_store(&cm_res, r);
+}
+
+static void main_waitall_cmsg(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cm_sv), 0);
+    ck_assert_int_gt(ringo_go(cm_receiver, NULL), 0);
+    while (!atomic_load(&cm_started))
+        ringo_sleep(100 * US);
+    ringo_sleep(5 * MS); /* it waits (if not, it takes the first piece alone all the same) */
+    ck_assert_int_eq(send(cm_sv[0], "ab", 2, 0), 2);
+    int p[2];
+    ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+    union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec v = { "cd", 2 };
+    struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b };
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &p[0], sizeof(int));
+    ck_assert_int_eq(sendmsg(cm_sv[0], &m, 0), 2);
+    for (int i = 0; i < 30000 && atomic_load(&cm_res) == 1; i++)
+        ringo_sleep(MS);
+    long r = atomic_load(&cm_res);
+    int got = cm_fd;
+    if (r == 2) { /* the first piece: the second, with its descriptor, next */
+        union { char b[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl2;
+        struct iovec v2 = { cm_buf + 2, 2 };
+        struct msghdr m2 = { .msg_iov = &v2, .msg_iovlen = 1, .msg_control = ctl2.b, .msg_controllen = sizeof ctl2.b };
+        ck_assert_int_eq(ringo_recvmsg(cm_sv[1], &m2, MSG_CMSG_CLOEXEC), 2);
+        got = cm_take_fd(&m2);
+    } else {
+        ck_assert_int_eq(r, 4);
+    }
+    ck_assert(memcmp(cm_buf, "abcd", 4) == 0);
+    ck_assert_int_ge(got, 0); /* the descriptor came */
+    ck_assert_int_eq(write(p[1], "x", 1), 1);
+    char x;
+    ck_assert_int_eq(read(got, &x, 1), 1); /* and is the pipe's */
+    close(got);
+    close(p[0]);
+    close(p[1]);
+    ringo_close(cm_sv[0]);
+    ringo_close(cm_sv[1]);
+}
+
 START_TEST(recv_waitall_in_pieces)
 {
     RUN(main_waitall, NULL, nprocs_param);
+    RUN(main_waitall_cmsg, NULL, nprocs_param);
 }
 END_TEST
 
