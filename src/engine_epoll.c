@@ -354,9 +354,10 @@ static int ep_connect_done(int fd)
 /* io without blocking: its result, or -EAGAIN.  done: what a recv with
  * MSG_WAITALL has received already (ep_waitall). */
 /* The rest of a recvmsg with MSG_WAITALL and no control buffer that has
- * received done bytes (ep_waitall): into its vector past them.  ep_ready makes it, which may run on a goroutine's stack (a
- * scheduling point polls): the vector's copy on the heap past a few
- * entries.  A vector longer than IOV_MAX failed its first call. */
+ * received done bytes (ep_waitall): into its vector past them.  ep_ready
+ * makes it, which may run on a goroutine's stack (a scheduling point
+ * polls): the vector's copy on the heap past a few entries.  A vector
+ * longer than IOV_MAX failed its first call. */
 #define EP_RECVMSG_IOV 8
 #define EP_IO_MAX 0x7ffff000u /* the most one call transfers (read(2), io.c IO_MAX_LEN) */
 
