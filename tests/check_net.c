@@ -951,6 +951,28 @@ static int full_unix_listener(int queued[UNIX_QUEUED], int *nq)
     return l;
 }
 
+/* Room in full_unix_listener's backlog: the listener takes a connection,
+ * and the connect waiting on it is made (0).  The connection taken. */
+static int unix_room_and_connected(int l)
+{
+    int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(a, 0);
+    for (int i = 0; i < 30000 && atomic_load(&unix_conn_res) == 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&unix_conn_res), 0);
+    return a;
+}
+
+/* Everything full_unix_listener opened, the connected socket and a. */
+static void unix_listener_close(int l, int a, const int queued[UNIX_QUEUED], int nq)
+{
+    ringo_close(unix_conn_fd);
+    close(a);
+    for (int i = 0; i < nq; i++)
+        close(queued[i]);
+    ringo_close(l);
+}
+
 static void main_connect_redo(void *arg)
 {
     (void)arg;
@@ -962,19 +984,11 @@ static void main_connect_redo(void *arg)
     ringo_sleep(50 * MS);
     /* The backlog is still full: no connection can have been made. */
     ck_assert_int_eq(atomic_load(&unix_conn_res), 1);
-    int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(a, 0);
-    for (int i = 0; i < 30000 && atomic_load(&unix_conn_res) == 1; i++)
-        ringo_sleep(MS);
-    ck_assert_int_eq(atomic_load(&unix_conn_res), 0);
+    int a = unix_room_and_connected(l);
     struct sockaddr_un peer;
     socklen_t plen = sizeof peer;
     ck_assert_int_eq(getpeername(unix_conn_fd, (struct sockaddr *)&peer, &plen), 0);
-    ringo_close(unix_conn_fd);
-    close(a);
-    for (int i = 0; i < nq; i++)
-        close(queued[i]);
-    ringo_close(l);
+    unix_listener_close(l, a, queued, nq);
 }
 
 START_TEST(connect_made_again_after_a_deadline_change)
@@ -1168,16 +1182,7 @@ static void main_staying(void *arg)
     ck_assert_msg(waits < STAYING_WAITS, "%llu waits while a connect waited for room",
                   (unsigned long long)waits);
     ck_assert_int_eq(atomic_load(&unix_conn_res), 1);
-    int a = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-    ck_assert_int_ge(a, 0);
-    for (int i = 0; i < 30000 && atomic_load(&unix_conn_res) == 1; i++)
-        ringo_sleep(MS);
-    ck_assert_int_eq(atomic_load(&unix_conn_res), 0);
-    ringo_close(unix_conn_fd);
-    close(a);
-    for (int i = 0; i < nq; i++)
-        close(queued[i]);
-    close(l);
+    unix_listener_close(l, unix_room_and_connected(l), queued, nq);
 }
 
 START_TEST(staying_readiness_does_not_spin)
