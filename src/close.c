@@ -520,7 +520,7 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd, bool coun
     }
 }
 
-void (*close_seam)(int fd);
+_Atomic(fd_seam_fn *) close_seam;
 
 int ringo_close(int fd)
 {
@@ -552,8 +552,9 @@ int ringo_close(int fd)
     /* No block_check(): see the design comment. */
     if (mark)
         close_cancel_remote(p, g, fd, counted);
-    if (__builtin_expect(close_seam != NULL, 0))
-        close_seam(fd);
+    fd_seam_fn *seam = load_acquire(&close_seam);
+    if (__builtin_expect(seam != NULL, 0))
+        seam(fd);
     /* On epoll, calls of fd's on helper threads (offload.c "Engine jobs
      * and ringo_close"): those queued end, those being made are waited
      * for, and none starts until the close(2) is done.  The wait may let

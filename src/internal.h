@@ -318,8 +318,12 @@ void fdclose_dir_exit(_Atomic uint32_t *word);
 bool fdclose_dir_busy(int fd);                     /* an openat relative to fd in progress */
 /* A seam for tests (check_close.c), NULL in programs: ringo_close calls it
  * after it has had the other procs cancel the operations they count on
- * fd, before its own cancel and the close (io.c). */
-extern void (*close_seam)(int fd);
+ * fd, before its own cancel and the close (io.c).  Atomic, as a test sets
+ * and clears it while goroutines of other procs may close descriptors;
+ * loaded with acquire, so that what the test set up before storing the
+ * seam is seen by the seam. */
+typedef void fd_seam_fn(int fd);
+extern _Atomic(fd_seam_fn *) close_seam;
 /* A seam for tests (check_chan.c), NULL in programs: ringo_run calls it
  * on its own thread once every proc has left its loop, while plain
  * threads may still call in (tasks they post then are discarded). */
@@ -836,8 +840,9 @@ struct offload_closing {
 void offload_io_close_begin(struct offload_closing *c);
 void offload_io_close_wait(struct offload_closing *c, struct rproc *p, struct rg *g);
 void offload_io_close_end(struct offload_closing *c);
-/* Test seam: called on the helper thread as it begins a call on fd. */
-extern void (*offload_io_seam)(int fd);
+/* Test seam: called on the helper thread as it begins a call on fd.
+ * Atomic as close_seam is: a test clears it while helpers make calls. */
+extern _Atomic(fd_seam_fn *) offload_io_seam;
 
 /* accept.c: multishot accept.  acc_accept returns a descriptor, -errno, or
  * one of these (take the single-shot path instead). */

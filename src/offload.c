@@ -279,13 +279,14 @@ int offload_call(void (*fn)(void *), void *arg, bool *queued)
  * all: an open of a FIFO waits for its other end, and two readers of one
  * terminal woken by one readiness (ep_start's EPM_READY_BLOCKING) can
  * leave one blocked until input comes; the close waits as long. */
-void (*offload_io_seam)(int fd);
+_Atomic(fd_seam_fn *) offload_io_seam;
 
 static void io_job_run(void *arg)
 {
     struct offload_job *job = arg;
-    if (__builtin_expect(offload_io_seam != NULL, 0))
-        offload_io_seam(job->io_fd);
+    fd_seam_fn *seam = load_acquire(&offload_io_seam);
+    if (__builtin_expect(seam != NULL, 0))
+        seam(job->io_fd);
     job->io_res = job->io_fn(job->io_arg);
 }
 
