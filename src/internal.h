@@ -335,6 +335,10 @@ extern void (*teardown_seam)(void);
 typedef void signal_seam_fn(void);
 extern _Atomic(signal_seam_fn *) signal_thread_seam; /* relaxed: set before the poke that matters */
 extern _Atomic unsigned long signal_pokes;
+/* Called by the signal handler between its load of the eventfd's number
+ * and its write to it (check_signal.c), NULL in programs: async-signal-
+ * safe calls only. */
+extern _Atomic(fd_seam_fn *) signal_handler_seam;
 
 /* What the watchdog's monitor saw of a proc when it asks the proc thread
  * for a report (watchdog.c "The report").  The monitor writes tick,

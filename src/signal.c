@@ -69,6 +69,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,13 +110,36 @@ static inline uint64_t sigbit(int s)
     return 1ull << (s - 1);
 }
 
+/* The handler and the eventfd's close.  A handler may run on a plain
+ * thread while the run ends: signal_run_end uninstalls it, but one
+ * already entered goes on, and a write to a number that the close has
+ * freed would land in whatever file gets the number next.  So the
+ * handler counts itself in handlers_in before it loads the number from
+ * sig_efd_pub, and signal_run_end stores -1 there before it waits for
+ * the count to fall to 0 and closes.  All four seq_cst: if the closer's
+ * load of the count comes before the handler's increment in their single
+ * total order, the handler's load of the number comes after the closer's
+ * store of -1, and it writes nothing; otherwise the closer sees the
+ * handler counted and waits for it. */
+static _Atomic int sig_efd_pub = -1;
+static _Atomic int handlers_in;
+_Atomic(fd_seam_fn *) signal_handler_seam;
+
 static void sig_handler(int s)
 {
     int saved = errno;
     atomic_fetch_or_explicit(&pending, sigbit(s), memory_order_relaxed);
-    uint64_t one = 1;
-    ssize_t w = write(sig_efd, &one, sizeof one);
-    (void)w;
+    atomic_fetch_add(&handlers_in, 1);
+    int fd = atomic_load(&sig_efd_pub);
+    if (fd >= 0) {
+        fd_seam_fn *seam = load_acquire(&signal_handler_seam);
+        if (__builtin_expect(seam != NULL, 0))
+            seam(fd);
+        uint64_t one = 1;
+        ssize_t w = write(fd, &one, sizeof one);
+        (void)w;
+    }
+    atomic_fetch_sub(&handlers_in, 1);
     errno = saved;
 }
 
@@ -358,6 +382,9 @@ static int thread_start(void)
         sig_efd = seam_eventfd(0, EFD_CLOEXEC);
         if (sig_efd < 0)
             return -errno;
+        /* seq_cst, as the handler's load ("The handler and the
+         * eventfd's close"); before any handler is installed */
+        atomic_store(&sig_efd_pub, sig_efd);
     }
     if (sig_sfd < 0) {
         sigset_t none;
@@ -583,6 +610,12 @@ void signal_run_end(void)
         sig_sfd = -1;
     }
     if (sig_efd >= 0) {
+        /* A handler entered before the uninstall may still be about to
+         * write ("The handler and the eventfd's close"): it is brief (a
+         * load and a write), so yield until it has left. */
+        atomic_store(&sig_efd_pub, -1);
+        while (atomic_load(&handlers_in) != 0)
+            sched_yield();
         close(sig_efd);
         sig_efd = -1;
     }

@@ -10,14 +10,16 @@
  * deadlocked, and once the last channel is stopped a deadlock is reported
  * again; a write to a broken connection returns -EPIPE instead of killing
  * the process, and SIGPIPE's default is back after the run; the signal
- * thread stops at the end of the run whatever it was doing; bad arguments.
+ * thread stops at the end of the run whatever it was doing; a handler
+ * still running on a plain thread at the end writes into no other file;
+ * bad arguments.
  */
 #include "testutil.h"
 
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "internal.h" /* signal_thread_seam */
+#include "internal.h" /* signal_thread_seam, signal_handler_seam */
 
 static unsigned nprocs_param = 1;
 
@@ -345,6 +347,81 @@ START_TEST(stop_reaches_a_busy_signal_thread)
 }
 END_TEST
 
+/* A handler that a plain thread entered before the run's end: the end
+ * closes the signal thread's eventfd only once the handler has left it,
+ * or the handler's write lands in whatever file gets the number next.
+ * The seam holds the handler between its load of the number and its
+ * write, until the test has put a socket at that number once ringo_run
+ * has returned (or for at most a second: with the close waiting for the
+ * handler, the number is freed only after the handler has gone).  The
+ * socket must receive nothing. */
+static atomic_int late_fd = -1, late_in, late_reused, late_done;
+static pthread_t late_thread;
+
+static void late_handler_seam(int fd)
+{
+    atomic_store(&late_fd, fd);
+    atomic_store(&late_in, 1);
+    for (int i = 0; i < 1000 && !atomic_load(&late_reused); i++) {
+        struct timespec ms = { 0, 1000000 };
+        nanosleep(&ms, NULL);
+    }
+}
+
+static void *late_thread_main(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    while (!atomic_load(&late_done))
+        usleep(1000);
+    return NULL;
+}
+
+static void main_late_handler(void *arg)
+{
+    (void)arg;
+    int sig = SIGUSR1;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0); /* the handler and the eventfd */
+    atomic_store(&signal_handler_seam, late_handler_seam);
+    ck_assert_int_eq(pthread_kill(late_thread, SIGUSR1), 0);
+    while (!atomic_load(&late_in))
+        ringo_yield();
+    ringo_chan_release(c); /* the registration holds it to the run's end */
+}
+
+START_TEST(run_end_waits_for_a_handler_in_flight)
+{
+    atomic_store(&late_fd, -1);
+    atomic_store(&late_in, 0);
+    atomic_store(&late_reused, 0);
+    atomic_store(&late_done, 0);
+    ck_assert_int_eq(pthread_create(&late_thread, NULL, late_thread_main, NULL), 0);
+    RUN(main_late_handler, NULL, nprocs_param);
+    int fd = atomic_load(&late_fd);
+    ck_assert_int_ge(fd, 0);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    bool freed = fcntl(fd, F_GETFD) < 0; /* the run's end closed its eventfd */
+    if (freed)
+        ck_assert_int_eq(dup3(sv[1], fd, O_CLOEXEC), fd);
+    atomic_store(&late_reused, 1);
+    atomic_store(&late_done, 1);
+    ck_assert_int_eq(pthread_join(late_thread, NULL), 0); /* the handler is done */
+    atomic_store(&signal_handler_seam, NULL);
+    ck_assert(freed);
+    char b[8];
+    ck_assert_int_eq(recv(sv[0], b, sizeof b, MSG_DONTWAIT), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    close(fd);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
     RUN(main_bad, NULL, nprocs_param);
@@ -370,6 +447,7 @@ static Suite *suite(void)
     tcase_add_test(tc, sigpipe_of_a_write_reaches_its_channel);
     tcase_add_test(tc, register_from_a_plain_thread);
     tcase_add_test(tc, stop_reaches_a_busy_signal_thread);
+    tcase_add_test(tc, run_end_waits_for_a_handler_in_flight);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);
     return s;
