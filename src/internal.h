@@ -515,6 +515,7 @@ struct runtime {
     _Atomic int foreign_ops;    /* plain threads inside a call that touches the procs */
     _Atomic int stopping;       /* 0 running, 1 every goroutine done, 2 deadlock */
     _Atomic int foreign;        /* a plain thread has called in: deadlock detection off */
+    int caller_toucher;         /* the ringo_run caller is counted in foreign_threads */
     _Atomic unsigned rr;        /* round robin for spawns from plain threads */
     _Atomic uint64_t foreign_spawned; /* goroutines spawned by plain threads (ringo_stats) */
     pthread_mutex_t idle_lock;

@@ -70,10 +70,66 @@ static bool segv_installed;
 
 __thread bool tls_runtime_thread;
 
+/* Plain threads alive that have touched a ringo object, in this run or
+ * before it.  rt.foreign turns deadlock detection off for the rest of a
+ * run once a plain thread calls in during it; but a thread that locked a
+ * mutex, or added to a WaitGroup, before the run may still release a
+ * goroutine that waits on it, without any call during the run until
+ * then.  So a thread counts itself here at its first call (wherever it
+ * is made) and uncounts itself when it exits (the key's destructor), and
+ * the check reports nothing while one is counted, the ringo_run caller
+ * aside (it waits in ringo_run for the run's end: rt.caller_toucher).
+ * seq_cst, as rt.foreign: the check reads both under idle_lock. */
+static _Atomic long foreign_threads;
+static __thread bool tls_toucher;
+static pthread_key_t toucher_key;
+static pthread_once_t toucher_once = PTHREAD_ONCE_INIT;
+
+static void toucher_gone(void *v)
+{
+    (void)v;
+    fetch_add_seqcst(&foreign_threads, -1);
+    /* Every proc may be idle already, its check having found this thread
+     * counted: check for them.  Under idle_lock, as theirs: either a
+     * proc's check comes after this one and sees the count, or this one
+     * sees the proc idle. */
+    struct rproc *me;
+    if (!run_enter_quiet(&me))
+        return;
+    pthread_mutex_lock(&rt.idle_lock);
+    rt_check_deadlock(NULL);
+    pthread_mutex_unlock(&rt.idle_lock);
+    run_exit(me);
+}
+
+/* A fork's child has only the thread that forked. */
+static void toucher_forked(void)
+{
+    store_seqcst(&foreign_threads, tls_toucher ? 1 : 0);
+}
+
+static void toucher_init(void)
+{
+    if (pthread_key_create(&toucher_key, toucher_gone) == 0)
+        pthread_atfork(NULL, NULL, toucher_forked);
+}
+
+static void note_toucher(void)
+{
+    tls_toucher = true;
+    pthread_once(&toucher_once, toucher_init);
+    /* Counted only with a destructor to uncount it: a thread that cannot
+     * have one still turns detection off for the run it calls in. */
+    if (pthread_setspecific(toucher_key, (void *)1) == 0)
+        fetch_add_seqcst(&foreign_threads, 1);
+}
+
 void note_foreign(void)
 {
     if (tls_runtime_thread)
         return;
+    if (__builtin_expect(!tls_toucher, 0))
+        note_toucher();
     /* relaxed: a plain thread's call is itself the event; the flag only
      * needs to be seen by a later deadlock check, which reads it under
      * idle_lock after the proc that got the work registered idle, and
@@ -535,14 +591,15 @@ void bug(const char *fmt, ...)
     abort();
 }
 
-/* Called under rt.idle_lock by a proc that just registered idle. */
+/* Called under rt.idle_lock by a proc that just registered idle, or with
+ * self NULL by a plain thread leaving (toucher_gone). */
 void rt_check_deadlock(struct rproc *self)
 {
     if (rt.idle_procs != rt.nprocs)
         return;
     int64_t outside;
-    if (load_seqcst(&rt.foreign) || load_seqcst(&signal_regs) || load_relaxed(&rt.stopping) ||
-        live_count_read(&outside) <= 0)
+    if (load_seqcst(&rt.foreign) || load_seqcst(&foreign_threads) > rt.caller_toucher ||
+        load_seqcst(&signal_regs) || load_relaxed(&rt.stopping) || live_count_read(&outside) <= 0)
         return;
     /* Every proc is registered idle.  An idle proc still reaps in its
      * eng_poll, so a futex wait that completes there lowers q->inflight
@@ -1195,6 +1252,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     store_relaxed(&rt.live, 0);
     store_relaxed(&rt.stopping, 0);
     store_relaxed(&rt.foreign, 0);
+    rt.caller_toucher = tls_toucher;
     store_relaxed(&rt.futex_transit, 0);
     store_relaxed(&rt.rr, 0);
     store_relaxed(&rt.foreign_spawned, 0);

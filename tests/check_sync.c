@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "futex.h"
+#include "internal.h" /* rt: every proc idle */
 
 static unsigned nprocs_param = 1;
 
@@ -281,6 +282,89 @@ START_TEST(plain_waiter_woken_leaves_deadlock_detection_on)
     pthread_join(t, NULL);
     ringo_chan_release(c);
     ck_assert_int_eq(r, -EDEADLK);
+}
+END_TEST
+
+/* A plain thread that touched a ringo object before the run, and may
+ * still release a goroutine without any call during the run until then:
+ * no deadlock is reported while it lives.  Here it locked a mutex before
+ * the run and unlocks it only once every proc has gone idle with the main
+ * goroutine waiting for it, when the check has looked: the run ends
+ * well.  Then a thread that exits while every proc is idle: the check
+ * looks again as it leaves, and reports the deadlock its life hid. */
+static ringo_mutex early_mu;
+static atomic_int early_locked, early_main_waits;
+
+static bool every_proc_idle(void)
+{
+    pthread_mutex_lock(&rt.idle_lock);
+    bool all = rt.nprocs && rt.idle_procs == rt.nprocs;
+    pthread_mutex_unlock(&rt.idle_lock);
+    return all;
+}
+
+static void wait_every_proc_idle(void)
+{
+    while (!atomic_load(&early_main_waits))
+        usleep(100);
+    while (!every_proc_idle())
+        usleep(100);
+}
+
+static void *early_locker(void *arg)
+{
+    (void)arg;
+    ringo_mutex_lock(&early_mu);
+    atomic_store(&early_locked, 1);
+    wait_every_proc_idle();
+    ringo_mutex_unlock(&early_mu);
+    return NULL;
+}
+
+static void main_lock_held_by_thread(void *arg)
+{
+    (void)arg;
+    atomic_store(&early_main_waits, 1);
+    ringo_mutex_lock(&early_mu);
+    ringo_mutex_unlock(&early_mu);
+}
+
+static void *early_toucher(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_mutex_trylock(&early_mu), 0);
+    ringo_mutex_unlock(&early_mu);
+    atomic_store(&early_locked, 1);
+    wait_every_proc_idle();
+    return NULL; /* exits without a call during the run */
+}
+
+static void main_recv_nobody_sends(void *arg)
+{
+    atomic_store(&early_main_waits, 1);
+    char v;
+    ringo_chan_recv(arg, &v);
+}
+
+START_TEST(plain_thread_holding_a_mutex_since_before_the_run)
+{
+    memset(&early_mu, 0, sizeof early_mu);
+    struct ringo_config cfg = { .procs = nprocs_param };
+    void *(*threads[])(void *) = { early_locker, early_toucher };
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&early_locked, 0);
+        atomic_store(&early_main_waits, 0);
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, threads[i], NULL), 0);
+        while (!atomic_load(&early_locked))
+            usleep(100);
+        ringo_chan *c = ringo_chan_make(1, 0); /* outlives the run's discarded goroutines */
+        int r = i == 0 ? ringo_run(main_lock_held_by_thread, NULL, &cfg)
+                       : ringo_run(main_recv_nobody_sends, c, &cfg);
+        pthread_join(t, NULL);
+        ringo_chan_release(c);
+        ck_assert_int_eq(r, i == 0 ? 0 : -EDEADLK);
+    }
 }
 END_TEST
 
@@ -1756,6 +1840,7 @@ static Suite *suite(void)
     tcase_add_test(tc, mutex_trylock);
     tcase_add_test(tc, mutex_plain_thread_not_starved_by_goroutines);
     tcase_add_test(tc, plain_waiter_woken_leaves_deadlock_detection_on);
+    tcase_add_test(tc, plain_thread_holding_a_mutex_since_before_the_run);
     tcase_add_test(tc, sleeping_thread_costs_other_words_no_wake);
     tcase_add_test(tc, zero_and_init_objects);
     tcase_add_test(tc, waitgroup_100k_goroutines);
