@@ -99,6 +99,7 @@ static int sig_efd = -1;                /* the thread's eventfd; under reg_lock 
 static int sig_sfd = -1;                /* the thread's signalfd; under reg_lock */
 static pthread_t sig_thread;
 static bool sig_thread_on;              /* under reg_lock */
+static bool sig_ending;                 /* the run's end has begun: no new thread; under reg_lock */
 static _Atomic int sig_stop;            /* tells the thread to exit */
 static bool sigquit_watched;            /* for the run's dumps ("SIGQUIT"); under reg_lock */
 _Atomic int signal_regs;                /* registrations (deadlock check, runtime.c); seq_cst */
@@ -120,18 +121,32 @@ static inline uint64_t sigbit(int s)
  * load of the count comes before the handler's increment in their single
  * total order, the handler's load of the number comes after the closer's
  * store of -1, and it writes nothing; otherwise the closer sees the
- * handler counted and waits for it. */
+ * handler counted and waits for it.  A fork's child has none of the
+ * other threads that may have been counted (handlers_forked). */
 static _Atomic int sig_efd_pub = -1;
 static _Atomic int handlers_in;
 _Atomic(fd_seam_fn *) signal_handler_seam;
+static pthread_once_t handlers_once = PTHREAD_ONCE_INIT;
+
+static void handlers_forked(void)
+{
+    atomic_store(&handlers_in, 0);
+}
+
+static void handlers_init(void)
+{
+    pthread_atfork(NULL, NULL, handlers_forked);
+}
 
 static void sig_handler(int s)
 {
     int saved = errno;
-    atomic_fetch_or_explicit(&pending, sigbit(s), memory_order_relaxed);
     atomic_fetch_add(&handlers_in, 1);
     int fd = atomic_load(&sig_efd_pub);
     if (fd >= 0) {
+        /* Inside the count: a bit set after the run's end has cleared
+         * `pending` would reach the next run's channels. */
+        atomic_fetch_or_explicit(&pending, sigbit(s), memory_order_relaxed);
         fd_seam_fn *seam = load_acquire(&signal_handler_seam);
         if (__builtin_expect(seam != NULL, 0))
             seam(fd);
@@ -378,12 +393,18 @@ static int thread_start(void)
 {
     if (sig_thread_on)
         return 0;
+    /* A plain thread's ringo_signal_notify as the run ends (it is still
+     * active at signal_run_end's first call): the run is over for it,
+     * and a thread started now could miss the stop meant for the last. */
+    if (sig_ending)
+        return -EINVAL;
     if (sig_efd < 0) {
         sig_efd = seam_eventfd(0, EFD_CLOEXEC);
         if (sig_efd < 0)
             return -errno;
         /* seq_cst, as the handler's load ("The handler and the
          * eventfd's close"); before any handler is installed */
+        pthread_once(&handlers_once, handlers_init);
         atomic_store(&sig_efd_pub, sig_efd);
     }
     if (sig_sfd < 0) {
@@ -554,6 +575,9 @@ int ringo_signal_stop(ringo_chan *c)
 
 int signal_run_start(void)
 {
+    pthread_mutex_lock(&reg_lock);
+    sig_ending = false;
+    pthread_mutex_unlock(&reg_lock);
     if (rt.dump_on_sigquit) {
         pthread_mutex_lock(&reg_lock);
         int r = thread_start();
@@ -589,6 +613,7 @@ void signal_proc_start(void)
 void signal_run_end(void)
 {
     pthread_mutex_lock(&reg_lock);
+    sig_ending = true;
     while (regs)
         reg_drop(&regs);
     if (sigquit_watched) {
@@ -597,13 +622,18 @@ void signal_run_end(void)
     }
     bool on = sig_thread_on;
     sig_thread_on = false;
-    pthread_mutex_unlock(&reg_lock);
+    pthread_t th = sig_thread;
     if (on) {
         store_release(&sig_stop, 1);
         thread_poke();
-        pthread_join(sig_thread, NULL);
     }
-    store_relaxed(&pending, 0);
+    pthread_mutex_unlock(&reg_lock);
+    if (on)
+        pthread_join(th, NULL);
+    /* The descriptors under reg_lock, as a plain thread's
+     * ringo_signal_notify (which fails from now on: sig_ending) and its
+     * pokes use them. */
+    pthread_mutex_lock(&reg_lock);
     /* Every handler of ours was uninstalled by the reg_drops above. */
     if (sig_sfd >= 0) {
         close(sig_sfd);
@@ -619,6 +649,8 @@ void signal_run_end(void)
         close(sig_efd);
         sig_efd = -1;
     }
+    store_relaxed(&pending, 0); /* after the handlers: none sets a bit now */
+    pthread_mutex_unlock(&reg_lock);
     if (sigpipe_ignored) {
         struct sigaction sa;
         /* Put SIG_DFL back unless the program changed it meanwhile. */

@@ -12,14 +12,14 @@
  * the process, and SIGPIPE's default is back after the run; the signal
  * thread stops at the end of the run whatever it was doing; a handler
  * still running on a plain thread at the end writes into no other file;
- * bad arguments.
+ * a plain thread's registration as the run ends fails; bad arguments.
  */
 #include "testutil.h"
 
 #include <poll.h>
 #include <sys/socket.h>
 
-#include "internal.h" /* signal_thread_seam, signal_handler_seam */
+#include "internal.h" /* signal_thread_seam, signal_handler_seam, teardown_seam */
 
 static unsigned nprocs_param = 1;
 
@@ -403,9 +403,9 @@ START_TEST(run_end_waits_for_a_handler_in_flight)
     RUN(main_late_handler, NULL, nprocs_param);
     int fd = atomic_load(&late_fd);
     ck_assert_int_ge(fd, 0);
+    bool freed = fcntl(fd, F_GETFD) < 0; /* the run's end closed its eventfd */
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    bool freed = fcntl(fd, F_GETFD) < 0; /* the run's end closed its eventfd */
     if (freed)
         ck_assert_int_eq(dup3(sv[1], fd, O_CLOEXEC), fd);
     atomic_store(&late_reused, 1);
@@ -419,6 +419,40 @@ START_TEST(run_end_waits_for_a_handler_in_flight)
     close(fd);
     close(sv[0]);
     close(sv[1]);
+}
+END_TEST
+
+/* A plain thread's ringo_signal_notify once the run has begun to end
+ * (its registrations dropped, its signal thread stopped, its descriptors
+ * closed) fails as one after the run: nothing is started again that the
+ * end would have to stop.  teardown_seam makes the call from the
+ * ringo_run caller, a plain thread, while the run is still active. */
+static atomic_int late_notify_res = 1;
+static ringo_chan *late_notify_chan;
+
+static void notify_at_teardown(void)
+{
+    int sig = SIGUSR2;
+    atomic_store(&late_notify_res, ringo_signal_notify(late_notify_chan, &sig, 1));
+}
+
+static void main_nothing(void *arg)
+{
+    (void)arg;
+}
+
+START_TEST(notify_as_the_run_ends_fails)
+{
+    late_notify_chan = ringo_chan_make(sizeof(int), 1);
+    teardown_seam = notify_at_teardown;
+    RUN(main_nothing, NULL, nprocs_param);
+    teardown_seam = NULL;
+    int r = atomic_load(&late_notify_res);
+    ck_assert_int_eq(r, -EINVAL);
+    struct sigaction sa;
+    ck_assert_int_eq(sigaction(SIGUSR2, NULL, &sa), 0);
+    ck_assert(sa.sa_handler == SIG_DFL);
+    ringo_chan_release(late_notify_chan);
 }
 END_TEST
 
@@ -448,6 +482,7 @@ static Suite *suite(void)
     tcase_add_test(tc, register_from_a_plain_thread);
     tcase_add_test(tc, stop_reaches_a_busy_signal_thread);
     tcase_add_test(tc, run_end_waits_for_a_handler_in_flight);
+    tcase_add_test(tc, notify_as_the_run_ends_fails);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);
     return s;
