@@ -1141,6 +1141,17 @@ static void ep_level_add(struct rproc *p, int fd, struct ep_fd *f)
 
 static void ep_ready(struct rproc *p, int fd, uint32_t events);
 
+/* Whether fd reports any of the events `want` now (poll's bits are
+ * epoll's), or an error or hang-up; a descriptor closed behind our back
+ * (POLLNVAL) counts as ready, as does a poll that fails: as before the
+ * question was asked. */
+static bool ep_still_ready(int fd, uint32_t want)
+{
+    struct pollfd pf = { .fd = fd, .events = (short)want };
+    int r = poll(&pf, 1, 0);
+    return r < 0 || (r > 0 && pf.revents);
+}
+
 static void ep_level_retry(struct rproc *p)
 {
     struct ep_proc *ep = p->ep;
@@ -1242,7 +1253,11 @@ static void ep_ready(struct rproc *p, int fd, uint32_t events)
      * readiness may stay (an error queued, a connect waiting for room), and
      * one-shot armed again it would be reported at once, for ever: a
      * registration edge-triggered for good instead, made once ("Readiness
-     * that stays", above). */
+     * that stays", above).  Unless the file is not ready now: another
+     * waiter took what came (two readers of one socket, here or on
+     * another proc), and one-shot waits for more as it should. */
+    if (again && !f->level && !ep_still_ready(fd, want))
+        again = false;
     if (again && f->level && !(want & ~f->armed))
         return;
     int r = ep_arm(p, fd, f, want | (again ? EPOLLET : EPOLLONESHOT));

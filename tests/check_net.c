@@ -1191,6 +1191,72 @@ START_TEST(staying_readiness_does_not_spin)
 }
 END_TEST
 
+/* Two goroutines read one UDP socket and one datagram comes: one reads
+ * it, and the other's call says -EAGAIN although the readiness concerned
+ * it.  The socket is not ready any more, so this is no readiness that
+ * stays: the other waits as a reader waits, with no calls made again on
+ * a backoff (which wake an idle proc ever 64 ms at the longest).  Counted
+ * as above, over 300 ms: a few waits for the sleeping main goroutine,
+ * where the backoff makes nine or more; then the next datagram comes to
+ * the waiting reader. */
+#define SPURIOUS_WAITS 6
+
+static atomic_long two_res[2];
+static atomic_int two_done;
+
+static void two_reader(void *arg)
+{
+    long i = (long)arg;
+    char b[16];
+    ringo_deadline_set(ringo_now() + 20000 * MS); /* a guard */
+    atomic_store(&two_res[i], ringo_recv(dg_fd, b, sizeof b, 0));
+    atomic_fetch_add(&two_done, 1);
+}
+
+static void main_two_readers(void *arg)
+{
+    (void)arg;
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    ck_assert_int_eq(bind(u, (struct sockaddr *)&sa, sizeof sa), 0);
+    socklen_t sl = sizeof sa;
+    ck_assert_int_eq(getsockname(u, (struct sockaddr *)&sa, &sl), 0);
+    int t = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(t, 0);
+    dg_fd = u;
+    atomic_store(&two_done, 0);
+    size_t before = waiting_now();
+    for (long i = 0; i < 2; i++) {
+        atomic_store(&two_res[i], 1);
+        ck_assert_int_gt(ringo_go(two_reader, (void *)i), 0);
+    }
+    while (waiting_now() < before + 2)
+        ringo_yield(); /* both wait */
+    ck_assert_int_eq(sendto(t, "a", 1, 0, (struct sockaddr *)&sa, sizeof sa), 1);
+    for (int i = 0; i < 30000 && atomic_load(&two_done) < 1; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&two_done), 1);
+    uint64_t e0 = enters_now();
+    ringo_sleep(300 * MS);
+    uint64_t waits = enters_now() - e0;
+    ck_assert_msg(waits < SPURIOUS_WAITS, "%llu waits while a reader waited for its datagram",
+                  (unsigned long long)waits);
+    ck_assert_int_eq(atomic_load(&two_done), 1);
+    ck_assert_int_eq(sendto(t, "b", 1, 0, (struct sockaddr *)&sa, sizeof sa), 1);
+    for (int i = 0; i < 30000 && atomic_load(&two_done) < 2; i++)
+        ringo_sleep(MS);
+    ck_assert_int_eq(atomic_load(&two_done), 2);
+    ck_assert_int_eq(atomic_load(&two_res[0]) + atomic_load(&two_res[1]), 2);
+    close(t);
+    close(u);
+}
+
+START_TEST(readers_sharing_a_readiness_do_not_poll_again)
+{
+    RUN(main_two_readers, NULL, nprocs_param);
+}
+END_TEST
+
 /* A hang-up reported for an earlier file under a reused number is not
  * the new file's end: a connection of the runtime's (registered with the
  * proc for good on epoll) is duplicated and closed with ringo_close, a
@@ -1259,6 +1325,7 @@ static Suite *suite(void)
     tcase_add_test(tc, echo_hundred_clients);
     tcase_add_test(tc, datagram_read_after_shutdown_returns_zero);
     tcase_add_test(tc, staying_readiness_does_not_spin);
+    tcase_add_test(tc, readers_sharing_a_readiness_do_not_poll_again);
     tcase_add_test(tc, stale_hangup_is_not_the_new_files_end);
     tcase_add_test(tc, listen_and_dial);
     tcase_add_test(tc, offload_runs_on_helpers);
