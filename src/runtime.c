@@ -81,8 +81,10 @@ __thread bool tls_runtime_thread;
  * aside (it waits in ringo_run for the run's end: rt.caller_toucher).
  * seq_cst, as rt.foreign: the check reads both under idle_lock. */
 static _Atomic long foreign_threads;
-static __thread bool tls_toucher;
+static __thread bool tls_toucher;       /* has called in (looked at once) */
+static __thread bool tls_counted;       /* and is counted in foreign_threads */
 static pthread_key_t toucher_key;
+static bool toucher_key_made;           /* set once, under toucher_once */
 static pthread_once_t toucher_once = PTHREAD_ONCE_INIT;
 
 static void toucher_gone(void *v)
@@ -90,28 +92,34 @@ static void toucher_gone(void *v)
     (void)v;
     fetch_add_seqcst(&foreign_threads, -1);
     /* Every proc may be idle already, its check having found this thread
-     * counted: check for them.  Under idle_lock, as theirs: either a
-     * proc's check comes after this one and sees the count, or this one
-     * sees the proc idle. */
+     * counted: wake one, which looks again as it goes idle again, on its
+     * own thread (a report's dump needs more stack than a small thread
+     * may have).  Under idle_lock, as the checks: either the last proc to
+     * go idle does so after this, and sees the count, or this sees every
+     * proc idle. */
     struct rproc *me;
     if (!run_enter_quiet(&me))
         return;
     pthread_mutex_lock(&rt.idle_lock);
-    rt_check_deadlock(NULL);
+    bool all = rt.idle_procs == rt.nprocs;
     pthread_mutex_unlock(&rt.idle_lock);
+    if (all)
+        proc_wake(rt.procs[0]);
     run_exit(me);
 }
 
 /* A fork's child has only the thread that forked. */
 static void toucher_forked(void)
 {
-    store_seqcst(&foreign_threads, tls_toucher ? 1 : 0);
+    store_seqcst(&foreign_threads, tls_counted ? 1 : 0);
 }
 
 static void toucher_init(void)
 {
-    if (pthread_key_create(&toucher_key, toucher_gone) == 0)
+    if (pthread_key_create(&toucher_key, toucher_gone) == 0) {
+        toucher_key_made = true;
         pthread_atfork(NULL, NULL, toucher_forked);
+    }
 }
 
 static void note_toucher(void)
@@ -119,9 +127,13 @@ static void note_toucher(void)
     tls_toucher = true;
     pthread_once(&toucher_once, toucher_init);
     /* Counted only with a destructor to uncount it: a thread that cannot
-     * have one still turns detection off for the run it calls in. */
-    if (pthread_setspecific(toucher_key, (void *)1) == 0)
+     * have one still turns detection off for the run it calls in.  (The
+     * key's destructor is this library's: it is linked -z nodelete, and a
+     * thread that outlives a dlclose still finds it.) */
+    if (toucher_key_made && pthread_setspecific(toucher_key, (void *)1) == 0) {
+        tls_counted = true;
         fetch_add_seqcst(&foreign_threads, 1);
+    }
 }
 
 void note_foreign(void)
@@ -591,8 +603,7 @@ void bug(const char *fmt, ...)
     abort();
 }
 
-/* Called under rt.idle_lock by a proc that just registered idle, or with
- * self NULL by a plain thread leaving (toucher_gone). */
+/* Called under rt.idle_lock by a proc that just registered idle. */
 void rt_check_deadlock(struct rproc *self)
 {
     if (rt.idle_procs != rt.nprocs)
@@ -1252,7 +1263,7 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     store_relaxed(&rt.live, 0);
     store_relaxed(&rt.stopping, 0);
     store_relaxed(&rt.foreign, 0);
-    rt.caller_toucher = tls_toucher;
+    rt.caller_toucher = tls_counted;
     store_relaxed(&rt.futex_transit, 0);
     store_relaxed(&rt.rr, 0);
     store_relaxed(&rt.foreign_spawned, 0);

@@ -290,7 +290,7 @@ END_TEST
  * no deadlock is reported while it lives.  Here it locked a mutex before
  * the run and unlocks it only once every proc has gone idle with the main
  * goroutine waiting for it, when the check has looked: the run ends
- * well.  Then a thread that exits while every proc is idle: the check
+ * well.  Then a thread that exits while every proc is idle: a proc
  * looks again as it leaves, and reports the deadlock its life hid. */
 static ringo_mutex early_mu;
 static atomic_int early_locked, early_main_waits;
@@ -354,8 +354,14 @@ START_TEST(plain_thread_holding_a_mutex_since_before_the_run)
     for (int i = 0; i < 2; i++) {
         atomic_store(&early_locked, 0);
         atomic_store(&early_main_waits, 0);
+        /* A small stack: what the thread's exit does for the check must
+         * fit it (a report's dump does not). */
+        pthread_attr_t at;
+        ck_assert_int_eq(pthread_attr_init(&at), 0);
+        ck_assert_int_eq(pthread_attr_setstacksize(&at, 64 * 1024), 0);
         pthread_t t;
-        ck_assert_int_eq(pthread_create(&t, NULL, threads[i], NULL), 0);
+        ck_assert_int_eq(pthread_create(&t, &at, threads[i], NULL), 0);
+        pthread_attr_destroy(&at);
         while (!atomic_load(&early_locked))
             usleep(100);
         ringo_chan *c = ringo_chan_make(1, 0); /* outlives the run's discarded goroutines */

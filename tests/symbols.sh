@@ -19,5 +19,12 @@ for f in ringo_run ringo_stats; do
         exit 1
     fi
 done
+# A thread that has called into ringo runs a destructor of the library's
+# when it exits, however long after a dlclose: the library is never
+# unmapped (-z nodelete).
+if ! readelf -d "$lib" | grep -q 'FLAGS_1.*NODELETE'; then
+    echo "$lib is not marked NODELETE: a dlclose would unmap a thread's destructor"
+    exit 1
+fi
 n=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -c '^ringo_')
 echo "ok: $n exported symbols, all ringo_*"
