@@ -74,7 +74,7 @@ struct ringo_writer {
 ringo_reader *ringo_reader_new(int fd, size_t size, size_t max)
 {
     if (size == 0)
-        size = BUFIO_DEFAULT_SIZE;
+        size = max && max < BUFIO_DEFAULT_SIZE ? max : BUFIO_DEFAULT_SIZE;
     if (max == 0)
         max = size;
     if (fd < 0 || max < size || max > SSIZE_MAX) {

@@ -953,6 +953,10 @@ START_TEST(bad_arguments)
     errno = 0;
     ck_assert_ptr_null(ringo_reader_new(0, 16, 8));
     ck_assert_int_eq(errno, EINVAL);
+    /* The default size is no more than a max below it. */
+    ringo_reader *small = ringo_reader_new(0, 0, 1024);
+    ck_assert_ptr_nonnull(small);
+    ringo_reader_free(small);
     errno = 0;
     ck_assert_ptr_null(ringo_writer_new(-1, 16));
     ck_assert_int_eq(errno, EINVAL);
