@@ -203,6 +203,7 @@ static inline void eng_start(struct rproc *p, const struct eng_io *io, struct ro
 /* Ask for every operation on fd started on p to end. */
 static inline void eng_cancel_fd(struct rproc *p, int fd)
 {
+    owner_add(p->fd_cancels, 1);
     if (eng_epoll()) {
         ep_cancel_fd(p, fd, -ECANCELED);
         return;

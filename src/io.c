@@ -117,6 +117,20 @@ static inline struct rg *io_self(struct rproc **pp)
 #define IO_AGAIN   (-0x7fff1000)
 #define IO_RESTART (-0x7fff1001)
 
+/* A recv with MSG_WAITALL that a cancel meant for something else cut
+ * short (io_wait): its count is in tls_io_part, and ringo_recv goes on
+ * for the rest.  The goroutine does not park between the two, so it is
+ * on the same thread. */
+#define IO_REST    (-0x7fff1002)
+static __thread int tls_io_part __attribute__((tls_model("initial-exec")));
+
+/* io is a receive that waits for all it asks (recv(2)'s MSG_WAITALL),
+ * the way io_uring's recv goes on after a first piece. */
+static inline bool io_waitall_recv(const struct eng_io *io)
+{
+    return io->kind == ENG_RECV && (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) == MSG_WAITALL;
+}
+
 /* The deadline of an operation: the goroutine's, or its descriptor's for
  * the directions it goes in (RINGO_READ/RINGO_WRITE; 0: the goroutine's
  * only), whichever is earlier.  *seq receives the descriptor's sequence
@@ -204,6 +218,9 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
     g_wait(g)->io_op = &op;
     uint32_t seq;
     g_run(g)->wake_at = io_deadline(g, fd, dirs, &seq);
+    /* The cancels by descriptor this proc makes from here on: one of them
+     * may cut a MSG_WAITALL receive short (below). */
+    uint32_t cancels = io_waitall_recv(io) ? load_relaxed(&p->fd_cancels) : 0;
     /* The load half of the cancel handshake for I/O (see the top): a
      * ringo_cancel that saw the park word still CLAIMED (we were running)
      * did not ask for an ASYNC_CANCEL, so we must see its cancel_id here
@@ -231,6 +248,23 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
         if (m)
             fdclose_wait(m);
         return IO_RESTART;
+    }
+    if (__builtin_expect(io_waitall_recv(io) && r > 0 && (unsigned)r < io->len, 0) &&
+        load_relaxed(&p->fd_cancels) != cancels) {
+        /* A MSG_WAITALL receive with a first piece, which a cancel by
+         * descriptor may have cut short: one made for a change of its
+         * deadline, or for another descriptor of the same file (as
+         * below).  Unless the deadline has passed, or a cancel or a close
+         * ended it, it goes on for the rest, as it would have without
+         * the cancel (ringo_recv); were it the end of the stream instead,
+         * the next call finds that at once. */
+        uint32_t now_seq;
+        int64_t d = io_deadline(g, fd, dirs, &now_seq);
+        if (!g_cancelled(g) && (d == RINGO_NEVER || now_ns() < d) &&
+            !fdl_maybe_closed(seq, now_seq)) {
+            tls_io_part = r;
+            return IO_REST;
+        }
     }
     if (r == -ECANCELED || r == -EINTR) {
         uint32_t now_seq;
@@ -314,10 +348,30 @@ ssize_t ringo_writev(int fd, const struct iovec *iov, int iovcnt)
             .kind = ENG_WRITEV, .fd = fd, .u.iov = iov, .len = (unsigned)iovcnt, .off = (uint64_t)-1);
 }
 
-ssize_t ringo_recv(int fd, void *buf, size_t n, int flags)
+static inline ssize_t recv_once(int fd, void *buf, size_t n, int flags)
 {
     IO_CALL(recv(fd, buf, n, flags), fd, RINGO_READ,
             .kind = ENG_RECV, .fd = fd, .u.buf = buf, .len = io_len(n), .flags = flags);
+}
+
+/* A MSG_WAITALL receive cut short (IO_REST): on past what came.  What
+ * ends the rest (the end of the stream, an error, the deadline) returns
+ * what came before it, as the whole call would have. */
+static __attribute__((noinline, cold)) ssize_t recv_rest(int fd, char *buf, size_t n, int flags)
+{
+    size_t got = 0;
+    ssize_t r;
+    do {
+        got += (size_t)tls_io_part;
+        r = recv_once(fd, buf + got, n - got, flags);
+    } while (r == IO_REST);
+    return r > 0 ? (ssize_t)(got + (size_t)r) : (ssize_t)got;
+}
+
+ssize_t ringo_recv(int fd, void *buf, size_t n, int flags)
+{
+    ssize_t r = recv_once(fd, buf, n, flags);
+    return __builtin_expect(r != IO_REST, 1) ? r : recv_rest(fd, buf, n, flags);
 }
 
 ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)

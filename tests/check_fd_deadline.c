@@ -14,7 +14,8 @@
  * number; one submission per call with a far fd deadline; bad arguments;
  * a close or a deadline change on one descriptor of a file leaving the
  * operations on its dups waiting; a poll in no direction (hang-up only)
- * outliving a deadline change.
+ * outliving a deadline change; a MSG_WAITALL receive with a first piece
+ * outliving deadline changes and a dup's close.
  * Orderings decide: the "later" events happen after sleeps that are
  * longer than the deadlines they outlast.
  */
@@ -265,6 +266,106 @@ static void main_dups(void *arg)
 START_TEST(dups_are_separate)
 {
     RUN(main_dups, NULL, nprocs_param);
+}
+END_TEST
+
+/* A recv with MSG_WAITALL that has a first piece when a cancel by
+ * descriptor comes that was not meant to end it: a change of its read
+ * deadline, of its write deadline, of the deadline of a dup (io_uring
+ * cancels by file), or the close of a dup.  It keeps waiting for the
+ * rest and returns all of it.  The dup's cancels need an operation on
+ * the dup on the reader's proc: a poll for urgent data, which never
+ * comes. */
+struct waitall_reader {
+    int fd, proc;
+    atomic_int started, done;
+    ssize_t result;
+    char buf[100];
+};
+
+static void waitall_main(void *arg)
+{
+    struct waitall_reader *r = arg;
+    atomic_store(&r->started, 1);
+    r->result = ringo_recv(r->fd, r->buf, sizeof r->buf, MSG_WAITALL);
+    atomic_store(&r->done, 1);
+}
+
+struct urgent_poll {
+    int fd;
+    atomic_int started, done;
+};
+
+static void urgent_poll_main(void *arg)
+{
+    struct urgent_poll *u = arg;
+    atomic_store(&u->started, 1);
+    ringo_poll(u->fd, POLLPRI); /* a deadline change makes it again; a close ends it */
+    atomic_store(&u->done, 1);
+}
+
+static void main_waitall(void *arg)
+{
+    (void)arg;
+    char data[100];
+    for (int i = 0; i < 100; i++)
+        data[i] = (char)(i * 3 + 1);
+    for (int where = 0; where < (ringo_nprocs() > 1 ? 2 : 1); where++) {
+        int proc = where == 0 ? ringo_proc() : 1 - ringo_proc();
+        for (int how = 0; how < 4; how++) {
+            int a, b;
+            test_tcp_pair(&a, &b, NULL);
+            struct waitall_reader r = { .fd = b, .proc = proc };
+            ck_assert_int_gt(ringo_go_on(proc, waitall_main, &r), 0);
+            int d = -1;
+            struct urgent_poll u = { .fd = -1 };
+            if (how >= 2) {
+                d = dup(b);
+                ck_assert_int_ge(d, 0);
+                u.fd = d;
+                ck_assert_int_gt(ringo_go_on(proc, urgent_poll_main, &u), 0);
+                while (!atomic_load(&u.started))
+                    ringo_sleep(100 * US);
+            }
+            while (!atomic_load(&r.started))
+                ringo_sleep(100 * US);
+            ck_assert_int_eq(write(a, data, 50), 50);
+            ringo_sleep(5 * MS); /* the first piece taken, the rest waited for */
+            switch (how) {
+            case 0:
+                ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, ringo_now() + 60000 * MS), 0);
+                break;
+            case 1:
+                ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_WRITE, ringo_now() + 60000 * MS), 0);
+                break;
+            case 2:
+                ck_assert_int_eq(ringo_fd_deadline_set(d, RINGO_READ, ringo_now() + 60000 * MS), 0);
+                break;
+            default:
+                ck_assert_int_eq(ringo_close(d), 0);
+                d = -1;
+                break;
+            }
+            ringo_sleep(20 * MS);
+            ck_assert_msg(!atomic_load(&r.done), "case %d: the receive returned %zd", how, r.result);
+            ck_assert_int_eq(write(a, data + 50, 50), 50);
+            while (!atomic_load(&r.done))
+                ringo_sleep(1 * MS);
+            ck_assert_int_eq(r.result, 100);
+            ck_assert(memcmp(r.buf, data, 100) == 0);
+            if (d >= 0)
+                ck_assert_int_eq(ringo_close(d), 0); /* ends the poll */
+            while (u.fd >= 0 && !atomic_load(&u.done))
+                ringo_sleep(1 * MS);
+            ck_assert_int_eq(ringo_close(a), 0);
+            ck_assert_int_eq(ringo_close(b), 0);
+        }
+    }
+}
+
+START_TEST(waitall_receive_outlives_other_cancels)
+{
+    RUN(main_waitall, NULL, nprocs_param);
 }
 END_TEST
 
@@ -560,6 +661,7 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, dups_are_separate);
     tcase_add_test(tc, poll_without_direction_survives_a_deadline);
+    tcase_add_test(tc, waitall_receive_outlives_other_cancels);
     suite_add_tcase(s, tc);
     return s;
 }
