@@ -159,7 +159,9 @@ static inline int io_check(struct rg *g, int fd, int dirs)
 }
 
 /* Steps 2-4 of the design comment: io, started as the call's only
- * operation.  Returns the result, IO_AGAIN or IO_RESTART.
+ * operation.  Returns the result, IO_AGAIN or IO_RESTART; or, when
+ * waitall says io is a MSG_WAITALL receive (io_waitall_recv, computed
+ * by the caller where it folds to a constant), IO_REST.
  *
  * Inlined into every call: a parked goroutine's frames are read back
  * when it resumes (saved registers, return addresses), and with many
@@ -170,7 +172,8 @@ static inline int io_check(struct rg *g, int fd, int dirs)
  * simulated: 34.4 L2 misses per request as a call, 30.3 inlined, and 30
  * fewer instructions; the library's text grows by 13 KiB. */
 static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct rg *g,
-                                                         const struct eng_io *io, int dirs)
+                                                         const struct eng_io *io, int dirs,
+                                                         bool waitall)
 {
     int fd = io->fd;
     /* Not an initializer: the epoll engine's fields are set by eng_try
@@ -220,7 +223,7 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
     g_run(g)->wake_at = io_deadline(g, fd, dirs, &seq);
     /* The cancels by descriptor this proc makes from here on: one of them
      * may cut a MSG_WAITALL receive short (below). */
-    uint32_t cancels = io_waitall_recv(io) ? load_relaxed(&p->fd_cancels) : 0;
+    uint32_t cancels = waitall ? load_relaxed(&p->fd_cancels) : 0;
     /* The load half of the cancel handshake for I/O (see the top): a
      * ringo_cancel that saw the park word still CLAIMED (we were running)
      * did not ask for an ASYNC_CANCEL, so we must see its cancel_id here
@@ -249,7 +252,7 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
             fdclose_wait(m);
         return IO_RESTART;
     }
-    if (__builtin_expect(io_waitall_recv(io) && r > 0 && (unsigned)r < io->len, 0) &&
+    if (__builtin_expect(waitall && r > 0 && (unsigned)r < io->len, 0) &&
         load_relaxed(&p->fd_cancels) != cancels) {
         /* A MSG_WAITALL receive with a first piece, which a cancel by
          * descriptor may have cut short: one made for a change of its
@@ -294,11 +297,15 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
             return pr_ < 0 ? -errno : pr_;                                 \
         }                                                                  \
         const struct eng_io io_ = { __VA_ARGS__ };                         \
+        /* Here, where the initializer makes it constant for most calls:  \
+         * once io_'s address has gone to a call, the compiler loads it    \
+         * again. */                                                       \
+        const bool waitall_ = io_waitall_recv(&io_);                       \
         for (;;) {                                                         \
             int chk_ = io_check(g, (fd_), (dirs_));                        \
             if (chk_)                                                      \
                 return chk_;                                               \
-            int r_ = io_wait(p, g, &io_, (dirs_));                         \
+            int r_ = io_wait(p, g, &io_, (dirs_), waitall_);              \
             if (r_ != IO_AGAIN && r_ != IO_RESTART)                        \
                 return r_;                                                 \
         }                                                                  \
@@ -348,19 +355,22 @@ ssize_t ringo_writev(int fd, const struct iovec *iov, int iovcnt)
             .kind = ENG_WRITEV, .fd = fd, .u.iov = iov, .len = (unsigned)iovcnt, .off = (uint64_t)-1);
 }
 
-static inline ssize_t recv_once(int fd, void *buf, size_t n, int flags)
+static inline __attribute__((always_inline)) ssize_t recv_once(int fd, void *buf, size_t n, int flags)
 {
     IO_CALL(recv(fd, buf, n, flags), fd, RINGO_READ,
             .kind = ENG_RECV, .fd = fd, .u.buf = buf, .len = io_len(n), .flags = flags);
 }
 
-/* A MSG_WAITALL receive cut short (IO_REST): on past what came.  What
- * ends the rest (the end of the stream, an error, the deadline) returns
- * what came before it, as the whole call would have. */
-static __attribute__((noinline, cold)) ssize_t recv_rest(int fd, char *buf, size_t n, int flags)
+/* A receive with MSG_WAITALL: one that a cancel meant for something else
+ * cut short (IO_REST) goes on past what came.  What ends the rest (the
+ * end of the stream, an error, the deadline) returns what came before
+ * it, as the whole call would have. */
+static __attribute__((noinline)) ssize_t recv_waitall(int fd, char *buf, size_t n, int flags)
 {
+    ssize_t r = recv_once(fd, buf, n, flags);
+    if (__builtin_expect(r != IO_REST, 1))
+        return r;
     size_t got = 0;
-    ssize_t r;
     do {
         got += (size_t)tls_io_part;
         r = recv_once(fd, buf + got, n - got, flags);
@@ -370,8 +380,10 @@ static __attribute__((noinline, cold)) ssize_t recv_rest(int fd, char *buf, size
 
 ssize_t ringo_recv(int fd, void *buf, size_t n, int flags)
 {
-    ssize_t r = recv_once(fd, buf, n, flags);
-    return __builtin_expect(r != IO_REST, 1) ? r : recv_rest(fd, buf, n, flags);
+    if (__builtin_expect(flags & MSG_WAITALL, 0))
+        return recv_waitall(fd, buf, n, flags);
+    /* The bit known clear: io_wait's checks for MSG_WAITALL fold away. */
+    return recv_once(fd, buf, n, flags & ~MSG_WAITALL);
 }
 
 ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
@@ -492,7 +504,7 @@ int ringo_connect(int fd, const struct sockaddr *addr, socklen_t len)
         if (r)
             return r;
         const struct eng_io io = { .kind = ENG_CONNECT, .fd = fd, .u.caddr = addr, .len = len };
-        r = io_wait(p, g, &io, RINGO_WRITE);
+        r = io_wait(p, g, &io, RINGO_WRITE, false);
         if (r == IO_RESTART)
             continue; /* never issued: issue it now */
         if (r != IO_AGAIN)
