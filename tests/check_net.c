@@ -1043,6 +1043,18 @@ END_TEST
  * engines (on epoll the call that does not wait says -EAGAIN while the
  * socket reports the hang-up for as long as it lives).  AF_UNIX and UDP,
  * recv and read. */
+/* A UDP socket bound to a free loopback port, which *sa receives. */
+static int udp_loopback(struct sockaddr_in *sa)
+{
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(u, 0);
+    *sa = (struct sockaddr_in){ .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    ck_assert_int_eq(bind(u, (struct sockaddr *)sa, sizeof *sa), 0);
+    socklen_t sl = sizeof *sa;
+    ck_assert_int_eq(getsockname(u, (struct sockaddr *)sa, &sl), 0);
+    return u;
+}
+
 static int dg_fd;
 static atomic_long dg_res;
 
@@ -1085,12 +1097,8 @@ static void main_dgram_shut(void *arg)
         dg_shut_while_reading(sv[0], use_read);
         close(sv[0]);
         close(sv[1]);
-        int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(u, 0);
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        ck_assert_int_eq(bind(u, (struct sockaddr *)&sa, sizeof sa), 0);
-        socklen_t sl = sizeof sa;
-        ck_assert_int_eq(getsockname(u, (struct sockaddr *)&sa, &sl), 0);
+        struct sockaddr_in sa;
+        int u = udp_loopback(&sa);
         ck_assert_int_eq(connect(u, (struct sockaddr *)&sa, sizeof sa), 0); /* else ENOTCONN */
         dg_shut_while_reading(u, use_read);
         close(u);
@@ -1125,11 +1133,8 @@ static void main_staying(void *arg)
 {
     (void)arg;
     /* A closed port, and a socket connected to it. */
-    int t = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    ck_assert_int_eq(bind(t, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t sl = sizeof sa;
-    ck_assert_int_eq(getsockname(t, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    int t = udp_loopback(&sa);
     ck_assert_int_eq(close(t), 0);
     int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -1160,7 +1165,7 @@ static void main_staying(void *arg)
     t = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ck_assert_int_eq(bind(t, (struct sockaddr *)&sa, sizeof sa), 0);
     struct sockaddr_in ua;
-    sl = sizeof ua;
+    socklen_t sl = sizeof ua;
     ck_assert_int_eq(getsockname(u, (struct sockaddr *)&ua, &sl), 0);
     ck_assert_int_eq(sendto(t, "yz", 2, 0, (struct sockaddr *)&ua, sizeof ua), 2);
     for (int i = 0; i < 30000 && atomic_load(&dg_res) == 1; i++)
@@ -1216,11 +1221,8 @@ static void two_reader(void *arg)
 static void main_two_readers(void *arg)
 {
     (void)arg;
-    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    ck_assert_int_eq(bind(u, (struct sockaddr *)&sa, sizeof sa), 0);
-    socklen_t sl = sizeof sa;
-    ck_assert_int_eq(getsockname(u, (struct sockaddr *)&sa, &sl), 0);
+    struct sockaddr_in sa;
+    int u = udp_loopback(&sa);
     int t = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge(t, 0);
     dg_fd = u;
