@@ -125,10 +125,26 @@ static inline struct rg *io_self(struct rproc **pp)
 static __thread int tls_io_part __attribute__((tls_model("initial-exec")));
 
 /* io is a receive that waits for all it asks (recv(2)'s MSG_WAITALL),
- * the way io_uring's recv goes on after a first piece. */
+ * the way io_uring's recv goes on after a first piece: a recv, or a
+ * recvmsg without a control buffer (with one, io_uring's returns the
+ * first piece, and so does the epoll engine's). */
 static inline bool io_waitall_recv(const struct eng_io *io)
 {
-    return io->kind == ENG_RECV && (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) == MSG_WAITALL;
+    return (io->kind == ENG_RECV || io->kind == ENG_RECVMSG) &&
+           (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) == MSG_WAITALL &&
+           (io->kind == ENG_RECV || (io->u.msg && io->u.msg->msg_controllen == 0));
+}
+
+/* What such a receive asks for: its length, or its vector's, capped as
+ * one call's count is (io_len). */
+static size_t io_waitall_len(const struct eng_io *io)
+{
+    if (io->kind == ENG_RECV)
+        return io->len;
+    size_t n = 0;
+    for (size_t i = 0; i < io->u.msg->msg_iovlen && n < IO_MAX_LEN; i++)
+        n += io->u.msg->msg_iov[i].iov_len;
+    return n < IO_MAX_LEN ? n : IO_MAX_LEN;
 }
 
 /* The deadline of an operation: the goroutine's, or its descriptor's for
@@ -252,8 +268,8 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
             fdclose_wait(m);
         return IO_RESTART;
     }
-    if (__builtin_expect(waitall && r > 0 && (unsigned)r < io->len, 0) &&
-        load_relaxed(&p->fd_cancels) != cancels) {
+    if (__builtin_expect(waitall && r > 0, 0) && load_relaxed(&p->fd_cancels) != cancels &&
+        (size_t)r < io_waitall_len(io)) {
         /* A MSG_WAITALL receive with a first piece, which a cancel by
          * descriptor may have cut short: one made for a change of its
          * deadline, or for another descriptor of the same file (as
@@ -392,10 +408,55 @@ ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
             .kind = ENG_SEND, .fd = fd, .u.cbuf = buf, .len = io_len(n), .flags = flags);
 }
 
-ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags)
+static inline __attribute__((always_inline)) ssize_t recvmsg_once(int fd, struct msghdr *msg, int flags)
 {
     IO_CALL(recvmsg(fd, msg, flags), fd, RINGO_READ,
             .kind = ENG_RECVMSG, .fd = fd, .u.msg = msg, .flags = flags);
+}
+
+/* A recvmsg with MSG_WAITALL: as recv_waitall, the rest into the vector
+ * past what came (a copy of it, on the heap past a few entries), without
+ * a name (a stream's peer has none to give).  No memory for the copy:
+ * what came. */
+#define RECVMSG_IOV 8
+
+static __attribute__((noinline)) ssize_t recvmsg_waitall(int fd, struct msghdr *msg, int flags)
+{
+    ssize_t r = recvmsg_once(fd, msg, flags);
+    if (__builtin_expect(r != IO_REST, 1))
+        return r;
+    struct iovec small[RECVMSG_IOV];
+    struct iovec *v = small;
+    if (msg->msg_iovlen > RECVMSG_IOV && !(v = malloc(msg->msg_iovlen * sizeof *v)))
+        return tls_io_part;
+    size_t got = 0;
+    do {
+        got += (size_t)tls_io_part;
+        size_t n = 0, skip = got;
+        for (size_t i = 0; i < msg->msg_iovlen; i++) {
+            size_t l = msg->msg_iov[i].iov_len;
+            if (skip >= l) {
+                skip -= l;
+                continue;
+            }
+            v[n].iov_base = (char *)msg->msg_iov[i].iov_base + skip;
+            v[n].iov_len = l - skip;
+            skip = 0;
+            n++;
+        }
+        struct msghdr m = { .msg_iov = v, .msg_iovlen = n };
+        r = recvmsg_once(fd, &m, flags);
+    } while (r == IO_REST);
+    if (v != small)
+        free(v);
+    return r > 0 ? (ssize_t)(got + (size_t)r) : (ssize_t)got;
+}
+
+ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+    if (__builtin_expect(flags & MSG_WAITALL, 0))
+        return recvmsg_waitall(fd, msg, flags);
+    return recvmsg_once(fd, msg, flags & ~MSG_WAITALL); /* as ringo_recv */
 }
 
 ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags)

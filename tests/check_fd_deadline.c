@@ -14,8 +14,8 @@
  * number; one submission per call with a far fd deadline; bad arguments;
  * a close or a deadline change on one descriptor of a file leaving the
  * operations on its dups waiting; a poll in no direction (hang-up only)
- * outliving a deadline change; a MSG_WAITALL receive with a first piece
- * outliving deadline changes and a dup's close.
+ * outliving a deadline change; a MSG_WAITALL receive (recv, recvmsg)
+ * with a first piece outliving deadline changes and a dup's close.
  * Orderings decide: the "later" events happen after sleeps that are
  * longer than the deadlines they outlast.
  */
@@ -269,15 +269,16 @@ START_TEST(dups_are_separate)
 }
 END_TEST
 
-/* A recv with MSG_WAITALL that has a first piece when a cancel by
- * descriptor comes that was not meant to end it: a change of its read
- * deadline, of its write deadline, of the deadline of a dup (io_uring
- * cancels by file), or the close of a dup.  It keeps waiting for the
- * rest and returns all of it.  The dup's cancels need an operation on
- * the dup on the reader's proc: a poll for urgent data, which never
- * comes. */
+/* A recv, and a recvmsg into two pieces, with MSG_WAITALL that has a
+ * first piece when a cancel by descriptor comes that was not meant to
+ * end it: a change of its read deadline, of its write deadline, of the
+ * deadline of a dup (io_uring cancels by file), or the close of a dup.
+ * It keeps waiting for the rest and returns all of it.  The dup's
+ * cancels need an operation on the dup on the reader's proc: a poll for
+ * urgent data, which never comes. */
 struct waitall_reader {
     int fd, proc;
+    bool use_msg;           /* ringo_recvmsg into two pieces of buf */
     atomic_int started, done;
     ssize_t result;
     char buf[100];
@@ -287,7 +288,13 @@ static void waitall_main(void *arg)
 {
     struct waitall_reader *r = arg;
     atomic_store(&r->started, 1);
-    r->result = ringo_recv(r->fd, r->buf, sizeof r->buf, MSG_WAITALL);
+    if (r->use_msg) {
+        struct iovec iov[2] = { { r->buf, 30 }, { r->buf + 30, 70 } };
+        struct msghdr m = { .msg_iov = iov, .msg_iovlen = 2 };
+        r->result = ringo_recvmsg(r->fd, &m, MSG_WAITALL);
+    } else {
+        r->result = ringo_recv(r->fd, r->buf, sizeof r->buf, MSG_WAITALL);
+    }
     atomic_store(&r->done, 1);
 }
 
@@ -312,14 +319,14 @@ static void main_waitall(void *arg)
         data[i] = (char)(i * 3 + 1);
     for (int where = 0; where < (ringo_nprocs() > 1 ? 2 : 1); where++) {
         int proc = where == 0 ? ringo_proc() : 1 - ringo_proc();
-        for (int how = 0; how < 4; how++) {
+        for (int how = 0; how < 8; how++) {
             int a, b;
             test_tcp_pair(&a, &b, NULL);
-            struct waitall_reader r = { .fd = b, .proc = proc };
+            struct waitall_reader r = { .fd = b, .proc = proc, .use_msg = how >= 4 };
             ck_assert_int_gt(ringo_go_on(proc, waitall_main, &r), 0);
             int d = -1;
             struct urgent_poll u = { .fd = -1 };
-            if (how >= 2) {
+            if (how % 4 >= 2) {
                 d = dup(b);
                 ck_assert_int_ge(d, 0);
                 u.fd = d;
@@ -331,7 +338,7 @@ static void main_waitall(void *arg)
                 ringo_sleep(100 * US);
             ck_assert_int_eq(write(a, data, 50), 50);
             ringo_sleep(5 * MS); /* the first piece taken, the rest waited for */
-            switch (how) {
+            switch (how % 4) {
             case 0:
                 ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, ringo_now() + 60000 * MS), 0);
                 break;
