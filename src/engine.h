@@ -75,6 +75,26 @@ struct eng_io {
     socklen_t *alen;
 };
 
+/* The rest of a MSG_WAITALL recvmsg that has received `skip` bytes:
+ * the entries of iov[0, n) past them, into out (room for n); their
+ * number.  (io.c recvmsg_waitall, engine_epoll.c ep_recvmsg_rest.) */
+static inline size_t eng_iov_past(const struct iovec *iov, size_t n, size_t skip, struct iovec *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = iov[i].iov_len;
+        if (skip >= l) {
+            skip -= l;
+            continue;
+        }
+        out[k].iov_base = (char *)iov[i].iov_base + skip;
+        out[k].iov_len = l - skip;
+        skip = 0;
+        k++;
+    }
+    return k;
+}
+
 /* The io_uring engine: io as the SQE sqe (user_data not set). */
 static inline void eng_start_sqe(struct io_uring_sqe *sqe, const struct eng_io *io)
 {

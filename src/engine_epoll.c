@@ -351,8 +351,6 @@ static int ep_connect_done(int fd)
     syscall(SYS_accept4, (long)(fd), (long)(addr), (long)(alen), (long)(fl))
 #endif
 
-/* io without blocking: its result, or -EAGAIN.  done: what a recv with
- * MSG_WAITALL has received already (ep_waitall). */
 /* The rest of a recvmsg with MSG_WAITALL and no control buffer that has
  * received done bytes (ep_waitall): into its vector past them.  ep_ready
  * makes it, which may run on a goroutine's stack (a scheduling point
@@ -371,26 +369,15 @@ static __attribute__((noinline)) int ep_recvmsg_rest(const struct eng_io *io, ui
         if (!v)
             return -ENOMEM; /* ep_waitall returns what came */
     }
-    int n = 0;
-    size_t skip = done;
-    for (size_t i = 0; i < msg->msg_iovlen && n < IOV_MAX; i++) {
-        size_t l = msg->msg_iov[i].iov_len;
-        if (skip >= l) {
-            skip -= l;
-            continue;
-        }
-        v[n].iov_base = (char *)msg->msg_iov[i].iov_base + skip;
-        v[n].iov_len = l - skip;
-        skip = 0;
-        n++;
-    }
-    struct msghdr m = { .msg_iov = v, .msg_iovlen = (size_t)n };
+    struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, done, v) };
     int r = neg_errno(ep_recvmsg(io->fd, &m, io->flags | MSG_DONTWAIT));
     if (v != small)
         free(v);
     return r;
 }
 
+/* io without blocking: its result, or -EAGAIN.  done: what a recv with
+ * MSG_WAITALL has received already (ep_waitall). */
 static int ep_call(const struct eng_io *io, int mode, uint32_t done)
 {
     struct iovec one;

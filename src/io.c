@@ -432,19 +432,7 @@ static __attribute__((noinline)) ssize_t recvmsg_waitall(int fd, struct msghdr *
     size_t got = 0;
     do {
         got += (size_t)tls_io_part;
-        size_t n = 0, skip = got;
-        for (size_t i = 0; i < msg->msg_iovlen; i++) {
-            size_t l = msg->msg_iov[i].iov_len;
-            if (skip >= l) {
-                skip -= l;
-                continue;
-            }
-            v[n].iov_base = (char *)msg->msg_iov[i].iov_base + skip;
-            v[n].iov_len = l - skip;
-            skip = 0;
-            n++;
-        }
-        struct msghdr m = { .msg_iov = v, .msg_iovlen = n };
+        struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, got, v) };
         r = recvmsg_once(fd, &m, flags);
     } while (r == IO_REST);
     if (v != small)
