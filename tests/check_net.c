@@ -1129,6 +1129,14 @@ static uint64_t enters_now(void)
     return st.enters;
 }
 
+/* The engine's waits while the calling goroutine sleeps ns. */
+static uint64_t waits_while_sleeping(int64_t ns)
+{
+    uint64_t e0 = enters_now();
+    ringo_sleep(ns);
+    return enters_now() - e0;
+}
+
 static void main_staying(void *arg)
 {
     (void)arg;
@@ -1155,9 +1163,7 @@ static void main_staying(void *arg)
     ck_assert_int_gt(ringo_go(dg_reader, NULL), 0);
     while (waiting_now() < before + 1)
         ringo_yield();
-    uint64_t e0 = enters_now();
-    ringo_sleep(200 * MS);
-    uint64_t waits = enters_now() - e0;
+    uint64_t waits = waits_while_sleeping(200 * MS);
     ck_assert_msg(waits < STAYING_WAITS, "%llu waits while a read waited on an error queue",
                   (unsigned long long)waits);
     ck_assert_int_eq(atomic_load(&dg_res), 1);
@@ -1181,9 +1187,7 @@ static void main_staying(void *arg)
     ck_assert_int_gt(ringo_go(unix_connector, NULL), 0);
     while (waiting_now() < before + 1)
         ringo_yield();
-    e0 = enters_now();
-    ringo_sleep(200 * MS);
-    waits = enters_now() - e0;
+    waits = waits_while_sleeping(200 * MS);
     ck_assert_msg(waits < STAYING_WAITS, "%llu waits while a connect waited for room",
                   (unsigned long long)waits);
     ck_assert_int_eq(atomic_load(&unix_conn_res), 1);
@@ -1238,9 +1242,7 @@ static void main_two_readers(void *arg)
     for (int i = 0; i < 30000 && atomic_load(&two_done) < 1; i++)
         ringo_sleep(MS);
     ck_assert_int_eq(atomic_load(&two_done), 1);
-    uint64_t e0 = enters_now();
-    ringo_sleep(300 * MS);
-    uint64_t waits = enters_now() - e0;
+    uint64_t waits = waits_while_sleeping(300 * MS);
     ck_assert_msg(waits < SPURIOUS_WAITS, "%llu waits while a reader waited for its datagram",
                   (unsigned long long)waits);
     ck_assert_int_eq(atomic_load(&two_done), 1);
