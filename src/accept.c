@@ -370,7 +370,12 @@ static void acc_cqe(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t
              * waiter retries single-shot (see the top). */
             while (w_wake_first(acc, 0, true))
                 ;
-        } else if (res < 0 && !(ours && res == -ECANCELED)) {
+        } else if (res < 0 && res != -ECANCELED) {
+            /* -ECANCELED is never a waiter's: ours (acc_cancel), or a cancel
+             * of every operation on the file (engine.h eng_cancel_fd: a
+             * deadline changed, a dup closed), after which the request is
+             * made again below.  A waiter's own cancel or deadline ends its
+             * park without the request (acc_accept unlinks it). */
             w_wake_first(acc, res, false);
         }
         if (acc->nwait && !acc->closed)

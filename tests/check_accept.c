@@ -820,6 +820,64 @@ START_TEST(address_accept_beside_multishot)
 }
 END_TEST
 
+/* A change of the listener's deadline (Go's SetDeadline moved later) while
+ * another operation on it (here an accept with an address and other
+ * flags, which makes its own) is open on the same proc cancels that proc's
+ * operations on the fd, the multishot request among them; its waiters are
+ * not cancelled and no deadline of theirs passed, so they go on waiting
+ * for the next connection.  Everything on main's proc: when main's
+ * sleep ends, both waiters have run to their park. */
+static void address_acceptor(void *arg)
+{
+    struct waiter *w = arg;
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    atomic_store(&w->started, 1);
+    int r = ringo_accept(w->lfd, (struct sockaddr *)&peer, &len, 0);
+    atomic_store(&w->result, r == 0 ? 1000000 : r);
+}
+
+static void main_deadline_moved(void *arg)
+{
+    (void)arg;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    struct waiter w[2] = { { .lfd = lfd }, { .lfd = lfd } };
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&w[i].started, 0);
+        atomic_store(&w[i].result, 1);
+    }
+    int me = ringo_proc();
+    ck_assert_int_gt(ringo_go_on(me, waiting_acceptor, &w[0]), 0); /* multishot */
+    ck_assert_int_gt(ringo_go_on(me, address_acceptor, &w[1]), 0);  /* its own accept */
+    ringo_sleep(2 * MS);
+    ck_assert_int_eq(atomic_load(&w[0].started) + atomic_load(&w[1].started), 2);
+    ck_assert_int_eq(ringo_fd_deadline_set(lfd, RINGO_READ, ringo_now() + 60000 * MS), 0);
+    ringo_sleep(2 * MS); /* the cancel's completions come back */
+    int res0 = atomic_load(&w[0].result), res1 = atomic_load(&w[1].result);
+    ck_assert_int_eq(res0, 1); /* both still waiting */
+    ck_assert_int_eq(res1, 1);
+    /* A connection goes to one of them (the kernel picks); the close of
+     * the listener ends the other. */
+    int c = connect_plain(&sa);
+    for (int t = 0; t < 5000 && atomic_load(&w[0].result) == 1 && atomic_load(&w[1].result) == 1; t++)
+        ringo_sleep(1 * MS);
+    int got = atomic_load(&w[0].result) != 1 ? 0 : 1;
+    int s = atomic_load(&w[got].result);
+    ck_assert_msg(s != 1, "no waiter got the connection");
+    ck_assert_int_ge(s, 0);
+    ck_assert_int_eq(ringo_close(lfd), 0);
+    ck_assert_int_eq(wait_result(&w[1 - got]), -EBADF);
+    ringo_close(s == 1000000 ? 0 : s);
+    close(c);
+}
+
+START_TEST(listener_deadline_moved_under_waiters)
+{
+    RUN(main_deadline_moved, NULL, nprocs_param);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create(multishot() ? "accept (multishot)" : "accept (single-shot)");
@@ -840,6 +898,7 @@ static Suite *suite(void)
     tcase_add_test(tc, accept_is_not_deadlock);
     tcase_add_test(tc, dump_names_fd);
     tcase_add_test(tc, address_accept_beside_multishot);
+    tcase_add_test(tc, listener_deadline_moved_under_waiters);
     suite_add_tcase(s, tc);
     return s;
 }
