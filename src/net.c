@@ -131,9 +131,49 @@ static int resolve(const char *host, const char *port, int passive, struct addri
     return r;
 }
 
+/* A port getaddrinfo would take wrongly: empty (port 0), or a number past
+ * 65535, which its numeric parse truncates to 16 bits ("65537" is port 1),
+ * or signed or spaced ("-1").  Names of services are left to it. */
+static bool port_bad(const char *port)
+{
+    if (!port || !*port)
+        return true;
+    unsigned char c = (unsigned char)port[0];
+    if (!(c >= '0' && c <= '9') && c != '+' && c != '-' && c != ' ' && !(c >= '\t' && c <= '\r'))
+        return false; /* a service name */
+    unsigned long v = 0;
+    for (const char *q = port; *q; q++) {
+        if (*q < '0' || *q > '9' || q - port >= 5)
+            return true;
+        v = v * 10 + (unsigned long)(*q - '0');
+    }
+    return v > 65535;
+}
+
+/* Bind and listen on ai; the socket, or -errno.  `dual`: an IPv6 wildcard
+ * that takes IPv4 connections too. */
+static int listen_on(const struct addrinfo *ai, int backlog, int flags, bool dual)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        ((flags & RINGO_REUSEPORT) &&
+         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+        (dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    return fd;
+}
+
 int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
 {
-    if (!port || (flags & ~RINGO_REUSEPORT))
+    if (port_bad(port) || (flags & ~RINGO_REUSEPORT))
         return -EINVAL;
     struct rg *g = self_g();
     if (g) { /* as every blocking call, whether or not it would wait */
@@ -145,27 +185,27 @@ int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
     int r = resolve(host, port, AI_PASSIVE, &res);
     if (r)
         return r;
+    /* Every local address: the IPv6 wildcard with IPv4 mapped into it
+     * serves both families on one socket (as Go's ":8080"); getaddrinfo
+     * lists the IPv4 one first, which would leave IPv6 out.  Where IPv6
+     * is missing, that pass fails and the IPv4 wildcard is taken. */
+    bool wildcard = !host || !*host;
     r = -EADDRNOTAVAIL;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            r = -errno;
-            continue;
+    for (int pass = wildcard ? 0 : 1; pass < 2; pass++) {
+        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+            if (pass == 0 && ai->ai_family != AF_INET6)
+                continue;
+            int fd = listen_on(ai, backlog, flags, pass == 0);
+            if (fd < 0) {
+                if (pass == 1)
+                    r = fd;
+                continue;
+            }
+            freeaddrinfo(res);
+            if (g)
+                eng_fd_created(fd, true); /* ours until ringo_close (engine.h) */
+            return fd;
         }
-        int one = 1;
-        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-            ((flags & RINGO_REUSEPORT) &&
-             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
-            bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-            listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
-            r = -errno;
-            close(fd);
-            continue;
-        }
-        freeaddrinfo(res);
-        if (g)
-            eng_fd_created(fd, true); /* ours until ringo_close (engine.h) */
-        return fd;
     }
     freeaddrinfo(res);
     return r;
@@ -173,7 +213,7 @@ int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
 
 int ringo_tcp_dial(const char *host, const char *port)
 {
-    if (!host || !*host || !port)
+    if (!host || !*host || port_bad(port))
         return -EINVAL;
     struct rg *g = self_g();
     if (g) {

@@ -148,6 +148,12 @@ static void main_listen(void *arg)
     ck_assert_int_eq(ringo_tcp_listen("127.0.0.1", "0", 16, 42), -EINVAL);
     ck_assert_int_eq(ringo_tcp_listen("127.0.0.1", "no-such-service-xyz", 16, 0), -EINVAL);
     ck_assert_int_eq(ringo_tcp_dial("", "80"), -EINVAL);
+    /* ports getaddrinfo would truncate to 16 bits, or take as port 0 */
+    static const char *const bad_ports[] = { "", "65536", "65537", "100685", "-1", "+80", " 80", "8080x", "000080" };
+    for (size_t i = 0; i < sizeof bad_ports / sizeof *bad_ports; i++) {
+        ck_assert_msg(ringo_tcp_listen("127.0.0.1", bad_ports[i], 16, 0) == -EINVAL, "listen port \"%s\"", bad_ports[i]);
+        ck_assert_msg(ringo_tcp_dial("127.0.0.1", bad_ports[i]) == -EINVAL, "dial port \"%s\"", bad_ports[i]);
+    }
 
     /* a name, resolved on the offload pool ("localhost" is in /etc/hosts) */
     int l = ringo_tcp_listen("localhost", "0", 16, 0);
@@ -179,6 +185,29 @@ static void main_listen(void *arg)
         ringo_close(s);
         ringo_close(c);
         ringo_close(l6);
+    }
+
+    /* Every local address: IPv4 and, where the machine has IPv6, IPv6 on
+     * the one socket. */
+    for (int i = 0; i < 2; i++) {
+        int w = ringo_tcp_listen(i ? "" : NULL, "0", 16, 0);
+        ck_assert_int_ge(w, 0);
+        local_port(w, port, sizeof port);
+        int c4 = ringo_tcp_dial("127.0.0.1", port);
+        ck_assert_int_ge(c4, 0);
+        int s4 = ringo_accept(w, NULL, NULL, 0);
+        ck_assert_int_ge(s4, 0);
+        ringo_close(s4);
+        ringo_close(c4);
+        if (l6 >= 0) {
+            int c6 = ringo_tcp_dial("::1", port);
+            ck_assert_int_ge(c6, 0);
+            int s6 = ringo_accept(w, NULL, NULL, 0);
+            ck_assert_int_ge(s6, 0);
+            ringo_close(s6);
+            ringo_close(c6);
+        }
+        ringo_close(w);
     }
 
     /* nobody listening */
