@@ -71,7 +71,8 @@
  * ringo_run each proc cancels its requests, waits for their last CQEs and
  * closes every descriptor they delivered.
  *
- * An acceptor is freed once it is closed and no goroutine still holds it
+ * An acceptor is freed once it is closed (or retired: its request failed
+ * with nobody waiting and nothing queued) and no goroutine still holds it
  * (acc->refs: waiters parked on it, and calls that may reap completions
  * while they use it, since a reap can end the request).
  *
@@ -231,6 +232,14 @@ bool acc_has(struct rproc *p, int fd, int flags)
     return false;
 }
 
+unsigned acc_count(const struct rproc *p)
+{
+    unsigned n = 0;
+    for (const struct acceptor *a = p->acceptors; a; a = a->next)
+        n++;
+    return n;
+}
+
 static bool q_push(struct acceptor *acc, int fd)
 {
     if (acc->qlen == acc->qcap) {
@@ -363,7 +372,6 @@ static void acc_cqe(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t
     }
     if (!more) {
         acc->armed = false;
-        bool ours = acc->cancelled;
         acc->cancelled = false;
         if (res == -EINVAL && !acc->produced) {
             /* Perhaps a kernel without IORING_ACCEPT_MULTISHOT: every
@@ -378,8 +386,16 @@ static void acc_cqe(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t
              * park without the request (acc_accept unlinks it). */
             w_wake_first(acc, res, false);
         }
-        if (acc->nwait && !acc->closed)
+        if (acc->nwait && !acc->closed) {
             acc_arm(p, acc);
+        } else if (res < 0 && res != -ECANCELED && !acc->qlen && !acc->closed) {
+            /* Failed (the fd does not listen, is not a socket, ...) with
+             * nobody left on it: retired as if closed, freed when the
+             * last holder lets go; the next call makes a new one.  Kept,
+             * it would stay on the proc's list, which every call walks,
+             * until a ringo_close of the fd or the end of the run. */
+            acc->closed = true;
+        }
     } else if (acc->qlen >= ACC_QUEUE_MAX && !acc->nwait && !acc->cancelled) {
         acc_cancel(p, acc, false);
     }

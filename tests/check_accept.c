@@ -16,7 +16,7 @@
 #include <semaphore.h>
 #include <sys/socket.h>
 
-#include "internal.h" /* teardown_seam */
+#include "internal.h" /* teardown_seam, acc_count */
 
 static unsigned nprocs_param = 1;
 
@@ -878,6 +878,31 @@ START_TEST(listener_deadline_moved_under_waiters)
 }
 END_TEST
 
+/* Accepts on a descriptor that cannot accept (a pipe: -ENOTSOCK), each
+ * with its own flags, leave no acceptor behind on the proc: its request
+ * failed with nobody waiting.  A multishot acceptor is the proc's record
+ * of a (fd, flags) pair (accept.c); every call walks the list. */
+static void main_failed_pairs(void *arg)
+{
+    (void)arg;
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    unsigned before = acc_count(tls_proc);
+    static const int flags[] = { 0, SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_CLOEXEC | SOCK_NONBLOCK };
+    for (int round = 0; round < 2; round++)
+        for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
+            ck_assert_int_eq(ringo_accept(fds[0], NULL, NULL, flags[i]), -ENOTSOCK);
+    ck_assert_uint_eq(acc_count(tls_proc), before);
+    ringo_close(fds[0]);
+    ringo_close(fds[1]);
+}
+
+START_TEST(failed_accepts_leave_no_acceptor)
+{
+    RUN(main_failed_pairs, NULL, nprocs_param);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create(multishot() ? "accept (multishot)" : "accept (single-shot)");
@@ -899,6 +924,7 @@ static Suite *suite(void)
     tcase_add_test(tc, dump_names_fd);
     tcase_add_test(tc, address_accept_beside_multishot);
     tcase_add_test(tc, listener_deadline_moved_under_waiters);
+    tcase_add_test(tc, failed_accepts_leave_no_acceptor);
     suite_add_tcase(s, tc);
     return s;
 }
