@@ -517,6 +517,10 @@ static int accept_any(struct rproc *p, struct rg *g, int fd, struct sockaddr *ad
 
 int ringo_accept(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
+    /* As accept4(2) checks them, before the descriptor: the same answer
+     * on either engine, and no acceptor made for flags that fail. */
+    if (flags & ~(SOCK_CLOEXEC | SOCK_NONBLOCK))
+        return -EINVAL;
     struct rproc *p;
     struct rg *g = io_self(&p);
     int r = accept_any(p, g, fd, addr, len, flags);

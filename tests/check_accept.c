@@ -880,7 +880,7 @@ END_TEST
 
 /* Accepts on a descriptor that cannot accept (a pipe: -ENOTSOCK), each
  * with its own flags, leave no acceptor behind on the proc: its request
- * failed with nobody waiting.  A multishot acceptor is the proc's record
+ * failed with nobody waiting.  Nor do flags that are not accept4's.  A multishot acceptor is the proc's record
  * of a (fd, flags) pair (accept.c); every call walks the list. */
 static void main_failed_pairs(void *arg)
 {
@@ -892,6 +892,11 @@ static void main_failed_pairs(void *arg)
     for (int round = 0; round < 2; round++)
         for (size_t i = 0; i < sizeof flags / sizeof *flags; i++)
             ck_assert_int_eq(ringo_accept(fds[0], NULL, NULL, flags[i]), -ENOTSOCK);
+    ck_assert_uint_eq(acc_count(tls_proc), before);
+    /* flags accept4(2) does not know: -EINVAL before the descriptor is
+     * looked at, on either engine, and no acceptor */
+    ck_assert_int_eq(ringo_accept(-1, NULL, NULL, 0x40000000), -EINVAL);
+    ck_assert_int_eq(ringo_accept(fds[0], NULL, NULL, SOCK_CLOEXEC | 0x40000000), -EINVAL);
     ck_assert_uint_eq(acc_count(tls_proc), before);
     ringo_close(fds[0]);
     ringo_close(fds[1]);
