@@ -604,6 +604,10 @@ int ringo_fsync(int fd)
 
 static int plain_poll(int fd, short events)
 {
+    if (fd < 0) { /* poll(2) would skip it, and wait for ever */
+        errno = EBADF;
+        return -1;
+    }
     struct pollfd pfd = { .fd = fd, .events = events };
     int r;
     do
@@ -633,11 +637,15 @@ static int poll_call(int fd, short events)
 int ringo_poll(int fd, short events)
 {
     int r = poll_call(fd, events);
+    /* A descriptor that is not open: poll(2) and the epoll engine's poll
+     * say POLLNVAL, io_uring's -EBADF; ringo_poll says -EBADF. */
+    if (r > 0 && (r & POLLNVAL))
+        return -EBADF;
     /* As poll(2): what was asked for, and the conditions always reported.
      * IORING_OP_POLL_ADD also wakes for POLLRDHUP, asked for or not (the
      * kernel's IO_POLL_UNMASK), and reports it beside the others; alone,
      * it is returned as it is: polling again would find it at once, for
      * as long as it lasts. */
-    int asked = r > 0 ? r & (events | POLLERR | POLLHUP | POLLNVAL) : 0;
+    int asked = r > 0 ? r & (events | POLLERR | POLLHUP) : 0;
     return asked ? asked : r;
 }

@@ -44,6 +44,17 @@ static int listen_any(struct sockaddr_in *sa)
 /* ------------------------------------------------------------------ */
 /* pipes */
 
+/* ringo_poll of a descriptor that is not open is -EBADF, not POLLNVAL;
+ * of a negative one too, which poll(2) would skip and wait for ever. */
+static void poll_bad_descriptors(void)
+{
+    enum { BAD = 9999 };
+    ck_assert_int_eq(fcntl(BAD, F_GETFD), -1);
+    ck_assert_int_eq(ringo_poll(BAD, POLLIN), -EBADF);
+    ck_assert_int_eq(ringo_poll(BAD, POLLOUT), -EBADF);
+    ck_assert_int_eq(ringo_poll(-1, POLLIN), -EBADF);
+}
+
 static void main_pipe(void *arg)
 {
     (void)arg;
@@ -71,6 +82,7 @@ static void main_pipe(void *arg)
     ck_assert_int_eq(ringo_close(fds[0]), 0);
     ck_assert_int_eq(ringo_close(fds[0]), -EBADF);
     ck_assert_int_eq(ringo_read(-1, buf, 1), -EBADF);
+    poll_bad_descriptors();
 }
 
 START_TEST(pipe_read_write)
@@ -955,6 +967,7 @@ static void plain_calls(void)
     ck_assert_int_eq(ringo_close(fds[1]), -EBADF);
     ck_assert_int_eq(ringo_read(fds[0], buf, 1), -EBADF);
     ck_assert_int_eq(ringo_openat(AT_FDCWD, "/nonexistent/x", O_RDONLY, 0), -ENOENT);
+    poll_bad_descriptors();
 }
 
 static void *plain_thread(void *arg)
