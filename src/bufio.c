@@ -375,6 +375,8 @@ ssize_t ringo_writev_all(int fd, const struct iovec *iov, int iovcnt)
             return -EINVAL; /* as writev(2): the sum overflows ssize_t */
         total += iov[i].iov_len;
     }
+    if (total == 0)
+        return ringo_write_all(fd, NULL, 0); /* the entry check alone */
     /* Progress: iov[i] from byte off on is still to be written. */
     int i = 0;
     size_t off = 0, done = 0;
@@ -420,6 +422,8 @@ ssize_t ringo_send_all(int fd, const void *buf, size_t n, int flags)
 {
     if (n > SSIZE_MAX)
         return -EINVAL;
+    if (__builtin_expect(n == 0, 0))
+        return ringo_write_all(fd, NULL, 0); /* the entry check alone */
     const char *b = buf;
     size_t done = 0;
     while (done < n) {

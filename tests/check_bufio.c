@@ -934,7 +934,20 @@ static void main_send_all(void *arg)
     ck_assert_int_eq(ringo_send_all(c, data, N, MSG_NOSIGNAL), -ETIMEDOUT);
     struct iovec v[2] = { { data, N / 2 }, { data + N / 2, N / 2 } };
     ck_assert_int_eq(ringo_writev_all(c, v, 2), -ETIMEDOUT);
+    /* with nothing to write, the checks on entry all the same */
+    struct iovec empty = { data, 0 };
+    ck_assert_int_eq(ringo_write_all(c, data, 0), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_send_all(c, data, 0, MSG_NOSIGNAL), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_writev_all(c, NULL, 0), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_writev_all(c, &empty, 1), -ETIMEDOUT);
     ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_eq(ringo_write_all(c, data, 0), 0);
+    ck_assert_int_eq(ringo_fd_deadline_set(c, RINGO_WRITE, ringo_now() - 1), 0);
+    ck_assert_int_eq(ringo_write_all(c, data, 0), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_send_all(c, data, 0, MSG_NOSIGNAL), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_writev_all(c, &empty, 1), -ETIMEDOUT);
+    ck_assert_int_eq(ringo_fd_deadline_set(c, RINGO_WRITE, RINGO_NEVER), 0);
+    ck_assert_int_eq(ringo_writev_all(c, &empty, 1), 0);
     ringo_close(c);
     ringo_close(s);
     free(data);
