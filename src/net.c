@@ -131,44 +131,26 @@ static int resolve(const char *host, const char *port, int passive, struct addri
     return r;
 }
 
-/* A port getaddrinfo would take wrongly: empty (port 0), or a number past
+/* A port getaddrinfo would take wrongly: empty (port 0), a number past
  * 65535, which its numeric parse truncates to 16 bits ("65537" is port 1),
- * or signed or spaced ("-1").  Names of services are left to it. */
+ * or one with a sign or a space before it ("-1").  Anything else that is
+ * not all digits is a service's name ("http", "9pfs"), left to it. */
 static bool port_bad(const char *port)
 {
     if (!port || !*port)
         return true;
     unsigned char c = (unsigned char)port[0];
-    if (!(c >= '0' && c <= '9') && c != '+' && c != '-' && c != ' ' && !(c >= '\t' && c <= '\r'))
-        return false; /* a service name */
+    if (c == '+' || c == '-' || c == ' ' || (c >= '\t' && c <= '\r'))
+        return true;
     unsigned long v = 0;
     for (const char *q = port; *q; q++) {
-        if (*q < '0' || *q > '9' || q - port >= 5)
-            return true;
+        if (*q < '0' || *q > '9')
+            return false; /* a name */
         v = v * 10 + (unsigned long)(*q - '0');
+        if (v > 65535)
+            return true;
     }
-    return v > 65535;
-}
-
-/* Bind and listen on ai; the socket, or -errno.  `dual`: an IPv6 wildcard
- * that takes IPv4 connections too. */
-static int listen_on(const struct addrinfo *ai, int backlog, int flags, bool dual)
-{
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0)
-        return -errno;
-    int one = 1, zero = 0;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        ((flags & RINGO_REUSEPORT) &&
-         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
-        (dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero) < 0) ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-        listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    return fd;
+    return false;
 }
 
 int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
@@ -185,27 +167,27 @@ int ringo_tcp_listen(const char *host, const char *port, int backlog, int flags)
     int r = resolve(host, port, AI_PASSIVE, &res);
     if (r)
         return r;
-    /* Every local address: the IPv6 wildcard with IPv4 mapped into it
-     * serves both families on one socket (as Go's ":8080"); getaddrinfo
-     * lists the IPv4 one first, which would leave IPv6 out.  Where IPv6
-     * is missing, that pass fails and the IPv4 wildcard is taken. */
-    bool wildcard = !host || !*host;
     r = -EADDRNOTAVAIL;
-    for (int pass = wildcard ? 0 : 1; pass < 2; pass++) {
-        for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-            if (pass == 0 && ai->ai_family != AF_INET6)
-                continue;
-            int fd = listen_on(ai, backlog, flags, pass == 0);
-            if (fd < 0) {
-                if (pass == 1)
-                    r = fd;
-                continue;
-            }
-            freeaddrinfo(res);
-            if (g)
-                eng_fd_created(fd, true); /* ours until ringo_close (engine.h) */
-            return fd;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            r = -errno;
+            continue;
         }
+        int one = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+            ((flags & RINGO_REUSEPORT) &&
+             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) ||
+            bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+            listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) {
+            r = -errno;
+            close(fd);
+            continue;
+        }
+        freeaddrinfo(res);
+        if (g)
+            eng_fd_created(fd, true); /* ours until ringo_close (engine.h) */
+        return fd;
     }
     freeaddrinfo(res);
     return r;

@@ -149,7 +149,8 @@ static void main_listen(void *arg)
     ck_assert_int_eq(ringo_tcp_listen("127.0.0.1", "no-such-service-xyz", 16, 0), -EINVAL);
     ck_assert_int_eq(ringo_tcp_dial("", "80"), -EINVAL);
     /* ports getaddrinfo would truncate to 16 bits, or take as port 0 */
-    static const char *const bad_ports[] = { "", "65536", "65537", "100685", "-1", "+80", " 80", "8080x", "000080" };
+    static const char *const bad_ports[] = { "", "65536", "65537", "100685", "99999999999999999999",
+                                             "-1", "+80", " 80", "8080x" };
     for (size_t i = 0; i < sizeof bad_ports / sizeof *bad_ports; i++) {
         ck_assert_msg(ringo_tcp_listen("127.0.0.1", bad_ports[i], 16, 0) == -EINVAL, "listen port \"%s\"", bad_ports[i]);
         ck_assert_msg(ringo_tcp_dial("127.0.0.1", bad_ports[i]) == -EINVAL, "dial port \"%s\"", bad_ports[i]);
@@ -187,25 +188,48 @@ static void main_listen(void *arg)
         ringo_close(l6);
     }
 
-    /* Every local address: IPv4 and, where the machine has IPv6, IPv6 on
-     * the one socket. */
+    /* The wildcard: IPv4's, peers in a struct sockaddr_in; a number with
+     * leading zeros is still the number. */
     for (int i = 0; i < 2; i++) {
         int w = ringo_tcp_listen(i ? "" : NULL, "0", 16, 0);
         ck_assert_int_ge(w, 0);
         local_port(w, port, sizeof port);
-        int c4 = ringo_tcp_dial("127.0.0.1", port);
+        char zeros[24];
+        snprintf(zeros, sizeof zeros, "000%s", port);
+        int c4 = ringo_tcp_dial("127.0.0.1", zeros);
         ck_assert_int_ge(c4, 0);
-        int s4 = ringo_accept(w, NULL, NULL, 0);
+        struct sockaddr_in peer;
+        socklen_t pl = sizeof peer;
+        int s4 = ringo_accept(w, (struct sockaddr *)&peer, &pl, 0);
         ck_assert_int_ge(s4, 0);
+        ck_assert_int_eq(peer.sin_family, AF_INET);
+        ck_assert_uint_eq(pl, sizeof peer);
         ringo_close(s4);
         ringo_close(c4);
-        if (l6 >= 0) {
-            int c6 = ringo_tcp_dial("::1", port);
-            ck_assert_int_ge(c6, 0);
-            int s6 = ringo_accept(w, NULL, NULL, 0);
-            ck_assert_int_ge(s6, 0);
-            ringo_close(s6);
-            ringo_close(c6);
+        ringo_close(w);
+    }
+
+    /* "::" takes IPv4 too, where the machine has IPv6 and the sysctl
+     * leaves IPv6 sockets open to IPv4 (its default) */
+    FILE *v6only = fopen("/proc/sys/net/ipv6/bindv6only", "r");
+    int only = 1;
+    if (v6only) {
+        if (fscanf(v6only, "%d", &only) != 1)
+            only = 1;
+        fclose(v6only);
+    }
+    if (l6 >= 0 && only == 0) {
+        int w = ringo_tcp_listen("::", "0", 16, 0);
+        ck_assert_int_ge(w, 0);
+        local_port(w, port, sizeof port);
+        const char *hosts[] = { "127.0.0.1", "::1" };
+        for (int i = 0; i < 2; i++) {
+            int c = ringo_tcp_dial(hosts[i], port);
+            ck_assert_int_ge(c, 0);
+            int s = ringo_accept(w, NULL, NULL, 0);
+            ck_assert_int_ge(s, 0);
+            ringo_close(s);
+            ringo_close(c);
         }
         ringo_close(w);
     }
