@@ -10,8 +10,8 @@
  * request in the buffer is answered, and the answers go out in one write),
  * request heads up to 8 KiB (beyond: 431 and close), malformed requests 400
  * and close, request bodies with Content-Length are skipped, chunked request
- * bodies get 501.  A client must send each whole request head within
- * REQUEST_NS of its first byte, and may stay idle between requests for at
+ * bodies get 501.  A client must send each whole request, head and body,
+ * within REQUEST_NS of its first byte, and may stay idle between requests for at
  * most IDLE_NS; past either deadline the connection is dropped (slow-loris
  * clients cannot hold goroutines for ever).  The parsing of requests is in
  * http_parse.c, where tests/check_http_parse and `make fuzz` reach it.
@@ -193,8 +193,10 @@ static void conn(void *arg)
         ssize_t n = ringo_recv(fd, in + have, sizeof in - have, 0);
         if (n <= 0)
             break; /* EOF, reset, a deadline passed, or shutdown ended it idle */
-        if (have == 0) {
-            ringo_deadline_set(ringo_now() + request_ns); /* a request has begun */
+        if (have == 0 && skip == 0) {
+            /* A request has begun: its head and body are due by then (a
+             * body's bytes come with have 0 too, and do not move it). */
+            ringo_deadline_set(ringo_now() + request_ns);
             conn_busy(&rec, true);
         }
         have += (size_t)n;
@@ -222,7 +224,8 @@ static void conn(void *arg)
                 olen = 0;
             }
             olen += put_response(out + olen, keep, req.head_only);
-            atomic_fetch_add_explicit(&served[proc].n, 1, memory_order_relaxed);
+            /* RINGO_PROCS may ask for more procs than the table has: they share */
+            atomic_fetch_add_explicit(&served[(unsigned)proc % MAX_PROCS].n, 1, memory_order_relaxed);
             if (!keep)
                 break;
         }
@@ -230,8 +233,11 @@ static void conn(void *arg)
             break;
         if (pos < have) /* a request's start is left: to the front */
             memmove(in, in + pos, have - pos);
+        bool answered = pos > 0;
         have -= pos;
-        if (have == 0 && skip == 0) {
+        if (have > 0 && answered && skip == 0)
+            ringo_deadline_set(ringo_now() + request_ns); /* the next request began in this read */
+        else if (have == 0 && skip == 0) {
             ringo_deadline_set(ringo_now() + idle_ns); /* idle between requests */
             conn_busy(&rec, false);
             if (is_draining())
@@ -364,6 +370,32 @@ static void signals(void *arg)
     ringo_chan_release(sigc);
 }
 
+/* The port the listeners take.  Another program listening on it is an
+ * error, as for a server without SO_REUSEPORT (the listeners share it only
+ * among themselves): a first listener without that flag finds out, and
+ * picks the port when it is "0".  A string, in buf, or NULL after saying
+ * why. */
+static const char *claim_port(const char *name, char *buf, size_t size)
+{
+    int probe = ringo_tcp_listen(addr, port, 1, 0);
+    if (probe < 0) {
+        fprintf(stderr, "%s: listen on %s:%s: %s\n", name, addr, port, strerror(-probe));
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(probe, (struct sockaddr *)&ss, &len) < 0) {
+        fprintf(stderr, "%s: getsockname: %s\n", name, strerror(errno));
+        ringo_close(probe);
+        return NULL;
+    }
+    unsigned n = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                           : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    snprintf(buf, size, "%u", n);
+    ringo_close(probe);
+    return buf;
+}
+
 static void start(void *arg)
 {
     (void)arg;
@@ -374,6 +406,9 @@ static void start(void *arg)
         _exit(1);
     }
     ringo_go(signals, sigc);
+    static char port_buf[8];
+    if (!(port = claim_port("httpd", port_buf, sizeof port_buf)))
+        _exit(1);
     for (int i = 0; i < ringo_nprocs() && i < MAX_PROCS; i++) {
         int lfd = ringo_tcp_listen(addr, port, 4096, RINGO_REUSEPORT);
         if (lfd < 0) {
@@ -384,6 +419,15 @@ static void start(void *arg)
         ringo_go_on(i, accept_loop, (void *)(intptr_t)lfd);
     }
     fprintf(stderr, "httpd: listening on %s:%s with %d procs\n", addr, port, ringo_nprocs());
+}
+
+/* A command-line count: digits only, 1 to max; else -1. */
+static long number(const char *s, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return *s >= '0' && *s <= '9' && !*end && !errno && v >= 1 && v <= max ? v : -1;
 }
 
 static void usage(FILE *f)
@@ -407,30 +451,37 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt(argc, argv, "a:p:t:i:g:h")) != -1) {
         switch (c) {
-        case 'g': {
-            long secs = atol(optarg);
-            if (secs <= 0) {
-                usage(stderr);
-                return 2;
-            }
-            grace_ns = secs * SEC;
-            break;
-        }
+        case 'g':
         case 'i': {
-            long secs = atol(optarg);
-            if (secs <= 0) {
+            long secs = number(optarg, 100L * 365 * 24 * 3600);
+            if (secs < 0) {
                 usage(stderr);
                 return 2;
             }
-            idle_ns = request_ns = secs * SEC;
+            if (c == 'g')
+                grace_ns = secs * SEC;
+            else
+                idle_ns = request_ns = secs * SEC;
             break;
         }
         case 'a': addr = optarg; break;
         case 'p': port = optarg; break;
-        case 't': cfg.procs = (unsigned)atoi(optarg); break;
+        case 't': {
+            long n = number(optarg, 1 << 20);
+            if (n < 0) {
+                usage(stderr);
+                return 2;
+            }
+            cfg.procs = (unsigned)n;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
     }
     if (cfg.procs > MAX_PROCS)
         cfg.procs = MAX_PROCS;

@@ -22,9 +22,7 @@ trap cleanup EXIT
 # listens.  An httpd that exits (its port was taken) moves on to the next
 # port; one still starting is waited for, however slow the machine (up to
 # a minute).  A port on which something already answers is passed over
-# first: httpd binds with SO_REUSEPORT, so it would share the port with
-# another such listener of this user, which would get some of the
-# connections.  Sets pid and port.
+# first, saving a start.  Sets pid and port.
 starts=0
 start_httpd() {
     starts=$((starts + 1))
@@ -65,6 +63,18 @@ check() { # name, expected, got
 }
 
 check "GET body" "Hello, World!" "$(curl -s -m 60 "$url")"
+
+# A second httpd on the port: its SO_REUSEPORT listeners would share it,
+# and take some of the connections; it says the port is taken and exits 1.
+out=$($RINGO_TEST_WRAP "$httpd" -a 127.0.0.1 -p "$port" -t 2 2>&1)
+check "port taken: exit status" "1" "$?"
+check "port taken: said so" "1" "$(printf '%s\n' "$out" | grep -c 'Address already in use')"
+# Bad arguments: the usage, exit status 2.
+for args in "-t abc" "-t -1" "-t 0" "-i 5x" "-g 0" "extra"; do
+    # shellcheck disable=SC2086 # the arguments are meant to split
+    "$httpd" -p "$port" $args >/dev/null 2>&1
+    check "bad arguments ($args): exit status" "2" "$?"
+done
 check "GET status" "200" "$(curl -s -m 60 -o /dev/null -w '%{http_code}' "$url")"
 n=$(curl -sv -m 60 "$url" "$url" "$url" 2>&1 | grep -c 'Re-using existing connection')
 check "keep-alive: three requests on one connection" "2" "$n"
@@ -109,6 +119,42 @@ pid=
 check "SIGINT: exit status" "0" "$status"
 grep -q 'requests; io_uring_enter' "$log" || { echo "FAIL: no counters on SIGINT"; cat "$log"; fail=1; }
 grep 'requests;' "$log"
+
+# -i 4: the request deadline runs from a request's first byte, whether that
+# byte came alone or after the previous request in the same read, to the
+# end of its body.  Two clients at once: P pipelines three requests in
+# pieces 2.5 s apart, each piece finishing one and starting the next (all
+# three answered: each began less than 4 s before it ended); T sends a
+# POST head promising 100 bytes of body, then a byte every half second (the
+# server drops it 4 s after its first byte, so a write soon fails; without
+# the deadline over the body each byte would renew it).
+start_httpd -i 4
+pipelined() {
+    bash -c 'exec 3<>/dev/tcp/127.0.0.1/'"$port"' || exit 1
+        r="GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        printf "${r}GET / HT" >&3; sleep 2.5
+        printf "TP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHo" >&3; sleep 2.5
+        printf "st: x\r\nConnection: close\r\n\r\n" >&3
+        timeout 60 cat <&3' 2>/dev/null | grep -c '^HTTP/1.1 200'
+}
+trickled() { # prints the number of body bytes written before a write failed
+    bash -c 'trap "" PIPE; exec 3<>/dev/tcp/127.0.0.1/'"$port"' || exit 1
+        printf "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" >&3
+        n=0
+        while [ $n -lt 40 ]; do sleep 0.5; printf x >&3 2>/dev/null || break; n=$((n + 1)); done
+        echo $n' 2>/dev/null
+}
+pipelined >"$log.p" &
+ppid=$!
+t=$(trickled)
+wait "$ppid"
+check "pipelined pieces: each request's deadline from its first byte" "3" "$(cat "$log.p")"
+rm -f "$log.p"
+[ "$t" -lt 40 ] && t=dropped
+check "trickled body: dropped at the request's deadline" "dropped" "$t"
+kill "$pid"
+wait "$pid" 2>/dev/null
+pid=
 
 # Graceful shutdown on SIGTERM, on a server with long deadlines (so that
 # only the shutdown ends a connection here).  Connection A has sent half a request,
