@@ -1029,7 +1029,13 @@ int main(int argc, char **argv)
         switch (c) {
         case 'a': addr = optarg; break;
         case 'p': port = optarg; break;
-        case 't': cfg.procs = (unsigned)atoi(optarg); break;
+        case 't':
+            if ((secs = seconds(optarg)) < 0 || secs > (1 << 20)) {
+                usage(stderr);
+                return 2;
+            }
+            cfg.procs = (unsigned)secs; /* a count, read as seconds are */
+            break;
         case 'i':
         case 'g':
             if ((secs = seconds(optarg)) < 0) {

@@ -42,6 +42,7 @@
 struct hist {
     uint64_t count[NBUCKETS];
     uint64_t n, errors, bytes;
+    int last_error;             /* the errno of the latest error, 0 for none */
     _Atomic uint64_t done;      /* read by the progress line from another proc; relaxed counter */
 };
 
@@ -99,15 +100,23 @@ static void conn(void *arg)
 {
     (void)arg;
     struct hist *h = &hists[ringo_proc()];
-    char buf[65536];
+    enum { BUF = 65536 };
+    char *buf = malloc(BUF); /* not on the goroutine's stack, 64 KiB by default */
+    if (!buf) {
+        h->errors++;
+        h->last_error = ENOMEM;
+        return;
+    }
     ringo_deadline_set(t_end);
     while (ringo_now() < t_end) {
         int fd = ringo_tcp_dial(host, port);
         if (fd < 0) {
-            if (fd != -ETIMEDOUT)
+            if (fd != -ETIMEDOUT) {
                 h->errors++;
+                h->last_error = -fd;
+            }
             if (fd == -ETIMEDOUT || ringo_sleep(10 * 1000000LL) < 0)
-                return;
+                break; /* and free buf */
             continue;
         }
         size_t have = 0;
@@ -115,10 +124,12 @@ static void conn(void *arg)
             int64_t t0 = ringo_now();
             if (ringo_send_all(fd, request, request_len, 0) < 0)
                 break;
-            ssize_t n = read_response(fd, buf, sizeof buf, &have);
+            ssize_t n = read_response(fd, buf, BUF, &have);
             if (n <= 0) {
-                if (n < 0 && n != -ETIMEDOUT)
+                if (n < 0 && n != -ETIMEDOUT) {
                     h->errors++;
+                    h->last_error = (int)-n;
+                }
                 break;
             }
             uint64_t lat = (uint64_t)(ringo_now() - t0);
@@ -131,6 +142,7 @@ static void conn(void *arg)
         }
         ringo_close(fd);
     }
+    free(buf);
 }
 
 static uint64_t total_done(int nprocs)
@@ -145,6 +157,11 @@ static void start(void *arg)
 {
     (void)arg;
     int np = ringo_nprocs();
+    hists = calloc((size_t)np, sizeof *hists); /* one per proc, however many */
+    if (!hists) {
+        perror("load");
+        return;
+    }
     run_procs = np;
     int64_t t0 = ringo_now();
     t_end = t0 + seconds * SEC;
@@ -164,10 +181,13 @@ static void start(void *arg)
     fputc('\n', stderr);
 }
 
-static void report(double wall, int np)
+/* The report; false when nothing was answered. */
+static bool report(double wall, int np)
 {
     static struct hist all;
     for (int i = 0; i < np; i++) {
+        if (hists[i].last_error)
+            all.last_error = hists[i].last_error;
         for (unsigned b = 0; b < NBUCKETS; b++)
             all.count[b] += hists[i].count[b];
         all.n += hists[i].n;
@@ -192,6 +212,18 @@ static void report(double wall, int np)
            (double)all.bytes / wall / 1e6);
     printf("Latency p50 %.1f us  p90 %.1f us  p99 %.1f us  p99.9 %.1f us  max %.1f us\n",
            at[0] / 1e3, at[1] / 1e3, at[2] / 1e3, at[3] / 1e3, max / 1e3);
+    if (all.last_error)
+        printf("Last error: %s\n", strerror(all.last_error));
+    return all.n > 0;
+}
+
+/* A command-line count: digits only, 1 to max; else -1. */
+static long number(const char *s, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    return *s >= '0' && *s <= '9' && !*end && !errno && v >= 1 && v <= max ? v : -1;
 }
 
 static void usage(FILE *f)
@@ -209,9 +241,22 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt(argc, argv, "c:d:t:h")) != -1) {
         switch (c) {
-        case 'c': conns = (unsigned)atoi(optarg); break;
-        case 'd': seconds = atoi(optarg); break;
-        case 't': cfg.procs = (unsigned)atoi(optarg); break;
+        case 'c':
+        case 'd':
+        case 't': {
+            long n = number(optarg, c == 'd' ? 365L * 24 * 3600 : 1 << 20);
+            if (n < 0) {
+                usage(stderr);
+                return 2;
+            }
+            if (c == 'c')
+                conns = (unsigned)n;
+            else if (c == 'd')
+                seconds = (int)n;
+            else
+                cfg.procs = (unsigned)n;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -238,8 +283,7 @@ int main(int argc, char **argv)
     request_len = (size_t)len;
     host = strndup(u.host, u.host_len);
     port = strndup(u.port, u.port_len);
-    hists = calloc(MAX_PROCS, sizeof *hists);
-    if (!host || !port || !hists) {
+    if (!host || !port) {
         perror("load");
         return 1;
     }
@@ -253,6 +297,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "load: %s\n", strerror(-r));
         return 1;
     }
-    report(wall, run_procs);
-    return 0;
+    return report(wall, run_procs) ? 0 : 1;
 }
