@@ -132,6 +132,21 @@ END_TEST
 /* ------------------------------------------------------------------ */
 /* listen flags, IPv6, resolution, errors */
 
+/* Dial host:port and take the connection from listener l: the peer's
+ * family as ringo_accept gave it, its length in *len. */
+static int dial_and_accept(int l, const char *host, const char *port, socklen_t *len)
+{
+    int c = ringo_tcp_dial(host, port);
+    ck_assert_int_ge(c, 0);
+    struct sockaddr_storage peer;
+    *len = sizeof peer;
+    int s = ringo_accept(l, (struct sockaddr *)&peer, len, 0);
+    ck_assert_int_ge(s, 0);
+    ringo_close(s);
+    ringo_close(c);
+    return peer.ss_family;
+}
+
 static void main_listen(void *arg)
 {
     (void)arg;
@@ -176,15 +191,8 @@ static void main_listen(void *arg)
     int l6 = ringo_tcp_listen("::1", "0", 16, 0);
     if (l6 >= 0) {
         local_port(l6, port, sizeof port);
-        int c = ringo_tcp_dial("::1", port);
-        ck_assert_int_ge(c, 0);
-        struct sockaddr_in6 peer;
-        socklen_t pl = sizeof peer;
-        int s = ringo_accept(l6, (struct sockaddr *)&peer, &pl, 0);
-        ck_assert_int_ge(s, 0);
-        ck_assert_int_eq(peer.sin6_family, AF_INET6);
-        ringo_close(s);
-        ringo_close(c);
+        socklen_t pl;
+        ck_assert_int_eq(dial_and_accept(l6, "::1", port, &pl), AF_INET6);
         ringo_close(l6);
     }
 
@@ -196,16 +204,9 @@ static void main_listen(void *arg)
         local_port(w, port, sizeof port);
         char zeros[24];
         snprintf(zeros, sizeof zeros, "000%s", port);
-        int c4 = ringo_tcp_dial("127.0.0.1", zeros);
-        ck_assert_int_ge(c4, 0);
-        struct sockaddr_in peer;
-        socklen_t pl = sizeof peer;
-        int s4 = ringo_accept(w, (struct sockaddr *)&peer, &pl, 0);
-        ck_assert_int_ge(s4, 0);
-        ck_assert_int_eq(peer.sin_family, AF_INET);
-        ck_assert_uint_eq(pl, sizeof peer);
-        ringo_close(s4);
-        ringo_close(c4);
+        socklen_t pl;
+        ck_assert_int_eq(dial_and_accept(w, "127.0.0.1", zeros, &pl), AF_INET);
+        ck_assert_uint_eq(pl, sizeof(struct sockaddr_in));
         ringo_close(w);
     }
 
@@ -222,15 +223,9 @@ static void main_listen(void *arg)
         int w = ringo_tcp_listen("::", "0", 16, 0);
         ck_assert_int_ge(w, 0);
         local_port(w, port, sizeof port);
-        const char *hosts[] = { "127.0.0.1", "::1" };
-        for (int i = 0; i < 2; i++) {
-            int c = ringo_tcp_dial(hosts[i], port);
-            ck_assert_int_ge(c, 0);
-            int s = ringo_accept(w, NULL, NULL, 0);
-            ck_assert_int_ge(s, 0);
-            ringo_close(s);
-            ringo_close(c);
-        }
+        socklen_t pl;
+        dial_and_accept(w, "127.0.0.1", port, &pl);
+        dial_and_accept(w, "::1", port, &pl);
         ringo_close(w);
     }
 
