@@ -23,7 +23,8 @@
  * with "Connection: close", for up to GRACE_NS (-g: a timed wait on a
  * WaitGroup of the connections, ringo_waitgroup_wait_until), then ends
  * what is left the same way; ringo_run returns and it prints the requests
- * served and the runtime's counters (io_uring_enter calls per request).
+ * served and the runtime's counters (io_uring_enter calls per request, or
+ * epoll_wait calls on the epoll engine).
  * SIGUSR1 prints the runtime's gauges and counters (ringo_stats) and goes
  * on serving.  Signals arrive as channel values (ringo_signal_notify).
  */
@@ -299,16 +300,18 @@ static void print_stats(void)
 {
     struct ringo_stats st;
     ringo_stats(&st);
+    /* what st.enters counts */
+    const char *waits = st.engine == RINGO_ENGINE_EPOLL ? "epoll_wait" : "io_uring_enter";
     fprintf(stderr,
             "httpd: stats: %llu requests; goroutines %llu (running %llu, runnable %llu, "
             "waiting %llu); procs idle %.1f ms, spinning %.1f ms; donations %llu, "
-            "cross-proc wakes %llu; SQEs %llu, CQEs %llu, io_uring_enter calls %llu; "
+            "cross-proc wakes %llu; SQEs %llu, CQEs %llu, %s calls %llu; "
             "offload jobs %llu; watchdog reports %llu\n",
             (unsigned long long)requests_served(), (unsigned long long)st.goroutines,
             (unsigned long long)st.running, (unsigned long long)st.runnable,
             (unsigned long long)st.waiting, (double)st.idle_ns / 1e6, (double)st.spin_ns / 1e6,
             (unsigned long long)st.donations, (unsigned long long)st.cross_wakes,
-            (unsigned long long)st.submissions, (unsigned long long)st.completions,
+            (unsigned long long)st.submissions, (unsigned long long)st.completions, waits,
             (unsigned long long)st.enters, (unsigned long long)st.offload_jobs,
             (unsigned long long)st.watchdog_reports);
 }
@@ -349,10 +352,12 @@ static void signals(void *arg)
     struct ringo_stats st;
     ringo_stats(&st);
     uint64_t reqs = requests_served();
+    /* what st.enters counts */
+    const char *waits = st.engine == RINGO_ENGINE_EPOLL ? "epoll_wait" : "io_uring_enter";
     fprintf(stderr,
-            "httpd: %s: %llu requests; io_uring_enter calls %llu (%.3f per request), "
+            "httpd: %s: %llu requests; %s calls %llu (%.3f per request), "
             "SQEs %llu, CQEs %llu, switches %llu, cross-proc wakes %llu\n",
-            strsignal(sig), (unsigned long long)reqs, (unsigned long long)st.enters,
+            strsignal(sig), (unsigned long long)reqs, waits, (unsigned long long)st.enters,
             reqs ? (double)st.enters / (double)reqs : 0.0,
             (unsigned long long)st.submissions, (unsigned long long)st.completions,
             (unsigned long long)st.switches, (unsigned long long)st.cross_wakes);

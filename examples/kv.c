@@ -1068,10 +1068,12 @@ int main(int argc, char **argv)
         cmds += atomic_load_explicit(&served[i].n, memory_order_relaxed);
     struct ringo_stats st;
     ringo_stats(&st);
+    /* what st.enters counts */
+    const char *waits = st.engine == RINGO_ENGINE_EPOLL ? "epoll_wait" : "io_uring_enter";
     fprintf(stderr,
-            "kv: %llu commands on %llu connections; io_uring_enter calls %llu (%.3f per command), "
+            "kv: %llu commands on %llu connections; %s calls %llu (%.3f per command), "
             "SQEs %llu, switches %llu\n",
-            (unsigned long long)cmds, (unsigned long long)atomic_load(&accepted),
+            (unsigned long long)cmds, (unsigned long long)atomic_load(&accepted), waits,
             (unsigned long long)st.enters, cmds ? (double)st.enters / (double)cmds : 0.0,
             (unsigned long long)st.submissions, (unsigned long long)st.switches);
     return 0;
