@@ -1013,36 +1013,38 @@ static void usage(FILE *f)
                "INCR, QUIT.  Try: redis-cli -p 6379 set greeting hello\n");
 }
 
-static long seconds(const char *s)
+/* A command-line count: digits only, 1 to max; else -1. */
+static long number(const char *s, long max)
 {
     char *end;
+    errno = 0;
     long v = strtol(s, &end, 10);
-    return *s && !*end && v > 0 && v <= 100L * 365 * 24 * 3600 ? v : -1;
+    return *s >= '0' && *s <= '9' && !*end && !errno && v >= 1 && v <= max ? v : -1;
 }
 
 int main(int argc, char **argv)
 {
     struct ringo_config cfg = { 0 };
     int c;
-    long secs;
+    long n;
     while ((c = getopt(argc, argv, "a:p:t:i:g:h")) != -1) {
         switch (c) {
         case 'a': addr = optarg; break;
         case 'p': port = optarg; break;
         case 't':
-            if ((secs = seconds(optarg)) < 0 || secs > (1 << 20)) {
+            if ((n = number(optarg, 1 << 20)) < 0) {
                 usage(stderr);
                 return 2;
             }
-            cfg.procs = (unsigned)secs; /* a count, read as seconds are */
+            cfg.procs = (unsigned)n;
             break;
         case 'i':
         case 'g':
-            if ((secs = seconds(optarg)) < 0) {
+            if ((n = number(optarg, 100L * 365 * 24 * 3600)) < 0) {
                 usage(stderr);
                 return 2;
             }
-            *(c == 'i' ? &idle_ns : &grace_ns) = secs * SEC;
+            *(c == 'i' ? &idle_ns : &grace_ns) = n * SEC;
             break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

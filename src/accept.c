@@ -373,12 +373,13 @@ static void acc_cqe(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t
     if (!more) {
         acc->armed = false;
         acc->cancelled = false;
+        bool failed = res < 0 && res != -ECANCELED;
         if (res == -EINVAL && !acc->produced) {
             /* Perhaps a kernel without IORING_ACCEPT_MULTISHOT: every
              * waiter retries single-shot (see the top). */
             while (w_wake_first(acc, 0, true))
                 ;
-        } else if (res < 0 && res != -ECANCELED) {
+        } else if (failed) {
             /* -ECANCELED is never a waiter's: ours (acc_cancel), or a cancel
              * of every operation on the file (engine.h eng_cancel_fd: a
              * deadline changed, a dup closed), after which the request is
@@ -388,7 +389,7 @@ static void acc_cqe(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t
         }
         if (acc->nwait && !acc->closed) {
             acc_arm(p, acc);
-        } else if (res < 0 && res != -ECANCELED && !acc->qlen && !acc->closed) {
+        } else if (failed && !acc->qlen && !acc->closed) {
             /* Failed (the fd does not listen, is not a socket, ...) with
              * nobody left on it: retired as if closed, freed when the
              * last holder lets go; the next call makes a new one.  Kept,
