@@ -77,9 +77,14 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
         return -EINVAL;
     if (flags & ~RINGO_NONBLOCK)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
+    /* Every argument is checked before the goroutine's own state (its
+     * cancel and deadline): a bad call is EINVAL whenever it is made. */
+    for (size_t i = 0; i < n; i++) {
         if (cases[i].op != RINGO_SEND && cases[i].op != RINGO_RECV)
             return -EINVAL;
+        if (cases[i].op == RINGO_SEND && cases[i].chan && cases[i].chan->elem_size && !cases[i].elem)
+            return -EINVAL;
+    }
     bool block = !(flags & RINGO_NONBLOCK);
     struct rg *g = self_g();
     note_call(g);
@@ -110,10 +115,6 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
     for (size_t i = 0; i < n; i++) {
         if (!cases[i].chan)
             continue; /* a nil channel is never ready */
-        if (cases[i].op == RINGO_SEND && cases[i].chan->elem_size && !cases[i].elem) {
-            free(heap);
-            return -EINVAL;
-        }
         /* Fisher-Yates insertion of i at a random position: append it,
          * then swap it with a random slot, itself included.  (Moving
          * poll[j] to the end first read poll[active], not yet written,

@@ -414,6 +414,14 @@ static void select_basics_main(void *arg)
     ck_assert_int_eq(ringo_select(NULL, 2, 0), -EINVAL);
     struct ringo_case bad = { a, 3, &va, 0 };
     ck_assert_int_eq(ringo_select(&bad, 1, 0), -EINVAL);
+    /* A send with no element is a bad call even when the goroutine's
+     * deadline has passed: the arguments are checked first. */
+    struct ringo_case noelem[2] = { { NULL, RINGO_RECV, &va, 0 }, { a, RINGO_SEND, NULL, 0 } };
+    ck_assert_int_eq(ringo_select(noelem, 2, RINGO_NONBLOCK), -EINVAL);
+    int64_t was = ringo_deadline_set(ringo_now() - 1);
+    ck_assert_int_eq(ringo_select(noelem, 2, 0), -EINVAL);
+    ck_assert_int_eq(ringo_select(cs, 2, 0), -ETIMEDOUT);
+    ringo_deadline_set(was);
     ringo_chan_send(b, &one);
     ck_assert_int_eq(ringo_select(cs, 2, 0), 1);
     ck_assert_int_eq(vb, 1);
