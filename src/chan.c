@@ -289,7 +289,7 @@ void chan_unlock_open(ringo_chan *c)
     /* acq_rel exchange: as in chan_unlock */
     if (xchg_acq_rel(&c->lock, 0) == 2)
         chan_wake_locker(c);
-    ringo_chan_release(c); /* may be the last: then it frees c */
+    chan_unref(c); /* may be the last: then it frees c */
 }
 
 /* Claim a side for one fast operation: true with *v its index (flags
@@ -559,15 +559,30 @@ ringo_chan *ringo_chan_retain(ringo_chan *c)
     return c;
 }
 
+void chan_free(ringo_chan *c)
+{
+    free(c->buf);
+    free(c);
+}
+
+void chan_unref(ringo_chan *c)
+{
+    /* acq_rel: every use through other references happens before the free */
+    if (fetch_sub_acq_rel(&c->refs, 1) == 1)
+        chan_free(c);
+}
+
 void ringo_chan_release(ringo_chan *c)
 {
     if (!c)
         return;
-    /* acq_rel: every use through other references happens before the free */
-    if (fetch_sub_acq_rel(&c->refs, 1) == 1) {
-        free(c->buf);
-        free(c);
-    }
+    /* relaxed: set before c was handed to anyone, cleared only by whoever
+     * takes the timer; timerchan_release looks again, with the exchange
+     * that decides (timerchan.c "Unreferenced"). */
+    if (__builtin_expect(load_relaxed(&c->timer) != NULL, 0))
+        timerchan_release(c);
+    else
+        chan_unref(c);
 }
 
 /*
@@ -804,7 +819,7 @@ static __attribute__((noinline)) enum slot_wait slot_wait(ringo_chan *c, void *e
             memset(elem, 0, c->elem_size);
     }
     store_release(&c->slot, SLOT_EMPTY); /* (6) */
-    ringo_chan_release(c);
+    chan_unref(c);
     return SLOT_ENDED;
 }
 

@@ -86,8 +86,9 @@ struct ringo_chan {
     _Alignas(8) unsigned char slot_val[16];
     struct waitq sendq;         /* blocked senders, FIFO; under lock */
     struct waitq recvq;         /* blocked receivers, FIFO; under lock */
-    _Atomic(struct timerchan *) timer; /* ringo_tick's ticker until a stop or the owner
-                                        * claims it (timerchan.c "Stopping"); else NULL */
+    _Atomic(struct timerchan *) timer; /* ringo_after's or ringo_tick's timer until it, a
+                                        * stop or the owner claims it (timerchan.c
+                                        * "Stopping"); else NULL */
 
     /* The send side, on a cache line of its own: the receiving proc reads
      * sendx only when it has taken every value it knew of. */
@@ -452,10 +453,29 @@ void chan_abandon_waits(struct rg *g);
 
 uint32_t fast_rand(void);
 
+/* Drop a reference the runtime took for itself (a channel operation's own,
+ * a timer's): ringo_chan_release without its look at a pending timer,
+ * which only a holder's release makes (timerchan.c "Unreferenced").
+ * chan_free: what the last reference's drop does. */
+void chan_unref(ringo_chan *c);
+void chan_free(ringo_chan *c);
+
+/* ringo_chan_release of c, whose timer may be pending: stops the timer
+ * if the timer's own reference would be the last one left. */
+void timerchan_release(ringo_chan *c);
+
 /* A seam for tests (check_chan.c), NULL in programs: ringo_tick_stop
  * calls it between looking at c->timer and acting on what it found, so a
  * test can order another holder's stop in between (timerchan.c). */
 extern void (*tick_stop_seam)(ringo_chan *c);
+
+/* Seams for tests (check_chan.c), NULL in programs: the release of a
+ * timer's channel calls timer_release_seam after each look at the count,
+ * before it acts on it, so a test can release another reference in
+ * between; a ticker that has sent calls tick_fire_seam just before it
+ * looks at the count itself (timerchan.c "Unreferenced"). */
+extern void (*timer_release_seam)(ringo_chan *c);
+extern void (*tick_fire_seam)(ringo_chan *c);
 
 /* A seam for tests (check_chan.c), NULL in programs: a blocking send or
  * receive on an unbuffered channel calls it with the lock held, once it

@@ -8,19 +8,21 @@
  * When it fires, in that proc's scheduler, it try-sends ringo_now(): a full
  * channel drops the tick, as Go's Ticker does.  The timer holds its own
  * reference to the channel until it is done (after: once fired; ticker:
- * once stopped), so the caller may release its reference at any time.
+ * once stopped; either, once no longer referenced: "Unreferenced" below),
+ * so the caller may release its reference at any time.
  *
  * Owner-only state: the heap entry and `when` belong to the owner proc.
  * A run that ends with timers still armed discards them (timer_heap_free
  * calls tc_discard).  Plain threads reach the owner through run_enter
  * (internal.h), so the run cannot end and free it under them.
  *
- * Stopping.  Any number of holders may stop one ticker at once, from any
- * thread, while its owner may be freeing it for reasons of its own (the
- * run ends, or no memory to arm it).  So nobody may touch the ticker
- * before owning it, and c->timer is the token of ownership: whoever takes
- * it with an exchange for NULL frees the ticker, or has the owner do so,
- * and every other taker finds NULL and leaves it alone.
+ * Stopping.  Any number of holders may stop one timer at once, from any
+ * thread, while its owner may be firing it, or freeing it for reasons of
+ * its own (the run ends, or no memory to arm it).  So nobody may touch the
+ * timer before owning it, and c->timer is the token of ownership: whoever
+ * takes it with an exchange for NULL frees the timer, or has the owner do
+ * so, and every other taker finds NULL and leaves it alone.  A one-shot
+ * timer that has fired takes itself, the same way.
  *
  *     stop (any thread)                  owner, freeing on its own
  *     tc = xchg(c->timer, NULL)          tc2 = xchg(c->timer, NULL)
@@ -30,15 +32,39 @@
  *
  * Exactly one exchange returns tc, so one party frees it; no one reads
  * c->timer and then uses what it read without having taken it (the old
- * read-then-flag scheme let a second stopper flag a ticker the owner had
+ * read-then-flag scheme let a second stopper flag a timer the owner had
  * just freed).  The channel itself outlives all of this: each stopper
- * holds a reference, and the ticker holds its own until it is freed.
+ * holds a reference, and the timer holds its own until it is freed.
  *
- * A stop that took the ticker always ends in its stop_task, run or
+ * A stop that took the timer always ends in its stop_task, run or
  * discarded: tc_stop_task disarms and frees it; tc_stop_discard does the
  * same at the end of the run, on the owner's heap, which free_procs frees
- * only after discarding the owner's tasks.  A one-shot ringo_after timer
- * is never in c->timer: nobody stops it, and it frees itself.
+ * only after discarding the owner's tasks.
+ *
+ * Unreferenced.  A timer whose own reference is the last one left can
+ * deliver to nobody: no holder remains to receive, and none can appear
+ * (only a holder can retain).  So a holder's ringo_chan_release that would
+ * leave only the timer's reference stops the timer first, as Go (1.23 on)
+ * collects timers and tickers nobody references: a server that makes a
+ * ringo_after per request for a select's timeout, or forgets a ticker,
+ * does not keep every timer until it fires.  The release looks at the
+ * count while it still holds its own reference; the count is 2 and the
+ * timer still pending (the exchange below returns it) only if the two are
+ * its own and the timer's: the timer's reference goes only with the
+ * timer, which its taker frees, and the timer never retains.
+ *
+ * Two holders that release at once must not both see 3 and both leave:
+ * so the release decrements by compare-and-swap from the count it looked
+ * at, and one that finds the count moved looks again (and sees 2).  The
+ * runtime's own short references (a channel operation's) are dropped with
+ * chan_unref, which does not look: the operation that took one may be
+ * the timer's own send, in tc_fire, where a stop would free the timer
+ * under it.  A holder's release that met the send's short reference saw
+ * one reference too many and left; so a ticker that has sent looks at the
+ * count itself, and stops if its own reference is the only one left (a
+ * one-shot timer is done after its send anyway).  Other operations' short
+ * references are taken by a holder's own operation, whose holder releases
+ * later.
  */
 #include "config.h"
 
@@ -59,7 +85,7 @@ struct timerchan {
     int64_t first;              /* first firing time; fixed */
     struct rproc *owner;        /* fixed */
     bool promised;              /* holds a slot of owner->timer_promised; owner */
-    _Atomic uint32_t firing;    /* a ticker's owner is in tc_fire ("No tick after a stop") */
+    _Atomic uint32_t firing;    /* the owner is in tc_fire ("No tick after a stop") */
 };
 
 /* Take a heap slot for tc on p (the owner), so re-arming never fails. */
@@ -72,17 +98,17 @@ static int tc_promise(struct rproc *p, struct timerchan *tc)
     return 0;
 }
 
-/* Free tc; for a ticker, only by whoever took it from c->timer. */
+/* Free tc; only by whoever took it from c->timer. */
 static void tc_free(struct timerchan *tc)
 {
     if (tc->promised)
         tc->owner->timer_promised--; /* owner proc, or teardown */
-    ringo_chan_release(tc->c);
+    chan_unref(tc->c);
     free(tc);
 }
 
-/* Take c's ticker (see "Stopping"): it, if the caller now owns it; NULL if
- * someone else took it first, or c is no ticker.  acq_rel: the acquire
+/* Take c's timer (see "Stopping"): it, if the caller now owns it; NULL if
+ * someone else took it first, or c is no timer's.  acq_rel: the acquire
  * sees tc as its creator filled it in, and the release orders whatever the
  * taker did before against a later taker's acquire; of all the exchanges,
  * only one returns tc. */
@@ -92,10 +118,10 @@ static struct timerchan *tc_take(ringo_chan *c)
 }
 
 /* The owner frees tc for reasons of its own (end of the run, no memory):
- * a ticker only if no stop has taken it first; that stop's task frees it. */
+ * only if no stop has taken it first; that stop's task frees it. */
 static void tc_free_unless_stopped(struct timerchan *tc)
 {
-    if (tc->period && tc_take(tc->c) != tc)
+    if (tc_take(tc->c) != tc)
         return;
     tc_free(tc);
 }
@@ -105,12 +131,12 @@ static void tc_discard(struct rtimer *t)
     tc_free_unless_stopped((struct timerchan *)t);
 }
 
-/* No tick after a stop.  A stop on another proc than the ticker's owner
- * takes the ticker and posts its disarming to the owner, which may fire
- * the ticker meanwhile; as Go's Ticker.Stop, ringo_tick_stop promises
- * that no tick is sent once it has returned.  So a firing ticker raises
- * `firing` and then looks whether a stop has taken it, and a stopper on
- * another proc takes it and then waits for `firing` to drop:
+/* No tick after a stop.  A stop on another proc than the timer's owner
+ * takes the timer and posts its disarming to the owner, which may fire
+ * the timer meanwhile; as Go's Ticker.Stop and Timer.Stop, ringo_tick_stop
+ * promises that nothing is sent once it has returned.  So a firing timer
+ * raises `firing` and then looks whether a stop has taken it, and a
+ * stopper on another proc takes it and then waits for `firing` to drop:
  *
  *     owner (tc_fire)                    stopper (ringo_tick_stop)
  *     firing = 1                         xchg(c->timer, NULL)
@@ -119,28 +145,41 @@ static void tc_discard(struct rtimer *t)
  *       yes: send; firing = 0
  *
  * Each side stores, then loads the other's word (seq_cst): the owner sees
- * the ticker taken and sends nothing, or the stopper sees it firing and
+ * the timer taken and sends nothing, or the stopper sees it firing and
  * waits until its tick is in the channel.  The fire is a non-blocking
  * send: the wait is short.  The stopper waits before posting its task,
- * whose run frees the ticker. */
+ * whose run frees the timer.
+ *
+ * A one-shot timer, once sent, takes itself; a stop that takes it first
+ * (after the look) has waited for the send, and its task frees it.  So a
+ * stopper that finds c->timer empty comes after the timer's send, whose
+ * value is in the channel (or was dropped, the channel full) by then. */
+void (*tick_fire_seam)(ringo_chan *c);
+
 static void tc_fire(struct rproc *p, struct rtimer *t)
 {
     struct timerchan *tc = (struct timerchan *)t;
-    if (tc->period) {
-        store_seqcst(&tc->firing, 1);
-        if (load_seqcst(&tc->c->timer) != tc) {
-            store_release(&tc->firing, 0); /* stopped: its task disarms and frees it */
-            return;
-        }
+    store_seqcst(&tc->firing, 1);
+    if (load_seqcst(&tc->c->timer) != tc) {
+        store_release(&tc->firing, 0); /* stopped: its task disarms and frees it */
+        return;
     }
     int64_t now = now_ns();
     ringo_chan_try_send(tc->c, &now); /* -EAGAIN: full, the tick is dropped */
-    if (!tc->period) {
-        tc_free(tc);
-        return;
-    }
     /* release: the send before the stopper's acquire load sees 0 */
     store_release(&tc->firing, 0);
+    if (__builtin_expect(tick_fire_seam != NULL, 0) && tc->period)
+        tick_fire_seam(tc->c);
+    /* acquire: as timerchan_release's look.  1: every holder has gone
+     * ("Unreferenced": one may have met our send's own reference). */
+    if (!tc->period || load_acquire(&tc->c->refs) == 1) {
+        if (tc_take(tc->c) == tc) {
+            tc_free(tc);
+            return;
+        }
+        if (!tc->period)
+            return; /* a stop took it after the look: its task frees it */
+    }
     int64_t next = t->when + tc->period;
     if (next <= now) /* fell behind: skip the missed ticks */
         next += ((now - next) / tc->period + 1) * tc->period;
@@ -168,7 +207,7 @@ static void tc_arm_discard(struct rtask *task)
     tc_free_unless_stopped(tc); /* never armed: no heap slot to give back */
 }
 
-/* On the owner, by the stop that took the ticker. */
+/* On the owner, by the stop that took the timer. */
 static void tc_stop_task(struct rproc *p, struct rtask *task)
 {
     struct timerchan *tc = (struct timerchan *)((char *)task - offsetof(struct timerchan, stop_task));
@@ -179,7 +218,7 @@ static void tc_stop_task(struct rproc *p, struct rtask *task)
 static void tc_stop_discard(struct rtask *task)
 {
     /* The run ended first.  free_procs discards the owner's tasks before
-     * it frees the owner's heap, so the ticker can still leave it. */
+     * it frees the owner's heap, so the timer can still leave it. */
     struct timerchan *tc = (struct timerchan *)((char *)task - offsetof(struct timerchan, stop_task));
     tc_stop_task(tc->owner, task);
 }
@@ -218,8 +257,7 @@ static ringo_chan *timerchan_create(struct rproc *p, int64_t delay, int64_t peri
     }
     /* relaxed: c is not shared yet; whatever hands it on publishes this,
      * and proc_post_task's release publishes it to the owner */
-    if (period)
-        store_relaxed(&c->timer, tc);
+    store_relaxed(&c->timer, tc);
     if (p)
         timer_arm(&p->timers, &tc->t, tc->first);
     else
@@ -255,23 +293,23 @@ ringo_chan *ringo_tick(int64_t period)
 
 void (*tick_stop_seam)(ringo_chan *c);
 
-void ringo_tick_stop(ringo_chan *c)
+/* Stop c's timer, if a stop or the timer itself has not taken it first;
+ * the caller holds a reference to c. */
+static void tc_stop(ringo_chan *c)
 {
-    if (!c)
-        return;
     struct rproc *p;
-    /* No run: its end has freed the ticker already (and taken it). */
+    /* No run: its end has freed the timer already (and taken it). */
     if (run_enter(&p)) {
-        struct timerchan *tc = tc_take(c); /* NULL: not a ticker, or stopped */
+        struct timerchan *tc = tc_take(c); /* NULL: no timer's, fired, or stopped */
         if (__builtin_expect(tick_stop_seam != NULL, 0))
             tick_stop_seam(c);
         if (tc && tc->owner == p && tc->promised) {
             tc_stop_task(p, &tc->stop_task);
         } else if (tc) {
             /* On another proc; or on the owner before the task that arms
-             * a plain thread's ticker has run (not promised yet), where
+             * a plain thread's timer has run (not promised yet), where
              * the stop must follow it (the task queue is FIFO), or the
-             * arming would touch the freed ticker.  (Not armed: not
+             * arming would touch the freed timer.  (Not armed: not
              * firing, no wait.) */
             /* The full barrier: the exchange before the load of
              * `firing`, against tc_fire's seq_cst store and load ("No
@@ -289,5 +327,39 @@ void ringo_tick_stop(ringo_chan *c)
         }
         run_exit(p);
     }
-    ringo_chan_release(c);
+}
+
+void ringo_tick_stop(ringo_chan *c)
+{
+    if (!c)
+        return;
+    tc_stop(c);
+    chan_unref(c); /* the timer is taken: nothing for ringo_chan_release to look at */
+}
+
+void (*timer_release_seam)(ringo_chan *c);
+
+void timerchan_release(ringo_chan *c)
+{
+    /* acquire: with the release of the holders' decrements, what they did
+     * happens before a stop that the count lets us make. */
+    uint32_t refs = load_acquire(&c->refs);
+    for (;;) {
+        if (__builtin_expect(timer_release_seam != NULL, 0))
+            timer_release_seam(c);
+        /* 2: ours and the timer's, if tc_stop's exchange still finds the
+         * timer (see "Unreferenced"); the stop drops the timer's. */
+        if (refs == 2 && load_relaxed(&c->timer)) {
+            tc_stop(c);
+            chan_unref(c);
+            return;
+        }
+        /* acq_rel, as chan_unref's decrement; a failure reloads refs
+         * (acquire) and looks again. */
+        if (cas_acq_rel(&c->refs, &refs, refs - 1)) {
+            if (refs == 1)
+                chan_free(c);
+            return;
+        }
+    }
 }

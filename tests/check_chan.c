@@ -9,7 +9,7 @@
 
 #include <sched.h>
 
-#include "chan.h" /* ringo_chan's reference count */
+#include "chan.h" /* ringo_chan's reference count; internal.h: tls_proc, timer_promised */
 
 static unsigned nprocs_param = 1;
 
@@ -1397,7 +1397,8 @@ static void timers_main(void *arg)
     ringo_chan_release(to);
     ringo_chan_release(never);
 
-    /* released before firing: the timer keeps its own reference */
+    /* released before firing: nobody can receive, the timer is stopped
+     * (unreferenced_timers_are_stopped) */
     ringo_chan_release(ringo_after(1 * MS));
 
     errno = 0;
@@ -1443,6 +1444,186 @@ START_TEST(timers_do_not_outlive_the_run)
     int64_t v;
     ck_assert_int_eq(ringo_chan_try_recv(pending_after, &v), -EAGAIN);
     ringo_chan_release(pending_after);
+}
+END_TEST
+
+/* Timers nobody references.  A holder's release that leaves only the
+ * timer's own reference stops the timer (timerchan.c "Unreferenced"):
+ * its heap slot on the owner proc (timer_promised, which counts every
+ * pending timer channel there) comes back at once on the owner, and once
+ * the owner has run the stop's task from another proc.  A timer that
+ * another holder still references is left to fire; ringo_tick_stop stops
+ * a ringo_after timer as it stops a ticker. */
+#define UNREF_N 1000
+
+static size_t promised_here(void)
+{
+    return tls_proc->timer_promised; /* the running goroutine's own proc */
+}
+
+static ringo_chan *unref_handoff; /* unbuffered: creator -> releaser */
+static ringo_chan *unref_done;
+
+/* On another proc: makes timers that the main goroutine releases, some
+ * due at once (their firing races the release), then waits until every
+ * one has left its proc. */
+static void unref_maker(void *arg)
+{
+    (void)arg;
+    size_t base = promised_here();
+    for (int i = 0; i < UNREF_N; i++) {
+        ringo_chan *c = i % 3 == 0 ? ringo_after(0) : i % 3 == 1 ? ringo_after(3600 * 1000 * MS)
+                                                                   : ringo_tick(3600 * 1000 * MS);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(ringo_chan_send(unref_handoff, &c), 0);
+    }
+    int one = 1;
+    ck_assert_int_eq(ringo_chan_recv(unref_done, &one), 0);
+    /* The stops' tasks run when this proc next looks at its tasks. */
+    for (int n = 0; promised_here() != base; n++) {
+        ck_assert_int_lt(n, 100000);
+        ringo_sleep(10 * US);
+    }
+}
+
+static void unref_main(void *arg)
+{
+    (void)arg;
+    size_t base = promised_here();
+
+    /* Released at once, on the owner: stopped on the spot. */
+    for (int i = 0; i < UNREF_N; i++)
+        ringo_chan_release(i % 2 ? ringo_after(3600 * 1000 * MS) : ringo_tick(3600 * 1000 * MS));
+    ck_assert_uint_eq(promised_here(), base);
+
+    /* Another holder keeps it: it fires, for that holder. */
+    ringo_chan *c = ringo_after(1 * MS);
+    ringo_chan *other = ringo_chan_retain(c);
+    ringo_chan_release(c);
+    ck_assert_uint_eq(promised_here(), base + 1);
+    int64_t v = 0;
+    ck_assert_int_eq(ringo_chan_recv(other, &v), 0);
+    ck_assert_int_gt(v, 0);
+    ck_assert_uint_eq(promised_here(), base); /* fired: gone */
+    ck_assert_uint_eq(atomic_load(&other->refs), 1);
+    ringo_chan_release(other);
+
+    /* ringo_tick_stop stops a ringo_after timer: nothing is delivered to
+     * the holder left. */
+    c = ringo_after(3600 * 1000 * MS);
+    other = ringo_chan_retain(c);
+    ringo_tick_stop(c);
+    ck_assert_uint_eq(promised_here(), base);
+    ck_assert_int_eq(ringo_chan_try_recv(other, &v), -EAGAIN);
+    ck_assert_uint_eq(atomic_load(&other->refs), 1);
+    ringo_chan_release(other);
+
+    /* Made on another proc, released here. */
+    if (ringo_nprocs() > 1) {
+        unref_handoff = ringo_chan_make(sizeof(ringo_chan *), 0);
+        unref_done = ringo_chan_make(sizeof(int), 0);
+        ck_assert_int_gt(ringo_go_on(1, unref_maker, NULL), 0);
+        for (int i = 0; i < UNREF_N; i++) {
+            ringo_chan *t;
+            ck_assert_int_eq(ringo_chan_recv(unref_handoff, &t), 0);
+            ringo_chan_release(t);
+        }
+        int one = 1;
+        ck_assert_int_eq(ringo_chan_send(unref_done, &one), 0);
+        while (ringo_count() > 1)
+            ringo_sleep(10 * US);
+        ringo_chan_release(unref_handoff);
+        ringo_chan_release(unref_done);
+    }
+}
+
+START_TEST(unreferenced_timers_are_stopped)
+{
+    RUN(unref_main, NULL, nprocs_param);
+}
+END_TEST
+
+/* Two holders release a ticker at once, each looking at the count (3: the
+ * two and the timer's) before the other's decrement.  The one held
+ * between its look and its act (timer_release_seam), a plain thread,
+ * finds the count moved and looks again, so the ticker stops.  Then the
+ * state that a release meeting a ticker's own send leaves (the send's
+ * short reference made the last holder's release see one too many): the
+ * last holder's reference gone without a stop, which tick_fire_seam makes
+ * just after a send; the ticker stops itself. */
+static atomic_int rel_armed, rel_inside, rel_go;
+static ringo_chan *held_ticker;
+static _Atomic(ringo_chan *) fire_dropped;
+
+static void held_release_seam(ringo_chan *c)
+{
+    (void)c;
+    if (!atomic_exchange(&rel_armed, 0))
+        return; /* the other holder's release */
+    atomic_store(&rel_inside, 1);
+    for (long n = 0; !atomic_load(&rel_go); n++) {
+        sched_yield();
+        ck_assert_int_lt(n, 100000000L);
+    }
+}
+
+static void *held_releaser(void *arg)
+{
+    (void)arg;
+    ringo_chan_release(held_ticker);
+    return NULL;
+}
+
+static void drop_at_fire(ringo_chan *c)
+{
+    ringo_chan *want = c;
+    if (atomic_compare_exchange_strong(&fire_dropped, &want, NULL))
+        chan_unref(c); /* the last holder's reference */
+}
+
+static void release_race_main(void *arg)
+{
+    (void)arg;
+    size_t base = promised_here();
+    held_ticker = ringo_tick(3600 * 1000 * MS);
+    ck_assert_ptr_nonnull(held_ticker);
+    ringo_chan_retain(held_ticker); /* the thread's */
+    atomic_store(&rel_inside, 0);
+    atomic_store(&rel_go, 0);
+    atomic_store(&rel_armed, 1);
+    timer_release_seam = held_release_seam;
+    pthread_t th;
+    ck_assert_int_eq(test_thread_create(&th, held_releaser, NULL), 0);
+    for (long n = 0; !atomic_load(&rel_inside); n++) {
+        ck_assert_int_lt(n, 1000000L);
+        ringo_sleep(10 * US);
+    }
+    ringo_chan_release(held_ticker); /* looks at 3 too */
+    ck_assert_uint_eq(promised_here(), base + 1); /* the thread still holds it */
+    atomic_store(&rel_go, 1);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    timer_release_seam = NULL;
+    for (int n = 0; promised_here() != base; n++) { /* its stop's task runs here */
+        ck_assert_int_lt(n, 100000);
+        ringo_sleep(10 * US);
+    }
+
+    ringo_chan *t = ringo_tick(1 * MS);
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(promised_here(), base + 1);
+    atomic_store(&fire_dropped, t); /* our reference is the seam's to drop */
+    tick_fire_seam = drop_at_fire;
+    for (int n = 0; promised_here() != base; n++) {
+        ck_assert_int_lt(n, 100000);
+        ringo_sleep(10 * US);
+    }
+    tick_fire_seam = NULL;
+    ck_assert_ptr_null(atomic_load(&fire_dropped));
+}
+
+START_TEST(timer_released_by_two_at_once)
+{
+    RUN(release_race_main, NULL, nprocs_param);
 }
 END_TEST
 
@@ -2348,6 +2529,8 @@ static Suite *suite(void)
     tcase_add_test(tc, nil_channel_blocks_until_deadline_or_cancel);
     tcase_add_test(tc, deadline_and_cancel_on_channel_ops);
     tcase_add_test(tc, select_basics);
+    tcase_add_test(tc, unreferenced_timers_are_stopped);
+    tcase_add_test(tc, timer_released_by_two_at_once);
     tcase_add_test(tc, select_chooses_uniformly);
     tcase_add_test(tc, select_blocks_and_performs_one);
     tcase_add_test(tc, select_race_delivers_each_value_once);

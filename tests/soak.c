@@ -654,7 +654,8 @@ static void d_after(void *arg)
     unsigned id = (unsigned)(uintptr_t)arg;
     struct rng r = rng_for(700 + id);
     for (unsigned i = 0; i < 4; i++) {
-        /* one released before it fires: its timer still holds a reference */
+        /* one released before it fires: nobody references it, so the
+         * release stops it */
         ringo_chan *gone = ringo_after((int64_t)rng_below(&r, 1000) * US);
         CHECK(gone != NULL, "ringo_after");
         ringo_chan_release(gone);
