@@ -64,7 +64,9 @@
  * count itself, and stops if its own reference is the only one left (a
  * one-shot timer is done after its send anyway).  Other operations' short
  * references are taken by a holder's own operation, whose holder releases
- * later.
+ * later; except a send by a goroutine that holds no reference (chan.c
+ * "Releasing" allows it), which can make the last holder's release leave a
+ * ticker running: the man page asks every user to hold a reference.
  */
 #include "config.h"
 
