@@ -119,13 +119,15 @@ static struct timerchan *tc_take(ringo_chan *c)
     return xchg_acq_rel(&c->timer, NULL);
 }
 
-/* The owner frees tc for reasons of its own (end of the run, no memory):
- * only if no stop has taken it first; that stop's task frees it. */
-static void tc_free_unless_stopped(struct timerchan *tc)
+/* The owner frees tc, being done with it (fired once, nobody references
+ * it, the run ends, no memory): only if no stop has taken it first; that
+ * stop's task frees it.  Whether it freed tc. */
+static bool tc_free_unless_stopped(struct timerchan *tc)
 {
     if (tc_take(tc->c) != tc)
-        return;
+        return false;
     tc_free(tc);
+    return true;
 }
 
 static void tc_discard(struct rtimer *t)
@@ -170,18 +172,17 @@ static void tc_fire(struct rproc *p, struct rtimer *t)
     ringo_chan_try_send(tc->c, &now); /* -EAGAIN: full, the tick is dropped */
     /* release: the send before the stopper's acquire load sees 0 */
     store_release(&tc->firing, 0);
-    if (__builtin_expect(tick_fire_seam != NULL, 0) && tc->period)
+    if (!tc->period) {
+        tc_free_unless_stopped(tc);
+        return;
+    }
+    if (__builtin_expect(tick_fire_seam != NULL, 0))
         tick_fire_seam(tc->c);
     /* acquire: as timerchan_release's look.  1: every holder has gone
-     * ("Unreferenced": one may have met our send's own reference). */
-    if (!tc->period || load_acquire(&tc->c->refs) == 1) {
-        if (tc_take(tc->c) == tc) {
-            tc_free(tc);
-            return;
-        }
-        if (!tc->period)
-            return; /* a stop took it after the look: its task frees it */
-    }
+     * ("Unreferenced": one may have met our send's own reference).  Not
+     * freed: a stop took it, and its task disarms it. */
+    if (load_acquire(&tc->c->refs) == 1 && tc_free_unless_stopped(tc))
+        return;
     int64_t next = t->when + tc->period;
     if (next <= now) /* fell behind: skip the missed ticks */
         next += ((now - next) / tc->period + 1) * tc->period;
