@@ -104,6 +104,7 @@ struct acc_waiter {
     struct rg *g;
     uint64_t token;
     bool linked;                /* in acc's waiter FIFO */
+    bool passed;                /* unlinked by a completion its deadline or cancel had beaten */
     bool fallback;              /* retry with single-shot accept */
 };
 
@@ -290,7 +291,8 @@ static void w_unlink(struct acceptor *acc, struct acc_waiter *w)
 }
 
 /* End the wait of the first waiter still parked with `result`; false if
- * there was none (waiters whose deadline or cancel won are dropped). */
+ * there was none (waiters whose deadline or cancel won are dropped, and
+ * marked so: they leave as if still linked, see acc_accept). */
 static bool w_wake_first(struct acceptor *acc, int result, bool fallback)
 {
     while (acc->whead) {
@@ -301,6 +303,7 @@ static bool w_wake_first(struct acceptor *acc, int result, bool fallback)
             ready(w->g, result);
             return true;
         }
+        w->passed = true;
     }
     return false;
 }
@@ -455,10 +458,14 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
     owner_add(p->inflight, 1);
     int r = park_commit(g, w.token, PARK_INTERRUPTIBLE);
     owner_add(p->inflight, -1);
-    if (w.linked) {
+    if (w.linked || w.passed) {
         /* Deadline or cancel: leave, and if nobody else waits, stop the
-         * kernel accepting for nobody (see the top). */
-        w_unlink(acc, &w);
+         * kernel accepting for nobody (see the top).  Also when a
+         * completion reaped between our wake and our run passed over us
+         * (w_wake_first): it found nobody else, and queued its descriptor
+         * for a later caller here, but the request is still armed. */
+        if (w.linked)
+            w_unlink(acc, &w);
         if (!acc->nwait && acc->armed && !acc->cancelled && !acc->closed)
             acc_cancel(p, acc, true);
     }

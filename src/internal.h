@@ -358,6 +358,13 @@ struct wd_ask {
 #define RQ_SIZE 256
 #define RQ_STEALABLE ((uintptr_t)1) /* in an entry: not started, not bound */
 
+/* Every POLL_EVERY switches a busy proc also reaps completions and its
+ * inbox, so I/O and cross-proc wakes are not starved by goroutines that
+ * keep yielding (Go checks its global queue every 61 ticks for the same
+ * reason).  Lower costs more get_events system calls under load.
+ * (sched.c next_runnable; rproc.tick counts the switches.) */
+#define POLL_EVERY 64
+
 struct rproc {
     int idx;
     pthread_t thread;
@@ -467,7 +474,8 @@ struct rproc {
     struct acceptor *acceptors; /* multishot accept state per listening fd (accept.c); owner */
     /* Scheduling points (next_runnable), for the periodic polls; owner
      * writes relaxed (one writer: a load and a store), and the watchdog's
-     * monitor reads it relaxed (watchdog.c). */
+     * monitor reads it relaxed (watchdog.c).  The scheduling point that
+     * makes it a multiple of POLL_EVERY polls. */
     _Atomic unsigned tick;
     /* A coarse clock, ms since rt.epoch_ns, that park_prepare stamps a
      * parking goroutine with (for dumps: how long it has waited).  Set

@@ -88,12 +88,6 @@
 
 __thread struct rproc *tls_proc __attribute__((tls_model("initial-exec")));
 
-/* Every POLL_EVERY switches a busy proc also reaps completions and its
- * inbox, so I/O and cross-proc wakes are not starved by goroutines that
- * keep yielding (Go checks its global queue every 61 ticks for the same
- * reason).  Lower costs more get_events system calls under load. */
-#define POLL_EVERY 64
-
 /* How long an idle proc spins on its inbox before sleeping, at most.  A
  * sleeping vCPU takes 23-30 us to wake, so a proc that receives a steady
  * stream of cross-proc hand-offs should stay awake across short gaps

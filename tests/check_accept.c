@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <semaphore.h>
 #include <sys/socket.h>
 
@@ -346,6 +347,80 @@ static void main_cancel(void *arg)
 START_TEST(cancel_one_of_several)
 {
     RUN(main_cancel, NULL, nprocs_param);
+}
+END_TEST
+
+/* A waiter whose cancel won, but which a completion reaped before it ran
+ * passed over (finding nobody else to give the connection to), still
+ * stops the request as the last waiter to leave: a later connection stays
+ * in the listen backlog for whoever accepts next (here a plain accept),
+ * instead of joining this proc's queue.  The proc is kept busy (yields)
+ * throughout, so its idle hook, which would cancel the request too, does
+ * not run; a read parked on a pipe keeps I/O in flight, so the periodic
+ * polls enter the kernel as a server's do, and a request still armed
+ * accepts there.  The completion is reaped by the periodic poll of the
+ * switch that brings the proc's tick to a multiple of POLL_EVERY, after
+ * the cancel readied the waiter and before the waiter runs. */
+static void pipe_reader(void *arg)
+{
+    int *pfd = arg;
+    char ch;
+    ck_assert_int_eq(ringo_read(pfd[0], &ch, 1), 1);
+    pfd[2] = 1;
+}
+
+static void main_passed_over(void *arg)
+{
+    (void)arg;
+    if (!multishot())
+        return; /* no acceptor: the accept is a request of its own */
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    int pfd[3] = { -1, -1, 0 };
+    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+    ck_assert_int_gt(ringo_go_on(tls_proc->idx, pipe_reader, pfd), 0);
+    struct waiter w = { .lfd = lfd };
+    atomic_store(&w.started, 0);
+    atomic_store(&w.result, 1);
+    int64_t id = ringo_go_on(tls_proc->idx, waiting_acceptor, &w);
+    ck_assert_int_gt(id, 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS); /* both parked, the request armed */
+    ck_assert_int_eq(atomic_load(&w.result), 1);
+    /* Alone on the run queue, each yield is one scheduling point. */
+    while ((load_relaxed(&tls_proc->tick) + 1) % POLL_EVERY != 0)
+        ringo_yield();
+    int c1 = connect_plain(&sa);           /* its accept waits for the next reap */
+    ck_assert_int_eq(ringo_cancel(id), 0); /* readies the waiter */
+    ringo_yield();                         /* the poll reaps c1's accept, then the waiter runs */
+    for (int i = 0; i < 1000 && atomic_load(&w.result) == 1; i++)
+        ringo_yield();
+    ck_assert_int_eq(atomic_load(&w.result), -ECANCELED);
+    int c2 = connect_plain(&sa);
+    for (int i = 0; i < 2 * POLL_EVERY; i++)
+        ringo_yield(); /* polls: a request still armed accepts c2 here */
+    struct pollfd pl = { .fd = lfd, .events = POLLIN };
+    ck_assert_msg(poll(&pl, 1, 0) == 1, "the second connection was accepted for nobody");
+    int s2 = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(s2, 0);
+    close(s2);
+    int s1 = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC); /* c1, from the queue */
+    ck_assert_int_ge(s1, 0);
+    ringo_close(s1);
+    close(c1);
+    close(c2);
+    ringo_close(lfd);
+    ck_assert_int_eq(write(pfd[1], "x", 1), 1);
+    while (!pfd[2])
+        ringo_sleep(1 * MS);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+START_TEST(passed_over_waiter_cancels)
+{
+    RUN(main_passed_over, NULL, nprocs_param);
 }
 END_TEST
 
@@ -917,6 +992,7 @@ static Suite *suite(void)
     tcase_add_test(tc, few_submissions_for_many_accepts);
     tcase_add_test(tc, deadline_on_accept);
     tcase_add_test(tc, cancel_one_of_several);
+    tcase_add_test(tc, passed_over_waiter_cancels);
     tcase_add_test(tc, idle_proc_stops_accepting);
     tcase_add_test(tc, close_frees_port);
     tcase_add_test(tc, close_from_plain_thread);
