@@ -590,9 +590,10 @@ static inline int ep_waitall(struct rop *op, const struct eng_io *io, int r)
         if (io->kind == ENG_RECVMSG) {
             /* With a control buffer, io_uring's recvmsg does not go on
              * past the first piece (a later piece's ancillary data, say
-             * descriptors passed, would have nowhere to go): nor here. */
-            if (io->u.msg->msg_control)
-                return r;
+             * descriptors passed, would have nowhere to go): nor here,
+             * where such a call comes without MSG_WAITALL (io.c
+             * io_recvmsg_flags: the msghdr's length is the ancillary
+             * data's received by now). */
             want = 0;
             for (size_t i = 0; i < io->u.msg->msg_iovlen; i++)
                 want += io->u.msg->msg_iov[i].iov_len;

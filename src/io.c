@@ -126,13 +126,27 @@ static __thread int tls_io_part __attribute__((tls_model("initial-exec")));
 
 /* io is a receive that waits for all it asks (recv(2)'s MSG_WAITALL),
  * the way io_uring's recv goes on after a first piece: a recv, or a
- * recvmsg without a control buffer (with one, io_uring's returns the
- * first piece, and so does the epoll engine's). */
+ * recvmsg without a control buffer (with one, or with MSG_PEEK, the
+ * engine's flags lack MSG_WAITALL: io_recv_flags, io_recvmsg_flags). */
 static inline bool io_waitall_recv(const struct eng_io *io)
 {
     return (io->kind == ENG_RECV || io->kind == ENG_RECVMSG) &&
-           (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) == MSG_WAITALL &&
-           (io->kind == ENG_RECV || (io->u.msg && io->u.msg->msg_controllen == 0));
+           (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) == MSG_WAITALL;
+}
+
+/* Whether fd is a socket whose receives MSG_WAITALL makes wait for all
+ * they ask: a stream's or a SOCK_SEQPACKET socket's, the two io_uring's
+ * recv goes on for (and the epoll engine's, ep_waitall).  A datagram
+ * socket's receive is one datagram, MSG_WAITALL or not (recv(2)): one
+ * that came back short was not cut short.  Asked only of a receive that
+ * came back short while a cancel by descriptor was made (io_wait): a
+ * system call off the common path. */
+static __attribute__((noinline)) bool io_fd_waits_all(int fd)
+{
+    int type = 0;
+    socklen_t tl = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+           (type == SOCK_STREAM || type == SOCK_SEQPACKET);
 }
 
 /* What such a receive asks for: its length, or its vector's, capped as
@@ -269,7 +283,7 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
         return IO_RESTART;
     }
     if (__builtin_expect(waitall && r > 0, 0) && load_relaxed(&p->fd_cancels) != cancels &&
-        (size_t)r < io_waitall_len(io)) {
+        (size_t)r < io_waitall_len(io) && io_fd_waits_all(fd)) {
         /* A MSG_WAITALL receive with a first piece, which a cancel by
          * descriptor may have cut short: one made for a change of its
          * deadline, or for another descriptor of the same file (as
@@ -371,10 +385,23 @@ ssize_t ringo_writev(int fd, const struct iovec *iov, int iovcnt)
             .kind = ENG_WRITEV, .fd = fd, .u.iov = iov, .len = (unsigned)iovcnt, .off = (uint64_t)-1);
 }
 
-static inline __attribute__((always_inline)) ssize_t recv_once(int fd, void *buf, size_t n, int flags)
+/* The flags a receive gives the engine: the caller's, less MSG_WAITALL
+ * beside MSG_PEEK.  io_uring's recv goes on after a first piece into the
+ * buffer past it, and a peek there takes the queue from its start again:
+ * the bytes of the first piece twice, counted as new.  Without it the
+ * peek returns what is queued, at least a byte, as the epoll engine's
+ * calls (which do not wait) do; the plain system call keeps the flag. */
+static inline int io_recv_flags(int flags)
+{
+    return (flags & MSG_PEEK) ? flags & ~MSG_WAITALL : flags;
+}
+
+/* eflags: the engine's (io_recv_flags), flags the plain call's. */
+static inline __attribute__((always_inline)) ssize_t recv_once(int fd, void *buf, size_t n, int flags,
+                                                               int eflags)
 {
     IO_CALL(recv(fd, buf, n, flags), fd, RINGO_READ,
-            .kind = ENG_RECV, .fd = fd, .u.buf = buf, .len = io_len(n), .flags = flags);
+            .kind = ENG_RECV, .fd = fd, .u.buf = buf, .len = io_len(n), .flags = eflags);
 }
 
 /* A receive with MSG_WAITALL: one that a cancel meant for something else
@@ -383,13 +410,13 @@ static inline __attribute__((always_inline)) ssize_t recv_once(int fd, void *buf
  * it, as the whole call would have. */
 static __attribute__((noinline)) ssize_t recv_waitall(int fd, char *buf, size_t n, int flags)
 {
-    ssize_t r = recv_once(fd, buf, n, flags);
+    ssize_t r = recv_once(fd, buf, n, flags, io_recv_flags(flags));
     if (__builtin_expect(r != IO_REST, 1))
         return r;
     size_t got = 0;
     do {
         got += (size_t)tls_io_part;
-        r = recv_once(fd, buf + got, n - got, flags);
+        r = recv_once(fd, buf + got, n - got, flags, flags); /* not a peek (io_waitall_recv) */
     } while (r == IO_REST);
     return r > 0 ? (ssize_t)(got + (size_t)r) : (ssize_t)got;
 }
@@ -399,7 +426,7 @@ ssize_t ringo_recv(int fd, void *buf, size_t n, int flags)
     if (__builtin_expect(flags & MSG_WAITALL, 0))
         return recv_waitall(fd, buf, n, flags);
     /* The bit known clear: io_wait's checks for MSG_WAITALL fold away. */
-    return recv_once(fd, buf, n, flags & ~MSG_WAITALL);
+    return recv_once(fd, buf, n, flags & ~MSG_WAITALL, flags & ~MSG_WAITALL);
 }
 
 ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
@@ -408,10 +435,24 @@ ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
             .kind = ENG_SEND, .fd = fd, .u.cbuf = buf, .len = io_len(n), .flags = flags);
 }
 
-static inline __attribute__((always_inline)) ssize_t recvmsg_once(int fd, struct msghdr *msg, int flags)
+/* A recvmsg's engine flags: as a recv's (io_recv_flags), and without
+ * MSG_WAITALL beside a control buffer too.  io_uring's recvmsg returns
+ * the first piece then (a later piece's ancillary data, say descriptors
+ * passed, would have nowhere to go), as it decides from the length the
+ * caller gives; the epoll engine, whose first call the kernel answers by
+ * setting that length to the ancillary data received (often none), could
+ * not tell afterwards (engine_epoll.c ep_waitall). */
+static inline int io_recvmsg_flags(const struct msghdr *msg, int flags)
+{
+    return msg->msg_controllen ? flags & ~MSG_WAITALL : io_recv_flags(flags);
+}
+
+/* As recv_once. */
+static inline __attribute__((always_inline)) ssize_t recvmsg_once(int fd, struct msghdr *msg, int flags,
+                                                                  int eflags)
 {
     IO_CALL(recvmsg(fd, msg, flags), fd, RINGO_READ,
-            .kind = ENG_RECVMSG, .fd = fd, .u.msg = msg, .flags = flags);
+            .kind = ENG_RECVMSG, .fd = fd, .u.msg = msg, .flags = eflags);
 }
 
 /* A recvmsg with MSG_WAITALL: as recv_waitall, the rest into the vector
@@ -422,7 +463,7 @@ static inline __attribute__((always_inline)) ssize_t recvmsg_once(int fd, struct
 
 static __attribute__((noinline)) ssize_t recvmsg_waitall(int fd, struct msghdr *msg, int flags)
 {
-    ssize_t r = recvmsg_once(fd, msg, flags);
+    ssize_t r = recvmsg_once(fd, msg, flags, io_recvmsg_flags(msg, flags));
     if (__builtin_expect(r != IO_REST, 1))
         return r;
     struct iovec small[RECVMSG_IOV];
@@ -433,7 +474,7 @@ static __attribute__((noinline)) ssize_t recvmsg_waitall(int fd, struct msghdr *
     do {
         got += (size_t)tls_io_part;
         struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, got, v) };
-        r = recvmsg_once(fd, &m, flags);
+        r = recvmsg_once(fd, &m, flags, flags); /* not a peek (io_waitall_recv) */
     } while (r == IO_REST);
     if (v != small)
         free(v);
@@ -444,7 +485,7 @@ ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags)
 {
     if (__builtin_expect(flags & MSG_WAITALL, 0))
         return recvmsg_waitall(fd, msg, flags);
-    return recvmsg_once(fd, msg, flags & ~MSG_WAITALL); /* as ringo_recv */
+    return recvmsg_once(fd, msg, flags & ~MSG_WAITALL, flags & ~MSG_WAITALL); /* as ringo_recv */
 }
 
 ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags)

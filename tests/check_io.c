@@ -391,6 +391,8 @@ END_TEST
 struct waitall_rx {
     int fd;
     bool msg; /* recvmsg */
+    bool ctl0; /* recvmsg with a control buffer of length 0: none, as for recvmsg(2) */
+    bool peek; /* recv with MSG_PEEK too */
     int64_t deadline; /* from its start; 0: none */
     atomic_int started, done;
     ssize_t result;
@@ -405,19 +407,20 @@ static void waitall_receiver(void *arg)
     atomic_store(&w->started, 1);
     if (w->msg) {
         struct iovec v[2] = { { w->buf, 1 }, { w->buf + 1, 3 } };
-        struct msghdr m = { .msg_iov = v, .msg_iovlen = 2 };
+        char ctl[CMSG_SPACE(sizeof(int))];
+        struct msghdr m = { .msg_iov = v, .msg_iovlen = 2, .msg_control = w->ctl0 ? ctl : NULL };
         w->result = ringo_recvmsg(w->fd, &m, MSG_WAITALL);
     } else {
-        w->result = ringo_recv(w->fd, w->buf, 4, MSG_WAITALL);
+        w->result = ringo_recv(w->fd, w->buf, 4, MSG_WAITALL | (w->peek ? MSG_PEEK : 0));
     }
     atomic_store(&w->done, 1);
 }
 
-static void waitall_case(int how, bool msg) /* 0: the rest comes; 1: EOF; 2: the deadline */
+static void waitall_case(int how, bool msg, bool ctl0) /* 0: the rest comes; 1: EOF; 2: the deadline */
 {
     int a, b;
     test_tcp_pair(&a, &b, NULL);
-    struct waitall_rx w = { .fd = b, .msg = msg, .deadline = how == 2 ? 50 * MS : 0 };
+    struct waitall_rx w = { .fd = b, .msg = msg, .ctl0 = ctl0, .deadline = how == 2 ? 50 * MS : 0 };
     ck_assert_int_gt(ringo_go(waitall_receiver, &w), 0);
     while (!atomic_load(&w.started))
         ringo_sleep(100 * US);
@@ -437,12 +440,28 @@ static void waitall_case(int how, bool msg) /* 0: the rest comes; 1: EOF; 2: the
     ringo_close(b);
 }
 
+/* A read of a pipe that waits until the test writes it. */
+struct pipe_rx {
+    int fd;
+    atomic_int started, done;
+};
+
+static void pipe_receiver(void *arg)
+{
+    struct pipe_rx *r = arg;
+    char ch;
+    atomic_store(&r->started, 1);
+    ck_assert_int_eq(ringo_read(r->fd, &ch, 1), 1);
+    atomic_store(&r->done, 1);
+}
+
 static void main_waitall(void *arg)
 {
     (void)arg;
     for (int how = 0; how < 3; how++) {
-        waitall_case(how, false);
-        waitall_case(how, true);
+        waitall_case(how, false, false);
+        waitall_case(how, true, false);
+        waitall_case(how, true, true);
     }
     /* A datagram socket's receive is one datagram, MSG_WAITALL or not:
      * the first comes back alone, though a second follows. */
@@ -460,6 +479,59 @@ static void main_waitall(void *arg)
     ck_assert_int_eq(w.result, 2);
     ringo_close(sv[0]);
     ringo_close(sv[1]);
+
+    /* The same while a cancel by descriptor, meant for another
+     * descriptor's operation on the proc, comes as it waits (a change of
+     * that one's deadline): the short receive is still one datagram, not
+     * one cut short to be gone on with. */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, sv), 0);
+    int pfd[2];
+    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+    struct pipe_rx pr = { .fd = pfd[0] };
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), pipe_receiver, &pr), 0);
+    struct waitall_rx w2 = { .fd = sv[1] };
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), waitall_receiver, &w2), 0);
+    while (!atomic_load(&w2.started) || !atomic_load(&pr.started))
+        ringo_sleep(100 * US);
+    ringo_sleep(5 * MS); /* both wait */
+    ck_assert_int_eq(ringo_fd_deadline_set(pfd[0], RINGO_READ, ringo_now() + 60000 * MS), 0);
+    ringo_sleep(5 * MS); /* the pipe's read made again, after the cancel */
+    ck_assert_int_eq(send(sv[0], "pi", 2, 0), 2);
+    ringo_sleep(20 * MS);
+    ck_assert_int_eq(send(sv[0], "ng", 2, 0), 2);
+    while (!atomic_load(&w2.done))
+        ringo_sleep(1 * MS);
+    ck_assert_int_eq(w2.result, 2);
+    ck_assert_int_eq(write(pfd[1], "x", 1), 1);
+    while (!atomic_load(&pr.done))
+        ringo_sleep(1 * MS);
+    close(pfd[0]);
+    close(pfd[1]);
+    ringo_close(sv[0]);
+    ringo_close(sv[1]);
+
+    /* MSG_PEEK beside it: what is queued, never the same bytes twice
+     * (io_uring's recv would go on past the first piece and peek it
+     * again there). */
+    int a, b;
+    test_tcp_pair(&a, &b, NULL);
+    struct waitall_rx w3 = { .fd = b, .peek = true };
+    ck_assert_int_gt(ringo_go(waitall_receiver, &w3), 0);
+    while (!atomic_load(&w3.started))
+        ringo_sleep(100 * US);
+    ck_assert_int_eq(write(a, "pi", 2), 2);
+    ringo_sleep(20 * MS);
+    ck_assert_int_eq(write(a, "ng", 2), 2);
+    while (!atomic_load(&w3.done))
+        ringo_sleep(1 * MS);
+    ck_assert_int_ge(w3.result, 2);
+    ck_assert_msg(memcmp(w3.buf, "ping", (size_t)w3.result) == 0, "peeked \"%.*s\"",
+                  (int)w3.result, w3.buf);
+    char buf[4];
+    ck_assert_int_eq(ringo_recv(b, buf, 4, MSG_WAITALL), 4); /* nothing was taken */
+    ck_assert(memcmp(buf, "ping", 4) == 0);
+    ringo_close(a);
+    ringo_close(b);
 }
 
 /* A recvmsg with MSG_WAITALL and a control buffer loses no ancillary
