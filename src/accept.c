@@ -127,6 +127,7 @@ struct acceptor {
 };
 
 static void acc_cqe(struct rproc *p, struct ring_rec *rec, int32_t res, uint32_t cflags);
+static void acc_last_left(struct rproc *p, struct acceptor *acc);
 
 static inline struct acceptor *acc_of(struct ring_rec *rec)
 {
@@ -466,13 +467,32 @@ int acc_accept(struct rproc *p, struct rg *g, int fd, int flags)
          * for a later caller here, but the request is still armed. */
         if (w.linked)
             w_unlink(acc, &w);
-        if (!acc->nwait && acc->armed && !acc->cancelled && !acc->closed)
-            acc_cancel(p, acc, true);
+        acc_last_left(p, acc);
     }
     acc_put(p, acc);
     if (w.fallback)
         return ACC_FALLBACK;
     return r;
+}
+
+/* A waiter that its deadline or a cancel made leave, after the others
+ * (see the top): stop the kernel accepting for nobody, now. */
+static void acc_last_left(struct rproc *p, struct acceptor *acc)
+{
+    if (!acc->nwait && acc->armed && !acc->cancelled && !acc->closed)
+        acc_cancel(p, acc, true);
+}
+
+/* A waiter woken to start again (ACC_AGAIN: a deadline of fd changed)
+ * that leaves instead, its deadline passed or cancelled (io.c
+ * accept_any): it left as acc_accept's waiters that time out do. */
+void acc_left(struct rproc *p, int fd, int flags)
+{
+    for (struct acceptor *acc = p->acceptors; acc; acc = acc->next)
+        if (acc->fd == fd && acc->flags == flags && !acc->closed) {
+            acc_last_left(p, acc);
+            return;
+        }
 }
 
 /* A deadline of fd changed (fddeadline.c): every waiter on it starts

@@ -870,6 +870,7 @@ extern _Atomic uint64_t acc_marks[ACC_MARK_FDS / 64];
 extern _Atomic int acc_mark_big;
 int  acc_accept(struct rproc *p, struct rg *g, int fd, int flags);
 bool acc_has(struct rproc *p, int fd, int flags); /* p has an acceptor for (fd, flags) */
+void acc_left(struct rproc *p, int fd, int flags); /* a waiter woken by ACC_AGAIN left instead */
 unsigned acc_count(const struct rproc *p);        /* acceptors on p's list, retired ones too */
 /* ringo_close of a marked fd: end every acceptor on it, on every proc.
  * From a goroutine, or from a plain thread that has pinned the run

@@ -551,12 +551,17 @@ static int accept_any(struct rproc *p, struct rg *g, int fd, struct sockaddr *ad
     if (!g || !load_relaxed(&rt.multishot_accept) || (addr && !acc_has(p, fd, flags)))
         return accept_single(fd, addr, len, flags);
     int r;
-    do {
+    for (bool again = false;; again = true) {
         int chk = io_check(g, fd, RINGO_READ);
-        if (chk)
+        if (chk) {
+            if (again) /* woken to wait again, it leaves: the last waiter? */
+                acc_left(p, fd, flags);
             return chk;
+        }
         r = acc_accept(p, g, fd, flags);
-    } while (r == ACC_AGAIN); /* its deadline changed */
+        if (r != ACC_AGAIN) /* ACC_AGAIN: its deadline changed */
+            break;
+    }
     if (r == ACC_SINGLE)
         return accept_single(fd, addr, len, flags);
     if (r == ACC_FALLBACK) {

@@ -424,6 +424,59 @@ START_TEST(passed_over_waiter_cancels)
 }
 END_TEST
 
+/* The same for a lone waiter woken to wait again, by a change of the
+ * listener's read deadline, that leaves instead: the new deadline has
+ * passed (Go's SetDeadline(now), to stop an Accept), or (arg) a cancel
+ * came before it ran.  Kept busy with I/O in flight, as above. */
+static void main_again_leaves(void *arg)
+{
+    bool cancel = arg != NULL;
+    if (!multishot())
+        return;
+    struct sockaddr_in sa;
+    int lfd = listen_plain(&sa);
+    int pfd[3] = { -1, -1, 0 };
+    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+    ck_assert_int_gt(ringo_go_on(tls_proc->idx, pipe_reader, pfd), 0);
+    struct waiter w = { .lfd = lfd };
+    atomic_store(&w.started, 0);
+    atomic_store(&w.result, 1);
+    int64_t id = ringo_go_on(tls_proc->idx, waiting_acceptor, &w);
+    ck_assert_int_gt(id, 0);
+    while (!atomic_load(&w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS); /* parked, the request armed */
+    ck_assert_int_eq(atomic_load(&w.result), 1);
+    if (cancel) {
+        ck_assert_int_eq(ringo_fd_deadline_set(lfd, RINGO_READ, ringo_now() + 60000 * MS), 0);
+        ck_assert_int_eq(ringo_cancel(id), 0);
+    } else {
+        ck_assert_int_eq(ringo_fd_deadline_set(lfd, RINGO_READ, ringo_now() - 1), 0);
+    }
+    for (int i = 0; i < 1000 && atomic_load(&w.result) == 1; i++)
+        ringo_yield();
+    ck_assert_int_eq(atomic_load(&w.result), cancel ? -ECANCELED : -ETIMEDOUT);
+    int c = connect_plain(&sa);
+    for (int i = 0; i < 2 * POLL_EVERY; i++)
+        ringo_yield(); /* polls: a request still armed accepts c here */
+    struct pollfd pl = { .fd = lfd, .events = POLLIN };
+    ck_assert_msg(poll(&pl, 1, 0) == 1, "the connection was accepted for nobody");
+    close(c);
+    ringo_close(lfd);
+    ck_assert_int_eq(write(pfd[1], "x", 1), 1);
+    while (!pfd[2])
+        ringo_sleep(1 * MS);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+START_TEST(waiter_woken_again_leaves_and_cancels)
+{
+    RUN(main_again_leaves, NULL, nprocs_param);
+    RUN(main_again_leaves, (void *)1, nprocs_param);
+}
+END_TEST
+
 /* A goroutine accepts once and moves on: once its proc is idle, a
  * connection is left for the accept of another goroutine (another proc,
  * or other flags), not taken for nobody. */
@@ -993,6 +1046,7 @@ static Suite *suite(void)
     tcase_add_test(tc, deadline_on_accept);
     tcase_add_test(tc, cancel_one_of_several);
     tcase_add_test(tc, passed_over_waiter_cancels);
+    tcase_add_test(tc, waiter_woken_again_leaves_and_cancels);
     tcase_add_test(tc, idle_proc_stops_accepting);
     tcase_add_test(tc, close_frees_port);
     tcase_add_test(tc, close_from_plain_thread);
