@@ -491,7 +491,10 @@ void close_wait_plain(struct close_wait *cw)
  * waits, so no task is ever discarded. */
 #define CLOSE_BATCH 8
 
-static void close_cancel_remote(struct rproc *p, struct rg *g, int fd, bool counted)
+/* *counted: whether the close is counted in fd's entry (fddeadline.c),
+ * true once it is: ringo_close's own cancel after this must not count it
+ * again. */
+static void close_cancel_remote(struct rproc *p, struct rg *g, int fd, bool *counted)
 {
     struct close_task tasks[CLOSE_BATCH];
     struct rproc *targets[CLOSE_BATCH];
@@ -503,8 +506,8 @@ static void close_cancel_remote(struct rproc *p, struct rg *g, int fd, bool coun
                 targets[n++] = rt.procs[i];
         if (n == 0)
             continue;
-        fdl_close_cancels(fd, counted);
-        counted = true;
+        fdl_close_cancels(fd, *counted);
+        *counted = true;
         struct close_wait cw = { .g = g };
         cw.token = park_prepare(g, W_IO, 0);
         store_relaxed(&g_run(g)->wait_fd, fd); /* for ringo_dump */
@@ -551,7 +554,7 @@ int ringo_close(int fd)
         acc_release_fd(fd);
     /* No block_check(): see the design comment. */
     if (mark)
-        close_cancel_remote(p, g, fd, counted);
+        close_cancel_remote(p, g, fd, &counted);
     fd_seam_fn *seam = load_acquire(&close_seam);
     if (__builtin_expect(seam != NULL, 0))
         seam(fd);

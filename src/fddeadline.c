@@ -71,7 +71,7 @@
 
 struct fdl {
     _Atomic int64_t at[2];      /* read, write deadline; RINGO_NEVER when none */
-    _Atomic uint32_t seq;       /* sets (bits 0-15) and closes (from bit 16), FDL_* */
+    _Atomic uint32_t seq;       /* closes (FDL_CLOSES, internal.h) */
 };
 
 _Atomic(struct fdl *) fdl_pages[FDL_PAGES]; /* release CAS to publish, acquire to read */
@@ -113,7 +113,7 @@ int64_t fdl_get_slow(int fd, int dirs, uint32_t *seq)
     /* relaxed: the caller's barrier (park_prepare, (A) above) orders these
      * after its fdops count; a plain check at entry may read late, and the
      * cancel then catches the change */
-    *seq = (load_relaxed(&e->seq) & (FDL_SETS | FDL_CLOSES)) | FDL_PRESENT;
+    *seq = (load_relaxed(&e->seq) & FDL_CLOSES) | FDL_PRESENT;
     int64_t d = RINGO_NEVER;
     if (dirs & RINGO_READ)
         d = load_relaxed(&e->at[0]);
@@ -250,12 +250,6 @@ int ringo_fd_deadline_set(int fd, int dirs, int64_t when)
         store_relaxed(&e->at[0], when);
     if (dirs & RINGO_WRITE)
         store_relaxed(&e->at[1], when);
-    /* One more set, without carrying into the count of closes. */
-    uint32_t seq = load_relaxed(&e->seq);
-    while (!atomic_compare_exchange_weak_explicit(&e->seq, &seq,
-                                                  (seq & ~FDL_SETS) | ((seq + 1) & FDL_SETS),
-                                                  memory_order_relaxed, memory_order_relaxed))
-        ;
     /* (B): the stores above before the loads of the fdops counts; pairs
      * with (A) in park_prepare. */
     smp_mb();

@@ -892,17 +892,18 @@ static inline bool acc_fd_marked(int fd)
 
 /* fddeadline.c: per-descriptor deadlines.  fdl_get returns the earlier
  * of fd's deadlines for dirs (RINGO_READ|RINGO_WRITE) and its sequence
- * word: bits 0-15 count deadline changes, bits 16-29 closes (modulo
- * 2^14), bit 31 (FDL_PRESENT) says fd has an entry at all (0: never given
+ * word: bits 0-29 count closes (modulo 2^30: an operation that saw a
+ * multiple of 2^30 closes of its number while it waited would be made
+ * again on the number's next file), bit 31 (FDL_PRESENT) says fd has an
+ * entry at all (0: never given
  * a deadline, nor closed by ringo_close while operations waited on it),
  * and bit 30 (FDL_UNTRACKED) that fd lies past the table, where nothing
  * is counted.  fdl_close is ringo_close's (clears the deadlines, counts a
  * close where there is an entry: true), and fdl_close_cancels makes sure
  * of the count, making the entry, before the close cancels operations on
  * fd. */
-#define FDL_SETS      0xffffu
-#define FDL_CLOSE     0x10000u
-#define FDL_CLOSES    0x3fff0000u
+#define FDL_CLOSE     0x1u
+#define FDL_CLOSES    0x3fffffffu
 #define FDL_UNTRACKED 0x40000000u
 #define FDL_PRESENT   0x80000000u
 #define FDL_PAGE_BITS 12

@@ -15,7 +15,10 @@
  * a close or a deadline change on one descriptor of a file leaving the
  * operations on its dups waiting; a poll in no direction (hang-up only)
  * outliving a deadline change; a MSG_WAITALL receive (recv, recvmsg)
- * with a first piece outliving deadline changes and a dup's close.
+ * with a first piece outliving deadline changes and a dup's close; the
+ * count of closes that tells a read ended by its descriptor's close from
+ * one to make again (one close counted once; many closes of the number
+ * while a read waits do not look like none).
  * Orderings decide: the "later" events happen after sleeps that are
  * longer than the deadlines they outlast.
  */
@@ -24,6 +27,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+
+#include "internal.h" /* fdl_close, fdl_get: the close count */
 
 static unsigned nprocs_param = 1;
 
@@ -262,6 +267,72 @@ static void main_dups(void *arg)
         ck_assert_int_eq(ringo_close(b), 0);
     }
 }
+
+/* The count of closes of a number, in its sequence word. */
+static uint32_t closes_of(int fd)
+{
+    uint32_t seq;
+    fdl_get(fd, RINGO_READ, &seq);
+    return seq & FDL_CLOSES;
+}
+
+/* A read blocked on a number gets -EBADF from its close, however many
+ * closes of the number are counted meanwhile (files that had it while the
+ * read's proc was busy: simulated with the count's own increment), and
+ * never the data of the number's next file.  And one ringo_close, with
+ * reads of the descriptor waiting on its own proc and another, counts
+ * itself once. */
+static void main_close_count(void *arg)
+{
+    (void)arg;
+    static const uint32_t extra[] = { 0, 0x3fff, 0xffff };
+    for (unsigned k = 0; k < sizeof extra / sizeof *extra; k++) {
+        int a, b;
+        test_tcp_pair(&a, &b, NULL);
+        ck_assert_int_eq(ringo_fd_deadline_set(b, RINGO_READ, RINGO_NEVER), 0); /* an entry */
+        struct reader r = { .fd = b, .proc = ringo_proc() };
+        reader_start(&r);
+        for (uint32_t i = 0; i < extra[k]; i++)
+            fdl_close(b);
+        ck_assert_int_eq(ringo_close(b), 0);
+        int c, d;
+        test_tcp_pair(&c, &d, NULL); /* one of them likely takes b's number */
+        ck_assert_int_eq(write(c, "next", 4), 4);
+        ck_assert_int_eq(write(d, "next", 4), 4);
+        reader_wait(&r);
+        ck_assert_msg(r.result == -EBADF, "after %u closes: %zd", (unsigned)extra[k], r.result);
+        ringo_close(a);
+        ringo_close(c);
+        ringo_close(d);
+    }
+}
+
+static void main_close_once(void *arg)
+{
+    (void)arg;
+    if (ringo_nprocs() < 2)
+        return;
+    int a, b;
+    test_tcp_pair(&a, &b, NULL);
+    ck_assert_uint_eq(closes_of(b), 0); /* no entry: a run without deadlines set */
+    struct reader here = { .fd = b, .proc = ringo_proc() }, there = { .fd = b, .proc = 1 - ringo_proc() };
+    reader_start(&here);
+    reader_start(&there);
+    ck_assert_int_eq(ringo_close(b), 0);
+    reader_wait(&here);
+    reader_wait(&there);
+    ck_assert_int_eq(here.result, -EBADF);
+    ck_assert_int_eq(there.result, -EBADF);
+    ck_assert_uint_eq(closes_of(b), 1);
+    ringo_close(a);
+}
+
+START_TEST(close_counted_once_and_widely)
+{
+    RUN(main_close_once, NULL, nprocs_param);
+    RUN(main_close_count, NULL, nprocs_param);
+}
+END_TEST
 
 START_TEST(dups_are_separate)
 {
@@ -667,6 +738,7 @@ static Suite *suite(void)
     tcase_add_test(tc, far_deadline_costs_no_submission);
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, dups_are_separate);
+    tcase_add_test(tc, close_counted_once_and_widely);
     tcase_add_test(tc, poll_without_direction_survives_a_deadline);
     tcase_add_test(tc, waitall_receive_outlives_other_cancels);
     suite_add_tcase(s, tc);
