@@ -871,6 +871,10 @@ extern _Atomic int acc_mark_big;
 int  acc_accept(struct rproc *p, struct rg *g, int fd, int flags);
 bool acc_has(struct rproc *p, int fd, int flags); /* p has an acceptor for (fd, flags) */
 void acc_left(struct rproc *p, int fd, int flags); /* a waiter woken by ACC_AGAIN left instead */
+/* runtime.c: a seam for tests (check_sched.c), 0 in programs: cancel_flags
+ * added to the engine probe's cancel by descriptor; an unknown one fails
+ * it as a kernel before 5.19 does. */
+extern unsigned uring_probe_cancel_seam;
 unsigned acc_count(const struct rproc *p);        /* acceptors on p's list, retired ones too */
 /* ringo_close of a marked fd: end every acceptor on it, on every proc.
  * From a goroutine, or from a plain thread that has pinned the run

@@ -28,6 +28,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1082,7 +1083,8 @@ static void setup_report(int err)
  * process and asked for the operations the runtime cannot do without:
  * io_uring_setup failing with ENOSYS (no io_uring), EPERM (a seccomp
  * profile, kernel.io_uring_disabled=2) or EACCES (io_uring_disabled=1 and
- * not in its group), or a missing operation, choose epoll.  Any other
+ * not in its group), a missing operation, or a kernel that cannot cancel
+ * by descriptor (uring_cancels_by_fd), choose epoll.  Any other
  * failure (ENOMEM: the locked-memory limit; EMFILE) says nothing of
  * io_uring's presence: io_uring stays chosen, and the procs' own setup
  * reports the failure with its hint rather than running on silently
@@ -1101,6 +1103,35 @@ static const struct {
     { IORING_OP_POLL_ADD, "POLL_ADD" }, { IORING_OP_CLOSE, "CLOSE" },
     { IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL" },
 };
+
+unsigned uring_probe_cancel_seam;
+
+/* Can the ring cancel every operation on a descriptor (cancel_flags
+ * IORING_ASYNC_CANCEL_FD with ALL, Linux 5.19), what ringo_close and a
+ * change of a descriptor's deadline do to the operations waiting on it
+ * (engine.h eng_cancel_fd)?  A kernel before it fails the flags (-EINVAL)
+ * and has no opcode to tell by: asked with a cancel on a new pipe, which
+ * finds nothing to cancel.  Where it cannot be asked (no pipe, a failed
+ * submit), it is assumed to. */
+static bool uring_cancels_by_fd(struct io_uring *ring)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0)
+        return true;
+    int res = 0;
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    if (sqe) {
+        io_uring_prep_cancel_fd(sqe, pfd[0], IORING_ASYNC_CANCEL_ALL | uring_probe_cancel_seam);
+        struct io_uring_cqe *cqe;
+        if (io_uring_submit_and_wait(ring, 1) >= 0 && io_uring_peek_cqe(ring, &cqe) == 0) {
+            res = cqe->res;
+            io_uring_cqe_seen(ring, cqe);
+        }
+    }
+    close(pfd[0]);
+    close(pfd[1]);
+    return res != -EINVAL;
+}
 
 static void uring_probe(int *engine, char *why, size_t len)
 {
@@ -1130,6 +1161,10 @@ static void uring_probe(int *engine, char *why, size_t len)
             }
         }
         io_uring_free_probe(probe);
+        if (*engine == RINGO_ENGINE_URING && !uring_cancels_by_fd(&ring)) {
+            *engine = RINGO_ENGINE_EPOLL;
+            snprintf(why, len, "io_uring cannot cancel by descriptor (IORING_ASYNC_CANCEL_FD, Linux 5.19)");
+        }
     }
     io_uring_queue_exit(&ring);
 }

@@ -1008,6 +1008,43 @@ START_TEST(refused_io_uring_chooses_epoll)
 }
 END_TEST
 
+/* A kernel whose ring cannot cancel by descriptor (before 5.19: the
+ * probe's cancel given a flag this kernel does not know fails as the
+ * flags it does fail there) means the epoll engine: there ringo_close and
+ * deadline changes could not end operations blocked in the ring. */
+static void child_no_cancel_fd(void)
+{
+    uring_probe_cancel_seam = 1u << 30;
+    unsetenv("RINGO_ENGINE");
+    setenv("RINGO_DEBUG", "1", 1);
+    uint64_t engine = 0;
+    int r = ringo_run(engine_main, &engine, NULL);
+    _exit(r == 0 && engine == RINGO_ENGINE_EPOLL ? 0 : 1);
+}
+
+static void child_cancel_fd(void)
+{
+    unsetenv("RINGO_ENGINE");
+    setenv("RINGO_DEBUG", "1", 1);
+    uint64_t engine = 0;
+    int r = ringo_run(engine_main, &engine, NULL);
+    _exit(r == 0 && engine == RINGO_ENGINE_URING ? 0 : 1);
+}
+
+START_TEST(no_cancel_by_fd_chooses_epoll)
+{
+    char buf[4096];
+    int st = run_captured(child_cancel_fd, buf, sizeof buf);
+    if (strstr(buf, "ringo: engine epoll"))
+        return; /* the host chooses epoll anyway (no io_uring, or an older kernel) */
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+    st = run_captured(child_no_cancel_fd, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "ringo: engine epoll (io_uring cannot cancel by descriptor") != NULL,
+                  "stderr: %s", buf);
+}
+END_TEST
+
 /* Too few file descriptors: each proc needs two (its ring and its
  * eventfd).  `spare` is how many the limit leaves free: 0 fails the ring's
  * setup, 1 the eventfd's.  The message names the fd limit, not io_uring. */
@@ -2309,6 +2346,7 @@ static Suite *suite(void)
     tcase_add_test(tc, config_unknown_fields_refused);
     tcase_add_test(tc, setup_failure_is_reported);
     tcase_add_test(tc, refused_io_uring_chooses_epoll);
+    tcase_add_test(tc, no_cancel_by_fd_chooses_epoll);
     tcase_add_test(tc, fd_limit_is_reported);
     tcase_add_test(tc, idle_spins_die_out_without_handoffs);
     if (engine_of_a_child() == RINGO_ENGINE_URING) /* epoll wakes through the eventfd, no SQE */
