@@ -556,7 +556,11 @@ CHECK_LAYOUT(struct once, ringo_once);
 static void once_slow(struct once *o, void (*fn)(void *), void *arg)
 {
     uint32_t s = 0;
-    if (cas_acquire(&o->state, &s, ONCE_RUNNING)) {
+    /* acquire on failure too: a DONE read here is what this caller
+     * returns on (below), and it must pair with the runner's release
+     * xchg, so that fn's effects come before our return. */
+    if (atomic_compare_exchange_strong_explicit(&o->state, &s, ONCE_RUNNING, memory_order_acquire,
+                                                memory_order_acquire)) {
         fn(arg);
         /* release: fn's effects before any Do that sees DONE returns */
         if (xchg_acq_rel(&o->state, ONCE_DONE) == ONCE_RUNNING_WAITED)
@@ -566,10 +570,13 @@ static void once_slow(struct once *o, void (*fn)(void *), void *arg)
     for (;;) {
         if (s == ONCE_DONE)
             return;
-        /* relaxed: only marks that a wake is needed; the runner's xchg reads it */
+        /* Success only marks that a wake is needed (the runner's xchg
+         * reads it); acquire for the failure's sake, whose value may be
+         * DONE, returned on above as after the first CAS (a failure order
+         * may not be stronger than the success's). */
         if (s == ONCE_RUNNING &&
             !atomic_compare_exchange_strong_explicit(&o->state, &s, ONCE_RUNNING_WAITED,
-                                                     memory_order_relaxed, memory_order_relaxed))
+                                                     memory_order_acquire, memory_order_acquire))
             continue;
         futex_wait(&o->state, ONCE_RUNNING_WAITED, W_MUTEX); /* Go's Once waits on a mutex */
         s = load_acquire(&o->state); /* acquire: pairs with the release xchg to DONE */

@@ -1190,6 +1190,55 @@ START_TEST(once_runs_once_and_others_wait)
 }
 END_TEST
 
+/* What fn wrote is visible to every caller once ringo_once_do returns,
+ * also to one that finds fn done only as it tries to run it (its own
+ * compare-and-swap fails on the word the runner just set): two plain
+ * threads race on many onces, fn writing a plain int, both reading it.
+ * A missing acquire there is a data race ThreadSanitizer reports (the
+ * suite's TSan build); the values are checked here too. */
+#define ONCE_RACES 20000
+static ringo_once race_once[ONCE_RACES];
+static int race_data[ONCE_RACES];
+static pthread_barrier_t race_bar;
+static atomic_int race_bad;
+
+static void race_fn(void *arg)
+{
+    race_data[(intptr_t)arg] = 42;
+}
+
+static void *once_race_thread(void *arg)
+{
+    intptr_t me = (intptr_t)arg;
+    volatile int spin = 0;
+    for (intptr_t i = 0; i < ONCE_RACES; i++) {
+        if (i % 64 == 0)
+            pthread_barrier_wait(&race_bar); /* keep the two close together */
+        for (int k = 0; me && k < (int)(i % 61); k++)
+            spin++;
+        ringo_once_do(&race_once[i], race_fn, (void *)i);
+        if (race_data[i] != 42)
+            atomic_fetch_add(&race_bad, 1);
+    }
+    return NULL;
+}
+
+START_TEST(once_done_is_seen_by_every_caller)
+{
+    memset(race_once, 0, sizeof race_once);
+    memset(race_data, 0, sizeof race_data);
+    atomic_store(&race_bad, 0);
+    ck_assert_int_eq(pthread_barrier_init(&race_bar, NULL, 2), 0);
+    pthread_t t[2];
+    for (intptr_t i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, once_race_thread, (void *)i), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&race_bar);
+    ck_assert_int_eq(atomic_load(&race_bad), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Cond */
 
@@ -1862,6 +1911,7 @@ static Suite *suite(void)
     tcase_add_test(tc, waitgroup_until_plain_thread);
     tcase_add_test(tc, waitgroup_until_deadlock_is_reported);
     tcase_add_test(tc, once_runs_once_and_others_wait);
+    tcase_add_test(tc, once_done_is_seen_by_every_caller);
     tcase_add_test(tc, cond_producer_consumer_signal);
     tcase_add_test(tc, cond_producer_consumer_broadcast);
     tcase_add_test(tc, cond_broadcast_wakes_all);
