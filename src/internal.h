@@ -653,6 +653,7 @@ extern __thread bool tls_runtime_thread;
 extern _Atomic int signal_regs;
 int  signal_run_start(void);
 void signal_proc_start(void);
+void signal_proc_look(bool now); /* a proc out of work: signals sent to its own thread */
 void dump_on_signal(int sig);
 void signal_run_end(void);       /* also called by a run whose setup failed */
 

@@ -880,6 +880,9 @@ static void proc_sleep(struct rproc *p)
         rt_check_deadlock(p);
         pthread_mutex_unlock(&rt.idle_lock);
     }
+    /* Signals raised on this thread (signal.c): looked for at once when
+     * nothing but a timer could end the sleep. */
+    signal_proc_look(load_relaxed(&p->inflight) == load_relaxed(&p->futex_waits));
     /* The time asleep, on the coarse clock: no TSC read on the way in or
      * out of a sleep that a busy server makes every round; one sleep's
      * figure is off by up to a tick, the sum over many is not (a sleep

@@ -194,6 +194,45 @@ static void mask_of(uint64_t bits, sigset_t *set)
  * its alternate stack, touching nothing of the goroutine it interrupts. */
 #define SIG_THREAD_DIRECTED (sigbit(SIGPIPE) | sigbit(SIGXFSZ))
 
+/* Signals sent to a proc's own thread: raise(3) or pthread_kill(3) from a
+ * goroutine.  The proc blocks what is watched, and the signal thread's
+ * signalfd reads only the process's pending signals and its own: such a
+ * signal would wait on the proc for ever, and take its old disposition's
+ * action once nothing watched it and the proc unblocked it.  So a proc
+ * that runs out of work looks for them (sched.c proc_sleep), takes them
+ * without waiting and hands them on as the handler does.  sigpending is a
+ * system call: looked for when the proc is about to sleep with no I/O in
+ * flight (`now`: only a timer, or another proc, would end the sleep), and
+ * every SIG_LOOK_EVERY times it runs out of work otherwise, so a busy
+ * server's rounds pay for it rarely; a proc that seldom runs out of work
+ * hands them on late (ringo_signal_notify(3)).  One relaxed load when
+ * nothing is watched. */
+#define SIG_LOOK_EVERY 16
+
+void signal_proc_look(bool now)
+{
+    /* relaxed: a look that misses a signal just watched finds it next time */
+    uint64_t w = load_relaxed(&sig_watched_pub) & ~SIG_THREAD_DIRECTED;
+    if (__builtin_expect(!w, 1))
+        return;
+    static __thread unsigned looks;
+    if (!now && ++looks % SIG_LOOK_EVERY != 0)
+        return;
+    sigset_t set, want;
+    if (sigpending(&set) != 0)
+        return;
+    mask_of(w, &want);
+    bool any = false;
+    for (int sig = 1; sig < NSIGS && !any; sig++)
+        any = (w & sigbit(sig)) && sigismember(&set, sig) == 1;
+    if (!any)
+        return;
+    const struct timespec zero = { 0, 0 };
+    int sig;
+    while ((sig = sigtimedwait(&want, NULL, &zero)) > 0)
+        sig_handler(sig);
+}
+
 /* A proc blocks what has a channel and unblocks what no longer has one. */
 static void proc_apply_mask(void)
 {
@@ -206,6 +245,13 @@ static void proc_apply_mask(void)
     }
     if (blocked & ~want) {
         mask_of(blocked & ~want, &set);
+        /* One sent to this thread while it was watched (signal_proc_look)
+         * is handed on first: unblocked, it would take the disposition
+         * that ringo_signal_stop has just restored. */
+        const struct timespec zero = { 0, 0 };
+        int sig;
+        while ((sig = sigtimedwait(&set, NULL, &zero)) > 0)
+            sig_handler(sig);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     }
     blocked = want;

@@ -128,6 +128,40 @@ START_TEST(stop_restores_the_program_handler)
 }
 END_TEST
 
+/* A signal sent to a proc's own thread (raise(3) from a goroutine) reaches
+ * the channel like one sent to the process; one raised and not yet handed
+ * on when ringo_signal_stop comes is not left pending on the proc for the
+ * restored disposition (the program's handler here) to take. */
+static void main_raise(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    int sig = SIGUSR1, v = 0;
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0);
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ringo_deadline_set(ringo_now() + 10000 * MS);
+    ck_assert_int_eq(ringo_chan_recv(c, &v), 0);
+    ringo_deadline_set(RINGO_NEVER);
+    ck_assert_int_eq(v, SIGUSR1);
+    ck_assert_int_eq(raise(SIGUSR1), 0);
+    ck_assert_int_eq(ringo_signal_stop(c), 0);
+    int ran = atomic_load(&own_handler_ran);
+    ck_assert_msg(ran == 0, "the signal raised before the stop ran the restored handler");
+    ringo_chan_release(c);
+}
+
+START_TEST(raise_on_a_proc_arrives)
+{
+    struct sigaction sa = { .sa_handler = own_handler }, old;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+    atomic_store(&own_handler_ran, 0);
+    RUN(main_raise, NULL, nprocs_param);
+    sigaction(SIGUSR1, &old, NULL);
+    ck_assert_int_eq(atomic_load(&own_handler_ran), 0);
+}
+END_TEST
+
 /* A goroutine that waits for a signal only is not deadlocked: a thread
  * that never calls ringo sends it later. */
 static void *send_later(void *arg)
@@ -475,6 +509,7 @@ static Suite *suite(void)
     tcase_add_test(tc, signals_arrive_on_every_channel);
     tcase_add_test(tc, signal_right_after_notify_arrives);
     tcase_add_test(tc, stop_restores_the_program_handler);
+    tcase_add_test(tc, raise_on_a_proc_arrives);
     tcase_add_test(tc, waiting_for_a_signal_is_not_a_deadlock);
     tcase_add_test(tc, deadlock_reported_again_after_stop);
     tcase_add_test(tc, sigpipe_is_an_error_not_death);
