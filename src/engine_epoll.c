@@ -359,6 +359,26 @@ static int ep_connect_done(int fd)
 #define EP_RECVMSG_IOV 8
 #define EP_IO_MAX 0x7ffff000u /* the most one call transfers (read(2), io.c IO_MAX_LEN) */
 
+/* The same for a sendmsg with MSG_WAITALL: the rest of its vector,
+ * without the name (a stream's) and without the ancillary data, which
+ * went with the first piece, as io_uring sends the rest. */
+static __attribute__((noinline)) int ep_sendmsg_rest(const struct eng_io *io, uint32_t done)
+{
+    const struct msghdr *msg = io->u.cmsg;
+    struct iovec small[EP_RECVMSG_IOV];
+    struct iovec *v = small;
+    if (msg->msg_iovlen > EP_RECVMSG_IOV) {
+        v = seam_malloc(msg->msg_iovlen * sizeof *v);
+        if (!v)
+            return -ENOMEM; /* ep_waitall returns what went */
+    }
+    struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, done, v) };
+    int r = neg_errno(ep_sendmsg(io->fd, &m, io->flags | MSG_DONTWAIT));
+    if (v != small)
+        free(v);
+    return r;
+}
+
 static __attribute__((noinline)) int ep_recvmsg_rest(const struct eng_io *io, uint32_t done)
 {
     const struct msghdr *msg = io->u.msg;
@@ -376,8 +396,8 @@ static __attribute__((noinline)) int ep_recvmsg_rest(const struct eng_io *io, ui
     return r;
 }
 
-/* io without blocking: its result, or -EAGAIN.  done: what a recv with
- * MSG_WAITALL has received already (ep_waitall). */
+/* io without blocking: its result, or -EAGAIN.  done: what a recv or
+ * send with MSG_WAITALL has moved already (ep_waitall). */
 static int ep_call(const struct eng_io *io, int mode, uint32_t done)
 {
     struct iovec one;
@@ -398,12 +418,15 @@ static int ep_call(const struct eng_io *io, int mode, uint32_t done)
         return neg_errno(ep_recvfrom(io->fd, (char *)io->u.buf + done, (size_t)io->len - done,
                                      io->flags | MSG_DONTWAIT));
     case ENG_SEND:
-        return neg_errno(ep_sendto(io->fd, io->u.cbuf, (size_t)io->len, io->flags | MSG_DONTWAIT));
+        return neg_errno(ep_sendto(io->fd, (const char *)io->u.cbuf + done, (size_t)io->len - done,
+                                   io->flags | MSG_DONTWAIT));
     case ENG_RECVMSG:
         if (done)
             return ep_recvmsg_rest(io, done);
         return neg_errno(ep_recvmsg(io->fd, io->u.msg, io->flags | MSG_DONTWAIT));
     case ENG_SENDMSG:
+        if (done)
+            return ep_sendmsg_rest(io, done);
         return neg_errno(ep_sendmsg(io->fd, io->u.cmsg, io->flags | MSG_DONTWAIT));
     case ENG_ACCEPT:
         return neg_errno(ep_accept4(io->fd, io->u.addr, io->alen, io->flags));
@@ -576,18 +599,26 @@ static inline void ep_note_drained(struct ep_fd *f, const struct eng_io *io, int
 /* A recv or recvmsg with MSG_WAITALL (and without MSG_DONTWAIT or
  * MSG_PEEK) on a stream socket returns when it has all it asked for, as
  * recv(2) and io_uring's recv do, or less at the end of the stream or an
- * error.  The call that does not wait (ep_call) gives what has come:
- * counted in op, and -EAGAIN to wait for more (a recvmsg's next calls go
- * on past it: ep_recvmsg_rest).  r: that call's result; returns the
+ * error; a send or sendmsg with MSG_WAITALL when it has sent all, as
+ * io_uring's do (send(2) blocks for all of it anyway).  The call that
+ * does not wait (ep_call) moves what it can: counted in op, and -EAGAIN
+ * to wait for more (a recvmsg's or sendmsg's next calls go on past it:
+ * ep_recvmsg_rest, ep_sendmsg_rest).  r: that call's result; returns the
  * operation's, or -EAGAIN. */
 static inline int ep_waitall(struct rop *op, const struct eng_io *io, int r)
 {
-    if (__builtin_expect((io->kind != ENG_RECV && io->kind != ENG_RECVMSG) ||
+    if (__builtin_expect(io->kind < ENG_RECV || io->kind > ENG_SENDMSG ||
                              (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) != MSG_WAITALL, 1))
         return r;
     if (r > 0) {
         size_t want = io->len;
-        if (io->kind == ENG_RECVMSG) {
+        if (io->kind == ENG_SENDMSG) {
+            want = 0;
+            for (size_t i = 0; i < io->u.cmsg->msg_iovlen; i++)
+                want += io->u.cmsg->msg_iov[i].iov_len;
+            if (want > EP_IO_MAX)
+                want = EP_IO_MAX;
+        } else if (io->kind == ENG_RECVMSG) {
             /* With a control buffer, io_uring's recvmsg does not go on
              * past the first piece (a later piece's ancillary data, say
              * descriptors passed, would have nowhere to go): nor here,

@@ -534,6 +534,62 @@ static void main_waitall(void *arg)
     ringo_close(b);
 }
 
+/* A send with MSG_WAITALL returns when all of it has gone, as send(2)
+ * and io_uring's do, though the peer's buffer fills many times over (on
+ * epoll: as many calls as the pieces take); send and sendmsg. */
+#define BIG_SEND (4 << 20)
+
+struct drain_rx {
+    int fd;
+    size_t got;
+    atomic_int done;
+};
+
+static void drain_receiver(void *arg)
+{
+    struct drain_rx *d = arg;
+    ringo_sleep(20 * MS); /* the sender's first piece fills the buffer */
+    char buf[4096];
+    ssize_t r;
+    while ((r = ringo_read(d->fd, buf, sizeof buf)) > 0)
+        d->got += (size_t)r;
+    atomic_store(&d->done, 1);
+}
+
+static void main_send_waitall(void *arg)
+{
+    (void)arg;
+    char *big = calloc(1, BIG_SEND);
+    ck_assert_ptr_nonnull(big);
+    for (int msg = 0; msg < 2; msg++) {
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        struct drain_rx d = { .fd = sv[1] };
+        ck_assert_int_gt(ringo_go(drain_receiver, &d), 0);
+        ssize_t r;
+        if (msg) {
+            struct iovec v[2] = { { big, BIG_SEND / 2 }, { big + BIG_SEND / 2, BIG_SEND / 2 } };
+            struct msghdr m = { .msg_iov = v, .msg_iovlen = 2 };
+            r = ringo_sendmsg(sv[0], &m, MSG_WAITALL);
+        } else {
+            r = ringo_send(sv[0], big, BIG_SEND, MSG_WAITALL);
+        }
+        ck_assert_int_eq(r, BIG_SEND);
+        ringo_close(sv[0]);
+        while (!atomic_load(&d.done))
+            ringo_sleep(1 * MS);
+        ck_assert_uint_eq(d.got, BIG_SEND);
+        ringo_close(sv[1]);
+    }
+    free(big);
+}
+
+START_TEST(send_waitall_sends_all)
+{
+    RUN(main_send_waitall, NULL, nprocs_param);
+}
+END_TEST
+
 /* A recvmsg with MSG_WAITALL and a control buffer loses no ancillary
  * data: a descriptor passed with the second piece of an AF_UNIX stream
  * comes with the call (if it goes on past the first piece) or with the
@@ -1143,6 +1199,7 @@ static Suite *suite(void)
     tcase_add_test(tc, short_eventfd_read_is_einval);
     tcase_add_test(tc, socket_ops);
     tcase_add_test(tc, recv_waitall_in_pieces);
+    tcase_add_test(tc, send_waitall_sends_all);
     tcase_add_test(tc, huge_length_is_clamped);
     tcase_add_test(tc, nonblock_descriptors);
     tcase_add_test(tc, deadline_on_blocked_read);
