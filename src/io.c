@@ -444,7 +444,7 @@ ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
  * not tell afterwards (engine_epoll.c ep_waitall). */
 static inline int io_recvmsg_flags(const struct msghdr *msg, int flags)
 {
-    return msg->msg_controllen ? flags & ~MSG_WAITALL : io_recv_flags(flags);
+    return msg && msg->msg_controllen ? flags & ~MSG_WAITALL : io_recv_flags(flags); /* NULL: -EFAULT */
 }
 
 /* As recv_once. */

@@ -530,6 +530,7 @@ static void main_waitall(void *arg)
     char buf[4];
     ck_assert_int_eq(ringo_recv(b, buf, 4, MSG_WAITALL), 4); /* nothing was taken */
     ck_assert(memcmp(buf, "ping", 4) == 0);
+    ck_assert_int_eq(ringo_recvmsg(b, NULL, MSG_WAITALL), -EFAULT); /* as recvmsg(2) */
     ringo_close(a);
     ringo_close(b);
 }
