@@ -68,6 +68,7 @@
 #include "chan.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -233,6 +234,30 @@ void signal_proc_look(bool now)
         sig_handler(sig);
 }
 
+/* The signals pending for the calling thread itself, not for the
+ * process (SigPnd of /proc/thread-self/status); 0 if it cannot be read.
+ * Only when a proc unblocks signals: rare. */
+static uint64_t thread_pending(void)
+{
+    char *buf = malloc(4096);
+    if (!buf)
+        return 0;
+    uint64_t bits = 0;
+    int fd = open("/proc/thread-self/status", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, buf, 4095);
+        close(fd);
+        if (n > 0) {
+            buf[n] = 0;
+            const char *l = strstr(buf, "\nSigPnd:");
+            if (l)
+                bits = strtoull(l + 8, NULL, 16);
+        }
+    }
+    free(buf);
+    return bits;
+}
+
 /* A proc blocks what has a channel and unblocks what no longer has one. */
 static void proc_apply_mask(void)
 {
@@ -244,14 +269,22 @@ static void proc_apply_mask(void)
         pthread_sigmask(SIG_BLOCK, &set, NULL);
     }
     if (blocked & ~want) {
-        mask_of(blocked & ~want, &set);
         /* One sent to this thread while it was watched (signal_proc_look)
          * is handed on first: unblocked, it would take the disposition
-         * that ringo_signal_stop has just restored. */
+         * that ringo_signal_stop has just restored.  Only the thread's
+         * own: one pending for the process (every thread blocking it) is
+         * left to that disposition, as before the stop's unblock; the
+         * thread's own is taken first where both are pending. */
+        uint64_t own = thread_pending() & blocked & ~want;
         const struct timespec zero = { 0, 0 };
-        int sig;
-        while ((sig = sigtimedwait(&set, NULL, &zero)) > 0)
-            sig_handler(sig);
+        for (int sig = 1; own && sig < NSIGS; sig++) {
+            if (!(own & sigbit(sig)))
+                continue;
+            mask_of(sigbit(sig), &set);
+            if (sigtimedwait(&set, NULL, &zero) == sig)
+                sig_handler(sig);
+        }
+        mask_of(blocked & ~want, &set);
         pthread_sigmask(SIG_UNBLOCK, &set, NULL);
     }
     blocked = want;

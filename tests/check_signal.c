@@ -162,6 +162,79 @@ START_TEST(raise_on_a_proc_arrives)
 }
 END_TEST
 
+/* But one sent to the process while every thread blocks it, after the
+ * last channel for it was stopped, is left pending for the process, and
+ * the restored disposition takes it when a proc unblocks it.  A plain
+ * thread made from a goroutine (it inherits the proc's mask) stops the
+ * channel, which does not wait for the procs; the one proc is kept busy,
+ * so it has not unblocked the signal yet; the signal thread is seen to go
+ * round twice (a second registration pokes it), so its signalfd no longer
+ * takes the signal; then the kill, then the proc is let go. */
+static atomic_int pk_wakes, pk_spin;
+static ringo_chan *pk_c;
+
+static void pk_seam(void)
+{
+    atomic_fetch_add(&pk_wakes, 1);
+}
+
+static void pk_wait_wake(int was)
+{
+    for (int i = 0; i < 30000 && atomic_load(&pk_wakes) == was; i++)
+        usleep(1000);
+    ck_assert_int_ne(atomic_load(&pk_wakes), was);
+}
+
+static void *pk_plain(void *arg)
+{
+    ringo_chan *other = arg;
+    int was = atomic_load(&pk_wakes);
+    ck_assert_int_eq(ringo_signal_stop(pk_c), 0); /* pokes the signal thread */
+    pk_wait_wake(was);
+    was = atomic_load(&pk_wakes);
+    int sig2 = SIGUSR2;
+    ck_assert_int_eq(ringo_signal_notify(other, &sig2, 1), 0); /* pokes it again */
+    pk_wait_wake(was); /* it went round: its signalfd lacks SIGUSR1 */
+    ck_assert_int_eq(kill(getpid(), SIGUSR1), 0); /* pending for the process */
+    atomic_store(&pk_spin, 0);
+    return NULL;
+}
+
+static void main_process_pending(void *arg)
+{
+    (void)arg;
+    pk_c = ringo_chan_make(sizeof(int), 1);
+    ringo_chan *other = ringo_chan_make(sizeof(int), 1);
+    int sig = SIGUSR1;
+    ck_assert_int_eq(ringo_signal_notify(pk_c, &sig, 1), 0);
+    atomic_store(&pk_wakes, 0);
+    atomic_store(&signal_thread_seam, pk_seam);
+    atomic_store(&pk_spin, 1);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, pk_plain, other), 0);
+    while (atomic_load(&pk_spin)) /* no scheduling point: the proc's tasks wait */
+        ;
+    pthread_join(t, NULL);
+    for (int i = 0; i < 30000 && atomic_load(&own_handler_ran) == 0; i++)
+        ringo_sleep(1 * MS); /* the proc unblocks SIGUSR1 at its next round */
+    atomic_store(&signal_thread_seam, NULL);
+    ck_assert_int_eq(ringo_signal_stop(other), 0);
+    ringo_chan_release(other);
+    ringo_chan_release(pk_c);
+}
+
+START_TEST(process_pending_signal_after_stop_reaches_the_old_handler)
+{
+    struct sigaction sa = { .sa_handler = own_handler }, old;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, &old), 0);
+    atomic_store(&own_handler_ran, 0);
+    RUN(main_process_pending, NULL, 1);
+    sigaction(SIGUSR1, &old, NULL);
+    ck_assert_int_eq(atomic_load(&own_handler_ran), 1);
+}
+END_TEST
+
 /* A goroutine that waits for a signal only is not deadlocked: a thread
  * that never calls ringo sends it later. */
 static void *send_later(void *arg)
@@ -510,6 +583,7 @@ static Suite *suite(void)
     tcase_add_test(tc, signal_right_after_notify_arrives);
     tcase_add_test(tc, stop_restores_the_program_handler);
     tcase_add_test(tc, raise_on_a_proc_arrives);
+    tcase_add_test(tc, process_pending_signal_after_stop_reaches_the_old_handler);
     tcase_add_test(tc, waiting_for_a_signal_is_not_a_deadlock);
     tcase_add_test(tc, deadlock_reported_again_after_stop);
     tcase_add_test(tc, sigpipe_is_an_error_not_death);
