@@ -6,9 +6,9 @@
  * entries allocated on the first set that needs them and published with a
  * release CAS; descriptors up to FDL_PAGES * FDL_PAGE (2^20, Linux's
  * default nr_open) can have one.  Each entry holds the two deadlines and a
- * sequence word: its low 16 bits count the sets, its high 16 bits the
- * closes (ringo_close clears the deadlines: the next file with that number
- * starts without any).  An I/O call takes the earlier of its goroutine's
+ * sequence word that counts the closes (FDL_CLOSES, internal.h;
+ * ringo_close clears the deadlines: the next file with that number starts
+ * without any).  An I/O call takes the earlier of its goroutine's
  * deadline and its descriptor's (for the direction it goes in) as the
  * deadline of the operation (io.c): a finite one arms the goroutine's
  * timer, which cancels the operation when it fires.  Nothing more is paid

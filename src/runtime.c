@@ -1111,26 +1111,31 @@ unsigned uring_probe_cancel_seam;
  * change of a descriptor's deadline do to the operations waiting on it
  * (engine.h eng_cancel_fd)?  A kernel before it fails the flags (-EINVAL)
  * and has no opcode to tell by: asked with a cancel on a new pipe, which
- * finds nothing to cancel.  Where it cannot be asked (no pipe, a failed
- * submit), it is assumed to. */
-static bool uring_cancels_by_fd(struct io_uring *ring)
+ * finds nothing to cancel.  1 yes, 0 no, -1 it could not be asked (no
+ * pipe, a failed submit: io_uring stays chosen, and the answer is not
+ * kept for the process, engine_choose). */
+static int uring_cancels_by_fd(struct io_uring *ring)
 {
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC) != 0)
-        return true;
-    int res = 0;
+        return -1;
+    int res = 1;
     struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    if (sqe) {
+    struct io_uring_cqe *cqe;
+    if (!sqe) {
+        res = -1;
+    } else {
         io_uring_prep_cancel_fd(sqe, pfd[0], IORING_ASYNC_CANCEL_ALL | uring_probe_cancel_seam);
-        struct io_uring_cqe *cqe;
         if (io_uring_submit_and_wait(ring, 1) >= 0 && io_uring_peek_cqe(ring, &cqe) == 0) {
-            res = cqe->res;
+            res = cqe->res == -EINVAL ? 0 : 1;
             io_uring_cqe_seen(ring, cqe);
+        } else {
+            res = -1;
         }
     }
     close(pfd[0]);
     close(pfd[1]);
-    return res != -EINVAL;
+    return res;
 }
 
 static void uring_probe(int *engine, char *why, size_t len)
@@ -1161,9 +1166,12 @@ static void uring_probe(int *engine, char *why, size_t len)
             }
         }
         io_uring_free_probe(probe);
-        if (*engine == RINGO_ENGINE_URING && !uring_cancels_by_fd(&ring)) {
+        int by_fd = *engine == RINGO_ENGINE_URING ? uring_cancels_by_fd(&ring) : 1;
+        if (by_fd == 0) {
             *engine = RINGO_ENGINE_EPOLL;
             snprintf(why, len, "io_uring cannot cancel by descriptor (IORING_ASYNC_CANCEL_FD, Linux 5.19)");
+        } else if (by_fd < 0) {
+            snprintf(why, len, "io_uring has the operations the runtime needs; cancel by descriptor not asked");
         }
     }
     io_uring_queue_exit(&ring);
