@@ -351,46 +351,30 @@ static int ep_connect_done(int fd)
     syscall(SYS_accept4, (long)(fd), (long)(addr), (long)(alen), (long)(fl))
 #endif
 
-/* The rest of a recvmsg with MSG_WAITALL and no control buffer that has
- * received done bytes (ep_waitall): into its vector past them.  ep_ready
- * makes it, which may run on a goroutine's stack (a scheduling point
- * polls): the vector's copy on the heap past a few entries.  A vector
- * longer than IOV_MAX failed its first call. */
-#define EP_RECVMSG_IOV 8
+/* The rest of a recvmsg or sendmsg with MSG_WAITALL that has moved done
+ * bytes (ep_waitall): into or out of its vector past them, without the
+ * name (a stream's) and without ancillary data (a recvmsg with a control
+ * buffer does not go on; a sendmsg's went with its first piece, as
+ * io_uring sends the rest).  ep_ready makes it, which may run on a
+ * goroutine's stack (a scheduling point polls): the vector's copy on the
+ * heap past a few entries.  A vector longer than IOV_MAX failed its first
+ * call. */
+#define EP_MSG_IOV 8
 #define EP_IO_MAX 0x7ffff000u /* the most one call transfers (read(2), io.c IO_MAX_LEN) */
 
-/* The same for a sendmsg with MSG_WAITALL: the rest of its vector,
- * without the name (a stream's) and without the ancillary data, which
- * went with the first piece, as io_uring sends the rest. */
-static __attribute__((noinline)) int ep_sendmsg_rest(const struct eng_io *io, uint32_t done)
+static __attribute__((noinline)) int ep_msg_rest(const struct eng_io *io, uint32_t done)
 {
-    const struct msghdr *msg = io->u.cmsg;
-    struct iovec small[EP_RECVMSG_IOV];
+    const struct msghdr *msg = io->kind == ENG_SENDMSG ? io->u.cmsg : io->u.msg;
+    struct iovec small[EP_MSG_IOV];
     struct iovec *v = small;
-    if (msg->msg_iovlen > EP_RECVMSG_IOV) {
+    if (msg->msg_iovlen > EP_MSG_IOV) {
         v = seam_malloc(msg->msg_iovlen * sizeof *v);
         if (!v)
-            return -ENOMEM; /* ep_waitall returns what went */
+            return -ENOMEM; /* ep_waitall returns what moved */
     }
     struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, done, v) };
-    int r = neg_errno(ep_sendmsg(io->fd, &m, io->flags | MSG_DONTWAIT));
-    if (v != small)
-        free(v);
-    return r;
-}
-
-static __attribute__((noinline)) int ep_recvmsg_rest(const struct eng_io *io, uint32_t done)
-{
-    const struct msghdr *msg = io->u.msg;
-    struct iovec small[EP_RECVMSG_IOV];
-    struct iovec *v = small;
-    if (msg->msg_iovlen > EP_RECVMSG_IOV) {
-        v = seam_malloc(msg->msg_iovlen * sizeof *v);
-        if (!v)
-            return -ENOMEM; /* ep_waitall returns what came */
-    }
-    struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, done, v) };
-    int r = neg_errno(ep_recvmsg(io->fd, &m, io->flags | MSG_DONTWAIT));
+    int fl = io->flags | MSG_DONTWAIT;
+    int r = neg_errno(io->kind == ENG_SENDMSG ? ep_sendmsg(io->fd, &m, fl) : ep_recvmsg(io->fd, &m, fl));
     if (v != small)
         free(v);
     return r;
@@ -422,11 +406,11 @@ static int ep_call(const struct eng_io *io, int mode, uint32_t done)
                                    io->flags | MSG_DONTWAIT));
     case ENG_RECVMSG:
         if (done)
-            return ep_recvmsg_rest(io, done);
+            return ep_msg_rest(io, done);
         return neg_errno(ep_recvmsg(io->fd, io->u.msg, io->flags | MSG_DONTWAIT));
     case ENG_SENDMSG:
         if (done)
-            return ep_sendmsg_rest(io, done);
+            return ep_msg_rest(io, done);
         return neg_errno(ep_sendmsg(io->fd, io->u.cmsg, io->flags | MSG_DONTWAIT));
     case ENG_ACCEPT:
         return neg_errno(ep_accept4(io->fd, io->u.addr, io->alen, io->flags));
@@ -603,7 +587,7 @@ static inline void ep_note_drained(struct ep_fd *f, const struct eng_io *io, int
  * io_uring's do (send(2) blocks for all of it anyway).  The call that
  * does not wait (ep_call) moves what it can: counted in op, and -EAGAIN
  * to wait for more (a recvmsg's or sendmsg's next calls go on past it:
- * ep_recvmsg_rest, ep_sendmsg_rest).  r: that call's result; returns the
+ * ep_msg_rest).  r: that call's result; returns the
  * operation's, or -EAGAIN. */
 static inline int ep_waitall(struct rop *op, const struct eng_io *io, int r)
 {

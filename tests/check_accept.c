@@ -369,53 +369,88 @@ static void pipe_reader(void *arg)
     pfd[2] = 1;
 }
 
+/* The set-up of these tests: a listener, a read parked on a pipe and a
+ * lone accept parked on the listener, both on this proc, the request
+ * armed; the waiter's id.  busy_end lets the read go and cleans up. */
+struct busy {
+    struct sockaddr_in sa;
+    int lfd;
+    int pfd[3];                 /* the pipe, and whether the read ended */
+    struct waiter w;
+};
+
+static int64_t busy_start(struct busy *b)
+{
+    b->lfd = listen_plain(&b->sa);
+    b->pfd[2] = 0;
+    ck_assert_int_eq(pipe2(b->pfd, O_CLOEXEC), 0);
+    ck_assert_int_gt(ringo_go_on(tls_proc->idx, pipe_reader, b->pfd), 0);
+    b->w.lfd = b->lfd;
+    atomic_store(&b->w.started, 0);
+    atomic_store(&b->w.result, 1);
+    int64_t id = ringo_go_on(tls_proc->idx, waiting_acceptor, &b->w);
+    ck_assert_int_gt(id, 0);
+    while (!atomic_load(&b->w.started))
+        ringo_sleep(1 * MS);
+    ringo_sleep(5 * MS); /* both parked, the request armed */
+    ck_assert_int_eq(atomic_load(&b->w.result), 1);
+    return id;
+}
+
+/* The waiter's result, once it has run (yields only: the proc stays busy). */
+static int busy_waiter_result(struct busy *b)
+{
+    for (int i = 0; i < 1000 && atomic_load(&b->w.result) == 1; i++)
+        ringo_yield();
+    return atomic_load(&b->w.result);
+}
+
+/* Whether a connection made now stays in the listen backlog while the
+ * proc polls (a request still armed accepts it there). */
+static bool busy_connection_stays(struct busy *b, int *c)
+{
+    *c = connect_plain(&b->sa);
+    for (int i = 0; i < 2 * POLL_EVERY; i++)
+        ringo_yield();
+    struct pollfd pl = { .fd = b->lfd, .events = POLLIN };
+    return poll(&pl, 1, 0) == 1;
+}
+
+static void busy_end(struct busy *b)
+{
+    ringo_close(b->lfd);
+    ck_assert_int_eq(write(b->pfd[1], "x", 1), 1);
+    while (!b->pfd[2])
+        ringo_sleep(1 * MS);
+    close(b->pfd[0]);
+    close(b->pfd[1]);
+}
+
 static void main_passed_over(void *arg)
 {
     (void)arg;
     if (!multishot())
         return; /* no acceptor: the accept is a request of its own */
-    struct sockaddr_in sa;
-    int lfd = listen_plain(&sa);
-    int pfd[3] = { -1, -1, 0 };
-    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    ck_assert_int_gt(ringo_go_on(tls_proc->idx, pipe_reader, pfd), 0);
-    struct waiter w = { .lfd = lfd };
-    atomic_store(&w.started, 0);
-    atomic_store(&w.result, 1);
-    int64_t id = ringo_go_on(tls_proc->idx, waiting_acceptor, &w);
-    ck_assert_int_gt(id, 0);
-    while (!atomic_load(&w.started))
-        ringo_sleep(1 * MS);
-    ringo_sleep(5 * MS); /* both parked, the request armed */
-    ck_assert_int_eq(atomic_load(&w.result), 1);
+    struct busy b;
+    int64_t id = busy_start(&b);
     /* Alone on the run queue, each yield is one scheduling point. */
     while ((load_relaxed(&tls_proc->tick) + 1) % POLL_EVERY != 0)
         ringo_yield();
-    int c1 = connect_plain(&sa);           /* its accept waits for the next reap */
+    int c1 = connect_plain(&b.sa);         /* its accept waits for the next reap */
     ck_assert_int_eq(ringo_cancel(id), 0); /* readies the waiter */
     ringo_yield();                         /* the poll reaps c1's accept, then the waiter runs */
-    for (int i = 0; i < 1000 && atomic_load(&w.result) == 1; i++)
-        ringo_yield();
-    ck_assert_int_eq(atomic_load(&w.result), -ECANCELED);
-    int c2 = connect_plain(&sa);
-    for (int i = 0; i < 2 * POLL_EVERY; i++)
-        ringo_yield(); /* polls: a request still armed accepts c2 here */
-    struct pollfd pl = { .fd = lfd, .events = POLLIN };
-    ck_assert_msg(poll(&pl, 1, 0) == 1, "the second connection was accepted for nobody");
-    int s2 = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_eq(busy_waiter_result(&b), -ECANCELED);
+    int c2;
+    ck_assert_msg(busy_connection_stays(&b, &c2), "the second connection was accepted for nobody");
+    int s2 = accept4(b.lfd, NULL, NULL, SOCK_CLOEXEC);
     ck_assert_int_ge(s2, 0);
     close(s2);
-    int s1 = ringo_accept(lfd, NULL, NULL, SOCK_CLOEXEC); /* c1, from the queue */
+    int s1 = ringo_accept(b.lfd, NULL, NULL, SOCK_CLOEXEC); /* c1, from the queue */
     ck_assert_int_ge(s1, 0);
     ringo_close(s1);
     close(c1);
     close(c2);
-    ringo_close(lfd);
-    ck_assert_int_eq(write(pfd[1], "x", 1), 1);
-    while (!pfd[2])
-        ringo_sleep(1 * MS);
-    close(pfd[0]);
-    close(pfd[1]);
+    busy_end(&b);
 }
 
 START_TEST(passed_over_waiter_cancels)
@@ -433,41 +468,19 @@ static void main_again_leaves(void *arg)
     bool cancel = arg != NULL;
     if (!multishot())
         return;
-    struct sockaddr_in sa;
-    int lfd = listen_plain(&sa);
-    int pfd[3] = { -1, -1, 0 };
-    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
-    ck_assert_int_gt(ringo_go_on(tls_proc->idx, pipe_reader, pfd), 0);
-    struct waiter w = { .lfd = lfd };
-    atomic_store(&w.started, 0);
-    atomic_store(&w.result, 1);
-    int64_t id = ringo_go_on(tls_proc->idx, waiting_acceptor, &w);
-    ck_assert_int_gt(id, 0);
-    while (!atomic_load(&w.started))
-        ringo_sleep(1 * MS);
-    ringo_sleep(5 * MS); /* parked, the request armed */
-    ck_assert_int_eq(atomic_load(&w.result), 1);
+    struct busy b;
+    int64_t id = busy_start(&b);
     if (cancel) {
-        ck_assert_int_eq(ringo_fd_deadline_set(lfd, RINGO_READ, ringo_now() + 60000 * MS), 0);
+        ck_assert_int_eq(ringo_fd_deadline_set(b.lfd, RINGO_READ, ringo_now() + 60000 * MS), 0);
         ck_assert_int_eq(ringo_cancel(id), 0);
     } else {
-        ck_assert_int_eq(ringo_fd_deadline_set(lfd, RINGO_READ, ringo_now() - 1), 0);
+        ck_assert_int_eq(ringo_fd_deadline_set(b.lfd, RINGO_READ, ringo_now() - 1), 0);
     }
-    for (int i = 0; i < 1000 && atomic_load(&w.result) == 1; i++)
-        ringo_yield();
-    ck_assert_int_eq(atomic_load(&w.result), cancel ? -ECANCELED : -ETIMEDOUT);
-    int c = connect_plain(&sa);
-    for (int i = 0; i < 2 * POLL_EVERY; i++)
-        ringo_yield(); /* polls: a request still armed accepts c here */
-    struct pollfd pl = { .fd = lfd, .events = POLLIN };
-    ck_assert_msg(poll(&pl, 1, 0) == 1, "the connection was accepted for nobody");
+    ck_assert_int_eq(busy_waiter_result(&b), cancel ? -ECANCELED : -ETIMEDOUT);
+    int c;
+    ck_assert_msg(busy_connection_stays(&b, &c), "the connection was accepted for nobody");
     close(c);
-    ringo_close(lfd);
-    ck_assert_int_eq(write(pfd[1], "x", 1), 1);
-    while (!pfd[2])
-        ringo_sleep(1 * MS);
-    close(pfd[0]);
-    close(pfd[1]);
+    busy_end(&b);
 }
 
 START_TEST(waiter_woken_again_leaves_and_cancels)
