@@ -201,8 +201,9 @@ static void mask_of(uint64_t bits, sigset_t *set)
  * signal would wait on the proc for ever, and take its old disposition's
  * action once nothing watched it and the proc unblocked it.  So a proc
  * that runs out of work looks for them (sched.c proc_sleep), takes them
- * without waiting and hands them on as the handler does.  sigpending is a
- * system call: looked for when the proc is about to sleep with no I/O in
+ * without waiting (sigtimedwait, which fails at once with nothing
+ * pending) and hands them on as the handler does.  That is a system call:
+ * looked for when the proc is about to sleep with no I/O in
  * flight (`now`: only a timer, or another proc, would end the sleep), and
  * every SIG_LOOK_EVERY times it runs out of work otherwise, so a busy
  * server's rounds pay for it rarely; a proc that seldom runs out of work
@@ -219,15 +220,8 @@ void signal_proc_look(bool now)
     static __thread unsigned looks;
     if (!now && ++looks % SIG_LOOK_EVERY != 0)
         return;
-    sigset_t set, want;
-    if (sigpending(&set) != 0)
-        return;
+    sigset_t want;
     mask_of(w, &want);
-    bool any = false;
-    for (int sig = 1; sig < NSIGS && !any; sig++)
-        any = (w & sigbit(sig)) && sigismember(&set, sig) == 1;
-    if (!any)
-        return;
     const struct timespec zero = { 0, 0 };
     int sig;
     while ((sig = sigtimedwait(&want, NULL, &zero)) > 0)
