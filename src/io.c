@@ -117,30 +117,32 @@ static inline struct rg *io_self(struct rproc **pp)
 #define IO_AGAIN   (-0x7fff1000)
 #define IO_RESTART (-0x7fff1001)
 
-/* A recv with MSG_WAITALL that a cancel meant for something else cut
- * short (io_wait): its count is in tls_io_part, and ringo_recv goes on
- * for the rest.  The goroutine does not park between the two, so it is
- * on the same thread. */
+/* A recv or send with MSG_WAITALL that a cancel meant for something else
+ * cut short (io_wait): its count is in tls_io_part, and the call goes on
+ * for the rest (recv_waitall, send_waitall).  The goroutine does not park
+ * between the two, so it is on the same thread. */
 #define IO_REST    (-0x7fff1002)
 static __thread int tls_io_part __attribute__((tls_model("initial-exec")));
 
-/* io is a receive that waits for all it asks (recv(2)'s MSG_WAITALL),
- * the way io_uring's recv goes on after a first piece: a recv, or a
- * recvmsg without a control buffer (with one, or with MSG_PEEK, the
- * engine's flags lack MSG_WAITALL: io_recv_flags, io_recvmsg_flags). */
-static inline bool io_waitall_recv(const struct eng_io *io)
+/* io is a receive or send that waits for all it asks (MSG_WAITALL), the
+ * way io_uring's recv and send go on after a first piece: a recv, a send,
+ * or a recvmsg without a control buffer, or a sendmsg (with a control
+ * buffer, or with MSG_PEEK, a receive's engine flags lack MSG_WAITALL:
+ * io_recv_flags, io_recvmsg_flags). */
+static inline bool io_waitall(const struct eng_io *io)
 {
-    return (io->kind == ENG_RECV || io->kind == ENG_RECVMSG) &&
+    return (io->kind == ENG_RECV || io->kind == ENG_RECVMSG || io->kind == ENG_SEND ||
+            io->kind == ENG_SENDMSG) &&
            (io->flags & (MSG_WAITALL | MSG_DONTWAIT | MSG_PEEK)) == MSG_WAITALL;
 }
 
-/* Whether fd is a socket whose receives MSG_WAITALL makes wait for all
- * they ask: a stream's or a SOCK_SEQPACKET socket's, the two io_uring's
- * recv goes on for (and the epoll engine's, ep_waitall).  A datagram
- * socket's receive is one datagram, MSG_WAITALL or not (recv(2)): one
- * that came back short was not cut short.  Asked only of a receive that
- * came back short while a cancel by descriptor was made (io_wait): a
- * system call off the common path. */
+/* Whether fd is a socket whose receives and sends MSG_WAITALL makes wait
+ * for all they ask: a stream's or a SOCK_SEQPACKET socket's, the two
+ * io_uring's recv and send go on for (and the epoll engine's,
+ * ep_waitall).  A datagram socket's receive is one datagram, MSG_WAITALL
+ * or not (recv(2)): one that came back short was not cut short.  Asked
+ * only of a call that came back short while a cancel by descriptor was
+ * made (io_wait): a system call off the common path. */
 static __attribute__((noinline)) bool io_fd_waits_all(int fd)
 {
     int type = 0;
@@ -149,15 +151,16 @@ static __attribute__((noinline)) bool io_fd_waits_all(int fd)
            (type == SOCK_STREAM || type == SOCK_SEQPACKET);
 }
 
-/* What such a receive asks for: its length, or its vector's, capped as
+/* What such a call asks for: its length, or its vector's, capped as
  * one call's count is (io_len). */
 static size_t io_waitall_len(const struct eng_io *io)
 {
-    if (io->kind == ENG_RECV)
+    if (io->kind == ENG_RECV || io->kind == ENG_SEND)
         return io->len;
+    const struct msghdr *m = io->u.cmsg;
     size_t n = 0;
-    for (size_t i = 0; i < io->u.msg->msg_iovlen && n < IO_MAX_LEN; i++)
-        n += io->u.msg->msg_iov[i].iov_len;
+    for (size_t i = 0; i < m->msg_iovlen && n < IO_MAX_LEN; i++)
+        n += m->msg_iov[i].iov_len;
     return n < IO_MAX_LEN ? n : IO_MAX_LEN;
 }
 
@@ -190,7 +193,7 @@ static inline int io_check(struct rg *g, int fd, int dirs)
 
 /* Steps 2-4 of the design comment: io, started as the call's only
  * operation.  Returns the result, IO_AGAIN or IO_RESTART; or, when
- * waitall says io is a MSG_WAITALL receive (io_waitall_recv, computed
+ * waitall says io is a MSG_WAITALL receive or send (io_waitall, computed
  * by the caller where it folds to a constant), IO_REST.
  *
  * Inlined into every call: a parked goroutine's frames are read back
@@ -252,7 +255,7 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
     uint32_t seq;
     g_run(g)->wake_at = io_deadline(g, fd, dirs, &seq);
     /* The cancels by descriptor this proc makes from here on: one of them
-     * may cut a MSG_WAITALL receive short (below). */
+     * may cut a MSG_WAITALL receive or send short (below). */
     uint32_t cancels = waitall ? load_relaxed(&p->fd_cancels) : 0;
     /* The load half of the cancel handshake for I/O (see the top): a
      * ringo_cancel that saw the park word still CLAIMED (we were running)
@@ -284,13 +287,13 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
     }
     if (__builtin_expect(waitall && r > 0, 0) && load_relaxed(&p->fd_cancels) != cancels &&
         (size_t)r < io_waitall_len(io) && io_fd_waits_all(fd)) {
-        /* A MSG_WAITALL receive with a first piece, which a cancel by
+        /* A MSG_WAITALL receive or send with a first piece, which a cancel by
          * descriptor may have cut short: one made for a change of its
          * deadline, or for another descriptor of the same file (as
          * below).  Unless the deadline has passed, or a cancel or a close
          * ended it, it goes on for the rest, as it would have without
-         * the cancel (ringo_recv); were it the end of the stream instead,
-         * the next call finds that at once. */
+         * the cancel (recv_waitall, send_waitall); were it the end of the
+         * stream or an error instead, the next call finds that at once. */
         uint32_t now_seq;
         int64_t d = io_deadline(g, fd, dirs, &now_seq);
         if (!g_cancelled(g) && (d == RINGO_NEVER || now_ns() < d) &&
@@ -330,7 +333,7 @@ static inline __attribute__((always_inline)) int io_wait(struct rproc *p, struct
         /* Here, where the initializer makes it constant for most calls:  \
          * once io_'s address has gone to a call, the compiler loads it    \
          * again. */                                                       \
-        const bool waitall_ = io_waitall_recv(&io_);                       \
+        const bool waitall_ = io_waitall(&io_);                       \
         for (;;) {                                                         \
             int chk_ = io_check(g, (fd_), (dirs_));                        \
             if (chk_)                                                      \
@@ -416,7 +419,7 @@ static __attribute__((noinline)) ssize_t recv_waitall(int fd, char *buf, size_t 
     size_t got = 0;
     do {
         got += (size_t)tls_io_part;
-        r = recv_once(fd, buf + got, n - got, flags, flags); /* not a peek (io_waitall_recv) */
+        r = recv_once(fd, buf + got, n - got, flags, flags); /* not a peek (io_waitall) */
     } while (r == IO_REST);
     return r > 0 ? (ssize_t)(got + (size_t)r) : (ssize_t)got;
 }
@@ -429,10 +432,33 @@ ssize_t ringo_recv(int fd, void *buf, size_t n, int flags)
     return recv_once(fd, buf, n, flags & ~MSG_WAITALL, flags & ~MSG_WAITALL);
 }
 
-ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
+static inline __attribute__((always_inline)) ssize_t send_once(int fd, const void *buf, size_t n,
+                                                               int flags)
 {
     IO_CALL(send(fd, buf, n, flags), fd, RINGO_WRITE,
             .kind = ENG_SEND, .fd = fd, .u.cbuf = buf, .len = io_len(n), .flags = flags);
+}
+
+/* A send with MSG_WAITALL: as recv_waitall, the rest past what went. */
+static __attribute__((noinline)) ssize_t send_waitall(int fd, const char *buf, size_t n, int flags)
+{
+    ssize_t r = send_once(fd, buf, n, flags);
+    if (__builtin_expect(r != IO_REST, 1))
+        return r;
+    size_t got = 0;
+    do {
+        got += (size_t)tls_io_part;
+        r = send_once(fd, buf + got, n - got, flags);
+    } while (r == IO_REST);
+    return r > 0 ? (ssize_t)(got + (size_t)r) : (ssize_t)got;
+}
+
+ssize_t ringo_send(int fd, const void *buf, size_t n, int flags)
+{
+    if (__builtin_expect(flags & MSG_WAITALL, 0))
+        return send_waitall(fd, buf, n, flags);
+    /* The bit known clear, as in ringo_recv: the checks fold away. */
+    return send_once(fd, buf, n, flags & ~MSG_WAITALL);
 }
 
 /* A recvmsg's engine flags: as a recv's (io_recv_flags), and without
@@ -474,7 +500,7 @@ static __attribute__((noinline)) ssize_t recvmsg_waitall(int fd, struct msghdr *
     do {
         got += (size_t)tls_io_part;
         struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, got, v) };
-        r = recvmsg_once(fd, &m, flags, flags); /* not a peek (io_waitall_recv) */
+        r = recvmsg_once(fd, &m, flags, flags); /* not a peek (io_waitall) */
     } while (r == IO_REST);
     if (v != small)
         free(v);
@@ -488,10 +514,42 @@ ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags)
     return recvmsg_once(fd, msg, flags & ~MSG_WAITALL, flags & ~MSG_WAITALL); /* as ringo_recv */
 }
 
-ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags)
+static inline __attribute__((always_inline)) ssize_t sendmsg_once(int fd, const struct msghdr *msg,
+                                                                  int flags)
 {
     IO_CALL(sendmsg(fd, msg, flags), fd, RINGO_WRITE,
             .kind = ENG_SENDMSG, .fd = fd, .u.cmsg = msg, .flags = flags);
+}
+
+/* A sendmsg with MSG_WAITALL: as recvmsg_waitall, the rest from the
+ * vector past what went, without the name (a stream is connected) or
+ * the ancillary data (it went with the first byte, as io_uring's sendmsg
+ * sends the rest without it). */
+static __attribute__((noinline)) ssize_t sendmsg_waitall(int fd, const struct msghdr *msg, int flags)
+{
+    ssize_t r = sendmsg_once(fd, msg, flags);
+    if (__builtin_expect(r != IO_REST, 1))
+        return r;
+    struct iovec small[RECVMSG_IOV];
+    struct iovec *v = small;
+    if (msg->msg_iovlen > RECVMSG_IOV && !(v = malloc(msg->msg_iovlen * sizeof *v)))
+        return tls_io_part;
+    size_t got = 0;
+    do {
+        got += (size_t)tls_io_part;
+        struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, got, v) };
+        r = sendmsg_once(fd, &m, flags);
+    } while (r == IO_REST);
+    if (v != small)
+        free(v);
+    return r > 0 ? (ssize_t)(got + (size_t)r) : (ssize_t)got;
+}
+
+ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+    if (__builtin_expect(flags & MSG_WAITALL, 0))
+        return sendmsg_waitall(fd, msg, flags);
+    return sendmsg_once(fd, msg, flags & ~MSG_WAITALL); /* as ringo_send */
 }
 
 /* A write of nothing: the entry check every blocking call makes (the

@@ -537,7 +537,10 @@ static void main_waitall(void *arg)
 
 /* A send with MSG_WAITALL returns when all of it has gone, as send(2)
  * and io_uring's do, though the peer's buffer fills many times over (on
- * epoll: as many calls as the pieces take); send and sendmsg. */
+ * epoll: as many calls as the pieces take); send and sendmsg.  Also when
+ * a change of the socket's write deadline, while the send waits with a
+ * first piece gone, ends its operation in the kernel (a cancel by
+ * descriptor): it goes on with the rest, as a receive does. */
 #define BIG_SEND (4 << 20)
 
 struct drain_rx {
@@ -557,25 +560,54 @@ static void drain_receiver(void *arg)
     atomic_store(&d->done, 1);
 }
 
+struct big_tx {
+    int fd;
+    bool msg; /* sendmsg, a vector of two */
+    char *big;
+    atomic_int started, done;
+    ssize_t result;
+};
+
+static void big_sender(void *arg)
+{
+    struct big_tx *t = arg;
+    atomic_store(&t->started, 1);
+    if (t->msg) {
+        struct iovec v[2] = { { t->big, BIG_SEND / 2 }, { t->big + BIG_SEND / 2, BIG_SEND / 2 } };
+        struct msghdr m = { .msg_iov = v, .msg_iovlen = 2 };
+        t->result = ringo_sendmsg(t->fd, &m, MSG_WAITALL);
+    } else {
+        t->result = ringo_send(t->fd, t->big, BIG_SEND, MSG_WAITALL);
+    }
+    atomic_store(&t->done, 1);
+}
+
 static void main_send_waitall(void *arg)
 {
     (void)arg;
     char *big = calloc(1, BIG_SEND);
     ck_assert_ptr_nonnull(big);
-    for (int msg = 0; msg < 2; msg++) {
+    for (int i = 0; i < 4; i++) {
+        bool msg = i & 1, cut = i & 2;
         int sv[2];
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         struct drain_rx d = { .fd = sv[1] };
-        ck_assert_int_gt(ringo_go(drain_receiver, &d), 0);
-        ssize_t r;
-        if (msg) {
-            struct iovec v[2] = { { big, BIG_SEND / 2 }, { big + BIG_SEND / 2, BIG_SEND / 2 } };
-            struct msghdr m = { .msg_iov = v, .msg_iovlen = 2 };
-            r = ringo_sendmsg(sv[0], &m, MSG_WAITALL);
-        } else {
-            r = ringo_send(sv[0], big, BIG_SEND, MSG_WAITALL);
+        struct big_tx t = { .fd = sv[0], .msg = msg, .big = big };
+        /* On this proc: its cancel by descriptor is the one that cuts. */
+        ck_assert_int_gt(ringo_go_on(ringo_proc(), big_sender, &t), 0);
+        if (cut) {
+            while (!atomic_load(&t.started))
+                ringo_sleep(100 * US);
+            ringo_sleep(5 * MS); /* the first piece gone, it waits */
+            ck_assert(!atomic_load(&t.done));
+            ck_assert_int_eq(ringo_fd_deadline_set(sv[0], RINGO_WRITE, ringo_now() + 60000 * MS), 0);
+            ringo_sleep(5 * MS);
+            ck_assert_msg(!atomic_load(&t.done), "case %d: returned %zd", i, t.result);
         }
-        ck_assert_int_eq(r, BIG_SEND);
+        ck_assert_int_gt(ringo_go(drain_receiver, &d), 0);
+        while (!atomic_load(&t.done))
+            ringo_sleep(1 * MS);
+        ck_assert_int_eq(t.result, BIG_SEND);
         ringo_close(sv[0]);
         while (!atomic_load(&d.done))
             ringo_sleep(1 * MS);
