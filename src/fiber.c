@@ -143,14 +143,15 @@ int fiber_init(size_t stack_size)
     slot_size = (page_size + stack_size + HDR_SIZE + page_size - 1) & ~(page_size - 1);
     ringo__stack_usable = slot_size - page_size - HDR_SIZE;
 
+    /* A value that is not a count is ignored, as RINGO_PROCS's: a typo
+     * must not take every guard away. */
     const char *env = getenv("RINGO_GUARD_STACKS");
-    if (env && *env) {
-        char *end;
-        long v = strtol(env, &end, 10);
-        guard_budget = (*end == '\0' && v >= 0) ? v : 0;
-    } else {
+    char *end = NULL;
+    long v = env && *env ? (errno = 0, strtol(env, &end, 10)) : -1;
+    if (end && *end == '\0' && v >= 0 && errno == 0)
+        guard_budget = v;
+    else
         guard_budget = read_max_map_count() / 4;
-    }
     /* Does the kernel have MADV_GUARD_INSTALL?  Asked of a page of our
      * own: older kernels refuse the advice with EINVAL. */
     guard_madvise = false;

@@ -328,6 +328,10 @@ extern _Atomic(fd_seam_fn *) close_seam;
  * on its own thread once every proc has left its loop, while plain
  * threads may still call in (tasks they post then are discarded). */
 extern void (*teardown_seam)(void);
+/* And for ringo_stats (check_sched.c), NULL in programs: called with -1 by
+ * a call that has the run pinned, before it sums the procs' counters.
+ * Loaded with acquire, as close_seam. */
+extern _Atomic(fd_seam_fn *) stats_seam;
 /* The same for the signal thread (check_signal.c), NULL in programs:
  * called each time its poll returns, before it reads its wake eventfd and
  * looks at its stop flag; signal_pokes counts the wakes written to that

@@ -554,7 +554,7 @@ static void *dump_thread(void *arg)
 void ringo_dump(int fd)
 {
     struct rproc *me;
-    if (!run_enter(&me)) {
+    if (!run_enter_quiet(&me)) { /* quiet: as ringo_stats */
         dprintf(fd, "ringo: no run in progress\n");
         return;
     }
@@ -914,7 +914,10 @@ static void collect_totals(bool ended)
         if (dt > 0 && dn > 0)
             t->spin_ns += (uint64_t)((double)spin_ticks * (double)dn / (double)dt);
     }
-    int64_t jobs = load_relaxed(&rt.offload_jobs);
+    /* ended: the helpers are joined (offload_fini), every job over; one
+     * whose goroutine gave up on it is uncounted only as free_procs
+     * discards its completion. */
+    int64_t jobs = ended ? 0 : load_relaxed(&rt.offload_jobs);
     t->offload_jobs = jobs > 0 ? (uint64_t)jobs : 0;
     t->watchdog_reports = load_relaxed(&rt.watchdog_reports);
     t->engine = (uint64_t)rt.engine;
@@ -982,7 +985,12 @@ int ringo_stats_sized(struct ringo_stats *out, size_t size)
     if (!out || size < STATS_SIZE_0_1)
         return -EINVAL;
     struct rproc *me;
-    if (run_enter(&me)) {
+    /* Quiet, as ringo_count: a thread that only looks wakes nobody, and
+     * keeps no deadlock from being reported (note_foreign). */
+    if (run_enter_quiet(&me)) {
+        fd_seam_fn *seam = load_acquire(&stats_seam);
+        if (__builtin_expect(seam != NULL, 0))
+            seam(-1);
         collect_totals(false); /* reads every proc's counters */
         run_exit(me);
     }
@@ -1010,6 +1018,7 @@ const char *ringo_version(void)
 }
 
 void (*teardown_seam)(void);
+_Atomic(fd_seam_fn *) stats_seam;
 
 static void free_procs(unsigned n)
 {
@@ -1353,7 +1362,10 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
             goto fail_procs;
         }
     }
+    /* Under the lock: a plain thread may be copying the last run's. */
+    pthread_mutex_lock(&totals_lock);
     memset(&last_totals, 0, sizeof last_totals);
+    pthread_mutex_unlock(&totals_lock);
     /* The park clocks count from here (calloc'd at 0).  From the coarse
      * clock, which lags CLOCK_MONOTONIC by up to a tick: every reading of
      * either clock from now on is at or after it. */
@@ -1452,7 +1464,6 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
          * ringo_count after this also sees the goroutines discarded. */
         store_release(&rt.live, LIVE_STOPPED);
     }
-    collect_totals(true);
     /* See run_enter: after this, no plain thread touches the procs, nor
      * the tables that the run-end hooks free (fd deadlines, closing marks,
      * acceptor marks), which a plain thread's call uses only while it has
@@ -1460,6 +1471,9 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     store_seqcst(&rt.active, 0);
     while (load_seqcst(&rt.foreign_ops))
         sched_yield();
+    /* The totals the run leaves, once no ringo_stats of a plain thread can
+     * be summing the live ones over them (it had the run pinned). */
+    collect_totals(true);
     hooks_run_end();
     segv_restore();
     free_procs(nprocs);

@@ -1584,6 +1584,14 @@ static void child_touch_guard_mprotect(void)
     child_touch_guard();
 }
 
+/* A RINGO_GUARD_STACKS that is not a count is ignored, as the other
+ * variables' bad values are: the default budget, not none. */
+static void child_touch_guard_bad_budget(void)
+{
+    setenv("RINGO_GUARD_STACKS", "10k", 1);
+    child_touch_guard();
+}
+
 static void check_guard_faults(void (*child)(void))
 {
     char buf[4096];
@@ -1595,6 +1603,7 @@ static void check_guard_faults(void (*child)(void))
 START_TEST(stack_guard_page_faults)
 {
     check_guard_faults(child_touch_guard);
+    check_guard_faults(child_touch_guard_bad_budget);
 }
 END_TEST
 
@@ -1884,6 +1893,129 @@ static void main_gauges(void *arg)
 START_TEST(stats_gauges)
 {
     RUN(main_gauges, NULL, nprocs_param);
+}
+END_TEST
+
+/* After a run, its totals with every gauge at 0 (ringo_stats(3)):
+ *   - though a plain thread's ringo_stats, which had the run pinned as
+ *     it ended, summed the procs' live gauges after the run had stopped
+ *     them (stats_seam holds it until the run is marked over);
+ *   - though an offload job whose goroutine gave up on it (its deadline)
+ *     is uncounted only as the run's procs are freed. */
+static atomic_int end_looker_in;
+
+static void end_looker_seam(int fd)
+{
+    (void)fd;
+    atomic_store(&end_looker_in, 1);
+    while (load_seqcst(&rt.active))
+        sched_yield();
+}
+
+static void *end_looker(void *arg)
+{
+    (void)arg;
+    struct ringo_stats st;
+    ringo_stats(&st);
+    return NULL;
+}
+
+static pthread_t end_looker_t;
+
+static void main_end_looked_at(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_gt(ringo_go(gauge_nothing, NULL), 0);
+    ck_assert_int_eq(pthread_create(&end_looker_t, NULL, end_looker, NULL), 0);
+    while (!atomic_load(&end_looker_in))
+        ringo_sleep(100 * 1000);
+}
+
+static void offload_slow(void *arg)
+{
+    (void)arg;
+    usleep(20000);
+}
+
+static void main_gives_up_on_offload(void *arg)
+{
+    (void)arg;
+    ringo_deadline_set(ringo_now() + 1 * MS);
+    ck_assert_int_eq(ringo_offload(offload_slow, NULL), -ETIMEDOUT);
+}
+
+static void stats_all_ended(void)
+{
+    struct ringo_stats st;
+    ck_assert_int_eq(ringo_stats(&st), 0);
+    ck_assert_uint_eq(st.goroutines, 0);
+    ck_assert_uint_eq(st.running, 0);
+    ck_assert_uint_eq(st.runnable, 0);
+    ck_assert_uint_eq(st.waiting, 0);
+    ck_assert_uint_eq(st.offload_jobs, 0);
+}
+
+START_TEST(stats_after_the_run)
+{
+    atomic_store(&end_looker_in, 0);
+    atomic_store(&stats_seam, end_looker_seam);
+    RUN(main_end_looked_at, NULL, nprocs_param);
+    atomic_store(&stats_seam, NULL);
+    pthread_join(end_looker_t, NULL);
+    stats_all_ended();
+    RUN(main_gives_up_on_offload, NULL, nprocs_param);
+    stats_all_ended();
+}
+END_TEST
+
+/* A plain thread that only looks (ringo_stats, ringo_dump) can wake
+ * nobody: the run's deadlock is reported all the same, as with
+ * ringo_count.  (Counted as a thread that may call in, it kept the report
+ * off for good: the run hung.) */
+static atomic_int looked;
+static ringo_chan *look_ch;
+
+static void *looker(void *arg)
+{
+    (void)arg;
+    struct ringo_stats st;
+    ringo_stats(&st);
+    int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    ringo_dump(fd);
+    close(fd);
+    atomic_store(&looked, 1);
+    return NULL;
+}
+
+static void main_looked_at_then_stuck(void *arg)
+{
+    (void)arg;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, looker, NULL), 0);
+    while (!atomic_load(&looked))
+        ringo_sleep(1 * MS);
+    pthread_join(t, NULL); /* the thread is done: a moment's block */
+    int v;
+    ringo_chan_recv(look_ch, &v); /* nobody sends */
+}
+
+START_TEST(looking_thread_keeps_deadlock_reported)
+{
+    atomic_store(&looked, 0);
+    look_ch = ringo_chan_make(sizeof(int), 0);
+    ck_assert_ptr_nonnull(look_ch);
+    fflush(stderr);
+    int saved = dup(2), null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_eq(dup2(null, 2), 2); /* the report */
+    struct ringo_config cfg = { .procs = nprocs_param };
+    int r = ringo_run(main_looked_at_then_stuck, NULL, &cfg);
+    dup2(saved, 2);
+    close(saved);
+    close(null);
+    ck_assert_int_eq(r, -EDEADLK);
+    ringo_chan_release(look_ch);
 }
 END_TEST
 
@@ -2354,6 +2486,8 @@ static Suite *suite(void)
     if (engine_of_a_child() == RINGO_ENGINE_URING) /* epoll has no ring */
         tcase_add_loop_test(tc, rings_entered_by_registered_index, 0, 2);
     tcase_add_test(tc, stats_gauges);
+    tcase_add_test(tc, stats_after_the_run);
+    tcase_add_test(tc, looking_thread_keeps_deadlock_reported);
     tcase_add_test(tc, stats_count_donations);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
