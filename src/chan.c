@@ -426,6 +426,22 @@ enum fast chan_select_fast(ringo_chan *c, bool send, void *elem)
 /* Waiters */
 
 /* The plain-thread halves of waiter_wake and waiter_block (chan.h). */
+/* A select's sudog was claimed (waitq_take, c locked): its other sudogs
+ * on the same channel are unlinked here, while c is locked, so that the
+ * select, once woken, need not lock c again.  It must not: whoever
+ * completed the case may release c the moment it is done (ringo_select(3)
+ * NOTES).  The sudogs are on the select's stack, which lives until it is
+ * woken, after this. */
+void waiter_unlink_dups(struct sudog *fired)
+{
+    struct waiter *w = fired->w;
+    for (unsigned k = 0; k < w->dup_n; k++) {
+        struct sudog *o = &w->dup_sds[k];
+        if (o != fired && o->c == fired->c)
+            waitq_remove(o);
+    }
+}
+
 void waiter_wake_thread(struct waiter *w, int result)
 {
     w->result = result;

@@ -28,6 +28,12 @@ struct waiter {
     _Atomic uint32_t futex; /* plain thread only: CAS 0->1 by the claimer, store 2 (release) when woken */
     int result;             /* plain thread only: written by the claimer before the release store */
     struct sudog *fired;    /* the sudog whose operation completed; written by the claimer under that channel's lock */
+    /* A select that names a channel in more than one case: its sudogs
+     * (select.c), for the claimer to unlink the others on the fired
+     * one's channel (waitq_take).  Read only for a select's sudog
+     * (case_idx >= 0); fixed while it waits. */
+    struct sudog *dup_sds;
+    unsigned dup_n;         /* 0: no channel twice */
 };
 
 /*
@@ -237,6 +243,8 @@ static inline int waiter_block(struct waiter *w)
  * none.  Inline, loop and all: the empty test is the answer on every
  * buffered operation that does not block, and the first sudog is the
  * answer on every hand-off to a parked peer. */
+void waiter_unlink_dups(struct sudog *fired);
+
 static inline struct sudog *waitq_take(struct waitq *q)
 {
     struct sudog *sd;
@@ -251,8 +259,11 @@ static inline struct sudog *waitq_take(struct waitq *q)
             q->last = NULL;
         sd->next = NULL;
         sd->queued = false;
-        if (waiter_claim(sd->w))
+        if (waiter_claim(sd->w)) {
+            if (__builtin_expect(sd->case_idx >= 0, 0) && sd->w->dup_n)
+                waiter_unlink_dups(sd);
             return sd;
+        }
     }
     return NULL;
 }

@@ -184,6 +184,11 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
     /* Queue on every channel, in lock order as Go does. */
     struct waiter w;
     waiter_init(&w, W_SELECT);
+    w.dup_sds = sds;
+    w.dup_n = 0;
+    for (size_t k = 1; k < active; k++)
+        if (lockv[k] == lockv[k - 1])
+            w.dup_n = (unsigned)active; /* sorted: a channel twice is adjacent */
     size_t nsd = 0;
     for (size_t i = 0; i < n; i++) {
         if (!cases[i].chan)
@@ -211,12 +216,10 @@ int ringo_select(struct ringo_case *cases, size_t n, int flags)
     /* Unlink the sudogs that did not fire.  The one that fired was
      * unlinked by its peer (or the close), which may have released its
      * channel since (chan.c "Releasing"): that channel is not touched
-     * again, unless another case of ours waits on it too. */
+     * again.  Our other sudogs on it, if a case names it twice, the
+     * claimer unlinked too (waitq_take), under its lock. */
     struct sudog *fired = w.fired;
     ringo_chan *skip = fired ? fired->c : NULL;
-    for (size_t k = 0; skip && k < nsd; k++)
-        if (&sds[k] != fired && sds[k].c == skip)
-            skip = NULL;
     lock_all(lockv, active, skip);
     for (size_t k = 0; k < nsd; k++)
         waitq_remove(&sds[k]); /* the fired one: not queued, a no-op */

@@ -538,6 +538,65 @@ static void select_block_main(void *arg)
     ringo_chan_release(s3);
 }
 
+/* A select that names a channel in two cases, woken by a peer that holds
+ * the channel's only reference and releases it at once (ringo_select(3)
+ * NOTES), does not touch the channel again: woken by a send, then by a
+ * close.  (It locked the channel again to unlink its other case there:
+ * a use after free, which the suite's ASan build reports.)  On one proc
+ * (ringo_go_on), so that the release comes before the select runs. */
+static ringo_chan *dup_ch, *dup_other;
+static atomic_int dup_in;
+static int dup_res, dup_err;
+
+static void dup_selector(void *arg)
+{
+    (void)arg;
+    int a = 0, b = 0, c = 0;
+    struct ringo_case cs[3] = { { dup_ch, RINGO_RECV, &a, 0 },
+                                { dup_other, RINGO_RECV, &b, 0 },
+                                { dup_ch, RINGO_RECV, &c, 0 } };
+    atomic_store(&dup_in, 1);
+    dup_res = ringo_select(cs, 3, 0); /* parks: nothing is ready */
+    dup_err = dup_res >= 0 ? cs[dup_res].err : 0;
+    if (dup_res >= 0 && !dup_err)
+        dup_err = (dup_res == 0 ? a : c) == 5 ? 0 : -1;
+}
+
+static void main_dup_released(void *arg)
+{
+    (void)arg;
+    for (int close = 0; close < 2; close++) {
+        dup_ch = ringo_chan_make(sizeof(int), 0);
+        dup_other = ringo_chan_make(sizeof(int), 0);
+        ck_assert_ptr_nonnull(dup_ch);
+        ck_assert_ptr_nonnull(dup_other);
+        atomic_store(&dup_in, 0);
+        dup_res = -100;
+        ck_assert_int_gt(ringo_go_on(ringo_proc(), dup_selector, NULL), 0);
+        while (!atomic_load(&dup_in))
+            ringo_yield(); /* it ran up to its park: one proc */
+        if (close) {
+            ck_assert_int_eq(ringo_chan_close(dup_ch), 0);
+        } else {
+            int v = 5;
+            ck_assert_int_eq(ringo_chan_try_send(dup_ch, &v), 0);
+        }
+        ringo_chan_release(dup_ch); /* the only reference */
+        while (ringo_count() > 1)
+            ringo_yield();
+        ck_assert_int_ge(dup_res, 0);
+        ck_assert(dup_res == 0 || dup_res == 2);
+        ck_assert_int_eq(dup_err, close ? -EPIPE : 0);
+        ringo_chan_release(dup_other);
+    }
+}
+
+START_TEST(select_twice_on_a_released_channel)
+{
+    RUN(main_dup_released, NULL, nprocs_param);
+}
+END_TEST
+
 START_TEST(select_blocks_and_performs_one)
 {
     RUN(select_block_main, NULL, nprocs_param);
@@ -2533,6 +2592,7 @@ static Suite *suite(void)
     tcase_add_test(tc, timer_released_by_two_at_once);
     tcase_add_test(tc, select_chooses_uniformly);
     tcase_add_test(tc, select_blocks_and_performs_one);
+    tcase_add_test(tc, select_twice_on_a_released_channel);
     tcase_add_test(tc, select_race_delivers_each_value_once);
     tcase_add_test(tc, same_proc_handoff_makes_no_syscall);
     tcase_add_test(tc, prime_sieve);
