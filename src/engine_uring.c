@@ -24,7 +24,9 @@
  * (6.1+) when available, since only the proc's own thread ever submits and
  * deferring task work to our enter avoids interrupting a running goroutine;
  * else IORING_SETUP_COOP_TASKRUN (5.19+); else none.  RINGO_NO_DEFER_TASKRUN
- * forces the plain setup.  The CQ is four times the SQ, and with
+ * forces the plain setup.  Each with IORING_SETUP_SUBMIT_ALL (5.18+), so
+ * that an SQE that fails as it is prepared does not hold back the ones
+ * behind it (without it, sq_left counts those for the next submit).  The CQ is four times the SQ, and with
  * IORING_FEAT_NODROP (5.5+) an overflowing CQ keeps completions in the
  * kernel's backlog rather than losing them; ring_sqe() submits when the SQ
  * is full rather than failing (see above).
@@ -151,6 +153,12 @@ static void ring_register_fd(struct rproc *p)
 #endif
 }
 
+#ifdef IORING_SETUP_SUBMIT_ALL
+#define SUBMIT_ALL IORING_SETUP_SUBMIT_ALL
+#else
+#define SUBMIT_ALL 0
+#endif
+
 int eng_setup(struct rproc *p)
 {
     if (eng_epoll())
@@ -166,16 +174,17 @@ int eng_setup(struct rproc *p)
          * wait for an enter, which a spinning idle proc watches
          * (proc_sleep in sched.c).  The set without it is for kernels that
          * refuse the combination. */
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG | SUBMIT_ALL,
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | SUBMIT_ALL,
 #endif
 #ifdef IORING_SETUP_COOP_TASKRUN
-        IORING_SETUP_COOP_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN | SUBMIT_ALL,
 #endif
+        SUBMIT_ALL, /* the plain setup (RINGO_NO_DEFER_TASKRUN) */
         0,
     };
     size_t nsets = sizeof flag_sets / sizeof flag_sets[0];
-    for (size_t i = no_defer ? nsets - 1 : 0; i < nsets; i++) {
+    for (size_t i = no_defer ? nsets - 2 : 0; i < nsets; i++) {
         memset(&params, 0, sizeof params);
         params.flags = flag_sets[i] | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
         params.cq_entries = entries * 4;
@@ -246,6 +255,16 @@ void eng_teardown(struct rproc *p)
 
 static unsigned reap(struct rproc *p);
 
+/* After a submit that returned r >= 0: what is left in the SQ.  The
+ * kernel stops at an SQE that fails as it is prepared (a connect's
+ * address too long, a bad iovec) unless the ring has SUBMIT_ALL, and
+ * leaves the ones behind it queued; counted, the next flush submits
+ * them (a cancel among them must not wait for a sleep). */
+static inline void sq_left(struct rproc *p)
+{
+    store_relaxed(&p->unsubmitted, io_uring_sq_ready(&p->ring));
+}
+
 
 void eng_flush(struct rproc *p)
 {
@@ -254,7 +273,7 @@ void eng_flush(struct rproc *p)
     int r = io_uring_submit(&p->ring);
     stat_add(p->st.enters, 1);
     if (r >= 0)
-        store_relaxed(&p->unsubmitted, 0);
+        sq_left(p);
     /* On -EBUSY / -EAGAIN the SQEs stay queued and the next enter retries;
      * completions reaped meanwhile free kernel resources. */
 }
@@ -288,7 +307,7 @@ static void sq_make_room(struct rproc *p)
     int r = io_uring_submit(&p->ring);
     stat_add(p->st.enters, 1);
     if (r >= 0) {
-        store_relaxed(&p->unsubmitted, 0);
+        sq_left(p);
     } else {
         /* -EBUSY: completions are backlogged in the kernel.  With
          * DEFER_TASKRUN they are only posted inside an enter, so ask for
@@ -514,7 +533,7 @@ int eng_poll(struct rproc *p, bool block, int64_t deadline)
         r = io_uring_submit_and_wait_timeout(&p->ring, &cqe, 1, tsp, NULL);
         stat_add(p->st.enters, 1);
         if (r >= 0)
-            store_relaxed(&p->unsubmitted, 0);
+            sq_left(p);
         else if (r == -ETIME || r == -EINTR)
             store_relaxed(&p->unsubmitted, io_uring_sq_ready(&p->ring));
     } else if (rt.use_defer_taskrun && load_relaxed(&p->inflight)) {
@@ -522,7 +541,7 @@ int eng_poll(struct rproc *p, bool block, int64_t deadline)
         r = io_uring_submit_and_get_events(&p->ring);
         stat_add(p->st.enters, 1);
         if (r >= 0)
-            store_relaxed(&p->unsubmitted, 0);
+            sq_left(p);
     } else if (load_relaxed(&p->unsubmitted)) {
         eng_flush(p);
     }

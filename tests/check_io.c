@@ -1046,6 +1046,76 @@ static void main_reset(void *arg)
     ringo_close(lfd);
 }
 
+/* An operation that fails as the kernel prepares it (a connect whose
+ * address is longer than any) does not hold back the ones queued behind
+ * it in the same submit: a read of a pipe that has a byte completes
+ * while the proc stays busy (main yields, bounded).  Without the ring's
+ * SUBMIT_ALL, the kernel stopped at the failed one and the read stayed
+ * in the SQ, counted as submitted: on the plain setup
+ * (RINGO_NO_DEFER_TASKRUN), where a busy proc's periodic poll submits
+ * only what it counts, until the proc slept.  Both setups. */
+static int sa_pipe[2];
+static atomic_int sa_read_done, sa_connect_done;
+
+static void sa_bad_connect(void *arg)
+{
+    (void)arg;
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(s, 0);
+    struct sockaddr_storage ss[2];
+    memset(ss, 0, sizeof ss);
+    ss[0].ss_family = AF_INET;
+    ck_assert_int_eq(ringo_connect(s, (struct sockaddr *)ss, sizeof ss), -EINVAL);
+    close(s);
+    atomic_store(&sa_connect_done, 1);
+}
+
+static void sa_reader(void *arg)
+{
+    (void)arg;
+    char c;
+    ck_assert_int_eq(ringo_read(sa_pipe[0], &c, 1), 1);
+    atomic_store(&sa_read_done, 1);
+}
+
+static void main_submit_all(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(pipe2(sa_pipe, O_CLOEXEC), 0);
+    ck_assert_int_eq(write(sa_pipe[1], "x", 1), 1);
+    atomic_store(&sa_read_done, 0);
+    atomic_store(&sa_connect_done, 0);
+    /* On this proc, in this order: the connect's SQE first, the read's
+     * behind it, submitted together by main's periodic poll. */
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), sa_bad_connect, NULL), 0);
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), sa_reader, NULL), 0);
+    long yields = 0;
+    while (!(atomic_load(&sa_read_done) && atomic_load(&sa_connect_done)) && yields < 1000000) {
+        ringo_yield();
+        yields++;
+    }
+    ck_assert_msg(atomic_load(&sa_connect_done), "the connect did not return");
+    ck_assert_msg(atomic_load(&sa_read_done), "the read did not complete in %ld yields", yields);
+    close(sa_pipe[0]);
+    close(sa_pipe[1]);
+}
+
+START_TEST(failed_prep_holds_back_nothing)
+{
+    RUN(main_submit_all, NULL, nprocs_param);
+    const char *old = getenv("RINGO_NO_DEFER_TASKRUN");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("RINGO_NO_DEFER_TASKRUN", "1", 1);
+    RUN(main_submit_all, NULL, nprocs_param);
+    if (saved) {
+        setenv("RINGO_NO_DEFER_TASKRUN", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("RINGO_NO_DEFER_TASKRUN");
+    }
+}
+END_TEST
+
 START_TEST(peer_reset)
 {
     RUN(main_reset, NULL, nprocs_param);
@@ -1240,6 +1310,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_blocked_accept);
     tcase_add_test(tc, cancel_blocked_read);
     tcase_add_test(tc, peer_reset);
+    tcase_add_test(tc, failed_prep_holds_back_nothing);
     tcase_add_test(tc, one_enter_per_wait);
     if (stress_fds_ok)
         tcase_add_test(tc, tiny_ring_many_operations);
