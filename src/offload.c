@@ -87,6 +87,7 @@ static struct {
     struct offload_job *head, *tail;/* FIFO of jobs not yet taken; under lock */
     unsigned nthreads;              /* helpers started this run; under lock */
     unsigned idle;                  /* helpers waiting on cond; under lock */
+    unsigned queued;                /* jobs in the FIFO; under lock */
     bool stop;                      /* under lock */
     pthread_t threads[OFFLOAD_MAX_THREADS]; /* under lock */
     struct offload_job *cur[OFFLOAD_MAX_THREADS]; /* each helper's job; under lock */
@@ -137,6 +138,7 @@ static void *helper_main(void *arg)
         pool.head = job->qnext;
         if (!pool.head)
             pool.tail = NULL;
+        pool.queued--;
         pool.cur[self] = job;
         pthread_mutex_unlock(&pool.lock);
         job->fn(job->arg);
@@ -165,8 +167,13 @@ static bool pool_closing(int fd)
     return false;
 }
 
-/* Queue a job, starting a helper if none is idle.  0, -EAGAIN, or -EBADF
- * for an engine job on a descriptor that ringo_close is closing. */
+/* Queue a job, starting a helper unless an idle one is left for it.  0,
+ * -EAGAIN, or -EBADF for an engine job on a descriptor that ringo_close
+ * is closing.  A helper signalled for a job counts as idle until it runs:
+ * the jobs queued and not yet taken are each some idle helper's, so this
+ * one has an idle helper only if there are more idle helpers than those.
+ * (By idle alone, two jobs queued back to back shared one helper, and a
+ * job that waited for the other deadlocked.) */
 static int pool_submit(struct offload_job *job)
 {
     pthread_mutex_lock(&pool.lock);
@@ -174,7 +181,7 @@ static int pool_submit(struct offload_job *job)
         pthread_mutex_unlock(&pool.lock);
         return -EBADF;
     }
-    if (pool.idle == 0 && pool.nthreads < OFFLOAD_MAX_THREADS) {
+    if (pool.idle <= pool.queued && pool.nthreads < OFFLOAD_MAX_THREADS) {
         if (seam_pthread_create(&pool.threads[pool.nthreads], NULL, helper_main,
                                 (void *)(uintptr_t)pool.nthreads) == 0)
             pool.nthreads++;
@@ -189,6 +196,7 @@ static int pool_submit(struct offload_job *job)
     else
         pool.head = job;
     pool.tail = job;
+    pool.queued++;
     pthread_cond_signal(&pool.cond);
     pthread_mutex_unlock(&pool.lock);
     return 0;
@@ -345,6 +353,7 @@ void offload_io_close_begin(struct offload_closing *c)
         struct offload_job *job = *pp;
         if (job->io_fd == c->fd) {
             *pp = job->qnext;
+            pool.queued--;
             job->io_res = -EBADF;
             job->qnext = NULL;
             *tail = job;

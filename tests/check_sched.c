@@ -1969,6 +1969,70 @@ START_TEST(stats_after_the_run)
 }
 END_TEST
 
+/* Two offload jobs queued back to back while one helper is idle each get
+ * a helper: the first reads a pipe that only the second writes.  (Both
+ * took the idle helper for theirs, and the first's read waited for ever
+ * for the second, queued behind it.)  Many runs, each starting with one
+ * helper that has gone idle: the window is the idle helper's wake-up. */
+static int pair_pipe[2];
+static ringo_waitgroup pair_wg;
+
+static void pair_nothing(void *arg)
+{
+    (void)arg;
+}
+
+static void pair_read(void *arg)
+{
+    char c;
+    *(ssize_t *)arg = read(pair_pipe[0], &c, 1);
+}
+
+static void pair_write(void *arg)
+{
+    *(ssize_t *)arg = write(pair_pipe[1], "x", 1);
+}
+
+static ssize_t pair_res[2];
+
+static void pair_reader(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_offload(pair_read, &pair_res[0]), 0);
+    ringo_waitgroup_done(&pair_wg);
+}
+
+static void pair_writer(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_offload(pair_write, &pair_res[1]), 0);
+    ringo_waitgroup_done(&pair_wg);
+}
+
+static void main_offload_pair(void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(ringo_offload(pair_nothing, NULL), 0); /* one helper */
+    ringo_sleep(1 * MS); /* it waits for work again */
+    ringo_waitgroup_add(&pair_wg, 2);
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), pair_reader, NULL), 0);
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), pair_writer, NULL), 0);
+    ringo_waitgroup_wait(&pair_wg);
+    ck_assert_int_eq(pair_res[0], 1);
+    ck_assert_int_eq(pair_res[1], 1);
+}
+
+START_TEST(offload_jobs_queued_together_get_helpers)
+{
+    ck_assert_int_eq(pipe2(pair_pipe, O_CLOEXEC), 0);
+    int runs = test_quick() ? 20 : 100;
+    for (int i = 0; i < runs; i++)
+        RUN(main_offload_pair, NULL, nprocs_param);
+    close(pair_pipe[0]);
+    close(pair_pipe[1]);
+}
+END_TEST
+
 /* A plain thread that only looks (ringo_stats, ringo_dump) can wake
  * nobody: the run's deadlock is reported all the same, as with
  * ringo_count.  (Counted as a thread that may call in, it kept the report
@@ -2488,6 +2552,7 @@ static Suite *suite(void)
     tcase_add_test(tc, stats_gauges);
     tcase_add_test(tc, stats_after_the_run);
     tcase_add_test(tc, looking_thread_keeps_deadlock_reported);
+    tcase_add_test(tc, offload_jobs_queued_together_get_helpers);
     tcase_add_test(tc, stats_count_donations);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
