@@ -364,6 +364,8 @@ static bool donate_ring(struct rproc *p, struct rproc *to, unsigned max)
     return n > 0;
 }
 
+static bool donate_list(struct rproc *p, struct rproc *to);
+
 /* Give unstarted goroutines to a hungry proc.  Called by a busy proc that
  * has some (p->fresh > 0, or p->rq_fresh). */
 void donate(struct rproc *p)
@@ -380,6 +382,21 @@ void donate(struct rproc *p)
         return;
     if (p->steal_on && p->rq_fresh && donate_ring(p, to, DONATE_MAX))
         return;
+    if (donate_list(p, to))
+        return;
+    /* Given nothing: the ring's count included goroutines thieves had
+     * taken (donate_ring made it exact), and the list had none.  `to` is
+     * still hungry, or no spawn would wake it again while it sleeps
+     * (steal_wake).  Not when the list has unstarted goroutines past the
+     * scan: every scheduling point would scan again.  relaxed: a hint, as
+     * proc_sleep's store. */
+    if (!p->fresh)
+        store_relaxed(&to->hungry, 1);
+}
+
+/* donate's list part: whether it gave any. */
+static bool donate_list(struct rproc *p, struct rproc *to)
+{
     size_t want = (p->fresh + 1) / 2;
     if (want > DONATE_MAX)
         want = DONATE_MAX;
@@ -408,6 +425,7 @@ void donate(struct rproc *p)
         inbox_push_chain(to, first, last);
         proc_wake(to);
     }
+    return n > 0;
 }
 
 /* Hand up to half of the unstarted goroutines on p's ring to another proc

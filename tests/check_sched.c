@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 
 #include "internal.h" /* tls_proc and struct stack: where a guard page lies */
+#include "scheduler.h" /* donate */
 
 static unsigned nprocs_param = 1;
 
@@ -2033,6 +2034,35 @@ START_TEST(offload_jobs_queued_together_get_helpers)
 }
 END_TEST
 
+/* A donor that finds nothing to give leaves the hungry proc hungry: its
+ * ring's count of unstarted goroutines included one a thief had taken
+ * (made here by hand: the count up by one with none on the ring), and a
+ * proc that lost its flag for nothing was never woken by a spawn again
+ * (steal_wake asks only hungry procs). */
+static void main_donate_nothing(void *arg)
+{
+    (void)arg;
+    if (nprocs_param < 2)
+        return;
+    struct rproc *p = tls_proc, *q = rt.procs[1];
+    ck_assert_ptr_ne(p, q);
+    int n;
+    for (n = 0; !(load_relaxed(&q->hungry) && load_relaxed(&q->sleeping)) && n < 5000; n++)
+        ringo_sleep(1 * MS);
+    ck_assert_msg(load_relaxed(&q->hungry) && load_relaxed(&q->sleeping), "proc 1 did not go to sleep");
+    p->rq_fresh++; /* as after a thief took one: the owner's count is a hint */
+    donate(p);
+    ck_assert_uint_eq(p->rq_fresh, 0); /* made exact */
+    int hungry = load_relaxed(&q->hungry);
+    ck_assert_int_eq(hungry, 1);
+}
+
+START_TEST(donor_with_nothing_leaves_proc_hungry)
+{
+    RUN(main_donate_nothing, NULL, nprocs_param);
+}
+END_TEST
+
 /* A plain thread that only looks (ringo_stats, ringo_dump) can wake
  * nobody: the run's deadlock is reported all the same, as with
  * ringo_count.  (Counted as a thread that may call in, it kept the report
@@ -2553,6 +2583,7 @@ static Suite *suite(void)
     tcase_add_test(tc, stats_after_the_run);
     tcase_add_test(tc, looking_thread_keeps_deadlock_reported);
     tcase_add_test(tc, offload_jobs_queued_together_get_helpers);
+    tcase_add_test(tc, donor_with_nothing_leaves_proc_hungry);
     tcase_add_test(tc, stats_count_donations);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
