@@ -545,7 +545,9 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
     }
     memset(c, 0, sizeof *c);
     if (cap) {
-        c->buf = seam_malloc(cap * (elem_size ? elem_size : 1));
+        /* Elements of size 0 take no room: any capacity is one byte,
+         * never read (Go's chan struct{} of any capacity). */
+        c->buf = seam_malloc(elem_size ? cap * elem_size : 1);
         if (!c->buf) {
             free(c);
             errno = ENOMEM;
@@ -917,6 +919,10 @@ static inline __attribute__((always_inline)) int chan_op_unchecked(ringo_chan *c
 static __attribute__((noinline)) int chan_op_checked(ringo_chan *c, void *elem, bool send, struct rg *g)
 {
     note_call(g);
+    /* Bad arguments first, as ringo_select reports them: whenever the
+     * call is made, whatever the deadline. */
+    if (send && c && c->elem_size && !elem)
+        return -EINVAL;
     if (g) {
         int r = block_check(g);
         if (r)

@@ -41,6 +41,38 @@ START_TEST(make_rejects_and_reports)
     ck_assert_uint_eq(ringo_chan_cap(NULL), 0);
     ck_assert_int_eq(ringo_chan_close(NULL), -EINVAL);
     ringo_chan_release(NULL);
+    /* Elements of size 0 take no room: any capacity, as Go's chan
+     * struct{} (the buffer of 2^44 bytes could not be had). */
+    c = ringo_chan_make(0, (size_t)1 << 44);
+    ck_assert_ptr_nonnull(c);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(ringo_chan_try_send(c, NULL), 0);
+    ck_assert_uint_eq(ringo_chan_len(c), 3);
+    ck_assert_int_eq(ringo_chan_try_recv(c, NULL), 0);
+    ck_assert_uint_eq(ringo_chan_len(c), 2);
+    ringo_chan_release(c);
+}
+END_TEST
+
+/* A send of NULL where a value is due is -EINVAL whenever it is made, as
+ * from ringo_select: not the goroutine's passed deadline or its cancel
+ * first. */
+static void main_bad_send(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    ck_assert_ptr_nonnull(c);
+    ringo_deadline_set(ringo_now() - 1);
+    ck_assert_int_eq(ringo_chan_send(c, NULL), -EINVAL);
+    int v = 1;
+    ck_assert_int_eq(ringo_chan_send(c, &v), -ETIMEDOUT); /* the deadline, then */
+    ringo_deadline_set(RINGO_NEVER);
+    ringo_chan_release(c);
+}
+
+START_TEST(bad_send_is_einval_past_the_deadline)
+{
+    RUN(main_bad_send, NULL, nprocs_param);
 }
 END_TEST
 
@@ -2593,6 +2625,7 @@ static Suite *suite(void)
     tcase_add_test(tc, select_chooses_uniformly);
     tcase_add_test(tc, select_blocks_and_performs_one);
     tcase_add_test(tc, select_twice_on_a_released_channel);
+    tcase_add_test(tc, bad_send_is_einval_past_the_deadline);
     tcase_add_test(tc, select_race_delivers_each_value_once);
     tcase_add_test(tc, same_proc_handoff_makes_no_syscall);
     tcase_add_test(tc, prime_sieve);
