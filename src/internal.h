@@ -569,7 +569,9 @@ static inline bool eng_cq_ready(struct rproc *p)
 {
     if (rt.engine == RINGO_ENGINE_EPOLL)
         return p->ep_done != NULL;
-    return io_uring_cq_ready(&p->ring) != 0;
+    /* With those set aside when a submit was refused (engine_uring.c
+     * sq_make_room), which the next reap dispatches first. */
+    return p->cq_defer_n != 0 || io_uring_cq_ready(&p->ring) != 0;
 }
 
 /* rt.live: set by the CAS that ends the run, when no goroutine is live;
@@ -880,6 +882,11 @@ void acc_left(struct rproc *p, int fd, int flags); /* a waiter woken by ACC_AGAI
  * added to the engine probe's cancel by descriptor; an unknown one fails
  * it as a kernel before 5.19 does. */
 extern unsigned uring_probe_cancel_seam;
+/* engine_uring.c: a seam for tests (check_sync.c), 0 in programs: that
+ * many submits made to find room in a full SQ, while the CQ has
+ * completions, are answered -EBUSY, as a kernel that cannot flush its CQ
+ * backlog answers them.  Set only while no run is in progress. */
+extern unsigned submit_busy_seam;
 unsigned acc_count(const struct rproc *p);        /* acceptors on p's list, retired ones too */
 /* ringo_close of a marked fd: end every acceptor on it, on every proc.
  * From a goroutine, or from a plain thread that has pinned the run

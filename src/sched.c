@@ -428,6 +428,8 @@ static inline __attribute__((always_inline)) void sched_switch(struct rproc *p, 
  * only means one more spin. */
 static inline bool own_io_waiting(struct rproc *p)
 {
+    if (rt.engine != RINGO_ENGINE_EPOLL && __builtin_expect(p->cq_defer_n != 0, 0))
+        return true; /* set aside, not yet dispatched (eng_cq_ready) */
     if (!load_relaxed(&p->inflight))
         return false;
     if (!rt.use_defer_taskrun)
