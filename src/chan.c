@@ -559,8 +559,8 @@ ringo_chan *ringo_chan_make(size_t elem_size, size_t cap)
     /* A buffer of PREFETCH_BYTES or less has no line ahead: ahead = cap
      * makes both tests in the fast path fail (chan.c "Prefetching"). */
     c->ahead = PREFETCH_BYTES / (elem_size ? elem_size : 1);
-    if (c->ahead >= cap)
-        c->ahead = cap;
+    if (c->ahead >= cap || !elem_size)
+        c->ahead = cap; /* size 0: the one-byte buffer has no line ahead either */
     store_relaxed(&c->refs, 1);
     /* relaxed: nobody else knows c yet.  Unbuffered: shut for good. */
     store_relaxed(&c->sendx, cap ? 0 : SIDE_GATE);

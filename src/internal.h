@@ -516,7 +516,7 @@ struct rproc {
     struct rop *ep_done;        /* its completions not yet dispatched, oldest first; owner */
     struct wd_ask wd;           /* the watchdog's request to this proc (watchdog.c) */
     _Atomic uint32_t fd_cancels; /* eng_cancel_fd calls made here (io.c: a MSG_WAITALL
-                                 * receive one of them cut short goes on); owner writes
+                                 * receive or send one of them cut short goes on); owner writes
                                  * relaxed, the goroutine may read it on another proc */
 };
 

@@ -389,7 +389,9 @@ void donate(struct rproc *p)
      * still hungry, or no spawn would wake it again while it sleeps
      * (steal_wake).  Not when the list has unstarted goroutines past the
      * scan: every scheduling point would scan again.  relaxed: a hint, as
-     * proc_sleep's store. */
+     * proc_sleep's store.  `to` may have woken meanwhile for other work
+     * and passed its own clear: flagged while busy, it may be given work
+     * it need not have, once; the flag is cleared at its next wake. */
     if (!p->fresh)
         store_relaxed(&to->hungry, 1);
 }

@@ -865,7 +865,7 @@ static unsigned default_procs(void)
 }
 
 /* ended: the procs have left their loops (the end of ringo_run); the
- * gauges are then zero but for the goroutines a deadlock left. */
+ * gauges are then zero, the goroutines a deadlock left too (discarded). */
 static void collect_totals(bool ended)
 {
     /* Summed in place, under the lock: no copy of the structure on the
@@ -1464,6 +1464,9 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
          * ringo_count after this also sees the goroutines discarded. */
         store_release(&rt.live, LIVE_STOPPED);
     }
+    /* The run's totals for a ringo_stats that comes while plain threads
+     * still have the run pinned (below)... */
+    collect_totals(true);
     /* See run_enter: after this, no plain thread touches the procs, nor
      * the tables that the run-end hooks free (fd deadlines, closing marks,
      * acceptor marks), which a plain thread's call uses only while it has
@@ -1471,8 +1474,8 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     store_seqcst(&rt.active, 0);
     while (load_seqcst(&rt.foreign_ops))
         sched_yield();
-    /* The totals the run leaves, once no ringo_stats of a plain thread can
-     * be summing the live ones over them (it had the run pinned). */
+    /* ...and again once no ringo_stats of a plain thread can be summing
+     * the live ones over them (it had the run pinned). */
     collect_totals(true);
     hooks_run_end();
     segv_restore();

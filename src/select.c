@@ -22,8 +22,9 @@
  *    atomic claim for the whole select — and records which sudog fired.
  * 4. Woken: lock every channel again and unlink the sudogs that did not
  *    fire (their channels may still hold them).  The channel of the one
- *    that fired is left alone (unless another case waits on it too): its
- *    peer may have released it already (chan.c "Releasing").
+ *    that fired is left alone: its peer may have released it already
+ *    (chan.c "Releasing"); our other sudogs on it, if a case names it
+ *    twice, the claimer unlinked (chan.c waiter_unlink_dups).
  *
  * The sudogs live on the selecting caller's stack (an array for up to
  * SELECT_STACK_CASES cases, else on the heap).
