@@ -332,6 +332,9 @@ extern void (*teardown_seam)(void);
  * a call that has the run pinned, before it sums the procs' counters.
  * Loaded with acquire, as close_seam. */
 extern _Atomic(fd_seam_fn *) stats_seam;
+/* And for a proc out of work that found nothing to steal (check_sched.c),
+ * NULL in programs: called with the proc's index before it sleeps. */
+extern _Atomic(fd_seam_fn *) idle_seam;
 /* The same for the signal thread (check_signal.c), NULL in programs:
  * called each time its poll returns, before it reads its wake eventfd and
  * looks at its stop flag; signal_pokes counts the wakes written to that

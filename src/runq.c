@@ -484,6 +484,14 @@ struct rg *steal(struct rproc *p)
  * task is what the sleep/wake handshake covers. */
 void steal_wake(struct rproc *p)
 {
+    /* No fence between the push and the loads below (a fence here, paid
+     * by every spawn, made spawns on two procs half again as slow,
+     * tests/bench/spawn): a proc that stores its flag while the push is
+     * still in this CPU's store buffer may miss it in its last look
+     * (proc_sleep), and this load see the flag still clear, for the few
+     * nanoseconds the store takes to drain.  The goroutine then waits for
+     * its spawner's next scheduling point, as Go's wakep, whose load of
+     * nmspinning is unfenced too, lets one wait. */
     for (unsigned i = 1; i < rt.nprocs; i++) {
         struct rproc *q = rt.procs[(p->idx + i) % rt.nprocs];
         /* relaxed peek, then acq_rel xchg: one spawner (or donor) takes

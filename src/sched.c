@@ -870,6 +870,24 @@ static void proc_sleep(struct rproc *p)
         store_relaxed(&p->sleeping, 0);
         goto unhungry;
     }
+    /* A last look at the other procs' rings.  proc_main looked before this
+     * proc was hungry, and a goroutine a spawner pushed since, seeing the
+     * flag still clear, was sent to nobody (steal_wake): it waited for
+     * its spawner's next scheduling point, however long the spawner
+     * computed.  (A) orders the store of hungry, made at the top, before
+     * this look's loads: a push that was visible before the flag was is
+     * seen here, and a spawner that pushes later sees the flag and posts
+     * the steal task, which the check above or the wake of the sleep
+     * below takes.  The spawner has no fence (steal_wake says what that
+     * leaves: its store buffer's drain). */
+    if (p->steal_on) {
+        struct rg *g = steal(p);
+        if (g) {
+            store_relaxed(&p->sleeping, 0);
+            runq_push(p, g);
+            goto unhungry;
+        }
+    }
     /* Futex waits do not keep a proc busy (futex.c "Deadlock detection"),
      * but one completed at submission (-EAGAIN) may sit unreaped. */
     bool idle = load_relaxed(&p->inflight) == load_relaxed(&p->futex_waits) &&
@@ -914,6 +932,8 @@ clocked:
         store_relaxed(&p->hungry, 0); /* a donor may clear it too; both write 0 */
 }
 
+_Atomic(fd_seam_fn *) idle_seam;
+
 void proc_main(struct rproc *p)
 {
     p->cur = NULL;
@@ -921,8 +941,12 @@ void proc_main(struct rproc *p)
     for (;;) {
         poll_cheap(p);
         struct rg *g = runq_pop(p);
-        if (!g && p->steal_on)
+        if (!g && p->steal_on) {
             g = steal(p);
+            fd_seam_fn *seam = load_acquire(&idle_seam);
+            if (__builtin_expect(seam != NULL, 0) && !g)
+                seam(p->idx);
+        }
         if (g) {
             /* After a deadlock report the goroutines are discarded, and
              * none may run again, whatever a plain thread readied since

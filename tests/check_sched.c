@@ -2034,6 +2034,64 @@ START_TEST(offload_jobs_queued_together_get_helpers)
 }
 END_TEST
 
+/* A goroutine spawned while an idle proc is between its look at the
+ * other procs' rings and its sleep is taken by that proc, though its
+ * spawner never yields: the proc, hungry by then, looks again before it
+ * sleeps (or the spawn sees it hungry and sends it to steal).  idle_seam
+ * holds proc 1 there until the spawn is made.  (It slept, sent nowhere,
+ * and the goroutine waited on the spawner's proc.)  Main waits without a
+ * scheduling point, a bounded number of thread yields. */
+static atomic_int lw_state, lw_ran_on;
+
+static void lw_seam(int idx)
+{
+    int armed = 1;
+    if (idx != 1 || !atomic_compare_exchange_strong(&lw_state, &armed, 2))
+        return;
+    while (atomic_load(&lw_state) != 3)
+        sched_yield();
+}
+
+static void lw_nothing(void *arg)
+{
+    (void)arg;
+}
+
+static void lw_child(void *arg)
+{
+    (void)arg;
+    atomic_store(&lw_ran_on, ringo_proc());
+}
+
+static void main_spawn_beside_idle(void *arg)
+{
+    (void)arg;
+    if (nprocs_param < 2)
+        return;
+    atomic_store(&lw_ran_on, -1);
+    atomic_store(&lw_state, 1);
+    /* Proc 1 runs it, then finds nothing to steal: the seam. */
+    ck_assert_int_gt(ringo_go_on(1, lw_nothing, NULL), 0);
+    long i;
+    for (i = 0; atomic_load(&lw_state) != 2 && i < 10000000; i++)
+        sched_yield();
+    ck_assert_int_eq(atomic_load(&lw_state), 2);
+    ck_assert_int_gt(ringo_go(lw_child, NULL), 0); /* on this proc's ring */
+    atomic_store(&lw_state, 3);
+    for (i = 0; atomic_load(&lw_ran_on) < 0 && i < 1000000; i++)
+        sched_yield();
+    ck_assert_msg(atomic_load(&lw_ran_on) == 1, "the child ran on proc %d after %ld yields",
+                  atomic_load(&lw_ran_on), i);
+}
+
+START_TEST(spawn_beside_an_idle_proc_is_stolen)
+{
+    atomic_store(&idle_seam, lw_seam);
+    RUN(main_spawn_beside_idle, NULL, nprocs_param);
+    atomic_store(&idle_seam, NULL);
+}
+END_TEST
+
 /* A donor that finds nothing to give leaves the hungry proc hungry: its
  * ring's count of unstarted goroutines included one a thief had taken
  * (made here by hand: the count up by one with none on the ring), and a
@@ -2584,6 +2642,7 @@ static Suite *suite(void)
     tcase_add_test(tc, looking_thread_keeps_deadlock_reported);
     tcase_add_test(tc, offload_jobs_queued_together_get_helpers);
     tcase_add_test(tc, donor_with_nothing_leaves_proc_hungry);
+    tcase_add_test(tc, spawn_beside_an_idle_proc_is_stolen);
     tcase_add_test(tc, stats_count_donations);
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
