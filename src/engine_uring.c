@@ -660,7 +660,7 @@ void vg_io_start(struct vg_io *v, const struct eng_io *io)
     v->control_in = 0;
     if (io->kind == ENG_ACCEPT && io->u.addr && io->alen) {
         v->alen_in = *io->alen;
-    } else if (io->kind == ENG_RECVMSG) {
+    } else if (io->kind == ENG_RECVMSG && io->u.msg) { /* NULL: the kernel says -EFAULT */
         const struct msghdr *m = io->u.msg;
         v->alen_in = m->msg_name ? m->msg_namelen : 0;
         v->control_in = m->msg_control ? m->msg_controllen : 0;
