@@ -481,30 +481,46 @@ static inline __attribute__((always_inline)) ssize_t recvmsg_once(int fd, struct
             .kind = ENG_RECVMSG, .fd = fd, .u.msg = msg, .flags = eflags);
 }
 
-/* A recvmsg with MSG_WAITALL: as recv_waitall, the rest into the vector
- * past what came (a copy of it, on the heap past a few entries), without
- * a name (a stream's peer has none to give).  No memory for the copy:
- * what came. */
-#define RECVMSG_IOV 8
-
-static __attribute__((noinline)) ssize_t recvmsg_waitall(int fd, struct msghdr *msg, int flags)
+static inline __attribute__((always_inline)) ssize_t sendmsg_once(int fd, const struct msghdr *msg,
+                                                                  int flags)
 {
-    ssize_t r = recvmsg_once(fd, msg, flags, io_recvmsg_flags(msg, flags));
-    if (__builtin_expect(r != IO_REST, 1))
-        return r;
-    struct iovec small[RECVMSG_IOV];
+    IO_CALL(sendmsg(fd, msg, flags), fd, RINGO_WRITE,
+            .kind = ENG_SENDMSG, .fd = fd, .u.cmsg = msg, .flags = flags);
+}
+
+/* The rest of a recvmsg or sendmsg with MSG_WAITALL that a cancel cut
+ * short (IO_REST): as recv_waitall, into or from the vector past what
+ * moved (a copy of it, on the heap past a few entries), without a name (a
+ * stream's peer has none to give, and a stream is connected) or ancillary
+ * data (a receive's has nowhere to go; a send's went with its first byte,
+ * as io_uring's sendmsg sends the rest without it).  No memory for the
+ * copy: what moved. */
+#define MSG_REST_IOV 8
+
+static __attribute__((noinline)) ssize_t msg_waitall_rest(int fd, const struct msghdr *msg, int flags,
+                                                          bool send)
+{
+    struct iovec small[MSG_REST_IOV];
     struct iovec *v = small;
-    if (msg->msg_iovlen > RECVMSG_IOV && !(v = malloc(msg->msg_iovlen * sizeof *v)))
+    if (msg->msg_iovlen > MSG_REST_IOV && !(v = malloc(msg->msg_iovlen * sizeof *v)))
         return tls_io_part;
     size_t got = 0;
+    ssize_t r;
     do {
         got += (size_t)tls_io_part;
         struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, got, v) };
-        r = recvmsg_once(fd, &m, flags, flags); /* not a peek (io_waitall) */
+        /* not a peek (io_waitall) */
+        r = send ? sendmsg_once(fd, &m, flags) : recvmsg_once(fd, &m, flags, flags);
     } while (r == IO_REST);
     if (v != small)
         free(v);
     return r > 0 ? (ssize_t)(got + (size_t)r) : (ssize_t)got;
+}
+
+static __attribute__((noinline)) ssize_t recvmsg_waitall(int fd, struct msghdr *msg, int flags)
+{
+    ssize_t r = recvmsg_once(fd, msg, flags, io_recvmsg_flags(msg, flags));
+    return __builtin_expect(r != IO_REST, 1) ? r : msg_waitall_rest(fd, msg, flags, false);
 }
 
 ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags)
@@ -514,35 +530,10 @@ ssize_t ringo_recvmsg(int fd, struct msghdr *msg, int flags)
     return recvmsg_once(fd, msg, flags & ~MSG_WAITALL, flags & ~MSG_WAITALL); /* as ringo_recv */
 }
 
-static inline __attribute__((always_inline)) ssize_t sendmsg_once(int fd, const struct msghdr *msg,
-                                                                  int flags)
-{
-    IO_CALL(sendmsg(fd, msg, flags), fd, RINGO_WRITE,
-            .kind = ENG_SENDMSG, .fd = fd, .u.cmsg = msg, .flags = flags);
-}
-
-/* A sendmsg with MSG_WAITALL: as recvmsg_waitall, the rest from the
- * vector past what went, without the name (a stream is connected) or
- * the ancillary data (it went with the first byte, as io_uring's sendmsg
- * sends the rest without it). */
 static __attribute__((noinline)) ssize_t sendmsg_waitall(int fd, const struct msghdr *msg, int flags)
 {
     ssize_t r = sendmsg_once(fd, msg, flags);
-    if (__builtin_expect(r != IO_REST, 1))
-        return r;
-    struct iovec small[RECVMSG_IOV];
-    struct iovec *v = small;
-    if (msg->msg_iovlen > RECVMSG_IOV && !(v = malloc(msg->msg_iovlen * sizeof *v)))
-        return tls_io_part;
-    size_t got = 0;
-    do {
-        got += (size_t)tls_io_part;
-        struct msghdr m = { .msg_iov = v, .msg_iovlen = eng_iov_past(msg->msg_iov, msg->msg_iovlen, got, v) };
-        r = sendmsg_once(fd, &m, flags);
-    } while (r == IO_REST);
-    if (v != small)
-        free(v);
-    return r > 0 ? (ssize_t)(got + (size_t)r) : (ssize_t)got;
+    return __builtin_expect(r != IO_REST, 1) ? r : msg_waitall_rest(fd, msg, flags, true);
 }
 
 ssize_t ringo_sendmsg(int fd, const struct msghdr *msg, int flags)

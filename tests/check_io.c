@@ -1103,16 +1103,9 @@ static void main_submit_all(void *arg)
 START_TEST(failed_prep_holds_back_nothing)
 {
     RUN(main_submit_all, NULL, nprocs_param);
-    const char *old = getenv("RINGO_NO_DEFER_TASKRUN");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("RINGO_NO_DEFER_TASKRUN", "1", 1);
+    char *saved = env_push("RINGO_NO_DEFER_TASKRUN", "1");
     RUN(main_submit_all, NULL, nprocs_param);
-    if (saved) {
-        setenv("RINGO_NO_DEFER_TASKRUN", saved, 1);
-        free(saved);
-    } else {
-        unsetenv("RINGO_NO_DEFER_TASKRUN");
-    }
+    env_pop("RINGO_NO_DEFER_TASKRUN", saved);
 }
 END_TEST
 

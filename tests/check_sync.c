@@ -659,20 +659,13 @@ static void main_wait_behind_backlog(void *arg)
 
 START_TEST(waitgroup_wait_behind_cq_backlog)
 {
-    const char *old = getenv("RINGO_NO_DEFER_TASKRUN");
-    char *saved = old ? strdup(old) : NULL;
-    setenv("RINGO_NO_DEFER_TASKRUN", "1", 1);
+    char *saved = env_push("RINGO_NO_DEFER_TASKRUN", "1");
     struct ringo_config cfg = { .procs = 1, .ring_entries = OVF_ENTRIES };
     for (long w = 1; w <= 16 * OVF_ENTRIES; w++) {
         int r = ringo_run(main_wait_behind_backlog, (void *)w, &cfg);
         ck_assert_msg(r == 0, "%ld writes: ringo_run returned %d", w, r);
     }
-    if (saved) {
-        setenv("RINGO_NO_DEFER_TASKRUN", saved, 1);
-        free(saved);
-    } else {
-        unsetenv("RINGO_NO_DEFER_TASKRUN");
-    }
+    env_pop("RINGO_NO_DEFER_TASKRUN", saved);
 }
 END_TEST
 

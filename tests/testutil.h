@@ -153,6 +153,26 @@ static inline bool test_quick(void)
     return e && *e && strcmp(e, "0") != 0;
 }
 
+/* Set an environment variable for a stretch of a test (env_push), then
+ * put back what it was (env_pop, with what env_push returned). */
+static inline char *env_push(const char *name, const char *value)
+{
+    const char *old = getenv(name);
+    char *saved = old ? strdup(old) : NULL;
+    setenv(name, value, 1);
+    return saved;
+}
+
+static inline void env_pop(const char *name, char *saved)
+{
+    if (saved) {
+        setenv(name, saved, 1);
+        free(saved);
+    } else {
+        unsetenv(name);
+    }
+}
+
 static inline int run_procs(void (*fn)(void *), void *arg, unsigned procs)
 {
     if (procs > test_max_procs())
