@@ -356,6 +356,15 @@ extern _Atomic(fd_seam_fn *) signal_handler_seam;
 struct wd_ask {
     _Atomic int asked;
     _Atomic unsigned tick;
+    /* The periodic polls' pace (sched.c "Pacing the polls"): a poll at
+     * each scheduling point whose tick has these bits clear (POLL_EVERY -
+     * 1, or fewer on a proc whose switches are slow); the start of the
+     * stretch the pace is measured over, its tick and park clock; and
+     * whether the proc has been idle since.  Owner only. */
+    unsigned poll_mask;
+    unsigned pace_tick;
+    uint32_t pace_ms;
+    bool pace_idle;
     _Atomic uint64_t switches;
     _Atomic int64_t ms;
     bool gone;
@@ -366,10 +375,13 @@ struct wd_ask {
 #define RQ_STEALABLE ((uintptr_t)1) /* in an entry: not started, not bound */
 
 /* Every POLL_EVERY switches a busy proc also reaps completions and its
- * inbox, so I/O and cross-proc wakes are not starved by goroutines that
- * keep yielding (Go checks its global queue every 61 ticks for the same
- * reason).  Lower costs more get_events system calls under load.
- * (sched.c next_runnable; rproc.tick counts the switches.) */
+ * inbox and runs its timers, so I/O, cross-proc wakes and sleepers are
+ * not starved by goroutines that keep yielding (Go checks its global queue
+ * every 61 ticks for the same reason).  Lower costs more get_events system
+ * calls under load.  Where 64 switches take longer than a millisecond,
+ * the polls come more often (sched.c "Pacing the polls"): POLL_EVERY is
+ * the most switches between two.  (sched.c next_runnable; rproc.tick
+ * counts the switches.) */
 #define POLL_EVERY 64
 
 struct rproc {
@@ -484,6 +496,15 @@ struct rproc {
      * monitor reads it relaxed (watchdog.c).  The scheduling point that
      * makes it a multiple of POLL_EVERY polls. */
     _Atomic unsigned tick;
+    /* The periodic polls' pace (sched.c "Pacing the polls"): a poll at
+     * each scheduling point whose tick has these bits clear (POLL_EVERY -
+     * 1, or fewer on a proc whose switches are slow); the start of the
+     * stretch the pace is measured over, its tick and park clock; and
+     * whether the proc has been idle since.  Owner only. */
+    unsigned poll_mask;
+    unsigned pace_tick;
+    uint32_t pace_ms;
+    bool pace_idle;
     /* A coarse clock, ms since rt.epoch_ns, that park_prepare stamps a
      * parking goroutine with (for dumps: how long it has waited).  Set
      * where the proc reads a clock anyway (timer runs) and, from

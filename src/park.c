@@ -43,12 +43,14 @@
  * p->clock_ms, a proc-local clock in ms since the run started, kept where
  * the proc has the time anyway or cheaply: each timer run stores the
  * reading it is made with (CLOCK_MONOTONIC_COARSE when no timer is near,
- * timer.c "Reading the clock less"), and every POLL_EVERY scheduling
- * points and after each sleep the proc reads CLOCK_MONOTONIC_COARSE (a
- * vDSO load of the kernel's last tick, no TSC read).  Resolution: the
- * coarse clock's tick (1 to 10 ms with CONFIG_HZ 1000 to 100), and the
- * clock may lag the park by up to POLL_EVERY scheduling points on a busy
- * proc, or by the time one goroutine ran without yielding before it
+ * timer.c "Reading the clock less"), and at each periodic poll and after
+ * each sleep the proc reads CLOCK_MONOTONIC_COARSE (a vDSO load of the
+ * kernel's last tick, no TSC read).  Resolution: the coarse clock's tick
+ * (1 to 10 ms with CONFIG_HZ 1000 to 100), and the clock may lag the park
+ * by up to a periodic poll's interval on a busy proc (POLL_EVERY
+ * scheduling points at most, about a millisecond where they are slower:
+ * sched.c "Pacing the polls"), or by the time one goroutine ran without
+ * yielding before it
  * parked: a dump's "waited" figure may be too long by that much, never too
  * short by more than a coarse tick. */
 void proc_clock_coarse(struct rproc *p)

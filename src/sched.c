@@ -152,6 +152,8 @@ void proc_init_tasks(struct rproc *p)
     p->steal_task.run = steal_run;
     p->spin_budget = SPIN_NS;
     p->steal_on = rt.nprocs > 1;
+    p->poll_mask = POLL_EVERY - 1;
+    p->pace_idle = true; /* "Pacing the polls": the first stretch starts at the first poll */
 }
 
 /* Give g what it needs to run for the first time: a stack, and room in
@@ -362,6 +364,57 @@ static void poll_cheap(struct rproc *p)
     proc_timers_run(p);
 }
 
+/*
+ * Pacing the polls.  A proc whose run queue is empty at a scheduling point
+ * polls there (poll_cheap: its inbox, tasks and timers); one that stays
+ * busy polls at its periodic polls, every POLL_EVERY scheduling points.
+ * That bound is a count, and a timer's lateness is a time: with goroutines
+ * that compute for a millisecond between yields, 64 scheduling points are
+ * 64 ms, and a 5 ms sleep beside them ended 60 ms late (Go looks at its
+ * timers at every schedule).  A clock read at every scheduling point would
+ * cost every switch a vDSO call; instead the periodic poll, which reads the
+ * coarse clock anyway (the park clock), measures the rate of scheduling
+ * points over the stretch since the proc was last idle or last measured,
+ * and sets the interval to the power of two that fits in a millisecond at
+ * that rate: every 64 as before for switches under 16 us, down to every
+ * scheduling point for slices of a millisecond or more.  A stretch is
+ * measured once the coarse clock has moved in it (every 1 to 10 ms, by
+ * CONFIG_HZ), so the pace follows within one of its ticks.
+ *
+ * A stretch starts again where the proc was idle, at a scheduling point
+ * with nothing queued or in proc_sleep: its time is then not the
+ * goroutines' (a sleep, a spin).  Those places only mark it (pace_idle, one
+ * store on a path a server takes often); the next periodic poll puts the
+ * interval back to POLL_EVERY, which a server's short switches keep, and
+ * starts a stretch there.  So a proc learns its pace within two periodic
+ * polls of its last idle moment.
+ */
+static inline void pace_start(struct rproc *p, unsigned tick)
+{
+    p->pace_idle = false;
+    p->poll_mask = POLL_EVERY - 1;
+    p->pace_tick = tick;
+    p->pace_ms = p->clock_ms;
+}
+
+/* At a periodic poll, the park clock just read; empty: nothing queued. */
+static void poll_pace(struct rproc *p, unsigned tick, bool empty)
+{
+    if (empty || p->pace_idle) {
+        pace_start(p, tick);
+        return;
+    }
+    uint32_t ms = p->clock_ms - p->pace_ms;
+    if (!ms)
+        return; /* the coarse clock has not moved: too short to tell */
+    unsigned per_ms = (tick - p->pace_tick) / ms;
+    p->poll_mask = per_ms >= POLL_EVERY ? POLL_EVERY - 1
+                 : per_ms <= 1          ? 0
+                                        : (1u << (31 - __builtin_clz(per_ms))) - 1;
+    p->pace_tick = tick;
+    p->pace_ms = p->clock_ms;
+}
+
 /* next_runnable, for a queue with stealing on (steal) or without; the
  * flag is a constant in each copy, so one proc's scheduling points pay for
  * stealing with a single branch (next_runnable). */
@@ -373,14 +426,16 @@ static inline __attribute__((always_inline)) struct rg *next_runnable_t(struct r
      * monitor needs only an untorn value. */
     unsigned tick = load_relaxed(&p->tick) + 1;
     store_relaxed(&p->tick, tick);
-    if (tick % POLL_EVERY == 0) {
+    if ((tick & p->poll_mask) == 0) {
         store_relaxed(&p->runq_pub, runq_count(p)); /* for ringo_stats */
         proc_clock_coarse(p);
+        poll_pace(p, tick, steal ? runq_empty_steal(p) : !p->runq_head);
         poll_cheap(p);
         if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
             eng_poll(p, false, 0);
     } else if (steal ? runq_empty_steal(p) : !p->runq_head) {
         poll_cheap(p);
+        p->pace_idle = true; /* "Pacing the polls" */
     }
     /* relaxed: a hint; a missed donation waits for the next schedule */
     if ((p->fresh || (steal && p->rq_fresh)) && (p->runq_head != p->runq_tail || p->cur) &&
@@ -928,6 +983,7 @@ static void proc_sleep(struct rproc *p)
 unhungry:
     proc_clock_coarse(p); /* "The park clock": after a spin */
 clocked:
+    p->pace_idle = true; /* "Pacing the polls": the time here was idle */
     if (load_relaxed(&p->hungry))
         store_relaxed(&p->hungry, 0); /* a donor may clear it too; both write 0 */
 }

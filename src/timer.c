@@ -48,7 +48,11 @@
  * early when its timer is far and then sleeps the rest on CLOCK_MONOTONIC.
  * So nothing fires early, and a deadline or timer is late only if the
  * coarse clock lags by more than two ticks (every CPU tickless, or the
- * ticking one held off), by the excess.  A keep-alive request (a read
+ * ticking one held off), by the excess, or if its proc is busy: a proc
+ * with goroutines queued looks at its timers at its periodic polls, about
+ * every millisecond when its goroutines run long between scheduling points
+ * (sched.c "Pacing the polls"), and not at all while one runs without
+ * yielding.  A keep-alive request (a read
  * and a write under a deadline) thus reads CLOCK_MONOTONIC only where the
  * program itself asks (ringo_now).
  */

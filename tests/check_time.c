@@ -256,6 +256,65 @@ START_TEST(hundred_thousand_sleepers)
 }
 END_TEST
 
+/* A busy proc looks at its timers at every scheduling point only while
+ * its run queue is empty; otherwise at its periodic polls, whose pace
+ * follows how long its scheduling points take (sched.c "Pacing the
+ * polls"): goroutines that compute for a millisecond between yields must
+ * not hold a sleeper past its time by the 64 scheduling points of the
+ * default pace.  Counted in the neighbours' slices, not read off a
+ * stopwatch: a sleep of BUSY_SLEEP slices ends within BUSY_LATE of them,
+ * however loaded the machine (a slice is a millisecond of wall time, which
+ * a preempted proc only shortens).  The first sleeps are left out: the
+ * pace is learned over the proc's first periodic polls. */
+enum { BUSY_SLEEPS = 12, BUSY_WARM = 3, BUSY_SLEEP = 5, BUSY_LATE = 24 };
+
+static atomic_uint busy_slices;
+static atomic_bool busy_stop;
+
+static void busy_neighbour(void *arg)
+{
+    ringo_waitgroup *wg = arg;
+    while (!atomic_load_explicit(&busy_stop, memory_order_relaxed)) {
+        int64_t end = monotonic_ns() + 1 * MS;
+        while (monotonic_ns() < end)
+            ;
+        atomic_fetch_add_explicit(&busy_slices, 1, memory_order_relaxed);
+        ringo_yield();
+    }
+    ringo_waitgroup_done(wg);
+}
+
+static void busy_sleeper(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup wg = { 0 };
+    atomic_store(&busy_stop, false);
+    atomic_store(&busy_slices, 0);
+    ringo_waitgroup_add(&wg, 2);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_gt(ringo_go_on(ringo_proc(), busy_neighbour, &wg), 0);
+    unsigned worst = 0;
+    for (int i = 0; i < BUSY_SLEEPS; i++) {
+        unsigned s0 = atomic_load(&busy_slices);
+        ck_assert_int_eq(ringo_sleep(BUSY_SLEEP * MS), 0);
+        unsigned n = atomic_load(&busy_slices) - s0;
+        if (i >= BUSY_WARM && n > worst)
+            worst = n;
+    }
+    atomic_store(&busy_stop, true);
+    ringo_waitgroup_wait(&wg);
+    printf("  a %d ms sleep beside 1 ms slices on %u proc(s): at most %u slices\n", BUSY_SLEEP,
+           nprocs_param, worst);
+    ck_assert_msg(worst <= BUSY_LATE, "a %d ms sleep lasted %u of its neighbours' 1 ms slices",
+                  BUSY_SLEEP, worst);
+}
+
+START_TEST(sleep_beside_busy_goroutines_ends_in_time)
+{
+    RUN(busy_sleeper, NULL, nprocs_param);
+}
+END_TEST
+
 /* The timers against a model, without a run: random arms, re-arms
  * (earlier, and later: "Moved later" in timer.c) and disarms, with runs of
  * the timers at a clock that moves forward.  After each step every armed
@@ -436,6 +495,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_ends_a_sleep);
     tcase_add_test(tc, cancel_wins_over_deadline);
     tcase_add_test(tc, hundred_thousand_sleepers);
+    tcase_add_test(tc, sleep_beside_busy_goroutines_ends_in_time);
     tcase_add_test(tc, timer_heap_matches_a_model);
     tcase_add_test(tc, timer_queue_matches_a_model);
     suite_add_tcase(s, tc);
