@@ -1102,6 +1102,61 @@ START_TEST(setup_failure_is_reported)
 }
 END_TEST
 
+/* RINGO_PROCS sets the procs of a run given no configuration; a value
+ * that is not a number from 1 to 4096 is ignored (the CPUs of the
+ * affinity mask, then). */
+static void nprocs_out(void *arg)
+{
+    *(int *)arg = ringo_nprocs();
+}
+
+static int nprocs_with_env(const char *value)
+{
+    char *saved = env_push("RINGO_PROCS", value);
+    int n = -1;
+    ck_assert_int_eq(ringo_run(nprocs_out, &n, NULL), 0);
+    env_pop("RINGO_PROCS", saved);
+    return n;
+}
+
+START_TEST(procs_from_the_environment)
+{
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    int ncpu = CPU_COUNT(&set);
+    ck_assert_int_eq(nprocs_with_env("3"), 3);
+    ck_assert_int_eq(nprocs_with_env("1"), 1);
+    const char *bad[] = { "0", "5000", "abc", "2x", "-2", "" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(nprocs_with_env(bad[i]) == ncpu, "RINGO_PROCS=%s", bad[i]);
+    /* a configuration's procs wins over it */
+    char *saved = env_push("RINGO_PROCS", "3");
+    int n = -1;
+    struct ringo_config cfg = { .procs = 2 };
+    ck_assert_int_eq(ringo_run(nprocs_out, &n, &cfg), 0);
+    env_pop("RINGO_PROCS", saved);
+    ck_assert_int_eq(n, 2);
+}
+END_TEST
+
+/* ringo_exit outside a goroutine: Go's Goexit on a thread of its own
+ * has nothing to end; here it is a fatal error, with the message its page
+ * gives, from a plain thread with no run. */
+static void child_exit_outside(void)
+{
+    ringo_exit();
+}
+
+START_TEST(exit_outside_a_goroutine_is_fatal)
+{
+    char buf[4096];
+    int st = run_captured(child_exit_outside, buf, sizeof buf);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %d, stderr: %s", st, buf);
+    ck_assert_msg(strstr(buf, "ringo: fatal error: ringo_exit called outside a goroutine") != NULL,
+                  "stderr: %s", buf);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Stack overflow: a message, then abort. */
 
@@ -2612,6 +2667,8 @@ static Suite *suite(void)
     tcase_add_test(tc, ids_are_never_reused);
     tcase_add_test(tc, yield_round_robins);
     tcase_add_test(tc, exit_ends_only_the_caller);
+    tcase_add_test(tc, exit_outside_a_goroutine_is_fatal);
+    tcase_add_test(tc, procs_from_the_environment);
     tcase_add_test(tc, go_on_binds_to_proc);
     tcase_add_test(tc, go_outside_runtime_fails);
     if (test_max_procs() >= 2)
