@@ -104,6 +104,10 @@ static int cancel_id_locked(int64_t id)
         free(ct);
         return 0; /* running or runnable: it checks on its next block */
     }
+    /* Parked, so started on its proc for good: g->p was stored on that
+     * proc's thread (or before it ran there) ahead of the park word just
+     * loaded, whose seq_cst load orders it (internal.h struct rg); the
+     * acquire adds nothing but keeps the read from being hoisted. */
     struct rproc *owner = load_acquire(&g->p);
     struct rproc *me = tls_proc;
     if (owner == me && me) {

@@ -80,7 +80,11 @@ char ringo__tsan_io_sync; /* tsan.h: its address is the sync object of I/O */
 /* Slots per region: 1024 stacks of 64 KiB is 68 MiB of address space,
  * reserved but not committed (MAP_NORESERVE, untouched until used).  Large
  * regions keep mmap off the spawn path: spawning a million goroutines maps
- * about a thousand regions (tests/bench/spawn). */
+ * about a thousand regions (tests/bench/spawn).  Where the address space
+ * is limited (RLIMIT_AS), or MAP_NORESERVE is not honoured
+ * (vm.overcommit_memory=2), a region of large stacks may be refused (1024
+ * stacks of 4 MiB are 4 GiB): region_new then asks for half as many
+ * slots, down to one, before it says ENOMEM. */
 #define STACKS_PER_REGION 1024
 
 /* STACK_CACHE_MAX and STACK_BATCH: fiber.h. */
@@ -89,6 +93,7 @@ struct region {
     struct region *next;
     char *base;
     size_t len;
+    size_t slots;     /* STACKS_PER_REGION, or fewer where that was refused */
     size_t fresh;     /* slots below this index have been handed out at least once */
     struct region *next_fresh;   /* link in the list of regions with fresh slots */
 };
@@ -220,13 +225,17 @@ static int region_new(void)
     struct region *r = seam_malloc(sizeof *r);
     if (!r)
         return -ENOMEM;
-    r->len = slot_size * STACKS_PER_REGION;
     r->fresh = 0;
-    r->base = seam_mmap(NULL, r->len, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (r->base == MAP_FAILED) {
-        free(r);
-        return -ENOMEM;
+    for (r->slots = STACKS_PER_REGION;; r->slots /= 2) {
+        r->len = slot_size * r->slots;
+        r->base = seam_mmap(NULL, r->len, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (r->base != MAP_FAILED)
+            break;
+        if (r->slots == 1) {
+            free(r);
+            return -ENOMEM;
+        }
     }
 #ifdef MADV_NOHUGEPAGE
     madvise(r->base, r->len, MADV_NOHUGEPAGE); /* best effort */
@@ -235,7 +244,7 @@ static int region_new(void)
     regions = r;
     r->next_fresh = fresh_regions;
     fresh_regions = r;
-    stack_avail += STACKS_PER_REGION;
+    stack_avail += (long)r->slots;
     return 0;
 }
 
@@ -247,7 +256,7 @@ static char *carve_slot(bool *guard)
     if (!r)
         return NULL;
     char *slot = r->base + r->fresh * slot_size;
-    if (++r->fresh == STACKS_PER_REGION)
+    if (++r->fresh == r->slots)
         fresh_regions = r->next_fresh;
     *guard = guard_budget > 0;
     if (*guard)
@@ -337,15 +346,14 @@ static void pool_push(struct stack *first, size_t n, bool shed)
 }
 
 /* Has any page of [lo, hi) (page aligned) been touched?  mincore(2) asks
- * the page table, scanning down from hi (stacks grow down).  A failure
- * answers yes. */
-static bool pages_resident(char *lo, char *hi)
+ * the page table, scanning down from hi (stacks grow down), SHED_SPAN
+ * pages a call into vec.  A failure answers yes. */
+static bool pages_resident(char *lo, char *hi, unsigned char *vec)
 {
-    unsigned char vec[64];
     while (hi > lo) {
         size_t n = (size_t)(hi - lo) / page_size;
-        if (n > sizeof vec)
-            n = sizeof vec;
+        if (n > SHED_SPAN)
+            n = SHED_SPAN;
         char *from = hi - n * page_size;
         if (mincore(from, n * page_size, vec) != 0)
             return true;
@@ -407,7 +415,7 @@ static void shed_pages(struct stack **v, size_t n, unsigned char *vec)
                      pg < end && !touched; pg++)
                     touched = vec[pg] & 1;
             } else {
-                touched = pages_resident(v[k]->lo, top);
+                touched = pages_resident(v[k]->lo, top, vec);
             }
             if (touched)
                 madvise(v[k]->lo, (size_t)(top - v[k]->lo), MADV_DONTNEED);
@@ -462,12 +470,11 @@ static void shed_chain(struct stack_cache *c, struct stack *s)
     }
 }
 
-/* Cut a chain of more than STACK_BATCH stacks after its first STACK_BATCH;
- * returns the rest. */
-static struct stack *chain_cut(struct stack *first)
+/* Cut a chain of more than n stacks after its first n; returns the rest. */
+static struct stack *chain_cut(struct stack *first, size_t n)
 {
     struct stack *last = first;
-    for (int i = 1; i < STACK_BATCH; i++)
+    for (size_t i = 1; i < n; i++)
         last = last->next;
     struct stack *rest = last->next;
     last->next = NULL;
@@ -478,7 +485,7 @@ static struct stack *chain_cut(struct stack *first)
 static __attribute__((noinline)) void stack_cache_spill(struct stack_cache *c)
 {
     struct stack *first = c->head;
-    c->head = chain_cut(first);
+    c->head = chain_cut(first, STACK_BATCH);
     c->n -= STACK_BATCH;
     /* relaxed: a hint (unshed_hint); past the cap by a batch or two when
      * procs race here is no matter */
@@ -486,6 +493,18 @@ static __attribute__((noinline)) void stack_cache_spill(struct stack_cache *c)
     if (shed)
         shed_chain(c, first);
     pool_push(first, STACK_BATCH, shed);
+}
+
+/* Stacks an idle proc sheds between two looks for work (sched.c
+ * proc_sleep): STACK_BATCH of the default size, fewer of larger stacks,
+ * whose untouched depths mincore walks in full (SHED_SPAN pages a call):
+ * 64 stacks of 256 MiB were 16384 calls, and a 1 ms sleep on the proc
+ * woke over 100 ms late.  About as many pages as 64 stacks of 256 KiB. */
+static size_t shed_max(void)
+{
+    size_t pages = ringo__stack_usable / page_size;
+    size_t most = (size_t)STACK_BATCH * 64 / (pages ? pages : 1);
+    return most < 1 ? 1 : most > STACK_BATCH ? STACK_BATCH : most;
 }
 
 bool stack_pool_shed(struct stack_cache *c)
@@ -502,12 +521,12 @@ bool stack_pool_shed(struct stack_cache *c)
     pthread_mutex_unlock(&pool_lock);
     /* Ours alone meanwhile: a proc that needs a stack and finds none
      * carves a fresh one, or retries (sched.c g_start).  A drained cache
-     * is one batch of up to STACK_CACHE_MAX: its first STACK_BATCH are
+     * is one batch of up to STACK_CACHE_MAX: its first shed_max() are
      * shed now, and the rest go back for later. */
-    size_t n = s->batch_n;
-    if (n > STACK_BATCH) {
-        pool_push(chain_cut(s), n - STACK_BATCH, false);
-        n = STACK_BATCH;
+    size_t n = s->batch_n, most = shed_max();
+    if (n > most) {
+        pool_push(chain_cut(s, most), n - most, false);
+        n = most;
     }
     shed_chain(c, s);
     pool_push(s, n, true);

@@ -124,7 +124,12 @@ enum wait_reason {
 struct rg_cold;
 struct rg {
     struct rg *next;            /* run queue / inbox / free list link: whoever holds the queue */
-    _Atomic(struct rproc *) p;  /* owner proc; fixed once started (release at start, acquire in cancel) */
+    /* Owner proc; fixed once started.  Stored relaxed by the spawner, or
+     * by the thief or donor that moves g before it starts (runq.c), on the
+     * thread whose proc then runs g; what orders it for ringo_cancel is
+     * the park word that proc stores later, which the cancel loads
+     * seq_cst before it reads this (cancel.c). */
+    _Atomic(struct rproc *) p;
     _Atomic uint64_t park;      /* see "Park word layout"; CAS by any waker, store seq_cst by owner */
     /* The goroutine's id: written with release at spawn, read acquire by
      * ringo_cancel.  At exit (and in a fresh struct) it becomes the
@@ -369,6 +374,18 @@ struct wd_ask {
     _Atomic int64_t ms;
     bool gone;
 };
+
+/* The low bits of a goroutine's id name its slot in the goroutine table
+ * (gtable.c "Goroutine table"). */
+#define SLOT_BITS 24
+
+/* g's id for a message: its own also while it exits, when g->id already
+ * holds the struct's next id negated (scheduler.h g_id_retired). */
+static inline long long g_id_shown(struct rg *g)
+{
+    int64_t id = load_relaxed(&g->id);
+    return id < 0 ? -id - ((int64_t)1 << SLOT_BITS) : id;
+}
 
 /* Entries of a proc's stealable queue (runq.c "Stealing"). */
 #define RQ_SIZE 256

@@ -92,7 +92,14 @@ static void g_timer_fire(struct rproc *p, struct rtimer *t)
     struct rg *g = g_of_timer(t);
     if (!claim(g, g_run(g)->timer_token))
         return;
-    g->result = g_run(g)->wake_at_result;
+    /* A cancel made before the timer came due wins (ringo_cancel(3)),
+     * though its task has not run here yet: a proc woken by the cancel
+     * reaps and runs its timers before its tasks (eng_poll), so a deadline
+     * that passed while the wake was on its way would claim the wait
+     * first.  The cancel's store to cancel_id comes before its post and
+     * wake, which this proc's wake follows; a cancel not yet seen here is
+     * one its task finds claimed, as a cancel made after the deadline. */
+    g->result = g_cancelled(g) ? -ECANCELED : g_run(g)->wake_at_result;
     store_relaxed(&g->state, G_RUNNABLE);
     if (p->steal_on) {
         g->next = p->prio; /* the ring's front belongs to thieves too */

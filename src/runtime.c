@@ -580,7 +580,7 @@ static void vreport(const char *prefix, const char *fmt, va_list ap)
         char name[128];
         fn_name(NULL, g->fn, name, sizeof name);
         dprintf(2, "%s%s\n\ngoroutine %lld [running]: created by %s at %p\n", prefix, msg,
-                (long long)load_relaxed(&g->id), name, (void *)(uintptr_t)g->fn);
+                g_id_shown(g), name, (void *)(uintptr_t)g->fn);
     } else {
         dprintf(2, "%s%s\n\n(not in a goroutine)\n", prefix, msg);
     }
@@ -695,7 +695,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
         (stack_guard_hit(g_run(g)->stack, si->si_addr) || (sp && !stack_sp_ok(g_run(g)->stack, sp)))) {
         char num[24], *e = num + sizeof num;
         *--e = '\0';
-        unsigned long long id = (unsigned long long)load_relaxed(&g->id);
+        unsigned long long id = (unsigned long long)g_id_shown(g);
         do {
             *--e = (char)('0' + id % 10);
             id /= 10;
@@ -730,9 +730,14 @@ static void segv_install(void)
     segv_installed = sigaction(SIGSEGV, &sa, &old_segv) == 0;
 }
 
+/* At the end of the run: put back the disposition from before it, unless
+ * the program installed a handler of its own during the run (then that
+ * one stays, as the watchdog leaves its signal: watchdog.c). */
 static void segv_restore(void)
 {
-    if (segv_installed)
+    struct sigaction cur;
+    if (segv_installed && sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+        cur.sa_sigaction == segv_handler)
         sigaction(SIGSEGV, &old_segv, NULL);
     segv_installed = false;
 }

@@ -318,7 +318,7 @@ static inline void prefetch_resume(struct rproc *p, bool from_g0)
 static inline __attribute__((always_inline)) void switch_to(struct rproc *p, struct rg *from, struct rg *to, bool dying)
 {
     if (from && !stack_sp_ok(g_run(from)->stack, current_sp()))
-        fatal("goroutine %lld stack overflow", (long long)load_relaxed(&from->id));
+        fatal("goroutine %lld stack overflow", g_id_shown(from));
     if (to && !to->started && !g_start(p, to)) {
         /* Not now: run it later, once other procs have flushed their
          * stack caches (or memory has been freed). */
@@ -722,7 +722,7 @@ static _Noreturn void g_exit(struct rproc *p, struct rg *g)
     if (next && !next->started) {
         struct stack *s = g_run(g)->stack;
         if (!stack_sp_ok(s, current_sp()))
-            fatal("goroutine %lld stack overflow", (long long)load_relaxed(&g->id));
+            fatal("goroutine %lld stack overflow", g_id_shown(g));
         g->cold = NULL;
         g_free(p, g);
         p->timer_promised++;

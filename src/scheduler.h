@@ -26,7 +26,7 @@
  * "Goroutine table"), the free lists ("Free goroutine structs") and the
  * stack credit ("Stack credit").  The common cases, on every spawn and
  * exit, are inline here. */
-#define SLOT_BITS 24
+/* SLOT_BITS: internal.h, beside struct rg's id. */
 #define GCHUNK 63  /* goroutine structs per chunk (gtable.c "Goroutine chunks") */
 #define GFREE_MAX (4 * GCHUNK)
 /* Stack credits a proc takes from (and gives back to) the global pool at a

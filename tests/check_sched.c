@@ -7,6 +7,7 @@
 
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <alloca.h>
 #include <stddef.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -1139,6 +1140,130 @@ START_TEST(procs_from_the_environment)
 }
 END_TEST
 
+/* A cancel that has returned wins over the deadline of the wait it ends,
+ * though the owner proc, woken by it, finds the deadline passed first:
+ * a proc woken from its sleep reaps and runs its due timers before the
+ * cancel's task (eng_poll), and the timer's claim must then deliver the
+ * cancel.  The owner is held in a signal handler, asleep in the kernel,
+ * while the cancel is made and the deadline passes. */
+static atomic_int held_in, held_release;
+static int64_t held_deadline;
+static atomic_int held_result;
+static atomic_int held_parked;
+
+static void hold_handler(int sig)
+{
+    (void)sig;
+    atomic_store(&held_in, 1);
+    while (!atomic_load(&held_release))
+        ;
+}
+
+static void held_waiter(void *arg)
+{
+    ringo_chan *c = arg;
+    ringo_deadline_set(held_deadline);
+    atomic_store(&held_parked, 1);
+    int v;
+    atomic_store(&held_result, ringo_chan_recv(c, &v));
+}
+
+static void cancel_then_deadline(void *arg)
+{
+    (void)arg;
+    ringo_chan *c = ringo_chan_make(sizeof(int), 0);
+    ck_assert_ptr_nonnull(c);
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = hold_handler;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGUSR2, &sa, &old), 0);
+    for (int round = 0; round < 5; round++) {
+        atomic_store(&held_in, 0);
+        atomic_store(&held_release, 0);
+        atomic_store(&held_parked, 0);
+        atomic_store(&held_result, 1);
+        held_deadline = ringo_now() + 20 * MS;
+        int64_t id = ringo_go_on(1, held_waiter, c);
+        ck_assert_int_gt(id, 0);
+        while (!atomic_load(&held_parked) || !load_relaxed(&rt.procs[1]->sleeping))
+            ringo_yield();
+        ck_assert_int_eq(pthread_kill(rt.procs[1]->thread, SIGUSR2), 0);
+        while (!atomic_load(&held_in))
+            ringo_yield();
+        ck_assert_int_eq(ringo_cancel(id), 0);
+        ck_assert_int_lt(ringo_now(), held_deadline); /* else this round proves nothing */
+        while (ringo_now() <= held_deadline)
+            ringo_sleep(1 * MS);
+        atomic_store(&held_release, 1);
+        while (atomic_load(&held_result) == 1)
+            ringo_sleep(1 * MS);
+        ck_assert_msg(atomic_load(&held_result) == -ECANCELED, "round %d: the wait returned %d", round,
+                      atomic_load(&held_result));
+    }
+    ck_assert_int_eq(sigaction(SIGUSR2, &old, NULL), 0);
+    ringo_chan_release(c);
+}
+
+START_TEST(cancel_made_before_the_deadline_wins)
+{
+    if (nprocs_param < 2)
+        return; /* the owner must be another proc, asleep */
+    RUN(cancel_then_deadline, NULL, nprocs_param);
+}
+END_TEST
+
+/* Stack regions under a limit on address space: 1024 stacks of 4 MiB are
+ * a 4 GiB mapping, which RLIMIT_AS (or strict overcommit) may refuse; a
+ * region of fewer slots is asked for then, and the run goes on.  In a
+ * child, whose limit is what it maps now and 3 GiB more. */
+static void touch_stack(void *arg)
+{
+    (void)arg;
+    volatile char page[8192];
+    page[0] = page[8191] = 1;
+}
+
+static void spawn_with_big_stacks(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++)
+        ck_assert_int_gt(ringo_go(touch_stack, NULL), 0);
+}
+
+static size_t mapped_now(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    ck_assert_ptr_nonnull(f);
+    unsigned long pages = 0;
+    ck_assert_int_eq(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void child_big_stacks_limited(void)
+{
+    struct rlimit as = { .rlim_cur = mapped_now() + ((size_t)3 << 30), .rlim_max = RLIM_INFINITY };
+    ck_assert_int_eq(setrlimit(RLIMIT_AS, &as), 0);
+    struct ringo_config cfg = { .procs = 1, .stack_size = (size_t)4 << 20 };
+    int r = ringo_run(spawn_with_big_stacks, NULL, &cfg);
+    dprintf(2, "ringo_run: %d\n", r);
+    _exit(r == 0 ? 0 : 4);
+}
+
+START_TEST(big_stacks_under_an_address_space_limit)
+{
+#if defined(TEST_ASAN) || defined(TEST_TSAN)
+    return; /* the sanitizers' shadow memory needs the address space */
+#endif
+    if (test_under_valgrind())
+        return; /* valgrind maps as it pleases */
+    char buf[4096];
+    int st = run_captured(child_big_stacks_limited, buf, sizeof buf);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d, stderr: %s", st, buf);
+}
+END_TEST
+
 /* ringo_exit outside a goroutine: Go's Goexit on a thread of its own
  * has nothing to end; here it is a fatal error, with the message its page
  * gives, from a plain thread with no run. */
@@ -1154,6 +1279,44 @@ START_TEST(exit_outside_a_goroutine_is_fatal)
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %d, stderr: %s", st, buf);
     ck_assert_msg(strstr(buf, "ringo: fatal error: ringo_exit called outside a goroutine") != NULL,
                   "stderr: %s", buf);
+}
+END_TEST
+
+/* The run's SIGSEGV handler (for stack overflows) goes at its end, and
+ * the disposition from before the run comes back; but a handler the
+ * program installed during the run is the program's, and stays. */
+static void program_segv(int sig)
+{
+    (void)sig;
+}
+
+static void install_program_segv(void *arg)
+{
+    (void)arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = program_segv;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGSEGV, &sa, NULL), 0);
+}
+
+static void *segv_disposition(void)
+{
+    struct sigaction cur;
+    ck_assert_int_eq(sigaction(SIGSEGV, NULL, &cur), 0);
+    return (cur.sa_flags & SA_SIGINFO) ? (void *)cur.sa_sigaction : (void *)cur.sa_handler;
+}
+
+START_TEST(segv_handler_of_the_program_stays)
+{
+    struct sigaction old;
+    ck_assert_int_eq(sigaction(SIGSEGV, NULL, &old), 0);
+    void *before = segv_disposition();
+    RUN(bump, NULL, nprocs_param);
+    ck_assert_ptr_eq(segv_disposition(), before);
+    RUN(install_program_segv, NULL, nprocs_param);
+    ck_assert_ptr_eq(segv_disposition(), (void *)program_segv);
+    ck_assert_int_eq(sigaction(SIGSEGV, &old, NULL), 0);
 }
 END_TEST
 
@@ -1199,6 +1362,41 @@ START_TEST(stack_overflow_guard_page)
     ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %d, stderr: %s", st, buf);
     ck_assert_msg(strstr(buf, "ringo: fatal error: goroutine ") != NULL, "stderr: %s", buf);
     ck_assert_msg(strstr(buf, " stack overflow") != NULL, "stderr: %s", buf);
+}
+END_TEST
+
+/* An overflow found as the goroutine exits (ringo_exit from deep inside,
+ * which ringo_exit(3) shows) names the goroutine by its own id, though
+ * the exit has already retired it from the table. */
+static void exit_in_the_red_zone(void *arg)
+{
+    (void)arg;
+    dprintf(2, "[id %lld]\n", (long long)ringo_id());
+    const struct stack *s = g_run(tls_proc->cur)->stack;
+    size_t used = (size_t)((uintptr_t)s - (uintptr_t)current_sp());
+    size_t left = ringo__stack_usable - used;
+    volatile char *deep = alloca(left - STACK_RED_ZONE / 2);
+    deep[0] = 1;
+    ringo_exit();
+}
+
+static void child_exit_overflow(void)
+{
+    ringo_run(exit_in_the_red_zone, NULL, NULL);
+    _exit(3);
+}
+
+START_TEST(stack_overflow_at_exit_names_the_goroutine)
+{
+    char buf[4096];
+    int st = run_captured(child_exit_overflow, buf, sizeof buf);
+    ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %d, stderr: %s", st, buf);
+    long long id = 0;
+    const char *at = strstr(buf, "[id ");
+    ck_assert_msg(at && sscanf(at, "[id %lld]", &id) == 1 && id > 0, "stderr: %s", buf);
+    char want[64];
+    snprintf(want, sizeof want, "ringo: fatal error: goroutine %lld stack overflow", id);
+    ck_assert_msg(strstr(buf, want) != NULL, "want \"%s\", stderr: %s", want, buf);
 }
 END_TEST
 
@@ -2669,6 +2867,9 @@ static Suite *suite(void)
     tcase_add_test(tc, exit_ends_only_the_caller);
     tcase_add_test(tc, exit_outside_a_goroutine_is_fatal);
     tcase_add_test(tc, procs_from_the_environment);
+    tcase_add_test(tc, segv_handler_of_the_program_stays);
+    tcase_add_test(tc, cancel_made_before_the_deadline_wins);
+    tcase_add_test(tc, big_stacks_under_an_address_space_limit);
     tcase_add_test(tc, go_on_binds_to_proc);
     tcase_add_test(tc, go_outside_runtime_fails);
     if (test_max_procs() >= 2)
@@ -2704,6 +2905,7 @@ static Suite *suite(void)
     if (!test_under_valgrind()) { /* valgrind runs its own stack checks */
         tcase_add_test(tc, stack_overflow_guard_page);
         tcase_add_test(tc, stack_overflow_canary);
+        tcase_add_test(tc, stack_overflow_at_exit_names_the_goroutine);
         tcase_add_test(tc, stack_guard_page_faults);
         tcase_add_test(tc, stack_guard_page_faults_mprotect);
     }
