@@ -14,6 +14,8 @@
 
 #ifdef RINGO_SWITCH_UCONTEXT
 #include <ucontext.h>
+#include <pthread.h>
+#include <signal.h>
 #endif
 
 /* A saved machine context.  The asm switch keeps only a stack pointer (the
@@ -171,8 +173,14 @@ static inline _Noreturn void fiber_restart(struct stack *s, void (*entry)(void))
 /* Switch from the running context (saved in *from) to *to.  Inline: it is
  * on every goroutine switch (tests/bench/yield). */
 #ifdef RINGO_SWITCH_UCONTEXT
+/* swapcontext(3) also sets the signal mask saved in `to`, which is the
+ * thread's mask of when `to` last ran: a mask the proc changed since (a
+ * signal watched or no longer, signal.c proc_apply_mask) would be undone
+ * for that goroutine.  The mask is the thread's, so `to` takes the one in
+ * force now (one more system call, on a switch that makes one anyway). */
 static inline void fiber_switch(struct fiber_ctx *from, struct fiber_ctx *to)
 {
+    pthread_sigmask(SIG_SETMASK, NULL, &to->uc->uc_sigmask);
     swapcontext(from->uc, to->uc);
 }
 #else

@@ -135,7 +135,9 @@ static inline void after_switch(struct rproc *p, void *fake)
 }
 
 static void g_entry(void);
+#if FIBER_RESTART
 static void g_entry_restarted(void);
+#endif
 static struct rg_cold *g_cold_init(struct rg *g, struct stack *s);
 
 static void flush_run(struct rproc *p, struct rtask *t)
@@ -757,12 +759,14 @@ static void g_entry(void)
     g_run_fn(p);
 }
 
+#if FIBER_RESTART
 /* g_exit's restart: no switch came before (so no sanitizer's switch to
  * finish, and no dead goroutine to reclaim). */
 static void g_entry_restarted(void)
 {
     g_run_fn(tls_proc);
 }
+#endif
 
 void ringo_yield(void)
 {

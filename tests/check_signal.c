@@ -128,6 +128,68 @@ START_TEST(stop_restores_the_program_handler)
 }
 END_TEST
 
+/* The procs block a watched signal for every goroutine they run, and
+ * unblock it for all after the stop: the mask is the thread's, not the
+ * goroutine's.  (A context switch that saved and restored each
+ * goroutine's own mask, as swapcontext(3) does, gave a goroutine that had
+ * switched out before the notify the mask from before it.) */
+static atomic_int mask_step;
+
+static bool thread_blocks(int sig)
+{
+    sigset_t cur;
+    ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+    return sigismember(&cur, sig) == 1;
+}
+
+static void mask_other(void *arg)
+{
+    int *seen = arg;
+    atomic_store(&mask_step, 1);
+    while (atomic_load(&mask_step) != 2)
+        ringo_yield();
+    seen[0] = thread_blocks(SIGUSR1);
+    atomic_store(&mask_step, 3);
+    while (atomic_load(&mask_step) != 4)
+        ringo_yield();
+    seen[1] = thread_blocks(SIGUSR1);
+    atomic_store(&mask_step, 5);
+}
+
+static void main_mask(void *arg)
+{
+    (void)arg;
+    ck_assert(!thread_blocks(SIGUSR1));
+    int seen[2] = { -1, -1 };
+    atomic_store(&mask_step, 0);
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), mask_other, seen), 0);
+    while (atomic_load(&mask_step) != 1)
+        ringo_yield();
+    ringo_chan *c = ringo_chan_make(sizeof(int), 1);
+    int sig = SIGUSR1;
+    ck_assert_int_eq(ringo_signal_notify(c, &sig, 1), 0);
+    ck_assert(thread_blocks(SIGUSR1));
+    atomic_store(&mask_step, 2);
+    while (atomic_load(&mask_step) != 3)
+        ringo_yield();
+    ck_assert(thread_blocks(SIGUSR1));
+    ck_assert_int_eq(ringo_signal_stop(c), 0);
+    ck_assert(!thread_blocks(SIGUSR1));
+    atomic_store(&mask_step, 4);
+    while (atomic_load(&mask_step) != 5)
+        ringo_yield();
+    ck_assert(!thread_blocks(SIGUSR1));
+    ck_assert_msg(seen[0] == 1, "a goroutine ran with the watched signal unblocked");
+    ck_assert_msg(seen[1] == 0, "a goroutine ran with the stopped signal still blocked");
+    ringo_chan_release(c);
+}
+
+START_TEST(mask_is_the_procs_for_every_goroutine)
+{
+    RUN(main_mask, NULL, nprocs_param);
+}
+END_TEST
+
 /* A signal sent to a proc's own thread (raise(3) from a goroutine) reaches
  * the channel like one sent to the process; one raised and not yet handed
  * on when ringo_signal_stop comes is not left pending on the proc for the
@@ -583,6 +645,7 @@ static Suite *suite(void)
     tcase_add_test(tc, signal_right_after_notify_arrives);
     tcase_add_test(tc, stop_restores_the_program_handler);
     tcase_add_test(tc, raise_on_a_proc_arrives);
+    tcase_add_test(tc, mask_is_the_procs_for_every_goroutine);
     tcase_add_test(tc, process_pending_signal_after_stop_reaches_the_old_handler);
     tcase_add_test(tc, waiting_for_a_signal_is_not_a_deadlock);
     tcase_add_test(tc, deadlock_reported_again_after_stop);
