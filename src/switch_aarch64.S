@@ -58,13 +58,20 @@
 ringo__ctx_switch:
 	.cfi_startproc
 	BTI_C
+	/* The unwind rules follow sp and the saved x29 and x30, so that a
+	 * backtrace taken inside the switch finds the return address; the
+	 * stack loaded has the same frame, so from its load on they describe
+	 * the goroutine switched to. */
 	sub	sp, sp, #160
+	.cfi_adjust_cfa_offset 160
 	stp	x19, x20, [sp, #0]
 	stp	x21, x22, [sp, #16]
 	stp	x23, x24, [sp, #32]
 	stp	x25, x26, [sp, #48]
 	stp	x27, x28, [sp, #64]
 	stp	x29, x30, [sp, #80]
+	.cfi_rel_offset x29, 80
+	.cfi_rel_offset x30, 88
 	stp	d8, d9, [sp, #96]
 	stp	d10, d11, [sp, #112]
 	stp	d12, d13, [sp, #128]
@@ -78,11 +85,14 @@ ringo__ctx_switch:
 	ldp	x25, x26, [sp, #48]
 	ldp	x27, x28, [sp, #64]
 	ldp	x29, x30, [sp, #80]
+	.cfi_restore x29
+	.cfi_restore x30
 	ldp	d8, d9, [sp, #96]
 	ldp	d10, d11, [sp, #112]
 	ldp	d12, d13, [sp, #128]
 	ldp	d14, d15, [sp, #144]
 	add	sp, sp, #160
+	.cfi_adjust_cfa_offset -160
 	ret
 	.cfi_endproc
 	.size	ringo__ctx_switch, .-ringo__ctx_switch

@@ -77,4 +77,28 @@ check "a running goroutine is left to its thread" in_section main 'goroutine 1 i
 check "the program then finished normally" has 'gdb_target: done 0'
 check "and exited normally" has 'exited normally'
 check "no Python errors" sh -c "! grep -q 'Python Exception\|Error occurred in Python' '$out'"
+
+# The context switch's unwind rules (switch_x86_64.S): stopped inside
+# ringo__ctx_switch after its pushes (10 bytes of them), as a backtrace
+# taken there by the watchdog's handler would be, gdb unwinds from the
+# switch to the goroutine that called it: main, which after
+# gdb_stop_here parks in ringo_write or ringo_sleep.  The build with the
+# ucontext switch has no such function.
+if [ "$(uname -m)" = x86_64 ] && readelf -s "$lib" | grep -q ' ringo__ctx_switch$'; then
+    RINGO_PROCS= timeout 300 gdb -q -batch -nx \
+        -iex 'set debuginfod enabled off' \
+        -ex 'set pagination off' \
+        -ex 'break gdb_stop_here' \
+        -ex run \
+        -ex 'break *ringo__ctx_switch+10' \
+        -ex continue \
+        -ex 'echo ==switch\n' -ex 'bt 20' -ex 'echo ==end\n' \
+        -ex 'delete' \
+        -ex continue \
+        "$target" >"$out" 2>&1
+    cat "$out"
+    check "stopped inside the switch" in_section switch '^#0 .*ringo__ctx_switch'
+    check "switch bt: up to the goroutine that switched" frame switch main_goroutine
+    check "switch bt: the program then finished normally" has 'gdb_target: done 0'
+fi
 exit $fail
