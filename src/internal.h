@@ -361,15 +361,6 @@ extern _Atomic(fd_seam_fn *) signal_handler_seam;
 struct wd_ask {
     _Atomic int asked;
     _Atomic unsigned tick;
-    /* The periodic polls' pace (sched.c "Pacing the polls"): a poll at
-     * each scheduling point whose tick has these bits clear (POLL_EVERY -
-     * 1, or fewer on a proc whose switches are slow); the start of the
-     * stretch the pace is measured over, its tick and park clock; and
-     * whether the proc has been idle since.  Owner only. */
-    unsigned poll_mask;
-    unsigned pace_tick;
-    uint32_t pace_ms;
-    bool pace_idle;
     _Atomic uint64_t switches;
     _Atomic int64_t ms;
     bool gone;
@@ -510,23 +501,24 @@ struct rproc {
     struct acceptor *acceptors; /* multishot accept state per listening fd (accept.c); owner */
     /* Scheduling points (next_runnable), for the periodic polls; owner
      * writes relaxed (one writer: a load and a store), and the watchdog's
-     * monitor reads it relaxed (watchdog.c).  The scheduling point that
-     * makes it a multiple of POLL_EVERY polls. */
+     * monitor reads it relaxed (watchdog.c).  The scheduling point whose
+     * tick has poll_mask's bits clear polls. */
     _Atomic unsigned tick;
     /* The periodic polls' pace (sched.c "Pacing the polls"): a poll at
      * each scheduling point whose tick has these bits clear (POLL_EVERY -
      * 1, or fewer on a proc whose switches are slow); the start of the
-     * stretch the pace is measured over, its tick and park clock; and
-     * whether the proc has been idle since.  Owner only. */
+     * stretch the pace is measured over, its tick and park clock; and the
+     * rate the last stretch measured (scheduling points a ms).  Owner
+     * only. */
     unsigned poll_mask;
     unsigned pace_tick;
     uint32_t pace_ms;
-    bool pace_idle;
+    unsigned pace_prev;
     /* A coarse clock, ms since rt.epoch_ns, that park_prepare stamps a
      * parking goroutine with (for dumps: how long it has waited).  Set
      * where the proc reads a clock anyway (timer runs) and, from
-     * CLOCK_MONOTONIC_COARSE, every POLL_EVERY scheduling points and after
-     * each sleep (park.c "The park clock"); owner only. */
+     * CLOCK_MONOTONIC_COARSE, at each periodic poll and after each sleep
+     * (park.c "The park clock"); owner only. */
     uint32_t clock_ms;
     /* The spawn slice (spawn.c "The spawn slice"): the tick seen at the
      * last look, and the coarse clock when a look first saw that tick

@@ -155,7 +155,6 @@ void proc_init_tasks(struct rproc *p)
     p->spin_budget = SPIN_NS;
     p->steal_on = rt.nprocs > 1;
     p->poll_mask = POLL_EVERY - 1;
-    p->pace_idle = true; /* "Pacing the polls": the first stretch starts at the first poll */
 }
 
 /* Give g what it needs to run for the first time: a stack, and room in
@@ -376,46 +375,42 @@ static void poll_cheap(struct rproc *p)
  * timers at every schedule).  A clock read at every scheduling point would
  * cost every switch a vDSO call; instead the periodic poll, which reads the
  * coarse clock anyway (the park clock), measures the rate of scheduling
- * points over the stretch since the proc was last idle or last measured,
- * and sets the interval to the power of two that fits in a millisecond at
- * that rate: every 64 as before for switches under 16 us, down to every
- * scheduling point for slices of a millisecond or more.  A stretch is
- * measured once the coarse clock has moved in it (every 1 to 10 ms, by
- * CONFIG_HZ), so the pace follows within one of its ticks.
+ * points, and sets the interval to the power of two that fits in a
+ * millisecond at that rate: every 64 as before for switches under 16 us,
+ * down to every scheduling point for slices of a millisecond or more.  A
+ * stretch is measured once the coarse clock has moved since its start
+ * (every 1 to 10 ms, by CONFIG_HZ), and the next starts there.
  *
- * A stretch starts again where the proc was idle, at a scheduling point
- * with nothing queued or in proc_sleep: its time is then not the
- * goroutines' (a sleep, a spin).  Those places only mark it (pace_idle, one
- * store on a path a server takes often); the next periodic poll puts the
- * interval back to POLL_EVERY, which a server's short switches keep, and
- * starts a stretch there.  So a proc learns its pace within two periodic
- * polls of its last idle moment.
+ * The rate is of wall time, idle time included (a sleep, a spin): the
+ * polls then come about once a millisecond of wall time whatever the
+ * proc does meanwhile, which is what a timer needs.  A stretch that a
+ * long sleep, or a preemption of the proc's thread, made slow is not
+ * repeated by the next: the interval follows the higher of the last two
+ * rates, so one such stretch does not make a server's proc poll at every
+ * few switches, while a proc whose switches are slow learns it in two.
+ *
+ * What a paced poll costs: poll_cheap and no system call unless one is
+ * due.  The I/O side of a poll (eng_poll, an io_uring_enter with I/O in
+ * flight) stays every POLL_EVERY scheduling points; between those a paced
+ * poll enters the kernel only for SQEs to submit or completions known to
+ * wait (own_io_waiting: the ring's flags word, no system call).
  */
-static inline void pace_start(struct rproc *p, unsigned tick)
+static void poll_pace(struct rproc *p, unsigned tick)
 {
-    p->pace_idle = false;
-    p->poll_mask = POLL_EVERY - 1;
-    p->pace_tick = tick;
-    p->pace_ms = p->clock_ms;
-}
-
-/* At a periodic poll, the park clock just read; empty: nothing queued. */
-static void poll_pace(struct rproc *p, unsigned tick, bool empty)
-{
-    if (empty || p->pace_idle) {
-        pace_start(p, tick);
-        return;
-    }
     uint32_t ms = p->clock_ms - p->pace_ms;
     if (!ms)
         return; /* the coarse clock has not moved: too short to tell */
     unsigned per_ms = (tick - p->pace_tick) / ms;
-    p->poll_mask = per_ms >= POLL_EVERY ? POLL_EVERY - 1
-                 : per_ms <= 1          ? 0
-                                        : (1u << (31 - __builtin_clz(per_ms))) - 1;
+    unsigned rate = per_ms > p->pace_prev ? per_ms : p->pace_prev;
+    p->pace_prev = per_ms;
+    p->poll_mask = rate >= POLL_EVERY ? POLL_EVERY - 1
+                 : rate <= 1          ? 0
+                                      : (1u << (31 - __builtin_clz(rate))) - 1;
     p->pace_tick = tick;
     p->pace_ms = p->clock_ms;
 }
+
+static inline bool own_io_waiting(struct rproc *p);
 
 /* next_runnable, for a queue with stealing on (steal) or without; the
  * flag is a constant in each copy, so one proc's scheduling points pay for
@@ -431,13 +426,15 @@ static inline __attribute__((always_inline)) struct rg *next_runnable_t(struct r
     if ((tick & p->poll_mask) == 0) {
         store_relaxed(&p->runq_pub, runq_count(p)); /* for ringo_stats */
         proc_clock_coarse(p);
-        poll_pace(p, tick, steal ? runq_empty_steal(p) : !p->runq_head);
+        poll_pace(p, tick);
         poll_cheap(p);
-        if (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted))
+        /* The I/O side every POLL_EVERY, or where it is due ("Pacing the
+         * polls"). */
+        if (tick % POLL_EVERY == 0 ? load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted)
+                                   : load_relaxed(&p->unsubmitted) || own_io_waiting(p))
             eng_poll(p, false, 0);
     } else if (steal ? runq_empty_steal(p) : !p->runq_head) {
         poll_cheap(p);
-        p->pace_idle = true; /* "Pacing the polls" */
     }
     /* relaxed: a hint; a missed donation waits for the next schedule */
     if ((p->fresh || (steal && p->rq_fresh)) && (p->runq_head != p->runq_tail || p->cur) &&
@@ -987,7 +984,6 @@ static void proc_sleep(struct rproc *p)
 unhungry:
     proc_clock_coarse(p); /* "The park clock": after a spin */
 clocked:
-    p->pace_idle = true; /* "Pacing the polls": the time here was idle */
     if (load_relaxed(&p->hungry))
         store_relaxed(&p->hungry, 0); /* a donor may clear it too; both write 0 */
 }

@@ -791,11 +791,18 @@ static void main_stats(void *arg)
         ringo_go(bump, NULL);
     /* At least one sleep, whatever the other proc did meanwhile: the
      * children may all have been taken and run elsewhere before the first
-     * look at the count, and only a wait guarantees an enter. */
+     * look at the count.  Only a wait in the kernel makes an enter, and a
+     * short sleep may be over before the proc gets to one (a slow machine,
+     * valgrind): sleeps until one has. */
     do
         ringo_sleep(1 * MS);
     while (ringo_count() > 1);
-    ck_assert_int_eq(ringo_stats(&stats_seen), 0);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(ringo_stats(&stats_seen), 0);
+        if (stats_seen.enters)
+            break;
+        ringo_sleep(1 * MS);
+    }
 }
 
 START_TEST(stats_count_the_run)
@@ -1178,12 +1185,18 @@ static void cancel_then_deadline(void *arg)
     sa.sa_handler = hold_handler;
     sigemptyset(&sa.sa_mask);
     ck_assert_int_eq(sigaction(SIGUSR2, &sa, &old), 0);
-    for (int round = 0; round < 5; round++) {
+    /* The deadline leaves room for the set-up before the cancel (long
+     * under valgrind, which runs one thread at a time); a round whose
+     * cancel still came too late proves nothing and is made again. */
+    int64_t room = (test_under_valgrind() ? 1000 : 50) * MS;
+    int good = 0;
+    for (int round = 0; good < 5; round++) {
+        ck_assert_msg(round < 50, "only %d of 50 rounds cancelled before the deadline", good);
         atomic_store(&held_in, 0);
         atomic_store(&held_release, 0);
         atomic_store(&held_parked, 0);
         atomic_store(&held_result, 1);
-        held_deadline = ringo_now() + 20 * MS;
+        held_deadline = ringo_now() + room;
         int64_t id = ringo_go_on(1, held_waiter, c);
         ck_assert_int_gt(id, 0);
         while (!atomic_load(&held_parked) || !load_relaxed(&rt.procs[1]->sleeping))
@@ -1191,13 +1204,16 @@ static void cancel_then_deadline(void *arg)
         ck_assert_int_eq(pthread_kill(rt.procs[1]->thread, SIGUSR2), 0);
         while (!atomic_load(&held_in))
             ringo_yield();
-        ck_assert_int_eq(ringo_cancel(id), 0);
-        ck_assert_int_lt(ringo_now(), held_deadline); /* else this round proves nothing */
+        int cancelled = ringo_cancel(id); /* -ESRCH: the deadline ended it first */
+        bool in_time = cancelled == 0 && ringo_now() < held_deadline;
         while (ringo_now() <= held_deadline)
             ringo_sleep(1 * MS);
         atomic_store(&held_release, 1);
         while (atomic_load(&held_result) == 1)
             ringo_sleep(1 * MS);
+        if (!in_time)
+            continue;
+        good++;
         ck_assert_msg(atomic_load(&held_result) == -ECANCELED, "round %d: the wait returned %d", round,
                       atomic_load(&held_result));
     }
