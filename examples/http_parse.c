@@ -229,7 +229,7 @@ static int parse(const char *buf, const char *eol, const struct head_scan *hs,
     if (http11)
         req->keep = !(hs->conn && has_token(hs->conn, hs->conn_len, "close"));
     else
-        req->keep = hs->conn && has_token(hs->conn, hs->conn_len, "keep-alive");
+        req->keep = req->keep_10 = hs->conn && has_token(hs->conn, hs->conn_len, "keep-alive");
     if (http11 && !hs->host)
         return HTTP_BAD; /* RFC 9112 3.2: a 1.1 request without Host is 400 */
     if (hs->te)
@@ -295,6 +295,7 @@ __attribute__((noinline)) static int next_head(const char *start, size_t avail, 
     if (!endh)
         return avail > HTTP_HEAD_MAX ? HTTP_TOO_LARGE : HTTP_MORE;
     req->keep = false;
+    req->keep_10 = false;
     req->head_only = false;
     req->body_len = 0;
     int r = parse(start, reqline_end, &hs, req);
@@ -320,12 +321,35 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
      * answered every request it read. */
     if (have - *pos < 4)
         return HTTP_MORE;
+    /* Empty lines before a request line are ignored (RFC 9112 2.2: some
+     * clients send CR LF after a POST body).  All of them, not only one:
+     * a connection's reads may end between two, and nothing is kept of
+     * what came before. */
+    while (in[*pos] == '\r' && in[*pos + 1] == '\n') {
+        *pos += 2;
+        if (have - *pos < 4)
+            return HTTP_MORE;
+    }
     return next_head(in + *pos, have - *pos, pos, skip, req);
 }
 
 /* ---------------------------------------------------------------- responses */
 
-ssize_t http_response_length(const char *buf, size_t have, size_t cap)
+/* Whether the last coding of the Transfer-Encoding list [v, e) is chunked. */
+static bool last_coding_chunked(const char *v, const char *e)
+{
+    const char *comma = v;
+    for (const char *p = v; p < e; p++)
+        if (*p == ',')
+            comma = p + 1;
+    while (comma < e && (*comma == ' ' || *comma == '\t'))
+        comma++;
+    while (e > comma && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    return e - comma == 7 && strncasecmp(comma, "chunked", 7) == 0;
+}
+
+int http_response_head(const char *buf, size_t have, size_t cap, struct http_response *r)
 {
     const char *eoh = memmem(buf, have, "\r\n\r\n", 4);
     if (!eoh)
@@ -336,11 +360,12 @@ ssize_t http_response_length(const char *buf, size_t have, size_t cap)
         buf[10] < '0' || buf[10] > '9' || buf[11] < '0' || buf[11] > '9' ||
         (buf[12] != ' ' && buf[12] != '\r'))
         return -EPROTO;
-    /* Each header line [l, eol) up to the blank line at eoh + 2; the value
-     * of Content-Length is read within its line, never past the head.  Two
-     * Content-Length lines must agree (RFC 9112 6.3). */
+    /* Each header line [l, eol) up to the blank line at eoh + 2; values
+     * are read within their line, never past the head.  Two Content-Length
+     * lines must agree (RFC 9112 6.3). */
     size_t clen = 0;
     const char *seen = NULL, *seen_end = NULL;
+    bool te = false, chunked = false, close = false, keep_alive = false;
     const char *hend = eoh + 2;
     for (const char *l = (const char *)memchr(buf, '\n', head) + 1; l < hend;) {
         const char *eol = memchr(l, '\n', (size_t)(hend - l));
@@ -353,12 +378,141 @@ ssize_t http_response_length(const char *buf, size_t have, size_t cap)
                 return -EPROTO;
             seen = v;
             seen_end = e;
+        } else if (e - l >= 18 && strncasecmp(l, "Transfer-Encoding:", 18) == 0) {
+            te = true;
+            chunked = last_coding_chunked(l + 18, e); /* the last line's last coding */
+        } else if (e - l >= 11 && strncasecmp(l, "Connection:", 11) == 0) {
+            close = close || has_token(l + 11, (size_t)(e - l - 11), "close");
+            keep_alive = keep_alive || has_token(l + 11, (size_t)(e - l - 11), "keep-alive");
         }
         l = eol + 1;
     }
-    if (head > cap || clen > cap - head)
-        return -EMSGSIZE;
-    return (ssize_t)(head + clen);
+    r->head_len = head;
+    r->body_len = 0;
+    r->keep = !close && (buf[7] != '0' || keep_alive); /* HTTP/1.0 keeps only if it says so */
+    if (buf[10] == '0' && buf[11] == '4') {
+        r->body = HTTP_BODY_NONE; /* 204 No Content */
+    } else if (te) {
+        /* Transfer-Encoding wins over Content-Length; a body whose last
+         * coding is not chunked ends with the connection (RFC 9112 6.3). */
+        r->body = chunked ? HTTP_BODY_CHUNKED : HTTP_BODY_CLOSE;
+    } else if (seen) {
+        r->body = HTTP_BODY_LENGTH;
+        r->body_len = clen;
+    } else {
+        r->body = HTTP_BODY_CLOSE;
+    }
+    if (r->body == HTTP_BODY_CLOSE)
+        r->keep = false;
+    return 1;
+}
+
+enum {
+    CK_SIZE0,   /* the first digit of a chunk's size */
+    CK_SIZE,    /* more digits, or what ends them */
+    CK_SIZE_WS, /* blanks after the size */
+    CK_EXT,     /* a chunk extension, up to the CR */
+    CK_SIZE_LF, /* the LF of the size line */
+    CK_DATA,    /* the chunk's data */
+    CK_DATA_CR, /* the CR LF after it */
+    CK_DATA_LF,
+    CK_TRAILER0, /* after the last chunk: a trailer line, or the empty line */
+    CK_TRAILER,  /* a trailer line, up to its LF */
+    CK_END_LF,   /* the LF of the empty line */
+    CK_DONE,
+};
+
+static int hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
+        return (ch | 0x20) - 'a' + 10;
+    return -1;
+}
+
+ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t n, bool *done)
+{
+    size_t i = 0;
+    *done = c->state == CK_DONE;
+    while (i < n && c->state != CK_DONE) {
+        char ch = in[i];
+        switch (c->state) {
+        case CK_DATA: {
+            size_t take = n - i < c->left ? n - i : (size_t)c->left;
+            c->left -= take;
+            i += take;
+            if (!c->left)
+                c->state = CK_DATA_CR;
+            continue;
+        }
+        case CK_SIZE0:
+        case CK_SIZE: {
+            int d = hex_digit(ch);
+            if (d >= 0) {
+                if (c->left >> 60)
+                    return -EPROTO; /* past 2^64 */
+                c->left = c->left * 16 + (uint64_t)d;
+                c->state = CK_SIZE;
+            } else if (c->state == CK_SIZE0) {
+                return -EPROTO;
+            } else if (ch == ' ' || ch == '\t') {
+                c->state = CK_SIZE_WS;
+            } else if (ch == ';') {
+                c->state = CK_EXT;
+            } else if (ch == '\r') {
+                c->state = CK_SIZE_LF;
+            } else {
+                return -EPROTO;
+            }
+            break;
+        }
+        case CK_SIZE_WS:
+            if (ch == ';')
+                c->state = CK_EXT;
+            else if (ch == '\r')
+                c->state = CK_SIZE_LF;
+            else if (ch != ' ' && ch != '\t')
+                return -EPROTO;
+            break;
+        case CK_EXT:
+            if (ch == '\r')
+                c->state = CK_SIZE_LF;
+            else if (ch == '\n')
+                return -EPROTO;
+            break;
+        case CK_SIZE_LF:
+            if (ch != '\n')
+                return -EPROTO;
+            c->state = c->left ? CK_DATA : CK_TRAILER0;
+            break;
+        case CK_DATA_CR:
+            if (ch != '\r')
+                return -EPROTO;
+            c->state = CK_DATA_LF;
+            break;
+        case CK_DATA_LF:
+            if (ch != '\n')
+                return -EPROTO;
+            c->state = CK_SIZE0;
+            break;
+        case CK_TRAILER0:
+            c->state = ch == '\r' ? CK_END_LF : CK_TRAILER;
+            break;
+        case CK_TRAILER:
+            if (ch == '\n')
+                c->state = CK_TRAILER0;
+            break;
+        case CK_END_LF:
+            if (ch != '\n')
+                return -EPROTO;
+            c->state = CK_DONE;
+            break;
+        }
+        i++;
+    }
+    *done = c->state == CK_DONE;
+    return (ssize_t)i;
 }
 
 /* ---------------------------------------------------------------- URLs */

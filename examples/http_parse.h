@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* ---------------------------------------------------------------- httpd */
@@ -26,25 +27,55 @@ enum http_next {
 
 struct http_request {
     bool keep;       /* keep the connection open after the answer */
+    bool keep_10;    /* keep, for an HTTP/1.0 request that asked so: the
+                      * answer must say "Connection: keep-alive" */
     bool head_only;  /* HEAD: the answer has no body */
     size_t body_len; /* Content-Length: body bytes after the head, to skip */
 };
 
 /* The next request in the bytes in[*pos, have) of a connection: first skips
- * up to *skip body bytes of the previous request (both advance), then looks
- * for a whole request head.  On HTTP_REQUEST, *pos is past the head and
- * *skip is the request's body length. */
+ * up to *skip body bytes of the previous request (both advance), and empty
+ * lines (CR LF) before a request line (RFC 9112 2.2), then looks for a
+ * whole request head.  On HTTP_REQUEST, *pos is past the head and *skip is
+ * the request's body length. */
 int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
                       struct http_request *req);
 
 /* ---------------------------------------------------------------- load */
 
-/* The length of the response at the start of buf (head and Content-Length
- * body) once buf's `have` bytes hold its whole head; 0 while they do not
- * and the buffer (of `cap` bytes) has room for more; -EPROTO for a response
- * that is not HTTP/1.x 2xx, or whose Content-Length is not a number or
- * disagrees with another; -EMSGSIZE when it cannot fit in `cap` bytes. */
-ssize_t http_response_length(const char *buf, size_t have, size_t cap);
+/* How a response's body ends (RFC 9112 6.3). */
+enum http_body {
+    HTTP_BODY_NONE,    /* 204: no body */
+    HTTP_BODY_LENGTH,  /* Content-Length bytes */
+    HTTP_BODY_CHUNKED, /* Transfer-Encoding: ..., chunked (http_chunked_feed) */
+    HTTP_BODY_CLOSE,   /* up to the end of the connection */
+};
+
+struct http_response {
+    size_t head_len;   /* the head, its blank line included */
+    int body;          /* enum http_body */
+    size_t body_len;   /* HTTP_BODY_LENGTH: the Content-Length (SIZE_MAX past it) */
+    bool keep;         /* the connection may carry another request after it */
+};
+
+/* The response head at the start of buf: 1 with *r filled once buf's
+ * `have` bytes hold the whole head; 0 while they do not and the buffer (of
+ * `cap` bytes) has room for more; -EPROTO for a response that is not
+ * HTTP/1.x 2xx, or whose Content-Length is not a number or disagrees with
+ * another; -EMSGSIZE for a head longer than `cap`. */
+int http_response_head(const char *buf, size_t have, size_t cap, struct http_response *r);
+
+/* A chunked body as it arrives (RFC 9112 7.1): chunks, the last chunk,
+ * trailer lines, the empty line.  Zero-initialised before its first byte. */
+struct http_chunked {
+    int state;
+    uint64_t left;     /* bytes of the chunk's data, or its size as read */
+};
+
+/* Feeds in[0, n) to c: returns how many bytes belong to the body (all of
+ * them unless it ends within), and sets *done once it has ended; -EPROTO
+ * for a body that is not chunked as it says. */
+ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t n, bool *done);
 
 /* http://host[:port][/path], host a name, an IPv4 address or [IPv6]. */
 struct http_url {

@@ -75,24 +75,28 @@ static const char resp_431[] =
 static const char resp_501[] =
     "HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
-/* The four answers (keep-alive or close, GET or HEAD), formatted once by
- * make_responses: a copy per request, not a printf. */
-static struct { char text[256]; size_t len; } responses[2][2];
+/* The six answers (close, keep-alive, or keep-alive said to an HTTP/1.0
+ * client, which keeps a connection only when the answer says so; GET or
+ * HEAD), formatted once by make_responses: a copy per request, not a
+ * printf. */
+enum { CLOSE, KEEP, KEEP_10 };
+static struct { char text[256]; size_t len; } responses[3][2];
 
 static void make_responses(void)
 {
-    for (int keep = 0; keep < 2; keep++)
+    static const char *const conn_line[3] = { "Connection: close\r\n", "",
+                                              "Connection: keep-alive\r\n" };
+    for (int keep = CLOSE; keep <= KEEP_10; keep++)
         for (int head_only = 0; head_only < 2; head_only++) {
             int n = snprintf(responses[keep][head_only].text, sizeof responses[keep][head_only].text,
                              "HTTP/1.1 200 OK\r\nServer: ringo\r\nContent-Type: text/plain\r\n"
                              "Content-Length: %zu\r\n%s\r\n%s",
-                             sizeof body - 1, keep ? "" : "Connection: close\r\n",
-                             head_only ? "" : body);
+                             sizeof body - 1, conn_line[keep], head_only ? "" : body);
             responses[keep][head_only].len = (size_t)n;
         }
 }
 
-static size_t put_response(char *out, bool keep, bool head_only)
+static size_t put_response(char *out, int keep, bool head_only)
 {
     memcpy(out, responses[keep][head_only].text, responses[keep][head_only].len);
     return responses[keep][head_only].len;
@@ -224,7 +228,7 @@ static void conn(void *arg)
                     goto done;
                 olen = 0;
             }
-            olen += put_response(out + olen, keep, req.head_only);
+            olen += put_response(out + olen, !keep ? CLOSE : req.keep_10 ? KEEP_10 : KEEP, req.head_only);
             /* RINGO_PROCS may ask for more procs than the table has: they share */
             atomic_fetch_add_explicit(&served[(unsigned)proc % MAX_PROCS].n, 1, memory_order_relaxed);
             if (!keep)
@@ -260,8 +264,11 @@ static void accept_loop(void *arg)
             ringo_sleep(10 * 1000000LL); /* out of resources: back off */
             continue;
         }
-        if (fd == -EBADF)
-            return; /* shutdown closed the listener */
+        /* Shutdown closes the listeners one by one: after this one's
+         * close its number may be another listener's connection already,
+         * which accept refuses with something else than -EBADF. */
+        if (fd == -EBADF || (fd < 0 && is_draining()))
+            return;
         if (fd < 0) {
             if (fd != -ECONNABORTED)
                 fprintf(stderr, "httpd: accept: %s\n", strerror(-fd));

@@ -10,12 +10,16 @@
  * once, so the histogram needs no lock).  The run ends by deadline: every
  * connection goroutine sets its deadline to the end of the run, so a
  * request in flight at the end is cut off with -ETIMEDOUT and not counted.
- * A progress line on stderr is refreshed every second.  Responses and the
- * URL are parsed by http_parse.c (tests/check_http_parse, `make fuzz`).
+ * A connection the server ends (Connection: close, an HTTP/1.0 answer, a
+ * body that ends with the connection) is dialled again; bodies of any
+ * length, or chunked, are read through and dropped.  A progress line on
+ * stderr is refreshed every second.  Responses and the URL are parsed by
+ * http_parse.c (tests/check_http_parse, `make fuzz`).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -72,28 +76,69 @@ static uint64_t value_of(unsigned b)
     return ((uint64_t)1 << e) + ((uint64_t)sub << (e - SUB_BITS));
 }
 
-/* Read one response; returns its total length, 0 on EOF, or -errno.
- * buf holds `*have` bytes already read (left over from the previous one). */
-static ssize_t read_response(int fd, char *buf, size_t cap, size_t *have)
+/* Reads one response from fd: its head into buf (which holds `*have`
+ * bytes already read, left over from the previous one), its body read
+ * through and dropped, whatever its length.  Returns the response's
+ * length, 0 on end of file before its first byte, or -errno; *keep says
+ * whether the connection may carry another request (RFC 9112 9.3: not
+ * after "Connection: close", an HTTP/1.0 answer that does not say
+ * keep-alive, or a body that ends with the connection). */
+static ssize_t read_response(int fd, char *buf, size_t cap, size_t *have, bool *keep)
 {
+    struct http_response r;
     for (;;) {
-        ssize_t len = http_response_length(buf, *have, cap);
-        if (len < 0)
-            return len;
-        if (len > 0) {
-            while (*have < (size_t)len) {
-                ssize_t r = ringo_recv(fd, buf + *have, cap - *have, 0);
-                if (r <= 0)
-                    return r < 0 ? r : -ECONNRESET;
-                *have += (size_t)r;
-            }
-            return len;
-        }
-        ssize_t r = ringo_recv(fd, buf + *have, cap - *have, 0);
-        if (r <= 0)
-            return r;
-        *have += (size_t)r;
+        int h = http_response_head(buf, *have, cap, &r);
+        if (h < 0)
+            return h;
+        if (h > 0)
+            break;
+        ssize_t got = ringo_recv(fd, buf + *have, cap - *have, 0);
+        if (got < 0)
+            return got;
+        if (got == 0)
+            return *have ? -ECONNRESET : 0; /* cut off within the head */
+        *have += (size_t)got;
     }
+    *keep = r.keep;
+    uint64_t total = r.head_len;
+    size_t pos = r.head_len; /* where the body's bytes start in buf */
+    uint64_t left = r.body_len;
+    struct http_chunked ck = { 0 };
+    for (;;) {
+        size_t avail = *have - pos, used = avail;
+        bool done = false;
+        if (r.body == HTTP_BODY_NONE) {
+            used = 0;
+            done = true;
+        } else if (r.body == HTTP_BODY_LENGTH) {
+            used = avail < left ? avail : (size_t)left;
+            left -= used;
+            done = left == 0;
+        } else if (r.body == HTTP_BODY_CHUNKED) {
+            ssize_t u = http_chunked_feed(&ck, buf + pos, avail, &done);
+            if (u < 0)
+                return u;
+            used = (size_t)u;
+        }
+        pos += used;
+        total += used;
+        if (done)
+            break;
+        /* Every byte read is the body's: read on into the whole buffer. */
+        pos = *have = 0;
+        ssize_t got = ringo_recv(fd, buf, cap, 0);
+        if (got < 0)
+            return got;
+        if (got == 0) {
+            if (r.body != HTTP_BODY_CLOSE)
+                return -ECONNRESET; /* cut off within the body */
+            break;
+        }
+        *have = (size_t)got;
+    }
+    memmove(buf, buf + pos, *have - pos); /* the next response's first bytes */
+    *have -= pos;
+    return total > SSIZE_MAX ? SSIZE_MAX : (ssize_t)total;
 }
 
 static void conn(void *arg)
@@ -120,15 +165,19 @@ static void conn(void *arg)
             continue;
         }
         size_t have = 0;
-        for (;;) {
+        bool keep = true;
+        while (keep) {
             int64_t t0 = ringo_now();
-            if (ringo_send_all(fd, request, request_len, 0) < 0)
-                break;
-            ssize_t n = read_response(fd, buf, BUF, &have);
+            ssize_t n = ringo_send_all(fd, request, request_len, 0);
+            if (n >= 0)
+                n = read_response(fd, buf, BUF, &have, &keep);
             if (n <= 0) {
-                if (n < 0 && n != -ETIMEDOUT) {
+                /* The end of the run cuts the last request off (not
+                 * counted); anything else, a connection closed before
+                 * the answer among them, is an error. */
+                if (n != -ETIMEDOUT) {
                     h->errors++;
-                    h->last_error = (int)-n;
+                    h->last_error = n == 0 ? ECONNRESET : (int)-n;
                 }
                 break;
             }
@@ -137,10 +186,8 @@ static void conn(void *arg)
             h->n++;
             h->bytes += (uint64_t)n;
             atomic_fetch_add_explicit(&h->done, 1, memory_order_relaxed);
-            memmove(buf, buf + n, have - (size_t)n);
-            have -= (size_t)n;
         }
-        ringo_close(fd);
+        ringo_close(fd); /* and a new connection, unless the run is over */
     }
     free(buf);
 }

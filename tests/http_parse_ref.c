@@ -114,7 +114,7 @@ static int parse(const char *buf, const char *end, struct http_request *req)
     if (http11)
         req->keep = !(v && has_token(v, len, "close"));
     else
-        req->keep = v && has_token(v, len, "keep-alive");
+        req->keep = req->keep_10 = v && has_token(v, len, "keep-alive");
     if (http11 && !header(buf, end, "Host", &len))
         return HTTP_BAD; /* RFC 9112 3.2: a 1.1 request without Host is 400 */
     if (header(buf, end, "Transfer-Encoding", &len))
@@ -149,6 +149,9 @@ int ref_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
         if (*skip)
             return HTTP_MORE;
     }
+    /* Empty lines before the request line are skipped (RFC 9112 2.2). */
+    while (have - *pos >= 4 && in[*pos] == '\r' && in[*pos + 1] == '\n')
+        *pos += 2;
     const char *start = in + *pos;
     size_t avail = have - *pos;
     const char *endh = memmem(start, avail, "\r\n\r\n", 4);
@@ -158,6 +161,7 @@ int ref_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
     if ((size_t)(endh - start) > HTTP_HEAD_MAX)
         return HTTP_TOO_LARGE;
     req->keep = false;
+    req->keep_10 = false;
     req->head_only = false;
     req->body_len = 0;
     int r = parse(start, endh, req);

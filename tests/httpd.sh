@@ -94,6 +94,11 @@ n=$(raw 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/
 check "request body skipped, next request answered" "2" "$n"
 check "HEAD has no body" "0" "$(raw 'HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | grep -c Hello)"
 check "HTTP/1.0 closes" "1" "$(raw 'GET / HTTP/1.0\r\n\r\n' | grep -c '^HTTP/1.1 200')"
+# An HTTP/1.0 client keeps a connection only if the answer says so (ab -k).
+n=$(raw 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n' | tr -d '\r' | grep -c '^Connection: keep-alive$')
+check "HTTP/1.0 keep-alive: said in the answer" "1" "$n"
+n=$(raw '\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | grep -c '^HTTP/1.1 200')
+check "empty lines before a request line ignored" "2" "$n"
 
 # SIGUSR1: the statistics on stderr, and the server goes on serving.
 kill -USR1 "$pid"

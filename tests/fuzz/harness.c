@@ -127,17 +127,20 @@ static void run_request(const uint8_t *data, size_t size, size_t step, char *out
             }
             CHECK(st == HTTP_REQUEST);
             CHECK(skip == req.body_len);
-            /* The head: after the skipped body, at most HTTP_HEAD_MAX bytes,
-             * ending in the blank line. */
+            /* The head: after the skipped body and perhaps an empty line,
+             * at most HTTP_HEAD_MAX bytes, ending in the blank line. */
             size_t head0 = pos0 + (skip0 < have - pos0 ? skip0 : have - pos0);
+            while (have - head0 >= 2 && in[head0] == '\r' && in[head0 + 1] == '\n')
+                head0 += 2;
             CHECK(pos >= head0 + 4 && pos - head0 <= HTTP_HEAD_MAX);
             CHECK(memcmp(in + pos - 4, "\r\n\r\n", 4) == 0);
             keep = req.keep;
+            CHECK(!req.keep_10 || keep);
+            const char *how = !keep ? "close" : req.keep_10 ? "keep10" : "keep";
             if (req.body_len)
-                word(&sm, "ok:%s%s:body=%zu", keep ? "keep" : "close", req.head_only ? ":head" : "",
-                     req.body_len);
+                word(&sm, "ok:%s%s:body=%zu", how, req.head_only ? ":head" : "", req.body_len);
             else
-                word(&sm, "ok:%s%s", keep ? "keep" : "close", req.head_only ? ":head" : "");
+                word(&sm, "ok:%s%s", how, req.head_only ? ":head" : "");
             if (!keep)
                 break;
         }
@@ -159,17 +162,34 @@ void fuzz_request(const uint8_t *data, size_t size, char *out, size_t cap)
 
 /* ---------------------------------------------------------------- responses */
 
-/* A response's length counts its head: at least up to its blank line. */
-static void check_length(const char *buf, size_t have, ssize_t len)
+/* A response head: up to its blank line, as the parser said. */
+static void check_head(const char *buf, size_t have, const struct http_response *r)
 {
     const char *eoh = memmem(buf, have, "\r\n\r\n", 4);
     CHECK(eoh != NULL);
-    CHECK((size_t)len >= (size_t)(eoh + 4 - buf));
+    CHECK(r->head_len == (size_t)(eoh + 4 - buf));
+    CHECK(r->body >= HTTP_BODY_NONE && r->body <= HTTP_BODY_CLOSE);
+    CHECK(r->body == HTTP_BODY_LENGTH || r->body_len == 0);
+    CHECK(r->body != HTTP_BODY_CLOSE || !r->keep);
+}
+
+/* The next read: up to `step` bytes of data[*off, size) into dst[0, room). */
+static size_t read_into(const uint8_t *data, size_t size, size_t *off, size_t step, char *dst,
+                        size_t room)
+{
+    size_t n = size - *off;
+    if (n > step)
+        n = step;
+    if (n > room)
+        n = room;
+    memcpy(dst, data + *off, n);
+    *off += n;
+    return n;
 }
 
 /* load's conn() and read_response(): reads of at most `step` bytes into
- * buf[FUZZ_RESPONSE_CAP], each response consumed and the rest moved to the
- * front. */
+ * buf[FUZZ_RESPONSE_CAP]; each head parsed there, its body fed through
+ * (the buffer reused once it is all body), the rest moved to the front. */
 static void run_response(const uint8_t *data, size_t size, size_t step, char *out, size_t cap)
 {
     struct summary sm = { out, cap, 0 };
@@ -179,41 +199,73 @@ static void run_response(const uint8_t *data, size_t size, size_t step, char *ou
     char *buf = xmalloc(bcap);
     size_t have = 0, off = 0;
     for (;;) {
-        ssize_t len = http_response_length(buf, have, bcap);
-        if (len < 0) {
-            CHECK(len == -EPROTO || len == -EMSGSIZE);
-            word(&sm, len == -EPROTO ? "EPROTO" : "EMSGSIZE");
+        struct http_response r;
+        int h = http_response_head(buf, have, bcap, &r);
+        if (h < 0) {
+            CHECK(h == -EPROTO || h == -EMSGSIZE);
+            word(&sm, h == -EPROTO ? "EPROTO" : "EMSGSIZE");
             break;
         }
-        /* Wanted: the whole response (len > 0) or more of its head. */
-        size_t want = len > 0 ? (size_t)len : have + 1;
-        CHECK(want <= bcap);
-        if (len > 0)
-            check_length(buf, have, len);
-        bool eof = false;
-        while (have < want) {
-            size_t n = size - off;
-            if (n > step)
-                n = step;
-            if (n > bcap - have)
-                n = bcap - have;
+        if (h == 0) {
+            CHECK(have < bcap);
+            size_t n = read_into(data, size, &off, step, buf + have, bcap - have);
             if (n == 0) {
-                eof = true;
+                word(&sm, "eof");
                 break;
             }
-            memcpy(buf + have, data + off, n);
-            off += n;
             have += n;
+            continue;
         }
-        if (eof) {
+        check_head(buf, have, &r);
+        uint64_t total = r.head_len, left = r.body_len;
+        size_t pos = r.head_len;
+        struct http_chunked ck = { 0 };
+        bool ended = false, bad = false;
+        for (;;) {
+            size_t avail = have - pos, used = avail;
+            bool done = false;
+            if (r.body == HTTP_BODY_NONE) {
+                used = 0;
+                done = true;
+            } else if (r.body == HTTP_BODY_LENGTH) {
+                used = avail < left ? avail : (size_t)left;
+                left -= used;
+                done = left == 0;
+            } else if (r.body == HTTP_BODY_CHUNKED) {
+                ssize_t u = http_chunked_feed(&ck, buf + pos, avail, &done);
+                if (u < 0) {
+                    CHECK(u == -EPROTO);
+                    bad = true;
+                    break;
+                }
+                CHECK((size_t)u <= avail && (done || (size_t)u == avail));
+                used = (size_t)u;
+            }
+            pos += used;
+            total += used;
+            if (done)
+                break;
+            pos = have = 0;
+            size_t n = read_into(data, size, &off, step, buf, bcap);
+            if (n == 0) {
+                ended = true;
+                break;
+            }
+            have = n;
+        }
+        if (bad) {
+            word(&sm, "EPROTO");
+            break;
+        }
+        if (ended && r.body != HTTP_BODY_CLOSE) {
             word(&sm, "eof");
             break;
         }
-        if (len == 0)
-            continue;
-        word(&sm, "ok:%zd", len);
-        memmove(buf, buf + len, have - (size_t)len);
-        have -= (size_t)len;
+        word(&sm, "ok:%llu%s", (unsigned long long)total, r.keep && !ended ? "" : ":close");
+        if (!r.keep || ended)
+            break;
+        memmove(buf, buf + pos, have - pos);
+        have -= pos;
     }
     free(buf);
 }
@@ -222,15 +274,33 @@ void fuzz_response(const uint8_t *data, size_t size, char *out, size_t cap)
 {
     /* The parser alone on exactly the bytes given, with room to spare and
      * with none: nothing past them may be read. */
-    char *exact = xmalloc(size);
+    char *exact = xmalloc(size ? size : 1);
     memcpy(exact, data, size);
-    ssize_t a = http_response_length(exact, size, size);
-    ssize_t b = http_response_length(exact, size, SIZE_MAX / 4);
-    CHECK(a == 0 || a == -EPROTO || a == -EMSGSIZE || (a >= 4 && (size_t)a <= size));
-    CHECK(b == 0 || b == -EPROTO || b == -EMSGSIZE || b >= 4);
-    CHECK(a <= 0 ? (a == b || (a == -EMSGSIZE && b >= 0)) : a == b);
-    if (b > 0)
-        check_length(exact, size, b);
+    struct http_response ra, rb;
+    int a = http_response_head(exact, size, size, &ra);
+    int b = http_response_head(exact, size, SIZE_MAX / 4, &rb);
+    CHECK(a == 0 || a == 1 || a == -EPROTO || a == -EMSGSIZE);
+    CHECK(b == 0 || b == 1 || b == -EPROTO);
+    CHECK(a == b || (a == -EMSGSIZE && b == 0));
+    if (b == 1) {
+        check_head(exact, size, &rb);
+        CHECK(ra.head_len == rb.head_len && ra.body == rb.body && ra.body_len == rb.body_len &&
+              ra.keep == rb.keep);
+    }
+    /* A chunked body fed whole and a byte at a time: the same answer. */
+    struct http_chunked c1 = { 0 }, c2 = { 0 };
+    bool d1 = false, d2 = false;
+    ssize_t u1 = http_chunked_feed(&c1, exact, size, &d1), u2 = 0;
+    for (size_t i = 0; i < size && !d2; i++) {
+        ssize_t u = http_chunked_feed(&c2, exact + i, 1, &d2);
+        if (u < 0) {
+            u2 = u;
+            break;
+        }
+        CHECK(u == 1);
+        u2++;
+    }
+    CHECK(u1 == u2 && d1 == d2);
     free(exact);
 
     char *o2 = xmalloc(cap);

@@ -22,8 +22,10 @@
 void fuzz_request(const uint8_t *data, size_t size, char *out, size_t cap);
 
 /* The data as the byte stream a server sends load, read into a buffer of
- * FUZZ_RESPONSE_CAP bytes.  Summary: "ok:LEN" per response, then "eof",
- * "EPROTO" or "EMSGSIZE". */
+ * FUZZ_RESPONSE_CAP bytes.  Summary: "ok:LEN" per response ("ok:LEN:close"
+ * for one after which load closes the connection, and stops), then "eof"
+ * (the stream ended within or between responses), "EPROTO" or
+ * "EMSGSIZE". */
 #define FUZZ_RESPONSE_CAP 1024
 void fuzz_response(const uint8_t *data, size_t size, char *out, size_t cap);
 
