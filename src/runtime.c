@@ -1256,12 +1256,42 @@ int (ringo_run)(void (*main_fn)(void *), void *arg, const struct ringo_config *c
     return ringo_run_sized(main_fn, arg, cfg, CONFIG_SIZE_0_1);
 }
 
+/*
+ * A fork during a run.  The child has only the thread that forked, and
+ * none of the procs, helpers or signal thread; the rings are the parent's
+ * (a CQ the two would share), and the goroutines in its memory are copies
+ * of the parent's, which must not run twice.  So in the child the run is
+ * over for every call: rt.active cleared (ringo_go says -EINVAL, a plain
+ * thread's call pins nothing), the forking thread no proc's (its calls,
+ * even on a goroutine's stack, are a plain thread's: plain system calls,
+ * futex waits), nothing pinned.  run_busy stays set: the child's memory
+ * holds a run that was never taken down, so ringo_run there says -EBUSY.
+ * What such a child should do is exec or _exit (ringo_run(3) NOTES); a
+ * goroutine function that returns in it ends in a fatal error (g_run_fn),
+ * not in the copies of the parent's goroutines.
+ */
+static void run_forked(void)
+{
+    if (!load_relaxed(&run_busy))
+        return; /* no run in progress: nothing to take away */
+    store_seqcst(&rt.active, 0);
+    store_seqcst(&rt.foreign_ops, 0);
+    tls_proc = NULL;
+}
+
+static void run_fork_init(void)
+{
+    pthread_atfork(NULL, NULL, run_forked);
+}
+
 static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cfg)
 {
     if (!main_fn)
         return -EINVAL;
     if (tls_proc)
         return -EBUSY;
+    static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&fork_once, run_fork_init);
     int expected = 0;
     if (!atomic_compare_exchange_strong(&run_busy, &expected, 1))
         return -EBUSY;

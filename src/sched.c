@@ -754,6 +754,12 @@ static inline _Noreturn void g_run_fn(struct rproc *p)
 {
     struct rg *g = p->cur;
     g->fn(g_slot(load_relaxed(&g->id))->arg);
+    /* In a child forked during the run this thread is no proc's
+     * (runtime.c "A fork during a run"): the scheduler would run copies
+     * of the parent's goroutines. */
+    if (__builtin_expect(tls_proc != p, 0))
+        fatal("a goroutine returned in a child process forked during the run "
+              "(such a child should exec or _exit)");
     g_exit(p, g);
 }
 

@@ -1280,6 +1280,131 @@ START_TEST(big_stacks_under_an_address_space_limit)
 }
 END_TEST
 
+/* A fork during a run: in the child the run is over for every call
+ * (runtime.c "A fork during a run").  A goroutine forks while others pass
+ * a value back and forth; the child, on that goroutine's stack, finds no
+ * proc and no run (ringo_go -EINVAL, ringo_run -EBUSY), does a ringo
+ * write and sleep as a plain thread would, and _exits; the parent's
+ * goroutines all finish.  A second child returns from the goroutine
+ * function instead: a fatal error, not a run of the parent's goroutines'
+ * copies. */
+enum { FORK_ROUNDS = 2000 };
+static atomic_int fork_rounds;
+
+static void fork_pinger(void *arg)
+{
+    ringo_chan **ch = arg;
+    int v = 0;
+    for (int i = 0; i < FORK_ROUNDS; i++) {
+        ck_assert_int_eq(ringo_chan_send(ch[0], &v), 0);
+        ck_assert_int_eq(ringo_chan_recv(ch[1], &v), 0);
+        v++;
+    }
+    atomic_store(&fork_rounds, v);
+}
+
+static void fork_ponger(void *arg)
+{
+    ringo_chan **ch = arg;
+    int v;
+    for (int i = 0; i < FORK_ROUNDS; i++) {
+        ck_assert_int_eq(ringo_chan_recv(ch[0], &v), 0);
+        ck_assert_int_eq(ringo_chan_send(ch[1], &v), 0);
+    }
+}
+
+static void fork_nothing(void *arg)
+{
+    (void)arg;
+}
+
+/* What the child finds, as a bit mask (1 << check that held). */
+static int forked_child_checks(int fd)
+{
+    int ok = 0;
+    ok |= (ringo_proc() == -1) << 0;
+    ok |= (ringo_go(fork_nothing, NULL) == -EINVAL) << 1;
+    ok |= (ringo_run(fork_nothing, NULL, NULL) == -EBUSY) << 2;
+    ok |= (ringo_sleep(1 * MS) == 0) << 3;
+    ok |= (ringo_write(fd, "k", 1) == 1) << 4;
+    ok |= (ringo_nprocs() == 0) << 5;
+    return ok;
+}
+
+static void fork_in_goroutine(void *arg)
+{
+    int *res = arg;
+    int pfd[2];
+    ck_assert_int_eq(pipe2(pfd, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    /* No check's assertion in the child: another proc's goroutine may
+     * hold its lock as the fork is made, and the child would wait on it. */
+    if (pid == 0)
+        _exit(forked_child_checks(pfd[1]));
+    ck_assert_int_gt(pid, 0);
+    char c = 0;
+    ck_assert_int_eq(ringo_read(pfd[0], &c, 1), 1);
+    ck_assert_int_eq(c, 'k');
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0)
+        ringo_sleep(1 * MS);
+    ck_assert_msg(WIFEXITED(st), "child status %d", st);
+    res[0] = WEXITSTATUS(st);
+    close(pfd[0]);
+    close(pfd[1]);
+
+    /* The child returns from the goroutine function. */
+    int efd[2];
+    ck_assert_int_eq(pipe2(efd, O_CLOEXEC), 0);
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        dup2(efd[1], 2);
+        struct rlimit no_core = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &no_core);
+        return; /* the goroutine ends, in the child */
+    }
+    ck_assert_int_gt(pid, 0);
+    close(efd[1]);
+    char buf[512];
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof buf && (r = ringo_read(efd[0], buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+    close(efd[0]);
+    while (waitpid(pid, &st, WNOHANG) == 0)
+        ringo_sleep(1 * MS);
+    res[1] = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT &&
+             strstr(buf, "ringo: fatal error: a goroutine returned in a child process") != NULL;
+}
+
+static void fork_main(void *arg)
+{
+    ringo_chan *ch[2] = { ringo_chan_make(sizeof(int), 0), ringo_chan_make(sizeof(int), 0) };
+    ck_assert_ptr_nonnull(ch[0]);
+    ck_assert_ptr_nonnull(ch[1]);
+    atomic_store(&fork_rounds, 0);
+    ck_assert_int_gt(ringo_go(fork_pinger, ch), 0);
+    ck_assert_int_gt(ringo_go_on(ringo_nprocs() - 1, fork_ponger, ch), 0);
+    ck_assert_int_gt(ringo_go(fork_in_goroutine, arg), 0);
+    while (ringo_count() > 1)
+        ringo_sleep(1 * MS);
+    ringo_chan_release(ch[0]);
+    ringo_chan_release(ch[1]);
+}
+
+START_TEST(fork_during_a_run_leaves_the_child_outside_it)
+{
+    int res[2] = { -1, -1 };
+    RUN(fork_main, res, nprocs_param);
+    ck_assert_msg(res[0] == 0x3f, "the child's checks: %#x of 0x3f", res[0]);
+    ck_assert_msg(res[1] == 1, "a goroutine that returned in the child was not a fatal error");
+    ck_assert_int_eq(atomic_load(&fork_rounds), FORK_ROUNDS);
+}
+END_TEST
+
 /* ringo_exit outside a goroutine: Go's Goexit on a thread of its own
  * has nothing to end; here it is a fatal error, with the message its page
  * gives, from a plain thread with no run. */
@@ -2886,6 +3011,7 @@ static Suite *suite(void)
     tcase_add_test(tc, segv_handler_of_the_program_stays);
     tcase_add_test(tc, cancel_made_before_the_deadline_wins);
     tcase_add_test(tc, big_stacks_under_an_address_space_limit);
+    tcase_add_test(tc, fork_during_a_run_leaves_the_child_outside_it);
     tcase_add_test(tc, go_on_binds_to_proc);
     tcase_add_test(tc, go_outside_runtime_fails);
     if (test_max_procs() >= 2)
