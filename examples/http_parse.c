@@ -431,7 +431,7 @@ static int hex_digit(char ch)
     return -1;
 }
 
-ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t n, bool *done)
+static ssize_t chunked_feed(struct http_body *c, const char *in, size_t n, bool *done)
 {
     size_t i = 0;
     *done = c->state == CK_DONE;
@@ -513,6 +513,33 @@ ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t n, bool
     }
     *done = c->state == CK_DONE;
     return (ssize_t)i;
+}
+
+void http_body_start(struct http_body *b, const struct http_response *r)
+{
+    b->framing = r->body;
+    b->state = CK_SIZE0;
+    b->left = r->body == HTTP_BODY_LENGTH ? r->body_len : 0;
+}
+
+ssize_t http_body_feed(struct http_body *b, const char *in, size_t n, bool *done)
+{
+    switch (b->framing) {
+    case HTTP_BODY_NONE:
+        *done = true;
+        return 0;
+    case HTTP_BODY_LENGTH: {
+        size_t used = n < b->left ? n : (size_t)b->left;
+        b->left -= used;
+        *done = b->left == 0;
+        return (ssize_t)used;
+    }
+    case HTTP_BODY_CHUNKED:
+        return chunked_feed(b, in, n, done);
+    default:
+        *done = false; /* the connection's end ends it */
+        return (ssize_t)n;
+    }
 }
 
 /* ---------------------------------------------------------------- URLs */

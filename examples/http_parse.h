@@ -44,16 +44,16 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
 /* ---------------------------------------------------------------- load */
 
 /* How a response's body ends (RFC 9112 6.3). */
-enum http_body {
+enum http_framing {
     HTTP_BODY_NONE,    /* 204: no body */
     HTTP_BODY_LENGTH,  /* Content-Length bytes */
-    HTTP_BODY_CHUNKED, /* Transfer-Encoding: ..., chunked (http_chunked_feed) */
+    HTTP_BODY_CHUNKED, /* Transfer-Encoding: ..., chunked */
     HTTP_BODY_CLOSE,   /* up to the end of the connection */
 };
 
 struct http_response {
     size_t head_len;   /* the head, its blank line included */
-    int body;          /* enum http_body */
+    int body;          /* enum http_framing */
     size_t body_len;   /* HTTP_BODY_LENGTH: the Content-Length (SIZE_MAX past it) */
     bool keep;         /* the connection may carry another request after it */
 };
@@ -65,17 +65,23 @@ struct http_response {
  * another; -EMSGSIZE for a head longer than `cap`. */
 int http_response_head(const char *buf, size_t have, size_t cap, struct http_response *r);
 
-/* A chunked body as it arrives (RFC 9112 7.1): chunks, the last chunk,
- * trailer lines, the empty line.  Zero-initialised before its first byte. */
-struct http_chunked {
-    int state;
-    uint64_t left;     /* bytes of the chunk's data, or its size as read */
+/* A response's body as it arrives, however it is framed; for a chunked
+ * one (RFC 9112 7.1) its chunks, the last chunk, trailer lines and the
+ * empty line. */
+struct http_body {
+    int framing;       /* enum http_framing */
+    int state;         /* chunked: where in the chunk syntax */
+    uint64_t left;     /* Content-Length: bytes left; chunked: the chunk's */
 };
 
-/* Feeds in[0, n) to c: returns how many bytes belong to the body (all of
- * them unless it ends within), and sets *done once it has ended; -EPROTO
- * for a body that is not chunked as it says. */
-ssize_t http_chunked_feed(struct http_chunked *c, const char *in, size_t n, bool *done);
+/* The body of the response whose head is *r. */
+void http_body_start(struct http_body *b, const struct http_response *r);
+
+/* Feeds in[0, n) to b: returns how many bytes belong to the body (all of
+ * them unless it ends within), and sets *done once it has ended (never for
+ * HTTP_BODY_CLOSE, which the connection's end ends); -EPROTO for a body
+ * that is not chunked as it says. */
+ssize_t http_body_feed(struct http_body *b, const char *in, size_t n, bool *done);
 
 /* http://host[:port][/path], host a name, an IPv4 address or [IPv6]. */
 struct http_url {

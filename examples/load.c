@@ -102,26 +102,15 @@ static ssize_t read_response(int fd, char *buf, size_t cap, size_t *have, bool *
     *keep = r.keep;
     uint64_t total = r.head_len;
     size_t pos = r.head_len; /* where the body's bytes start in buf */
-    uint64_t left = r.body_len;
-    struct http_chunked ck = { 0 };
+    struct http_body body;
+    http_body_start(&body, &r);
     for (;;) {
-        size_t avail = *have - pos, used = avail;
-        bool done = false;
-        if (r.body == HTTP_BODY_NONE) {
-            used = 0;
-            done = true;
-        } else if (r.body == HTTP_BODY_LENGTH) {
-            used = avail < left ? avail : (size_t)left;
-            left -= used;
-            done = left == 0;
-        } else if (r.body == HTTP_BODY_CHUNKED) {
-            ssize_t u = http_chunked_feed(&ck, buf + pos, avail, &done);
-            if (u < 0)
-                return u;
-            used = (size_t)u;
-        }
-        pos += used;
-        total += used;
+        bool done;
+        ssize_t used = http_body_feed(&body, buf + pos, *have - pos, &done);
+        if (used < 0)
+            return used;
+        pos += (size_t)used;
+        total += (uint64_t)used;
         if (done)
             break;
         /* Every byte read is the body's: read on into the whole buffer. */

@@ -217,32 +217,24 @@ static void run_response(const uint8_t *data, size_t size, size_t step, char *ou
             continue;
         }
         check_head(buf, have, &r);
-        uint64_t total = r.head_len, left = r.body_len;
+        uint64_t total = r.head_len;
         size_t pos = r.head_len;
-        struct http_chunked ck = { 0 };
+        struct http_body body;
+        http_body_start(&body, &r);
         bool ended = false, bad = false;
         for (;;) {
-            size_t avail = have - pos, used = avail;
-            bool done = false;
-            if (r.body == HTTP_BODY_NONE) {
-                used = 0;
-                done = true;
-            } else if (r.body == HTTP_BODY_LENGTH) {
-                used = avail < left ? avail : (size_t)left;
-                left -= used;
-                done = left == 0;
-            } else if (r.body == HTTP_BODY_CHUNKED) {
-                ssize_t u = http_chunked_feed(&ck, buf + pos, avail, &done);
-                if (u < 0) {
-                    CHECK(u == -EPROTO);
-                    bad = true;
-                    break;
-                }
-                CHECK((size_t)u <= avail && (done || (size_t)u == avail));
-                used = (size_t)u;
+            size_t avail = have - pos;
+            bool done;
+            ssize_t used = http_body_feed(&body, buf + pos, avail, &done);
+            if (used < 0) {
+                CHECK(used == -EPROTO && r.body == HTTP_BODY_CHUNKED);
+                bad = true;
+                break;
             }
-            pos += used;
-            total += used;
+            CHECK((size_t)used <= avail && (done || (size_t)used == avail));
+            CHECK(!done || r.body != HTTP_BODY_CLOSE);
+            pos += (size_t)used;
+            total += (uint64_t)used;
             if (done)
                 break;
             pos = have = 0;
@@ -288,11 +280,14 @@ void fuzz_response(const uint8_t *data, size_t size, char *out, size_t cap)
               ra.keep == rb.keep);
     }
     /* A chunked body fed whole and a byte at a time: the same answer. */
-    struct http_chunked c1 = { 0 }, c2 = { 0 };
+    struct http_response chunked = { .body = HTTP_BODY_CHUNKED };
+    struct http_body c1, c2;
+    http_body_start(&c1, &chunked);
+    http_body_start(&c2, &chunked);
     bool d1 = false, d2 = false;
-    ssize_t u1 = http_chunked_feed(&c1, exact, size, &d1), u2 = 0;
+    ssize_t u1 = http_body_feed(&c1, exact, size, &d1), u2 = 0;
     for (size_t i = 0; i < size && !d2; i++) {
-        ssize_t u = http_chunked_feed(&c2, exact + i, 1, &d2);
+        ssize_t u = http_body_feed(&c2, exact + i, 1, &d2);
         if (u < 0) {
             u2 = u;
             break;
