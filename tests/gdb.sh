@@ -97,7 +97,7 @@ if [ "$(uname -m)" = x86_64 ] && readelf -s "$lib" | grep -q ' ringo__ctx_switch
         -ex continue \
         "$target" >"$out" 2>&1
     cat "$out"
-    check "stopped inside the switch" in_section switch '^#0 .*ringo__ctx_switch'
+    check "stopped inside the switch" in_section switch '^#0 .*ringo[_.]*ctx_switch' # (clang's debug information: ringo.ctx_switch)
     check "switch bt: up to the goroutine that switched" frame switch main_goroutine
     check "switch bt: the program then finished normally" has 'gdb_target: done 0'
 fi
