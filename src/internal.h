@@ -387,8 +387,8 @@ static inline long long g_id_shown(struct rg *g)
  * not starved by goroutines that keep yielding (Go checks its global queue
  * every 61 ticks for the same reason).  Lower costs more get_events system
  * calls under load.  Where 64 switches take longer than a millisecond,
- * the polls come more often (sched.c "Pacing the polls"): POLL_EVERY is
- * the most switches between two.  (sched.c next_runnable; rproc.tick
+ * the timers, inbox and tasks are polled more often (sched.c "Pacing the
+ * polls"), the I/O still every POLL_EVERY.  (sched.c next_runnable; rproc.tick
  * counts the switches.) */
 #define POLL_EVERY 64
 
@@ -612,6 +612,8 @@ static inline bool eng_cq_ready(struct rproc *p)
 #define LIVE_STOPPED ((int64_t)1 << 62)
 
 extern __thread struct rproc *tls_proc;
+/* Set in a child forked during a run (runtime.c "A fork during a run"). */
+extern _Atomic int forked_child;
 
 /* Mark that a plain thread called into the runtime (deadlock detection off). */
 void note_foreign(void);
