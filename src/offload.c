@@ -142,6 +142,12 @@ static void *helper_main(void *arg)
         pool.cur[self] = job;
         pthread_mutex_unlock(&pool.lock);
         job->fn(job->arg);
+        /* fn forked, and this is the child: the queue is a copy of the
+         * parent's, its jobs the parent's (runtime.c "A fork during a
+         * run"), and the lock may be held by a thread the child has not. */
+        if (__builtin_expect(load_relaxed(&forked_child), 0))
+            fatal("an offloaded function returned in a child process forked during the run "
+                  "(such a child should exec or _exit)");
         pthread_mutex_lock(&pool.lock);
         pool.cur[self] = NULL;
         /* Closes of the descriptor that wait for this call (they counted

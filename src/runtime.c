@@ -1268,12 +1268,17 @@ int (ringo_run)(void (*main_fn)(void *), void *arg, const struct ringo_config *c
  * holds a run that was never taken down, so ringo_run there says -EBUSY.
  * What such a child should do is exec or _exit (ringo_run(3) NOTES); a
  * goroutine function that returns in it ends in a fatal error (g_run_fn),
- * not in the copies of the parent's goroutines.
+ * not in the copies of the parent's goroutines, and so does an offloaded
+ * function (offload.c helper_main: forked_child), not in the copy of the
+ * job queue.
  */
+_Atomic int forked_child;
+
 static void run_forked(void)
 {
     if (!load_relaxed(&run_busy))
         return; /* no run in progress: nothing to take away */
+    store_relaxed(&forked_child, 1); /* one thread now: relaxed */
     store_seqcst(&rt.active, 0);
     store_seqcst(&rt.foreign_ops, 0);
     tls_proc = NULL;

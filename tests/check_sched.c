@@ -1287,7 +1287,8 @@ END_TEST
  * write and sleep as a plain thread would, and _exits; the parent's
  * goroutines all finish.  A second child returns from the goroutine
  * function instead: a fatal error, not a run of the parent's goroutines'
- * copies. */
+ * copies; a third, forked by an offloaded function, returns from that:
+ * a fatal error too, not a run of the parent's queued jobs. */
 enum { FORK_ROUNDS = 2000 };
 static atomic_int fork_rounds;
 
@@ -1331,6 +1332,40 @@ static int forked_child_checks(int fd)
     return ok;
 }
 
+/* Forks on a helper thread, from an offloaded function; the child
+ * returns from it. */
+struct offload_fork { int err_fd; pid_t pid; };
+
+static void fork_in_offload(void *arg)
+{
+    struct offload_fork *of = arg;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(of->err_fd, 2);
+        struct rlimit no_core = { 0, 0 };
+        setrlimit(RLIMIT_CORE, &no_core);
+        return; /* the offloaded function ends, in the child */
+    }
+    of->pid = pid;
+}
+
+/* The stderr of a child, until it closes, and whether it died of SIGABRT
+ * saying `what`. */
+static int child_fatal(pid_t pid, int fd, const char *what)
+{
+    char buf[512];
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof buf && (r = ringo_read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)r;
+    buf[got] = '\0';
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0)
+        ringo_sleep(1 * MS);
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(buf, what) != NULL;
+}
+
 static void fork_in_goroutine(void *arg)
 {
     int *res = arg;
@@ -1367,17 +1402,18 @@ static void fork_in_goroutine(void *arg)
     }
     ck_assert_int_gt(pid, 0);
     close(efd[1]);
-    char buf[512];
-    size_t got = 0;
-    ssize_t r;
-    while (got + 1 < sizeof buf && (r = ringo_read(efd[0], buf + got, sizeof buf - 1 - got)) > 0)
-        got += (size_t)r;
-    buf[got] = '\0';
+    res[1] = child_fatal(pid, efd[0], "ringo: fatal error: a goroutine returned in a child process");
     close(efd[0]);
-    while (waitpid(pid, &st, WNOHANG) == 0)
-        ringo_sleep(1 * MS);
-    res[1] = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT &&
-             strstr(buf, "ringo: fatal error: a goroutine returned in a child process") != NULL;
+
+    /* A child forked by an offloaded function returns from it. */
+    ck_assert_int_eq(pipe2(efd, O_CLOEXEC), 0);
+    struct offload_fork of = { efd[1], -1 };
+    ck_assert_int_eq(ringo_offload(fork_in_offload, &of), 0);
+    close(efd[1]);
+    ck_assert_int_gt(of.pid, 0);
+    res[2] = child_fatal(of.pid, efd[0],
+                         "ringo: fatal error: an offloaded function returned in a child process");
+    close(efd[0]);
 }
 
 static void fork_main(void *arg)
@@ -1397,10 +1433,11 @@ static void fork_main(void *arg)
 
 START_TEST(fork_during_a_run_leaves_the_child_outside_it)
 {
-    int res[2] = { -1, -1 };
+    int res[3] = { -1, -1, -1 };
     RUN(fork_main, res, nprocs_param);
     ck_assert_msg(res[0] == 0x3f, "the child's checks: %#x of 0x3f", res[0]);
     ck_assert_msg(res[1] == 1, "a goroutine that returned in the child was not a fatal error");
+    ck_assert_msg(res[2] == 1, "an offloaded function that returned in the child was not a fatal error");
     ck_assert_int_eq(atomic_load(&fork_rounds), FORK_ROUNDS);
 }
 END_TEST
