@@ -42,6 +42,7 @@
 #define fetch_add_release(p, v) atomic_fetch_add_explicit((p), (v), memory_order_release)
 #define fetch_sub_release(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_release)
 #define fetch_sub_relaxed(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_relaxed)
+#define fetch_sub_seqcst(p, v)  atomic_fetch_sub_explicit((p), (v), memory_order_seq_cst)
 #define xchg_acq_rel(p, v)      atomic_exchange_explicit((p), (v), memory_order_acq_rel)
 #define xchg_acquire(p, v)      atomic_exchange_explicit((p), (v), memory_order_acquire)
 #define xchg_seqcst(p, v)       atomic_exchange_explicit((p), (v), memory_order_seq_cst)

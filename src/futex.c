@@ -158,6 +158,9 @@
 
 struct futex_counts futex_counts;
 
+void (*futex_woken_seam)(long r);
+void (*futex_wake_seam)(long r);
+
 static long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val)
 {
     return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
@@ -199,20 +202,72 @@ static void kernel_waiter_out(_Atomic uint32_t *addr)
 /* A wake counted in rt.futex_transit has reached its waiter.  Not held
  * at 0: the waker adds its count after FUTEX_WAKE has returned, so the
  * waiter may take its one off first, and the two must still cancel.
- * (Left: a plain thread whose wake was counted before the run and which
- * returns during it takes the count below 0, as the count starts at 0
- * each run, and the deadlock check stays off for that run.)  acq_rel:
- * orders the decrement after the waiter's resumption, for the check
- * (which reads the count seq_cst under idle_lock). */
+ * acq_rel: orders the decrement after the waiter's resumption, for the
+ * check (which reads the count seq_cst under idle_lock). */
 static void transit_done(void)
 {
     fetch_sub_acq_rel(&rt.futex_transit, 1);
+}
+
+/* The count across runs.  A plain thread's two halves may fall in
+ * different runs, or one before a run and one in it: a thread woken
+ * before the run whose decrement comes after the run has started, a
+ * waker that adds after it.  So the count is carried from run to run, the
+ * halves cancel whenever they come, and a run starts with what the last
+ * one left.  What a run can leave that never cancels: a plain thread's
+ * wake, after a deadlock verdict, of a goroutine in IORING_OP_FUTEX_WAIT
+ * that the verdict discarded (it never resumes to take its one off).  So
+ * a run starts at 0 when that is safe (futex_run_start): when no plain
+ * thread is inside a futex call, every half counted so far has its other
+ * half counted too, and what is left is only such leftovers.
+ * thread_calls counts plain threads from before their futex(2) call to
+ * after their change of the count (thread_call_in, thread_call_out). */
+static _Atomic int thread_calls;
+
+static void thread_call_in(void)
+{
+    /* seq_cst: before this thread's futex(2) call and its change of the
+     * count, against futex_run_start's loads (below) */
+    fetch_add_seqcst(&thread_calls, 1);
+}
+
+static void thread_call_out(void)
+{
+    /* release: after this thread's change of the count */
+    fetch_sub_release(&thread_calls, 1);
+}
+
+/* The caller of ringo_run, before the procs start.  The race it closes:
+ * a thread that changes the count after our first load but has left
+ * (thread_call_out) before our load of thread_calls; the CAS then fails
+ * (the count moved), and the run keeps the count as it is.  One whose
+ * increment we see keeps the count as it is too.  A CAS that succeeds
+ * over changes that left the count where it was lost nothing: those
+ * changes were whole wakes, which cancel.  All seq_cst: the three form
+ * one order with thread_call_in's increment, which comes before the
+ * thread's change.  Kept (not reset), the count may still hold such a
+ * leftover: deadlock detection stays off for that run. */
+void futex_run_start(void)
+{
+    int64_t v = load_seqcst(&rt.futex_transit);
+    if (load_seqcst(&thread_calls) == 0)
+        cas_seqcst(&rt.futex_transit, &v, 0);
+}
+
+/* A fork's child has only the thread that forked, which is in no futex
+ * call: no half of a wake is left to come (runtime.c toucher_forked). */
+void futex_forked(void)
+{
+    store_relaxed(&thread_calls, 0);
+    store_relaxed(&rt.futex_transit, 0);
 }
 
 /* A plain thread's futex(2) wait returned r: 0 if a FUTEX_WAKE woke it,
  * which futex_wake counted in rt.futex_transit ("Deadlock detection"). */
 static void thread_woken(long r)
 {
+    if (__builtin_expect(futex_woken_seam != NULL, 0))
+        futex_woken_seam(r);
     if (r == 0)
         transit_done();
 }
@@ -222,9 +277,11 @@ static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
 {
     fetch_add_relaxed(&futex_counts.thread, 1);
     if (when == RINGO_NEVER) {
+        thread_call_in();
         kernel_waiter_in(addr);
         thread_woken(sys_futex(addr, FUTEX_WAIT_PRIVATE, val));
         kernel_waiter_out(addr);
+        thread_call_out();
         return 0;
     }
     if (now_ns() >= when)
@@ -232,12 +289,14 @@ static int thread_wait_until(_Atomic uint32_t *addr, uint32_t val, int64_t when)
     /* FUTEX_WAIT_BITSET takes an absolute time, on CLOCK_MONOTONIC without
      * FUTEX_CLOCK_REALTIME: no drift over spurious returns.  when > now > 0. */
     struct timespec ts = { .tv_sec = when / 1000000000, .tv_nsec = when % 1000000000 };
+    thread_call_in();
     kernel_waiter_in(addr);
     long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_BITSET_PRIVATE, val, &ts, NULL,
                      FUTEX_BITSET_MATCH_ANY);
     int err = errno;
     thread_woken(r);
     kernel_waiter_out(addr);
+    thread_call_out();
     return r < 0 && err == ETIMEDOUT ? -ETIMEDOUT : 0; /* EAGAIN, EINTR: re-check */
 }
 
@@ -537,10 +596,12 @@ void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason)
     if (!g) {
         note_foreign();
         fetch_add_relaxed(&futex_counts.thread, 1);
+        thread_call_in();
         kernel_waiter_in(addr);
         /* EAGAIN, EINTR: the caller re-checks */
         thread_woken(sys_futex(addr, FUTEX_WAIT_PRIVATE, val));
         kernel_waiter_out(addr);
+        thread_call_out();
         return;
     }
     if (uring_futex(p))
@@ -551,7 +612,8 @@ void futex_wait(_Atomic uint32_t *addr, uint32_t val, int reason)
 
 void futex_wake(_Atomic uint32_t *addr, int n)
 {
-    if (!tls_proc)
+    bool thread = !tls_proc;
+    if (thread)
         note_foreign();
     int woken = 0;
     /* (B): the caller's change of *addr before the load of table_waiters;
@@ -564,10 +626,16 @@ void futex_wake(_Atomic uint32_t *addr, int n)
     /* One at least for a thread in futex(2) (kernel_waiters): whoever
      * else it wakes finds the word as the table's waiters do. */
     fetch_add_relaxed(&futex_counts.kwake, 1);
+    if (thread)
+        thread_call_in();
     long r = sys_futex(addr, FUTEX_WAKE_PRIVATE, (uint32_t)(woken < n ? n - woken : 1));
+    if (__builtin_expect(thread && futex_wake_seam != NULL, 0))
+        futex_wake_seam(r);
     if (r > 0) {
         /* Before this proc can go idle (see "Deadlock detection");
          * acq_rel, read seq_cst by the check under idle_lock. */
         fetch_add_acq_rel(&rt.futex_transit, r);
     }
+    if (thread)
+        thread_call_out();
 }

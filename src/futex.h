@@ -39,4 +39,17 @@ struct futex_counts {
 };
 extern struct futex_counts futex_counts;
 
+/* The run's start (runtime.c): rt.futex_transit back to 0 when that loses
+ * nothing (futex.c "The count across runs"). */
+void futex_run_start(void);
+/* In a fork's child (runtime.c): the counts of the threads it has not. */
+void futex_forked(void);
+
+/* Seams for tests (check_sync.c), NULL in programs; set before the threads
+ * that use them start: a plain thread calls futex_woken_seam as its
+ * futex(2) wait has returned r, and futex_wake_seam as its FUTEX_WAKE
+ * has returned r, each before it changes rt.futex_transit. */
+extern void (*futex_woken_seam)(long r);
+extern void (*futex_wake_seam)(long r);
+
 #endif /* RINGO_FUTEX_H */

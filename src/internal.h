@@ -561,8 +561,11 @@ struct runtime {
     _Atomic int64_t live;       /* goroutines spawned off the procs (main, plain threads),
                                  * | LIVE_STOPPED once the run ends (spawn.c "Counting the live") */
     _Atomic int foreign_ops;    /* plain threads inside a call that touches the procs */
+    _Atomic int ops_sleeper;    /* 1 while the run's end waits for foreign_ops to reach 0 */
     _Atomic int stopping;       /* 0 running, 1 every goroutine done, 2 deadlock */
     _Atomic int foreign;        /* a plain thread has called in: deadlock detection off */
+    _Atomic int verdict;        /* the deadlock verdict: 0 none, 1 being given, 2 given
+                                 * (runtime.c "The verdict and plain threads") */
     int caller_toucher;         /* the ringo_run caller is counted in foreign_threads */
     _Atomic unsigned rr;        /* round robin for spawns from plain threads */
     _Atomic uint64_t foreign_spawned; /* goroutines spawned by plain threads (ringo_stats) */
@@ -615,7 +618,9 @@ extern __thread struct rproc *tls_proc;
 /* Set in a child forked during a run (runtime.c "A fork during a run"). */
 extern _Atomic int forked_child;
 
-/* Mark that a plain thread called into the runtime (deadlock detection off). */
+/* Mark that a plain thread called into the runtime (deadlock detection
+ * off); waits while a deadlock verdict is being given (runtime.c "The
+ * verdict and plain threads"). */
 void note_foreign(void);
 
 /* The one way in to the run's shared state (rt.procs and the procs they
@@ -644,8 +649,34 @@ void note_foreign(void);
  * rt.active alone is not enough: the run may end, and free the procs,
  * between the check and the touch.
  *
+ * The teardown sleeps in futex(2) on foreign_ops while it is not 0 (a
+ * plain thread's call may block: a ringo_dump to a full pipe), so the
+ * thread whose decrement brings it to 0 while the teardown waits wakes it
+ * (run_left).  The same handshake again, on rt.ops_sleeper, which the
+ * teardown sets before it loads the count:
+ *
+ *     plain thread (run_leave)          ringo_run
+ *     fetch_sub(foreign_ops) -> 0       store(ops_sleeper, 1)
+ *     load(ops_sleeper): 1 -> wake      load(foreign_ops): 0 -> done
+ *
+ * All seq_cst: the thread sees the sleeper, or the teardown sees the
+ * count at 0 (a futex(2) wait on a stale count returns at once).  Between
+ * runs ops_sleeper is 0, and a call that finds no run makes no wake.
+ *
  * run_enter_quiet pins the procs alike without note_foreign, for a call
  * that only reads and so cannot ready a goroutine (ringo_count). */
+void run_left(void);
+
+/* A plain thread's decrement of rt.foreign_ops (run_exit, or the undo of
+ * run_enter_quiet): seq_cst, against the teardown's store of
+ * rt.ops_sleeper, above (release would do for the touches of the procs
+ * before it, which the teardown's seq_cst load acquires). */
+static inline void run_leave(void)
+{
+    if (fetch_sub_seqcst(&rt.foreign_ops, 1) == 1 && load_seqcst(&rt.ops_sleeper))
+        run_left();
+}
+
 static inline bool run_enter_quiet(struct rproc **me)
 {
     struct rproc *p = tls_proc;
@@ -654,7 +685,7 @@ static inline bool run_enter_quiet(struct rproc **me)
         return true;
     fetch_add_seqcst(&rt.foreign_ops, 1);
     if (!load_seqcst(&rt.active)) {
-        fetch_sub_release(&rt.foreign_ops, 1); /* as in run_exit */
+        run_leave(); /* as run_exit */
         return false;
     }
     return true;
@@ -671,10 +702,10 @@ static inline bool run_enter(struct rproc **me)
 
 static inline void run_exit(struct rproc *me)
 {
-    /* release: our touches of the procs happen before the teardown's free
-     * (it polls foreign_ops with seq_cst, which acquires) */
+    /* our touches of the procs happen before the teardown's free (it
+     * loads foreign_ops with seq_cst, which acquires) */
     if (!me)
-        fetch_sub_release(&rt.foreign_ops, 1);
+        run_leave();
 }
 
 static inline struct rg *self_g(void)

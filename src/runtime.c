@@ -29,6 +29,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -113,6 +116,7 @@ static void toucher_gone(void *v)
 static void toucher_forked(void)
 {
     store_seqcst(&foreign_threads, tls_counted ? 1 : 0);
+    futex_forked();
 }
 
 static void toucher_init(void)
@@ -137,18 +141,68 @@ static void note_toucher(void)
     }
 }
 
+/* The verdict and plain threads.  A deadlock verdict discards the parked
+ * goroutines, but they stay on the channels they wait on until the run's
+ * end unlinks them (abandon_one), after every proc has been joined.  A
+ * plain thread's send in between would hand its value to one of them and
+ * return 0: the value lost.  So the verdict claims every goroutine parked
+ * on a channel (verdict_claim) before it is given, and a plain thread's
+ * claim of one fails from then on, as of a waiter someone else woke: the
+ * channel passes it over.  Every plain thread's call comes through
+ * note_foreign first (channel operations, sync, signals, spawns,
+ * cancels), and this handshake keeps what it does from racing the
+ * verdict's claims:
+ *
+ *     plain thread (note_foreign)        the verdict (rt_check_deadlock)
+ *     load(foreign); 0: xchg(foreign, 1) store(verdict, 1)
+ *     load(verdict): 1 -> wait           load(foreign): 1 -> verdict 0, none
+ *
+ * All seq_cst: either the verdict sees the thread (and is not given: the
+ * thread's call turns detection off for the run anyway), or the thread
+ * sees it coming and waits until it is decided, when the claims are made
+ * (2) or the verdict dropped (0).  A thread whose load finds foreign
+ * already 1 needs no store: the verdict's load of 0, if it read 0, came
+ * before that 1 in the single order, so before our load, and its store of
+ * verdict before both.  The wait covers the claims only (the report comes
+ * after them), a loop over the goroutine table under idle_lock.  A thread
+ * that comes after the verdict finds it 2 and goes on: its claims of the
+ * discarded goroutines fail. */
 void note_foreign(void)
 {
     if (tls_runtime_thread)
-        return;
+        return; /* the signal thread: signal_regs keeps the check off */
     if (__builtin_expect(!tls_toucher, 0))
         note_toucher();
-    /* relaxed: a plain thread's call is itself the event; the flag only
-     * needs to be seen by a later deadlock check, which reads it under
-     * idle_lock after the proc that got the work registered idle, and
-     * that proc's wake (inbox push, release) carries it. */
-    if (!load_relaxed(&rt.foreign))
-        store_seqcst(&rt.foreign, 1);
+    if (!load_seqcst(&rt.foreign))
+        xchg_seqcst(&rt.foreign, 1);
+    /* seq_cst: as above; futex(2) returns at once if it has moved on */
+    while (load_seqcst(&rt.verdict) == 1)
+        syscall(SYS_futex, (int *)&rt.verdict, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* The last plain thread to leave a run whose end waits for it (internal.h
+ * run_leave). */
+void run_left(void)
+{
+    syscall(SYS_futex, (int *)&rt.foreign_ops, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static void verdict_decided(int v)
+{
+    store_seqcst(&rt.verdict, v);
+    syscall(SYS_futex, (int *)&rt.verdict, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void verdict_claim(struct rg *g, void *arg)
+{
+    (void)arg;
+    if (!g->cold || !g_wait(g)->nsudogs) /* as abandon_one: on a channel */
+        return;
+    /* relaxed: every proc is idle and registered so under idle_lock, which
+     * we hold, so the goroutine's park came before; the CAS acquires */
+    uint64_t w = load_relaxed(&g->park);
+    if (!(w & PARK_CLAIMED))
+        cas_acq_rel(&g->park, &w, w | PARK_CLAIMED);
 }
 
 static const char *state_word(uint8_t state, uint8_t reason)
@@ -309,6 +363,8 @@ struct dump_group {
 struct dump_ctx {
     int fd;
     bool with_proc;
+    bool at_rest;               /* the deadlock's report: every goroutine parked for good
+                                 * (the verdict claimed those on channels) */
     uint32_t now_ms;            /* rt.epoch_ns-based, as the park clocks */
     struct unwinder *unw;
     struct dump_group *groups;  /* NULL: no grouping */
@@ -343,7 +399,7 @@ static void stack_snap(struct dump_ctx *d, struct rg *g, struct rproc *p, struct
     for (int tries = 0; tries < 4; tries++) {
         /* acquire: the reads below come after it (park1 in the timeline) */
         uint64_t park = load_acquire(&g->park);
-        if ((park & PARK_CLAIMED) || load_relaxed(&g->state) != G_WAITING ||
+        if (((park & PARK_CLAIMED) && !d->at_rest) || load_relaxed(&g->state) != G_WAITING ||
             (struct rg *)(uintptr_t)fiber_peek(&p->cur) == g)
             continue;
         struct fiber_regs r, r2;
@@ -496,9 +552,9 @@ static void dump_one(struct rg *g, void *arg)
 }
 
 /* small_stack: on a goroutine's stack, where libdw would not fit. */
-static void dump(int fd, bool with_proc, bool small_stack)
+static void dump(int fd, bool with_proc, bool small_stack, bool at_rest)
 {
-    struct dump_ctx d = { .fd = fd, .with_proc = with_proc };
+    struct dump_ctx d = { .fd = fd, .with_proc = with_proc, .at_rest = at_rest };
     d.now_ms = (uint32_t)((now_ns() - rt.epoch_ns) / 1000000);
     d.unw = unwinder_open(!small_stack);
     d.groups = malloc(DUMP_GROUPS * sizeof *d.groups);
@@ -530,14 +586,14 @@ void dump_on_signal(int sig)
     if (!run_enter(&me))
         return; /* the run is not (or no longer) in progress */
     dprintf(2, "ringo: signal %d (%s): goroutine dump\n", sig, strsignal(sig));
-    dump(2, true, false);
+    dump(2, true, false, false);
     dprintf(2, "\n");
     run_exit(me);
 }
 
 void dump_all(int fd)
 {
-    dump(fd, false, false);
+    dump(fd, false, false, true);
 }
 
 struct dump_job {
@@ -547,7 +603,7 @@ struct dump_job {
 static void *dump_thread(void *arg)
 {
     struct dump_job *job = arg;
-    dump(job->fd, true, false);
+    dump(job->fd, true, false, false);
     return NULL;
 }
 
@@ -567,7 +623,7 @@ void ringo_dump(int fd)
     if (me && me->cur && seam_pthread_create(&t, NULL, dump_thread, &job) == 0)
         pthread_join(t, NULL);
     else
-        dump(fd, true, me && me->cur); /* reads the goroutines' procs */
+        dump(fd, true, me && me->cur, false); /* reads the goroutines' procs */
     run_exit(me);
 }
 
@@ -641,10 +697,17 @@ void rt_check_deadlock(struct rproc *self)
      * came between our first look at rt.foreign and our read of rt.live
      * is in the count we read; its thread marked itself foreign before
      * (note_foreign, seq_cst, then live_inc): looked at again. */
+    store_seqcst(&rt.verdict, 1); /* "The verdict and plain threads" */
     if (load_seqcst(&rt.foreign) ||
-        !cas_acq_rel(&rt.live, &outside, outside | LIVE_STOPPED))
+        !cas_acq_rel(&rt.live, &outside, outside | LIVE_STOPPED)) {
+        verdict_decided(0);
         return;
+    }
+    gtable_foreach(verdict_claim, NULL);
+    verdict_decided(2);
     store_seqcst(&rt.stopping, 2);
+    /* The report after the claims: it may block (stderr a full pipe, read
+     * by a plain thread that calls in), and nobody must wait for it. */
     dprintf(2, "ringo: all goroutines are asleep - deadlock!\n\n");
     dump_all(2);
     for (unsigned i = 0; i < rt.nprocs; i++)
@@ -1281,6 +1344,8 @@ static void run_forked(void)
     store_relaxed(&forked_child, 1); /* one thread now: relaxed */
     store_seqcst(&rt.active, 0);
     store_seqcst(&rt.foreign_ops, 0);
+    store_relaxed(&rt.ops_sleeper, 0);
+    store_relaxed(&rt.verdict, 0); /* none to come: nobody gives it here */
     tls_proc = NULL;
 }
 
@@ -1355,8 +1420,9 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
     store_relaxed(&rt.live, 0);
     store_relaxed(&rt.stopping, 0);
     store_relaxed(&rt.foreign, 0);
+    store_relaxed(&rt.verdict, 0);
     rt.caller_toucher = tls_counted;
-    store_relaxed(&rt.futex_transit, 0);
+    futex_run_start();
     store_relaxed(&rt.rr, 0);
     store_relaxed(&rt.foreign_spawned, 0);
     /* Not rt.foreign_ops: a plain thread may be inside run_enter_quiet
@@ -1512,8 +1578,11 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
      * acceptor marks), which a plain thread's call uses only while it has
      * the run pinned; nor posts a task that free_procs would not see. */
     store_seqcst(&rt.active, 0);
-    while (load_seqcst(&rt.foreign_ops))
-        sched_yield();
+    store_seqcst(&rt.ops_sleeper, 1); /* internal.h run_leave */
+    int pinned;
+    while ((pinned = load_seqcst(&rt.foreign_ops)) != 0)
+        syscall(SYS_futex, (int *)&rt.foreign_ops, FUTEX_WAIT_PRIVATE, pinned, NULL, NULL, 0);
+    store_relaxed(&rt.ops_sleeper, 0); /* a late wake costs a system call, nothing else */
     /* ...and again once no ringo_stats of a plain thread can be summing
      * the live ones over them (it had the run pinned). */
     collect_totals(true);

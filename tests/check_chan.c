@@ -2019,6 +2019,83 @@ START_TEST(ticker_made_and_stopped_as_the_run_ends)
 }
 END_TEST
 
+/* After a deadlock verdict the parked goroutines are discarded, though
+ * they stay on their channels until the run's end unlinks them (after
+ * teardown_seam).  A plain thread's call in between must not hand a
+ * value to one, nor take one from one (runtime.c "The verdict and plain
+ * threads"): the try calls find nobody there, where they returned 0 and
+ * the value sent was lost.  teardown_seam makes them from ringo_run's own
+ * thread, a plain thread, at that moment. */
+static ringo_chan *late_recv_ch, *late_send_ch;
+static atomic_int late_results[4];
+
+static void late_receiver(void *arg)
+{
+    (void)arg;
+    int v;
+    ringo_chan_recv(late_recv_ch, &v);
+}
+
+static void late_sender(void *arg)
+{
+    (void)arg;
+    int v = 7;
+    ringo_chan_send(late_send_ch, &v);
+}
+
+static void main_leave_two_parked(void *arg)
+{
+    (void)arg;
+    ringo_go(late_receiver, NULL);
+    ringo_go(late_sender, NULL);
+}
+
+static void calls_after_the_verdict(void)
+{
+    int v = 5;
+    atomic_store(&late_results[0], ringo_chan_try_send(late_recv_ch, &v));
+    v = 0;
+    atomic_store(&late_results[1], ringo_chan_try_recv(late_send_ch, &v));
+    atomic_store(&late_results[2], v);
+    struct ringo_case cs[2] = {
+        { .chan = late_recv_ch, .op = RINGO_SEND, .elem = &v },
+        { .chan = late_send_ch, .op = RINGO_RECV, .elem = &v },
+    };
+    atomic_store(&late_results[3], ringo_select(cs, 2, RINGO_NONBLOCK));
+}
+
+START_TEST(plain_thread_calls_after_a_deadlock_verdict)
+{
+    for (int ch = 0; ch < 2; ch++) {
+        size_t cap = ch == 0 ? 0 : 1; /* a receiver waits on an empty buffer too */
+        late_recv_ch = ringo_chan_make(sizeof(int), cap);
+        late_send_ch = ringo_chan_make(sizeof(int), 0);
+        teardown_seam = calls_after_the_verdict;
+        int devnull = open("/dev/null", O_WRONLY);
+        int saved = dup(2);
+        dup2(devnull, 2); /* the deadlock's report */
+        int r = run_procs(main_leave_two_parked, NULL, nprocs_param);
+        dup2(saved, 2);
+        close(devnull);
+        close(saved);
+        teardown_seam = NULL;
+        ck_assert_int_eq(r, -EDEADLK);
+        /* the buffered channel takes the value into its buffer */
+        ck_assert_int_eq(atomic_load(&late_results[0]), cap ? 0 : -EAGAIN);
+        ck_assert_int_eq(atomic_load(&late_results[1]), -EAGAIN);
+        ck_assert_int_eq(atomic_load(&late_results[2]), 0);
+        ck_assert_int_eq(atomic_load(&late_results[3]), -EAGAIN);
+        /* and keeps it after the run */
+        int v = 0;
+        ck_assert_int_eq(ringo_chan_try_recv(late_recv_ch, &v), cap ? 0 : -EAGAIN);
+        ck_assert_int_eq(v, cap ? 5 : 0);
+        ck_assert_int_eq(ringo_chan_try_recv(late_send_ch, &v), -EAGAIN);
+        ringo_chan_release(late_recv_ch);
+        ringo_chan_release(late_send_ch);
+    }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* ringo_dump: every goroutine with its state and what it waits on. */
 
@@ -2639,6 +2716,7 @@ static Suite *suite(void)
     tcase_add_test(tc, timer_channels);
     tcase_add_test(tc, timers_do_not_outlive_the_run);
     tcase_add_test(tc, ticker_made_and_stopped_as_the_run_ends);
+    tcase_add_test(tc, plain_thread_calls_after_a_deadlock_verdict);
     tcase_add_test(tc, dump_lists_goroutines_and_their_waits);
     tcase_add_test(tc, deadlock_is_reported);
     tcase_add_test(tc, spinning_receiver_interrupted_by_other_work);

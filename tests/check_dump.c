@@ -28,6 +28,9 @@
 
 #include "config.h"
 #include "unwinder.h" /* unwind_frame_pointers_only */
+#include "internal.h" /* rt.foreign_ops */
+
+#include <sys/syscall.h>
 
 #include <stddef.h>
 
@@ -529,6 +532,91 @@ START_TEST(deadlock_report_has_the_stack)
 }
 END_TEST
 
+/* A plain thread's ringo_dump into a full pipe holds the run pinned
+ * (internal.h run_enter) until the pipe is read.  The end of the run waits
+ * for it asleep in futex(2) on the count of pinned calls, where it spun
+ * in sched_yield and took a CPU for as long.  A watcher reads the
+ * ringo_run caller's system call in /proc until it is that wait, then
+ * drains the pipe. */
+static int full_pipe[2];
+static pid_t caller_tid;
+static atomic_int watcher_saw;
+
+static void *pinned_dumper(void *arg)
+{
+    (void)arg;
+    ringo_dump(full_pipe[1]); /* blocks: the pipe is full */
+    return NULL;
+}
+
+static void main_start_dumper(void *arg)
+{
+    ck_assert_int_eq(pthread_create(arg, NULL, pinned_dumper, NULL), 0);
+    /* until the dumper has the run pinned */
+    while (!atomic_load(&rt.foreign_ops))
+        ringo_sleep(1 * MS);
+}
+
+static bool caller_waits_on(const void *word)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)caller_tid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    bool in = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    long nr = -1;
+    unsigned long a0 = 0;
+    return in && sscanf(line, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
+           a0 == (unsigned long)(uintptr_t)word;
+}
+
+static void *pipe_watcher(void *arg)
+{
+    (void)arg;
+    /* 10 s at most from the run's end on (a slow machine may take long
+     * to get there), 60 s in all */
+    for (int tries = 0, after = 0; tries < 60000 && after < 10000 && !atomic_load(&watcher_saw);
+         tries++) {
+        if (caller_waits_on(&rt.foreign_ops))
+            atomic_store(&watcher_saw, 1);
+        else
+            usleep(1000);
+        if (!atomic_load(&rt.active) && atomic_load(&rt.foreign_ops))
+            after++;
+    }
+    /* Drain: the read end does not block, and the dump is far less than
+     * the pipe holds, so one pass makes room for all of it. */
+    char buf[65536];
+    while (read(full_pipe[0], buf, sizeof buf) > 0)
+        ;
+    return NULL;
+}
+
+START_TEST(end_of_run_sleeps_while_a_plain_call_blocks)
+{
+    ck_assert_int_eq(pipe2(full_pipe, O_NONBLOCK), 0);
+    char fill[4096];
+    memset(fill, 'x', sizeof fill);
+    while (write(full_pipe[1], fill, sizeof fill) > 0)
+        ;
+    int fl = fcntl(full_pipe[1], F_GETFL);
+    ck_assert_int_eq(fcntl(full_pipe[1], F_SETFL, fl & ~O_NONBLOCK), 0);
+    caller_tid = (pid_t)syscall(SYS_gettid);
+    atomic_store(&watcher_saw, 0);
+    pthread_t dumper, watcher;
+    ck_assert_int_eq(pthread_create(&watcher, NULL, pipe_watcher, NULL), 0);
+    struct ringo_config cfg = { .procs = 1 };
+    ck_assert_int_eq(ringo_run(main_start_dumper, &dumper, &cfg), 0);
+    pthread_join(dumper, NULL);
+    /* the read end is non-blocking: the watcher's drain ends */
+    pthread_join(watcher, NULL);
+    close(full_pipe[0]);
+    close(full_pipe[1]);
+    ck_assert_int_eq(atomic_load(&watcher_saw), 1);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("dump");
@@ -539,6 +627,7 @@ static Suite *suite(void)
     tcase_add_test(tc, notify_refuses_sigquit_only_while_dumping);
     tcase_add_test(tc, bad_values);
     tcase_add_test(tc, deadlock_still_detected);
+    tcase_add_test(tc, end_of_run_sleeps_while_a_plain_call_blocks);
 #ifdef HAVE_LIBDW
     tcase_add_test(tc, stacks_show_where_goroutines_park);
     tcase_add_test(tc, deadlock_report_has_the_stack);

@@ -17,6 +17,7 @@
 #include "testutil.h"
 
 #include <limits.h>
+#include <semaphore.h>
 #include <time.h>
 
 #include "futex.h"
@@ -282,6 +283,147 @@ START_TEST(plain_waiter_woken_leaves_deadlock_detection_on)
     pthread_join(t, NULL);
     ringo_chan_release(c);
     ck_assert_int_eq(r, -EDEADLK);
+}
+END_TEST
+
+/* A plain thread's wake whose two halves fall on either side of the
+ * run's start (futex.c "The count across runs"): the waker counts it in
+ * rt.futex_transit after its FUTEX_WAKE, the woken thread takes it off
+ * after its futex(2) returns.  Round 0 holds the woken thread in
+ * futex_woken_seam, round 1 the waker in futex_wake_seam, until the run
+ * has started; the other half comes before.  The run then deadlocks and
+ * must say so.  When the run's start set the count to 0, one half was
+ * lost and the count stayed at -1 or 1: no verdict, the run never ended. */
+static ringo_waitgroup cross_wg;
+static sem_t cross_release;
+static atomic_int cross_held;
+static long cross_hold_at; /* the r the seam holds at */
+static pthread_t cross_thread; /* the held thread */
+
+static void cross_hold(long r)
+{
+    if (r != cross_hold_at || atomic_load(&cross_held))
+        return;
+    cross_thread = pthread_self();
+    atomic_store(&cross_held, 1);
+    while (sem_wait(&cross_release) != 0)
+        ;
+}
+
+static void *cross_waiter(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup_wait(&cross_wg);
+    return NULL;
+}
+
+static void *cross_waker(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup_done(&cross_wg);
+    return NULL;
+}
+
+static void main_release_then_deadlock(void *arg)
+{
+    sem_post(&cross_release);
+    pthread_join(cross_thread, NULL); /* its half of the count comes now */
+    char v;
+    ringo_chan_recv(arg, &v); /* nobody sends: a deadlock */
+}
+
+/* Hold one thread in a seam, its half of a wake to come (round 0: the
+ * woken thread, 1: the waker). */
+static void cross_set_up(int round)
+{
+    ck_assert_int_eq(sem_init(&cross_release, 0, 0), 0);
+    cross_hold_at = round == 0 ? 0 : 1;
+    /* Until the waiter was in futex(2) when the wake came: a round whose
+     * waiter came late (its wait saw the count at 0) is made again. */
+    for (int tries = 0; tries < 100 && !atomic_load(&cross_held); tries++) {
+        memset(&cross_wg, 0, sizeof cross_wg);
+        ringo_waitgroup_add(&cross_wg, 1);
+        uint64_t threads = atomic_load(&futex_counts.thread);
+        if (round == 0)
+            futex_woken_seam = cross_hold;
+        else
+            futex_wake_seam = cross_hold;
+        pthread_t waiter, waker;
+        ck_assert_int_eq(pthread_create(&waiter, NULL, cross_waiter, NULL), 0);
+        while (atomic_load(&futex_counts.thread) == threads)
+            usleep(100);
+        usleep(10000);
+        ck_assert_int_eq(pthread_create(&waker, NULL, cross_waker, NULL), 0);
+        /* Until the seam holds one thread, or both are through. */
+        if (round == 0) {
+            pthread_join(waker, NULL);
+            while (!atomic_load(&cross_held) && pthread_tryjoin_np(waiter, NULL) == EBUSY)
+                usleep(100); /* held: the run's main goroutine joins it */
+        } else {
+            pthread_join(waiter, NULL);
+            while (!atomic_load(&cross_held) && pthread_tryjoin_np(waker, NULL) == EBUSY)
+                usleep(100);
+        }
+    }
+    ck_assert_int_eq(atomic_load(&cross_held), 1);
+}
+
+static void cross_tear_down(void)
+{
+    futex_woken_seam = NULL;
+    futex_wake_seam = NULL;
+    atomic_store(&cross_held, 0);
+    sem_destroy(&cross_release);
+}
+
+START_TEST(plain_wake_across_the_run_start_leaves_deadlock_detection_on)
+{
+    cross_set_up(_i);
+    struct ringo_config cfg = { .procs = nprocs_param };
+    ringo_chan *c = ringo_chan_make(1, 0); /* outlives the run's discarded goroutines */
+    int r = ringo_run(main_release_then_deadlock, c, &cfg);
+    ringo_chan_release(c);
+    cross_tear_down();
+    ck_assert_int_eq(r, -EDEADLK);
+}
+END_TEST
+
+/* The same held thread at a fork: the child has not got it, nor its half
+ * of the wake to come, so the counts it inherited are dropped
+ * (futex_forked) and a run of the child reports its deadlock.  Without
+ * that, the child's runs kept the count as it was (a thread was inside a
+ * futex call) and never gave a verdict. */
+static void main_deadlock(void *arg)
+{
+    char v;
+    ringo_chan_recv(arg, &v); /* nobody sends */
+}
+
+START_TEST(fork_with_half_a_wake_leaves_deadlock_detection_on)
+{
+    cross_set_up(_i);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 2); /* the deadlock's report */
+        struct ringo_config cfg = { .procs = nprocs_param };
+        ringo_chan *c = ringo_chan_make(1, 0);
+        _exit(ringo_run(main_deadlock, c, &cfg) == -EDEADLK ? 0 : 1);
+    }
+    ck_assert_int_gt(pid, 0);
+    int st = 0;
+    pid_t w = 0;
+    for (int tries = 0; tries < 30000 && (w = waitpid(pid, &st, WNOHANG)) == 0; tries++)
+        usleep(1000); /* 30 s at most: a child that hangs fails */
+    if (w == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    sem_post(&cross_release);
+    pthread_join(cross_thread, NULL);
+    cross_tear_down();
+    ck_assert_msg(w == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "the child's run: status %d", st);
 }
 END_TEST
 
@@ -1954,6 +2096,8 @@ static Suite *suite(void)
     tcase_add_test(tc, mutex_trylock);
     tcase_add_test(tc, mutex_plain_thread_not_starved_by_goroutines);
     tcase_add_test(tc, plain_waiter_woken_leaves_deadlock_detection_on);
+    tcase_add_loop_test(tc, plain_wake_across_the_run_start_leaves_deadlock_detection_on, 0, 2);
+    tcase_add_loop_test(tc, fork_with_half_a_wake_leaves_deadlock_detection_on, 0, 2);
     tcase_add_test(tc, plain_thread_holding_a_mutex_since_before_the_run);
     tcase_add_test(tc, sleeping_thread_costs_other_words_no_wake);
     tcase_add_test(tc, zero_and_init_objects);
