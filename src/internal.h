@@ -388,8 +388,8 @@ static inline long long g_id_shown(struct rg *g)
  * every 61 ticks for the same reason).  Lower costs more get_events system
  * calls under load.  Where 64 switches take longer than a millisecond,
  * the timers, inbox and tasks are polled more often (sched.c "Pacing the
- * polls"), the I/O still every POLL_EVERY.  (sched.c next_runnable; rproc.tick
- * counts the switches.) */
+ * polls"), and the I/O too while goroutines are queued.  (sched.c
+ * next_runnable; rproc.tick counts the switches.) */
 #define POLL_EVERY 64
 
 struct rproc {
@@ -514,6 +514,10 @@ struct rproc {
     unsigned pace_tick;
     uint32_t pace_ms;
     unsigned pace_prev;
+    /* The park clock (clock_ms) at the last submit and reap (eng_poll)
+     * made by a periodic poll or a sleep: a paced poll makes one only once
+     * the clock has moved on.  Owner only. */
+    uint32_t io_ms;
     /* A coarse clock, ms since rt.epoch_ns, that park_prepare stamps a
      * parking goroutine with (for dumps: how long it has waited).  Set
      * where the proc reads a clock anyway (timer runs) and, from

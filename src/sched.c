@@ -389,14 +389,22 @@ static void poll_cheap(struct rproc *p)
  * rates, so one such stretch does not make a server's proc poll at every
  * few switches, while a proc whose switches are slow learns it in two.
  *
- * What a paced poll costs: poll_cheap, no system call.  The I/O side of a
- * poll (eng_poll: an io_uring_enter or epoll_wait with I/O in flight, or
- * SQEs to submit) stays every POLL_EVERY scheduling points.  Rates of wall
- * time make the interval small on a lightly loaded proc, whose switches
- * are few, and a submit at each paced poll there was one more enter a
- * park (a socketpair ping-pong with 3 ms between rounds: 4.5 enters a
- * round against 3.05); I/O on a busy proc of slow switches is reaped
- * every 64 of them, as before the pacing.
+ * What a paced poll costs: poll_cheap, and the I/O side of a poll
+ * (eng_poll: an io_uring_enter or epoll_wait) only while goroutines are
+ * queued and there is I/O to see to (paced_io_due: on io_uring, SQEs to
+ * submit or completions the kernel has flagged; on epoll, any in flight).
+ * Rates of wall time make the interval small on a lightly loaded proc,
+ * whose switches are few, and an enter at each paced poll there was one
+ * more a park (a socketpair ping-pong with 3 ms between rounds: 4.5 enters
+ * a round against 3.05): a goroutine that parks there with nobody queued
+ * leaves the proc idle, and its idle poll submits and reaps at once; two
+ * readied together (a completion's and a timer's) made one more enter at
+ * the first one's park.  So a paced poll's enter also waits for the park
+ * clock to have moved since the last submit and reap of a periodic poll
+ * or a sleep (io_ms): a tick of the coarse clock, 1 to 10 ms by
+ * CONFIG_HZ.  A proc that stays busy with slow switches needs them: a
+ * read beside goroutines computing a millisecond between yields was
+ * submitted and reaped after 64 of them, and is within a tick now.
  *
  * Left: a stretch with a burst of quick switches keeps the interval at 64
  * for the stretch after it, however slow (the higher of two), so bursts
@@ -422,15 +430,33 @@ static void poll_pace(struct rproc *p, unsigned tick)
 /* A periodic poll (next_runnable).  Out of line: inlined, its registers
  * made every yield save and restore two more (callgrind, tests/bench/yield:
  * 5 instructions a switch). */
+static inline bool own_io_waiting(struct rproc *p);
+
+/* At a paced poll of a proc with goroutines queued ("Pacing the polls"):
+ * SQEs to submit, or completions to reap?  On io_uring both are a look at
+ * memory; epoll has only the system call to tell. */
+static bool paced_io_due(struct rproc *p)
+{
+    if (rt.engine == RINGO_ENGINE_EPOLL)
+        return load_relaxed(&p->inflight) != 0;
+    return load_relaxed(&p->unsubmitted) || own_io_waiting(p);
+}
+
 static __attribute__((noinline)) void poll_periodic(struct rproc *p, unsigned tick)
 {
-    store_relaxed(&p->runq_pub, runq_count(p)); /* for ringo_stats */
+    size_t queued = runq_count(p);
+    store_relaxed(&p->runq_pub, queued); /* for ringo_stats */
     proc_clock_coarse(p);
     poll_pace(p, tick);
     poll_cheap(p);
-    /* The I/O side stays every POLL_EVERY ("Pacing the polls"). */
-    if (tick % POLL_EVERY == 0 && (load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted)))
+    /* The I/O side: every POLL_EVERY, and at a paced poll only while
+     * goroutines are queued, once a clock tick after the last
+     * ("Pacing the polls"). */
+    if (tick % POLL_EVERY == 0 ? load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted)
+                               : queued && p->clock_ms != p->io_ms && paced_io_due(p)) {
+        p->io_ms = p->clock_ms;
         eng_poll(p, false, 0);
+    }
 }
 
 /* next_runnable, for a queue with stealing on (steal) or without; the
@@ -989,6 +1015,7 @@ static void proc_sleep(struct rproc *p)
         int64_t woke = now_coarse();
         stat_add(p->st.idle_ns, (uint64_t)(woke - slept));
         proc_clock_set(p, woke);
+        p->io_ms = p->clock_ms;
     } else {
         proc_clock_coarse(p);
     }

@@ -326,6 +326,68 @@ START_TEST(sleep_beside_busy_goroutines_ends_in_time)
 }
 END_TEST
 
+/* The same for I/O: a busy proc reaps its completions (and submits its
+ * SQEs) at its paced polls too, where it did at every POLL_EVERY
+ * scheduling points only: a read of a pipe that a plain thread writes
+ * at once lasted up to 64 of its neighbours' 1 ms slices.  Counted in
+ * slices, as above; the bound is the sleep's, with no sleep in it. */
+enum { BUSY_READS = 12 };
+
+static int busy_pipe[2];
+static atomic_int busy_want, busy_written;
+
+static void *busy_writer(void *arg)
+{
+    (void)arg;
+    for (int n = 1; n <= BUSY_READS; n++) {
+        while (atomic_load(&busy_want) < n)
+            usleep(50);
+        ck_assert_int_eq(write(busy_pipe[1], "x", 1), 1);
+        atomic_store(&busy_written, n);
+    }
+    return NULL;
+}
+
+static void busy_reader(void *arg)
+{
+    (void)arg;
+    ringo_waitgroup wg = { 0 };
+    atomic_store(&busy_stop, false);
+    atomic_store(&busy_slices, 0);
+    ringo_waitgroup_add(&wg, 2);
+    struct busy_arg args[2] = { { &wg, 0 }, { &wg, 0 } };
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_gt(ringo_go_on(ringo_proc(), busy_neighbour, &args[i]), 0);
+    unsigned worst = 0;
+    for (int i = 0; i < BUSY_READS; i++) {
+        unsigned s0 = atomic_load(&busy_slices);
+        atomic_store(&busy_want, i + 1);
+        char c;
+        ck_assert_int_eq(ringo_read(busy_pipe[0], &c, 1), 1);
+        unsigned n = atomic_load(&busy_slices) - s0;
+        if (i >= BUSY_WARM && n > worst)
+            worst = n;
+    }
+    atomic_store(&busy_stop, true);
+    ringo_waitgroup_wait(&wg);
+    printf("  a read beside 1 ms slices on %u proc(s): at most %u slices\n", nprocs_param, worst);
+    ck_assert_msg(worst <= BUSY_LATE, "a read of a written pipe lasted %u of its neighbours' 1 ms slices",
+                  worst);
+}
+
+START_TEST(read_beside_busy_goroutines_ends_in_time)
+{
+    ck_assert_int_eq(pipe(busy_pipe), 0);
+    atomic_store(&busy_want, 0);
+    pthread_t w;
+    ck_assert_int_eq(pthread_create(&w, NULL, busy_writer, NULL), 0);
+    RUN(busy_reader, NULL, nprocs_param);
+    pthread_join(w, NULL);
+    close(busy_pipe[0]);
+    close(busy_pipe[1]);
+}
+END_TEST
+
 /* The timers against a model, without a run: random arms, re-arms
  * (earlier, and later: "Moved later" in timer.c) and disarms, with runs of
  * the timers at a clock that moves forward.  After each step every armed
@@ -507,6 +569,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_wins_over_deadline);
     tcase_add_test(tc, hundred_thousand_sleepers);
     tcase_add_loop_test(tc, sleep_beside_busy_goroutines_ends_in_time, 0, 2);
+    tcase_add_test(tc, read_beside_busy_goroutines_ends_in_time);
     tcase_add_test(tc, timer_heap_matches_a_model);
     tcase_add_test(tc, timer_queue_matches_a_model);
     suite_add_tcase(s, tc);
