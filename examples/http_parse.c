@@ -316,20 +316,19 @@ int http_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
         if (*skip)
             return HTTP_MORE;
     }
+    /* Empty lines before a request line are ignored (RFC 9112 2.2: some
+     * clients send CR LF after a POST body).  All of them, not only one:
+     * a connection's reads may end between two, and nothing is kept of
+     * what came before; and also when nothing follows yet, so that a
+     * connection that sent only those is between requests (httpd: idle,
+     * not in the middle of one). */
+    while (have - *pos >= 2 && in[*pos] == '\r' && in[*pos + 1] == '\n')
+        *pos += 2;
     /* No head is shorter than its CR LF CR LF.  This answer, given before
      * next_head saves any register, is the one httpd gets each time it has
      * answered every request it read. */
     if (have - *pos < 4)
         return HTTP_MORE;
-    /* Empty lines before a request line are ignored (RFC 9112 2.2: some
-     * clients send CR LF after a POST body).  All of them, not only one:
-     * a connection's reads may end between two, and nothing is kept of
-     * what came before. */
-    while (in[*pos] == '\r' && in[*pos + 1] == '\n') {
-        *pos += 2;
-        if (have - *pos < 4)
-            return HTTP_MORE;
-    }
     return next_head(in + *pos, have - *pos, pos, skip, req);
 }
 

@@ -150,7 +150,7 @@ int ref_next_request(const char *in, size_t have, size_t *pos, size_t *skip,
             return HTTP_MORE;
     }
     /* Empty lines before the request line are skipped (RFC 9112 2.2). */
-    while (have - *pos >= 4 && in[*pos] == '\r' && in[*pos + 1] == '\n')
+    while (have - *pos >= 2 && in[*pos] == '\r' && in[*pos + 1] == '\n')
         *pos += 2;
     const char *start = in + *pos;
     size_t avail = have - *pos;
