@@ -527,7 +527,11 @@ static inline bool own_io_waiting(struct rproc *p)
         return false;
     if (!rt.use_defer_taskrun)
         return eng_cq_ready(p);
-    return (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN) != 0;
+    /* Those posted at submission are on the CQ without the flag: an
+     * io_uring_submit outside eng_poll (engine_uring.c eng_flush, for a
+     * wake; sq_make_room) leaves them there. */
+    return (IO_URING_READ_ONCE(*p->ring.sq.kflags) & IORING_SQ_TASKRUN) != 0 ||
+           io_uring_cq_ready(&p->ring) != 0;
 }
 
 /* A spin (proc_sleep's, or a goroutine's in place) has ended, having
