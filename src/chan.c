@@ -174,6 +174,7 @@
 #include "config.h"
 
 #include "chan.h"
+#include "futex.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -196,11 +197,6 @@
 
 /* Largest element, per API.md. */
 #define ELEM_MAX 65536
-
-static long sys_futex(_Atomic uint32_t *uaddr, int op, uint32_t val)
-{
-    return syscall(SYS_futex, (uint32_t *)uaddr, op, val, NULL, NULL, 0);
-}
 
 void chan_lock_slow(ringo_chan *c)
 {

@@ -161,11 +161,6 @@ struct futex_counts futex_counts;
 void (*futex_woken_seam)(long r);
 void (*futex_wake_seam)(long r);
 
-static long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val)
-{
-    return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
-}
-
 /* Plain threads in (or entering) futex(2) waits.  A wake that goroutines
  * in the wait table take whole still wakes one of these: the table is
  * served first, so a thread that shares a word with goroutines would

@@ -6,8 +6,17 @@
 #define RINGO_FUTEX_H
 
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "atomic.h"
+
+/* futex(2) on a 32-bit word, for the calls with no timeout; the result as
+ * syscall(2) gives it (-1 and errno on failure). */
+static inline long sys_futex(_Atomic uint32_t *addr, int op, uint32_t val)
+{
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, NULL, NULL, 0);
+}
 
 /* Block the caller while *addr == val.  Returns after a futex_wake() on
  * addr, at once if *addr != val, or spuriously: callers re-check their

@@ -564,11 +564,11 @@ struct runtime {
     struct rproc **procs;
     _Atomic int64_t live;       /* goroutines spawned off the procs (main, plain threads),
                                  * | LIVE_STOPPED once the run ends (spawn.c "Counting the live") */
-    _Atomic int foreign_ops;    /* plain threads inside a call that touches the procs */
+    _Atomic uint32_t foreign_ops; /* plain threads inside a call that touches the procs; a futex word */
     _Atomic int ops_sleeper;    /* 1 while the run's end waits for foreign_ops to reach 0 */
     _Atomic int stopping;       /* 0 running, 1 every goroutine done, 2 deadlock */
     _Atomic int foreign;        /* a plain thread has called in: deadlock detection off */
-    _Atomic int verdict;        /* the deadlock verdict: 0 none, 1 being given, 2 given
+    _Atomic uint32_t verdict;   /* the deadlock verdict: 0 none, 1 being given, 2 given (a futex word)
                                  * (runtime.c "The verdict and plain threads") */
     int caller_toucher;         /* the ringo_run caller is counted in foreign_threads */
     _Atomic unsigned rr;        /* round robin for spawns from plain threads */

@@ -38,7 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -177,20 +176,20 @@ void note_foreign(void)
         xchg_seqcst(&rt.foreign, 1);
     /* seq_cst: as above; futex(2) returns at once if it has moved on */
     while (load_seqcst(&rt.verdict) == 1)
-        syscall(SYS_futex, (int *)&rt.verdict, FUTEX_WAIT_PRIVATE, 1, NULL, NULL, 0);
+        sys_futex(&rt.verdict, FUTEX_WAIT_PRIVATE, 1);
 }
 
 /* The last plain thread to leave a run whose end waits for it (internal.h
  * run_leave). */
 void run_left(void)
 {
-    syscall(SYS_futex, (int *)&rt.foreign_ops, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    sys_futex(&rt.foreign_ops, FUTEX_WAKE_PRIVATE, 1);
 }
 
-static void verdict_decided(int v)
+static void verdict_decided(uint32_t v)
 {
     store_seqcst(&rt.verdict, v);
-    syscall(SYS_futex, (int *)&rt.verdict, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    sys_futex(&rt.verdict, FUTEX_WAKE_PRIVATE, INT_MAX);
 }
 
 static void verdict_claim(struct rg *g, void *arg)
@@ -1579,9 +1578,9 @@ static int run(void (*main_fn)(void *), void *arg, const struct ringo_config *cf
      * the run pinned; nor posts a task that free_procs would not see. */
     store_seqcst(&rt.active, 0);
     store_seqcst(&rt.ops_sleeper, 1); /* internal.h run_leave */
-    int pinned;
+    uint32_t pinned;
     while ((pinned = load_seqcst(&rt.foreign_ops)) != 0)
-        syscall(SYS_futex, (int *)&rt.foreign_ops, FUTEX_WAIT_PRIVATE, pinned, NULL, NULL, 0);
+        sys_futex(&rt.foreign_ops, FUTEX_WAIT_PRIVATE, pinned);
     store_relaxed(&rt.ops_sleeper, 0); /* a late wake costs a system call, nothing else */
     /* ...and again once no ringo_stats of a plain thread can be summing
      * the live ones over them (it had the run pinned). */
