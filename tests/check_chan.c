@@ -2271,8 +2271,10 @@ END_TEST
  * or, in its first field alone, one that fits. */
 struct big { long v, pad[3]; };
 
-struct spin_pp { ringo_chan *ping, *pong; };
+struct spin_pp { ringo_chan *ping, *pong; ringo_waitgroup done; };
 
+/* Answers each ping until ping is closed.  It holds no reference of its
+ * own: the test releases the channels only after done. */
 static void spin_partner(void *arg)
 {
     struct spin_pp *pp = arg;
@@ -2281,6 +2283,7 @@ static void spin_partner(void *arg)
         v.v++;
         ringo_chan_send(pp->pong, &v);
     }
+    ringo_waitgroup_done(&pp->done);
 }
 
 /* arg: the element size, sizeof(long) (the hand-offs meet in the slot)
@@ -2290,7 +2293,8 @@ static void spin_pingpong_main(void *arg)
     size_t size = (size_t)(intptr_t)arg;
     if (ringo_nprocs() < 2)
         return; /* capped by RINGO_TEST_MAX_PROCS: one proc never spins */
-    struct spin_pp pp = { ringo_chan_make(size, 0), ringo_chan_make(size, 0) };
+    struct spin_pp pp = { ringo_chan_make(size, 0), ringo_chan_make(size, 0), RINGO_WAITGROUP_INIT };
+    ringo_waitgroup_add(&pp.done, 1);
     ck_assert_int_ge(ringo_go_on(1, spin_partner, &pp), 0);
     struct big v = { 0 };
     ck_assert_int_eq(ringo_chan_send(pp.ping, &v), 0); /* the partner runs */
@@ -2322,7 +2326,12 @@ static void spin_pingpong_main(void *arg)
     ck_assert_uint_gt(b.spin_ns, a.spin_ns);
     ck_assert_msg(b.spin_ns - a.spin_ns <= (uint64_t)(2 * (t1 - t0)), "%llu ns spun in %lld ns",
                   (unsigned long long)(b.spin_ns - a.spin_ns), (long long)(t1 - t0));
+    /* The partner may be anywhere in its last receive when ping is
+     * closed, not only waiting (a waiter that the close ends does not
+     * touch ping again, chan.c "Releasing"; a receive still on its way
+     * to the lock does): wait for it before the channels go. */
     ringo_chan_close(pp.ping);
+    ringo_waitgroup_wait(&pp.done);
     ringo_chan_release(pp.ping);
     ringo_chan_release(pp.pong);
 }
