@@ -2908,10 +2908,14 @@ END_TEST
  * steals and is never donated to, and only a deal can bring it children.
  * Each child computes for some microseconds (a few thousand additions), so
  * every 256 of them take far longer than DEAL_NS (50 us) on any machine.
- * Without dealing every child runs on the spawner's proc. */
+ * The spawner begins once the busy goroutine runs: until the other proc's
+ * thread has taken it in, that proc's inbox is not empty and no deal goes
+ * there (runq.c deal), and on a loaded host the thread may not run before
+ * every child has.  Without dealing every child runs on the spawner's
+ * proc. */
 #define DEAL_KIDS 2048
 static atomic_long deal_on[2];
-static atomic_int deal_stop;
+static atomic_int deal_stop, deal_busy_runs;
 
 static void deal_kid(void *arg)
 {
@@ -2925,6 +2929,7 @@ static void deal_kid(void *arg)
 static void deal_busy(void *arg)
 {
     (void)arg;
+    atomic_store(&deal_busy_runs, 1);
     while (!atomic_load(&deal_stop))
         ringo_yield();
 }
@@ -2933,6 +2938,8 @@ static void deal_parent(void *arg)
 {
     (void)arg;
     ck_assert_int_gt(ringo_go_on(1, deal_busy, NULL), 0);
+    while (!atomic_load(&deal_busy_runs))
+        ringo_yield();
     for (long i = 0; i < DEAL_KIDS; i++)
         ck_assert_int_gt(ringo_go(deal_kid, NULL), 0);
     while (atomic_load(&deal_on[0]) + atomic_load(&deal_on[1]) < DEAL_KIDS)
@@ -2947,6 +2954,7 @@ START_TEST(slow_backlog_is_dealt_to_a_busy_proc)
     atomic_store(&deal_on[0], 0);
     atomic_store(&deal_on[1], 0);
     atomic_store(&deal_stop, 0);
+    atomic_store(&deal_busy_runs, 0);
     RUN(deal_parent, NULL, nprocs_param);
     printf("  children on the spawner's proc %ld, on the busy one %ld\n", atomic_load(&deal_on[0]),
            atomic_load(&deal_on[1]));
