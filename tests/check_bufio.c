@@ -350,15 +350,18 @@ END_TEST
 
 /* Peek does not consume, waits for the bytes it lacks, and grows the
  * buffer up to max. */
-struct later { int fd; const char *s; atomic_int go; };
+struct later { int fd; const char *s; atomic_int go; ringo_waitgroup done; };
 
+/* l is on main_peek's stack, which waits for done before it returns. */
 static void later_write(void *arg)
 {
     struct later *l = arg;
     while (!atomic_load(&l->go))
         ringo_yield();
     ringo_sleep(2 * MS);
-    ck_assert_int_eq(ringo_write_all(l->fd, l->s, strlen(l->s)), (ssize_t)strlen(l->s));
+    size_t n = strlen(l->s);
+    ck_assert_int_eq(ringo_write_all(l->fd, l->s, n), (ssize_t)n);
+    ringo_waitgroup_done(&l->done);
 }
 
 static void main_peek(void *arg)
@@ -372,11 +375,13 @@ static void main_peek(void *arg)
     ck_assert_int_eq(ringo_reader_peek(r, 2, &p), 2);
     ck_assert(memcmp(p, "he", 2) == 0);
     ck_assert_int_eq(ringo_reader_peek(r, 0, &p), 0);
-    struct later l = { .fd = fds[1], .s = " world" };
+    struct later l = { .fd = fds[1], .s = " world", .done = RINGO_WAITGROUP_INIT };
+    ringo_waitgroup_add(&l.done, 1);
     ck_assert_int_gt(ringo_go(later_write, &l), 0);
     atomic_store(&l.go, 1);
     ck_assert_int_eq(ringo_reader_peek(r, 11, &p), 11); /* waits for the rest */
     ck_assert(memcmp(p, "hello world", 11) == 0);
+    ringo_waitgroup_wait(&l.done);
     ck_assert_uint_eq(ringo_reader_buffered(r), 11);
     char buf[16];
     ck_assert_int_eq(ringo_reader_read(r, buf, 5), 5);

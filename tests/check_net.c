@@ -63,7 +63,9 @@ static void echo_conn(void *arg)
     ringo_close(fd);
 }
 
-struct server { int lfd; int served; };
+/* served is the acceptor's until done, which main waits for: the struct
+ * is on main's stack. */
+struct server { int lfd; int served; ringo_waitgroup done; };
 
 static void echo_accept(void *arg)
 {
@@ -72,6 +74,7 @@ static void echo_accept(void *arg)
         int c = ringo_accept(s->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (c < 0) {
             ck_assert_int_eq(c, -ECANCELED);
+            ringo_waitgroup_done(&s->done);
             return;
         }
         s->served++;
@@ -108,9 +111,10 @@ static void echo_client(void *arg)
 static void main_echo(void *arg)
 {
     (void)arg;
-    struct server s = { .lfd = ringo_tcp_listen("127.0.0.1", "0", 128, 0) };
+    struct server s = { .lfd = ringo_tcp_listen("127.0.0.1", "0", 128, 0), .done = RINGO_WAITGROUP_INIT };
     ck_assert_int_ge(s.lfd, 0);
     local_port(s.lfd, echo_port, sizeof echo_port);
+    ringo_waitgroup_add(&s.done, 1);
     int64_t acc = ringo_go(echo_accept, &s);
     atomic_store(&clients_ok, 0);
     for (long k = 0; k < 100; k++)
@@ -118,7 +122,7 @@ static void main_echo(void *arg)
     while (atomic_load(&clients_ok) < 100)
         ringo_sleep(2 * MS);
     ringo_cancel(acc);
-    ringo_sleep(5 * MS);
+    ringo_waitgroup_wait(&s.done);
     ck_assert_int_eq(s.served, 100);
     ringo_close(s.lfd);
 }
