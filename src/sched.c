@@ -451,9 +451,12 @@ static __attribute__((noinline)) void poll_periodic(struct rproc *p, unsigned ti
     poll_cheap(p);
     /* The I/O side: every POLL_EVERY, and at a paced poll only while
      * goroutines are queued, once a clock tick after the last
-     * ("Pacing the polls"). */
+     * ("Pacing the polls").  Queued counts what poll_cheap took in too:
+     * goroutines readied from other procs wait in the inbox, and a proc
+     * fed only that way had an empty queue at each of its paced polls. */
     if (tick % POLL_EVERY == 0 ? load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted)
-                               : queued && p->clock_ms != p->io_ms && paced_io_due(p)) {
+                               : (queued || runq_count(p)) && p->clock_ms != p->io_ms &&
+                                     paced_io_due(p)) {
         p->io_ms = p->clock_ms;
         eng_poll(p, false, 0);
     }

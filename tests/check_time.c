@@ -340,7 +340,11 @@ END_TEST
  * _i = 2 as 0, the neighbours also waking the other proc after each
  * slice: the wake submits what this proc has queued, and the read
  * completes as it is submitted, a completion on the CQ that the
- * kernel's task-work flag does not tell of. */
+ * kernel's task-work flag does not tell of.  With two procs, _i = 3 as
+ * 0, but the neighbours park after each slice and come back through the
+ * proc's inbox: a relay on the other proc readies one as the other
+ * begins its slice, so at each park the run queue is empty until the
+ * inbox is taken in (busy_relayed). */
 enum { BUSY_READS = 12, BUSY_DELAY = 12 };
 
 static int busy_pipe[2];
@@ -363,16 +367,61 @@ static void *busy_writer(void *arg)
     return NULL;
 }
 
+/* _i = 3: neighbour k takes its turn from its channel turn[k], asks the
+ * relay to hand the next turn to the other, and computes its slice; the
+ * relay, on the other proc, sends each turn asked for.  All end when the
+ * reader closes the channels. */
+static ringo_chan *busy_turn[2], *busy_ask;
+static ringo_waitgroup *busy_wg;
+
+static void busy_relayed(void *arg)
+{
+    int k = (int)(intptr_t)arg, other = 1 - k;
+    char t;
+    while (ringo_chan_recv(busy_turn[k], &t) == 0) {
+        ringo_chan_send(busy_ask, &other); /* -EPIPE once closed */
+        int64_t end = monotonic_ns() + 1 * MS;
+        while (monotonic_ns() < end)
+            ;
+        atomic_fetch_add_explicit(&busy_slices, 1, memory_order_relaxed);
+    }
+    ringo_waitgroup_done(busy_wg);
+}
+
+static void busy_relay(void *arg)
+{
+    (void)arg;
+    int k;
+    char t = 0;
+    while (ringo_chan_recv(busy_ask, &k) == 0)
+        ringo_chan_send(busy_turn[k], &t);
+    ringo_waitgroup_done(busy_wg);
+}
+
 static void busy_reader(void *arg)
 {
     ringo_waitgroup wg = { 0 };
     atomic_store(&busy_stop, false);
     atomic_store(&busy_slices, 0);
-    ringo_waitgroup_add(&wg, 2);
-    bool poke = *(int *)arg == 2;
+    int variant = *(int *)arg;
+    bool poke = variant == 2;
     struct busy_arg args[2] = { { &wg, 0, poke }, { &wg, 0, poke } };
-    for (int i = 0; i < 2; i++)
-        ck_assert_int_gt(ringo_go_on(ringo_proc(), busy_neighbour, &args[i]), 0);
+    if (variant == 3) {
+        for (int k = 0; k < 2; k++)
+            ck_assert_ptr_nonnull(busy_turn[k] = ringo_chan_make(1, 1));
+        ck_assert_ptr_nonnull(busy_ask = ringo_chan_make(sizeof(int), 0));
+        char t = 0;
+        ck_assert_int_eq(ringo_chan_send(busy_turn[0], &t), 0); /* the first turn */
+        busy_wg = &wg;
+        ringo_waitgroup_add(&wg, 3);
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_gt(ringo_go_on(ringo_proc(), busy_relayed, (void *)(intptr_t)k), 0);
+        ck_assert_int_gt(ringo_go_on((ringo_proc() + 1) % ringo_nprocs(), busy_relay, NULL), 0);
+    } else {
+        ringo_waitgroup_add(&wg, 2);
+        for (int i = 0; i < 2; i++)
+            ck_assert_int_gt(ringo_go_on(ringo_proc(), busy_neighbour, &args[i]), 0);
+    }
     unsigned worst = 0;
     for (int i = 0; i < BUSY_READS; i++) {
         atomic_store(&busy_want, i + 1);
@@ -384,17 +433,28 @@ static void busy_reader(void *arg)
             worst = n;
     }
     atomic_store(&busy_stop, true);
+    if (variant == 3) {
+        ringo_chan_close(busy_turn[0]);
+        ringo_chan_close(busy_turn[1]);
+        ringo_chan_close(busy_ask);
+    }
     ringo_waitgroup_wait(&wg);
+    if (variant == 3) {
+        ringo_chan_release(busy_turn[0]);
+        ringo_chan_release(busy_turn[1]);
+        ringo_chan_release(busy_ask);
+    }
     printf("  a read beside 1 ms slices on %u proc(s), written %s%s: at most %u slices\n", nprocs_param,
-           busy_delay ? "later" : "at once", poke ? ", the other proc woken" : "", worst);
+           busy_delay ? "later" : "at once",
+           poke ? ", the other proc woken" : variant == 3 ? ", the neighbours fed by the inbox" : "", worst);
     ck_assert_msg(worst <= BUSY_LATE, "a read of a written pipe lasted %u of its neighbours' 1 ms slices",
                   worst);
 }
 
 START_TEST(read_beside_busy_goroutines_ends_in_time)
 {
-    if (_i == 2 && nprocs_param < 2)
-        return; /* no other proc to wake */
+    if (_i >= 2 && nprocs_param < 2)
+        return; /* no other proc to wake, or to relay from */
     busy_delay = _i == 1 ? BUSY_DELAY : 0;
     ck_assert_int_eq(pipe(busy_pipe), 0);
     atomic_store(&busy_want, 0);
@@ -589,7 +649,7 @@ static Suite *suite(void)
     tcase_add_test(tc, cancel_wins_over_deadline);
     tcase_add_test(tc, hundred_thousand_sleepers);
     tcase_add_loop_test(tc, sleep_beside_busy_goroutines_ends_in_time, 0, 2);
-    tcase_add_loop_test(tc, read_beside_busy_goroutines_ends_in_time, 0, 3);
+    tcase_add_loop_test(tc, read_beside_busy_goroutines_ends_in_time, 0, 4);
     tcase_add_test(tc, timer_heap_matches_a_model);
     tcase_add_test(tc, timer_queue_matches_a_model);
     suite_add_tcase(s, tc);
