@@ -276,14 +276,21 @@ static int busy_idle_every; /* slices; 0: never */
 
 struct busy_arg { ringo_waitgroup *wg; int idle_every; bool poke; };
 
+/* A neighbour's slice: a millisecond of computing, with no scheduling
+ * point, counted. */
+static void busy_slice(void)
+{
+    int64_t end = monotonic_ns() + 1 * MS;
+    while (monotonic_ns() < end)
+        ;
+    atomic_fetch_add_explicit(&busy_slices, 1, memory_order_relaxed);
+}
+
 static void busy_neighbour(void *arg)
 {
     struct busy_arg *a = arg;
     for (unsigned n = 1; !atomic_load_explicit(&busy_stop, memory_order_relaxed); n++) {
-        int64_t end = monotonic_ns() + 1 * MS;
-        while (monotonic_ns() < end)
-            ;
-        atomic_fetch_add_explicit(&busy_slices, 1, memory_order_relaxed);
+        busy_slice();
         if (a->poke) /* a goroutine for the other proc, which wakes it */
             ck_assert_int_gt(ringo_go_on((ringo_proc() + 1) % ringo_nprocs(), testutil_nop, NULL), 0);
         if (a->idle_every && n % (unsigned)a->idle_every == 0)
@@ -380,10 +387,7 @@ static void busy_relayed(void *arg)
     char t;
     while (ringo_chan_recv(busy_turn[k], &t) == 0) {
         ringo_chan_send(busy_ask, &other); /* -EPIPE once closed */
-        int64_t end = monotonic_ns() + 1 * MS;
-        while (monotonic_ns() < end)
-            ;
-        atomic_fetch_add_explicit(&busy_slices, 1, memory_order_relaxed);
+        busy_slice();
     }
     ringo_waitgroup_done(busy_wg);
 }
