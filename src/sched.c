@@ -444,19 +444,19 @@ static bool paced_io_due(struct rproc *p)
 
 static __attribute__((noinline)) void poll_periodic(struct rproc *p, unsigned tick)
 {
-    size_t queued = runq_count(p);
-    store_relaxed(&p->runq_pub, queued); /* for ringo_stats */
     proc_clock_coarse(p);
     poll_pace(p, tick);
     poll_cheap(p);
+    /* Counted after poll_cheap, with what it took in: goroutines readied
+     * from other procs wait in the inbox, and a proc fed only that way
+     * has an empty queue before it. */
+    size_t queued = runq_count(p);
+    store_relaxed(&p->runq_pub, queued); /* for ringo_stats */
     /* The I/O side: every POLL_EVERY, and at a paced poll only while
      * goroutines are queued, once a clock tick after the last
-     * ("Pacing the polls").  Queued counts what poll_cheap took in too:
-     * goroutines readied from other procs wait in the inbox, and a proc
-     * fed only that way had an empty queue at each of its paced polls. */
+     * ("Pacing the polls"). */
     if (tick % POLL_EVERY == 0 ? load_relaxed(&p->inflight) || load_relaxed(&p->unsubmitted)
-                               : (queued || runq_count(p)) && p->clock_ms != p->io_ms &&
-                                     paced_io_due(p)) {
+                               : queued && p->clock_ms != p->io_ms && paced_io_due(p)) {
         p->io_ms = p->clock_ms;
         eng_poll(p, false, 0);
     }
