@@ -537,52 +537,72 @@ END_TEST
  * for it asleep in futex(2) on the count of pinned calls, where it spun
  * in sched_yield and took a CPU for as long.  A watcher reads the
  * ringo_run caller's system call in /proc until it is that wait, then
- * drains the pipe. */
+ * drains the pipe.  The run ends only once the dumper is in its write:
+ * a dump that came after the main goroutine had returned found no
+ * goroutine to write of, and ended before the watcher could see the
+ * wait. */
 static int full_pipe[2];
 static pid_t caller_tid;
+static atomic_int dumper_tid;
 static atomic_int watcher_saw;
 
 static void *pinned_dumper(void *arg)
 {
     (void)arg;
+    atomic_store(&dumper_tid, (int)syscall(SYS_gettid));
     ringo_dump(full_pipe[1]); /* blocks: the pipe is full */
     return NULL;
 }
 
-static void main_start_dumper(void *arg)
-{
-    ck_assert_int_eq(pthread_create(arg, NULL, pinned_dumper, NULL), 0);
-    /* until the dumper has the run pinned */
-    while (!atomic_load(&rt.foreign_ops))
-        ringo_sleep(1 * MS);
-}
-
-static bool caller_waits_on(const void *word)
+/* Is thread tid in system call nr, its first argument a0? */
+static bool thread_in_call(pid_t tid, long nr, unsigned long a0)
 {
     char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)caller_tid);
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", (int)tid);
     FILE *f = fopen(path, "r");
     ck_assert_ptr_nonnull(f);
     bool in = fgets(line, sizeof line, f) != NULL;
     fclose(f);
-    long nr = -1;
-    unsigned long a0 = 0;
-    return in && sscanf(line, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
-           a0 == (unsigned long)(uintptr_t)word;
+    long n = -1;
+    unsigned long a = 0;
+    return in && sscanf(line, "%ld %lx", &n, &a) == 2 && n == nr && a == a0;
+}
+
+static void main_start_dumper(void *arg)
+{
+    atomic_store(&dumper_tid, 0);
+    ck_assert_int_eq(pthread_create(arg, NULL, pinned_dumper, NULL), 0);
+    /* until the dumper has the run pinned, and is blocked writing the
+     * dump (this goroutine in it), for 10 s at most */
+    for (int tries = 0; !(atomic_load(&rt.foreign_ops) && atomic_load(&dumper_tid) &&
+                          thread_in_call(atomic_load(&dumper_tid), SYS_write,
+                                         (unsigned long)full_pipe[1]));
+         tries++) {
+        ck_assert_int_lt(tries, 10000);
+        ringo_sleep(1 * MS);
+    }
+}
+
+static bool caller_waits_on(const void *word)
+{
+    return thread_in_call(caller_tid, SYS_futex, (unsigned long)(uintptr_t)word);
 }
 
 static void *pipe_watcher(void *arg)
 {
     (void)arg;
     /* 10 s at most from the run's end on (a slow machine may take long
-     * to get there), 60 s in all */
-    for (int tries = 0, after = 0; tries < 60000 && after < 10000 && !atomic_load(&watcher_saw);
+     * to get there), 30 s in all (the test's limit is 60 s) */
+    bool began = false;
+    for (int tries = 0, after = 0; tries < 30000 && after < 10000 && !atomic_load(&watcher_saw);
          tries++) {
         if (caller_waits_on(&rt.foreign_ops))
             atomic_store(&watcher_saw, 1);
         else
             usleep(1000);
-        if (!atomic_load(&rt.active) && atomic_load(&rt.foreign_ops))
+        if (atomic_load(&rt.active))
+            began = true;
+        else if (began)
             after++;
     }
     /* Drain: the read end does not block, and the dump is far less than
