@@ -889,20 +889,25 @@ static void main_dump(void *arg)
     struct waiter w = { .lfd = listen_plain(&sa) };
     atomic_store(&w.result, 1);
     int64_t id = ringo_go(waiting_acceptor, &w);
-    while (!atomic_load(&w.started))
-        ringo_sleep(1 * MS);
-    ringo_sleep(5 * MS);
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    ringo_dump(p[1]);
-    close(p[1]);
-    char buf[4096];
-    ssize_t n = read(p[0], buf, sizeof buf - 1);
-    ck_assert_int_gt(n, 0);
-    buf[n] = '\0';
-    close(p[0]);
     char want[64];
     snprintf(want, sizeof want, "goroutine %lld [io, fd %d, ", (long long)id, w.lfd);
+    /* Dumped until the acceptor shows parked in its accept (another
+     * proc's thread may be kept off its CPU a while after the goroutine
+     * began), for 5 s at most. */
+    char buf[4096];
+    for (int tries = 0; tries < 5000; tries++) {
+        ringo_sleep(1 * MS);
+        int p[2];
+        ck_assert_int_eq(pipe(p), 0);
+        ringo_dump(p[1]);
+        close(p[1]);
+        ssize_t n = read(p[0], buf, sizeof buf - 1);
+        ck_assert_int_gt(n, 0);
+        buf[n] = '\0';
+        close(p[0]);
+        if (strstr(buf, want))
+            break;
+    }
     ck_assert_msg(strstr(buf, want) != NULL, "dump lacks \"%s\":\n%s", want, buf);
     ringo_cancel(id);
     ck_assert_int_eq(wait_result(&w), -ECANCELED);

@@ -14,6 +14,7 @@
 
 #include <limits.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -497,13 +498,12 @@ END_TEST
 
 /* A goroutine cancelled in read_until leaves the reader to another,
  * which finds the partial line still buffered. */
-struct cancelled { ringo_reader *r; atomic_long result; atomic_int started; };
+struct cancelled { ringo_reader *r; atomic_long result; };
 
 static void cancelled_line(void *arg)
 {
     struct cancelled *c = arg;
     const char *p;
-    atomic_store(&c->started, 1);
     atomic_store(&c->result, (long)ringo_reader_read_until(c->r, '\n', &p));
 }
 
@@ -514,10 +514,15 @@ static void main_reader_cancel(void *arg)
     ck_assert_int_eq(pipe(fds), 0);
     struct cancelled c = { .r = ringo_reader_new(fds[0], 4, 64), .result = 1 };
     ck_assert_int_eq(ringo_write(fds[1], "GET /", 5), 5);
-    int64_t id = ringo_go(cancelled_line, &c);
-    while (!atomic_load(&c.started))
+    /* On this proc, so that main reads the reader only while the
+     * goroutine is parked: until it has taken the five bytes in, and
+     * waits for the rest of the line.  (A while's sleep was not enough:
+     * a thread kept off its CPU, the cancel came before the first read.) */
+    int64_t id = ringo_go_on(ringo_proc(), cancelled_line, &c);
+    ck_assert_int_gt(id, 0);
+    for (int i = 0; i < 5000 && ringo_reader_buffered(c.r) < 5; i++)
         ringo_sleep(1 * MS);
-    ringo_sleep(5 * MS);
+    ck_assert_uint_eq(ringo_reader_buffered(c.r), 5);
     ck_assert_int_eq(atomic_load(&c.result), 1);
     ck_assert_int_eq(ringo_cancel(id), 0);
     while (atomic_load(&c.result) == 1)
@@ -547,10 +552,10 @@ static void main_fd_deadline(void *arg)
     ck_assert_int_eq(pipe(fds), 0);
     struct cancelled c = { .r = ringo_reader_new(fds[0], 4, 64), .result = 1 };
     ck_assert_int_eq(ringo_write(fds[1], "GET /", 5), 5);
-    ck_assert_int_gt(ringo_go(cancelled_line, &c), 0);
-    while (!atomic_load(&c.started))
+    ck_assert_int_gt(ringo_go_on(ringo_proc(), cancelled_line, &c), 0); /* as above */
+    for (int i = 0; i < 5000 && ringo_reader_buffered(c.r) < 5; i++)
         ringo_sleep(1 * MS);
-    ringo_sleep(5 * MS);
+    ck_assert_uint_eq(ringo_reader_buffered(c.r), 5);
     ck_assert_int_eq(atomic_load(&c.result), 1);
     ck_assert_int_eq(ringo_fd_deadline_set(fds[0], RINGO_READ, ringo_now()), 0);
     while (atomic_load(&c.result) == 1)
@@ -738,12 +743,11 @@ END_TEST
 
 /* A goroutine cancelled in a flush that cannot finish (nobody reads)
  * hands the writer to another, which flushes exactly the rest. */
-struct flusher { ringo_writer *w; atomic_long result; atomic_int started; };
+struct flusher { ringo_writer *w; atomic_long result; };
 
 static void cancelled_flush(void *arg)
 {
     struct flusher *f = arg;
-    atomic_store(&f->started, 1);
     atomic_store(&f->result, (long)ringo_writer_flush(f->w));
 }
 
@@ -758,9 +762,17 @@ static void main_writer_cancel(void *arg)
         data[i] = (char)pat(i);
     struct flusher f = { .w = ringo_writer_new(c, N), .result = 1 };
     ck_assert_int_eq(ringo_writer_write(f.w, data, N), N);
-    int64_t id = ringo_go(cancelled_flush, &f);
-    while (!atomic_load(&f.started))
+    /* On this proc, as in main_reader_cancel: until bytes of the flush
+     * have reached the other end, and a while more for the write that
+     * sent them to end and the next one to block (nobody reads). */
+    int64_t id = ringo_go_on(ringo_proc(), cancelled_flush, &f);
+    ck_assert_int_gt(id, 0);
+    int arrived = 0;
+    for (int i = 0; i < 5000 && arrived == 0; i++) {
         ringo_sleep(1 * MS);
+        ck_assert_int_eq(ioctl(s, FIONREAD, &arrived), 0);
+    }
+    ck_assert_int_gt(arrived, 0);
     ringo_sleep(5 * MS);
     ck_assert_int_eq(atomic_load(&f.result), 1); /* blocked: the socket is full */
     ck_assert_int_eq(ringo_cancel(id), 0);

@@ -400,8 +400,8 @@ static void deadline_main(void *arg)
     (void)arg;
     dc = ringo_chan_make(sizeof(int), 0);
     int x = 1;
-    ringo_deadline_set(ringo_now() + 3 * MS);
-    int64_t t0 = ringo_now();
+    int64_t t0 = ringo_now(); /* read first: the deadline is no earlier than t0 + 3 ms */
+    ringo_deadline_set(t0 + 3 * MS);
     ck_assert_int_eq(ringo_chan_recv(dc, &x), -ETIMEDOUT);
     ck_assert_int_ge(ringo_now() - t0, 3 * MS - 100 * US);
     ck_assert_int_eq(ringo_chan_send(dc, &x), -ETIMEDOUT); /* entry check */

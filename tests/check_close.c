@@ -44,6 +44,24 @@ static void wait_started(atomic_int *flag)
     ringo_sleep(5 * MS); /* let it reach the kernel */
 }
 
+/* Until the goroutine id has parked in its read, then a while for the
+ * read to reach the kernel: a close may not come before the read begins
+ * where the number is then reused (a read begun after it would find the
+ * new descriptor).  Not a while alone: the reader's thread may be kept
+ * off its CPU between its start and its read. */
+static void wait_parked(int64_t id, atomic_int *started)
+{
+    for (long n = 0;; n++) {
+        struct rg *g = gtable_lookup(id);
+        if (atomic_load(started) && g &&
+            atomic_load_explicit(&g->state, memory_order_relaxed) == G_WAITING)
+            break;
+        ck_assert_int_lt(n, 500000);
+        ringo_sleep(10 * US);
+    }
+    ringo_sleep(5 * MS);
+}
+
 static void wait_result(atomic_long *res)
 {
     for (int i = 0; i < 5000 && atomic_load(res) == 1; i++)
@@ -139,8 +157,9 @@ static void main_reuse(void *arg)
         int sv[2];
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         struct reader r = { .fd = sv[0], .result = 1 };
-        ck_assert_int_gt(ringo_go_on(other, reading, &r), 0);
-        wait_started(&r.started);
+        int64_t id = ringo_go_on(other, reading, &r);
+        ck_assert_int_gt(id, 0);
+        wait_parked(id, &r.started);
         int old = sv[0];
         ck_assert_int_eq(ringo_close(sv[0]), 0);
 
